@@ -1,0 +1,301 @@
+/* Content-addressed artifact cache (see cache.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "sbi/alloc.h"
+#include "sbi/cache.h"
+#include "sbi/fsutil.h"
+
+#define REF_MAGIC "sbirun-ref 1\n"
+
+struct sbi_cache {
+	char *dir, *objects, *refs; /* owned */
+	int lockfd;
+};
+
+static int
+make_dirs(sbi_cache *c, sbi_err *err)
+{
+	c->objects = sbi_path_join(c->dir, "objects");
+	c->refs = sbi_path_join(c->dir, "refs");
+	if (c->objects == NULL || c->refs == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	int rc = sbi_fs_mkdirs(c->objects, err);
+	if (rc == SBI_OK)
+		rc = sbi_fs_mkdirs(c->refs, err);
+	return rc;
+}
+
+static int
+take_lock(sbi_cache *c, sbi_err *err)
+{
+	char *path = sbi_path_join(c->dir, "lock");
+	if (path == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	c->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	int e = errno;
+	sbi_free(path);
+	if (c->lockfd < 0)
+		return sbi_err_set(err, SBI_EIO, "cache %s is not writable: %s", c->dir, strerror(e));
+	if (flock(c->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		fprintf(stderr, "sbirun: waiting for another run to release the cache %s\n", c->dir);
+		if (flock(c->lockfd, LOCK_EX) != 0)
+			return sbi_err_set(err, SBI_EIO, "cannot lock cache %s: %s", c->dir, strerror(errno));
+	}
+	return SBI_OK;
+}
+
+/* Proves the cache is writable now rather than after hours of simulation. */
+static int
+probe_write(sbi_cache *c, sbi_err *err)
+{
+	sbi_awriter w;
+	int rc = sbi_awriter_open(&w, c->objects, err);
+	if (rc != SBI_OK)
+		return sbi_err_set(err, SBI_EIO, "cache %s is not writable (%s)", c->dir, err->msg);
+	sbi_awriter_abort(&w);
+	return SBI_OK;
+}
+
+sbi_cache *
+sbi_cache_open(const char *dir, sbi_err *err)
+{
+	sbi_cache *c = sbi_calloc(1, sizeof *c);
+	if (c == NULL) {
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->lockfd = -1;
+	int rc = (c->dir = sbi_strdup(dir)) ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	if (rc == SBI_OK && (rc = sbi_fs_mkdirs(dir, err)) != SBI_OK)
+		sbi_err_set(err, rc, "cannot use cache directory %s: %s", dir, err->msg);
+	if (rc == SBI_OK)
+		rc = make_dirs(c, err);
+	if (rc == SBI_OK)
+		rc = take_lock(c, err);
+	if (rc == SBI_OK)
+		rc = probe_write(c, err);
+	if (rc != SBI_OK) {
+		sbi_cache_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+sbi_cache_close(sbi_cache *c)
+{
+	if (c == NULL)
+		return;
+	if (c->lockfd >= 0)
+		close(c->lockfd);
+	sbi_free(c->dir);
+	sbi_free(c->objects);
+	sbi_free(c->refs);
+	sbi_free(c);
+}
+
+const char *
+sbi_cache_dir(const sbi_cache *c)
+{
+	return c->dir;
+}
+
+static char *
+ref_path(sbi_cache *c, const sbi_key *key)
+{
+	return sbi_artifact_path(c->refs, key);
+}
+
+int
+sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
+    sbi_key *hash, sbi_err *err)
+{
+	sbi_key h;
+	int rc = sbi_artifact_store(a, c->objects, &h, err);
+	if (rc != SBI_OK)
+		return rc;
+	if (hash)
+		*hash = h;
+	char hex[SBI_KEY_HEX], buf[256];
+	sbi_key_hex(&h, hex);
+	int n = snprintf(buf, sizeof buf, REF_MAGIC "%s\n%.150s\n", hex, label ? label : "");
+	char *path = ref_path(c, key), *sub = path ? sbi_strdup(path) : NULL;
+	if (sub == NULL) {
+		sbi_free(path);
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	}
+	*strrchr(sub, '/') = '\0';
+	rc = sbi_fs_mkdirs(sub, err);
+	if (rc == SBI_OK)
+		rc = sbi_fs_write_atomic(path, buf, (size_t)n, err);
+	sbi_free(sub);
+	sbi_free(path);
+	return rc;
+}
+
+/* Reads the object hash a ref names. */
+static int
+read_ref(sbi_cache *c, const sbi_key *key, sbi_key *obj, sbi_err *err)
+{
+	char *path = ref_path(c, key), *text = NULL;
+	size_t n;
+	if (path == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	int rc = sbi_fs_read_all(path, &text, &n, err);
+	if (rc == SBI_OK) {
+		size_t m = strlen(REF_MAGIC);
+		if (n < m + 64 || memcmp(text, REF_MAGIC, m) != 0 || sbi_key_from_hex(text + m, obj) != SBI_OK)
+			rc = sbi_err_set(err, SBI_ECORRUPT, "cache ref %s is corrupt", path);
+	}
+	sbi_free(text);
+	sbi_free(path);
+	return rc;
+}
+
+int
+sbi_cache_get(sbi_cache *c, const sbi_key *key, sbi_artifact **out, sbi_key *hash, sbi_err *err)
+{
+	sbi_key obj;
+	int rc = read_ref(c, key, &obj, err);
+	if (rc == SBI_OK) {
+		char *path = sbi_artifact_path(c->objects, &obj);
+		if (path == NULL)
+			return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		rc = sbi_artifact_load(path, &obj, out, err);
+		if (rc == SBI_ECORRUPT)
+			unlink(path);
+		if (rc == SBI_ENOTFOUND)
+			rc = sbi_err_set(err, SBI_ECORRUPT, "cache object %s is missing", path);
+		sbi_free(path);
+	}
+	if (rc == SBI_ECORRUPT)
+		sbi_cache_remove(c, key);
+	if (rc == SBI_OK && hash)
+		*hash = obj;
+	return rc;
+}
+
+int
+sbi_cache_has(sbi_cache *c, const sbi_key *key)
+{
+	sbi_key obj;
+	if (read_ref(c, key, &obj, NULL) != SBI_OK)
+		return 0;
+	char *path = sbi_artifact_path(c->objects, &obj);
+	int ok = path && sbi_fs_exists(path);
+	sbi_free(path);
+	return ok;
+}
+
+int
+sbi_cache_remove(sbi_cache *c, const sbi_key *key)
+{
+	char *path = ref_path(c, key);
+	if (path == NULL)
+		return SBI_ENOMEM;
+	int rc = unlink(path) == 0 || errno == ENOENT ? SBI_OK : SBI_EIO;
+	sbi_free(path);
+	return rc;
+}
+
+/* Calls fn(path, name, ud) for every file in the two-level tree at root. */
+static int
+walk(const char *root, int (*fn)(const char *path, const char *name, void *ud), void *ud)
+{
+	DIR *d = opendir(root);
+	if (d == NULL)
+		return SBI_EIO;
+	struct dirent *e;
+	int rc = SBI_OK;
+	while (rc == SBI_OK && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
+			continue;
+		char *sub = sbi_path_join(root, e->d_name);
+		DIR *d2 = sub ? opendir(sub) : NULL;
+		struct dirent *f;
+		while (d2 && rc == SBI_OK && (f = readdir(d2)) != NULL) {
+			if (f->d_name[0] == '.' && (f->d_name[1] == '\0' || f->d_name[1] == '.'))
+				continue;
+			char *p = sbi_path_join(sub, f->d_name), name[SBI_KEY_HEX + 8];
+			snprintf(name, sizeof name, "%s%s", e->d_name, f->d_name);
+			rc = p ? fn(p, name, ud) : SBI_ENOMEM;
+			sbi_free(p);
+		}
+		if (d2)
+			closedir(d2);
+		sbi_free(sub);
+	}
+	closedir(d);
+	return rc;
+}
+
+typedef struct live_set {
+	sbi_key *keys;
+	size_t n, cap;
+	long freed;
+} live_set;
+
+static int
+collect_ref(const char *path, const char *name, void *ud)
+{
+	live_set *s = ud;
+	char *text = NULL;
+	size_t n;
+	size_t m = strlen(REF_MAGIC);
+	if (sbi_fs_read_all(path, &text, &n, NULL) != SBI_OK)
+		return SBI_OK;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		sbi_key *k = sbi_realloc(s->keys, cap * sizeof *k);
+		if (k == NULL) {
+			sbi_free(text);
+			return SBI_ENOMEM;
+		}
+		s->keys = k;
+		s->cap = cap;
+	}
+	if (n >= m + 64 && sbi_key_from_hex(text + m, &s->keys[s->n]) == SBI_OK)
+		s->n++;
+	sbi_free(text);
+	return SBI_OK;
+}
+
+static int
+drop_unreferenced(const char *path, const char *name, void *ud)
+{
+	live_set *s = ud;
+	sbi_key k;
+	if (name[0] == '.' || strncmp(name, ".tmp", 4) == 0 || strstr(name, ".tmp-") != NULL) {
+		unlink(path); /* a temporary left by a killed run */
+		return SBI_OK;
+	}
+	if (sbi_key_from_hex(name, &k) != SBI_OK)
+		return SBI_OK;
+	for (size_t i = 0; i < s->n; i++)
+		if (sbi_key_equal(&k, &s->keys[i]))
+			return SBI_OK;
+	if (unlink(path) == 0)
+		s->freed++;
+	return SBI_OK;
+}
+
+int
+sbi_cache_gc(sbi_cache *c, long *freed, sbi_err *err)
+{
+	live_set s = { 0 };
+	int rc = walk(c->refs, collect_ref, &s);
+	if (rc == SBI_OK)
+		rc = walk(c->objects, drop_unreferenced, &s);
+	sbi_free(s.keys);
+	if (freed)
+		*freed = s.freed;
+	if (rc != SBI_OK)
+		return sbi_err_set(err, rc, "cannot clean cache %s", c->dir);
+	return SBI_OK;
+}

@@ -1,0 +1,78 @@
+/* Artifacts: what a graph node produces, a list of named fields.
+ *
+ * On-disk format (version 1), all integers little-endian:
+ *
+ *   magic    8 bytes  "SBIART01"
+ *   nfields  u32
+ *   field    repeated nfields times:
+ *     type     u32    1 = matrix, 2 = string, 3 = number, 4 = string list
+ *     namelen  u32, then the name bytes (no NUL)
+ *     matrix:  u64 nrow, u64 ncol, nrow*ncol IEEE-754 doubles, row-major
+ *     string:  u64 len, bytes
+ *     number:  one double
+ *     strings: u64 count, then per string u64 len and bytes
+ *   trailer  32 bytes BLAKE2b-256 of every preceding byte
+ *
+ * The trailer is the artifact's content hash and its name in the cache;
+ * a reader recomputes it, so a flipped bit or a truncation is detected. */
+#ifndef SBI_ARTIFACT_H
+#define SBI_ARTIFACT_H
+
+#include <stddef.h>
+
+#include "sbi/err.h"
+#include "sbi/hash.h"
+#include "sbi/mat.h"
+
+enum sbi_field_type {
+	SBI_FIELD_MAT = 1,
+	SBI_FIELD_STR = 2,
+	SBI_FIELD_NUM = 3,
+	SBI_FIELD_STRS = 4,
+};
+
+typedef struct sbi_field {
+	char *name;     /* owned */
+	int type;       /* enum sbi_field_type */
+	sbi_mat *mat;   /* SBI_FIELD_MAT, owned */
+	char *str;      /* SBI_FIELD_STR, owned */
+	size_t len;     /* SBI_FIELD_STR length; SBI_FIELD_STRS count */
+	double num;     /* SBI_FIELD_NUM */
+	char **strs;    /* SBI_FIELD_STRS, owned with each string */
+} sbi_field;
+
+typedef struct sbi_artifact {
+	size_t nfields;
+	sbi_field *fields; /* owned */
+} sbi_artifact;
+
+/* An empty artifact; NULL when out of memory. Free with sbi_artifact_free. */
+sbi_artifact *sbi_artifact_alloc(void);
+void sbi_artifact_free(sbi_artifact *a); /* NULL is fine */
+
+/* Setters add a field or replace the one with the same name.
+ * set_mat takes ownership of m, also on failure. */
+int sbi_artifact_set_mat(sbi_artifact *a, const char *name, sbi_mat *m);
+int sbi_artifact_set_str(sbi_artifact *a, const char *name, const char *s, size_t len);
+int sbi_artifact_set_num(sbi_artifact *a, const char *name, double v);
+int sbi_artifact_set_strs(sbi_artifact *a, const char *name, const char *const *s, size_t n);
+
+/* The field with that name and type, or NULL. */
+const sbi_field *sbi_artifact_get(const sbi_artifact *a, const char *name, int type);
+/* Shortcuts: the matrix / number named name, or NULL / def. */
+sbi_mat *sbi_artifact_mat(const sbi_artifact *a, const char *name);
+double sbi_artifact_num(const sbi_artifact *a, const char *name, double def);
+
+/* Writes a atomically into directory dir under the name of its content
+ * hash (stored in *hash), using dir's two-level layout xx/yyyy.... */
+int sbi_artifact_store(const sbi_artifact *a, const char *dir, sbi_key *hash, sbi_err *err);
+
+/* Reads the artifact at path and checks that its content hash is valid and,
+ * when expect is not NULL, equal to *expect. SBI_ECORRUPT on any mismatch
+ * or malformed data, SBI_ENOTFOUND when the file is missing. */
+int sbi_artifact_load(const char *path, const sbi_key *expect, sbi_artifact **out, sbi_err *err);
+
+/* The path of the object with content hash h in dir (caller frees). */
+char *sbi_artifact_path(const char *dir, const sbi_key *h);
+
+#endif

@@ -1,0 +1,50 @@
+/* The artifact cache: a content-addressed store plus a map from node keys
+ * to artifacts.
+ *
+ * Layout of a cache directory (default .sbirun/ beside the recipe):
+ *
+ *   objects/xx/yyyy...  artifacts, named by the BLAKE2b-256 of their bytes
+ *                       (format in artifact.h)
+ *   refs/xx/yyyy...     one file per node key: "sbirun-ref 1\n<object hash>\n<label>\n"
+ *   lock                flock()ed by a run, so two runs never interleave
+ *
+ * Temporary files (.tmp-*) live beside their destination until renamed.
+ *
+ * An object is written before the ref that names it, both atomically, so
+ * a crash leaves at worst an unreferenced object. A read verifies the
+ * object's checksum; a corrupt entry is reported, removed and treated as
+ * a miss, so the node is recomputed. */
+#ifndef SBI_CACHE_H
+#define SBI_CACHE_H
+
+#include "sbi/artifact.h"
+#include "sbi/err.h"
+#include "sbi/hash.h"
+
+typedef struct sbi_cache sbi_cache;
+
+/* Opens (creating) the cache at dir and takes its lock, waiting for another
+ * run that holds it. NULL with err set when dir cannot be created or written. */
+sbi_cache *sbi_cache_open(const char *dir, sbi_err *err);
+void sbi_cache_close(sbi_cache *c); /* NULL is fine */
+const char *sbi_cache_dir(const sbi_cache *c);
+
+/* Stores a under key; *hash (may be NULL) receives its content hash. */
+int sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
+    sbi_key *hash, sbi_err *err);
+
+/* Loads the artifact of key. SBI_ENOTFOUND on a miss; SBI_ECORRUPT when the
+ * entry was damaged (it is removed, err says what was wrong). */
+int sbi_cache_get(sbi_cache *c, const sbi_key *key, sbi_artifact **out, sbi_key *hash, sbi_err *err);
+
+/* 1 when key has a ref whose object file exists (contents not verified). */
+int sbi_cache_has(sbi_cache *c, const sbi_key *key);
+
+/* Removes the ref of key (not the object). */
+int sbi_cache_remove(sbi_cache *c, const sbi_key *key);
+
+/* Deletes objects that no ref names and stale temporary files; *freed
+ * receives the number of objects removed. */
+int sbi_cache_gc(sbi_cache *c, long *freed, sbi_err *err);
+
+#endif

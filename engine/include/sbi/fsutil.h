@@ -1,0 +1,42 @@
+/* File-system helpers: directories, whole-file reads and atomic writes. */
+#ifndef SBI_FSUTIL_H
+#define SBI_FSUTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "sbi/err.h"
+
+/* Creates path and its missing parents (like mkdir -p). */
+int sbi_fs_mkdirs(const char *path, sbi_err *err);
+
+/* Reads a whole file into a NUL-terminated buffer the caller frees with
+ * sbi_free; *n excludes the NUL. SBI_ENOTFOUND when it does not exist. */
+int sbi_fs_read_all(const char *path, char **data, size_t *n, sbi_err *err);
+
+/* 1 when path exists (any type). */
+int sbi_fs_exists(const char *path);
+
+/* An atomic writer: data goes to a temporary file in the destination's
+ * directory and appears under its final name only at commit, after fsync,
+ * so readers never see a partial file, even after a SIGKILL or power loss. */
+typedef struct sbi_awriter {
+	FILE *f;
+	char *tmp; /* owned */
+} sbi_awriter;
+
+/* Opens a temporary file in directory dir. */
+int sbi_awriter_open(sbi_awriter *w, const char *dir, sbi_err *err);
+int sbi_awriter_write(sbi_awriter *w, const void *p, size_t n, sbi_err *err);
+/* Flushes, syncs and renames the file to path; the writer is closed either way. */
+int sbi_awriter_commit(sbi_awriter *w, const char *path, sbi_err *err);
+/* Discards the temporary file. Safe after commit and on a zeroed writer. */
+void sbi_awriter_abort(sbi_awriter *w);
+
+/* Writes a whole buffer atomically to path. */
+int sbi_fs_write_atomic(const char *path, const void *p, size_t n, sbi_err *err);
+
+/* A newly allocated "a/b" (caller frees with sbi_free); NULL when out of memory. */
+char *sbi_path_join(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,22 @@
+/* Column statistics of sample matrices (over GSL). */
+#ifndef SBI_STATS_H
+#define SBI_STATS_H
+
+#include "sbi/err.h"
+#include "sbi/mat.h"
+
+/* Mean, standard deviation and the 5%, 50% and 95% quantiles of a column. */
+typedef struct sbi_col_summary {
+	double mean, std, q05, q50, q95;
+} sbi_col_summary;
+
+/* Summarizes column j of m (at least one row). */
+int sbi_stats_column(const sbi_mat *m, size_t j, sbi_col_summary *out, sbi_err *err);
+
+/* Per-column scales for standardizing data: "std" (sample standard
+ * deviation) or "mad" (1.4826 x median absolute deviation, robust to
+ * outliers). A zero or non-finite scale becomes 1, so constant columns
+ * neither blow up nor dominate distances. scale has m->ncol entries. */
+int sbi_stats_scales(const sbi_mat *m, const char *method, double *scale, sbi_err *err);
+
+#endif

@@ -1,0 +1,66 @@
+/* Column statistics (see stats.h). */
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+#include <math.h>
+#include <string.h>
+
+#include "sbi/alloc.h"
+#include "sbi/stats.h"
+
+/* Copies column j into a new array the caller frees. */
+static double *
+column(const sbi_mat *m, size_t j)
+{
+	double *c = sbi_malloc((m->nrow ? m->nrow : 1) * sizeof *c);
+	if (c)
+		for (size_t i = 0; i < m->nrow; i++)
+			c[i] = m->data[i * m->ncol + j];
+	return c;
+}
+
+int
+sbi_stats_column(const sbi_mat *m, size_t j, sbi_col_summary *out, sbi_err *err)
+{
+	if (m->nrow == 0 || j >= m->ncol)
+		return sbi_err_set(err, SBI_EINVAL, "cannot summarize column %zu of a %zux%zu matrix",
+		    j + 1, m->nrow, m->ncol);
+	double *c = column(m, j);
+	if (c == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	out->mean = gsl_stats_mean(c, 1, m->nrow);
+	out->std = m->nrow > 1 ? gsl_stats_sd_m(c, 1, m->nrow, out->mean) : 0.0;
+	gsl_sort(c, 1, m->nrow);
+	out->q05 = gsl_stats_quantile_from_sorted_data(c, 1, m->nrow, 0.05);
+	out->q50 = gsl_stats_quantile_from_sorted_data(c, 1, m->nrow, 0.50);
+	out->q95 = gsl_stats_quantile_from_sorted_data(c, 1, m->nrow, 0.95);
+	sbi_free(c);
+	return SBI_OK;
+}
+
+static double
+mad(double *c, size_t n)
+{
+	gsl_sort(c, 1, n);
+	double med = gsl_stats_median_from_sorted_data(c, 1, n);
+	for (size_t i = 0; i < n; i++)
+		c[i] = fabs(c[i] - med);
+	gsl_sort(c, 1, n);
+	return 1.4826 * gsl_stats_median_from_sorted_data(c, 1, n);
+}
+
+int
+sbi_stats_scales(const sbi_mat *m, const char *method, double *scale, sbi_err *err)
+{
+	int use_mad = strcmp(method, "mad") == 0;
+	if (!use_mad && strcmp(method, "std") != 0)
+		return sbi_err_set(err, SBI_EINVAL, "unknown scale '%s' (expected \"std\" or \"mad\")", method);
+	for (size_t j = 0; j < m->ncol; j++) {
+		double *c = column(m, j);
+		if (c == NULL)
+			return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		double s = m->nrow < 2 ? 1.0 : use_mad ? mad(c, m->nrow) : gsl_stats_sd(c, 1, m->nrow);
+		scale[j] = (s > 0 && isfinite(s)) ? s : 1.0;
+		sbi_free(c);
+	}
+	return SBI_OK;
+}
