@@ -222,7 +222,7 @@ walk(const char *root, int (*fn)(const char *path, const char *name, void *ud), 
 		while (d2 && rc == SBI_OK && (f = readdir(d2)) != NULL) {
 			if (f->d_name[0] == '.' && (f->d_name[1] == '\0' || f->d_name[1] == '.'))
 				continue;
-			char *p = sbi_path_join(sub, f->d_name), name[SBI_KEY_HEX + 8];
+			char *p = sbi_path_join(sub, f->d_name), name[2 * 256 + 2];
 			snprintf(name, sizeof name, "%s%s", e->d_name, f->d_name);
 			rc = p ? fn(p, name, ud) : SBI_ENOMEM;
 			sbi_free(p);
@@ -233,6 +233,38 @@ walk(const char *root, int (*fn)(const char *path, const char *name, void *ud), 
 	}
 	closedir(d);
 	return rc;
+}
+
+typedef struct label_match {
+	const char *text;
+	long removed;
+} label_match;
+
+static int
+drop_labelled(const char *path, const char *name, void *ud)
+{
+	label_match *m = ud;
+	char *text = NULL;
+	size_t n;
+	if (sbi_fs_read_all(path, &text, &n, NULL) != SBI_OK)
+		return SBI_OK;
+	if (strncmp(text, REF_MAGIC, strlen(REF_MAGIC)) == 0 && strstr(text + strlen(REF_MAGIC), m->text)
+	    && unlink(path) == 0)
+		m->removed++;
+	sbi_free(text);
+	return SBI_OK;
+}
+
+int
+sbi_cache_remove_labelled(sbi_cache *c, const char *text, long *removed, sbi_err *err)
+{
+	label_match m = { text, 0 };
+	int rc = walk(c->refs, drop_labelled, &m);
+	if (removed)
+		*removed = m.removed;
+	if (rc != SBI_OK)
+		return sbi_err_set(err, rc, "cannot scan cache %s", c->dir);
+	return SBI_OK;
 }
 
 typedef struct live_set {

@@ -15,7 +15,7 @@ sbi_mat_alloc(size_t nrow, size_t ncol)
 	m->nrow = nrow;
 	m->ncol = ncol;
 	m->owner = 1;
-	m->data = sbi_calloc(nrow * ncol ? nrow * ncol : 1, sizeof(double));
+	m->data = sbi_calloc(nrow * ncol > 0 ? nrow * ncol : 1, sizeof(double));
 	if (m->data == NULL) {
 		sbi_free(m);
 		return NULL;

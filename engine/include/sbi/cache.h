@@ -43,6 +43,10 @@ int sbi_cache_has(sbi_cache *c, const sbi_key *key);
 /* Removes the ref of key (not the object). */
 int sbi_cache_remove(sbi_cache *c, const sbi_key *key);
 
+/* Removes every ref whose label contains text (e.g. the chunks of a node,
+ * labelled with its key); *removed receives how many. */
+int sbi_cache_remove_labelled(sbi_cache *c, const char *text, long *removed, sbi_err *err);
+
 /* Deletes objects that no ref names and stale temporary files; *freed
  * receives the number of objects removed. */
 int sbi_cache_gc(sbi_cache *c, long *freed, sbi_err *err);

@@ -1,0 +1,355 @@
+/* The sbi.core module: the C primitives the Lua stdlib is written over. */
+#include <errno.h>
+#include <time.h>
+
+#include "sbi_config.h"
+#include <string.h>
+
+#include "lsbi.h"
+#include "sbi/abc.h"
+#include "sbi/alloc.h"
+#include "sbi/fsutil.h"
+#include "sbi/io.h"
+#include "sbi/stats.h"
+
+sbi_runctx *
+sbi__runctx(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, SBI_RUNCTX);
+	sbi_runctx *ctx = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return ctx;
+}
+
+/* ---- artifacts <-> tables ---- */
+
+void
+sbi__push_artifact(lua_State *L, sbi_artifact *a)
+{
+	lua_createtable(L, 0, (int)a->nfields); /* [t] */
+	for (size_t i = 0; i < a->nfields; i++) {
+		sbi_field *f = &a->fields[i];
+		switch (f->type) {
+		case SBI_FIELD_MAT:
+			sbi__push_mat_borrowed(L, f->mat);
+			break;
+		case SBI_FIELD_STR:
+			lua_pushlstring(L, f->str, f->len);
+			break;
+		case SBI_FIELD_NUM:
+			lua_pushnumber(L, f->num);
+			break;
+		default:
+			lua_createtable(L, (int)f->len, 0);
+			for (size_t k = 0; k < f->len; k++) {
+				lua_pushstring(L, f->strs[k]);
+				lua_seti(L, -2, (lua_Integer)k + 1);
+			}
+		}
+		lua_setfield(L, -2, f->name); /* [t] */
+	}
+}
+
+/* Moves the value at -1 (field name at -2) into a; raises on bad values. */
+static void
+to_field(lua_State *L, sbi_artifact *a, const char *what)
+{
+	const char *name = lua_tostring(L, -2);
+	int rc = SBI_OK;
+	if (luaL_testudata(L, -1, SBI_MT_MAT)) {
+		l_mat *lm = sbi__check_mat(L, -1);
+		sbi_mat *m = lm->borrowed ? sbi_mat_dup(lm->m) : lm->m;
+		if (m == NULL)
+			luaL_error(L, "out of memory");
+		if (!lm->borrowed) {
+			/* The artifact outlives the Lua state: keep a borrowed view. */
+			lm->borrowed = 1;
+		}
+		rc = sbi_artifact_set_mat(a, name, m);
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		size_t len;
+		const char *s = lua_tolstring(L, -1, &len);
+		rc = sbi_artifact_set_str(a, name, s, len);
+	} else if (lua_type(L, -1) == LUA_TNUMBER)
+		rc = sbi_artifact_set_num(a, name, lua_tonumber(L, -1));
+	else if (lua_istable(L, -1)) {
+		size_t n = (size_t)luaL_len(L, -1);
+		const char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0); /* [.., k, t, v] */
+		for (size_t i = 0; i < n; i++) {
+			lua_geti(L, -2, (lua_Integer)i + 1);
+			if (lua_type(L, -1) != LUA_TSTRING)
+				luaL_error(L, "%s: field '%s' must be a list of strings", what, name);
+			v[i] = lua_tostring(L, -1);
+			lua_pop(L, 1); /* the table keeps the string alive */
+		}
+		rc = sbi_artifact_set_strs(a, name, v, n);
+		lua_pop(L, 1);
+	} else
+		luaL_error(L, "%s: field '%s' has type %s; artifacts hold matrices, strings, numbers and "
+		    "lists of strings", what, name, luaL_typename(L, -1));
+	if (rc != SBI_OK)
+		luaL_error(L, "out of memory");
+}
+
+static int
+box_gc(lua_State *L)
+{
+	sbi_artifact **box = lua_touserdata(L, 1);
+	sbi_artifact_free(*box);
+	*box = NULL;
+	return 0;
+}
+
+sbi_artifact *
+sbi__to_artifact(lua_State *L, int idx, const char *what)
+{
+	idx = lua_absindex(L, idx);
+	luaL_checktype(L, idx, LUA_TTABLE);
+	/* The artifact is anchored in a userdata box so an error cannot leak it. */
+	sbi_artifact **box = lua_newuserdatauv(L, sizeof *box, 0); /* [box] */
+	*box = NULL;
+	if (luaL_newmetatable(L, "sbi.ArtifactBox")) {
+		lua_pushcfunction(L, box_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);
+	*box = sbi_artifact_alloc();
+	if (*box == NULL)
+		luaL_error(L, "out of memory");
+	lua_pushnil(L);
+	while (lua_next(L, idx)) { /* [box, k, v] */
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "%s: artifact field names must be strings", what);
+		to_field(L, *box, what);
+		lua_pop(L, 1);
+	}
+	sbi_artifact *a = *box;
+	*box = NULL;
+	lua_pop(L, 1);
+	return a;
+}
+
+/* ---- primitives ---- */
+
+static double *
+read_vector(lua_State *L, int idx, size_t n, const char *what)
+{
+	double *v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
+	if (luaL_testudata(L, idx, SBI_MT_MAT)) {
+		sbi_mat *m = sbi__check_mat(L, idx)->m;
+		if (m->nrow * m->ncol != n)
+			luaL_error(L, "%s has %d values, expected %d", what, (int)(m->nrow * m->ncol), (int)n);
+		memcpy(v, m->data, n * sizeof *v);
+		return v;
+	}
+	luaL_checktype(L, idx, LUA_TTABLE);
+	if ((size_t)luaL_len(L, idx) != n)
+		luaL_error(L, "%s has %d values, expected %d", what, (int)luaL_len(L, idx), (int)n);
+	for (size_t j = 0; j < n; j++) {
+		lua_geti(L, idx, (lua_Integer)j + 1);
+		v[j] = luaL_checknumber(L, -1);
+		lua_pop(L, 1);
+	}
+	return v;
+}
+
+/* core.scales(x Mat, "std"|"mad") -> table */
+static int
+l_scales(lua_State *L)
+{
+	sbi_mat *x = sbi__check_mat(L, 1)->m;
+	const char *method = luaL_optstring(L, 2, "std");
+	double *s = lua_newuserdatauv(L, (x->ncol ? x->ncol : 1) * sizeof *s, 0);
+	sbi_err err = { 0 };
+	if (sbi_stats_scales(x, method, s, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	lua_createtable(L, (int)x->ncol, 0);
+	for (size_t j = 0; j < x->ncol; j++) {
+		lua_pushnumber(L, s[j]);
+		lua_seti(L, -2, (lua_Integer)j + 1);
+	}
+	return 1;
+}
+
+/* core.abc_distances(x Mat, obs, scale) -> Mat (n x 1) */
+static int
+l_abc_distances(lua_State *L)
+{
+	sbi_mat *x = sbi__check_mat(L, 1)->m;
+	double *obs = read_vector(L, 2, x->ncol, "the observation");
+	double *scale = read_vector(L, 3, x->ncol, "the scale");
+	sbi_mat *d = sbi_mat_alloc(x->nrow, 1);
+	if (d == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_abc_distances(x, obs, scale, d->data);
+	sbi__push_mat(L, d);
+	return 1;
+}
+
+/* core.abc_select(dist Mat, quantile, epsilon) -> indices (1-based), eps */
+static int
+l_abc_select(lua_State *L)
+{
+	sbi_mat *d = sbi__check_mat(L, 1)->m;
+	double q = luaL_optnumber(L, 2, 0), e = luaL_optnumber(L, 3, 0);
+	size_t *idx, n;
+	double eps;
+	sbi_err err = { 0 };
+	if (sbi_abc_select(d->data, d->nrow * d->ncol, q, e, &idx, &n, &eps, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	lua_createtable(L, (int)n, 0); /* cannot raise after this except OOM */
+	for (size_t i = 0; i < n; i++) {
+		lua_pushinteger(L, (lua_Integer)idx[i] + 1);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	sbi_free(idx);
+	lua_pushnumber(L, eps);
+	return 2;
+}
+
+static int
+ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* core.read_matrix(path) -> Mat, names | nil, message */
+static int
+l_read_matrix(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	sbi_mat *m = NULL;
+	char **names = NULL;
+	size_t nnames = 0;
+	sbi_err err = { 0 };
+	int rc = ends_with(path, ".npy") ? sbi_npy_read(path, &m, &err)
+					 : sbi_csv_read(path, &m, &names, &nnames, &err);
+	if (rc != SBI_OK) {
+		lua_pushnil(L);
+		lua_pushstring(L, err.msg);
+		return 2;
+	}
+	sbi__push_mat(L, m);
+	lua_createtable(L, (int)nnames, 0);
+	for (size_t i = 0; i < nnames; i++) {
+		lua_pushstring(L, names[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+		sbi_free(names[i]);
+	}
+	sbi_free(names);
+	return 2;
+}
+
+/* core.write_samples(dir, name, Mat, names) writes name.csv and name.npy */
+static int
+l_write_samples(lua_State *L)
+{
+	const char *dir = luaL_checkstring(L, 1), *name = luaL_checkstring(L, 2);
+	sbi_mat *m = sbi__check_mat(L, 3)->m;
+	luaL_checktype(L, 4, LUA_TTABLE);
+	const char **names = lua_newuserdatauv(L, (m->ncol ? m->ncol : 1) * sizeof *names, 0);
+	for (size_t j = 0; j < m->ncol; j++) {
+		lua_geti(L, 4, (lua_Integer)j + 1);
+		names[j] = luaL_checkstring(L, -1);
+		lua_pop(L, 1);
+	}
+	sbi_err err = { 0 };
+	int rc = sbi_fs_mkdirs(dir, &err);
+	const char *csv = lua_pushfstring(L, "%s/%s.csv", dir, name);
+	const char *npy = lua_pushfstring(L, "%s/%s.npy", dir, name);
+	if (rc == SBI_OK)
+		rc = sbi_csv_write(csv, m, names, &err);
+	if (rc == SBI_OK)
+		rc = sbi_npy_write(npy, m, &err);
+	if (rc != SBI_OK)
+		return luaL_error(L, "cannot write output %s: %s", name, err.msg);
+	return 0;
+}
+
+/* core.file_hash(path) -> hex | nil, message */
+static int
+l_file_hash(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	char *data;
+	size_t n;
+	sbi_err err = { 0 };
+	if (sbi_fs_read_all(path, &data, &n, &err) != SBI_OK) {
+		lua_pushnil(L);
+		lua_pushstring(L, err.msg);
+		return 2;
+	}
+	sbi_key k;
+	char hex[SBI_KEY_HEX];
+	sbi_hash_buffer(data, n, &k);
+	sbi_free(data);
+	sbi_key_hex(&k, hex);
+	lua_pushstring(L, hex);
+	return 1;
+}
+
+/* core.summary(Mat) -> { {mean=, std=, q05=, q50=, q95=}, ... } */
+static int
+l_summary(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	lua_createtable(L, (int)m->ncol, 0);
+	for (size_t j = 0; j < m->ncol; j++) {
+		sbi_col_summary s;
+		sbi_err err = { 0 };
+		if (sbi_stats_column(m, j, &s, &err) != SBI_OK)
+			return luaL_error(L, "%s", err.msg);
+		lua_createtable(L, 0, 5);
+		lua_pushnumber(L, s.mean);
+		lua_setfield(L, -2, "mean");
+		lua_pushnumber(L, s.std);
+		lua_setfield(L, -2, "std");
+		lua_pushnumber(L, s.q05);
+		lua_setfield(L, -2, "q05");
+		lua_pushnumber(L, s.q50);
+		lua_setfield(L, -2, "q50");
+		lua_pushnumber(L, s.q95);
+		lua_setfield(L, -2, "q95");
+		lua_seti(L, -2, (lua_Integer)j + 1);
+	}
+	return 1;
+}
+
+/* core.file_exists(path) -> boolean */
+static int
+l_file_exists(lua_State *L)
+{
+	lua_pushboolean(L, sbi_fs_exists(luaL_checkstring(L, 1)));
+	return 1;
+}
+
+/* core.clock() -> monotonic seconds */
+static int
+l_clock(lua_State *L)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	lua_pushnumber(L, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+	return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+	{ "simulate", sbi__l_simulate }, { "scales", l_scales }, { "abc_distances", l_abc_distances },
+	{ "abc_select", l_abc_select }, { "read_matrix", l_read_matrix }, { "write_samples", l_write_samples },
+	{ "file_hash", l_file_hash }, { "file_exists", l_file_exists }, { "summary", l_summary },
+	{ "clock", l_clock }, { NULL, NULL },
+};
+
+int
+luaopen_sbi_core(lua_State *L)
+{
+	luaL_newlib(L, core_funcs); /* [core] */
+	sbi__open_mat(L);
+	sbi__open_rng(L);
+	sbi__open_prior(L);
+	sbi__open_hash(L);
+	lua_pushstring(L, SBI_VERSION);
+	lua_setfield(L, -2, "version");
+	return 1;
+}

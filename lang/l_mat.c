@@ -1,0 +1,288 @@
+/* sbi.Mat: dense matrices visible from Lua (1-based indices). */
+#include <string.h>
+
+#include "lsbi.h"
+#include "sbi/alloc.h"
+
+l_mat *
+sbi__check_mat(lua_State *L, int idx)
+{
+	l_mat *lm = luaL_checkudata(L, idx, SBI_MT_MAT);
+	if (lm->m == NULL)
+		luaL_argerror(L, idx, "matrix has been released");
+	return lm;
+}
+
+void
+sbi__push_mat(lua_State *L, sbi_mat *m)
+{
+	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
+	lm->m = NULL;
+	lm->borrowed = 0;
+	luaL_setmetatable(L, SBI_MT_MAT);
+	lm->m = m;
+}
+
+void
+sbi__push_mat_borrowed(lua_State *L, sbi_mat *m)
+{
+	sbi__push_mat(L, m);
+	((l_mat *)lua_touserdata(L, -1))->borrowed = 1;
+}
+
+static size_t
+check_dim(lua_State *L, int idx)
+{
+	lua_Integer n = luaL_checkinteger(L, idx);
+	luaL_argcheck(L, n >= 0 && n <= (1LL << 40), idx, "dimension out of range");
+	return (size_t)n;
+}
+
+/* core.mat(nrow, ncol [, fill]) or core.mat(table) */
+static int
+l_mat_new(lua_State *L)
+{
+	if (lua_istable(L, 1)) {
+		sbi__push_mat(L, sbi__to_mat(L, 1, "matrix"));
+		return 1;
+	}
+	size_t r = check_dim(L, 1), c = check_dim(L, 2);
+	double fill = luaL_optnumber(L, 3, 0.0);
+	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
+	lm->m = NULL;
+	lm->borrowed = 0;
+	luaL_setmetatable(L, SBI_MT_MAT);
+	if ((lm->m = sbi_mat_alloc(r, c)) == NULL)
+		return luaL_error(L, "out of memory for a %dx%d matrix", (int)r, (int)c);
+	if (fill != 0)
+		for (size_t i = 0; i < r * c; i++)
+			lm->m->data[i] = fill;
+	return 1;
+}
+
+static int
+row_count(lua_State *L, int idx, size_t *ncol)
+{
+	size_t n = (size_t)luaL_len(L, idx);
+	*ncol = 0;
+	if (n == 0)
+		return 0;
+	lua_geti(L, idx, 1); /* [.., first] */
+	if (lua_istable(L, -1))
+		*ncol = (size_t)luaL_len(L, -1);
+	lua_pop(L, 1); /* [..] */
+	return (int)n;
+}
+
+sbi_mat *
+sbi__to_mat(lua_State *L, int idx, const char *what)
+{
+	idx = lua_absindex(L, idx);
+	if (luaL_testudata(L, idx, SBI_MT_MAT)) {
+		sbi_mat *d = sbi_mat_dup(sbi__check_mat(L, idx)->m);
+		if (d == NULL)
+			luaL_error(L, "out of memory");
+		return d;
+	}
+	if (!lua_istable(L, idx))
+		luaL_error(L, "%s: expected a table of numbers or of rows, got %s", what, luaL_typename(L, idx));
+	size_t ncol, nrow = (size_t)row_count(L, idx, &ncol);
+	int flat = ncol == 0;
+	if (flat) {
+		ncol = nrow;
+		nrow = 1;
+	}
+	/* Validate before allocating so an error cannot leak the matrix. */
+	for (size_t i = 0; i < (flat ? 1 : nrow); i++) {
+		if (!flat) {
+			lua_geti(L, idx, (lua_Integer)i + 1); /* [.., row] */
+			if (!lua_istable(L, -1) || (size_t)luaL_len(L, -1) != ncol)
+				luaL_error(L, "%s: row %d must be a table of %d numbers", what, (int)i + 1, (int)ncol);
+		} else
+			lua_pushvalue(L, idx); /* [.., row] */
+		for (size_t j = 0; j < ncol; j++) {
+			int t = lua_geti(L, -1, (lua_Integer)j + 1); /* [.., row, v] */
+			if (t != LUA_TNUMBER)
+				luaL_error(L, "%s: element [%d][%d] must be a number, got %s", what, (int)i + 1,
+				    (int)j + 1, lua_typename(L, t));
+			lua_pop(L, 1); /* [.., row] */
+		}
+		lua_pop(L, 1); /* [..] */
+	}
+	sbi_mat *m = sbi_mat_alloc(nrow, ncol);
+	if (m == NULL)
+		luaL_error(L, "out of memory");
+	for (size_t i = 0; i < nrow; i++) {
+		if (!flat)
+			lua_geti(L, idx, (lua_Integer)i + 1);
+		else
+			lua_pushvalue(L, idx); /* [.., row] */
+		for (size_t j = 0; j < ncol; j++) {
+			lua_geti(L, -1, (lua_Integer)j + 1); /* [.., row, v] */
+			m->data[i * ncol + j] = lua_tonumber(L, -1);
+			lua_pop(L, 1); /* [.., row] */
+		}
+		lua_pop(L, 1); /* [..] */
+	}
+	return m;
+}
+
+static size_t
+check_index(lua_State *L, int idx, size_t n, const char *what)
+{
+	lua_Integer i = luaL_checkinteger(L, idx);
+	if (i < 1 || (size_t)i > n)
+		luaL_error(L, "%s index %d out of range 1..%d", what, (int)i, (int)n);
+	return (size_t)i - 1;
+}
+
+static int
+l_mat_get(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	size_t i = check_index(L, 2, m->nrow, "row"), j = check_index(L, 3, m->ncol, "column");
+	lua_pushnumber(L, m->data[i * m->ncol + j]);
+	return 1;
+}
+
+static int
+l_mat_set(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	size_t i = check_index(L, 2, m->nrow, "row"), j = check_index(L, 3, m->ncol, "column");
+	m->data[i * m->ncol + j] = luaL_checknumber(L, 4);
+	return 0;
+}
+
+static int
+l_mat_rows(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)sbi__check_mat(L, 1)->m->nrow);
+	return 1;
+}
+
+static int
+l_mat_cols(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)sbi__check_mat(L, 1)->m->ncol);
+	return 1;
+}
+
+/* m:row(i [, t]) -> a table of row i (filled into t when given) */
+static int
+l_mat_row(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	size_t i = check_index(L, 2, m->nrow, "row");
+	if (lua_istable(L, 3))
+		lua_settop(L, 3);
+	else
+		lua_createtable(L, (int)m->ncol, 0); /* [.., t] */
+	for (size_t j = 0; j < m->ncol; j++) {
+		lua_pushnumber(L, m->data[i * m->ncol + j]);
+		lua_seti(L, -2, (lua_Integer)j + 1);
+	}
+	return 1;
+}
+
+/* m:set_row(i, t) */
+static int
+l_mat_set_row(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	size_t i = check_index(L, 2, m->nrow, "row");
+	luaL_checktype(L, 3, LUA_TTABLE);
+	if ((size_t)luaL_len(L, 3) != m->ncol)
+		return luaL_error(L, "set_row: expected %d values, got %d", (int)m->ncol, (int)luaL_len(L, 3));
+	for (size_t j = 0; j < m->ncol; j++) {
+		lua_geti(L, 3, (lua_Integer)j + 1);
+		m->data[i * m->ncol + j] = luaL_checknumber(L, -1);
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+/* m:totable() -> { {row 1}, {row 2}, ... } */
+static int
+l_mat_totable(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	lua_createtable(L, (int)m->nrow, 0); /* [t] */
+	for (size_t i = 0; i < m->nrow; i++) {
+		lua_createtable(L, (int)m->ncol, 0); /* [t, r] */
+		for (size_t j = 0; j < m->ncol; j++) {
+			lua_pushnumber(L, m->data[i * m->ncol + j]);
+			lua_seti(L, -2, (lua_Integer)j + 1);
+		}
+		lua_seti(L, -2, (lua_Integer)i + 1); /* [t] */
+	}
+	return 1;
+}
+
+/* m:select_rows(idx) -> new Mat of the rows listed (1-based) in the table idx */
+static int
+l_mat_select_rows(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	luaL_checktype(L, 2, LUA_TTABLE);
+	size_t n = (size_t)luaL_len(L, 2);
+	for (size_t k = 0; k < n; k++) {
+		lua_geti(L, 2, (lua_Integer)k + 1);
+		check_index(L, -1, m->nrow, "row");
+		lua_pop(L, 1);
+	}
+	sbi_mat *out = sbi_mat_alloc(n, m->ncol);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	for (size_t k = 0; k < n; k++) {
+		lua_geti(L, 2, (lua_Integer)k + 1);
+		size_t i = (size_t)lua_tointeger(L, -1) - 1;
+		lua_pop(L, 1);
+		memcpy(sbi_mat_row(out, k), sbi_mat_row(m, i), m->ncol * sizeof(double));
+	}
+	sbi__push_mat(L, out);
+	return 1;
+}
+
+static int
+l_mat_tostring(lua_State *L)
+{
+	l_mat *lm = luaL_checkudata(L, 1, SBI_MT_MAT);
+	if (lm->m == NULL)
+		lua_pushstring(L, "sbi.Mat (released)");
+	else
+		lua_pushfstring(L, "sbi.Mat(%d x %d)", (int)lm->m->nrow, (int)lm->m->ncol);
+	return 1;
+}
+
+static int
+l_mat_gc(lua_State *L)
+{
+	l_mat *lm = luaL_checkudata(L, 1, SBI_MT_MAT);
+	if (!lm->borrowed)
+		sbi_mat_free(lm->m);
+	lm->m = NULL;
+	return 0;
+}
+
+static const luaL_Reg mat_methods[] = {
+	{ "get", l_mat_get }, { "set", l_mat_set }, { "rows", l_mat_rows }, { "cols", l_mat_cols },
+	{ "row", l_mat_row }, { "set_row", l_mat_set_row }, { "totable", l_mat_totable },
+	{ "select_rows", l_mat_select_rows }, { NULL, NULL },
+};
+
+static const luaL_Reg mat_meta[] = {
+	{ "__gc", l_mat_gc }, { "__close", l_mat_gc }, { "__tostring", l_mat_tostring }, { NULL, NULL },
+};
+
+void
+sbi__open_mat(lua_State *L)
+{
+	luaL_newmetatable(L, SBI_MT_MAT); /* [mt] */
+	luaL_setfuncs(L, mat_meta, 0);
+	luaL_newlib(L, mat_methods);      /* [mt, methods] */
+	lua_setfield(L, -2, "__index");   /* [mt] */
+	lua_pop(L, 1);                    /* [] */
+	lua_pushcfunction(L, l_mat_new);
+	lua_setfield(L, -2, "mat");
+}

@@ -1,0 +1,319 @@
+/* sbi.Prior: the engine's priors, built from Lua option tables. The stdlib
+ * (stdlib/sbi/prior.lua) validates names and shapes first; the engine
+ * validates values and its messages name the field. */
+#include <string.h>
+
+#include "lsbi.h"
+#include "sbi/alloc.h"
+#include "sbi/rng.h"
+
+typedef struct l_prior {
+	sbi_prior *p;
+} l_prior;
+
+sbi_prior *
+sbi__check_prior(lua_State *L, int idx)
+{
+	l_prior *lp = luaL_checkudata(L, idx, SBI_MT_PRIOR);
+	if (lp->p == NULL)
+		luaL_argerror(L, idx, "prior was consumed by a joint prior");
+	return lp->p;
+}
+
+/* Reads params[field] (a table of numbers, or of rows when rows > 0) into a
+ * new userdata-backed buffer on the stack, so a later error cannot leak it. */
+static double *
+numbers(lua_State *L, int params, const char *kind, const char *field, size_t *n, int rows)
+{
+	if (lua_getfield(L, params, field) != LUA_TTABLE) /* [.., v] */
+		luaL_error(L, "prior.%s: field '%s' must be a table of numbers", kind, field);
+	size_t len = (size_t)luaL_len(L, -1), per = 1;
+	if (rows) {
+		per = len;
+		if (len > 0) {
+			lua_geti(L, -1, 1);
+			if (!lua_istable(L, -1) || (size_t)luaL_len(L, -1) != len)
+				luaL_error(L, "prior.%s: field '%s' must be a square table of rows", kind, field);
+			lua_pop(L, 1);
+		}
+	}
+	double *buf = lua_newuserdatauv(L, (len * per > 0 ? len * per : 1) * sizeof *buf, 0); /* [.., v, buf] */
+	for (size_t i = 0; i < len; i++) {
+		lua_geti(L, -2, (lua_Integer)i + 1); /* [.., v, buf, e] */
+		for (size_t j = 0; j < per; j++) {
+			if (rows)
+				lua_geti(L, -1, (lua_Integer)j + 1);
+			else
+				lua_pushvalue(L, -1);
+			if (!lua_isnumber(L, -1))
+				luaL_error(L, "prior.%s: %s[%d] must be a number", kind, field, (int)(i * per + j) + 1);
+			buf[i * per + j] = lua_tonumber(L, -1);
+			lua_pop(L, 1);
+		}
+		if (rows && (size_t)luaL_len(L, -1) != per)
+			luaL_error(L, "prior.%s: field '%s' must be a square table of rows", kind, field);
+		lua_pop(L, 1); /* [.., v, buf] */
+	}
+	lua_remove(L, -2); /* [.., buf] */
+	*n = len;
+	return buf;
+}
+
+static void
+push_prior(lua_State *L, sbi_prior *p, const sbi_err *err)
+{
+	if (p == NULL)
+		luaL_error(L, "%s", err->msg);
+	l_prior *lp = lua_newuserdatauv(L, sizeof *lp, 0); /* [.., ud] */
+	lp->p = NULL;
+	luaL_setmetatable(L, SBI_MT_PRIOR);
+	lp->p = p;
+}
+
+static void
+same_length(lua_State *L, const char *kind, const char *a, size_t na, const char *b, size_t nb)
+{
+	if (na != nb)
+		luaL_error(L, "prior.%s: '%s' has %d entries but '%s' has %d", kind, a, (int)na, b, (int)nb);
+}
+
+/* Builds the prior of kind from params (at index params) and pushes it. */
+static void new_prior(lua_State *L, const char *kind, int params);
+
+static void
+new_pair(lua_State *L, const char *kind, int params, const char *fa, const char *fb,
+    sbi_prior *(*alloc)(size_t, const double *, const double *, sbi_err *))
+{
+	size_t na, nb;
+	double *a = numbers(L, params, kind, fa, &na, 0);
+	double *b = numbers(L, params, kind, fb, &nb, 0);
+	same_length(L, kind, fa, na, fb, nb);
+	sbi_err err = { 0 };
+	sbi_prior *p = alloc(na, a, b, &err);
+	lua_pop(L, 2);
+	push_prior(L, p, &err);
+}
+
+static void
+new_joint(lua_State *L, int params)
+{
+	if (lua_getfield(L, params, "blocks") != LUA_TTABLE) /* [.., blocks] */
+		luaL_error(L, "prior.joint: field 'blocks' must be a table");
+	int blocks = lua_gettop(L);
+	size_t n = (size_t)luaL_len(L, blocks);
+	sbi_prior **ps = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ps, 0); /* [.., blocks, ps] */
+	for (size_t i = 0; i < n; i++) {
+		lua_geti(L, blocks, (lua_Integer)i + 1); /* [.., e] */
+		int e = lua_gettop(L);
+		lua_getfield(L, e, "kind");
+		lua_getfield(L, e, "params"); /* [.., e, kind, params] */
+		const char *k = luaL_checkstring(L, -2);
+		luaL_checktype(L, -1, LUA_TTABLE);
+		new_prior(L, k, lua_gettop(L));    /* [.., e, kind, params, ud] */
+		lua_replace(L, e);                 /* [.., ud, kind, params] */
+		lua_pop(L, 2);                     /* [.., ud] */
+	}
+	/* Every block is now a Prior userdata; hand them to the joint prior. */
+	for (size_t i = 0; i < n; i++) {
+		l_prior *lp = lua_touserdata(L, blocks + 2 + (int)i);
+		ps[i] = lp->p;
+		lp->p = NULL;
+	}
+	sbi_err err = { 0 };
+	sbi_prior *p = sbi_prior_joint_alloc(n, ps, &err);
+	lua_settop(L, blocks - 1);
+	push_prior(L, p, &err);
+}
+
+static void
+new_prior(lua_State *L, const char *kind, int params)
+{
+	size_t n, m;
+	sbi_err err = { 0 };
+	if (strcmp(kind, "uniform") == 0)
+		new_pair(L, kind, params, "low", "high", sbi_prior_uniform_alloc);
+	else if (strcmp(kind, "normal") == 0)
+		new_pair(L, kind, params, "mean", "std", sbi_prior_normal_alloc);
+	else if (strcmp(kind, "lognormal") == 0)
+		new_pair(L, kind, params, "mu", "sigma", sbi_prior_lognormal_alloc);
+	else if (strcmp(kind, "gamma") == 0)
+		new_pair(L, kind, params, "shape", "scale", sbi_prior_gamma_alloc);
+	else if (strcmp(kind, "beta") == 0)
+		new_pair(L, kind, params, "a", "b", sbi_prior_beta_alloc);
+	else if (strcmp(kind, "exponential") == 0) {
+		double *rate = numbers(L, params, kind, "rate", &n, 0);
+		sbi_prior *p = sbi_prior_exponential_alloc(n, rate, &err);
+		lua_pop(L, 1);
+		push_prior(L, p, &err);
+	} else if (strcmp(kind, "mvn") == 0) {
+		double *mean = numbers(L, params, kind, "mean", &n, 0);
+		double *cov = numbers(L, params, kind, "cov", &m, 1);
+		same_length(L, kind, "mean", n, "cov", m);
+		sbi_prior *p = sbi_prior_mvn_alloc(n, mean, cov, &err);
+		lua_pop(L, 2);
+		push_prior(L, p, &err);
+	} else if (strcmp(kind, "joint") == 0)
+		new_joint(L, params);
+	else
+		luaL_error(L, "unknown prior kind '%s'", kind);
+}
+
+/* core.prior(kind, params) */
+static int
+l_prior_new(lua_State *L)
+{
+	const char *kind = luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	new_prior(L, kind, 2);
+	return 1;
+}
+
+/* Reads theta (a table of dim numbers) into buf. */
+static void
+check_theta(lua_State *L, int idx, const sbi_prior *p, double *buf)
+{
+	size_t d = sbi_prior_dim(p);
+	luaL_checktype(L, idx, LUA_TTABLE);
+	if ((size_t)luaL_len(L, idx) != d)
+		luaL_error(L, "theta has %d values, the prior has dimension %d", (int)luaL_len(L, idx), (int)d);
+	for (size_t j = 0; j < d; j++) {
+		lua_geti(L, idx, (lua_Integer)j + 1);
+		buf[j] = luaL_checknumber(L, -1);
+		lua_pop(L, 1);
+	}
+}
+
+static double *
+scratch(lua_State *L, size_t n)
+{
+	return lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
+}
+
+static void
+push_vector(lua_State *L, const double *v, size_t n)
+{
+	lua_createtable(L, (int)n, 0);
+	for (size_t j = 0; j < n; j++) {
+		lua_pushnumber(L, v[j]);
+		lua_seti(L, -2, (lua_Integer)j + 1);
+	}
+}
+
+/* p:sample(rng) -> table */
+static int
+l_prior_sample(lua_State *L)
+{
+	sbi_prior *p = sbi__check_prior(L, 1);
+	gsl_rng *r = sbi__check_rng(L, 2);
+	size_t d = sbi_prior_dim(p);
+	double *t = scratch(L, d);
+	sbi_prior_sample(p, r, t);
+	push_vector(L, t, d);
+	return 1;
+}
+
+/* p:sample_mat(n, seed) -> Mat: row i from stream (seed, PRIOR, i - 1) */
+static int
+l_prior_sample_mat(lua_State *L)
+{
+	sbi_prior *p = sbi__check_prior(L, 1);
+	lua_Integer n = luaL_checkinteger(L, 2), seed = luaL_checkinteger(L, 3);
+	luaL_argcheck(L, n >= 0, 2, "must be non-negative");
+	gsl_rng *r = sbi__push_rng(L, (uint64_t)seed, SBI_STREAM_PRIOR, 0);
+	sbi_mat *m = sbi_mat_alloc((size_t)n, sbi_prior_dim(p));
+	if (m == NULL)
+		return luaL_error(L, "out of memory");
+	sbi__push_mat(L, m);
+	for (lua_Integer i = 0; i < n; i++) {
+		sbi_rng_set_stream(r, (uint64_t)seed, SBI_STREAM_PRIOR, (uint64_t)i);
+		sbi_prior_sample(p, r, sbi_mat_row(m, (size_t)i));
+	}
+	return 1;
+}
+
+static int
+l_prior_log_density(lua_State *L)
+{
+	sbi_prior *p = sbi__check_prior(L, 1);
+	double *t = scratch(L, sbi_prior_dim(p));
+	check_theta(L, 2, p, t);
+	lua_pushnumber(L, sbi_prior_log_density(p, t));
+	return 1;
+}
+
+static int
+l_prior_in_support(lua_State *L)
+{
+	sbi_prior *p = sbi__check_prior(L, 1);
+	double *t = scratch(L, sbi_prior_dim(p));
+	check_theta(L, 2, p, t);
+	lua_pushboolean(L, sbi_prior_in_support(p, t));
+	return 1;
+}
+
+static int
+l_prior_dim(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)sbi_prior_dim(sbi__check_prior(L, 1)));
+	return 1;
+}
+
+static int
+l_prior_mean(lua_State *L)
+{
+	sbi_prior *p = sbi__check_prior(L, 1);
+	double *t = scratch(L, sbi_prior_dim(p));
+	sbi_prior_mean(p, t);
+	push_vector(L, t, sbi_prior_dim(p));
+	return 1;
+}
+
+static int
+l_prior_variance(lua_State *L)
+{
+	sbi_prior *p = sbi__check_prior(L, 1);
+	double *t = scratch(L, sbi_prior_dim(p));
+	sbi_prior_variance(p, t);
+	push_vector(L, t, sbi_prior_dim(p));
+	return 1;
+}
+
+static int
+l_prior_describe(lua_State *L)
+{
+	sbi_prior *p = sbi__check_prior(L, 1);
+	size_t n = sbi_prior_describe(p, NULL, 0);
+	char *buf = lua_newuserdatauv(L, n + 1, 0);
+	sbi_prior_describe(p, buf, n + 1);
+	lua_pushlstring(L, buf, n);
+	return 1;
+}
+
+static int
+l_prior_gc(lua_State *L)
+{
+	l_prior *lp = luaL_checkudata(L, 1, SBI_MT_PRIOR);
+	sbi_prior_free(lp->p);
+	lp->p = NULL;
+	return 0;
+}
+
+static const luaL_Reg prior_methods[] = {
+	{ "sample", l_prior_sample }, { "sample_mat", l_prior_sample_mat },
+	{ "log_density", l_prior_log_density }, { "in_support", l_prior_in_support },
+	{ "dim", l_prior_dim }, { "mean", l_prior_mean }, { "variance", l_prior_variance },
+	{ "describe", l_prior_describe }, { NULL, NULL },
+};
+
+void
+sbi__open_prior(lua_State *L)
+{
+	luaL_newmetatable(L, SBI_MT_PRIOR); /* [core, mt] */
+	lua_pushcfunction(L, l_prior_gc);
+	lua_setfield(L, -2, "__gc");
+	luaL_newlib(L, prior_methods);      /* [core, mt, methods] */
+	lua_setfield(L, -2, "__index");     /* [core, mt] */
+	lua_pop(L, 1);                      /* [core] */
+	lua_pushcfunction(L, l_prior_new);
+	lua_setfield(L, -2, "prior");
+}

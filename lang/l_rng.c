@@ -1,0 +1,213 @@
+/* sbi.Rng: a random stream for simulators, with GSL's distributions. */
+#include <gsl/gsl_randist.h>
+#include <math.h>
+
+#include "lsbi.h"
+#include "sbi/rng.h"
+
+typedef struct l_rng {
+	gsl_rng *r;
+} l_rng;
+
+gsl_rng *
+sbi__check_rng(lua_State *L, int idx)
+{
+	l_rng *lr = luaL_checkudata(L, idx, SBI_MT_RNG);
+	if (lr->r == NULL)
+		luaL_argerror(L, idx, "released random stream");
+	return lr->r;
+}
+
+gsl_rng *
+sbi__push_rng(lua_State *L, uint64_t seed, uint64_t purpose, uint64_t index)
+{
+	l_rng *lr = lua_newuserdatauv(L, sizeof *lr, 0); /* [ud] */
+	lr->r = NULL;
+	luaL_setmetatable(L, SBI_MT_RNG);
+	if ((lr->r = sbi_rng_alloc()) == NULL)
+		luaL_error(L, "out of memory");
+	sbi_rng_set_stream(lr->r, seed, purpose, index);
+	return lr->r;
+}
+
+static uint64_t
+check_u64(lua_State *L, int idx)
+{
+	lua_Integer v = luaL_checkinteger(L, idx);
+	luaL_argcheck(L, v >= 0, idx, "must be a non-negative integer");
+	return (uint64_t)v;
+}
+
+/* core.rng(seed [, purpose [, index]]) */
+static int
+l_rng_new(lua_State *L)
+{
+	sbi__push_rng(L, check_u64(L, 1), (uint64_t)luaL_optinteger(L, 2, SBI_STREAM_METHOD),
+	    (uint64_t)luaL_optinteger(L, 3, 0));
+	return 1;
+}
+
+static double
+positive(lua_State *L, int idx, const char *name)
+{
+	double v = luaL_checknumber(L, idx);
+	if (!(v > 0))
+		luaL_error(L, "rng: %s must be positive, got %g", name, v);
+	return v;
+}
+
+/* r:uniform() in [0, 1), r:uniform(a, b) in [a, b) */
+static int
+l_uniform(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	if (lua_isnoneornil(L, 2)) {
+		lua_pushnumber(L, gsl_rng_uniform(r));
+		return 1;
+	}
+	double a = luaL_checknumber(L, 2), b = luaL_checknumber(L, 3);
+	lua_pushnumber(L, a + (b - a) * gsl_rng_uniform(r));
+	return 1;
+}
+
+/* r:normal([mean [, std]]) */
+static int
+l_normal(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	double mu = luaL_optnumber(L, 2, 0.0), sd = luaL_optnumber(L, 3, 1.0);
+	if (sd < 0)
+		return luaL_error(L, "rng:normal: std must be non-negative, got %g", sd);
+	lua_pushnumber(L, mu + gsl_ran_gaussian_ziggurat(r, sd));
+	return 1;
+}
+
+static int
+l_lognormal(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	lua_pushnumber(L, gsl_ran_lognormal(r, luaL_checknumber(L, 2), positive(L, 3, "sigma")));
+	return 1;
+}
+
+/* r:exponential(rate) */
+static int
+l_exponential(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	lua_pushnumber(L, gsl_ran_exponential(r, 1.0 / positive(L, 2, "rate")));
+	return 1;
+}
+
+/* r:gamma(shape, scale) */
+static int
+l_gamma(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	lua_pushnumber(L, gsl_ran_gamma(r, positive(L, 2, "shape"), positive(L, 3, "scale")));
+	return 1;
+}
+
+static int
+l_beta(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	lua_pushnumber(L, gsl_ran_beta(r, positive(L, 2, "a"), positive(L, 3, "b")));
+	return 1;
+}
+
+static int
+l_chisq(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	lua_pushnumber(L, gsl_ran_chisq(r, positive(L, 2, "nu")));
+	return 1;
+}
+
+static int
+l_student_t(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	lua_pushnumber(L, gsl_ran_tdist(r, positive(L, 2, "nu")));
+	return 1;
+}
+
+static int
+l_poisson(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	double mu = luaL_checknumber(L, 2);
+	if (!(mu >= 0))
+		return luaL_error(L, "rng:poisson: mean must be non-negative, got %g", mu);
+	lua_pushinteger(L, (lua_Integer)gsl_ran_poisson(r, mu));
+	return 1;
+}
+
+/* r:binomial(n, p) */
+static int
+l_binomial(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	lua_Integer n = luaL_checkinteger(L, 2);
+	double p = luaL_checknumber(L, 3);
+	if (n < 0 || n > 0xffffffffLL || !(p >= 0 && p <= 1))
+		return luaL_error(L, "rng:binomial: need n >= 0 and 0 <= p <= 1, got n = %d, p = %g", (int)n, p);
+	lua_pushinteger(L, (lua_Integer)gsl_ran_binomial(r, p, (unsigned)n));
+	return 1;
+}
+
+static int
+l_bernoulli(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	double p = luaL_checknumber(L, 2);
+	if (!(p >= 0 && p <= 1))
+		return luaL_error(L, "rng:bernoulli: p must be in [0, 1], got %g", p);
+	lua_pushinteger(L, gsl_rng_uniform(r) < p);
+	return 1;
+}
+
+/* r:integer(n) uniform in 1..n */
+static int
+l_integer(lua_State *L)
+{
+	gsl_rng *r = sbi__check_rng(L, 1);
+	lua_Integer n = luaL_checkinteger(L, 2);
+	if (n < 1 || n > 0xffffffffLL)
+		return luaL_error(L, "rng:integer: n must be in 1..2^32-1, got %d", (int)n);
+	lua_pushinteger(L, 1 + (lua_Integer)gsl_rng_uniform_int(r, (unsigned long)n));
+	return 1;
+}
+
+static int
+l_rng_gc(lua_State *L)
+{
+	l_rng *lr = luaL_checkudata(L, 1, SBI_MT_RNG);
+	if (lr->r)
+		gsl_rng_free(lr->r);
+	lr->r = NULL;
+	return 0;
+}
+
+static const luaL_Reg rng_methods[] = {
+	{ "uniform", l_uniform }, { "normal", l_normal }, { "lognormal", l_lognormal },
+	{ "exponential", l_exponential }, { "gamma", l_gamma }, { "beta", l_beta },
+	{ "chisq", l_chisq }, { "student_t", l_student_t }, { "poisson", l_poisson },
+	{ "binomial", l_binomial }, { "bernoulli", l_bernoulli }, { "integer", l_integer },
+	{ NULL, NULL },
+};
+
+void
+sbi__open_rng(lua_State *L)
+{
+	luaL_newmetatable(L, SBI_MT_RNG); /* [core, mt] */
+	lua_pushcfunction(L, l_rng_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, l_rng_gc);
+	lua_setfield(L, -2, "__close");
+	luaL_newlib(L, rng_methods);      /* [core, mt, methods] */
+	lua_setfield(L, -2, "__index");   /* [core, mt] */
+	lua_pop(L, 1);                    /* [core] */
+	lua_pushcfunction(L, l_rng_new);
+	lua_setfield(L, -2, "rng");
+}

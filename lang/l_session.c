@@ -1,0 +1,542 @@
+/* Sessions: load a recipe, build and key its graph, run it, print it,
+ * clean its cache entries, write run.json (see session.h). */
+#include <archive.h>
+#include <gsl/gsl_version.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lstate.h"
+#include "sbi/alloc.h"
+#include "sbi/fsutil.h"
+#include "sbi/progress.h"
+#include "sbi_config.h"
+#include "session.h"
+
+struct sbi_session {
+	sbi_session_opts o;
+	lua_State *L;
+	sbi_runctx ctx;
+	sbi_graph *g;
+	sbi_cache *cache;
+	char *recipe_dir, *recipe_name, *cache_dir, *out_dir; /* owned */
+	double t0;
+};
+
+static void
+print_error(const char *msg)
+{
+	fprintf(stderr, "sbirun: error: %s\n", msg);
+}
+
+/* Pushes require("sbi"). */
+static void
+push_sbi(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_getfield(L, -1, "sbi");
+	lua_remove(L, -2);
+}
+
+/* Calls sbi[fname](args...) protected; prints the error and returns 1 on
+ * failure. nargs values are on the stack; nres results are left. */
+static int
+call_sbi(sbi_session *s, const char *fname, int nargs, int nres)
+{
+	lua_State *L = s->L;
+	push_sbi(L);
+	lua_getfield(L, -1, fname);
+	lua_remove(L, -2);
+	lua_insert(L, -nargs - 1);
+	if (sbi__pcall(L, nargs, nres) != LUA_OK) {
+		print_error(lua_tostring(L, -1));
+		lua_pop(L, 1);
+		return 1;
+	}
+	return 0;
+}
+
+static char *
+dup_or_join(const char *given, const char *base, const char *rel)
+{
+	if (given)
+		return sbi_strdup(given);
+	return sbi_path_join(base, rel);
+}
+
+static int
+init_paths(sbi_session *s)
+{
+	char *a = sbi_strdup(s->o.recipe), *b = sbi_strdup(s->o.recipe);
+	if (a == NULL || b == NULL) {
+		sbi_free(a);
+		sbi_free(b);
+		return 1;
+	}
+	s->recipe_dir = sbi_strdup(dirname(a));
+	char *name = basename(b), *dot = strrchr(name, '.');
+	if (dot && strcmp(dot, ".lua") == 0)
+		*dot = '\0';
+	s->recipe_name = sbi_strdup(name);
+	sbi_free(a);
+	sbi_free(b);
+	char out_rel[512];
+	snprintf(out_rel, sizeof out_rel, "sbirun-out/%s", s->recipe_name ? s->recipe_name : "recipe");
+	s->cache_dir = dup_or_join(s->o.cache_dir, s->recipe_dir ? s->recipe_dir : ".", ".sbirun");
+	s->out_dir = s->o.out_dir ? sbi_strdup(s->o.out_dir) : sbi_strdup(out_rel);
+	return !s->recipe_dir || !s->recipe_name || !s->cache_dir || !s->out_dir;
+}
+
+/* Passes --set values and the recipe's location to the stdlib. */
+static int
+pass_settings(sbi_session *s, int *exit_code)
+{
+	lua_State *L = s->L;
+	lua_newtable(L); /* [sets] */
+	for (size_t i = 0; i < s->o.nsets; i++) {
+		const char *kv = s->o.sets[i], *eq = strchr(kv, '=');
+		if (eq == NULL || eq == kv) {
+			fprintf(stderr, "sbirun: error: --set %s: expected name=value\n", kv);
+			*exit_code = 2;
+			return 1;
+		}
+		lua_pushlstring(L, kv, (size_t)(eq - kv));
+		lua_pushstring(L, eq + 1);
+		lua_rawset(L, -3);
+	}
+	lua_pushstring(L, s->o.recipe);
+	lua_pushstring(L, s->recipe_dir);
+	return call_sbi(s, "_begin", 3, 0);
+}
+
+/* Adds node i (the Lua node table at -1) to the graph. */
+static void
+add_node(sbi_session *s, lua_Integer i, sbi_err *err)
+{
+	lua_State *L = s->L;
+	lua_getfield(L, -1, "kind");
+	lua_getfield(L, -2, "label");
+	const char *kind = luaL_checkstring(L, -2), *label = luaL_checkstring(L, -1);
+	lua_getfield(L, -3, "opts"); /* [node, kind, label, opts] */
+	sbi_key opts;
+	sbi__hash_value(L, -1, &opts);
+	size_t id;
+	if (sbi_graph_add(s->g, kind, label, &opts, &id) != SBI_OK)
+		luaL_error(L, "out of memory");
+	SBI_ASSERT(id == (size_t)i - 1);
+	lua_pop(L, 3);
+	lua_getfield(L, -1, "inputs"); /* [node, inputs] */
+	lua_Integer n = luaL_len(L, -1);
+	for (lua_Integer k = 1; k <= n; k++) {
+		lua_geti(L, -1, k);
+		lua_getfield(L, -1, "_id");
+		lua_Integer in = lua_tointeger(L, -1);
+		if (in < 1 || in > i - 1)
+			luaL_error(L, "%s: input %d is not a node declared before it", label, (int)k);
+		if (sbi_graph_add_input(s->g, id, (size_t)in - 1) != SBI_OK)
+			luaL_error(L, "out of memory");
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+	(void)err;
+}
+
+static int
+build_graph_protected(lua_State *L)
+{
+	sbi_session *s = lua_touserdata(L, 1);
+	push_sbi(L);
+	lua_getfield(L, -1, "_nodes"); /* [s, sbi, nodes] */
+	lua_Integer n = luaL_len(L, -1);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, -1, i); /* [.., node] */
+		add_node(s, i, NULL);
+		lua_pop(L, 1);
+	}
+	sbi_err err = { 0 };
+	if (sbi_graph_compute_keys(s->g, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	for (lua_Integer i = 1; i <= n; i++) {
+		char hex[SBI_KEY_HEX];
+		sbi_key_hex(&s->g->nodes[i - 1].key, hex);
+		lua_geti(L, -1, i);
+		lua_pushstring(L, hex);
+		lua_setfield(L, -2, "_key");
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+sbi_session *
+sbi_session_load(const sbi_session_opts *o, int *exit_code)
+{
+	*exit_code = 1;
+	sbi_session *s = sbi_calloc(1, sizeof *s);
+	if (s == NULL)
+		return NULL;
+	s->o = *o;
+	s->t0 = sbi_now();
+	s->ctx.jobs = o->jobs;
+	s->ctx.quiet = o->quiet;
+	if (init_paths(s) || (s->L = sbi__state_new(&s->ctx)) == NULL ||
+	    (s->g = sbi_graph_alloc(SBI_VERSION)) == NULL) {
+		print_error("out of memory");
+		sbi_session_close(s);
+		return NULL;
+	}
+	lua_State *L = s->L;
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "sbi");
+	if (sbi__pcall(L, 1, 0) != LUA_OK) {
+		print_error(lua_tostring(L, -1));
+		sbi_session_close(s);
+		return NULL;
+	}
+	sbi__set_module_dir(L, s->recipe_dir);
+	int bad = pass_settings(s, exit_code);
+	if (!bad && sbi__load_recipe(L, o->recipe) != LUA_OK) {
+		print_error(lua_tostring(L, -1));
+		bad = 1;
+	}
+	if (!bad)
+		bad = call_sbi(s, "_end", 0, 0);
+	if (!bad) {
+		lua_pushcfunction(L, build_graph_protected);
+		lua_pushlightuserdata(L, s);
+		if (sbi__pcall(L, 1, 0) != LUA_OK) {
+			print_error(lua_tostring(L, -1));
+			bad = 1;
+		}
+	}
+	if (bad) {
+		sbi_session_close(s);
+		return NULL;
+	}
+	*exit_code = 0;
+	return s;
+}
+
+void
+sbi_session_close(sbi_session *s)
+{
+	if (s == NULL)
+		return;
+	/* Close Lua first: its Mats may borrow matrices owned by the graph. */
+	if (s->L)
+		lua_close(s->L);
+	sbi_graph_free(s->g);
+	sbi_cache_close(s->cache);
+	sbi_free(s->recipe_dir);
+	sbi_free(s->recipe_name);
+	sbi_free(s->cache_dir);
+	sbi_free(s->out_dir);
+	sbi_free(s);
+}
+
+/* ---- running ---- */
+
+static int
+run_node_protected(lua_State *L)
+{
+	sbi_session *s = lua_touserdata(L, 1);
+	sbi_node *n = lua_touserdata(L, 2);
+	sbi_artifact **out = lua_touserdata(L, 3);
+	push_sbi(L);
+	lua_getfield(L, -1, "_nodes");
+	lua_geti(L, -1, (lua_Integer)n->id + 1); /* [.., node] */
+	lua_getfield(L, -1, "run");
+	lua_pushvalue(L, -2);                    /* [.., node, run, node] */
+	lua_createtable(L, (int)n->ninputs, 0);
+	for (size_t i = 0; i < n->ninputs; i++) {
+		sbi__push_artifact(L, s->g->nodes[n->inputs[i]].art);
+		lua_seti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_call(L, 2, 1);                       /* [.., node, result] */
+	*out = sbi__to_artifact(L, -1, n->label);
+	return 0;
+}
+
+static int
+run_node(void *ud, sbi_graph *g, sbi_node *n, sbi_artifact **out, sbi_err *err)
+{
+	sbi_session *s = ud;
+	lua_State *L = s->L;
+	if (!s->o.quiet)
+		fprintf(stderr, "running %s\n", n->label);
+	s->ctx.node = n;
+	lua_pushcfunction(L, run_node_protected);
+	lua_pushlightuserdata(L, s);
+	lua_pushlightuserdata(L, n);
+	lua_pushlightuserdata(L, out);
+	int rc = sbi__pcall(L, 3, 0);
+	s->ctx.node = NULL;
+	if (rc != LUA_OK) {
+		sbi_err_set(err, SBI_EINVAL, "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+		return SBI_EINVAL;
+	}
+	return SBI_OK;
+}
+
+static void
+warn_node(void *ud, sbi_node *n, const char *msg)
+{
+	fprintf(stderr, "sbirun: warning: %s: %s; recomputing\n", n->label, msg);
+}
+
+static const char *
+state_name(const sbi_node *n)
+{
+	switch (n->state) {
+	case SBI_NODE_CACHED: return "cached";
+	case SBI_NODE_RAN: return "ran";
+	case SBI_NODE_FAILED: return "failed";
+	}
+	return "not needed";
+}
+
+static json_t *
+versions_json(void)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "sbirun", SBI_VERSION, "lua", LUA_RELEASE,
+	    "gsl", GSL_VERSION, "libarchive", archive_version_string(), "jansson", JANSSON_VERSION);
+}
+
+static json_t *
+nodes_json(sbi_session *s)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < s->g->nnodes; i++) {
+		sbi_node *n = &s->g->nodes[i];
+		char key[SBI_KEY_HEX], art[SBI_KEY_HEX];
+		sbi_key_hex(&n->key, key);
+		sbi_key_hex(&n->art_hash, art);
+		json_t *in = json_array();
+		for (size_t k = 0; k < n->ninputs; k++)
+			json_array_append_new(in, json_integer((json_int_t)n->inputs[k] + 1));
+		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:f, s:b}", "id", (json_int_t)i + 1,
+		    "kind", n->kind, "label", n->label, "key", key, "state", state_name(n), "inputs", in,
+		    "seconds", n->seconds, "recomputed", n->recomputed);
+		if (n->art)
+			json_object_set_new(o, "artifact", json_string(art));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+/* Lua table at idx of string keys -> JSON object of strings/numbers. */
+static json_t *
+table_json(lua_State *L, int idx)
+{
+	json_t *o = json_object();
+	idx = lua_absindex(L, idx);
+	if (!lua_istable(L, idx))
+		return o;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -2) == LUA_TSTRING) {
+			const char *k = lua_tostring(L, -2);
+			if (lua_isinteger(L, -1))
+				json_object_set_new(o, k, json_integer(lua_tointeger(L, -1)));
+			else if (lua_type(L, -1) == LUA_TNUMBER)
+				json_object_set_new(o, k, json_real(lua_tonumber(L, -1)));
+			else if (lua_type(L, -1) == LUA_TSTRING)
+				json_object_set_new(o, k, json_string(lua_tostring(L, -1)));
+		}
+		lua_pop(L, 1);
+	}
+	return o;
+}
+
+static int
+write_run_json(sbi_session *s, const sbi_executor *x)
+{
+	lua_State *L = s->L;
+	push_sbi(L);
+	lua_getfield(L, -1, "_param_values");
+	json_t *params = table_json(L, -1);
+	lua_pop(L, 2);
+	json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:i, s:f}", "format", "sbirun-run 1",
+	    "recipe", s->o.recipe, "cache", s->cache_dir, "versions", versions_json(), "params", params,
+	    "nodes", nodes_json(s), "nodes_ran", (json_int_t)x->nran, "cache_hits", (json_int_t)x->nhits,
+	    "jobs", s->o.jobs, "seconds", sbi_now() - s->t0);
+	char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
+	json_decref(root);
+	if (text == NULL) {
+		print_error("cannot build run.json");
+		return 1;
+	}
+	char *path = sbi_path_join(s->out_dir, "run.json");
+	sbi_err err = { 0 };
+	int rc = path ? sbi_fs_write_atomic(path, text, strlen(text), &err) : SBI_ENOMEM;
+	if (rc != SBI_OK)
+		fprintf(stderr, "sbirun: error: cannot write run.json: %s\n", err.msg);
+	free(text);
+	sbi_free(path);
+	return rc != SBI_OK;
+}
+
+/* Materializes every output and hands them to sbi._write_outputs. */
+static int
+produce_outputs(sbi_session *s, sbi_executor *x)
+{
+	lua_State *L = s->L;
+	push_sbi(L);
+	lua_getfield(L, -1, "_outputs");
+	lua_remove(L, -2); /* [outputs] */
+	lua_Integer n = luaL_len(L, -1);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, -1, i);
+		lua_getfield(L, -1, "node");
+		lua_getfield(L, -1, "_id");
+		size_t id = (size_t)lua_tointeger(L, -1) - 1;
+		lua_pop(L, 3);
+		sbi_err err = { 0 };
+		if (sbi_exec_materialize(x, id, &err) != SBI_OK) {
+			print_error(err.msg);
+			lua_pop(L, 1);
+			return 1;
+		}
+	}
+	lua_createtable(L, (int)n, 0); /* [outputs, arts] */
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, -2, i);
+		lua_getfield(L, -1, "node");
+		lua_getfield(L, -1, "_id");
+		size_t id = (size_t)lua_tointeger(L, -1) - 1;
+		lua_pop(L, 3);
+		sbi__push_artifact(L, s->g->nodes[id].art);
+		lua_seti(L, -2, i);
+	}
+	lua_remove(L, -2);
+	lua_pushstring(L, s->out_dir);
+	lua_pushboolean(L, s->o.quiet);
+	return call_sbi(s, "_write_outputs", 3, 0);
+}
+
+int
+sbi_session_run(sbi_session *s)
+{
+	sbi_err err = { 0 };
+	if ((s->cache = sbi_cache_open(s->cache_dir, &err)) == NULL) {
+		print_error(err.msg);
+		return 1;
+	}
+	s->ctx.cache = s->cache;
+	sbi_executor x = { s->g, s->cache, run_node, warn_node, s, 0, 0 };
+	int rc = produce_outputs(s, &x);
+	if (!s->o.quiet && rc == 0) {
+		if (x.nran == 0)
+			fprintf(stderr, "nothing to do: every needed node was cached (%zu cache hits)\n", x.nhits);
+		else
+			fprintf(stderr, "%zu nodes ran, %zu cache hits, %.2f s\n", x.nran, x.nhits, sbi_now() - s->t0);
+	}
+	sbi_err e2 = { 0 };
+	if (sbi_fs_mkdirs(s->out_dir, &e2) == SBI_OK)
+		rc |= write_run_json(s, &x);
+	else if (rc == 0) {
+		print_error(e2.msg);
+		rc = 1;
+	}
+	return rc;
+}
+
+/* ---- graph and clean ---- */
+
+static void
+node_states(sbi_session *s, int have_cache)
+{
+	for (size_t i = 0; i < s->g->nnodes; i++) {
+		sbi_node *n = &s->g->nodes[i];
+		n->state = have_cache && sbi_cache_has(s->cache, &n->key) ? SBI_NODE_CACHED : SBI_NODE_PENDING;
+	}
+}
+
+static int
+open_existing_cache(sbi_session *s)
+{
+	if (!sbi_fs_exists(s->cache_dir))
+		return 0;
+	sbi_err err = { 0 };
+	s->cache = sbi_cache_open(s->cache_dir, &err);
+	if (s->cache == NULL)
+		fprintf(stderr, "sbirun: warning: %s\n", err.msg);
+	return s->cache != NULL;
+}
+
+static void
+print_text_graph(sbi_session *s)
+{
+	printf("%-4s %-16s %-12s %-8s %-10s %s\n", "id", "kind", "key", "state", "inputs", "label");
+	for (size_t i = 0; i < s->g->nnodes; i++) {
+		sbi_node *n = &s->g->nodes[i];
+		char key[13], in[64] = "-";
+		sbi_node_short_key(n, key);
+		size_t k = 0;
+		for (size_t j = 0; j < n->ninputs && k < sizeof in - 8; j++)
+			k += (size_t)snprintf(in + k, sizeof in - k, "%s%zu", j ? "," : "", n->inputs[j] + 1);
+		printf("%-4zu %-16s %-12s %-8s %-10s %s\n", i + 1, n->kind, key,
+		    n->state == SBI_NODE_CACHED ? "cached" : "stale", in, n->label);
+	}
+}
+
+static void
+print_dot_graph(sbi_session *s)
+{
+	printf("digraph sbirun {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+	for (size_t i = 0; i < s->g->nnodes; i++) {
+		sbi_node *n = &s->g->nodes[i];
+		char key[13];
+		sbi_node_short_key(n, key);
+		printf("  n%zu [label=\"%s\\n%s\\n%s\", style=%s];\n", i + 1, n->kind, key,
+		    n->state == SBI_NODE_CACHED ? "cached" : "stale",
+		    n->state == SBI_NODE_CACHED ? "filled" : "solid");
+		for (size_t j = 0; j < n->ninputs; j++)
+			printf("  n%zu -> n%zu;\n", n->inputs[j] + 1, i + 1);
+	}
+	printf("}\n");
+}
+
+int
+sbi_session_graph(sbi_session *s, const char *format)
+{
+	if (strcmp(format, "text") != 0 && strcmp(format, "dot") != 0) {
+		fprintf(stderr, "sbirun: error: --format %s: expected text or dot\n", format);
+		return 2;
+	}
+	node_states(s, open_existing_cache(s));
+	if (strcmp(format, "dot") == 0)
+		print_dot_graph(s);
+	else
+		print_text_graph(s);
+	return 0;
+}
+
+int
+sbi_session_clean(sbi_session *s)
+{
+	if (!open_existing_cache(s)) {
+		fprintf(stderr, "nothing to clean: no cache at %s\n", s->cache_dir);
+		return 0;
+	}
+	long refs = 0, objects = 0;
+	for (size_t i = 0; i < s->g->nnodes; i++) {
+		char hex[SBI_KEY_HEX];
+		long r = 0;
+		sbi_key_hex(&s->g->nodes[i].key, hex);
+		if (sbi_cache_has(s->cache, &s->g->nodes[i].key))
+			refs++;
+		sbi_cache_remove(s->cache, &s->g->nodes[i].key);
+		sbi_cache_remove_labelled(s->cache, hex, &r, NULL);
+		refs += r;
+	}
+	sbi_err err = { 0 };
+	if (sbi_cache_gc(s->cache, &objects, &err) != SBI_OK) {
+		print_error(err.msg);
+		return 1;
+	}
+	fprintf(stderr, "removed %ld cache entries and %ld artifacts from %s\n", refs, objects, s->cache_dir);
+	return 0;
+}

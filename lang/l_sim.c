@@ -1,0 +1,564 @@
+/* core.simulate: draws (theta, x) pairs by calling a Lua simulator.
+ *
+ * Simulation i draws theta from stream (seed, PRIOR, i) and gives the
+ * simulator an Rng on stream (seed, SIM, i), so every pair depends only on
+ * (seed, i). Simulations are grouped in chunks; each finished chunk is
+ * stored in the cache under H(node key, chunk size, chunk index), so an
+ * interrupted run resumes from its last completed chunk and --jobs N
+ * (chunks spread over forked workers) gives bit-identical results. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lsbi.h"
+#include "sbi/alloc.h"
+#include "sbi/pool.h"
+#include "sbi/progress.h"
+#include "sbi/rng.h"
+
+enum { FAIL_NONE, FAIL_ERROR, FAIL_NAN, FAIL_LENGTH };
+
+typedef struct sim_job {
+	lua_State *L;
+	int spec;           /* stack index of the spec table */
+	sbi_prior *prior;
+	int batched, drop;
+	size_t dtheta, dx;  /* dx == 0 until known */
+	uint64_t n, seed, chunk;
+	sbi_cache *cache;
+	sbi_key node_key;
+	const char *label;
+	int quiet, inline_run;
+	sbi_progress progress;
+	uint64_t done_before; /* simulations in chunks finished earlier */
+	/* Set while a chunk runs (in the protected call). */
+	size_t task;
+	sbi_pool_slot *slot;
+	int rc;
+} sim_job;
+
+/* ---- one simulation ---- */
+
+/* Formats theta as "(name=v, ...)" for messages. */
+static void
+format_theta(lua_State *L, int spec, const double *t, size_t d, char *buf, size_t n)
+{
+	size_t k = (size_t)snprintf(buf, n, "(");
+	lua_getfield(L, spec, "names"); /* [.., names] */
+	for (size_t j = 0; j < d && k < n; j++) {
+		const char *name = NULL;
+		if (lua_istable(L, -1)) {
+			lua_geti(L, -1, (lua_Integer)j + 1);
+			name = lua_tostring(L, -1);
+			lua_pop(L, 1);
+		}
+		k += (size_t)snprintf(buf + k, n - k, "%s%s%s%.17g", j ? ", " : "", name ? name : "",
+		    name ? " = " : "", t[j]);
+	}
+	if (k < n)
+		snprintf(buf + k, n - k, ")");
+	lua_pop(L, 1);
+}
+
+/* Calls the simulator once for theta; writes x (dx values) on success.
+ * On failure returns FAIL_* and leaves a message on the stack top. The
+ * simulator function is at stack index fn, the theta metatable at meta
+ * (or 0), the Rng at rng. */
+static int
+simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double *x, size_t *len)
+{
+	lua_State *L = j->L;
+	lua_pushvalue(L, fn);
+	lua_createtable(L, (int)j->dtheta, 0); /* [.., fn, theta] */
+	for (size_t k = 0; k < j->dtheta; k++) {
+		lua_pushnumber(L, theta[k]);
+		lua_rawseti(L, -2, (lua_Integer)k + 1);
+	}
+	if (meta) {
+		lua_pushvalue(L, meta);
+		lua_setmetatable(L, -2);
+	}
+	lua_pushvalue(L, rng);                  /* [.., fn, theta, rng] */
+	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {  /* [.., result or msg] */
+		if (!lua_isstring(L, -1)) {
+			lua_pop(L, 1);
+			lua_pushstring(L, "error object is not a string");
+		}
+		return FAIL_ERROR;
+	}
+	if (!lua_istable(L, -1)) {
+		lua_pushfstring(L, "the simulator returned a %s, expected a table of numbers", luaL_typename(L, -1));
+		lua_remove(L, -2);
+		return FAIL_ERROR;
+	}
+	size_t n = (size_t)lua_rawlen(L, -1);
+	*len = n;
+	if (j->dx != 0 && n != j->dx) {
+		lua_pop(L, 1);
+		lua_pushfstring(L, "the simulator returned %d values, expected %d", (int)n, (int)j->dx);
+		return FAIL_LENGTH;
+	}
+	int nan = 0;
+	for (size_t k = 0; k < n; k++) {
+		int isnum;
+		lua_rawgeti(L, -1, (lua_Integer)k + 1);
+		double v = lua_tonumberx(L, -1, &isnum);
+		lua_pop(L, 1);
+		if (!isnum) {
+			lua_pop(L, 1);
+			lua_pushfstring(L, "the simulator returned a non-number at position %d", (int)k + 1);
+			return FAIL_ERROR;
+		}
+		if (!isfinite(v))
+			nan = 1;
+		if (x)
+			x[k] = v;
+	}
+	lua_pop(L, 1);
+	if (nan) {
+		lua_pushstring(L, "the simulator returned NaN or infinite values");
+		return FAIL_NAN;
+	}
+	return FAIL_NONE;
+}
+
+/* ---- one chunk ---- */
+
+typedef struct chunk_out {
+	sbi_mat *theta, *x; /* owned until stored */
+	double counts[4];   /* kept, errors, NaN, wrong length */
+	char first[1024];   /* first failure message */
+} chunk_out;
+
+static void
+chunk_key(const sim_job *j, size_t c, sbi_key *out)
+{
+	sbi_hasher h;
+	sbi_hash_init(&h);
+	sbi_hash_str(&h, "chunk", 5);
+	sbi_hash_key(&h, &j->node_key);
+	sbi_hash_u64(&h, j->chunk);
+	sbi_hash_u64(&h, c);
+	sbi_hash_final(&h, out);
+}
+
+static void
+record_failure(sim_job *j, chunk_out *o, int kind, uint64_t idx, const double *theta)
+{
+	lua_State *L = j->L;
+	o->counts[kind]++;
+	if (o->first[0] == '\0' || !j->drop) {
+		char t[512];
+		format_theta(L, j->spec, theta, j->dtheta, t, sizeof t);
+		snprintf(o->first, sizeof o->first, "simulation %llu at theta = %s: %s",
+		    (unsigned long long)idx, t, lua_tostring(L, -1));
+	}
+	lua_pop(L, 1);
+}
+
+static void
+tick_inline(sim_job *j, uint64_t done)
+{
+	if (j->inline_run && (done & 255) == 0)
+		sbi_progress_update(&j->progress, j->done_before + done);
+}
+
+static void
+run_rows(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rng, int fn, int meta, int rng)
+{
+	gsl_rng *sim_rng = sbi__check_rng(j->L, rng);
+	size_t kept = 0;
+	for (uint64_t i = 0; i < m; i++) {
+		uint64_t idx = first + i;
+		j->slot->current = idx;
+		j->slot->busy = 1;
+		double *t = sbi_mat_row(o->theta, kept);
+		sbi_rng_set_stream(prior_rng, j->seed, SBI_STREAM_PRIOR, idx);
+		sbi_prior_sample(j->prior, prior_rng, t);
+		sbi_rng_set_stream(sim_rng, j->seed, SBI_STREAM_SIM, idx);
+		size_t len;
+		int f = simulate_one(j, fn, meta, rng, t, sbi_mat_row(o->x, kept), &len);
+		if (f == FAIL_NONE)
+			kept++;
+		else {
+			record_failure(j, o, f, idx, t);
+			if (!j->drop) {
+				j->rc = sbi_err_set(&j->slot->err, SBI_ESIM, "%s: %s", j->label, o->first);
+				return;
+			}
+		}
+		j->slot->done = i + 1;
+		tick_inline(j, i + 1);
+	}
+	j->slot->busy = 0;
+	o->counts[0] = (double)kept;
+	sbi_mat_truncate(o->theta, kept);
+	sbi_mat_truncate(o->x, kept);
+}
+
+/* Batched form: fn(theta Mat, x Mat, rng) fills x; rows left with NaN fail. */
+static void
+run_batched(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rng, int fn, int rng)
+{
+	lua_State *L = j->L;
+	for (uint64_t i = 0; i < m; i++) {
+		sbi_rng_set_stream(prior_rng, j->seed, SBI_STREAM_PRIOR, first + i);
+		sbi_prior_sample(j->prior, prior_rng, sbi_mat_row(o->theta, i));
+	}
+	for (size_t k = 0; k < m * j->dx; k++)
+		o->x->data[k] = NAN;
+	sbi_rng_set_stream(sbi__check_rng(L, rng), j->seed, SBI_STREAM_SIM, first);
+	j->slot->current = first;
+	j->slot->busy = 1;
+	lua_pushvalue(L, fn);
+	sbi__push_mat_borrowed(L, o->theta);
+	sbi__push_mat_borrowed(L, o->x);
+	lua_pushvalue(L, rng);
+	if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+		record_failure(j, o, FAIL_ERROR, first, sbi_mat_row(o->theta, 0));
+		j->rc = sbi_err_set(&j->slot->err, SBI_ESIM, "%s: batched %s", j->label, o->first);
+		return;
+	}
+	size_t kept = 0;
+	for (uint64_t i = 0; i < m; i++) {
+		const double *xr = sbi_mat_row(o->x, i);
+		int ok = 1;
+		for (size_t k = 0; k < j->dx; k++)
+			ok &= isfinite(xr[k]) != 0;
+		if (!ok) {
+			lua_pushstring(L, "the batched simulator left NaN or infinite values in its row");
+			record_failure(j, o, FAIL_NAN, first + i, sbi_mat_row(o->theta, i));
+			if (!j->drop) {
+				j->rc = sbi_err_set(&j->slot->err, SBI_ESIM, "%s: %s", j->label, o->first);
+				return;
+			}
+			continue;
+		}
+		memmove(sbi_mat_row(o->theta, kept), sbi_mat_row(o->theta, i), j->dtheta * sizeof(double));
+		memmove(sbi_mat_row(o->x, kept), xr, j->dx * sizeof(double));
+		kept++;
+	}
+	j->slot->busy = 0;
+	j->slot->done = m;
+	o->counts[0] = (double)kept;
+	sbi_mat_truncate(o->theta, kept);
+	sbi_mat_truncate(o->x, kept);
+}
+
+static int
+store_chunk(sim_job *j, chunk_out *o)
+{
+	sbi_artifact *a = sbi_artifact_alloc();
+	int rc = a ? SBI_OK : SBI_ENOMEM;
+	if (rc == SBI_OK)
+		rc = sbi_artifact_set_mat(a, "theta", o->theta);
+	o->theta = NULL;
+	if (rc == SBI_OK)
+		rc = sbi_artifact_set_mat(a, "x", o->x);
+	o->x = NULL;
+	static const char *names[4] = { "n_kept", "n_error", "n_nan", "n_length" };
+	for (int k = 0; k < 4 && rc == SBI_OK; k++)
+		rc = sbi_artifact_set_num(a, names[k], o->counts[k]);
+	if (rc == SBI_OK)
+		rc = sbi_artifact_set_str(a, "first_failure", o->first, strlen(o->first));
+	if (rc != SBI_OK)
+		rc = sbi_err_set(&j->slot->err, rc, "out of memory");
+	char label[128], hex[SBI_KEY_HEX];
+	sbi_key key;
+	sbi_key_hex(&j->node_key, hex);
+	snprintf(label, sizeof label, "chunk %zu of %s", j->task, hex);
+	chunk_key(j, j->task, &key);
+	if (rc == SBI_OK)
+		rc = sbi_cache_put(j->cache, &key, a, label, NULL, &j->slot->err);
+	sbi_artifact_free(a);
+	return rc;
+}
+
+/* The chunk body, run under lua_pcall so no Lua error escapes (which in a
+ * forked worker would unwind into the parent's code). */
+static int
+chunk_protected(lua_State *L)
+{
+	sim_job *j = lua_touserdata(L, 1);
+	chunk_out *o = lua_touserdata(L, 2);
+	int outer_spec = j->spec;
+	j->spec = 3; /* this frame's copy of the spec table */
+	uint64_t first = j->task * j->chunk, m = j->n - first < j->chunk ? j->n - first : j->chunk;
+	lua_getfield(L, j->spec, "simulator");  /* [.., fn] */
+	int fn = lua_gettop(L);
+	lua_getfield(L, j->spec, "theta_meta"); /* [.., fn, meta] */
+	int meta = lua_istable(L, -1) ? lua_gettop(L) : 0;
+	sbi__push_rng(L, j->seed, SBI_STREAM_SIM, first); /* [.., fn, meta, rng] */
+	int rng = lua_gettop(L);
+	gsl_rng *prior_rng = sbi__push_rng(L, j->seed, SBI_STREAM_PRIOR, first);
+	o->theta = sbi_mat_alloc(m, j->dtheta);
+	o->x = sbi_mat_alloc(m, j->dx);
+	if (o->theta == NULL || o->x == NULL)
+		return luaL_error(L, "out of memory for a chunk of %d simulations", (int)m);
+	if (j->batched)
+		run_batched(j, o, first, m, prior_rng, fn, rng);
+	else
+		run_rows(j, o, first, m, prior_rng, fn, meta, rng);
+	j->spec = outer_spec;
+	return 0;
+}
+
+static int
+run_chunk(void *ud, size_t task, sbi_pool_slot *slot)
+{
+	sim_job *j = ud;
+	lua_State *L = j->L;
+	chunk_out o = { 0 };
+	j->task = task;
+	j->slot = slot;
+	j->rc = SBI_OK;
+	int top = lua_gettop(L);
+	lua_pushcfunction(L, chunk_protected);
+	lua_pushlightuserdata(L, j);
+	lua_pushlightuserdata(L, &o);
+	lua_pushvalue(L, j->spec);
+	int outer_spec = j->spec;
+	if (lua_pcall(L, 3, 0, 0) != LUA_OK)
+		j->rc = sbi_err_set(&slot->err, SBI_ESIM, "%s: %s", j->label, lua_tostring(L, -1));
+	lua_settop(L, top);
+	j->spec = outer_spec;
+	if (j->rc == SBI_OK)
+		j->rc = store_chunk(j, &o);
+	sbi_mat_free(o.theta);
+	sbi_mat_free(o.x);
+	return j->rc;
+}
+
+static void
+tick_forked(void *ud, uint64_t running_done)
+{
+	sim_job *j = ud;
+	sbi_progress_update(&j->progress, j->done_before + running_done);
+}
+
+/* ---- the whole node ---- */
+
+/* Reads spec fields into j (errors raise). */
+static void
+read_spec(lua_State *L, sim_job *j)
+{
+	lua_getfield(L, j->spec, "prior");
+	j->prior = sbi__check_prior(L, -1);
+	lua_pop(L, 1);
+	j->dtheta = sbi_prior_dim(j->prior);
+	lua_getfield(L, j->spec, "simulator");
+	luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec.simulator must be a function");
+	lua_pop(L, 1);
+	static const char *ints[] = { "n", "seed", "chunk_size", "dim" };
+	lua_Integer v[4];
+	for (int k = 0; k < 4; k++) {
+		lua_getfield(L, j->spec, ints[k]);
+		v[k] = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+		lua_pop(L, 1);
+	}
+	if (v[0] < 1 || v[1] < 0 || v[2] < 0 || v[3] < 0)
+		luaL_error(L, "simulate: n must be >= 1 and seed, chunk_size, dim >= 0");
+	j->n = (uint64_t)v[0];
+	j->seed = (uint64_t)v[1];
+	j->chunk = v[2] ? (uint64_t)v[2] : 10000;
+	j->dx = (size_t)v[3];
+	lua_getfield(L, j->spec, "batched");
+	j->batched = lua_toboolean(L, -1);
+	lua_getfield(L, j->spec, "on_failure");
+	const char *pol = luaL_optstring(L, -1, "fail");
+	if (strcmp(pol, "fail") != 0 && strcmp(pol, "drop") != 0)
+		luaL_error(L, "simulate: on_failure must be \"fail\" or \"drop\", got \"%s\"", pol);
+	j->drop = strcmp(pol, "drop") == 0;
+	lua_getfield(L, j->spec, "label");
+	j->label = luaL_optstring(L, -1, "simulate");
+	lua_pop(L, 2); /* keep label string referenced by the spec */
+	lua_pop(L, 1);
+	if (j->batched && j->dx == 0)
+		luaL_error(L, "%s: a batched simulator needs its data dimension: sbi.simulator{ ..., dim = K }", j->label);
+}
+
+/* Learns the data dimension from simulation 0 (or the first that works). */
+static void
+infer_dim(lua_State *L, sim_job *j)
+{
+	lua_getfield(L, j->spec, "simulator");
+	int fn = lua_gettop(L);
+	lua_getfield(L, j->spec, "theta_meta");
+	int meta = lua_istable(L, -1) ? lua_gettop(L) : 0;
+	gsl_rng *pr = sbi__push_rng(L, j->seed, SBI_STREAM_PRIOR, 0);
+	sbi__push_rng(L, j->seed, SBI_STREAM_SIM, 0);
+	int rng = lua_gettop(L);
+	double *t = lua_newuserdatauv(L, j->dtheta * sizeof *t + 1, 0);
+	for (uint64_t idx = 0; idx < j->n && idx < 100; idx++) {
+		sbi_rng_set_stream(pr, j->seed, SBI_STREAM_PRIOR, idx);
+		sbi_prior_sample(j->prior, pr, t);
+		sbi_rng_set_stream(sbi__check_rng(L, rng), j->seed, SBI_STREAM_SIM, idx);
+		size_t len = 0;
+		int f = simulate_one(j, fn, meta, rng, t, NULL, &len);
+		if (f == FAIL_NONE || (f == FAIL_NAN && len > 0)) {
+			if (f == FAIL_NAN)
+				lua_pop(L, 1);
+			j->dx = len;
+			break;
+		}
+		if (!j->drop || idx + 1 == j->n || idx == 99) {
+			char buf[512];
+			format_theta(L, j->spec, t, j->dtheta, buf, sizeof buf);
+			luaL_error(L, "%s: simulation %d at theta = %s failed, so the data dimension cannot be "
+			    "inferred: %s", j->label, (int)idx, buf, lua_tostring(L, -1));
+		}
+		lua_pop(L, 1);
+	}
+	if (j->dx == 0)
+		luaL_error(L, "%s: the simulator returned an empty table", j->label);
+	lua_settop(L, fn - 1);
+}
+
+/* Chunks not yet in the cache, into a new array (caller frees). */
+static size_t *
+missing_chunks(sim_job *j, size_t nchunks, size_t *nmissing)
+{
+	size_t *t = sbi_malloc((nchunks ? nchunks : 1) * sizeof *t), n = 0;
+	if (t == NULL)
+		return NULL;
+	for (size_t c = 0; c < nchunks; c++) {
+		sbi_key k;
+		chunk_key(j, c, &k);
+		if (sbi_cache_has(j->cache, &k))
+			j->done_before += j->n - c * j->chunk < j->chunk ? j->n - c * j->chunk : j->chunk;
+		else
+			t[n++] = c;
+	}
+	*nmissing = n;
+	return t;
+}
+
+/* Raises the pool failure with the parameters the worker was running. */
+static void
+raise_failure(lua_State *L, sim_job *j, const sbi_pool_failure *f, const sbi_err *err)
+{
+	if (f->signal == 0 || !f->has_current)
+		luaL_error(L, "%s", err->msg);
+	double *t = lua_newuserdatauv(L, j->dtheta * sizeof *t + 1, 0);
+	gsl_rng *pr = sbi__push_rng(L, j->seed, SBI_STREAM_PRIOR, f->current);
+	sbi_prior_sample(j->prior, pr, t);
+	char buf[512];
+	format_theta(L, j->spec, t, j->dtheta, buf, sizeof buf);
+	luaL_error(L, "%s: %s while running simulation %d at theta = %s; finished chunks are kept, "
+	    "run again to resume", j->label, err->msg, (int)f->current, buf);
+}
+
+/* Loads chunk c and appends its rows at *row of theta/x. */
+static int
+append_chunk(sim_job *j, size_t c, sbi_mat *theta, sbi_mat *x, size_t *row, double counts[4], char *first,
+    size_t nfirst, sbi_err *err)
+{
+	sbi_key k;
+	sbi_artifact *a = NULL;
+	chunk_key(j, c, &k);
+	int rc = sbi_cache_get(j->cache, &k, &a, NULL, err);
+	if (rc != SBI_OK)
+		return rc;
+	sbi_mat *ct = sbi_artifact_mat(a, "theta"), *cx = sbi_artifact_mat(a, "x");
+	if (ct == NULL || cx == NULL || ct->ncol != j->dtheta || cx->ncol != j->dx || ct->nrow != cx->nrow ||
+	    *row + ct->nrow > theta->nrow) {
+		sbi_artifact_free(a);
+		sbi_cache_remove(j->cache, &k);
+		return sbi_err_set(err, SBI_ECORRUPT, "chunk %zu has unexpected contents", c);
+	}
+	memcpy(sbi_mat_row(theta, *row), ct->data, ct->nrow * j->dtheta * sizeof(double));
+	memcpy(sbi_mat_row(x, *row), cx->data, cx->nrow * j->dx * sizeof(double));
+	*row += ct->nrow;
+	static const char *names[4] = { "n_kept", "n_error", "n_nan", "n_length" };
+	for (int i = 0; i < 4; i++)
+		counts[i] += sbi_artifact_num(a, names[i], 0);
+	const sbi_field *f = sbi_artifact_get(a, "first_failure", SBI_FIELD_STR);
+	if (f && first[0] == '\0')
+		snprintf(first, nfirst, "%s", f->str);
+	sbi_artifact_free(a);
+	return SBI_OK;
+}
+
+static void
+push_result(lua_State *L, sbi_mat *theta, sbi_mat *x, const double counts[4], const char *first)
+{
+	lua_createtable(L, 0, 8); /* [.., t] */
+	sbi__push_mat(L, theta);
+	lua_setfield(L, -2, "theta");
+	sbi__push_mat(L, x);
+	lua_setfield(L, -2, "x");
+	static const char *names[4] = { "n_kept", "n_error", "n_nan", "n_length" };
+	for (int i = 0; i < 4; i++) {
+		lua_pushnumber(L, counts[i]);
+		lua_setfield(L, -2, names[i]);
+	}
+	lua_pushstring(L, first);
+	lua_setfield(L, -2, "first_failure");
+}
+
+/* Concatenates all chunks; a chunk found corrupt is recomputed inline. */
+static void
+gather(lua_State *L, sim_job *j, size_t nchunks)
+{
+	sbi_mat *theta = sbi_mat_alloc(j->n, j->dtheta), *x = sbi_mat_alloc(j->n, j->dx);
+	sbi__push_mat(L, theta); /* anchored for the GC while we may raise */
+	sbi__push_mat(L, x);
+	if (theta == NULL || x == NULL)
+		luaL_error(L, "out of memory for %d simulations", (int)j->n);
+	double counts[4] = { 0 };
+	char first[1024] = "";
+	size_t row = 0;
+	for (size_t c = 0; c < nchunks; c++) {
+		sbi_err err = { 0 };
+		int rc = append_chunk(j, c, theta, x, &row, counts, first, sizeof first, &err);
+		if (rc == SBI_ECORRUPT || rc == SBI_ENOTFOUND) {
+			fprintf(stderr, "sbirun: warning: %s: %s; recomputing chunk %zu\n", j->label, err.msg, c);
+			sbi_pool_slot slot = { 0 };
+			j->inline_run = 0;
+			if (run_chunk(j, c, &slot) != SBI_OK)
+				luaL_error(L, "%s", slot.err.msg);
+			rc = append_chunk(j, c, theta, x, &row, counts, first, sizeof first, &err);
+		}
+		if (rc != SBI_OK)
+			luaL_error(L, "%s: %s", j->label, err.msg);
+	}
+	sbi_mat_truncate(theta, row);
+	sbi_mat_truncate(x, row);
+	/* Hand the matrices to the result table. */
+	((l_mat *)lua_touserdata(L, -2))->m = NULL;
+	((l_mat *)lua_touserdata(L, -1))->m = NULL;
+	lua_pop(L, 2);
+	push_result(L, theta, x, counts, first);
+}
+
+int
+sbi__l_simulate(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx == NULL || ctx->cache == NULL || ctx->node == NULL)
+		return luaL_error(L, "simulate can only run inside a graph node");
+	sim_job j = { .L = L, .spec = 1, .cache = ctx->cache, .node_key = ctx->node->key, .quiet = ctx->quiet };
+	read_spec(L, &j);
+	if (j.dx == 0)
+		infer_dim(L, &j);
+	size_t nchunks = (size_t)((j.n + j.chunk - 1) / j.chunk), nmissing;
+	size_t *tasks = missing_chunks(&j, nchunks, &nmissing);
+	if (tasks == NULL)
+		return luaL_error(L, "out of memory");
+	if (j.done_before > 0 && nmissing > 0 && !j.quiet)
+		fprintf(stderr, "%s: resuming: %zu of %zu chunks already done\n", j.label, nchunks - nmissing, nchunks);
+	sbi_progress_start(&j.progress, j.label, j.n, j.quiet || nmissing == 0);
+	j.progress.done = j.done_before;
+	j.inline_run = ctx->jobs <= 1 || nmissing <= 1;
+	sbi_pool_failure fail;
+	sbi_err err = { 0 };
+	int rc = sbi_pool_run(tasks, nmissing, ctx->jobs, run_chunk, tick_forked, &j, &fail, &err);
+	sbi_free(tasks);
+	if (rc != SBI_OK)
+		raise_failure(L, &j, &fail, &err);
+	j.progress.done = j.n;
+	sbi_progress_finish(&j.progress, "simulations");
+	gather(L, &j, nchunks);
+	return 1;
+}

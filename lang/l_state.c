@@ -1,0 +1,173 @@
+/* Lua states for recipes: the stdlib loader and the recipe sandbox.
+ *
+ * The stdlib is compiled into the binary; with SBI_STDLIB_DIR set it is read
+ * from that directory instead (for stdlib development), with one warning.
+ * A recipe runs in its own _ENV whose __index is a table of safe globals:
+ * no load/loadfile/dofile, no io, no os.execute; require finds the stdlib
+ * and Lua modules beside the recipe, never C modules. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lstate.h"
+#include "sbi/alloc.h"
+
+static const char *
+stdlib_dir(void)
+{
+	static int warned;
+	const char *d = getenv("SBI_STDLIB_DIR");
+	if (d && *d && !warned) {
+		fprintf(stderr, "sbirun: warning: loading the stdlib from %s (SBI_STDLIB_DIR)\n", d);
+		warned = 1;
+	}
+	return d && *d ? d : NULL;
+}
+
+/* package.searchers entry: finds "sbi" and "sbi.*" in the stdlib. */
+static int
+stdlib_searcher(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	for (size_t i = 0; i < sbi_stdlib_nfiles; i++) {
+		const sbi_stdlib_file *f = &sbi_stdlib_files[i];
+		if (strcmp(f->module, name) != 0)
+			continue;
+		const char *dir = stdlib_dir();
+		int rc;
+		if (dir) {
+			lua_pushfstring(L, "%s/%s", dir, f->path);
+			rc = luaL_loadfilex(L, lua_tostring(L, -1), "t");
+		} else {
+			lua_pushfstring(L, "@[stdlib]/%s", f->path);
+			rc = luaL_loadbufferx(L, f->source, f->len, lua_tostring(L, -1), "t");
+		}
+		if (rc != LUA_OK)
+			return lua_error(L);
+		lua_pushstring(L, f->path); /* [.., chunk, path] */
+		return 2;
+	}
+	lua_pushfstring(L, "no stdlib module '%s'", name);
+	return 1;
+}
+
+static void
+install_searcher(lua_State *L)
+{
+	lua_getglobal(L, "package");          /* [package] */
+	lua_getfield(L, -1, "searchers");     /* [package, searchers] */
+	/* preload, then the stdlib (so a recipe's file cannot shadow it),
+	 * then Lua files on package.path; no C module searchers. */
+	lua_pushnil(L);
+	lua_seti(L, -2, 4);
+	lua_geti(L, -1, 2);
+	lua_seti(L, -2, 3);
+	lua_pushcfunction(L, stdlib_searcher);
+	lua_seti(L, -2, 2);
+	lua_pop(L, 1);                        /* [package] */
+	lua_pushstring(L, "");
+	lua_setfield(L, -2, "cpath");
+	lua_getfield(L, -1, "preload");       /* [package, preload] */
+	lua_pushcfunction(L, luaopen_sbi_core);
+	lua_setfield(L, -2, "sbi.core");
+	lua_pop(L, 2);                        /* [] */
+}
+
+void
+sbi__set_module_dir(lua_State *L, const char *dir)
+{
+	lua_getglobal(L, "package");
+	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+	lua_setfield(L, -2, "path");
+	lua_pop(L, 1);
+}
+
+lua_State *
+sbi__state_new(sbi_runctx *ctx)
+{
+	lua_State *L = luaL_newstate();
+	if (L == NULL)
+		return NULL;
+	luaL_openlibs(L);
+	install_searcher(L);
+	sbi__set_module_dir(L, ".");
+	lua_pushlightuserdata(L, ctx);
+	lua_setfield(L, LUA_REGISTRYINDEX, SBI_RUNCTX);
+	return L;
+}
+
+static const char *const safe_globals[] = {
+	"assert", "error", "ipairs", "next", "pairs", "pcall", "print", "rawequal", "rawget", "rawlen",
+	"rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "xpcall",
+	"require", "_VERSION", "math", "string", "table", "utf8", "coroutine", NULL,
+};
+
+static const char *const safe_os[] = { "clock", "date", "difftime", "getenv", "time", NULL };
+
+/* Pushes a new recipe environment. */
+static void
+push_env(lua_State *L)
+{
+	lua_newtable(L);                      /* [env] */
+	lua_newtable(L);                      /* [env, mt] */
+	lua_newtable(L);                      /* [env, mt, base] */
+	for (int i = 0; safe_globals[i]; i++) {
+		lua_getglobal(L, safe_globals[i]);
+		lua_setfield(L, -2, safe_globals[i]);
+	}
+	lua_newtable(L);                      /* [env, mt, base, os] */
+	lua_getglobal(L, "os");
+	for (int i = 0; safe_os[i]; i++) {
+		lua_getfield(L, -1, safe_os[i]);
+		lua_setfield(L, -3, safe_os[i]);
+	}
+	lua_pop(L, 1);
+	lua_setfield(L, -2, "os");            /* [env, mt, base] */
+	lua_setfield(L, -2, "__index");       /* [env, mt] */
+	lua_setmetatable(L, -2);              /* [env] */
+}
+
+static int
+traceback(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	if (msg == NULL)
+		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	if (getenv("SBI_TRACEBACK"))
+		luaL_traceback(L, L, msg, 1);
+	else
+		lua_pushstring(L, msg);
+	return 1;
+}
+
+int
+sbi__pcall(lua_State *L, int nargs, int nres)
+{
+	int base = lua_gettop(L) - nargs;
+	lua_pushcfunction(L, traceback);
+	lua_insert(L, base);
+	int rc = lua_pcall(L, nargs, nres, base);
+	lua_remove(L, base);
+	return rc;
+}
+
+int
+sbi__load_recipe(lua_State *L, const char *path)
+{
+	lua_pushfstring(L, "@%s", path);
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		lua_pop(L, 1);
+		lua_pushfstring(L, "cannot open recipe %s: %s", path, strerror(errno));
+		return LUA_ERRFILE;
+	}
+	fclose(f);
+	lua_pop(L, 1);
+	if (luaL_loadfilex(L, path, "t") != LUA_OK) /* [chunk or msg] */
+		return LUA_ERRSYNTAX;
+	push_env(L);                               /* [chunk, env] */
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, "sbi.recipe_env");
+	if (lua_setupvalue(L, -2, 1) == NULL)      /* [chunk] */
+		lua_pop(L, 1);
+	return sbi__pcall(L, 0, 0);
+}

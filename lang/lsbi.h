@@ -1,0 +1,87 @@
+/* Internal declarations shared by the Lua embedding (lang/). Only lang/
+ * includes <lua.h>; the engine never does. */
+#ifndef SBI_LSBI_H
+#define SBI_LSBI_H
+
+#include <gsl/gsl_rng.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "sbi/artifact.h"
+#include "sbi/cache.h"
+#include "sbi/graph.h"
+#include "sbi/mat.h"
+#include "sbi/prior.h"
+
+#define SBI_MT_MAT "sbi.Mat"
+#define SBI_MT_RNG "sbi.Rng"
+#define SBI_MT_PRIOR "sbi.Prior"
+
+/* A Mat userdata: owns m unless borrowed (then m belongs to an artifact
+ * that outlives the Lua state). */
+typedef struct l_mat {
+	sbi_mat *m;
+	int borrowed;
+} l_mat;
+
+/* What a run shares with the Lua side: stored as a light userdata in the
+ * registry under SBI_RUNCTX, read by primitives that need the cache. */
+#define SBI_RUNCTX "sbi.runctx"
+typedef struct sbi_runctx {
+	sbi_cache *cache; /* NULL while only loading or printing the graph */
+	sbi_node *node;   /* the node being run, or NULL */
+	int jobs;
+	int quiet;
+	long chunk_size_default;
+} sbi_runctx;
+
+sbi_runctx *sbi__runctx(lua_State *L);
+
+/* l_mat.c */
+void sbi__open_mat(lua_State *L);
+l_mat *sbi__check_mat(lua_State *L, int idx);
+/* Pushes a new Mat owning m (freed here if the push fails). */
+void sbi__push_mat(lua_State *L, sbi_mat *m);
+/* Pushes a Mat that borrows m. */
+void sbi__push_mat_borrowed(lua_State *L, sbi_mat *m);
+/* A new matrix from a Mat userdata or a table of numbers / of rows. */
+sbi_mat *sbi__to_mat(lua_State *L, int idx, const char *what);
+
+/* l_rng.c */
+void sbi__open_rng(lua_State *L);
+gsl_rng *sbi__check_rng(lua_State *L, int idx);
+/* Pushes a new Rng positioned at stream (seed, purpose, index). */
+gsl_rng *sbi__push_rng(lua_State *L, uint64_t seed, uint64_t purpose, uint64_t index);
+
+/* l_prior.c */
+void sbi__open_prior(lua_State *L);
+sbi_prior *sbi__check_prior(lua_State *L, int idx);
+
+/* l_hash.c: the canonical hash of a Lua value (see the file for what goes in). */
+void sbi__open_hash(lua_State *L);
+int sbi__hash_value(lua_State *L, int idx, sbi_key *out);
+
+/* l_sim.c */
+int sbi__l_simulate(lua_State *L);
+
+/* l_core.c: the sbi.core module. */
+int luaopen_sbi_core(lua_State *L);
+
+/* Converting artifacts. Pushes a table for a (matrices borrowed). */
+void sbi__push_artifact(lua_State *L, sbi_artifact *a);
+/* A new artifact from the table at idx; NULL with a Lua error raised on
+ * bad values (never returns NULL otherwise). Mats are moved, not copied. */
+sbi_artifact *sbi__to_artifact(lua_State *L, int idx, const char *what);
+
+/* The stdlib sources compiled into the binary (generated). */
+typedef struct sbi_stdlib_file {
+	const char *module; /* "sbi", "sbi.prior", ... */
+	const char *path;   /* "sbi/init.lua", ... */
+	const char *source;
+	size_t len;
+} sbi_stdlib_file;
+extern const sbi_stdlib_file sbi_stdlib_files[];
+extern const size_t sbi_stdlib_nfiles;
+
+#endif

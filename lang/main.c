@@ -1,0 +1,171 @@
+/* sbirun: the command-line front end.
+ *
+ *   sbirun [run] RECIPE [options]     run the analysis
+ *   sbirun graph RECIPE [--format text|dot]
+ *   sbirun clean RECIPE
+ *   sbirun lua SCRIPT [args...]       run a Lua script with the stdlib (tests, benchmarks)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lstate.h"
+#include "sbi/alloc.h"
+#include "sbi_config.h"
+#include "session.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: sbirun [run] RECIPE [options]\n"
+	    "       sbirun graph RECIPE [--format text|dot] [options]\n"
+	    "       sbirun clean RECIPE [options]\n"
+	    "       sbirun lua SCRIPT [args...]\n"
+	    "       sbirun --version | --help\n"
+	    "\n"
+	    "options:\n"
+	    "  --set NAME=VALUE  set a recipe parameter declared with sbi.param (repeatable)\n"
+	    "  --cache DIR       artifact cache (default: .sbirun/ beside the recipe)\n"
+	    "  --out DIR         output folder (default: sbirun-out/<recipe name>/)\n"
+	    "  --jobs N          worker processes for simulations (default 1)\n"
+	    "  --quiet           no progress output\n"
+	    "  --format FMT      graph output: text (default) or dot\n"
+	    "\n"
+	    "See docs/cli.md for details.\n");
+}
+
+typedef struct cli {
+	const char *cmd;
+	const char *format;
+	sbi_session_opts o;
+} cli;
+
+static int
+bad_usage(const char *msg, const char *arg)
+{
+	fprintf(stderr, "sbirun: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+	fprintf(stderr, "run 'sbirun --help' for usage\n");
+	return 2;
+}
+
+static int
+parse_jobs(const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v < 1 || v > 256)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* Parses argv into c; returns -1 on success or an exit code. */
+static int
+parse(int argc, char **argv, cli *c, const char **sets)
+{
+	int i = 1;
+	c->cmd = "run";
+	c->format = "text";
+	c->o.jobs = 1;
+	if (i < argc && (strcmp(argv[i], "run") == 0 || strcmp(argv[i], "graph") == 0 ||
+	    strcmp(argv[i], "clean") == 0))
+		c->cmd = argv[i++];
+	for (; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int takes = strcmp(a, "--set") == 0 || strcmp(a, "--cache") == 0 || strcmp(a, "--out") == 0 ||
+		    strcmp(a, "--jobs") == 0 || strcmp(a, "--format") == 0;
+		if (takes && v == NULL)
+			return bad_usage("option needs a value", a);
+		if (strcmp(a, "--set") == 0)
+			sets[c->o.nsets++] = v;
+		else if (strcmp(a, "--cache") == 0)
+			c->o.cache_dir = v;
+		else if (strcmp(a, "--out") == 0)
+			c->o.out_dir = v;
+		else if (strcmp(a, "--format") == 0)
+			c->format = v;
+		else if (strcmp(a, "--jobs") == 0) {
+			if (parse_jobs(v, &c->o.jobs) != 0)
+				return bad_usage("--jobs expects an integer from 1 to 256, got", v);
+		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+			c->o.quiet = 1;
+			continue;
+		} else if (a[0] == '-' && a[1] != '\0')
+			return bad_usage("unknown option", a);
+		else if (c->o.recipe == NULL) {
+			c->o.recipe = a;
+			continue;
+		} else
+			return bad_usage("unexpected argument", a);
+		i++;
+	}
+	if (c->o.recipe == NULL)
+		return bad_usage("no recipe given", NULL);
+	return -1;
+}
+
+/* sbirun lua SCRIPT args...: arg table as in lua.c. */
+static int
+run_script(int argc, char **argv)
+{
+	if (argc < 3)
+		return bad_usage("lua: no script given", NULL);
+	sbi_runctx ctx = { 0 };
+	ctx.jobs = 1;
+	lua_State *L = sbi__state_new(&ctx);
+	if (L == NULL)
+		return 1;
+	lua_createtable(L, argc, 0);
+	for (int i = 2; i < argc; i++) {
+		lua_pushstring(L, argv[i]);
+		lua_seti(L, -2, i - 2);
+	}
+	lua_setglobal(L, "arg");
+	int rc = luaL_loadfile(L, argv[2]);
+	if (rc == LUA_OK) {
+		for (int i = 3; i < argc; i++)
+			lua_pushstring(L, argv[i]);
+		rc = sbi__pcall(L, argc - 3, 0);
+	}
+	if (rc != LUA_OK)
+		fprintf(stderr, "sbirun: error: %s\n", lua_tostring(L, -1));
+	lua_close(L);
+	return rc == LUA_OK ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("sbirun %s (%s)\n", SBI_VERSION, LUA_RELEASE);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "lua") == 0)
+		return run_script(argc, argv);
+	const char **sets = calloc((size_t)argc, sizeof *sets);
+	cli c = { 0 };
+	int code = sets ? parse(argc, argv, &c, sets) : 1;
+	if (code >= 0) {
+		free(sets);
+		return code;
+	}
+	c.o.sets = sets;
+	sbi_session *s = sbi_session_load(&c.o, &code);
+	if (s != NULL) {
+		if (strcmp(c.cmd, "graph") == 0)
+			code = sbi_session_graph(s, c.format);
+		else if (strcmp(c.cmd, "clean") == 0)
+			code = sbi_session_clean(s);
+		else
+			code = sbi_session_run(s);
+	}
+	sbi_session_close(s);
+	free(sets);
+	return code;
+}

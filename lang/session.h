@@ -1,0 +1,30 @@
+/* A session: one recipe loaded into a Lua state, its graph, and the
+ * commands that act on it (run, graph, clean). */
+#ifndef SBI_SESSION_H
+#define SBI_SESSION_H
+
+#include <stddef.h>
+
+typedef struct sbi_session_opts {
+	const char *recipe;
+	const char **sets;     /* "name=value" strings from --set */
+	size_t nsets;
+	const char *cache_dir; /* NULL: .sbirun/ beside the recipe */
+	const char *out_dir;   /* NULL: sbirun-out/<recipe name>/ */
+	int jobs;              /* worker processes for simulations */
+	int quiet;             /* no progress output */
+} sbi_session_opts;
+
+typedef struct sbi_session sbi_session;
+
+/* Loads the recipe and builds its graph. Prints errors; NULL on failure
+ * with *exit_code set (1 for recipe errors, 2 for bad --set syntax). */
+sbi_session *sbi_session_load(const sbi_session_opts *o, int *exit_code);
+void sbi_session_close(sbi_session *s); /* NULL is fine */
+
+/* The commands; each returns a process exit code. */
+int sbi_session_run(sbi_session *s);
+int sbi_session_graph(sbi_session *s, const char *format);
+int sbi_session_clean(sbi_session *s);
+
+#endif

@@ -1,0 +1,69 @@
+-- The lecture's tutorial model: a Gaussian bump on an affine background.
+--
+--   y(x) = l * exp(-(x - m)^2 / (2 s^2)) + a * x + b,   x_i = i/49, i = 0..49
+--   data_i = y(x_i) + sigma_i * eps_i,   sigma_i = 0.05 + 0.10 x_i,   eps_i ~ N(0, 1)
+--
+-- Run:   sbirun recipes/tutorial.lua
+--        sbirun recipes/tutorial.lua --set simulations=200000 --set epsilon_quantile=0.001
+--        sbirun recipes/tutorial.lua --set observation=my_data.csv
+local sbi = require "sbi"
+
+local prior = sbi.prior.uniform {
+  low   = { 0, 0, 0.05, -0.5, -0.5 },
+  high  = { 1, 1, 0.40,  0.5,  0.5 },
+  names = { "l", "m", "s", "a", "b" },
+}
+
+-- The grid and the known noise level of every point.
+local N = 50
+local grid, sigma = {}, {}
+for i = 0, N - 1 do
+  grid[i + 1] = i / (N - 1)
+  sigma[i + 1] = 0.05 + 0.10 * grid[i + 1]
+end
+
+-- The model's mean at every grid point (kept separate so a likelihood can
+-- reuse it).
+local function mean_function(theta)
+  local l, m, s, a, b = theta[1], theta[2], theta[3], theta[4], theta[5]
+  local mu = {}
+  for i = 1, N do
+    local x = grid[i]
+    mu[i] = l * math.exp(-(x - m) ^ 2 / (2 * s * s)) + a * x + b
+  end
+  return mu
+end
+
+local function simulator(theta, rng)
+  local y = mean_function(theta)
+  for i = 1, N do y[i] = y[i] + sigma[i] * rng:normal() end
+  return y
+end
+
+local obs_path = sbi.param("observation", "")
+local observation
+if obs_path ~= "" then
+  observation = sbi.observation(obs_path)
+else
+  observation = sbi.observation { simulator = simulator, theta = { 0.5, 0.6, 0.2, -0.2, 0.1 }, seed = 2024 }
+end
+
+local sims = sbi.simulate {
+  prior = prior,
+  simulator = sbi.simulator { fn = simulator, dim = N },
+  n = sbi.param("simulations", 100000),
+  seed = sbi.param("seed", 1),
+}
+
+local method = sbi.param("method", "rejection_abc")
+if method ~= "rejection_abc" then
+  error("unknown --set method=" .. method .. " (available: rejection_abc)")
+end
+
+local posterior = sbi.abc.rejection {
+  sims = sims,
+  observation = observation,
+  quantile = sbi.param("epsilon_quantile", 0.01),
+}
+
+sbi.output { posterior_samples = posterior }

@@ -1,0 +1,98 @@
+-- Approximate Bayesian computation. Rejection ABC keeps the simulations
+-- whose data lie nearest the observation (Pritchard et al. 1999); distances
+-- are Euclidean on data standardized per column, unless a distance function
+-- is given.
+local core = require "sbi.core"
+local check = require "sbi.check"
+local graph = require "sbi.graph"
+
+local M = {}
+
+local function lua_distances(x, obs, distance)
+  local n = x:rows()
+  local d = core.mat(n, 1)
+  local o = obs:row(1)
+  local row = {}
+  for i = 1, n do
+    local v = distance(x:row(i, row), o)
+    if type(v) ~= "number" then error("abc.rejection: the distance function returned " .. check.describe(v), 0) end
+    d:set(i, 1, v ~= v and math.huge or v)
+  end
+  return d
+end
+
+-- Draws num_samples rows from the accepted samples: with kde, each draw is
+-- an accepted row plus Gaussian noise with per-column bandwidth
+-- std_j * n^(-1/(d+4)) (Scott's rule), redrawn until inside the prior support.
+local function resample(samples, num, kde, prior, seed)
+  local n, d = samples:rows(), samples:cols()
+  local rng = core.rng(seed, 3, 0)
+  local out = core.mat(num, d)
+  local bw = {}
+  if kde then
+    local s = core.summary(samples)
+    local f = n ^ (-1 / (d + 4))
+    for j = 1, d do bw[j] = s[j].std * f end
+  end
+  local row = {}
+  for i = 1, num do
+    for _ = 1, 1000 do
+      samples:row(rng:integer(n), row)
+      if kde then
+        for j = 1, d do row[j] = row[j] + rng:normal(0, bw[j]) end
+      end
+      if not kde or prior:in_support(row) then break end
+    end
+    out:set_row(i, row)
+  end
+  return out
+end
+
+function M.rejection(opts)
+  check.options("sbi.abc.rejection", opts, {
+    sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
+    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+    quantile = { check.fraction() },
+    epsilon = { check.positive() },
+    distance = { check.func() },
+    scale = { check.one_of("std", "mad") },
+    num_samples = { check.integer(1) },
+    kde = { check.boolean() },
+    seed = { check.integer(0) },
+  })
+  if opts.sims.kind ~= "simulate" then error("sbi.abc.rejection: 'sims' must come from sbi.simulate", 2) end
+  if opts.observation.kind ~= "observation" then
+    error("sbi.abc.rejection: 'observation' must come from sbi.observation", 2)
+  end
+  if opts.quantile and opts.epsilon then
+    error("sbi.abc.rejection: give either 'quantile' or 'epsilon', not both", 2)
+  end
+  local key_opts = {
+    quantile = opts.epsilon == nil and (opts.quantile or 0.01) or nil, epsilon = opts.epsilon,
+    distance = opts.distance, scale = opts.scale or "std", num_samples = opts.num_samples,
+    kde = opts.kde ~= false, seed = math.tointeger(opts.seed or 1),
+  }
+  local sims = opts.sims
+  return graph.node("abc.rejection", graph.where(2), key_opts, { sims, opts.observation }, function(node, inp)
+    local s, o = inp[1], inp[2]
+    if o.x:cols() ~= s.x:cols() then
+      error(string.format("%s: the observation has %d values but the simulator produces %d", node.label,
+                          o.x:cols(), s.x:cols()), 0)
+    end
+    local d
+    if key_opts.distance then
+      d = lua_distances(s.x, o.x, key_opts.distance)
+    else
+      d = core.abc_distances(s.x, o.x, core.scales(s.x, key_opts.scale))
+    end
+    local idx, eps = core.abc_select(d, key_opts.quantile, key_opts.epsilon)
+    local samples = s.theta:select_rows(idx)
+    if key_opts.num_samples then
+      samples = resample(samples, key_opts.num_samples, key_opts.kde, sims.prior, key_opts.seed)
+    end
+    return { samples = samples, names = s.names, epsilon = eps, n_accepted = #idx,
+             n_simulations = s.x:rows(), method = "rejection ABC" }
+  end)
+end
+
+return M

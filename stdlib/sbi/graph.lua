@@ -1,0 +1,37 @@
+-- The declared graph: every sbi declaration appends a node here. Nothing
+-- runs at declaration; the engine keys and runs the nodes after the recipe
+-- has loaded (lang/l_session.c).
+local M = { nodes = {}, outputs = {} }
+
+local Node = { __name = "sbi.Node" }
+Node.__index = Node
+Node.__tostring = function(n) return "sbi node " .. n.label end
+M.Node = Node
+
+-- "file:line" of the recipe line that called the declaring function;
+-- level counts from the caller of where().
+function M.where(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  if info == nil then return "?" end
+  return info.short_src .. ":" .. tostring(info.currentline)
+end
+
+-- Declares a node.
+--   kind    "simulate", "abc.rejection", ...
+--   where   recipe location for messages
+--   opts    everything that determines the artifact (hashed into the key)
+--   inputs  list of nodes whose artifacts run() receives, in order
+--   run     function(node, input_artifacts) -> artifact table
+function M.node(kind, where, opts, inputs, run)
+  local n = setmetatable({ kind = kind, label = kind .. " (" .. where .. ")", opts = opts,
+                           inputs = inputs or {}, run = run }, Node)
+  M.nodes[#M.nodes + 1] = n
+  n._id = #M.nodes
+  return n
+end
+
+function M.is_node(v, kind)
+  return getmetatable(v) == Node and (kind == nil or v.kind == kind)
+end
+
+return M

@@ -1,0 +1,99 @@
+-- The sbi module: what a recipe gets from `local sbi = require "sbi"`.
+-- Declarations build graph nodes (sbi.graph); nothing runs while the recipe
+-- loads.
+local core = require "sbi.core"
+local check = require "sbi.check"
+local graph = require "sbi.graph"
+local prior = require "sbi.prior"
+local simulate = require "sbi.simulate"
+local observation = require "sbi.observation"
+local abc = require "sbi.abc"
+local report = require "sbi.report"
+
+local sbi = {
+  version = core.version,
+  core = core,
+  prior = prior,
+  abc = { rejection = abc.rejection },
+  simulator = simulate.simulator,
+  simulate = simulate.simulate,
+  observation = observation.observation,
+  is_node = graph.is_node,
+  _nodes = graph.nodes,
+  _outputs = graph.outputs,
+  _params = {},       -- name -> true, for every sbi.param call
+  _param_values = {}, -- name -> value used (for run.json)
+  _set = {},          -- --set name -> string
+}
+
+-- sbi.param(name, default): the value given with --set name=..., else default.
+function sbi.param(name, default)
+  if type(name) ~= "string" or name == "" then error("sbi.param: the name must be a non-empty string", 2) end
+  local raw, v = sbi._set[name], default
+  if raw ~= nil then
+    if type(default) == "number" then
+      v = tonumber(raw)
+      if v == nil then error(string.format("--set %s=%s: expected a number", name, raw), 2) end
+    elseif type(default) == "boolean" then
+      if raw == "true" or raw == "1" then v = true elseif raw == "false" or raw == "0" then v = false
+      else error(string.format("--set %s=%s: expected true or false", name, raw), 2) end
+    else
+      v = tonumber(raw) or raw
+    end
+  end
+  sbi._params[name] = true
+  sbi._param_values[name] = v
+  return v
+end
+
+-- sbi.output{ name = node, ... }: what the run writes to the output folder.
+function sbi.output(opts)
+  if type(opts) ~= "table" then error("sbi.output: expected { name = node, ... }", 2) end
+  for _, name in ipairs(check.sorted_keys(opts)) do
+    local node = opts[name]
+    if not graph.is_node(node) then
+      error(string.format("sbi.output: '%s' must be a step such as sbi.abc.rejection{...}, got %s", name,
+                          check.describe(node)), 2)
+    end
+    if not name:match("^[%w_%-]+$") then
+      error(string.format("sbi.output: the name '%s' may only use letters, digits, '_' and '-'", name), 2)
+    end
+    graph.outputs[#graph.outputs + 1] = { name = name, node = node }
+  end
+end
+
+-- Called by the engine before and after the recipe runs.
+function sbi._begin(sets, recipe, recipe_dir)
+  sbi._set, sbi._recipe = sets, recipe
+  observation.recipe_dir = recipe_dir
+end
+
+function sbi._end()
+  local unknown = {}
+  for k in pairs(sbi._set) do
+    if not sbi._params[k] then unknown[#unknown + 1] = k end
+  end
+  if #unknown > 0 then
+    table.sort(unknown)
+    local known = check.sorted_keys(sbi._params)
+    error(string.format("unknown --set %s: %s has %s", table.concat(unknown, ", "), sbi._recipe,
+                        #known > 0 and ("parameters " .. table.concat(known, ", ")) or "no parameters"), 0)
+  end
+  if #graph.outputs == 0 then
+    error(sbi._recipe .. ": the recipe declares no outputs; add sbi.output{ posterior_samples = ... }", 0)
+  end
+end
+
+function sbi._write_outputs(arts, dir, quiet)
+  report.write_outputs(graph.outputs, arts, dir, quiet)
+end
+
+-- Library tables hash by name in cache keys (their code is versioned with
+-- the engine), so a simulator that captures `sbi` does not hash the graph.
+for name, t in pairs { sbi = sbi, ["sbi.core"] = core, ["sbi.check"] = check, ["sbi.graph"] = graph,
+                       ["sbi.prior"] = prior, ["sbi.simulate"] = simulate, ["sbi.observation"] = observation,
+                       ["sbi.abc"] = abc, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc } do
+  core.register_library(t, name)
+end
+
+return sbi

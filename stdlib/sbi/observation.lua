@@ -1,0 +1,80 @@
+-- sbi.observation: the observed data x_obs, from a file (CSV or .npy), an
+-- inline list of numbers, or a simulation at a given theta.
+local core = require "sbi.core"
+local check = require "sbi.check"
+local graph = require "sbi.graph"
+local simulate = require "sbi.simulate"
+
+local M = {}
+
+-- Relative paths are tried from the current directory, then beside the recipe.
+local function resolve(path, recipe_dir)
+  if core.file_exists(path) then return path end
+  if path:sub(1, 1) ~= "/" and recipe_dir then
+    local p = recipe_dir .. "/" .. path
+    if core.file_exists(p) then return p end
+  end
+  return nil
+end
+
+local function one_row(m, what)
+  if m:rows() == 1 then return m end
+  if m:cols() == 1 then
+    local t = {}
+    for i = 1, m:rows() do t[i] = m:get(i, 1) end
+    return core.mat(t)
+  end
+  error(string.format("%s has %d rows of %d values; an observation is one row", what, m:rows(), m:cols()), 0)
+end
+
+local function from_file(path, where, level)
+  local found = resolve(path, M.recipe_dir)
+  if not found then
+    error(string.format("observation file '%s' not found (looked in the current directory%s)", path,
+                        M.recipe_dir and (" and in " .. M.recipe_dir) or ""), level + 1)
+  end
+  local opts = { file_hash = core.file_hash(found), npy = found:sub(-4) == ".npy" }
+  return graph.node("observation", where, opts, {}, function()
+    local m, names = core.read_matrix(found)
+    if not m then error(names, 0) end
+    return { x = one_row(m, "observation file " .. found) }
+  end)
+end
+
+local function from_simulation(spec, where)
+  check.options("sbi.observation", spec, {
+    simulator = { check.any(check.func(), check.is(simulate.Simulator, "an sbi.simulator")), required = true },
+    theta = { check.numbers(), required = true },
+    seed = { check.integer(0) },
+    names = { check.strings() },
+  }, 4)
+  local sim = simulate.as_simulator(spec.simulator)
+  if sim.batched then error("sbi.observation: use a per-simulation (not batched) simulator", 3) end
+  local opts = { simulator = sim.fn, theta = spec.theta, seed = math.tointeger(spec.seed or 0), names = spec.names }
+  return graph.node("observation", where, opts, {}, function(node)
+    local theta = {}
+    for i, v in ipairs(spec.theta) do theta[i] = v end
+    if spec.names then setmetatable(theta, simulate.theta_meta(spec.names)) end
+    local rng = core.rng(opts.seed, 4, 0)
+    local x = sim.fn(theta, rng)
+    if type(x) ~= "table" or #x == 0 then error(node.label .. ": the simulator did not return a table of numbers", 0) end
+    return { x = core.mat(x) }
+  end)
+end
+
+-- sbi.observation(path | {x1, x2, ...} | {simulator = f, theta = {...}, seed = s})
+function M.observation(v)
+  local where = graph.where(2)
+  if type(v) == "string" then return from_file(v, where, 2) end
+  if type(v) == "table" and v.simulator ~= nil then return from_simulation(v, where) end
+  if type(v) == "table" and check.numbers().test(v) then
+    for k in pairs(v) do
+      if math.type(k) ~= "integer" then error("sbi.observation: unknown key '" .. tostring(k) .. "'", 2) end
+    end
+    return graph.node("observation", where, { values = v }, {}, function() return { x = core.mat(v) } end)
+  end
+  error("sbi.observation: expected a file path, a list of numbers or { simulator = ..., theta = {...} }, got "
+        .. check.describe(v), 2)
+end
+
+return M

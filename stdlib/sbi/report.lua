@@ -1,0 +1,51 @@
+-- Writing outputs and the end-of-run summary table.
+local core = require "sbi.core"
+
+local M = {}
+
+local function fmt(v)
+  return string.format("%10.4g", v)
+end
+
+-- Prints mean, std and the 5/50/95% quantiles of every parameter.
+function M.summary(name, art, out)
+  out = out or io.stdout
+  local m = art.samples
+  local head = string.format("%s: %d samples", name, m:rows())
+  if art.method then
+    head = head .. string.format(" (%s", art.method)
+    if art.n_accepted and art.n_simulations then
+      head = head .. string.format(", %d of %d simulations accepted, epsilon = %.4g", art.n_accepted,
+                                   art.n_simulations, art.epsilon or 0)
+    end
+    head = head .. ")"
+  end
+  out:write(head, "\n")
+  local width = 9
+  for _, n in ipairs(art.names) do width = math.max(width, #n) end
+  local rowf = "%-" .. width .. "s %10s %10s %10s %10s %10s\n"
+  out:write(string.format(rowf, "parameter", "mean", "std", "5%", "50%", "95%"))
+  for j, s in ipairs(core.summary(m)) do
+    out:write(string.format(rowf, art.names[j], fmt(s.mean), fmt(s.std), fmt(s.q05), fmt(s.q50), fmt(s.q95)))
+  end
+  out:flush()
+end
+
+-- outputs: list of { name = , node = }; arts: their artifacts, in order.
+function M.write_outputs(outputs, arts, dir, quiet)
+  for i, o in ipairs(outputs) do
+    local art = arts[i]
+    if art.samples and art.names then
+      core.write_samples(dir, o.name, art.samples, art.names)
+      M.summary(o.name, art)
+      if not quiet then
+        io.stderr:write(string.format("wrote %s/%s.csv and %s.npy\n", dir, o.name, o.name))
+      end
+    else
+      io.stderr:write(string.format("sbirun: warning: output '%s' (%s) has no samples to write\n", o.name,
+                                    o.node.label))
+    end
+  end
+end
+
+return M

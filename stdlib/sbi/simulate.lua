@@ -1,0 +1,85 @@
+-- sbi.simulator and sbi.simulate: n draws of (theta, x) from the prior and
+-- the simulator. The hot loop is in C (lang/l_sim.c); this module checks
+-- options, declares the node and reports failures.
+local core = require "sbi.core"
+local check = require "sbi.check"
+local graph = require "sbi.graph"
+local prior = require "sbi.prior"
+
+local M = {}
+local Simulator = { __name = "sbi.Simulator" }
+Simulator.__index = Simulator
+M.Simulator = Simulator
+
+-- sbi.simulator{ fn = f, dim = K, batched = false }
+function M.simulator(opts)
+  check.options("sbi.simulator", opts, {
+    fn = { check.func(), required = true },
+    dim = { check.integer(1) },
+    batched = { check.boolean() },
+  })
+  if opts.batched and not opts.dim then
+    error("sbi.simulator: a batched simulator needs 'dim' (the length of one simulation's data)", 2)
+  end
+  return setmetatable({ fn = opts.fn, dim = opts.dim and math.tointeger(opts.dim), batched = opts.batched == true },
+                      Simulator)
+end
+
+-- A plain function or a Simulator, as a Simulator.
+function M.as_simulator(v)
+  if getmetatable(v) == Simulator then return v end
+  return setmetatable({ fn = v, batched = false }, Simulator)
+end
+
+-- theta.name works in simulators: names resolve to positions.
+local function theta_meta(names)
+  local pos = {}
+  for i, n in ipairs(names) do pos[n] = i end
+  return { __index = function(t, k)
+    local i = pos[k]
+    if i then return rawget(t, i) end
+    return nil
+  end }
+end
+
+local function report_failures(label, r)
+  local failed = r.n_error + r.n_nan + r.n_length
+  if failed > 0 then
+    io.stderr:write(string.format(
+      "%s: dropped %d of %d simulations (%d errors, %d NaN/inf, %d wrong length); first: %s\n",
+      label, failed, failed + r.n_kept, r.n_error, r.n_nan, r.n_length, r.first_failure))
+  end
+end
+
+function M.simulate(opts)
+  check.options("sbi.simulate", opts, {
+    prior = { check.is(prior.Prior, "a prior (sbi.prior.*)"), required = true },
+    simulator = { check.any(check.func(), check.is(Simulator, "an sbi.simulator")), required = true },
+    n = { check.integer(1), required = true },
+    seed = { check.integer(0) },
+    on_failure = { check.one_of("fail", "drop") },
+    chunk_size = { check.integer(1) },
+  })
+  local sim = M.as_simulator(opts.simulator)
+  local p = opts.prior
+  local key_opts = {
+    prior = p, simulator = sim.fn, dim = sim.dim, batched = sim.batched,
+    n = math.tointeger(opts.n), seed = math.tointeger(opts.seed or 1), on_failure = opts.on_failure or "fail",
+  }
+  local chunk = opts.chunk_size and math.tointeger(opts.chunk_size) or nil
+  local node = graph.node("simulate", graph.where(2), key_opts, {}, function(node)
+    local r = core.simulate {
+      prior = p.c, simulator = sim.fn, batched = sim.batched, dim = sim.dim, n = key_opts.n,
+      seed = key_opts.seed, chunk_size = chunk, on_failure = key_opts.on_failure,
+      names = p.names, theta_meta = theta_meta(p.names), label = node.label,
+    }
+    report_failures(node.label, r)
+    return { theta = r.theta, x = r.x, names = p.names, n_kept = r.n_kept, n_error = r.n_error,
+             n_nan = r.n_nan, n_length = r.n_length, first_failure = r.first_failure }
+  end)
+  node.prior, node.simulator = p, sim
+  return node
+end
+
+M.theta_meta = theta_meta
+return M
