@@ -1,0 +1,95 @@
+# Shared helpers for the CLI tests. Each test script sources this file, runs
+# sbirun in a fresh temporary directory and calls the check functions; the
+# script fails (non-zero exit) when any check failed.
+#
+# Environment (set by meson): SBIRUN = the binary, SRCDIR = the source root.
+set -u
+: "${SBIRUN:?SBIRUN must point at the sbirun binary}"
+: "${SRCDIR:?SRCDIR must point at the source root}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/sbirun-test.XXXXXX")
+trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+cd "$T" || exit 1
+FAILS=0
+CHECKS=0
+
+fail() {
+	FAILS=$((FAILS + 1))
+	echo "FAIL: $*" >&2
+}
+
+# run CMD...: runs sbirun with arguments; sets $RC, $OUT (stdout file), $ERR (stderr file).
+run() {
+	OUT="$T/out.$CHECKS" ERR="$T/err.$CHECKS"
+	CHECKS=$((CHECKS + 1))
+	"$SBIRUN" "$@" >"$OUT" 2>"$ERR"
+	RC=$?
+}
+
+# expect_ok: the last run exited 0.
+expect_ok() {
+	if [ "$RC" -ne 0 ]; then
+		fail "expected success, got exit $RC: $(head -c 2000 "$ERR")"
+	fi
+}
+
+# expect_fail [CODE]: the last run exited non-zero (with CODE when given).
+expect_fail() {
+	if [ "$RC" -eq 0 ]; then
+		fail "expected failure, got exit 0"
+	elif [ -n "${1:-}" ] && [ "$RC" -ne "$1" ]; then
+		fail "expected exit $1, got $RC: $(head -c 2000 "$ERR")"
+	fi
+}
+
+# expect_err TEXT: stderr of the last run contains TEXT (fixed string).
+expect_err() {
+	if ! grep -qF -- "$1" "$ERR"; then
+		fail "stderr does not contain '$1'; it was: $(head -c 2000 "$ERR")"
+	fi
+}
+
+# expect_out TEXT: stdout of the last run contains TEXT.
+expect_out() {
+	if ! grep -qF -- "$1" "$OUT"; then
+		fail "stdout does not contain '$1'; it was: $(head -c 2000 "$OUT")"
+	fi
+}
+
+# ran_nodes FILE: the number of nodes that ran according to run.json FILE.
+ran_nodes() {
+	grep -o '"nodes_ran": [0-9]*' "$1" | grep -o '[0-9]*$'
+}
+
+# state_of FILE KIND: the state ("ran", "cached", ...) of the first node of KIND in run.json.
+state_of() {
+	awk -v kind="\"$2\"" '
+		/"kind":/ { k = $2; sub(/,$/, "", k) }
+		/"state":/ { s = $2; sub(/,$/, "", s); gsub(/"/, "", s); if (k == kind) { print s; exit } }
+	' "$1"
+}
+
+# expect_eq A B WHAT
+expect_eq() {
+	if [ "$1" != "$2" ]; then
+		fail "$3: got '$1', expected '$2'"
+	fi
+}
+
+# cache_consistent DIR: every ref in the cache names an object that exists and
+# every object verifies (checked by a second run being able to read them is
+# too slow; here we check structure: no temporary files left behind).
+no_temp_files() {
+	if find "$1" -name '.tmp-*' 2>/dev/null | grep -q .; then
+		fail "temporary files left in $1: $(find "$1" -name '.tmp-*' | head -3)"
+	fi
+}
+
+finish() {
+	if [ "$FAILS" -ne 0 ]; then
+		echo "$FAILS of $CHECKS checks failed" >&2
+		exit 1
+	fi
+	echo "ok ($CHECKS runs)"
+	exit 0
+}

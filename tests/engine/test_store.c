@@ -1,0 +1,200 @@
+/* Artifacts and the cache: round trips, corruption detection, atomicity. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "sbi/alloc.h"
+#include "sbi/artifact.h"
+#include "sbi/cache.h"
+#include "sbi/fsutil.h"
+
+static char *
+tmpdir(void)
+{
+	static char buf[64];
+	snprintf(buf, sizeof buf, "/tmp/sbi-test-store.XXXXXX");
+	return mkdtemp(buf);
+}
+
+static sbi_artifact *
+sample_artifact(void)
+{
+	sbi_artifact *a = sbi_artifact_alloc();
+	sbi_mat *m = sbi_mat_alloc(3, 2);
+	for (int i = 0; i < 6; i++)
+		m->data[i] = 2.385 * i - 1.5;
+	sbi_artifact_set_mat(a, "theta", m);
+	sbi_artifact_set_str(a, "note", "hello", 5);
+	sbi_artifact_set_num(a, "eps", 0.125);
+	const char *names[] = { "a", "bb" };
+	sbi_artifact_set_strs(a, "names", names, 2);
+	return a;
+}
+
+static void
+check_same(const sbi_artifact *a, const sbi_artifact *b)
+{
+	sbi_mat *x = sbi_artifact_mat(a, "theta"), *y = sbi_artifact_mat(b, "theta");
+	CHECK(y != NULL && y->nrow == 3 && y->ncol == 2);
+	for (int i = 0; y && i < 6; i++)
+		CHECK(x->data[i] == y->data[i]);
+	const sbi_field *s = sbi_artifact_get(b, "note", SBI_FIELD_STR);
+	CHECK(s && s->len == 5);
+	CHECK_STR(s ? s->str : NULL, "hello");
+	CHECK(sbi_artifact_num(b, "eps", -1) == 0.125);
+	const sbi_field *n = sbi_artifact_get(b, "names", SBI_FIELD_STRS);
+	CHECK(n && n->len == 2);
+	CHECK_STR(n ? n->strs[1] : NULL, "bb");
+}
+
+TEST(artifact_round_trip)
+{
+	char *dir = tmpdir();
+	sbi_artifact *a = sample_artifact(), *b = NULL;
+	sbi_key h, h2;
+	sbi_err err = { 0 };
+	CHECK(sbi_artifact_store(a, dir, &h, &err) == SBI_OK);
+	/* Same content, same name. */
+	CHECK(sbi_artifact_store(a, dir, &h2, &err) == SBI_OK);
+	CHECK(sbi_key_equal(&h, &h2));
+	char *path = sbi_artifact_path(dir, &h);
+	CHECK(sbi_artifact_load(path, &h, &b, &err) == SBI_OK);
+	if (b)
+		check_same(a, b);
+	sbi_artifact_free(a);
+	sbi_artifact_free(b);
+	sbi_free(path);
+}
+
+/* Flips one byte at offset off of file path. */
+static void
+flip_byte(const char *path, long off)
+{
+	FILE *f = fopen(path, "r+b");
+	fseek(f, off, SEEK_SET);
+	int c = fgetc(f);
+	fseek(f, off, SEEK_SET);
+	fputc(c ^ 0x40, f);
+	fclose(f);
+}
+
+TEST(artifact_every_flipped_byte_detected)
+{
+	char *dir = tmpdir();
+	sbi_artifact *a = sample_artifact();
+	sbi_key h;
+	sbi_err err = { 0 };
+	CHECK(sbi_artifact_store(a, dir, &h, &err) == SBI_OK);
+	char *path = sbi_artifact_path(dir, &h);
+	struct stat st;
+	stat(path, &st);
+	long live = sbi_test_live_blocks();
+	for (long off = 0; off < st.st_size; off++) {
+		flip_byte(path, off);
+		sbi_artifact *b = NULL;
+		int rc = sbi_artifact_load(path, &h, &b, &err);
+		CHECK(rc == SBI_ECORRUPT);
+		CHECK(b == NULL);
+		flip_byte(path, off);
+	}
+	CHECK(sbi_test_live_blocks() == live);
+	/* Truncation at every length. */
+	for (long len = 0; len < st.st_size; len += 7) {
+		CHECK(truncate(path, len) == 0);
+		sbi_artifact *b = NULL;
+		CHECK(sbi_artifact_load(path, &h, &b, &err) == SBI_ECORRUPT);
+		CHECK_CONTAINS(err.msg, "corrupt");
+	}
+	sbi_artifact_free(a);
+	sbi_free(path);
+}
+
+TEST(cache_put_get_corrupt_and_gc)
+{
+	char *dir = tmpdir();
+	sbi_err err = { 0 };
+	sbi_cache *c = sbi_cache_open(dir, &err);
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	sbi_key k1, k2, h;
+	sbi_hash_buffer("node one", 8, &k1);
+	sbi_hash_buffer("node two", 8, &k2);
+	sbi_artifact *a = sample_artifact(), *b = NULL;
+	CHECK(!sbi_cache_has(c, &k1));
+	CHECK(sbi_cache_get(c, &k1, &b, NULL, &err) == SBI_ENOTFOUND);
+	CHECK(sbi_cache_put(c, &k1, a, "one", &h, &err) == SBI_OK);
+	CHECK(sbi_cache_has(c, &k1));
+	CHECK(sbi_cache_get(c, &k1, &b, NULL, &err) == SBI_OK);
+	if (b)
+		check_same(a, b);
+	sbi_artifact_free(b);
+	b = NULL;
+
+	/* Corrupt the object: reported, removed, then a miss. */
+	char *objdir = sbi_path_join(dir, "objects"), *obj = sbi_artifact_path(objdir, &h);
+	flip_byte(obj, 50); /* inside the matrix data */
+	CHECK(sbi_cache_get(c, &k1, &b, NULL, &err) == SBI_ECORRUPT);
+	CHECK_CONTAINS(err.msg, "checksum mismatch");
+	CHECK(!sbi_cache_has(c, &k1));
+	CHECK(sbi_cache_get(c, &k1, &b, NULL, &err) == SBI_ENOTFOUND);
+
+	/* gc keeps referenced objects only. */
+	CHECK(sbi_cache_put(c, &k1, a, "one", NULL, &err) == SBI_OK);
+	sbi_artifact_set_num(a, "eps", 0.5);
+	CHECK(sbi_cache_put(c, &k2, a, "chunk 0 of abc", NULL, &err) == SBI_OK);
+	long freed = -1, removed = -1;
+	CHECK(sbi_cache_gc(c, &freed, &err) == SBI_OK);
+	CHECK(freed == 0);
+	CHECK(sbi_cache_remove_labelled(c, "of abc", &removed, &err) == SBI_OK);
+	CHECK(removed == 1);
+	CHECK(sbi_cache_gc(c, &freed, &err) == SBI_OK);
+	CHECK(freed == 1);
+	CHECK(sbi_cache_has(c, &k1));
+	CHECK(!sbi_cache_has(c, &k2));
+	sbi_cache_close(c);
+	sbi_artifact_free(a);
+	sbi_free(objdir);
+	sbi_free(obj);
+}
+
+TEST(cache_unwritable_is_an_error)
+{
+	sbi_err err = { 0 };
+	/* A path below a regular file cannot be created, even by root. */
+	char *dir = tmpdir();
+	char *file = sbi_path_join(dir, "file");
+	CHECK(sbi_fs_write_atomic(file, "x", 1, &err) == SBI_OK);
+	char *below = sbi_path_join(file, "cache");
+	sbi_cache *c = sbi_cache_open(below, &err);
+	CHECK(c == NULL);
+	CHECK_CONTAINS(err.msg, below);
+	sbi_free(file);
+	sbi_free(below);
+}
+
+TEST(artifact_oom_every_allocation)
+{
+	char *dir = tmpdir();
+	sbi_artifact *a = sample_artifact();
+	sbi_key h;
+	sbi_err err = { 0 };
+	CHECK(sbi_artifact_store(a, dir, &h, &err) == SBI_OK);
+	char *path = sbi_artifact_path(dir, &h);
+	long live = sbi_test_live_blocks();
+	for (long n = 0, rc = -1; rc != SBI_OK; n++) {
+		sbi_artifact *b = NULL;
+		sbi_test_fail_alloc_after(n);
+		rc = sbi_artifact_load(path, &h, &b, &err);
+		sbi_test_fail_alloc_after(-1);
+		CHECK(rc == SBI_OK || rc == SBI_ENOMEM);
+		sbi_artifact_free(b);
+		CHECK(sbi_test_live_blocks() == live);
+		if (n > 1000)
+			break;
+	}
+	sbi_artifact_free(a);
+	sbi_free(path);
+}
