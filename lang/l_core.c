@@ -262,8 +262,12 @@ l_write_samples(lua_State *L)
 		rc = sbi_csv_write(csv, m, names, &err);
 	if (rc == SBI_OK)
 		rc = sbi_npy_write(npy, m, &err);
-	if (rc != SBI_OK)
-		return luaL_error(L, "cannot write output %s: %s", name, err.msg);
+	if (rc != SBI_OK) {
+		/* No position: the caller is the stdlib, not the recipe. */
+		lua_pushfstring(L, "cannot write output '%s' to the output folder %s (choose another with --out DIR): %s",
+		    name, dir, err.msg);
+		return lua_error(L);
+	}
 	return 0;
 }
 

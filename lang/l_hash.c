@@ -163,10 +163,133 @@ hash_table(hctx *c, sbi_hasher *h, int idx)
 	lua_pop(L, 2); /* [..] */
 }
 
+/* ---- bytecode without line numbers ----
+ *
+ * Stripped dumps (lua_dump with strip = 1) still record each function's
+ * linedefined and lastlinedefined, so adding a comment above a simulator
+ * would change its key. We parse the Lua 5.4 dump format (lundump.c) and
+ * hash everything except those two numbers and the (empty) debug sections. */
+
+typedef struct rd {
+	const unsigned char *p, *end;
+	int bad;
+} rd;
+
+static size_t
+rd_size(rd *r)
+{
+	size_t x = 0;
+	unsigned b;
+	do {
+		if (r->p >= r->end || x > ((size_t)-1 >> 7)) {
+			r->bad = 1;
+			return 0;
+		}
+		b = *r->p++;
+		x = (x << 7) | (b & 0x7f);
+	} while ((b & 0x80) == 0);
+	return x;
+}
+
+/* Hashes (when h) and skips n bytes. */
+static void
+rd_take(rd *r, sbi_hasher *h, size_t n)
+{
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		return;
+	}
+	if (h)
+		sbi_hash_bytes(h, r->p, n);
+	r->p += n;
+}
+
+static size_t
+rd_count(rd *r, sbi_hasher *h)
+{
+	size_t n = rd_size(r);
+	if (h && !r->bad)
+		sbi_hash_u64(h, n);
+	return n;
+}
+
+static void
+rd_string(rd *r, sbi_hasher *h)
+{
+	size_t n = rd_count(r, h);
+	if (n > 0)
+		rd_take(r, h, n - 1);
+}
+
+static void
+rd_function(rd *r, sbi_hasher *h, int depth)
+{
+	if (depth > 200) {
+		r->bad = 1;
+		return;
+	}
+	rd_string(r, NULL);   /* source: empty when stripped */
+	rd_size(r);           /* linedefined */
+	rd_size(r);           /* lastlinedefined */
+	rd_take(r, h, 3);     /* numparams, is_vararg, maxstacksize */
+	rd_take(r, h, 4 * rd_count(r, h)); /* code */
+	for (size_t i = 0, n = rd_count(r, h); i < n && !r->bad; i++) {
+		unsigned tag = r->p < r->end ? *r->p : 0;
+		rd_take(r, h, 1);
+		if (tag == 3 || tag == 19)       /* integer, float */
+			rd_take(r, h, 8);
+		else if (tag == 4 || tag == 20)  /* short, long string */
+			rd_string(r, h);
+		else if (tag != 0 && tag != 1 && tag != 17) /* nil, false, true */
+			r->bad = 1;
+	}
+	rd_take(r, h, 3 * rd_count(r, h)); /* upvalue descriptors */
+	for (size_t i = 0, n = rd_count(r, h); i < n && !r->bad; i++)
+		rd_function(r, h, depth + 1);
+	/* Debug sections, not hashed. */
+	rd_take(r, NULL, rd_size(r));
+	for (size_t i = 0, n = rd_size(r); i < n && !r->bad; i++)
+		rd_size(r), rd_size(r);
+	for (size_t i = 0, n = rd_size(r); i < n && !r->bad; i++)
+		rd_string(r, NULL), rd_size(r), rd_size(r);
+	for (size_t i = 0, n = rd_size(r); i < n && !r->bad; i++)
+		rd_string(r, NULL);
+}
+
+enum { DUMP_HEADER = 4 + 1 + 1 + 6 + 3 + 8 + 8 + 1 }; /* ... + sizeupvalues byte */
+
+static void
+hash_bytecode(sbi_hasher *h, const unsigned char *p, size_t n)
+{
+	sbi_hasher tmp;
+	sbi_hash_init(&tmp);
+	rd r = { p, p + n, 0 };
+	rd_take(&r, &tmp, DUMP_HEADER);
+	rd_function(&r, &tmp, 0);
+	if (r.bad || r.p != r.end) {
+		/* An unexpected format: hash the raw dump (more re-runs, never wrong). */
+		sbi_hash_bytes(h, p, n);
+		return;
+	}
+	sbi_key k;
+	sbi_hash_final(&tmp, &k);
+	sbi_hash_key(h, &k);
+}
+
+typedef struct dump_state {
+	luaL_Buffer b;
+	int init;
+} dump_state;
+
 static int
 dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
 {
-	sbi_hash_bytes(ud, p, sz);
+	dump_state *d = ud;
+	if (!d->init) {
+		d->init = 1;
+		luaL_buffinit(L, &d->b);
+	}
+	luaL_addlstring(&d->b, p, sz);
 	return 0;
 }
 
@@ -188,9 +311,14 @@ hash_function(hctx *c, sbi_hasher *h, int idx)
 		return;
 	}
 	tag(h, T_FUNC);
-	lua_pushvalue(L, idx);
-	lua_dump(L, dump_writer, h, 1);
-	lua_pop(L, 1);
+	lua_pushvalue(L, idx);                 /* [.., f] */
+	dump_state d = { .init = 0 };
+	lua_dump(L, dump_writer, &d, 1);
+	luaL_pushresult(&d.b);                 /* [.., f, dump] */
+	size_t n;
+	const char *code = lua_tolstring(L, -1, &n);
+	hash_bytecode(h, (const unsigned char *)code, n);
+	lua_pop(L, 2);                         /* [..] */
 	for (int i = 1;; i++) {
 		const char *name = lua_getupvalue(L, idx, i); /* [.., v] */
 		if (name == NULL)
@@ -332,20 +460,21 @@ sbi__open_hash(lua_State *L)
 {
 	lua_newtable(L);
 	lua_setfield(L, LUA_REGISTRYINDEX, CFNAMES);
-	static const char *libs[] = { "_G", "math", "string", "table", "utf8", "os", "io", "coroutine", NULL };
+	static const char *libs[] = { "_G", "math", "string", "table", "utf8", "os", "io", "coroutine",
+		"package", "debug", NULL };
 	for (int i = 0; libs[i]; i++) {
 		lua_getglobal(L, libs[i]); /* [core, t] */
 		if (lua_istable(L, -1)) {
 			char prefix[32];
 			snprintf(prefix, sizeof prefix, "%s.", libs[i]);
 			register_cfuncs(L, strcmp(libs[i], "_G") == 0 ? "" : prefix);
-			if (strcmp(libs[i], "_G") != 0) {
-				lua_getfield(L, LUA_REGISTRYINDEX, CFNAMES);
-				lua_pushvalue(L, -2);
-				lua_pushstring(L, libs[i]);
-				lua_rawset(L, -3);
-				lua_pop(L, 1);
-			}
+			/* The global table too: scripts run by `sbirun lua` use it
+			 * as _ENV (recipes have their own, hashed by content). */
+			lua_getfield(L, LUA_REGISTRYINDEX, CFNAMES);
+			lua_pushvalue(L, -2);
+			lua_pushstring(L, libs[i]);
+			lua_rawset(L, -3);
+			lua_pop(L, 1);
 		}
 		lua_pop(L, 1);
 	}

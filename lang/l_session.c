@@ -1,11 +1,13 @@
 /* Sessions: load a recipe, build and key its graph, run it, print it,
  * clean its cache entries, write run.json (see session.h). */
 #include <archive.h>
+#include <errno.h>
 #include <gsl/gsl_version.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lstate.h"
@@ -273,7 +275,22 @@ run_node(void *ud, sbi_graph *g, sbi_node *n, sbi_artifact **out, sbi_err *err)
 	int rc = sbi__pcall(L, 3, 0);
 	s->ctx.node = NULL;
 	if (rc != LUA_OK) {
-		sbi_err_set(err, SBI_EINVAL, "%s", lua_tostring(L, -1));
+		/* A position inside the stdlib means nothing to the recipe's
+		 * author: replace it by the node's label (which names the
+		 * recipe line), unless the message already starts with it. */
+		const char *msg = lua_tostring(L, -1);
+		if (msg == NULL)
+			msg = "(error object is not a string)";
+		if (strncmp(msg, "[stdlib]/", 9) == 0) {
+			const char *colon = strchr(msg, ':');
+			size_t k = colon ? strspn(colon + 1, "0123456789") : 0;
+			if (colon && k > 0 && colon[1 + k] == ':')
+				msg = colon + 1 + k + 1 + (colon[2 + k] == ' ');
+		}
+		if (strncmp(msg, n->label, strlen(n->label)) == 0)
+			sbi_err_set(err, SBI_EINVAL, "%s", msg);
+		else
+			sbi_err_set(err, SBI_EINVAL, "%s: %s", n->label, msg);
 		lua_pop(L, 1);
 		return SBI_EINVAL;
 	}
@@ -416,14 +433,85 @@ produce_outputs(sbi_session *s, sbi_executor *x)
 	return call_sbi(s, "_write_outputs", 3, 0);
 }
 
+/* Opens the cache directory, creating it. The directory is checked here
+ * first so that the message names it, the reason and the way out. */
+static sbi_cache *
+open_cache(sbi_session *s, sbi_err *err)
+{
+	static const char *const sub[] = { "", "objects", "refs" };
+	sbi_err e = { 0 };
+	for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
+		char *d = sub[i][0] ? sbi_path_join(s->cache_dir, sub[i]) : sbi_strdup(s->cache_dir);
+		int rc = d ? sbi_fs_mkdirs(d, &e) : sbi_err_set(&e, SBI_ENOMEM, "out of memory");
+		if (rc == SBI_OK && access(d, W_OK | X_OK) != 0)
+			rc = sbi_err_set(&e, SBI_EIO, "%s is not writable: %s", d, strerror(errno));
+		sbi_free(d);
+		if (rc != SBI_OK) {
+			sbi_err_set(err, rc, "cannot use cache directory %s (choose another with --cache DIR): %s",
+			    s->cache_dir, e.msg);
+			return NULL;
+		}
+	}
+	sbi_cache *c = sbi_cache_open(s->cache_dir, &e);
+	if (c == NULL)
+		sbi_err_set(err, e.code, "%s", e.msg);
+	return c;
+}
+
+/* Checks, before anything runs, that the output folder can be written:
+ * it, or its nearest existing ancestor, must be a writable directory. */
+static int
+check_out_dir(sbi_session *s)
+{
+	size_t len = strlen(s->out_dir);
+	char *p = sbi_malloc(len + 2);
+	if (p == NULL)
+		return 0;
+	memcpy(p, s->out_dir, len + 1);
+	while (len > 1 && p[len - 1] == '/') /* trailing '/' */
+		p[--len] = '\0';
+	const char *why = NULL;
+	int e = 0;
+	struct stat st;
+	for (;;) {
+		if (stat(p, &st) == 0) {
+			if (!S_ISDIR(st.st_mode))
+				why = "is not a directory";
+			else if (access(p, W_OK | X_OK) != 0) {
+				e = errno;
+				why = "is not writable";
+			}
+			break;
+		}
+		if ((errno != ENOENT && errno != ENOTDIR) || strcmp(p, ".") == 0) {
+			e = errno;
+			why = "cannot be used";
+			break;
+		}
+		char *slash = strrchr(p, '/');
+		if (slash == NULL || p[0] == '\0') {
+			strcpy(p, ".");
+			continue;
+		}
+		slash[slash == p] = '\0'; /* keep "/" itself */
+	}
+	if (why)
+		fprintf(stderr, "sbirun: error: cannot write the output folder %s (choose another with --out DIR): "
+		    "%s %s%s%s\n", s->out_dir, p, why, e ? ": " : "", e ? strerror(e) : "");
+	sbi_free(p);
+	return why != NULL;
+}
+
 int
 sbi_session_run(sbi_session *s)
 {
 	sbi_err err = { 0 };
-	if ((s->cache = sbi_cache_open(s->cache_dir, &err)) == NULL) {
+	if ((s->cache = open_cache(s, &err)) == NULL) {
 		print_error(err.msg);
 		return 1;
 	}
+	if (check_out_dir(s))
+		return 1;
 	s->ctx.cache = s->cache;
 	sbi_executor x = { s->g, s->cache, run_node, warn_node, s, 0, 0 };
 	int rc = produce_outputs(s, &x);

@@ -130,8 +130,18 @@ static int
 traceback(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
-	if (msg == NULL)
-		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	if (msg == NULL && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+		msg = lua_tostring(L, -1);
+	if (msg == NULL) {
+		/* error({...}) and the like: say where it was raised. */
+		lua_Debug ar;
+		for (int level = 1; msg == NULL && lua_getstack(L, level, &ar); level++)
+			if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+				msg = lua_pushfstring(L, "%s:%d: (error object is a %s value)", ar.short_src,
+				    ar.currentline, luaL_typename(L, 1));
+		if (msg == NULL)
+			msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	}
 	if (getenv("SBI_TRACEBACK"))
 		luaL_traceback(L, L, msg, 1);
 	else

@@ -75,6 +75,9 @@ function M.rejection(opts)
   local sims = opts.sims
   return graph.node("abc.rejection", graph.where(2), key_opts, { sims, opts.observation }, function(node, inp)
     local s, o = inp[1], inp[2]
+    if s.x:rows() == 0 then
+      error(node.label .. ": there are no simulations to compare with the observation", 0)
+    end
     if o.x:cols() ~= s.x:cols() then
       error(string.format("%s: the observation has %d values but the simulator produces %d", node.label,
                           o.x:cols(), s.x:cols()), 0)
@@ -85,7 +88,11 @@ function M.rejection(opts)
     else
       d = core.abc_distances(s.x, o.x, core.scales(s.x, key_opts.scale))
     end
-    local idx, eps = core.abc_select(d, key_opts.quantile, key_opts.epsilon)
+    local ok, idx, eps = pcall(core.abc_select, d, key_opts.quantile, key_opts.epsilon)
+    if not ok then
+      local hint = key_opts.epsilon and "; increase 'epsilon' or give 'quantile' instead" or ""
+      error(string.format("%s: %s%s", node.label, tostring(idx), hint), 0)
+    end
     local samples = s.theta:select_rows(idx)
     if key_opts.num_samples then
       samples = resample(samples, key_opts.num_samples, key_opts.kde, sims.prior, key_opts.seed)

@@ -30,14 +30,17 @@ end
 local function from_file(path, where, level)
   local found = resolve(path, M.recipe_dir)
   if not found then
-    error(string.format("observation file '%s' not found (looked in the current directory%s)", path,
-                        M.recipe_dir and (" and in " .. M.recipe_dir) or ""), level + 1)
+    local beside = M.recipe_dir and M.recipe_dir ~= "." and path:sub(1, 1) ~= "/"
+    error(string.format("sbi.observation: observation file '%s' not found (looked in the current directory%s)",
+                        path, beside and (" and in " .. M.recipe_dir) or ""), level + 1)
   end
-  local opts = { file_hash = core.file_hash(found), npy = found:sub(-4) == ".npy" }
-  return graph.node("observation", where, opts, {}, function()
+  local hash, msg = core.file_hash(found)
+  if not hash then error("sbi.observation: cannot read observation file: " .. msg, level + 1) end
+  local opts = { file_hash = hash, npy = found:sub(-4) == ".npy" }
+  return graph.node("observation", where, opts, {}, function(node)
     local m, names = core.read_matrix(found)
-    if not m then error(names, 0) end
-    return { x = one_row(m, "observation file " .. found) }
+    if not m then error(node.label .. ": " .. names, 0) end
+    return { x = one_row(m, node.label .. ": observation file " .. found) }
   end)
 end
 
@@ -63,10 +66,19 @@ local function from_simulation(spec, where)
 end
 
 -- sbi.observation(path | {x1, x2, ...} | {simulator = f, theta = {...}, seed = s})
+-- (No tail calls to from_file / from_simulation: their errors count stack
+-- levels up to the recipe, and a tail call would drop this frame.)
 function M.observation(v)
   local where = graph.where(2)
-  if type(v) == "string" then return from_file(v, where, 2) end
-  if type(v) == "table" and v.simulator ~= nil then return from_simulation(v, where) end
+  local node
+  if type(v) == "string" then
+    node = from_file(v, where, 2)
+    return node
+  end
+  if type(v) == "table" and v.simulator ~= nil then
+    node = from_simulation(v, where)
+    return node
+  end
   if type(v) == "table" and check.numbers().test(v) then
     for k in pairs(v) do
       if math.type(k) ~= "integer" then error("sbi.observation: unknown key '" .. tostring(k) .. "'", 2) end

@@ -9,7 +9,6 @@ Prior.__index = Prior
 M.Prior = Prior
 
 function Prior:dim() return self.c:dim() end
-function Prior:names() return self.names end
 function Prior:sample(rng) return self.c:sample(rng) end
 function Prior:log_density(theta) return self.c:log_density(theta) end
 function Prior:in_support(theta) return self.c:in_support(theta) end
@@ -24,6 +23,8 @@ local function default_names(d)
 end
 
 -- Builds the C prior; its validation errors point at the recipe line.
+-- Callers must not tail-call make (`return make(...)`): a tail call drops
+-- their frame and the error level would point past the recipe.
 local function make(kind, params, names, level)
   local ok, c = pcall(core.prior, kind, params)
   if not ok then error(c, level + 1) end
@@ -46,7 +47,8 @@ local function pair_prior(kind, a, b)
     if #opts[a] ~= #opts[b] then
       error(string.format("prior.%s: '%s' has %d entries but '%s' has %d", kind, a, #opts[a], b, #opts[b]), 2)
     end
-    return make(kind, { [a] = opts[a], [b] = opts[b] }, opts.names, 2)
+    local p = make(kind, { [a] = opts[a], [b] = opts[b] }, opts.names, 2)
+    return p
   end
 end
 
@@ -59,7 +61,8 @@ pair_prior("beta", "a", "b")
 function M.exponential(opts)
   check.options("sbi.prior.exponential", opts, {
     rate = { check.numbers(), required = true }, names = { check.strings() } })
-  return make("exponential", { rate = opts.rate }, opts.names, 2)
+  local p = make("exponential", { rate = opts.rate }, opts.names, 2)
+  return p
 end
 
 function M.mvn(opts)
@@ -68,7 +71,8 @@ function M.mvn(opts)
     cov = { check.table(), required = true },
     names = { check.strings() },
   })
-  return make("mvn", { mean = opts.mean, cov = opts.cov }, opts.names, 2)
+  local p = make("mvn", { mean = opts.mean, cov = opts.cov }, opts.names, 2)
+  return p
 end
 
 -- sbi.prior.joint{ {"name", prior}, ... }: independent named blocks in order.
@@ -88,7 +92,8 @@ function M.joint(blocks)
       names[#names + 1] = d == 1 and name or string.format("%s[%d]", name, j)
     end
   end
-  return make("joint", params, names, 2)
+  local p = make("joint", params, names, 2)
+  return p
 end
 
 function M.is_prior(v) return getmetatable(v) == Prior end

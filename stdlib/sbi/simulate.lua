@@ -68,12 +68,24 @@ function M.simulate(opts)
   }
   local chunk = opts.chunk_size and math.tointeger(opts.chunk_size) or nil
   local node = graph.node("simulate", graph.where(2), key_opts, {}, function(node)
-    local r = core.simulate {
+    local ok, r = pcall(core.simulate, {
       prior = p.c, simulator = sim.fn, batched = sim.batched, dim = sim.dim, n = key_opts.n,
       seed = key_opts.seed, chunk_size = chunk, on_failure = key_opts.on_failure,
       names = p.names, theta_meta = theta_meta(p.names), label = node.label,
-    }
+    })
+    if not ok then
+      -- The engine's messages already name the node and the failing theta.
+      local msg = tostring(r)
+      if key_opts.on_failure == "fail" and msg:find("at theta = ", 1, true) then
+        msg = msg .. "\n(to skip failing simulations instead, pass on_failure = \"drop\" to sbi.simulate)"
+      end
+      error(msg, 0)
+    end
     report_failures(node.label, r)
+    if r.n_kept == 0 then
+      error(string.format("%s: every one of the %d simulations failed and was dropped; first: %s",
+                          node.label, key_opts.n, r.first_failure), 0)
+    end
     return { theta = r.theta, x = r.x, names = p.names, n_kept = r.n_kept, n_error = r.n_error,
              n_nan = r.n_nan, n_length = r.n_length, first_failure = r.first_failure }
   end)
