@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -232,18 +233,35 @@ sbi_artifact_path(const char *dir, const sbi_key *h)
 	return sbi_path_join(dir, rel);
 }
 
+static int
+cmp_field_name(const void *x, const void *y)
+{
+	return strcmp((*(const sbi_field *const *)x)->name, (*(const sbi_field *const *)y)->name);
+}
+
 int
 sbi_artifact_store(const sbi_artifact *a, const char *dir, sbi_key *hash, sbi_err *err)
 {
+	/* Fields are written sorted by name, so equal contents give equal bytes
+	 * (and hashes) whatever order they were set in. */
+	const sbi_field **order = sbi_malloc((a->nfields ? a->nfields : 1) * sizeof *order);
+	if (order == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	for (size_t i = 0; i < a->nfields; i++)
+		order[i] = &a->fields[i];
+	qsort(order, a->nfields, sizeof *order, cmp_field_name);
 	writer w = { .err = err, .rc = SBI_OK };
 	int rc = sbi_awriter_open(&w.aw, dir, err);
-	if (rc != SBI_OK)
+	if (rc != SBI_OK) {
+		sbi_free(order);
 		return rc;
+	}
 	sbi_hash_init(&w.h);
 	put(&w, MAGIC, 8);
 	put_u32(&w, (uint32_t)a->nfields);
 	for (size_t i = 0; i < a->nfields; i++)
-		put_field(&w, &a->fields[i]);
+		put_field(&w, order[i]);
+	sbi_free(order);
 	sbi_hash_final(&w.h, hash);
 	if (w.rc == SBI_OK)
 		w.rc = sbi_awriter_write(&w.aw, hash->b, SBI_KEY_BYTES, err);

@@ -237,6 +237,31 @@ sbi_session_close(sbi_session *s)
 	sbi_free(s);
 }
 
+/* Opens the cache directory, creating it. The directory is checked here
+ * first so that the message names it, the reason and the way out. */
+static sbi_cache *
+open_cache(sbi_session *s, sbi_err *err)
+{
+	static const char *const sub[] = { "", "objects", "refs" };
+	sbi_err e = { 0 };
+	for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
+		char *d = sub[i][0] ? sbi_path_join(s->cache_dir, sub[i]) : sbi_strdup(s->cache_dir);
+		int rc = d ? sbi_fs_mkdirs(d, &e) : sbi_err_set(&e, SBI_ENOMEM, "out of memory");
+		if (rc == SBI_OK && access(d, W_OK | X_OK) != 0)
+			rc = sbi_err_set(&e, SBI_EIO, "%s is not writable: %s", d, strerror(errno));
+		sbi_free(d);
+		if (rc != SBI_OK) {
+			sbi_err_set(err, rc, "cannot use cache directory %s (choose another with --cache DIR): %s",
+			    s->cache_dir, e.msg);
+			return NULL;
+		}
+	}
+	sbi_cache *c = sbi_cache_open(s->cache_dir, &e);
+	if (c == NULL)
+		sbi_err_set(err, e.code, "%s", e.msg);
+	return c;
+}
+
 /* ---- running ---- */
 
 static int
@@ -433,31 +458,6 @@ produce_outputs(sbi_session *s, sbi_executor *x)
 	return call_sbi(s, "_write_outputs", 3, 0);
 }
 
-/* Opens the cache directory, creating it. The directory is checked here
- * first so that the message names it, the reason and the way out. */
-static sbi_cache *
-open_cache(sbi_session *s, sbi_err *err)
-{
-	static const char *const sub[] = { "", "objects", "refs" };
-	sbi_err e = { 0 };
-	for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
-		char *d = sub[i][0] ? sbi_path_join(s->cache_dir, sub[i]) : sbi_strdup(s->cache_dir);
-		int rc = d ? sbi_fs_mkdirs(d, &e) : sbi_err_set(&e, SBI_ENOMEM, "out of memory");
-		if (rc == SBI_OK && access(d, W_OK | X_OK) != 0)
-			rc = sbi_err_set(&e, SBI_EIO, "%s is not writable: %s", d, strerror(errno));
-		sbi_free(d);
-		if (rc != SBI_OK) {
-			sbi_err_set(err, rc, "cannot use cache directory %s (choose another with --cache DIR): %s",
-			    s->cache_dir, e.msg);
-			return NULL;
-		}
-	}
-	sbi_cache *c = sbi_cache_open(s->cache_dir, &e);
-	if (c == NULL)
-		sbi_err_set(err, e.code, "%s", e.msg);
-	return c;
-}
-
 /* Checks, before anything runs, that the output folder can be written:
  * it, or its nearest existing ancestor, must be a writable directory. */
 static int
@@ -548,7 +548,7 @@ open_existing_cache(sbi_session *s)
 	if (!sbi_fs_exists(s->cache_dir))
 		return 0;
 	sbi_err err = { 0 };
-	s->cache = sbi_cache_open(s->cache_dir, &err);
+	s->cache = open_cache(s, &err);
 	if (s->cache == NULL)
 		fprintf(stderr, "sbirun: warning: %s\n", err.msg);
 	return s->cache != NULL;

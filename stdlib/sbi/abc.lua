@@ -15,7 +15,7 @@ local function lua_distances(x, obs, distance)
   local row = {}
   for i = 1, n do
     local v = distance(x:row(i, row), o)
-    if type(v) ~= "number" then error("abc.rejection: the distance function returned " .. check.describe(v), 0) end
+    if type(v) ~= "number" then error("the distance function must return a number, got " .. check.describe(v), 0) end
     d:set(i, 1, v ~= v and math.huge or v)
   end
   return d

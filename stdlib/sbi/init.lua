@@ -33,10 +33,16 @@ function sbi.param(name, default)
   if raw ~= nil then
     if type(default) == "number" then
       v = tonumber(raw)
-      if v == nil then error(string.format("--set %s=%s: expected a number", name, raw), 2) end
+      if v == nil then
+        error(string.format("--set %s=%s: expected a number (the recipe's default is %s)", name, raw,
+                            tostring(default)), 2)
+      end
     elseif type(default) == "boolean" then
       if raw == "true" or raw == "1" then v = true elseif raw == "false" or raw == "0" then v = false
-      else error(string.format("--set %s=%s: expected true or false", name, raw), 2) end
+      else
+        error(string.format("--set %s=%s: expected true or false (the recipe's default is %s)", name, raw,
+                            tostring(default)), 2)
+      end
     else
       v = tonumber(raw) or raw
     end
@@ -77,7 +83,8 @@ function sbi._end()
     table.sort(unknown)
     local known = check.sorted_keys(sbi._params)
     error(string.format("unknown --set %s: %s has %s", table.concat(unknown, ", "), sbi._recipe,
-                        #known > 0 and ("parameters " .. table.concat(known, ", ")) or "no parameters"), 0)
+                        #known > 0 and ("parameters " .. table.concat(known, ", ") .. " (declared with sbi.param)")
+                        or "no parameters (declare them with sbi.param)"), 0)
   end
   if #graph.outputs == 0 then
     error(sbi._recipe .. ": the recipe declares no outputs; add sbi.output{ posterior_samples = ... }", 0)

@@ -27,6 +27,19 @@ local function one_row(m, what)
   error(string.format("%s has %d rows of %d values; an observation is one row", what, m:rows(), m:cols()), 0)
 end
 
+-- An observation must be finite: a NaN or inf would make every distance
+-- infinite and fail much later with a less helpful message.
+local function check_finite(m, what)
+  for j = 1, m:cols() do
+    local v = m:get(1, j)
+    if v ~= v or v == math.huge or v == -math.huge then
+      error(string.format("%s: value %d is %s; an observation must be finite numbers", what, j,
+                          v ~= v and "NaN" or tostring(v)), 0)
+    end
+  end
+  return m
+end
+
 local function from_file(path, where, level)
   local found = resolve(path, M.recipe_dir)
   if not found then
@@ -40,7 +53,8 @@ local function from_file(path, where, level)
   return graph.node("observation", where, opts, {}, function(node)
     local m, names = core.read_matrix(found)
     if not m then error(node.label .. ": " .. names, 0) end
-    return { x = one_row(m, node.label .. ": observation file " .. found) }
+    local what = node.label .. ": observation file " .. found
+    return { x = check_finite(one_row(m, what), what) }
   end)
 end
 
@@ -61,7 +75,7 @@ local function from_simulation(spec, where)
     local rng = core.rng(opts.seed, 4, 0)
     local x = sim.fn(theta, rng)
     if type(x) ~= "table" or #x == 0 then error(node.label .. ": the simulator did not return a table of numbers", 0) end
-    return { x = core.mat(x) }
+    return { x = check_finite(core.mat(x), node.label .. ": the simulated observation") }
   end)
 end
 
@@ -83,6 +97,8 @@ function M.observation(v)
     for k in pairs(v) do
       if math.type(k) ~= "integer" then error("sbi.observation: unknown key '" .. tostring(k) .. "'", 2) end
     end
+    local ok, msg = pcall(check_finite, core.mat(v), "sbi.observation")
+    if not ok then error(msg, 2) end
     return graph.node("observation", where, { values = v }, {}, function() return { x = core.mat(v) } end)
   end
   error("sbi.observation: expected a file path, a list of numbers or { simulator = ..., theta = {...} }, got "

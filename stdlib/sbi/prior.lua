@@ -34,6 +34,14 @@ local function make(kind, params, names, level)
     error(string.format("prior.%s: 'names' has %d entries but the prior has dimension %d", kind, #names, d),
           level + 1)
   end
+  local seen = {}
+  for i, n in ipairs(names) do
+    if seen[n] then
+      error(string.format("prior.%s: names[%d] = %q repeats names[%d]; every parameter needs its own name",
+                          kind, i, n, seen[n]), level + 1)
+    end
+    seen[n] = i
+  end
   return setmetatable({ kind = kind, params = params, names = names, c = c }, Prior)
 end
 

@@ -4,7 +4,7 @@
  *
  *   magic    8 bytes  "SBIART01"
  *   nfields  u32
- *   field    repeated nfields times:
+ *   field    repeated nfields times, sorted by name (bytewise):
  *     type     u32    1 = matrix, 2 = string, 3 = number, 4 = string list
  *     namelen  u32, then the name bytes (no NUL)
  *     matrix:  u64 nrow, u64 ncol, nrow*ncol IEEE-754 doubles, row-major
