@@ -458,18 +458,20 @@ produce_outputs(sbi_session *s, sbi_executor *x)
 	return call_sbi(s, "_write_outputs", 3, 0);
 }
 
-/* Checks, before anything runs, that the output folder can be written:
- * it, or its nearest existing ancestor, must be a writable directory. */
+/* Checks, before anything runs, that the output folder can be written: it,
+ * or its nearest existing ancestor, must be a writable directory, and the
+ * first missing directory must be creatable (probed with mkdir + rmdir). */
 static int
 check_out_dir(sbi_session *s)
 {
-	size_t len = strlen(s->out_dir);
-	char *p = sbi_malloc(len + 2);
+	size_t len = strlen(s->out_dir), child = 0;
+	char *p = sbi_malloc(2 * len + 4), *full = p ? p + len + 2 : NULL;
 	if (p == NULL)
 		return 0;
-	memcpy(p, s->out_dir, len + 1);
-	while (len > 1 && p[len - 1] == '/') /* trailing '/' */
-		p[--len] = '\0';
+	memcpy(full, s->out_dir, len + 1);
+	while (len > 1 && full[len - 1] == '/') /* trailing '/' */
+		full[--len] = '\0';
+	memcpy(p, full, len + 1);
 	const char *why = NULL;
 	int e = 0;
 	struct stat st;
@@ -489,11 +491,22 @@ check_out_dir(sbi_session *s)
 			break;
 		}
 		char *slash = strrchr(p, '/');
+		child = strlen(p);
 		if (slash == NULL || p[0] == '\0') {
 			strcpy(p, ".");
 			continue;
 		}
 		slash[slash == p] = '\0'; /* keep "/" itself */
+	}
+	if (why == NULL && child > 0) {
+		memcpy(p, full, child);
+		p[child] = '\0';
+		if (mkdir(p, 0777) == 0)
+			rmdir(p);
+		else if (errno != EEXIST) {
+			e = errno;
+			why = "cannot be created";
+		}
 	}
 	if (why)
 		fprintf(stderr, "sbirun: error: cannot write the output folder %s (choose another with --out DIR): "

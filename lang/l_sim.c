@@ -437,7 +437,7 @@ missing_chunks(sim_job *j, size_t nchunks, size_t *nmissing)
 static void
 raise_failure(lua_State *L, sim_job *j, const sbi_pool_failure *f, const sbi_err *err)
 {
-	if (f->signal == 0 || !f->has_current)
+	if (err->code != SBI_ECHILD || !f->has_current)
 		luaL_error(L, "%s", err->msg);
 	double *t = lua_newuserdatauv(L, j->dtheta * sizeof *t + 1, 0);
 	gsl_rng *pr = sbi__push_rng(L, j->seed, SBI_STREAM_PRIOR, f->current);

@@ -7,6 +7,7 @@
  * and Lua modules beside the recipe, never C modules. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lstate.h"
 #include "sbi/alloc.h"
@@ -172,6 +173,11 @@ sbi__load_recipe(lua_State *L, const char *path)
 	}
 	fclose(f);
 	lua_pop(L, 1);
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		lua_pushfstring(L, "cannot open recipe %s: it is a directory, expected a .lua file", path);
+		return LUA_ERRFILE;
+	}
 	if (luaL_loadfilex(L, path, "t") != LUA_OK) /* [chunk or msg] */
 		return LUA_ERRSYNTAX;
 	push_env(L);                               /* [chunk, env] */

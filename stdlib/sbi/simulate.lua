@@ -76,7 +76,13 @@ function M.simulate(opts)
     if not ok then
       -- The engine's messages already name the node and the failing theta.
       local msg = tostring(r)
-      if key_opts.on_failure == "fail" and msg:find("at theta = ", 1, true) then
+      if not sim.dim and msg:find("values, expected %d+$") then
+        msg = msg .. "\n(the expected length was taken from the first simulation; declare it with"
+          .. " sbi.simulator{ fn = ..., dim = K })"
+      end
+      -- (Not for a crashed worker: dropping would not help there.)
+      if key_opts.on_failure == "fail" and msg:find("at theta = ", 1, true)
+         and not msg:find("while running simulation", 1, true) then
         msg = msg .. "\n(to skip failing simulations instead, pass on_failure = \"drop\" to sbi.simulate)"
       end
       error(msg, 0)
