@@ -1,6 +1,7 @@
 /* Sessions: load a recipe, build and key its graph, run it, print it,
  * clean its cache entries, write run.json (see session.h). */
 #include <archive.h>
+#include <cblas.h>
 #include <errno.h>
 #include <gsl/gsl_version.h>
 #include <jansson.h>
@@ -342,8 +343,28 @@ state_name(const sbi_node *n)
 static json_t *
 versions_json(void)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "sbirun", SBI_VERSION, "lua", LUA_RELEASE,
-	    "gsl", GSL_VERSION, "libarchive", archive_version_string(), "jansson", JANSSON_VERSION);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "sbirun", SBI_VERSION, "lua", LUA_RELEASE,
+	    "gsl", GSL_VERSION, "openblas", openblas_get_config(), "libarchive", archive_version_string(),
+	    "jansson", JANSSON_VERSION);
+}
+
+/* The integer opts.seed of node i, or -1. */
+static lua_Integer
+node_seed(lua_State *L, size_t i)
+{
+	push_sbi(L);
+	lua_getfield(L, -1, "_nodes");
+	lua_geti(L, -1, (lua_Integer)i + 1);
+	lua_getfield(L, -1, "opts");
+	lua_Integer seed = -1;
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "seed");
+		if (lua_isinteger(L, -1))
+			seed = lua_tointeger(L, -1);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 4);
+	return seed;
 }
 
 static json_t *
@@ -363,6 +384,9 @@ nodes_json(sbi_session *s)
 		    "seconds", n->seconds, "recomputed", n->recomputed);
 		if (n->art)
 			json_object_set_new(o, "artifact", json_string(art));
+		lua_Integer seed = node_seed(s->L, i);
+		if (seed >= 0)
+			json_object_set_new(o, "seed", json_integer((json_int_t)seed));
 		json_array_append_new(arr, o);
 	}
 	return arr;
