@@ -242,6 +242,12 @@ cmp_field_name(const void *x, const void *y)
 int
 sbi_artifact_store(const sbi_artifact *a, const char *dir, sbi_key *hash, sbi_err *err)
 {
+	return sbi_artifact_store_sync(a, dir, 1, hash, err);
+}
+
+int
+sbi_artifact_store_sync(const sbi_artifact *a, const char *dir, int sync, sbi_key *hash, sbi_err *err)
+{
 	/* Fields are written sorted by name, so equal contents give equal bytes
 	 * (and hashes) whatever order they were set in. */
 	const sbi_field **order = sbi_malloc((a->nfields ? a->nfields : 1) * sizeof *order);
@@ -256,6 +262,7 @@ sbi_artifact_store(const sbi_artifact *a, const char *dir, sbi_key *hash, sbi_er
 		sbi_free(order);
 		return rc;
 	}
+	w.aw.sync = sync;
 	sbi_hash_init(&w.h);
 	put(&w, MAGIC, 8);
 	put_u32(&w, (uint32_t)a->nfields);

@@ -55,11 +55,44 @@ static int
 probe_write(sbi_cache *c, sbi_err *err)
 {
 	sbi_awriter w;
-	int rc = sbi_awriter_open(&w, c->objects, err);
-	if (rc != SBI_OK)
-		return sbi_err_set(err, SBI_EIO, "cache %s is not writable (%s)", c->dir, err->msg);
+	sbi_err why = { 0 };
+	if (sbi_awriter_open(&w, c->objects, &why) != SBI_OK)
+		return sbi_err_set(err, SBI_EIO, "cache %s is not writable (%s)", c->dir, why.msg);
 	sbi_awriter_abort(&w);
 	return SBI_OK;
+}
+
+static int walk(const char *root, int (*fn)(const char *, const char *, void *), void *ud);
+
+static int
+drop_temporary(const char *path, const char *name, void *ud)
+{
+	const char *base = strrchr(path, '/');
+	if (base && strncmp(base + 1, ".tmp-", 5) == 0)
+		unlink(path);
+	return SBI_OK;
+}
+
+/* Temporaries left by a killed run; safe to delete now that we hold the
+ * lock, since no other run can be writing them. */
+static void
+remove_stale_temporaries(sbi_cache *c)
+{
+	const char *roots[2] = { c->objects, c->refs };
+	for (int i = 0; i < 2; i++) {
+		DIR *d = opendir(roots[i]);
+		struct dirent *e;
+		while (d && (e = readdir(d)) != NULL)
+			if (strncmp(e->d_name, ".tmp-", 5) == 0) {
+				char *p = sbi_path_join(roots[i], e->d_name);
+				if (p)
+					unlink(p);
+				sbi_free(p);
+			}
+		if (d)
+			closedir(d);
+		walk(roots[i], drop_temporary, NULL);
+	}
 }
 
 sbi_cache *
@@ -71,15 +104,18 @@ sbi_cache_open(const char *dir, sbi_err *err)
 		return NULL;
 	}
 	c->lockfd = -1;
+	sbi_err why = { 0 };
 	int rc = (c->dir = sbi_strdup(dir)) ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
-	if (rc == SBI_OK && (rc = sbi_fs_mkdirs(dir, err)) != SBI_OK)
-		sbi_err_set(err, rc, "cannot use cache directory %s: %s", dir, err->msg);
+	if (rc == SBI_OK && (rc = sbi_fs_mkdirs(dir, &why)) != SBI_OK)
+		sbi_err_set(err, rc, "cannot use cache directory %s: %s", dir, why.msg);
 	if (rc == SBI_OK)
 		rc = make_dirs(c, err);
 	if (rc == SBI_OK)
 		rc = take_lock(c, err);
 	if (rc == SBI_OK)
 		rc = probe_write(c, err);
+	if (rc == SBI_OK)
+		remove_stale_temporaries(c);
 	if (rc != SBI_OK) {
 		sbi_cache_close(c);
 		return NULL;
@@ -112,12 +148,42 @@ ref_path(sbi_cache *c, const sbi_key *key)
 	return sbi_artifact_path(c->refs, key);
 }
 
+static int
+write_ref(const char *path, const char *text, size_t n, int sync, sbi_err *err)
+{
+	if (sync)
+		return sbi_fs_write_atomic(path, text, n, err);
+	char *dir = sbi_strdup(path);
+	if (dir == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	*strrchr(dir, '/') = '\0';
+	sbi_awriter w;
+	int rc = sbi_awriter_open(&w, dir, err);
+	sbi_free(dir);
+	if (rc != SBI_OK)
+		return rc;
+	w.sync = 0;
+	if ((rc = sbi_awriter_write(&w, text, n, err)) != SBI_OK) {
+		sbi_awriter_abort(&w);
+		return rc;
+	}
+	return sbi_awriter_commit(&w, path, err);
+}
+
 int
 sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
     sbi_key *hash, sbi_err *err)
 {
+	return sbi_cache_put_flags(c, key, a, label, 0, hash, err);
+}
+
+int
+sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
+    int flags, sbi_key *hash, sbi_err *err)
+{
 	sbi_key h;
-	int rc = sbi_artifact_store(a, c->objects, &h, err);
+	int sync = !(flags & SBI_CACHE_NOSYNC);
+	int rc = sbi_artifact_store_sync(a, c->objects, sync, &h, err);
 	if (rc != SBI_OK)
 		return rc;
 	if (hash)
@@ -133,7 +199,7 @@ sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const cha
 	*strrchr(sub, '/') = '\0';
 	rc = sbi_fs_mkdirs(sub, err);
 	if (rc == SBI_OK)
-		rc = sbi_fs_write_atomic(path, buf, (size_t)n, err);
+		rc = write_ref(path, buf, (size_t)n, sync, err);
 	sbi_free(sub);
 	sbi_free(path);
 	return rc;

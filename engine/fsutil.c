@@ -99,6 +99,7 @@ int
 sbi_awriter_open(sbi_awriter *w, const char *dir, sbi_err *err)
 {
 	w->f = NULL;
+	w->sync = 1;
 	w->tmp = sbi_path_join(dir, ".tmp-XXXXXX");
 	if (w->tmp == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
@@ -142,7 +143,7 @@ int
 sbi_awriter_commit(sbi_awriter *w, const char *path, sbi_err *err)
 {
 	int rc = SBI_OK;
-	if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
+	if (fflush(w->f) != 0 || (w->sync && fsync(fileno(w->f)) != 0))
 		rc = sbi_err_set(err, SBI_EIO, "cannot write %s: %s", path, strerror(errno));
 	if (fclose(w->f) != 0 && rc == SBI_OK)
 		rc = sbi_err_set(err, SBI_EIO, "cannot write %s: %s", path, strerror(errno));
@@ -151,7 +152,7 @@ sbi_awriter_commit(sbi_awriter *w, const char *path, sbi_err *err)
 		rc = sbi_err_set(err, SBI_EIO, "cannot rename to %s: %s", path, strerror(errno));
 	if (rc != SBI_OK)
 		unlink(w->tmp);
-	else
+	else if (w->sync)
 		sync_parent_dir(path);
 	sbi_free(w->tmp);
 	w->tmp = NULL;

@@ -18,6 +18,21 @@ sbi__check_rng(lua_State *L, int idx)
 	return lr->r;
 }
 
+/* The methods' check: the metatable is their first upvalue, which saves the
+ * registry lookup of luaL_checkudata on this hot path (two calls per
+ * simulation in a typical simulator). */
+static gsl_rng *
+self_rng(lua_State *L)
+{
+	l_rng *lr = lua_touserdata(L, 1);
+	if (lr == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+		luaL_typeerror(L, 1, SBI_MT_RNG);
+	lua_pop(L, 1);
+	if (lr->r == NULL)
+		luaL_argerror(L, 1, "released random stream");
+	return lr->r;
+}
+
 gsl_rng *
 sbi__push_rng(lua_State *L, uint64_t seed, uint64_t purpose, uint64_t index)
 {
@@ -60,7 +75,7 @@ positive(lua_State *L, int idx, const char *name)
 static int
 l_uniform(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	if (lua_isnoneornil(L, 2)) {
 		lua_pushnumber(L, gsl_rng_uniform(r));
 		return 1;
@@ -74,7 +89,7 @@ l_uniform(lua_State *L)
 static int
 l_normal(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	double mu = luaL_optnumber(L, 2, 0.0), sd = luaL_optnumber(L, 3, 1.0);
 	if (sd < 0)
 		return luaL_error(L, "rng:normal: std must be non-negative, got %g", sd);
@@ -85,7 +100,7 @@ l_normal(lua_State *L)
 static int
 l_lognormal(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	lua_pushnumber(L, gsl_ran_lognormal(r, luaL_checknumber(L, 2), positive(L, 3, "sigma")));
 	return 1;
 }
@@ -94,7 +109,7 @@ l_lognormal(lua_State *L)
 static int
 l_exponential(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	lua_pushnumber(L, gsl_ran_exponential(r, 1.0 / positive(L, 2, "rate")));
 	return 1;
 }
@@ -103,7 +118,7 @@ l_exponential(lua_State *L)
 static int
 l_gamma(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	lua_pushnumber(L, gsl_ran_gamma(r, positive(L, 2, "shape"), positive(L, 3, "scale")));
 	return 1;
 }
@@ -111,7 +126,7 @@ l_gamma(lua_State *L)
 static int
 l_beta(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	lua_pushnumber(L, gsl_ran_beta(r, positive(L, 2, "a"), positive(L, 3, "b")));
 	return 1;
 }
@@ -119,7 +134,7 @@ l_beta(lua_State *L)
 static int
 l_chisq(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	lua_pushnumber(L, gsl_ran_chisq(r, positive(L, 2, "nu")));
 	return 1;
 }
@@ -127,7 +142,7 @@ l_chisq(lua_State *L)
 static int
 l_student_t(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	lua_pushnumber(L, gsl_ran_tdist(r, positive(L, 2, "nu")));
 	return 1;
 }
@@ -135,7 +150,7 @@ l_student_t(lua_State *L)
 static int
 l_poisson(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	double mu = luaL_checknumber(L, 2);
 	if (!(mu >= 0))
 		return luaL_error(L, "rng:poisson: mean must be non-negative, got %g", mu);
@@ -147,7 +162,7 @@ l_poisson(lua_State *L)
 static int
 l_binomial(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	lua_Integer n = luaL_checkinteger(L, 2);
 	double p = luaL_checknumber(L, 3);
 	if (n < 0 || n > 0xffffffffLL || !(p >= 0 && p <= 1))
@@ -159,7 +174,7 @@ l_binomial(lua_State *L)
 static int
 l_bernoulli(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	double p = luaL_checknumber(L, 2);
 	if (!(p >= 0 && p <= 1))
 		return luaL_error(L, "rng:bernoulli: p must be in [0, 1], got %g", p);
@@ -171,7 +186,7 @@ l_bernoulli(lua_State *L)
 static int
 l_integer(lua_State *L)
 {
-	gsl_rng *r = sbi__check_rng(L, 1);
+	gsl_rng *r = self_rng(L);
 	lua_Integer n = luaL_checkinteger(L, 2);
 	if (n < 1 || n > 0xffffffffLL)
 		return luaL_error(L, "rng:integer: n must be in 1..2^32-1, got %d", (int)n);
@@ -205,7 +220,9 @@ sbi__open_rng(lua_State *L)
 	lua_setfield(L, -2, "__gc");
 	lua_pushcfunction(L, l_rng_gc);
 	lua_setfield(L, -2, "__close");
-	luaL_newlib(L, rng_methods);      /* [core, mt, methods] */
+	luaL_newlibtable(L, rng_methods); /* [core, mt, methods] */
+	lua_pushvalue(L, -2);             /* [core, mt, methods, mt] */
+	luaL_setfuncs(L, rng_methods, 1); /* [core, mt, methods] */
 	lua_setfield(L, -2, "__index");   /* [core, mt] */
 	lua_pop(L, 1);                    /* [core] */
 	lua_pushcfunction(L, l_rng_new);

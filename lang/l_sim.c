@@ -269,7 +269,7 @@ store_chunk(sim_job *j, chunk_out *o)
 	snprintf(label, sizeof label, "chunk %zu of %s", j->task, hex);
 	chunk_key(j, j->task, &key);
 	if (rc == SBI_OK)
-		rc = sbi_cache_put(j->cache, &key, a, label, NULL, &j->slot->err);
+		rc = sbi_cache_put_flags(j->cache, &key, a, label, SBI_CACHE_NOSYNC, NULL, &j->slot->err);
 	sbi_artifact_free(a);
 	return rc;
 }

@@ -66,6 +66,8 @@ double sbi_artifact_num(const sbi_artifact *a, const char *name, double def);
 /* Writes a atomically into directory dir under the name of its content
  * hash (stored in *hash), using dir's two-level layout xx/yyyy.... */
 int sbi_artifact_store(const sbi_artifact *a, const char *dir, sbi_key *hash, sbi_err *err);
+/* The same, with sync = 0 skipping fsync (see sbi_awriter). */
+int sbi_artifact_store_sync(const sbi_artifact *a, const char *dir, int sync, sbi_key *hash, sbi_err *err);
 
 /* Reads the artifact at path and checks that its content hash is valid and,
  * when expect is not NULL, equal to *expect. SBI_ECORRUPT on any mismatch

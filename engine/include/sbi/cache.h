@@ -33,6 +33,13 @@ const char *sbi_cache_dir(const sbi_cache *c);
 int sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
     sbi_key *hash, sbi_err *err);
 
+/* Like sbi_cache_put with flags: SBI_CACHE_NOSYNC skips fsync, for
+ * intermediate data (simulation chunks) that is verified on read and
+ * recomputed when a power loss tore it. */
+enum { SBI_CACHE_NOSYNC = 1 };
+int sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
+    int flags, sbi_key *hash, sbi_err *err);
+
 /* Loads the artifact of key. SBI_ENOTFOUND on a miss; SBI_ECORRUPT when the
  * entry was damaged (it is removed, err says what was wrong). */
 int sbi_cache_get(sbi_cache *c, const sbi_key *key, sbi_artifact **out, sbi_key *hash, sbi_err *err);

@@ -23,9 +23,13 @@ int sbi_fs_exists(const char *path);
 typedef struct sbi_awriter {
 	FILE *f;
 	char *tmp; /* owned */
+	int sync;  /* 1 (the default): fsync the file and its directory at commit */
 } sbi_awriter;
 
-/* Opens a temporary file in directory dir. */
+/* Opens a temporary file in directory dir. Set w->sync = 0 before commit for
+ * data that is verified on read and cheap to recompute: rename alone already
+ * keeps readers from seeing a partial file after a process crash; fsync adds
+ * durability across power loss. */
 int sbi_awriter_open(sbi_awriter *w, const char *dir, sbi_err *err);
 int sbi_awriter_write(sbi_awriter *w, const void *p, size_t n, sbi_err *err);
 /* Flushes, syncs and renames the file to path; the writer is closed either way. */
