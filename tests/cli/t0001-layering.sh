@@ -1,0 +1,11 @@
+#!/bin/bash
+# The engine never includes Lua: only lang/ binds the two (docs/architecture.md).
+. "$(dirname "$0")/lib.sh"
+if grep -rn -E '#include *[<"](lua|lauxlib|lualib)\.h' "$SRCDIR/engine"; then
+	fail "engine/ includes a Lua header"
+fi
+# Public engine headers are all documented with a comment before each declaration block.
+for h in "$SRCDIR"/engine/include/sbi/*.h; do
+	head -1 "$h" | grep -q '^/\*' || fail "$h does not start with a comment saying what it is"
+done
+finish

@@ -1,0 +1,81 @@
+#!/bin/bash
+# The sbibm recipes (recipes/sbibm/*.lua) run on small budgets and write the
+# expected posterior samples; gaussian_linear's simulator is checked against
+# the analytic posterior mean; bad --set values fail with clear messages.
+. "$(dirname "$0")/lib.sh"
+R=$SRCDIR/recipes/sbibm
+OBS=$SRCDIR/../shared/benchmarks/sbibm
+if [ ! -d "$OBS" ]; then
+	echo "skip: $OBS not found (the recipes read sbibm's observations from shared/)"
+	exit 77
+fi
+
+# check_samples FILE ROWS COLS LOW HIGH: FILE has a header of COLS names and
+# ROWS rows of COLS finite numbers in [LOW, HIGH].
+check_samples() {
+	local bad
+	[ -f "$1" ] || { fail "$1 missing"; return; }
+	expect_eq "$(awk 'END { print NR - 1 }' "$1")" "$2" "$1: data rows"
+	expect_eq "$(head -1 "$1" | awk -F, '{ print NF }')" "$3" "$1: header columns"
+	bad=$(awk -F, -v d="$3" -v lo="$4" -v hi="$5" '
+		NR > 1 { if (NF != d) { n++; next }
+		         for (i = 1; i <= NF; i++) { v = $i + 0; if ($i !~ /^-?[0-9]/ || v < lo || v > hi) { n++; next } } }
+		END { print n + 0 }' "$1")
+	expect_eq "$bad" 0 "$1: rows with a wrong length or a value outside [$4, $5]"
+}
+
+# Every recipe, 2000 simulations, 500 samples; run from the source root with
+# a relative recipe path (the observation is found beside the recipe).
+cd "$SRCDIR" || exit 1
+for spec in "gaussian_linear 10 -1e9 1e9" "two_moons 2 -1 1" "slcp 5 -3 3" "gaussian_mixture 2 -10 10"; do
+	# shellcheck disable=SC2086 # split the spec into its fields
+	set -- $spec
+	run "recipes/sbibm/$1.lua" --cache "$T/cache" --out "$T/$1" --set simulations=2000 --set num_samples=500
+	expect_ok
+	expect_out "posterior_samples: 500 samples (rejection ABC, 100 of 2000 simulations accepted"
+	check_samples "$T/$1/posterior_samples.csv" 500 "$2" "$3" "$4"
+done
+cd "$T" || exit 1
+
+# gaussian_linear, observation 1: the exact posterior mean is x_obs/2. With
+# 10^5 simulations rejection ABC keeps the 100 nearest in a 10-D ball
+# (radius ~2.2 standard deviations), which pulls the mean toward the prior
+# mean 0: the mean of theta1 comes out at 0.63-0.72 of x_obs[1]/2 over seeds
+# 1-8 (0.72 with seed 1; an independent NumPy rejection ABC gives 0.61-0.74).
+# Broken simulators, seed 1, fall outside [0.55, 0.90]: noise sd 0.1 instead
+# of sqrt(0.1) 1.11, prior std 1 1.44, x = theta/2 + noise 0.51, noise sd 1
+# 0.15, prior std 0.1 0.11, x_i = theta_(i+1) 0.15, x ignoring theta -0.19,
+# x = -theta + noise -0.68.
+run "$R/gaussian_linear.lua" --cache cache --out gl --set observation=1 --set simulations=100000 \
+	--set num_samples=2000
+expect_ok
+ratio=$(awk -F, 'NR == FNR { if (FNR == 2) x = $1; next } FNR > 1 { s += $1; n++ }
+	END { printf "%.3f", (s / n) / (x / 2) }' "$OBS/gaussian_linear/obs1/observation.csv" gl/posterior_samples.csv)
+if ! awk -v r="$ratio" 'BEGIN { exit !(r >= 0.55 && r <= 0.90) }'; then
+	fail "gaussian_linear obs1: posterior mean of theta1 / (x_obs[1]/2) = $ratio, expected 0.55..0.90"
+fi
+
+# The same observation given as a path, from another directory.
+run "$R/gaussian_linear.lua" --cache cache --out gl_path --set simulations=100000 --set num_samples=2000 \
+	--set observation="$OBS/gaussian_linear/obs1/observation.csv"
+expect_ok
+cmp -s gl/posterior_samples.csv gl_path/posterior_samples.csv || fail "observation=1 and its path differ"
+
+# Unknown method: fails and lists the available ones.
+run "$R/two_moons.lua" --cache cache --out bad --set method=npe
+expect_fail
+expect_err "unknown --set method=npe (available: rejection_abc)"
+
+# Observations are 1..10.
+run "$R/slcp.lua" --cache cache --out bad --set observation=11
+expect_fail
+expect_err "--set observation=11: sbibm has observations 1..10 for slcp"
+run "$R/gaussian_mixture.lua" --cache cache --out bad --set observation=0
+expect_fail
+expect_err "sbibm has observations 1..10"
+
+# A path that does not exist.
+run "$R/gaussian_mixture.lua" --cache cache --out bad --set observation=no_such_file.csv
+expect_fail
+expect_err "no_such_file.csv"
+finish
