@@ -89,6 +89,7 @@ run_forked(const size_t *tasks, size_t ntasks, int njobs, sbi_pool_task_fn fn, s
 {
 	worker w[256] = { 0 };
 	size_t next = 0;
+	uint64_t finished = 0; /* items of tasks that completed */
 	int running = 0, rc = SBI_OK;
 	while ((rc == SBI_OK && next < ntasks) || running > 0) {
 		for (int i = 0; rc == SBI_OK && next < ntasks && i < njobs; i++) {
@@ -106,7 +107,7 @@ run_forked(const size_t *tasks, size_t ntasks, int njobs, sbi_pool_task_fn fn, s
 		int status, i = reap(w, njobs, 0, &status);
 		if (i < 0) {
 			if (tick) {
-				uint64_t done = 0;
+				uint64_t done = finished;
 				for (int j = 0; j < njobs; j++)
 					done += w[j].pid ? slots[j].done : 0;
 				tick(ud, done);
@@ -116,6 +117,7 @@ run_forked(const size_t *tasks, size_t ntasks, int njobs, sbi_pool_task_fn fn, s
 		}
 		if (rc == SBI_OK)
 			rc = record_exit(&slots[i], &w[i], status, fail, err);
+		finished += slots[i].done;
 		w[i].pid = 0;
 		running--;
 	}

@@ -25,6 +25,12 @@ sbi_progress_start(sbi_progress *p, const char *label, uint64_t total, int quiet
 	p->quiet = quiet;
 }
 
+void
+sbi_progress_resume(sbi_progress *p, uint64_t done)
+{
+	p->done = p->base = done;
+}
+
 static void
 human_rate(double r, char *buf, size_t n)
 {
@@ -39,7 +45,7 @@ human_rate(double r, char *buf, size_t n)
 static void
 draw(sbi_progress *p, double now)
 {
-	double el = now - p->t0, rate = el > 0 ? (double)p->done / el : 0;
+	double el = now - p->t0, rate = el > 0 ? (double)(p->done - p->base) / el : 0;
 	double frac = p->total ? (double)p->done / (double)p->total : 1;
 	double eta = rate > 0 ? (double)(p->total - p->done) / rate : 0;
 	char r[32];
@@ -79,8 +85,9 @@ sbi_progress_finish(sbi_progress *p, const char *unit)
 		return;
 	double el = sbi_now() - p->t0;
 	char r[32];
-	human_rate(el > 0 ? (double)p->done / el : 0, r, sizeof r);
+	human_rate(el > 0 ? (double)(p->done - p->base) / el : 0, r, sizeof r);
 	if (p->drawn)
 		fprintf(stderr, "\r\033[K");
-	fprintf(stderr, "%s: %llu %s in %.2f s (%s/s)\n", p->label, (unsigned long long)p->done, unit, el, r);
+	fprintf(stderr, "%s: %llu %s in %.2f s (%s/s)\n", p->label, (unsigned long long)(p->done - p->base),
+	    unit, el, r);
 }

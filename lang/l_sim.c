@@ -324,16 +324,18 @@ run_chunk(void *ud, size_t task, sbi_pool_slot *slot)
 	j->spec = outer_spec;
 	if (j->rc == SBI_OK)
 		j->rc = store_chunk(j, &o);
+	if (j->rc == SBI_OK && j->inline_run)
+		j->done_before += slot->done;
 	sbi_mat_free(o.theta);
 	sbi_mat_free(o.x);
 	return j->rc;
 }
 
 static void
-tick_forked(void *ud, uint64_t running_done)
+tick_forked(void *ud, uint64_t done)
 {
 	sim_job *j = ud;
-	sbi_progress_update(&j->progress, j->done_before + running_done);
+	sbi_progress_update(&j->progress, j->progress.base + done);
 }
 
 /* ---- the whole node ---- */
@@ -549,7 +551,7 @@ sbi__l_simulate(lua_State *L)
 	if (j.done_before > 0 && nmissing > 0 && !j.quiet)
 		fprintf(stderr, "%s: resuming: %zu of %zu chunks already done\n", j.label, nchunks - nmissing, nchunks);
 	sbi_progress_start(&j.progress, j.label, j.n, j.quiet || nmissing == 0);
-	j.progress.done = j.done_before;
+	sbi_progress_resume(&j.progress, j.done_before);
 	j.inline_run = ctx->jobs <= 1 || nmissing <= 1;
 	sbi_pool_failure fail;
 	sbi_err err = { 0 };

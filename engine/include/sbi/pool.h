@@ -24,7 +24,8 @@ typedef struct sbi_pool_slot {
 
 /* Runs task number `task`, updating slot->done/current as it goes. */
 typedef int (*sbi_pool_task_fn)(void *ud, size_t task, sbi_pool_slot *slot);
-/* Reports progress: items finished in running tasks so far (may be NULL). */
+/* Reports progress in forked mode: items finished so far in this call, in
+ * finished and running tasks (may be NULL; in-process tasks report their own). */
 typedef void (*sbi_pool_tick_fn)(void *ud, uint64_t running_done);
 
 /* What went wrong when sbi_pool_run fails. */
