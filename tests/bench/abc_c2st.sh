@@ -92,12 +92,13 @@ for task in $TASKS; do
 		for obs in $(seq 1 "$NOBS"); do
 			out=$WORKDIR/$task/$budget/obs$obs
 			ref=$BENCH/sbibm/$task/obs$obs/reference_posterior_samples.csv
+			mkdir -p "$out"
 			echo "sbirun $task budget=$budget obs=$obs" >&2
 			if ! "$SBIRUN" "$SRCDIR/recipes/sbibm/$task.lua" --quiet --cache "$WORKDIR/cache" --out "$out" \
 				--set method=rejection_abc --set observation="$obs" --set simulations="$budget" \
-				--set seed="$SEED" >"$out.log" 2>&1; then
+				--set seed="$SEED" >"$out/sbirun.log" 2>&1; then
 				echo "abc_c2st.sh: sbirun failed for $task budget=$budget obs=$obs:" >&2
-				cat "$out.log" >&2
+				cat "$out/sbirun.log" >&2
 				exit 1
 			fi
 			printf '%s\t%s\t%s\t%s\t%s\n' "$task" "$budget" "$obs" "$ref" "$out/posterior_samples.csv" >>"$JOBLIST"

@@ -1,0 +1,834 @@
+/* Reverse-mode AD over float32 matrices (see ad.h). */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "sbi/ad.h"
+#include "sbi/alloc.h"
+#include "sbi/err.h"
+
+enum op {
+	OP_CONST, OP_PARAM, OP_LINEAR, OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_SCALE, OP_ADDS,
+	OP_RELU, OP_TANH, OP_ELU, OP_SILU, OP_SOFTPLUS, OP_LOGSIG, OP_EXP, OP_LOG, OP_SQUARE,
+	OP_COLS, OP_CONCAT, OP_PERMUTE, OP_SUMROWS, OP_LSE, OP_MEAN, OP_RQS, OP_RQS_LOGDET,
+};
+
+typedef struct node {
+	int op;
+	sbi_var a, b, c;
+	size_t rows, cols;
+	float *v, *g;   /* value; gradient (NULL when no gradient flows here) */
+	sbi_param *p;   /* OP_PARAM */
+	float s;        /* scalar argument */
+	size_t i0, k;   /* column start; spline bins */
+	const int *perm;
+	int inverse;
+} node;
+
+/* Arena blocks never move while a pass runs; on reset, several blocks are
+ * merged into one so the next pass fits in a single block. */
+typedef struct block {
+	float *mem;
+	size_t cap, used;
+} block;
+
+struct sbi_tape {
+	node *nodes;
+	size_t nnodes, cap;
+	block *blocks;
+	size_t nblocks;
+	int failed;
+};
+
+sbi_param *
+sbi_param_alloc(size_t rows, size_t cols)
+{
+	sbi_param *p = sbi_calloc(1, sizeof *p);
+	size_t n = rows * cols > 0 ? rows * cols : 1;
+	if (p == NULL)
+		return NULL;
+	p->rows = rows;
+	p->cols = cols;
+	p->w = sbi_calloc(n, sizeof(float));
+	p->g = sbi_calloc(n, sizeof(float));
+	p->m = sbi_calloc(n, sizeof(float));
+	p->v = sbi_calloc(n, sizeof(float));
+	if (!p->w || !p->g || !p->m || !p->v) {
+		sbi_param_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+sbi_param_free(sbi_param *p)
+{
+	if (p == NULL)
+		return;
+	sbi_free(p->w);
+	sbi_free(p->g);
+	sbi_free(p->m);
+	sbi_free(p->v);
+	sbi_free(p);
+}
+
+sbi_tape *
+sbi_tape_alloc(void)
+{
+	return sbi_calloc(1, sizeof(sbi_tape));
+}
+
+void
+sbi_tape_free(sbi_tape *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nblocks; i++)
+		sbi_free(t->blocks[i].mem);
+	sbi_free(t->blocks);
+	sbi_free(t->nodes);
+	sbi_free(t);
+}
+
+void
+sbi_tape_reset(sbi_tape *t)
+{
+	if (t->nblocks > 1) {
+		size_t total = 0;
+		for (size_t i = 0; i < t->nblocks; i++) {
+			total += t->blocks[i].cap;
+			sbi_free(t->blocks[i].mem);
+		}
+		t->blocks[0].mem = sbi_malloc(total * sizeof(float));
+		t->blocks[0].cap = t->blocks[0].mem ? total : 0;
+		t->nblocks = t->blocks[0].mem ? 1 : 0;
+	}
+	if (t->nblocks == 1)
+		t->blocks[0].used = 0;
+	t->nnodes = 0;
+	t->failed = 0;
+}
+
+int
+sbi_tape_failed(const sbi_tape *t)
+{
+	return t->failed;
+}
+
+/* n floats from the arena, 16-float aligned; NULL (and failed) on OOM. */
+static float *
+arena(sbi_tape *t, size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	block *b = t->nblocks ? &t->blocks[t->nblocks - 1] : NULL;
+	if (b == NULL || b->cap - b->used < n) {
+		size_t cap = n > (1u << 20) ? n : (1u << 20);
+		block *nb = sbi_realloc(t->blocks, (t->nblocks + 1) * sizeof *nb);
+		float *mem = nb ? sbi_malloc(cap * sizeof(float)) : NULL;
+		if (nb)
+			t->blocks = nb;
+		if (mem == NULL) {
+			t->failed = 1;
+			return NULL;
+		}
+		b = &t->blocks[t->nblocks++];
+		*b = (block){ mem, cap, 0 };
+	}
+	float *p = b->mem + b->used;
+	b->used += n;
+	return p;
+}
+
+static int
+reserve(sbi_tape *t)
+{
+	if (t->nnodes < t->cap)
+		return 0;
+	size_t cap = t->cap ? 2 * t->cap : 256;
+	node *nn = sbi_realloc(t->nodes, cap * sizeof *nn);
+	if (nn == NULL) {
+		t->failed = 1;
+		return -1;
+	}
+	t->nodes = nn;
+	t->cap = cap;
+	return 0;
+}
+
+static int
+needs_grad(const sbi_tape *t, sbi_var v)
+{
+	return v >= 0 && t->nodes[v].g != NULL;
+}
+
+/* A new node of the given shape; its gradient buffer exists (zeroed) when
+ * any of a, b, c carries a gradient or grad is forced. */
+static sbi_var
+push(sbi_tape *t, int op, size_t rows, size_t cols, sbi_var a, sbi_var b, sbi_var c, int grad)
+{
+	if (reserve(t) != 0)
+		return -1;
+	node *n = &t->nodes[t->nnodes];
+	memset(n, 0, sizeof *n);
+	n->op = op;
+	n->a = a, n->b = b, n->c = c;
+	n->rows = rows, n->cols = cols;
+	grad = grad || needs_grad(t, a) || needs_grad(t, b) || needs_grad(t, c);
+	n->v = arena(t, rows * cols);
+	if (grad && (n->g = arena(t, rows * cols)) != NULL)
+		memset(n->g, 0, rows * cols * sizeof(float));
+	if (n->v == NULL || (grad && n->g == NULL))
+		return -1;
+	return (sbi_var)t->nnodes++;
+}
+
+#define N(v) (&t->nodes[v])
+/* Operations on a failed tape return -1 and do nothing. */
+#define GUARD(...) do { if (t->failed) return -1; } while (0)
+
+float *sbi_ad_value(sbi_tape *t, sbi_var v) { return N(v)->v; }
+float *sbi_ad_grad(sbi_tape *t, sbi_var v) { return N(v)->g; }
+size_t sbi_ad_rows(const sbi_tape *t, sbi_var v) { return t->nodes[v].rows; }
+size_t sbi_ad_cols_of(const sbi_tape *t, sbi_var v) { return t->nodes[v].cols; }
+
+sbi_var
+sbi_ad_const(sbi_tape *t, const float *data, size_t rows, size_t cols)
+{
+	GUARD();
+	sbi_var v = push(t, OP_CONST, rows, cols, -1, -1, -1, 0);
+	if (v >= 0)
+		memcpy(N(v)->v, data, rows * cols * sizeof(float));
+	return v;
+}
+
+sbi_var
+sbi_ad_param(sbi_tape *t, sbi_param *p)
+{
+	GUARD();
+	if (reserve(t) != 0)
+		return -1;
+	/* The node aliases the parameter's own buffers. */
+	t->nodes[t->nnodes] = (node){ .op = OP_PARAM, .a = -1, .b = -1, .c = -1, .rows = p->rows,
+		.cols = p->cols, .v = p->w, .g = p->g, .p = p };
+	return (sbi_var)t->nnodes++;
+}
+
+/* ---- linear algebra ---- */
+
+sbi_var
+sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
+{
+	GUARD();
+	size_t n = N(x)->rows, k = N(x)->cols, m = N(w)->cols;
+	SBI_ASSERT(N(w)->rows == k && (b < 0 || (N(b)->rows == 1 && N(b)->cols == m)));
+	sbi_var y = push(t, OP_LINEAR, n, m, x, w, b, 0);
+	if (y < 0)
+		return -1;
+	float *out = N(y)->v;
+	if (b >= 0)
+		for (size_t i = 0; i < n; i++)
+			memcpy(out + i * m, N(b)->v, m * sizeof(float));
+	/* Masked weights are kept zero by the optimizer, so W is used as is. */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(x)->v,
+	    (int)k, N(w)->v, (int)m, b >= 0 ? 1.0f : 0.0f, out, (int)m);
+	return y;
+}
+
+sbi_var
+sbi_ad_matmul(sbi_tape *t, sbi_var a, sbi_var b)
+{
+	GUARD();
+	size_t n = N(a)->rows, k = N(a)->cols, m = N(b)->cols;
+	SBI_ASSERT(N(b)->rows == k);
+	sbi_var y = push(t, OP_MATMUL, n, m, a, b, -1, 0);
+	if (y < 0)
+		return -1;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(a)->v,
+	    (int)k, N(b)->v, (int)m, 0.0f, N(y)->v, (int)m);
+	return y;
+}
+
+/* Y = X W + b.  dX = dY W^T;  dW = X^T dY (masked);  db = column sums of dY. */
+static void
+back_linear(sbi_tape *t, node *y)
+{
+	node *x = N(y->a), *w = N(y->b);
+	size_t n = x->rows, k = x->cols, m = w->cols;
+	if (x->g)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
+		    w->v, (int)m, 1.0f, x->g, (int)k);
+	if (w->g) {
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, x->v, (int)k,
+		    y->g, (int)m, 1.0f, w->g, (int)m);
+		if (w->p && w->p->mask)
+			for (size_t i = 0; i < k * m; i++)
+				w->g[i] *= w->p->mask[i];
+	}
+	if (y->c >= 0 && N(y->c)->g) {
+		float *gb = N(y->c)->g;
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < m; j++)
+				gb[j] += y->g[i * m + j];
+	}
+}
+
+/* C = A B.  dA = dC B^T;  dB = A^T dC. */
+static void
+back_matmul(sbi_tape *t, node *y)
+{
+	node *a = N(y->a), *b = N(y->b);
+	size_t n = a->rows, k = a->cols, m = b->cols;
+	if (a->g)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
+		    b->v, (int)m, 1.0f, a->g, (int)k);
+	if (b->g)
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, a->v, (int)k,
+		    y->g, (int)m, 1.0f, b->g, (int)m);
+}
+
+/* ---- elementwise binary (b may be a broadcast row) ---- */
+
+static sbi_var
+binary(sbi_tape *t, int op, sbi_var a, sbi_var b)
+{
+	GUARD();
+	node *na = N(a), *nb = N(b);
+	SBI_ASSERT(na->cols == nb->cols && (nb->rows == na->rows || nb->rows == 1));
+	sbi_var y = push(t, op, na->rows, na->cols, a, b, -1, 0);
+	if (y < 0)
+		return -1;
+	na = N(a), nb = N(b);
+	size_t m = na->cols, bstride = nb->rows == 1 ? 0 : m;
+	float *o = N(y)->v;
+	for (size_t i = 0; i < na->rows; i++) {
+		const float *x = na->v + i * m, *z = nb->v + i * bstride;
+		float *r = o + i * m;
+		for (size_t j = 0; j < m; j++)
+			r[j] = op == OP_ADD ? x[j] + z[j] : op == OP_SUB ? x[j] - z[j] : x[j] * z[j];
+	}
+	return y;
+}
+
+sbi_var sbi_ad_add(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_ADD, a, b); }
+sbi_var sbi_ad_sub(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_SUB, a, b); }
+sbi_var sbi_ad_mul(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_MUL, a, b); }
+
+/* d(a+b) = (dy, dy); d(a-b) = (dy, -dy); d(ab) = (dy b, dy a); a broadcast
+ * b sums its gradient over rows. */
+static void
+back_binary(sbi_tape *t, node *y)
+{
+	node *a = N(y->a), *b = N(y->b);
+	size_t m = y->cols, bstride = b->rows == 1 ? 0 : m;
+	for (size_t i = 0; i < y->rows; i++) {
+		const float *gy = y->g + i * m, *av = a->v + i * m, *bv = b->v + i * bstride;
+		float *ga = a->g ? a->g + i * m : NULL, *gb = b->g ? b->g + i * bstride : NULL;
+		for (size_t j = 0; j < m; j++) {
+			float da = y->op == OP_MUL ? gy[j] * bv[j] : gy[j];
+			float db = y->op == OP_MUL ? gy[j] * av[j] : y->op == OP_SUB ? -gy[j] : gy[j];
+			if (ga)
+				ga[j] += da;
+			if (gb)
+				gb[j] += db;
+		}
+	}
+}
+
+/* ---- elementwise unary ---- */
+
+static float
+softplus(float x)
+{
+	return x > 20.0f ? x : x < -20.0f ? expf(x) : log1pf(expf(x));
+}
+
+static float
+sigmoid(float x)
+{
+	return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+}
+
+static float
+unary_f(int op, float x, float s)
+{
+	switch (op) {
+	case OP_SCALE: return s * x;
+	case OP_ADDS: return x + s;
+	case OP_RELU: return x > 0 ? x : 0;
+	case OP_TANH: return tanhf(x);
+	case OP_ELU: return x > 0 ? x : expm1f(x);
+	case OP_SILU: return x * sigmoid(x);
+	case OP_SOFTPLUS: return softplus(x);
+	case OP_LOGSIG: return -softplus(-x);
+	case OP_EXP: return expf(x);
+	case OP_LOG: return logf(x);
+	case OP_SQUARE: return x * x;
+	}
+	return NAN;
+}
+
+/* dy/dx from x and y = f(x):
+ *   tanh' = 1 - y^2;  elu' = 1 (x > 0) or y + 1;  silu' = sig(x)(1 + x(1 - sig(x)));
+ *   softplus' = sig(x);  log_sigmoid' = 1 - sig(x) = sig(-x);  exp' = y;  log' = 1/x;
+ *   square' = 2x. */
+static float
+unary_df(int op, float x, float y, float s)
+{
+	switch (op) {
+	case OP_SCALE: return s;
+	case OP_ADDS: return 1;
+	case OP_RELU: return x > 0 ? 1.0f : 0.0f;
+	case OP_TANH: return 1 - y * y;
+	case OP_ELU: return x > 0 ? 1.0f : y + 1;
+	case OP_SILU: { float sg = sigmoid(x); return sg * (1 + x * (1 - sg)); }
+	case OP_SOFTPLUS: return sigmoid(x);
+	case OP_LOGSIG: return sigmoid(-x);
+	case OP_EXP: return y;
+	case OP_LOG: return 1 / x;
+	case OP_SQUARE: return 2 * x;
+	}
+	return NAN;
+}
+
+static sbi_var
+unary(sbi_tape *t, int op, sbi_var a, float s)
+{
+	GUARD();
+	sbi_var y = push(t, op, N(a)->rows, N(a)->cols, a, -1, -1, 0);
+	if (y < 0)
+		return -1;
+	node *na = N(a), *ny = N(y);
+	ny->s = s;
+	size_t n = ny->rows * ny->cols;
+	if (op == OP_TANH) /* the hot activation: a tight loop */
+		for (size_t i = 0; i < n; i++)
+			ny->v[i] = tanhf(na->v[i]);
+	else
+		for (size_t i = 0; i < n; i++)
+			ny->v[i] = unary_f(op, na->v[i], s);
+	return y;
+}
+
+static void
+back_unary(sbi_tape *t, node *y)
+{
+	node *a = N(y->a);
+	size_t n = y->rows * y->cols;
+	if (y->op == OP_TANH)
+		for (size_t i = 0; i < n; i++)
+			a->g[i] += y->g[i] * (1 - y->v[i] * y->v[i]);
+	else
+		for (size_t i = 0; i < n; i++)
+			a->g[i] += y->g[i] * unary_df(y->op, a->v[i], y->v[i], y->s);
+}
+
+sbi_var sbi_ad_scale(sbi_tape *t, sbi_var a, float s) { return unary(t, OP_SCALE, a, s); }
+sbi_var sbi_ad_add_scalar(sbi_tape *t, sbi_var a, float s) { return unary(t, OP_ADDS, a, s); }
+sbi_var sbi_ad_relu(sbi_tape *t, sbi_var a) { return unary(t, OP_RELU, a, 0); }
+sbi_var sbi_ad_tanh(sbi_tape *t, sbi_var a) { return unary(t, OP_TANH, a, 0); }
+sbi_var sbi_ad_elu(sbi_tape *t, sbi_var a) { return unary(t, OP_ELU, a, 0); }
+sbi_var sbi_ad_silu(sbi_tape *t, sbi_var a) { return unary(t, OP_SILU, a, 0); }
+sbi_var sbi_ad_softplus(sbi_tape *t, sbi_var a) { return unary(t, OP_SOFTPLUS, a, 0); }
+sbi_var sbi_ad_log_sigmoid(sbi_tape *t, sbi_var a) { return unary(t, OP_LOGSIG, a, 0); }
+sbi_var sbi_ad_exp(sbi_tape *t, sbi_var a) { return unary(t, OP_EXP, a, 0); }
+sbi_var sbi_ad_log(sbi_tape *t, sbi_var a) { return unary(t, OP_LOG, a, 0); }
+sbi_var sbi_ad_square(sbi_tape *t, sbi_var a) { return unary(t, OP_SQUARE, a, 0); }
+
+/* ---- shape ---- */
+
+sbi_var
+sbi_ad_cols(sbi_tape *t, sbi_var a, size_t start, size_t count)
+{
+	GUARD();
+	SBI_ASSERT(start + count <= N(a)->cols);
+	sbi_var y = push(t, OP_COLS, N(a)->rows, count, a, -1, -1, 0);
+	if (y < 0)
+		return -1;
+	node *na = N(a), *ny = N(y);
+	ny->i0 = start;
+	for (size_t i = 0; i < ny->rows; i++)
+		memcpy(ny->v + i * count, na->v + i * na->cols + start, count * sizeof(float));
+	return y;
+}
+
+sbi_var
+sbi_ad_concat(sbi_tape *t, sbi_var a, sbi_var b)
+{
+	GUARD();
+	SBI_ASSERT(N(a)->rows == N(b)->rows);
+	size_t ma = N(a)->cols, mb = N(b)->cols;
+	sbi_var y = push(t, OP_CONCAT, N(a)->rows, ma + mb, a, b, -1, 0);
+	if (y < 0)
+		return -1;
+	node *na = N(a), *nb = N(b), *ny = N(y);
+	for (size_t i = 0; i < ny->rows; i++) {
+		memcpy(ny->v + i * (ma + mb), na->v + i * ma, ma * sizeof(float));
+		memcpy(ny->v + i * (ma + mb) + ma, nb->v + i * mb, mb * sizeof(float));
+	}
+	return y;
+}
+
+sbi_var
+sbi_ad_permute_cols(sbi_tape *t, sbi_var a, const int *perm)
+{
+	GUARD();
+	sbi_var y = push(t, OP_PERMUTE, N(a)->rows, N(a)->cols, a, -1, -1, 0);
+	if (y < 0)
+		return -1;
+	node *na = N(a), *ny = N(y);
+	ny->perm = perm;
+	size_t m = ny->cols;
+	for (size_t i = 0; i < ny->rows; i++)
+		for (size_t j = 0; j < m; j++)
+			ny->v[i * m + j] = na->v[i * m + (size_t)perm[j]];
+	return y;
+}
+
+/* Slicing, concatenation and permutation route gradients back to where the
+ * values came from. */
+static void
+back_shape(sbi_tape *t, node *y)
+{
+	node *a = N(y->a);
+	size_t m = y->cols;
+	for (size_t i = 0; i < y->rows; i++) {
+		const float *gy = y->g + i * m;
+		if (y->op == OP_COLS && a->g)
+			for (size_t j = 0; j < m; j++)
+				a->g[i * a->cols + y->i0 + j] += gy[j];
+		else if (y->op == OP_PERMUTE && a->g)
+			for (size_t j = 0; j < m; j++)
+				a->g[i * m + (size_t)y->perm[j]] += gy[j];
+		else if (y->op == OP_CONCAT) {
+			node *b = N(y->b);
+			for (size_t j = 0; a->g && j < a->cols; j++)
+				a->g[i * a->cols + j] += gy[j];
+			for (size_t j = 0; b->g && j < b->cols; j++)
+				b->g[i * b->cols + j] += gy[a->cols + j];
+		}
+	}
+}
+
+/* ---- reductions ---- */
+
+sbi_var
+sbi_ad_sum_rows(sbi_tape *t, sbi_var a)
+{
+	GUARD();
+	sbi_var y = push(t, OP_SUMROWS, N(a)->rows, 1, a, -1, -1, 0);
+	if (y < 0)
+		return -1;
+	node *na = N(a), *ny = N(y);
+	for (size_t i = 0; i < na->rows; i++) {
+		float s = 0;
+		for (size_t j = 0; j < na->cols; j++)
+			s += na->v[i * na->cols + j];
+		ny->v[i] = s;
+	}
+	return y;
+}
+
+sbi_var
+sbi_ad_logsumexp_rows(sbi_tape *t, sbi_var a)
+{
+	GUARD();
+	sbi_var y = push(t, OP_LSE, N(a)->rows, 1, a, -1, -1, 0);
+	if (y < 0)
+		return -1;
+	node *na = N(a), *ny = N(y);
+	for (size_t i = 0; i < na->rows; i++) {
+		const float *r = na->v + i * na->cols;
+		float mx = -INFINITY, s = 0;
+		for (size_t j = 0; j < na->cols; j++)
+			mx = r[j] > mx ? r[j] : mx;
+		for (size_t j = 0; j < na->cols; j++)
+			s += expf(r[j] - mx);
+		ny->v[i] = mx + logf(s);
+	}
+	return y;
+}
+
+sbi_var
+sbi_ad_mean(sbi_tape *t, sbi_var a)
+{
+	GUARD();
+	sbi_var y = push(t, OP_MEAN, 1, 1, a, -1, -1, 0);
+	if (y < 0)
+		return -1;
+	node *na = N(a);
+	size_t n = na->rows * na->cols;
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += na->v[i];
+	N(y)->v[0] = (float)(s / (double)(n ? n : 1));
+	return y;
+}
+
+/* sum: d/da_ij = dy_i.  lse: d/da_ij = dy_i softmax(a_i)_j.  mean: 1/n. */
+static void
+back_reduce(sbi_tape *t, node *y)
+{
+	node *a = N(y->a);
+	size_t m = a->cols;
+	if (y->op == OP_MEAN) {
+		float g = y->g[0] / (float)(a->rows * m);
+		for (size_t i = 0; i < a->rows * m; i++)
+			a->g[i] += g;
+		return;
+	}
+	for (size_t i = 0; i < a->rows; i++)
+		for (size_t j = 0; j < m; j++)
+			a->g[i * m + j] += y->op == OP_SUMROWS ? y->g[i]
+							       : y->g[i] * expf(a->v[i * m + j] - y->v[i]);
+}
+
+/* ---- rational-quadratic spline ---- */
+
+#define RQS_MAX_BINS 64
+#define MIN_BIN 1e-3f
+#define MIN_DERIV 1e-3f
+
+/* Knots and derivatives of one element's spline, from its 3K-1 params. */
+typedef struct spline {
+	float xk[RQS_MAX_BINS + 1], yk[RQS_MAX_BINS + 1], d[RQS_MAX_BINS + 1];
+	float sw[RQS_MAX_BINS], sh[RQS_MAX_BINS]; /* softmaxes (for gradients) */
+} spline;
+
+static void
+softmax(const float *u, size_t K, float *out)
+{
+	float mx = -INFINITY, s = 0;
+	for (size_t i = 0; i < K; i++)
+		mx = u[i] > mx ? u[i] : mx;
+	for (size_t i = 0; i < K; i++)
+		s += out[i] = expf(u[i] - mx);
+	for (size_t i = 0; i < K; i++)
+		out[i] /= s;
+}
+
+/* Knots: x_0 = -B, x_j = -B + 2B sum_{i<j} w_i, x_K = B with
+ * w = MIN_BIN + (1 - MIN_BIN K) softmax(u); the same for heights. Boundary
+ * derivatives are 1 so the spline joins its identity tails smoothly. */
+static void
+make_spline(const float *p, size_t K, float B, spline *s)
+{
+	softmax(p, K, s->sw);
+	softmax(p + K, K, s->sh);
+	float cw = 0, ch = 0, scale = 1 - MIN_BIN * (float)K;
+	s->xk[0] = s->yk[0] = -B;
+	for (size_t i = 1; i < K; i++) {
+		cw += MIN_BIN + scale * s->sw[i - 1];
+		ch += MIN_BIN + scale * s->sh[i - 1];
+		s->xk[i] = -B + 2 * B * cw;
+		s->yk[i] = -B + 2 * B * ch;
+	}
+	s->xk[K] = s->yk[K] = B;
+	s->d[0] = s->d[K] = 1;
+	for (size_t i = 1; i < K; i++)
+		s->d[i] = MIN_DERIV + softplus(p[2 * K + i - 1]);
+}
+
+static size_t
+find_bin(const float *knots, size_t K, float v)
+{
+	size_t k = 0;
+	while (k + 1 < K && v >= knots[k + 1])
+		k++;
+	return k;
+}
+
+/* Local partial derivatives of y and L = log dy/dx with respect to the
+ * spline's local quantities (Durkan et al. 2019, eqs. 4 and 5):
+ *   xi = (x - x_k)/W, s = H/W, t = xi(1-xi), A = s xi^2 + d0 t,
+ *   den = s + (d1 + d0 - 2s) t,  y = y_k + H A / den,
+ *   Bq = d1 xi^2 + 2 s t + d0 (1-xi)^2,  L = 2 log s + log Bq - 2 log den. */
+typedef struct rq_local {
+	float y, L;
+	float dy_xi, dy_s, dy_H, dy_d0, dy_d1;
+	float dL_xi, dL_s, dL_d0, dL_d1;
+	float xi, s, W;
+} rq_local;
+
+static void
+rq_eval(const spline *sp, size_t k, float x, rq_local *r)
+{
+	float W = sp->xk[k + 1] - sp->xk[k], H = sp->yk[k + 1] - sp->yk[k];
+	float d0 = sp->d[k], d1 = sp->d[k + 1];
+	float xi = (x - sp->xk[k]) / W, s = H / W, t = xi * (1 - xi);
+	float A = s * xi * xi + d0 * t, c = d1 + d0 - 2 * s, den = s + c * t;
+	float Bq = d1 * xi * xi + 2 * s * t + d0 * (1 - xi) * (1 - xi);
+	float den2 = den * den, dt = 1 - 2 * xi;
+	r->xi = xi, r->s = s, r->W = W;
+	r->y = sp->yk[k] + H * A / den;
+	r->L = 2 * logf(s) + logf(Bq) - 2 * logf(den);
+	float dA_xi = 2 * s * xi + d0 * dt, dden_xi = c * dt;
+	r->dy_xi = H * (dA_xi * den - A * dden_xi) / den2;
+	r->dy_s = H * (xi * xi * den - A * (1 - 2 * t)) / den2;
+	r->dy_H = A / den;
+	r->dy_d0 = H * t * (den - A) / den2;
+	r->dy_d1 = -H * A * t / den2;
+	float dB_xi = 2 * d1 * xi + 2 * s * dt - 2 * d0 * (1 - xi);
+	r->dL_xi = dB_xi / Bq - 2 * dden_xi / den;
+	r->dL_s = 2 / s + 2 * t / Bq - 2 * (1 - 2 * t) / den;
+	r->dL_d0 = (1 - xi) * (1 - xi) / Bq - 2 * t / den;
+	r->dL_d1 = xi * xi / Bq - 2 * t / den;
+}
+
+/* Inverse: solve a xi^2 + b xi + c = 0 for the bin holding y. */
+static float
+rq_invert(const spline *sp, size_t K, float y, float *L)
+{
+	size_t k = find_bin(sp->yk, K, y);
+	float W = sp->xk[k + 1] - sp->xk[k], H = sp->yk[k + 1] - sp->yk[k];
+	float d0 = sp->d[k], d1 = sp->d[k + 1], s = H / W, dy = y - sp->yk[k];
+	float a = H * (s - d0) + dy * (d1 + d0 - 2 * s);
+	float b = H * d0 - dy * (d1 + d0 - 2 * s);
+	float c = -s * dy;
+	float disc = b * b - 4 * a * c;
+	float xi = 2 * c / (-b - sqrtf(disc > 0 ? disc : 0));
+	float x = sp->xk[k] + xi * W;
+	rq_local r;
+	rq_eval(sp, k, x, &r);
+	*L = -r.L;
+	return x;
+}
+
+void
+sbi_ad_rqs(sbi_tape *t, sbi_var x, sbi_var params, size_t K, float bound, int inverse,
+    sbi_var *y, sbi_var *logdet)
+{
+	*y = *logdet = -1;
+	if (t->failed)
+		return;
+	size_t n = N(x)->rows, d = N(x)->cols, P = 3 * K - 1;
+	SBI_ASSERT(K >= 2 && K <= RQS_MAX_BINS && N(params)->cols == d * P && N(params)->rows == n);
+	sbi_var vy = push(t, OP_RQS, n, d, inverse ? -1 : x, inverse ? -1 : params, -1, 0);
+	if (vy < 0)
+		return;
+	sbi_var vl = push(t, OP_RQS_LOGDET, n, d, vy, -1, -1, N(vy)->g != NULL);
+	if (vl < 0)
+		return;
+	node *ny = N(vy), *nl = N(vl);
+	ny->a = x, ny->b = params, ny->k = K, ny->s = bound, ny->inverse = inverse;
+	nl->k = K;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < d; j++) {
+			float v = N(x)->v[i * d + j];
+			float *out = &ny->v[i * d + j], *ld = &nl->v[i * d + j];
+			if (v < -bound || v > bound) {
+				*out = v;
+				*ld = 0;
+				continue;
+			}
+			spline sp;
+			make_spline(N(params)->v + i * d * P + j * P, K, bound, &sp);
+			if (inverse) {
+				*out = rq_invert(&sp, K, v, ld);
+				continue;
+			}
+			rq_local r;
+			rq_eval(&sp, find_bin(sp.xk, K, v), v, &r);
+			*out = r.y;
+			*ld = r.L;
+		}
+	*y = vy;
+	*logdet = vl;
+}
+
+/* Chains local partials to x and to the unnormalized params:
+ *   dxi/dx = 1/W, dxi/dx_k = (xi - 1)/W, dxi/dx_{k+1} = -xi/W,
+ *   ds/dx_k = s/W, ds/dx_{k+1} = -s/W, ds/dH = 1/W, H = y_{k+1} - y_k;
+ *   x_j = -B + 2B sum_{i<j} w_i (j = 1..K-1) so dL/dw_i = 2B sum_{j>i} dL/dx_j;
+ *   w = MIN + (1 - MIN K) softmax(u): dL/du_j = c sm_j (dL/dw_j - sum_i sm_i dL/dw_i);
+ *   d_k = MIN_DERIV + softplus(u_k): dd/du = sigmoid(u). */
+static void
+knot_grads_to_params(const float *gk, const float *sm, size_t K, float B, float *gu)
+{
+	float gw[RQS_MAX_BINS], acc = 0, dot = 0, c = 1 - MIN_BIN * (float)K;
+	for (size_t i = K; i-- > 0;) {
+		gw[i] = 2 * B * acc;        /* knots j > i, j <= K-1 */
+		if (i >= 1)
+			acc += gk[i];
+	}
+	for (size_t i = 0; i < K; i++)
+		dot += sm[i] * gw[i];
+	for (size_t i = 0; i < K; i++)
+		gu[i] += c * sm[i] * (gw[i] - dot);
+}
+
+static void
+back_rqs(sbi_tape *t, node *ny, node *nl)
+{
+	node *nx = N(ny->a), *np = N(ny->b);
+	size_t n = ny->rows, d = ny->cols, K = ny->k, P = 3 * K - 1;
+	float B = ny->s;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < d; j++) {
+			size_t e = i * d + j;
+			float gy = ny->g ? ny->g[e] : 0, gL = nl->g ? nl->g[e] : 0, v = nx->v[e];
+			if (v < -B || v > B) {
+				if (nx->g)
+					nx->g[e] += gy;
+				continue;
+			}
+			spline sp;
+			const float *p = np->v + i * d * P + j * P;
+			make_spline(p, K, B, &sp);
+			size_t k = find_bin(sp.xk, K, v);
+			rq_local r;
+			rq_eval(&sp, k, v, &r);
+			float G_xi = gy * r.dy_xi + gL * r.dL_xi, G_s = gy * r.dy_s + gL * r.dL_s;
+			if (nx->g)
+				nx->g[e] += G_xi / r.W;
+			if (np->g == NULL)
+				continue;
+			float gxk[RQS_MAX_BINS + 1] = { 0 }, gyk[RQS_MAX_BINS + 1] = { 0 };
+			gxk[k] += G_xi * (r.xi - 1) / r.W + G_s * r.s / r.W;
+			gxk[k + 1] += -G_xi * r.xi / r.W - G_s * r.s / r.W;
+			float gH = gy * r.dy_H + G_s / r.W;
+			gyk[k + 1] += gH;
+			gyk[k] += gy - gH;
+			float *gp = np->g + i * d * P + j * P;
+			knot_grads_to_params(gxk, sp.sw, K, B, gp);
+			knot_grads_to_params(gyk, sp.sh, K, B, gp + K);
+			float gd0 = gy * r.dy_d0 + gL * r.dL_d0, gd1 = gy * r.dy_d1 + gL * r.dL_d1;
+			if (k >= 1)
+				gp[2 * K + k - 1] += gd0 * sigmoid(p[2 * K + k - 1]);
+			if (k + 1 <= K - 1)
+				gp[2 * K + k] += gd1 * sigmoid(p[2 * K + k]);
+		}
+}
+
+/* ---- backward ---- */
+
+void
+sbi_ad_backward(sbi_tape *t, sbi_var loss)
+{
+	if (t->failed || loss < 0 || N(loss)->g == NULL)
+		return;
+	N(loss)->g[0] += 1.0f;
+	for (sbi_var v = loss; v >= 0; v--) {
+		node *y = N(v);
+		if (y->g == NULL)
+			continue;
+		switch (y->op) {
+		case OP_CONST:
+		case OP_PARAM:
+			break;
+		case OP_LINEAR: back_linear(t, y); break;
+		case OP_MATMUL: back_matmul(t, y); break;
+		case OP_ADD: case OP_SUB: case OP_MUL: back_binary(t, y); break;
+		case OP_COLS: case OP_CONCAT: case OP_PERMUTE: back_shape(t, y); break;
+		case OP_SUMROWS: case OP_LSE: case OP_MEAN:
+			if (N(y->a)->g)
+				back_reduce(t, y);
+			break;
+		case OP_RQS:
+			break; /* handled with its log-det sibling, which comes after it */
+		case OP_RQS_LOGDET: back_rqs(t, N(y->a), y); break;
+		default:
+			if (N(y->a)->g)
+				back_unary(t, y);
+		}
+	}
+}

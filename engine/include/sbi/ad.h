@@ -1,0 +1,104 @@
+/* Reverse-mode automatic differentiation over float32 matrices.
+ *
+ * A tape records operations as they run (define-by-run); sbi_ad_backward
+ * then walks it in reverse and accumulates gradients. Every value is a
+ * row-major rows x cols matrix of floats living in the tape's arena, which
+ * is reset, not freed, between minibatches: after the first step the arena
+ * has the right size and a training step allocates nothing (ggml-style).
+ *
+ * Trainable parameters (sbi_param) live outside the tape; their gradients
+ * accumulate into sbi_param.g. Matrix products go through cblas_sgemm.
+ * Each backward rule has its derivation next to it in ad.c, and every
+ * operation's gradient is checked against finite differences in
+ * tests/engine/test_ad.c. */
+#ifndef SBI_AD_H
+#define SBI_AD_H
+
+#include <stddef.h>
+
+/* A trainable matrix with its gradient and Adam moments (all owned). */
+typedef struct sbi_param {
+	size_t rows, cols;
+	float *w, *g, *m, *v;
+	const float *mask; /* optional rows x cols 0/1 mask (not owned): masked
+	                      entries stay zero in w and get no gradient */
+} sbi_param;
+
+/* Allocates a zeroed parameter; NULL when out of memory. */
+sbi_param *sbi_param_alloc(size_t rows, size_t cols);
+void sbi_param_free(sbi_param *p); /* NULL is fine */
+
+typedef struct sbi_tape sbi_tape;
+
+/* Node handles are indices into the tape; -1 is "no node". */
+typedef int sbi_var;
+
+sbi_tape *sbi_tape_alloc(void); /* NULL when out of memory */
+void sbi_tape_free(sbi_tape *t);  /* NULL is fine */
+/* Forgets every node, keeping the arena for the next pass. */
+void sbi_tape_reset(sbi_tape *t);
+/* 1 when an allocation failed since the last reset; values are then garbage
+ * and the caller must report out of memory. */
+int sbi_tape_failed(const sbi_tape *t);
+
+/* Leaves: a constant copy of data (no gradient) and a parameter. */
+sbi_var sbi_ad_const(sbi_tape *t, const float *data, size_t rows, size_t cols);
+sbi_var sbi_ad_param(sbi_tape *t, sbi_param *p);
+
+/* y = x W (+ b): x n x k, W k x m, b 1 x m (or -1); W's mask applies. */
+sbi_var sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b);
+/* a @ b for two tape values. */
+sbi_var sbi_ad_matmul(sbi_tape *t, sbi_var a, sbi_var b);
+
+/* Elementwise; b may also be a 1 x cols row, broadcast over rows. */
+sbi_var sbi_ad_add(sbi_tape *t, sbi_var a, sbi_var b);
+sbi_var sbi_ad_sub(sbi_tape *t, sbi_var a, sbi_var b);
+sbi_var sbi_ad_mul(sbi_tape *t, sbi_var a, sbi_var b);
+sbi_var sbi_ad_scale(sbi_tape *t, sbi_var a, float s);     /* s a */
+sbi_var sbi_ad_add_scalar(sbi_tape *t, sbi_var a, float s); /* a + s */
+
+/* Elementwise nonlinearities. */
+sbi_var sbi_ad_relu(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_tanh(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_elu(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_silu(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_softplus(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_log_sigmoid(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_exp(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_log(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_square(sbi_tape *t, sbi_var a);
+
+/* Columns [start, start + count) of a. */
+sbi_var sbi_ad_cols(sbi_tape *t, sbi_var a, size_t start, size_t count);
+/* [a | b]: columns of a then of b (same rows). */
+sbi_var sbi_ad_concat(sbi_tape *t, sbi_var a, sbi_var b);
+/* Columns of a reordered: out[:, j] = a[:, perm[j]] (perm not owned, must
+ * outlive the tape pass). */
+sbi_var sbi_ad_permute_cols(sbi_tape *t, sbi_var a, const int *perm);
+
+/* Reductions: per-row sum and log-sum-exp (n x 1), mean of everything (1 x 1). */
+sbi_var sbi_ad_sum_rows(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_logsumexp_rows(sbi_tape *t, sbi_var a);
+sbi_var sbi_ad_mean(sbi_tape *t, sbi_var a);
+
+/* Monotone rational-quadratic spline (Durkan et al. 2019), elementwise on
+ * x (n x d), with linear tails outside [-bound, bound]. params is
+ * n x (d * (3K - 1)): for dimension j, columns [j*(3K-1), (j+1)*(3K-1))
+ * hold K unnormalized widths, K unnormalized heights and K-1 unconstrained
+ * interior derivatives. Sets *y (n x d) and *logdet (n x d, log dy/dx).
+ * inverse = 1 computes x from y instead (then logdet is log dx/dy... see
+ * ad.c); the inverse has no gradient. */
+void sbi_ad_rqs(sbi_tape *t, sbi_var x, sbi_var params, size_t K, float bound, int inverse,
+    sbi_var *y, sbi_var *logdet);
+
+/* Value and gradient buffers of a node (rows x cols). */
+float *sbi_ad_value(sbi_tape *t, sbi_var v);
+float *sbi_ad_grad(sbi_tape *t, sbi_var v);
+size_t sbi_ad_rows(const sbi_tape *t, sbi_var v);
+size_t sbi_ad_cols_of(const sbi_tape *t, sbi_var v);
+
+/* Back-propagates from loss (a 1 x 1 node): gradients of parameters
+ * accumulate into their sbi_param.g. */
+void sbi_ad_backward(sbi_tape *t, sbi_var loss);
+
+#endif
