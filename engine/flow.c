@@ -1,0 +1,590 @@
+/* Conditional MAF and NSF flows (see flow.h).
+ *
+ * Model blob format (version 1, little-endian), then a BLAKE2b trailer:
+ *   "SBIFLOW\0", u32 version,
+ *   u32 kind, u64 dim, u64 context, u64 transforms, u64 hidden, u64 layers,
+ *   u64 bins, f64 bound, u32 act, u64 seed,
+ *   f64 y_mean[dim], f64 y_std[dim], f64 c_mean[context], f64 c_std[context],
+ *   u32 perm[transforms][dim],
+ *   u64 nparams, then per parameter: u64 rows, u64 cols, f32 values (row-major).
+ * Masks are not stored: they follow from the configuration. */
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <string.h>
+
+#include "sbi/alloc.h"
+#include "sbi/blob.h"
+#include "sbi/flow.h"
+#include "sbi/rng.h"
+
+#define FLOW_MAGIC "SBIFLOW"
+#define FLOW_VERSION 1
+#define LOG_2PI 1.8378770664093453
+
+/* One MADE: its parameters in order w_in, w_ctx, b_in, (w_l, b_l) x layers, w_out, b_out. */
+typedef struct made {
+	sbi_param *w_in, *w_ctx, *b_in, *w_out, *b_out;
+	sbi_param **w_h, **b_h;
+	float *mask_in, *mask_h, *mask_out; /* owned */
+} made;
+
+struct sbi_flow {
+	sbi_flow_config cfg;
+	size_t out_per_dim; /* 2 (MAF) or 3K - 1 (NSF) */
+	made *mades;        /* transforms of them */
+	int *perm;          /* transforms x dim */
+	int *inv_perm;
+	double *y_mean, *y_std, *c_mean, *c_std;
+	double log_std_sum;
+	sbi_param **params; /* flat list (not owning: freed via mades) */
+	size_t nparams;
+};
+
+static size_t
+hidden_degree(size_t k, size_t dim)
+{
+	size_t m = dim > 1 ? dim - 1 : 1;
+	return k % m + (dim > 1 ? 1 : 0);
+}
+
+/* Masks with nflows' sequential degrees: inputs 1..D, hidden cyclic, an
+ * output of dimension i connects to hidden units of degree < i. */
+static void
+make_masks(made *m, const sbi_flow *f)
+{
+	size_t D = f->cfg.dim, H = f->cfg.hidden, O = D * f->out_per_dim;
+	for (size_t i = 0; i < D; i++)
+		for (size_t k = 0; k < H; k++)
+			m->mask_in[i * H + k] = hidden_degree(k, D) >= i + 1;
+	for (size_t a = 0; a < H; a++)
+		for (size_t b = 0; b < H; b++)
+			m->mask_h[a * H + b] = hidden_degree(b, D) >= hidden_degree(a, D);
+	for (size_t k = 0; k < H; k++)
+		for (size_t o = 0; o < O; o++) {
+			/* MAF: [scale logits | shifts]; NSF: dim-major blocks of 3K-1. */
+			size_t dim_of_o = f->cfg.kind == SBI_FLOW_MAF ? o % D : o / f->out_per_dim;
+			m->mask_out[k * O + o] = dim_of_o + 1 > hidden_degree(k, D);
+		}
+}
+
+static int
+add_param(sbi_flow *f, sbi_param **slot, size_t rows, size_t cols)
+{
+	*slot = sbi_param_alloc(rows, cols);
+	if (*slot == NULL)
+		return -1;
+	sbi_param **np = sbi_realloc(f->params, (f->nparams + 1) * sizeof *np);
+	if (np == NULL) {
+		sbi_param_free(*slot);
+		*slot = NULL;
+		return -1;
+	}
+	f->params = np;
+	f->params[f->nparams++] = *slot;
+	return 0;
+}
+
+static int
+alloc_made(sbi_flow *f, made *m)
+{
+	size_t D = f->cfg.dim, C = f->cfg.context, H = f->cfg.hidden, L = f->cfg.layers, O = D * f->out_per_dim;
+	m->mask_in = sbi_malloc(D * H * sizeof(float));
+	m->mask_h = sbi_malloc(H * H * sizeof(float));
+	m->mask_out = sbi_malloc(H * O * sizeof(float));
+	m->w_h = sbi_calloc(L ? L : 1, sizeof *m->w_h);
+	m->b_h = sbi_calloc(L ? L : 1, sizeof *m->b_h);
+	if (!m->mask_in || !m->mask_h || !m->mask_out || !m->w_h || !m->b_h)
+		return -1;
+	make_masks(m, f);
+	if (add_param(f, &m->w_in, D, H) || (C && add_param(f, &m->w_ctx, C, H)) || add_param(f, &m->b_in, 1, H))
+		return -1;
+	for (size_t l = 0; l < L; l++)
+		if (add_param(f, &m->w_h[l], H, H) || add_param(f, &m->b_h[l], 1, H))
+			return -1;
+	if (add_param(f, &m->w_out, H, O) || add_param(f, &m->b_out, 1, O))
+		return -1;
+	m->w_in->mask = m->mask_in;
+	m->w_out->mask = m->mask_out;
+	for (size_t l = 0; l < L; l++)
+		m->w_h[l]->mask = m->mask_h;
+	return 0;
+}
+
+static void
+free_made(made *m, size_t L)
+{
+	sbi_param_free(m->w_in);
+	sbi_param_free(m->w_ctx);
+	sbi_param_free(m->b_in);
+	for (size_t l = 0; m->w_h && l < L; l++) {
+		sbi_param_free(m->w_h[l]);
+		sbi_param_free(m->b_h[l]);
+	}
+	sbi_free(m->w_h);
+	sbi_free(m->b_h);
+	sbi_param_free(m->w_out);
+	sbi_param_free(m->b_out);
+	sbi_free(m->mask_in);
+	sbi_free(m->mask_h);
+	sbi_free(m->mask_out);
+}
+
+void
+sbi_flow_free(sbi_flow *f)
+{
+	if (f == NULL)
+		return;
+	for (size_t i = 0; f->mades && i < f->cfg.transforms; i++)
+		free_made(&f->mades[i], f->cfg.layers);
+	sbi_free(f->mades);
+	sbi_free(f->perm);
+	sbi_free(f->inv_perm);
+	sbi_free(f->y_mean);
+	sbi_free(f->y_std);
+	sbi_free(f->c_mean);
+	sbi_free(f->c_std);
+	sbi_free(f->params);
+	sbi_free(f);
+}
+
+/* PyTorch's default: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+ * masked weights zero. The output biases start at zero. */
+static void
+init_weights(sbi_flow *f, gsl_rng *r)
+{
+	for (size_t i = 0; i < f->nparams; i++) {
+		sbi_param *p = f->params[i];
+		size_t fan_in = p->rows == 1 ? f->cfg.hidden : p->rows;
+		double bound = 1.0 / sqrt((double)fan_in);
+		for (size_t e = 0; e < p->rows * p->cols; e++) {
+			p->w[e] = (float)gsl_ran_flat(r, -bound, bound);
+			if (p->mask)
+				p->w[e] *= p->mask[e];
+		}
+	}
+}
+
+static int
+check_config(const sbi_flow_config *c, sbi_err *err)
+{
+	if (c->kind != SBI_FLOW_MAF && c->kind != SBI_FLOW_NSF)
+		return sbi_err_set(err, SBI_EINVAL, "flow: unknown kind %d", c->kind);
+	if (c->dim < 1 || c->dim > 4096 || c->context > 1 << 20)
+		return sbi_err_set(err, SBI_EINVAL, "flow: dimension %zu (context %zu) out of range", c->dim, c->context);
+	if (c->transforms < 1 || c->transforms > 64 || c->hidden < 1 || c->hidden > 4096 || c->layers > 16)
+		return sbi_err_set(err, SBI_EINVAL, "flow: transforms 1..64, hidden 1..4096 and layers 0..16 expected");
+	if (c->kind == SBI_FLOW_NSF && (c->bins < 2 || c->bins > 64 || !(c->bound > 0)))
+		return sbi_err_set(err, SBI_EINVAL, "flow: NSF needs 2..64 bins and a positive bound");
+	if (c->act < SBI_ACT_TANH || c->act > SBI_ACT_SILU)
+		return sbi_err_set(err, SBI_EINVAL, "flow: unknown activation %d", c->act);
+	return SBI_OK;
+}
+
+/* The structure (no weights yet). */
+static sbi_flow *
+flow_new(const sbi_flow_config *cfg, sbi_err *err)
+{
+	if (check_config(cfg, err) != SBI_OK)
+		return NULL;
+	sbi_flow *f = sbi_calloc(1, sizeof *f);
+	if (f == NULL) {
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
+	f->cfg = *cfg;
+	f->out_per_dim = cfg->kind == SBI_FLOW_MAF ? 2 : 3 * cfg->bins - 1;
+	size_t D = cfg->dim, C = cfg->context, T = cfg->transforms;
+	f->mades = sbi_calloc(T, sizeof *f->mades);
+	f->perm = sbi_malloc(T * D * sizeof(int));
+	f->inv_perm = sbi_malloc(T * D * sizeof(int));
+	f->y_mean = sbi_calloc(D, sizeof(double));
+	f->y_std = sbi_calloc(D, sizeof(double));
+	f->c_mean = sbi_calloc(C ? C : 1, sizeof(double));
+	f->c_std = sbi_calloc(C ? C : 1, sizeof(double));
+	int bad = !f->mades || !f->perm || !f->inv_perm || !f->y_mean || !f->y_std || !f->c_mean || !f->c_std;
+	for (size_t i = 0; !bad && i < T; i++)
+		bad = alloc_made(f, &f->mades[i]) != 0;
+	if (bad) {
+		sbi_flow_free(f);
+		sbi_err_set(err, SBI_ENOMEM, "out of memory for a flow");
+		return NULL;
+	}
+	for (size_t j = 0; j < D; j++)
+		f->y_std[j] = 1;
+	for (size_t j = 0; j < C; j++)
+		f->c_std[j] = 1;
+	return f;
+}
+
+static void
+set_inverse_perms(sbi_flow *f)
+{
+	size_t D = f->cfg.dim;
+	for (size_t t = 0; t < f->cfg.transforms; t++)
+		for (size_t j = 0; j < D; j++)
+			f->inv_perm[t * D + (size_t)f->perm[t * D + j]] = (int)j;
+}
+
+sbi_flow *
+sbi_flow_alloc(const sbi_flow_config *cfg, sbi_err *err)
+{
+	sbi_flow *f = flow_new(cfg, err);
+	if (f == NULL)
+		return NULL;
+	gsl_rng *r = sbi_rng_alloc();
+	if (r == NULL) {
+		sbi_flow_free(f);
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
+	sbi_rng_set_stream(r, cfg->seed, SBI_STREAM_METHOD, 0x666c6f77 /* "flow" */);
+	init_weights(f, r);
+	size_t D = cfg->dim;
+	for (size_t t = 0; t < cfg->transforms; t++) {
+		int *p = f->perm + t * D;
+		for (size_t j = 0; j < D; j++)
+			p[j] = (int)j;
+		gsl_ran_shuffle(r, p, D, sizeof *p);
+	}
+	set_inverse_perms(f);
+	gsl_rng_free(r);
+	return f;
+}
+
+const sbi_flow_config *
+sbi_flow_config_of(const sbi_flow *f)
+{
+	return &f->cfg;
+}
+
+sbi_param **
+sbi_flow_params(sbi_flow *f, size_t *n)
+{
+	*n = f->nparams;
+	return f->params;
+}
+
+static void
+column_stats(const double *x, size_t n, size_t d, double *mean, double *std)
+{
+	for (size_t j = 0; j < d; j++) {
+		double s = 0, ss = 0;
+		for (size_t i = 0; i < n; i++)
+			s += x[i * d + j];
+		double m = n ? s / (double)n : 0;
+		for (size_t i = 0; i < n; i++)
+			ss += (x[i * d + j] - m) * (x[i * d + j] - m);
+		double sd = n > 1 ? sqrt(ss / (double)(n - 1)) : 1;
+		mean[j] = m;
+		std[j] = sd > 1e-14 && isfinite(sd) ? sd : 1;
+	}
+}
+
+void
+sbi_flow_set_standardization(sbi_flow *f, const double *y, const double *c, size_t n)
+{
+	column_stats(y, n, f->cfg.dim, f->y_mean, f->y_std);
+	if (f->cfg.context)
+		column_stats(c, n, f->cfg.context, f->c_mean, f->c_std);
+	f->log_std_sum = 0;
+	for (size_t j = 0; j < f->cfg.dim; j++)
+		f->log_std_sum += log(f->y_std[j]);
+}
+
+void
+sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, size_t n, float *ys, float *cs)
+{
+	size_t D = f->cfg.dim, C = f->cfg.context;
+	for (size_t i = 0; y && i < n; i++)
+		for (size_t j = 0; j < D; j++)
+			ys[i * D + j] = (float)((y[i * D + j] - f->y_mean[j]) / f->y_std[j]);
+	for (size_t i = 0; c && i < n; i++)
+		for (size_t j = 0; j < C; j++)
+			cs[i * C + j] = (float)((c[i * C + j] - f->c_mean[j]) / f->c_std[j]);
+}
+
+static sbi_var
+activate(sbi_tape *t, int act, sbi_var h)
+{
+	switch (act) {
+	case SBI_ACT_RELU: return sbi_ad_relu(t, h);
+	case SBI_ACT_ELU: return sbi_ad_elu(t, h);
+	case SBI_ACT_SILU: return sbi_ad_silu(t, h);
+	}
+	return sbi_ad_tanh(t, h);
+}
+
+/* The MADE's outputs for inputs y (n x D) and context c (n x C or -1). */
+static sbi_var
+made_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c)
+{
+	sbi_var h = sbi_ad_linear(t, y, sbi_ad_param(t, m->w_in), sbi_ad_param(t, m->b_in));
+	if (c >= 0 && m->w_ctx)
+		h = sbi_ad_add(t, h, sbi_ad_linear(t, c, sbi_ad_param(t, m->w_ctx), -1));
+	for (size_t l = 0; l < f->cfg.layers; l++)
+		h = activate(t, f->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, m->w_h[l]), sbi_ad_param(t, m->b_h[l])));
+	return sbi_ad_linear(t, h, sbi_ad_param(t, m->w_out), sbi_ad_param(t, m->b_out));
+}
+
+/* One transform in the density direction: y -> z, accumulating log|det|
+ * (n x 1) into *ld. */
+static sbi_var
+transform_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c, sbi_var *ld)
+{
+	size_t D = f->cfg.dim;
+	sbi_var out = made_forward(f, m, t, y, c), z, l;
+	if (f->cfg.kind == SBI_FLOW_MAF) {
+		sbi_var scale = sbi_ad_add_scalar(t, sbi_ad_softplus(t, sbi_ad_cols(t, out, 0, D)), 1e-3f);
+		z = sbi_ad_add(t, sbi_ad_mul(t, y, scale), sbi_ad_cols(t, out, D, D));
+		l = sbi_ad_sum_rows(t, sbi_ad_log(t, scale));
+	} else {
+		sbi_var lde;
+		sbi_ad_rqs(t, y, out, f->cfg.bins, (float)f->cfg.bound, 0, &z, &lde);
+		l = sbi_ad_sum_rows(t, lde);
+	}
+	*ld = *ld < 0 ? l : sbi_ad_add(t, *ld, l);
+	return z;
+}
+
+sbi_var
+sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
+{
+	size_t D = f->cfg.dim;
+	sbi_var z = ys, ld = -1;
+	for (size_t k = 0; k < f->cfg.transforms; k++) {
+		z = transform_forward(f, &f->mades[k], t, z, cs, &ld);
+		z = sbi_ad_permute_cols(t, z, f->perm + k * D);
+	}
+	/* log N(z; 0, I) + log|det| - sum log std_y */
+	sbi_var base = sbi_ad_add_scalar(t, sbi_ad_scale(t, sbi_ad_sum_rows(t, sbi_ad_square(t, z)), -0.5f),
+	    (float)(-0.5 * (double)D * LOG_2PI - f->log_std_sum));
+	return sbi_ad_add(t, base, ld);
+}
+
+/* Standardized context rows for n points, broadcasting one row if crow. */
+static float *
+context_rows(const sbi_flow *f, const double *c, size_t n, int crow)
+{
+	size_t C = f->cfg.context;
+	float *cs = sbi_malloc((n * C > 0 ? n * C : 1) * sizeof(float));
+	if (cs == NULL)
+		return NULL;
+	if (crow) {
+		sbi_flow_standardize(f, NULL, c, 1, NULL, cs);
+		for (size_t i = 1; i < n; i++)
+			memcpy(cs + i * C, cs, C * sizeof(float));
+	} else
+		sbi_flow_standardize(f, NULL, c, n, NULL, cs);
+	return cs;
+}
+
+int
+sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, const double *c, size_t n, int crow,
+    double *out, sbi_err *err)
+{
+	size_t D = f->cfg.dim, C = f->cfg.context;
+	float *ys = sbi_malloc((n * D > 0 ? n * D : 1) * sizeof(float));
+	float *cs = C ? context_rows(f, c, n, crow) : NULL;
+	if (ys == NULL || (C && cs == NULL)) {
+		sbi_free(ys);
+		sbi_free(cs);
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	}
+	sbi_flow_standardize(f, y, NULL, n, ys, NULL);
+	sbi_tape_reset(t);
+	sbi_var vy = sbi_ad_const(t, ys, n, D), vc = C ? sbi_ad_const(t, cs, n, C) : -1;
+	sbi_var lp = sbi_flow_log_prob_std(f, t, vy, vc);
+	int rc = SBI_OK;
+	if (sbi_tape_failed(t))
+		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory evaluating a flow");
+	else
+		for (size_t i = 0; i < n; i++)
+			out[i] = sbi_ad_value(t, lp)[i];
+	sbi_free(ys);
+	sbi_free(cs);
+	return rc;
+}
+
+/* Inverts transform k: given z (n x D, after un-permuting), solves for y
+ * one dimension at a time (dimension i only depends on y_<i). */
+static int
+transform_inverse(const sbi_flow *f, size_t k, sbi_tape *t, const float *z, const float *cs, size_t n, float *y)
+{
+	size_t D = f->cfg.dim, C = f->cfg.context, P = f->out_per_dim;
+	memset(y, 0, n * D * sizeof(float));
+	float *col = sbi_malloc(n * sizeof(float)), *prm = sbi_malloc(n * P * sizeof(float));
+	if (col == NULL || prm == NULL) {
+		sbi_free(col);
+		sbi_free(prm);
+		return SBI_ENOMEM;
+	}
+	for (size_t i = 0; i < D; i++) {
+		sbi_tape_reset(t);
+		sbi_var vy = sbi_ad_const(t, y, n, D), vc = C ? sbi_ad_const(t, cs, n, C) : -1;
+		sbi_var out = made_forward(f, &f->mades[k], t, vy, vc);
+		if (sbi_tape_failed(t))
+			break;
+		const float *o = sbi_ad_value(t, out);
+		size_t O = D * P;
+		for (size_t r = 0; r < n; r++) {
+			float zi = z[r * D + i];
+			if (f->cfg.kind == SBI_FLOW_MAF) {
+				float u = o[r * O + i], sh = o[r * O + D + i];
+				float sc = (u > 20 ? u : log1pf(expf(u))) + 1e-3f;
+				y[r * D + i] = (zi - sh) / sc;
+			} else {
+				col[r] = zi;
+				memcpy(prm + r * P, o + r * O + i * P, P * sizeof(float));
+			}
+		}
+		if (f->cfg.kind == SBI_FLOW_NSF) {
+			sbi_var yi, ld;
+			sbi_var vz = sbi_ad_const(t, col, n, 1), vp = sbi_ad_const(t, prm, n, P);
+			sbi_ad_rqs(t, vz, vp, f->cfg.bins, (float)f->cfg.bound, 1, &yi, &ld);
+			if (sbi_tape_failed(t))
+				break;
+			for (size_t r = 0; r < n; r++)
+				y[r * D + i] = sbi_ad_value(t, yi)[r];
+		}
+	}
+	int failed = sbi_tape_failed(t);
+	sbi_free(col);
+	sbi_free(prm);
+	return failed ? SBI_ENOMEM : SBI_OK;
+}
+
+int
+sbi_flow_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, double *out, sbi_err *err)
+{
+	size_t D = f->cfg.dim, C = f->cfg.context;
+	float *z = sbi_malloc(n * D * sizeof(float)), *y = sbi_malloc(n * D * sizeof(float));
+	float *cs = C ? context_rows(f, c, n, 1) : NULL;
+	int rc = (z && y && (!C || cs)) ? SBI_OK : SBI_ENOMEM;
+	for (size_t i = 0; rc == SBI_OK && i < n * D; i++)
+		z[i] = (float)gsl_ran_gaussian_ziggurat(r, 1.0);
+	for (size_t k = f->cfg.transforms; rc == SBI_OK && k-- > 0;) {
+		/* Undo the permutation: before it, column perm[j] was column j after. */
+		const int *p = f->perm + k * D;
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < D; j++)
+				y[i * D + (size_t)p[j]] = z[i * D + j];
+		memcpy(z, y, n * D * sizeof(float));
+		rc = transform_inverse(f, k, t, z, cs, n, y);
+		memcpy(z, y, n * D * sizeof(float));
+	}
+	for (size_t i = 0; rc == SBI_OK && i < n; i++)
+		for (size_t j = 0; j < D; j++)
+			out[i * D + j] = f->y_mean[j] + f->y_std[j] * (double)z[i * D + j];
+	sbi_free(z);
+	sbi_free(y);
+	sbi_free(cs);
+	return rc == SBI_OK ? SBI_OK : sbi_err_set(err, rc, "out of memory sampling a flow");
+}
+
+/* ---- serialization ---- */
+
+int
+sbi_flow_save(const sbi_flow *f, unsigned char **buf, size_t *len, sbi_err *err)
+{
+	sbi_blobw w = { 0 };
+	const sbi_flow_config *c = &f->cfg;
+	sbi_blobw_bytes(&w, FLOW_MAGIC, 8);
+	sbi_blobw_u32(&w, FLOW_VERSION);
+	sbi_blobw_u32(&w, (uint32_t)c->kind);
+	size_t sizes[6] = { c->dim, c->context, c->transforms, c->hidden, c->layers, c->bins };
+	for (int i = 0; i < 6; i++)
+		sbi_blobw_u64(&w, sizes[i]);
+	sbi_blobw_f64(&w, c->bound);
+	sbi_blobw_u32(&w, (uint32_t)c->act);
+	sbi_blobw_u64(&w, c->seed);
+	sbi_blobw_bytes(&w, f->y_mean, c->dim * sizeof(double));
+	sbi_blobw_bytes(&w, f->y_std, c->dim * sizeof(double));
+	sbi_blobw_bytes(&w, f->c_mean, c->context * sizeof(double));
+	sbi_blobw_bytes(&w, f->c_std, c->context * sizeof(double));
+	for (size_t i = 0; i < c->transforms * c->dim; i++)
+		sbi_blobw_u32(&w, (uint32_t)f->perm[i]);
+	sbi_blobw_u64(&w, f->nparams);
+	for (size_t i = 0; i < f->nparams; i++) {
+		sbi_blobw_u64(&w, f->params[i]->rows);
+		sbi_blobw_u64(&w, f->params[i]->cols);
+		sbi_blobw_f32s(&w, f->params[i]->w, f->params[i]->rows * f->params[i]->cols);
+	}
+	if (sbi_blobw_finish(&w) != 0)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory saving a flow");
+	*buf = w.p;
+	*len = w.n;
+	return SBI_OK;
+}
+
+static int
+read_header(sbi_blobr *r, sbi_flow_config *c, sbi_err *err)
+{
+	char magic[8];
+	sbi_blobr_bytes(r, magic, 8);
+	if (memcmp(magic, FLOW_MAGIC, 8) != 0)
+		return sbi_err_set(err, SBI_ECORRUPT, "not a flow model (bad magic)");
+	uint32_t v = sbi_blobr_u32(r);
+	if (v != FLOW_VERSION)
+		return sbi_err_set(err, SBI_ECORRUPT, "flow model version %u, expected %u", v, FLOW_VERSION);
+	c->kind = (int)sbi_blobr_u32(r);
+	c->dim = sbi_blobr_u64(r);
+	c->context = sbi_blobr_u64(r);
+	c->transforms = sbi_blobr_u64(r);
+	c->hidden = sbi_blobr_u64(r);
+	c->layers = sbi_blobr_u64(r);
+	c->bins = sbi_blobr_u64(r);
+	c->bound = sbi_blobr_f64(r);
+	c->act = (int)sbi_blobr_u32(r);
+	c->seed = sbi_blobr_u64(r);
+	return r->bad ? sbi_err_set(err, SBI_ECORRUPT, "flow model truncated") : SBI_OK;
+}
+
+static int
+read_body(sbi_blobr *r, sbi_flow *f, sbi_err *err)
+{
+	const sbi_flow_config *c = &f->cfg;
+	sbi_blobr_bytes(r, f->y_mean, c->dim * sizeof(double));
+	sbi_blobr_bytes(r, f->y_std, c->dim * sizeof(double));
+	sbi_blobr_bytes(r, f->c_mean, c->context * sizeof(double));
+	sbi_blobr_bytes(r, f->c_std, c->context * sizeof(double));
+	for (size_t i = 0; i < c->transforms * c->dim; i++) {
+		uint32_t p = sbi_blobr_u32(r);
+		if (p >= c->dim)
+			return sbi_err_set(err, SBI_ECORRUPT, "flow model: bad permutation");
+		f->perm[i] = (int)p;
+	}
+	if (sbi_blobr_u64(r) != f->nparams)
+		return sbi_err_set(err, SBI_ECORRUPT, "flow model: parameter count mismatch");
+	for (size_t i = 0; i < f->nparams && !r->bad; i++) {
+		sbi_param *p = f->params[i];
+		if (sbi_blobr_u64(r) != p->rows || sbi_blobr_u64(r) != p->cols)
+			return sbi_err_set(err, SBI_ECORRUPT, "flow model: parameter %zu has the wrong shape", i);
+		sbi_blobr_f32s(r, p->w, p->rows * p->cols);
+	}
+	if (r->bad || r->off != r->n)
+		return sbi_err_set(err, SBI_ECORRUPT, "flow model truncated or with trailing bytes");
+	f->log_std_sum = 0;
+	for (size_t j = 0; j < c->dim; j++)
+		f->log_std_sum += log(f->y_std[j]);
+	set_inverse_perms(f);
+	return SBI_OK;
+}
+
+sbi_flow *
+sbi_flow_load(const unsigned char *buf, size_t len, sbi_err *err)
+{
+	sbi_blobr r = { buf, len, 0, 0 };
+	if (sbi_blobr_verify(&r) != 0) {
+		sbi_err_set(err, SBI_ECORRUPT, "flow model checksum mismatch");
+		return NULL;
+	}
+	sbi_flow_config c;
+	if (read_header(&r, &c, err) != SBI_OK)
+		return NULL;
+	sbi_flow *f = flow_new(&c, err);
+	if (f && read_body(&r, f, err) != SBI_OK) {
+		sbi_flow_free(f);
+		f = NULL;
+	}
+	return f;
+}
