@@ -104,6 +104,11 @@ sbi_awriter_open(sbi_awriter *w, const char *dir, sbi_err *err)
 	if (w->tmp == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	int fd = mkstemp(w->tmp);
+	/* mkstemp creates 0600; give the file the mode open(2) would (umask). */
+	mode_t mask = umask(0);
+	umask(mask);
+	if (fd >= 0)
+		fchmod(fd, 0666 & ~mask);
 	if (fd < 0 || (w->f = fdopen(fd, "wb")) == NULL) {
 		int e = errno;
 		if (fd >= 0) {

@@ -64,7 +64,7 @@ struct sbi_mcmc {
 	double *w;                /* d slice widths */
 	double *pts, *out;        /* a batch: up to 2n points and their values */
 	double *lo, *hi, *logy;   /* n slice brackets and levels; lo holds z for the ensemble */
-	double *scratch;          /* d x d, for the degeneracy check */
+	double *scratch;          /* ensemble: d x d, for the degeneracy check */
 	size_t *ibuf;             /* the one allocation behind the arrays below */
 	size_t *who;              /* 2n: the chain (+ n for a right end) of each batch point */
 	size_t *budget;           /* 2n: expansions left at the left (c) and right (n + c) end */
@@ -103,7 +103,7 @@ sbi_mcmc_alloc(sbi_mcmc_kind kind, size_t d, size_t nchains, sbi_logdens_fn f, v
 		    n, d, d > (SIZE_MAX - 2) / 2 ? SIZE_MAX : 2 * d + 2);
 		return NULL;
 	}
-	/* x, pts: 3 n d; lp, out, lo, hi, logy: 6 n; w: d; scratch: d d. */
+	/* x, pts: 3 n d; lp, out, lo, hi, logy: 6 n; w: d; scratch (ensemble): d d. */
 	size_t max = SIZE_MAX / sizeof(double) / 4;
 	if (n > max / d || d > max / d || n > max / 8) {
 		sbi_err_set(err, SBI_ENOMEM, "mcmc.%s: %zu chains x %zu dimensions is too large",
@@ -111,7 +111,7 @@ sbi_mcmc_alloc(sbi_mcmc_kind kind, size_t d, size_t nchains, sbi_logdens_fn f, v
 		return NULL;
 	}
 	nd = n * d;
-	ndouble = 3 * nd + 6 * n + d + d * d;
+	ndouble = 3 * nd + 6 * n + d + (kind == SBI_MCMC_ENSEMBLE ? d * d : 0);
 
 	sbi_mcmc *m = sbi_calloc(1, sizeof *m);
 	if (m == NULL || (m->buf = sbi_calloc(ndouble, sizeof(double))) == NULL ||
@@ -200,6 +200,7 @@ static int
 check_span(sbi_mcmc *m, const double *start, sbi_err *err)
 {
 	size_t d = m->d, n = m->n;
+	/* out (2n entries) and lo (n) are free here and n >= 2 d + 2. */
 	double *s = m->scratch, *mean = m->out, *diag = m->lo;
 
 	for (size_t j = 0; j < d; j++) {
@@ -607,10 +608,15 @@ sbi_mcmc_pick_starts(const double *cand, const double *logdens, size_t m, size_t
 
 /* ---- diagnostics ---- */
 
-/* The split chains of dimension j: chain h / 2, first or second half. */
+/* The split chains of dimension j: chain h / 2, first (h even) or second
+ * half of half draws each. mu caches the split chains' means when there are
+ * at most MU_CACHE of them; otherwise they are recomputed where needed. */
+#define MU_CACHE 256
+
 typedef struct {
 	const double *draws;
-	size_t niter, d, j, half;  /* half: draws per split chain */
+	size_t niter, d, j, half, nh;
+	double *mu;
 } splits;
 
 static double
@@ -621,132 +627,99 @@ at(const splits *s, size_t h, size_t i)
 	return s->draws[((h / 2) * s->niter + t0 + i) * s->d + s->j];
 }
 
-/* The mean of split chain h. */
 static double
 split_mean(const splits *s, size_t h)
 {
-	double sum = 0;
+	double sum;
 
+	if (s->mu != NULL)
+		return s->mu[h];
+	sum = 0;
 	for (size_t i = 0; i < s->half; i++)
 		sum += at(s, h, i);
 	return sum / (double)s->half;
 }
 
-/* Autocovariance of split chain h with mean mu at lag t (divided by the
- * length, as in Stan). */
+/* The autocovariance of split chain h at lag t, divided by the chain
+ * length as in Stan. */
 static double
-split_acov(const splits *s, size_t h, double mu, size_t t)
+split_acov(const splits *s, size_t h, size_t t)
 {
-	double sum = 0;
+	double mu = split_mean(s, h), sum = 0;
 
 	for (size_t i = 0; i + t < s->half; i++)
 		sum += (at(s, h, i) - mu) * (at(s, h, i + t) - mu);
 	return sum / (double)s->half;
 }
 
-/* W (mean within-chain variance) and var+ = (N - 1) / N W + B / N over the
- * nh split chains; the chain means go to mu. */
-static void
-split_vars(const splits *s, size_t nh, double *mu, double *w, double *varplus)
+/* Points s at dimension j and computes W, the mean within-chain variance,
+ * and var+ = (N - 1) / N W + B / N (BDA3, section 11.4). 0 when they are
+ * usable, -1 when there are too few draws or W is not positive. */
+static int
+split_vars(splits *s, size_t j, double cache[MU_CACHE], double *w, double *varplus)
 {
 	double n = (double)s->half, mean = 0, b = 0, sw = 0;
 
-	for (size_t h = 0; h < nh; h++) {
-		mu[h] = split_mean(s, h);
-		mean += mu[h];
-		sw += split_acov(s, h, mu[h], 0) * n / (n - 1);
+	if (s->nh == 0 || s->half < 2)
+		return -1;
+	s->j = j;
+	s->mu = NULL;
+	if (s->nh <= MU_CACHE) {
+		for (size_t h = 0; h < s->nh; h++)
+			cache[h] = split_mean(s, h);
+		s->mu = cache;
 	}
-	mean /= (double)nh;
-	for (size_t h = 0; h < nh; h++)
-		b += (mu[h] - mean) * (mu[h] - mean);
-	*w = sw / (double)nh;
-	*varplus = (n - 1) / n * *w + b / (double)(nh - 1);
-}
-
-/* split_vars needs one mean per split chain; a small stack buffer serves
- * most calls and larger ones recompute means on the fly. */
-#define MU_STACK 256
-
-static double
-mean_of(const splits *s, const double *mu, size_t h)
-{
-	return mu != NULL ? mu[h] : split_mean(s, h);
-}
-
-static void
-vars_any(const splits *s, size_t nh, double *mu, double *w, double *varplus)
-{
-	if (mu != NULL) {
-		split_vars(s, nh, mu, w, varplus);
-		return;
+	for (size_t h = 0; h < s->nh; h++) {
+		mean += split_mean(s, h);
+		sw += split_acov(s, h, 0) * n / (n - 1);
 	}
-	double n = (double)s->half, mean = 0, b = 0, sw = 0;
-	for (size_t h = 0; h < nh; h++) {
-		double m = split_mean(s, h);
-		mean += m;
-		sw += split_acov(s, h, m, 0) * n / (n - 1);
-	}
-	mean /= (double)nh;
-	for (size_t h = 0; h < nh; h++) {
-		double m = split_mean(s, h);
-		b += (m - mean) * (m - mean);
-	}
-	*w = sw / (double)nh;
-	*varplus = (n - 1) / n * *w + b / (double)(nh - 1);
+	mean /= (double)s->nh;
+	for (size_t h = 0; h < s->nh; h++)
+		b += (split_mean(s, h) - mean) * (split_mean(s, h) - mean);
+	*w = sw / (double)s->nh;
+	*varplus = (n - 1) / n * *w + b / (double)(s->nh - 1);
+	return *w > 0 && isfinite(*w) && isfinite(*varplus) ? 0 : -1;
 }
 
 void
 sbi_mcmc_rhat(const double *draws, size_t nchains, size_t niter, size_t d, double *rhat)
 {
-	size_t nh = 2 * nchains;
-	double stack[MU_STACK], w, varplus;
-	splits s = { draws, niter, d, 0, niter / 2 };
+	double cache[MU_CACHE], w, varplus;
+	splits s = { draws, niter, d, 0, niter / 2, 2 * nchains, NULL };
 
-	for (size_t j = 0; j < d; j++) {
-		rhat[j] = NAN;
-		if (nchains == 0 || s.half < 2)
-			continue;
-		s.j = j;
-		vars_any(&s, nh, nh <= MU_STACK ? stack : NULL, &w, &varplus);
-		if (w > 0 && isfinite(w))
-			rhat[j] = sqrt(varplus / w);
-	}
+	for (size_t j = 0; j < d; j++)
+		rhat[j] = split_vars(&s, j, cache, &w, &varplus) == 0 ? sqrt(varplus / w) : NAN;
 }
 
 void
 sbi_mcmc_ess(const double *draws, size_t nchains, size_t niter, size_t d, double *ess)
 {
-	size_t nh = 2 * nchains;
-	double stack[MU_STACK], *mu = nh <= MU_STACK ? stack : NULL, w, varplus;
-	splits s = { draws, niter, d, 0, niter / 2 };
+	double cache[MU_CACHE], w, varplus;
+	splits s = { draws, niter, d, 0, niter / 2, 2 * nchains, NULL };
+	double total = (double)s.nh * (double)s.half;
 
 	for (size_t j = 0; j < d; j++) {
 		ess[j] = NAN;
-		if (nchains == 0 || s.half < 2)
+		if (split_vars(&s, j, cache, &w, &varplus) != 0)
 			continue;
-		s.j = j;
-		vars_any(&s, nh, mu, &w, &varplus);
-		if (!(w > 0) || !isfinite(w))
-			continue;
-		/* rho_t for the split chains combined (Vehtari et al. 2021, eq. 10). */
-		double rho[2], sum = 0, prev = INFINITY, total = (double)nh * (double)s.half;
+		/* rho_t = 1 - (W - mean_h acov_h(t)) / var+ (Vehtari et al. 2021,
+		 * eq. 10), summed in pairs P = rho_t + rho_t+1 with Geyer's
+		 * truncation at the first negative pair and monotone pairs. */
+		double sum = 0, prev = INFINITY;
 		for (size_t t = 0; t + 1 < s.half; t += 2) {
-			for (int l = 0; l < 2; l++) {
+			double p = 0;
+			for (size_t l = t; l < t + 2; l++) {
 				double acov = 0;
-				for (size_t h = 0; h < nh; h++)
-					acov += split_acov(&s, h, mean_of(&s, mu, h), t + (size_t)l);
-				rho[l] = 1 - (w - acov / (double)nh) / varplus;
+				for (size_t h = 0; h < s.nh; h++)
+					acov += split_acov(&s, h, l);
+				p += 1 - (w - acov / (double)s.nh) / varplus;
 			}
-			/* Geyer: truncate at the first negative pair sum and make
-			 * the pair sums monotone. */
-			double p = rho[0] + rho[1];
 			if (t > 0 && p < 0)
 				break;
-			p = fmin(p, prev);
-			sum += p;
-			prev = p;
+			prev = fmin(p, prev);
+			sum += prev;
 		}
-		double tau = -1 + 2 * sum;
-		ess[j] = total / fmax(tau, 1 / log10(total));
+		/* tau = -1 + 2 sum; Stan caps the ESS at N log10(N). */
+		ess[j] = total / fmax(-1 + 2 * sum, 1 / log10(total));
 	}
 }

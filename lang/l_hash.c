@@ -468,14 +468,18 @@ sbi__open_hash(lua_State *L)
 			char prefix[32];
 			snprintf(prefix, sizeof prefix, "%s.", libs[i]);
 			register_cfuncs(L, strcmp(libs[i], "_G") == 0 ? "" : prefix);
-			/* The global table too: scripts run by `sbirun lua` use it
-			 * as _ENV (recipes have their own, hashed by content). */
+			/* Library tables hash by name. _G itself hashes by content
+			 * like any table: its libraries are named, the rest is the
+			 * user's globals. */
+			if (strcmp(libs[i], "_G") == 0)
+				goto next;
 			lua_getfield(L, LUA_REGISTRYINDEX, CFNAMES);
 			lua_pushvalue(L, -2);
 			lua_pushstring(L, libs[i]);
 			lua_rawset(L, -3);
 			lua_pop(L, 1);
 		}
+	next:
 		lua_pop(L, 1);
 	}
 	lua_pushcfunction(L, l_hash);

@@ -410,6 +410,8 @@ table_json(lua_State *L, int idx)
 				json_object_set_new(o, k, json_real(lua_tonumber(L, -1)));
 			else if (lua_type(L, -1) == LUA_TSTRING)
 				json_object_set_new(o, k, json_string(lua_tostring(L, -1)));
+			else if (lua_type(L, -1) == LUA_TBOOLEAN)
+				json_object_set_new(o, k, json_boolean(lua_toboolean(L, -1)));
 		}
 		lua_pop(L, 1);
 	}

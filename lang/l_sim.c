@@ -210,11 +210,23 @@ run_batched(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior
 	sbi_rng_set_stream(sbi__check_rng(L, rng), j->seed, SBI_STREAM_SIM, first);
 	j->slot->current = first;
 	j->slot->busy = 1;
-	lua_pushvalue(L, fn);
+	/* The two Mats borrow the chunk's buffers; they are released after the
+	 * call, so a simulator that keeps them gets an error, not freed memory. */
 	sbi__push_mat_borrowed(L, o->theta);
+	int views = lua_gettop(L);
 	sbi__push_mat_borrowed(L, o->x);
+	lua_pushvalue(L, fn);
+	lua_pushvalue(L, views);
+	lua_pushvalue(L, views + 1);
 	lua_pushvalue(L, rng);
-	if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+	int status = lua_pcall(L, 3, 0, 0);
+	if (status != LUA_OK)
+		lua_insert(L, views); /* keep the message on top after the views go */
+	((l_mat *)lua_touserdata(L, status != LUA_OK ? views + 1 : views))->m = NULL;
+	((l_mat *)lua_touserdata(L, status != LUA_OK ? views + 2 : views + 1))->m = NULL;
+	lua_remove(L, status != LUA_OK ? views + 1 : views);
+	lua_remove(L, status != LUA_OK ? views + 1 : views);
+	if (status != LUA_OK) {
 		record_failure(j, o, FAIL_ERROR, first, sbi_mat_row(o->theta, 0));
 		j->rc = sbi_err_set(&j->slot->err, SBI_ESIM, "%s: batched %s", j->label, o->first);
 		return;

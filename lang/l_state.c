@@ -51,6 +51,34 @@ stdlib_searcher(lua_State *L)
 	return 1;
 }
 
+/* package.searchers entry for Lua files on package.path (beside the
+ * recipe). A module found there runs in the recipe's own _ENV: it gets the
+ * same restricted globals, and its functions hash by the recipe's globals
+ * rather than by the name "_G". Without a recipe (sbirun lua) it uses _G. */
+static int
+module_searcher(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "searchpath");
+	lua_pushstring(L, name);
+	lua_getfield(L, -3, "path");
+	lua_call(L, 2, 2); /* [name, package, path or nil, msg] */
+	if (lua_isnil(L, -2))
+		return 1; /* the message */
+	const char *path = lua_tostring(L, -2);
+	if (luaL_loadfilex(L, path, "t") != LUA_OK)
+		return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
+		    lua_tostring(L, -1));
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "sbi.recipe_env") == LUA_TTABLE) {
+		if (lua_setupvalue(L, -2, 1) == NULL)
+			lua_pop(L, 1);
+	} else
+		lua_pop(L, 1);
+	lua_pushvalue(L, -3); /* [.., loader, path] */
+	return 2;
+}
+
 static void
 install_searcher(lua_State *L)
 {
@@ -60,7 +88,7 @@ install_searcher(lua_State *L)
 	 * then Lua files on package.path; no C module searchers. */
 	lua_pushnil(L);
 	lua_seti(L, -2, 4);
-	lua_geti(L, -1, 2);
+	lua_pushcfunction(L, module_searcher);
 	lua_seti(L, -2, 3);
 	lua_pushcfunction(L, stdlib_searcher);
 	lua_seti(L, -2, 2);

@@ -88,6 +88,11 @@ function M.joint(blocks)
   if type(blocks) ~= "table" or #blocks == 0 then
     error("prior.joint: expected a list of { \"name\", prior } blocks", 2)
   end
+  local count = 0
+  for _ in pairs(blocks) do count = count + 1 end
+  if count ~= #blocks then
+    error(string.format("prior.joint: expected a list of %d blocks without holes, got %d entries", #blocks, count), 2)
+  end
   local params, names = { blocks = {} }, {}
   for i, b in ipairs(blocks) do
     if type(b) ~= "table" or type(b[1]) ~= "string" or getmetatable(b[2]) ~= Prior then

@@ -67,6 +67,9 @@ function M.simulate(opts)
     n = math.tointeger(opts.n), seed = math.tointeger(opts.seed or 1), on_failure = opts.on_failure or "fail",
   }
   local chunk = opts.chunk_size and math.tointeger(opts.chunk_size) or nil
+  -- A batched simulator draws a chunk's noise from one stream, so its results
+  -- depend on the chunk size: then the chunk size is part of the key.
+  if sim.batched then key_opts.chunk_size = chunk or 10000 end
   local node = graph.node("simulate", graph.where(2), key_opts, {}, function(node)
     local ok, r = pcall(core.simulate, {
       prior = p.c, simulator = sim.fn, batched = sim.batched, dim = sim.dim, n = key_opts.n,

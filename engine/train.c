@@ -1,0 +1,226 @@
+/* The training loop (see train.h). */
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sbi/alloc.h"
+#include "sbi/progress.h"
+#include "sbi/rng.h"
+#include "sbi/train.h"
+
+void
+sbi_train_opts_default(sbi_train_opts *o)
+{
+	*o = (sbi_train_opts){ .batch = 200, .max_epochs = 2000, .patience = 20, .lr = 5e-4,
+		.val_fraction = 0.1, .clip = 5.0, .seed = 1, .quiet = 0, .label = "train" };
+}
+
+void
+sbi_train_report_free(sbi_train_report *rep)
+{
+	sbi_free(rep->train_loss);
+	sbi_free(rep->val_loss);
+	rep->train_loss = rep->val_loss = NULL;
+}
+
+static void
+zero_grads(const sbi_trainable *m)
+{
+	for (size_t i = 0; i < m->nparams; i++)
+		memset(m->params[i]->g, 0, m->params[i]->rows * m->params[i]->cols * sizeof(float));
+}
+
+/* Scales all gradients so their joint L2 norm is at most clip. */
+static void
+clip_grads(const sbi_trainable *m, double clip)
+{
+	double ss = 0;
+	for (size_t i = 0; i < m->nparams; i++) {
+		const sbi_param *p = m->params[i];
+		for (size_t e = 0; e < p->rows * p->cols; e++)
+			ss += (double)p->g[e] * p->g[e];
+	}
+	double norm = sqrt(ss);
+	if (clip <= 0 || norm <= clip)
+		return;
+	float s = (float)(clip / (norm + 1e-6));
+	for (size_t i = 0; i < m->nparams; i++) {
+		sbi_param *p = m->params[i];
+		for (size_t e = 0; e < p->rows * p->cols; e++)
+			p->g[e] *= s;
+	}
+}
+
+/* Adam (Kingma and Ba 2015), beta1 0.9, beta2 0.999, eps 1e-8; masked
+ * weights stay exactly zero. */
+static void
+adam_step(const sbi_trainable *m, double lr, size_t step)
+{
+	const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+	float c1 = 1.0f - powf(b1, (float)step), c2 = 1.0f - powf(b2, (float)step);
+	float a = (float)lr * sqrtf(c2) / c1;
+	for (size_t i = 0; i < m->nparams; i++) {
+		sbi_param *p = m->params[i];
+		size_t n = p->rows * p->cols;
+		for (size_t e = 0; e < n; e++) {
+			float g = p->g[e];
+			p->m[e] = b1 * p->m[e] + (1 - b1) * g;
+			p->v[e] = b2 * p->v[e] + (1 - b2) * g * g;
+			p->w[e] -= a * p->m[e] / (sqrtf(p->v[e]) + eps * sqrtf(c2));
+		}
+		if (p->mask)
+			for (size_t e = 0; e < n; e++)
+				p->w[e] *= p->mask[e];
+	}
+}
+
+/* Mean loss over rows idx[0..n) in batches, without gradients. */
+static double
+eval_loss(const sbi_trainable *m, sbi_tape *t, const size_t *idx, size_t n, size_t batch, int *oom)
+{
+	double total = 0;
+	for (size_t s = 0; s < n; s += batch) {
+		size_t b = n - s < batch ? n - s : batch;
+		sbi_tape_reset(t);
+		sbi_var l = m->loss(m->ud, t, idx + s, b);
+		if (sbi_tape_failed(t) || l < 0) {
+			*oom = 1;
+			return NAN;
+		}
+		total += (double)sbi_ad_value(t, l)[0] * (double)b;
+	}
+	return total / (double)(n ? n : 1);
+}
+
+/* Copies all weights into / out of a flat snapshot. */
+static void
+snapshot(const sbi_trainable *m, float *buf, int restore)
+{
+	for (size_t i = 0; i < m->nparams; i++) {
+		sbi_param *p = m->params[i];
+		size_t n = p->rows * p->cols;
+		if (restore)
+			memcpy(p->w, buf, n * sizeof(float));
+		else
+			memcpy(buf, p->w, n * sizeof(float));
+		buf += n;
+	}
+}
+
+typedef struct loop {
+	const sbi_trainable *m;
+	const sbi_train_opts *o;
+	sbi_tape *t;
+	size_t *order, ntrain, nval;
+	gsl_rng *r;
+	float *best;
+	size_t step;
+} loop;
+
+static double
+train_epoch(loop *L, int *oom)
+{
+	const sbi_trainable *m = L->m;
+	size_t B = L->o->batch;
+	gsl_ran_shuffle(L->r, L->order, L->ntrain, sizeof *L->order);
+	double total = 0;
+	for (size_t s = 0; s < L->ntrain; s += B) {
+		size_t b = L->ntrain - s < B ? L->ntrain - s : B;
+		sbi_tape_reset(L->t);
+		zero_grads(m);
+		sbi_var loss = m->loss(m->ud, L->t, L->order + s, b);
+		if (sbi_tape_failed(L->t) || loss < 0) {
+			*oom = 1;
+			return NAN;
+		}
+		total += (double)sbi_ad_value(L->t, loss)[0] * (double)b;
+		sbi_ad_backward(L->t, loss);
+		clip_grads(m, L->o->clip);
+		adam_step(m, L->o->lr, ++L->step);
+	}
+	return total / (double)L->ntrain;
+}
+
+static int
+run_epochs(loop *L, sbi_train_report *rep, sbi_err *err)
+{
+	double best = INFINITY, t0 = sbi_now(), last_log = t0;
+	size_t since = 0, epoch = 0;
+	int oom = 0;
+	for (; epoch < L->o->max_epochs && since <= L->o->patience; epoch++) {
+		double tl = train_epoch(L, &oom);
+		double vl = oom ? NAN : eval_loss(L->m, L->t, L->order + L->ntrain, L->nval, 4096, &oom);
+		if (oom)
+			return sbi_err_set(err, SBI_ENOMEM, "%s: out of memory during training", L->o->label);
+		if (!isfinite(tl) || !isfinite(vl))
+			return sbi_err_set(err, SBI_EINVAL, "%s: the loss became %g at epoch %zu (try a smaller "
+			    "learning rate)", L->o->label, isfinite(tl) ? vl : tl, epoch + 1);
+		rep->train_loss[epoch] = tl;
+		rep->val_loss[epoch] = vl;
+		if (vl < best) {
+			best = vl;
+			since = 0;
+			rep->best_epoch = epoch + 1;
+			snapshot(L->m, L->best, 0);
+		} else
+			since++;
+		double now = sbi_now();
+		if (!L->o->quiet && now - last_log > 5.0) {
+			fprintf(stderr, "%s: epoch %zu, train loss %.4f, validation loss %.4f (best %.4f at %zu)\n",
+			    L->o->label, epoch + 1, tl, vl, best, rep->best_epoch);
+			last_log = now;
+		}
+	}
+	snapshot(L->m, L->best, 1);
+	rep->epochs = epoch;
+	rep->best_val_loss = best;
+	rep->steps = L->step;
+	rep->seconds = sbi_now() - t0;
+	return SBI_OK;
+}
+
+int
+sbi_train(const sbi_trainable *m, size_t ndata, const sbi_train_opts *o, sbi_train_report *rep,
+    sbi_err *err)
+{
+	memset(rep, 0, sizeof *rep);
+	size_t nval = (size_t)floor(o->val_fraction * (double)ndata);
+	if (nval < 1 || ndata - nval < 1 || o->batch < 1)
+		return sbi_err_set(err, SBI_EINVAL, "%s: need at least 2 rows and a validation fraction that "
+		    "leaves rows on both sides (%zu rows, fraction %g)", o->label, ndata, o->val_fraction);
+	size_t nw = 0;
+	for (size_t i = 0; i < m->nparams; i++)
+		nw += m->params[i]->rows * m->params[i]->cols;
+	loop L = { .m = m, .o = o, .ntrain = ndata - nval, .nval = nval };
+	L.t = sbi_tape_alloc();
+	L.order = sbi_malloc(ndata * sizeof *L.order);
+	L.best = sbi_malloc((nw ? nw : 1) * sizeof(float));
+	L.r = sbi_rng_alloc();
+	rep->train_loss = sbi_calloc(o->max_epochs + 1, sizeof(double));
+	rep->val_loss = sbi_calloc(o->max_epochs + 1, sizeof(double));
+	int rc;
+	if (!L.t || !L.order || !L.best || !L.r || !rep->train_loss || !rep->val_loss)
+		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory for training");
+	else {
+		/* One fixed split: a seeded permutation, the last rows held out. */
+		sbi_rng_set_stream(L.r, o->seed, SBI_STREAM_METHOD, 0x747261696e /* "train" */);
+		for (size_t i = 0; i < ndata; i++)
+			L.order[i] = i;
+		gsl_ran_shuffle(L.r, L.order, ndata, sizeof *L.order);
+		rep->ntrain = L.ntrain;
+		rep->nval = nval;
+		for (size_t i = 0; i < m->nparams; i++)
+			memset(m->params[i]->m, 0, m->params[i]->rows * m->params[i]->cols * sizeof(float)),
+			memset(m->params[i]->v, 0, m->params[i]->rows * m->params[i]->cols * sizeof(float));
+		rc = run_epochs(&L, rep, err);
+	}
+	sbi_tape_free(L.t);
+	sbi_free(L.order);
+	sbi_free(L.best);
+	if (L.r)
+		gsl_rng_free(L.r);
+	if (rc != SBI_OK)
+		sbi_train_report_free(rep);
+	return rc;
+}
