@@ -1,4 +1,13 @@
 /* Reverse-mode AD over float32 matrices (see ad.h). */
+
+/* The elementwise loops are the training hot path next to GEMM; the
+ * vectorizer only runs on them at -O3 (the project builds at -O2), and
+ * only if-converts the tanh clamp without trapping math (no FP exceptions
+ * are ever inspected, so results are unchanged). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3", "no-trapping-math")
+#endif
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -303,8 +312,15 @@ binary(sbi_tape *t, int op, sbi_var a, sbi_var b)
 	for (size_t i = 0; i < na->rows; i++) {
 		const float *x = na->v + i * m, *z = nb->v + i * bstride;
 		float *r = o + i * m;
-		for (size_t j = 0; j < m; j++)
-			r[j] = op == OP_ADD ? x[j] + z[j] : op == OP_SUB ? x[j] - z[j] : x[j] * z[j];
+		if (op == OP_ADD)
+			for (size_t j = 0; j < m; j++)
+				r[j] = x[j] + z[j];
+		else if (op == OP_SUB)
+			for (size_t j = 0; j < m; j++)
+				r[j] = x[j] - z[j];
+		else
+			for (size_t j = 0; j < m; j++)
+				r[j] = x[j] * z[j];
 	}
 	return y;
 }
@@ -320,17 +336,25 @@ back_binary(sbi_tape *t, node *y)
 {
 	node *a = N(y->a), *b = N(y->b);
 	size_t m = y->cols, bstride = b->rows == 1 ? 0 : m;
+	float sign = y->op == OP_SUB ? -1.0f : 1.0f;
 	for (size_t i = 0; i < y->rows; i++) {
 		const float *gy = y->g + i * m, *av = a->v + i * m, *bv = b->v + i * bstride;
 		float *ga = a->g ? a->g + i * m : NULL, *gb = b->g ? b->g + i * bstride : NULL;
-		for (size_t j = 0; j < m; j++) {
-			float da = y->op == OP_MUL ? gy[j] * bv[j] : gy[j];
-			float db = y->op == OP_MUL ? gy[j] * av[j] : y->op == OP_SUB ? -gy[j] : gy[j];
+		if (y->op == OP_MUL) {
 			if (ga)
-				ga[j] += da;
+				for (size_t j = 0; j < m; j++)
+					ga[j] += gy[j] * bv[j];
 			if (gb)
-				gb[j] += db;
+				for (size_t j = 0; j < m; j++)
+					gb[j] += gy[j] * av[j];
+			continue;
 		}
+		if (ga)
+			for (size_t j = 0; j < m; j++)
+				ga[j] += gy[j];
+		if (gb)
+			for (size_t j = 0; j < m; j++)
+				gb[j] += sign * gy[j];
 	}
 }
 
@@ -348,6 +372,54 @@ sigmoid(float x)
 	return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
 }
 
+/* tanh as a clamped rational function (the 13/6 minimax form used by
+ * Eigen's fast float tanh): a few ulp from tanhf and about ten times
+ * faster than glibc's, which dominated training time (tanh is the MADE
+ * activation). Tested against tanh in tests/engine/test_ad.c. */
+static inline float
+fast_tanh(float x)
+{
+	const float clamp = 7.90531110763549805f;
+	x = x < -clamp ? -clamp : x;
+	x = x > clamp ? clamp : x;
+	float x2 = x * x;
+	float p = -2.76076847742355e-16f;
+	p = p * x2 + 2.00018790482477e-13f;
+	p = p * x2 + -8.60467152213735e-11f;
+	p = p * x2 + 5.12229709037114e-08f;
+	p = p * x2 + 1.48572235717979e-05f;
+	p = p * x2 + 6.37261928875436e-04f;
+	p = p * x2 + 4.89352455891786e-03f;
+	p = p * x;
+	float q = 1.19825839466702e-06f;
+	q = q * x2 + 1.18534705686654e-04f;
+	q = q * x2 + 2.26843463243900e-03f;
+	q = q * x2 + 4.89352518554385e-03f;
+	return p / q;
+}
+
+/* Separate loops with restrict pointers so they vectorize. */
+static void
+tanh_array(float *restrict out, const float *restrict in, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = fast_tanh(in[i]);
+}
+
+static void
+tanh_back_array(float *restrict ga, const float *restrict gy, const float *restrict y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ga[i] += gy[i] * (1 - y[i] * y[i]);
+}
+
+float sbi__ad_tanh_scalar(float x);
+float
+sbi__ad_tanh_scalar(float x)
+{
+	return fast_tanh(x);
+}
+
 static float
 unary_f(int op, float x, float s)
 {
@@ -355,7 +427,7 @@ unary_f(int op, float x, float s)
 	case OP_SCALE: return s * x;
 	case OP_ADDS: return x + s;
 	case OP_RELU: return x > 0 ? x : 0;
-	case OP_TANH: return tanhf(x);
+	case OP_TANH: return fast_tanh(x);
 	case OP_ELU: return x > 0 ? x : expm1f(x);
 	case OP_SILU: return x * sigmoid(x);
 	case OP_SOFTPLUS: return softplus(x);
@@ -400,9 +472,8 @@ unary(sbi_tape *t, int op, sbi_var a, float s)
 	node *na = N(a), *ny = N(y);
 	ny->s = s;
 	size_t n = ny->rows * ny->cols;
-	if (op == OP_TANH) /* the hot activation: a tight loop */
-		for (size_t i = 0; i < n; i++)
-			ny->v[i] = tanhf(na->v[i]);
+	if (op == OP_TANH) /* the hot activation */
+		tanh_array(ny->v, na->v, n);
 	else
 		for (size_t i = 0; i < n; i++)
 			ny->v[i] = unary_f(op, na->v[i], s);
@@ -415,8 +486,7 @@ back_unary(sbi_tape *t, node *y)
 	node *a = N(y->a);
 	size_t n = y->rows * y->cols;
 	if (y->op == OP_TANH)
-		for (size_t i = 0; i < n; i++)
-			a->g[i] += y->g[i] * (1 - y->v[i] * y->v[i]);
+		tanh_back_array(a->g, y->g, y->v, n);
 	else
 		for (size_t i = 0; i < n; i++)
 			a->g[i] += y->g[i] * unary_df(y->op, a->v[i], y->v[i], y->s);

@@ -361,36 +361,37 @@ sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
 	return sbi_ad_add(t, base, ld);
 }
 
-/* Standardized context rows for n points, broadcasting one row if crow. */
+/* Standardized rows for n points of y (which = 0) or c (which = 1),
+ * broadcasting one row if single. */
 static float *
-context_rows(const sbi_flow *f, const double *c, size_t n, int crow)
+std_rows(const sbi_flow *f, int which, const double *v, size_t n, int single)
 {
-	size_t C = f->cfg.context;
-	float *cs = sbi_malloc((n * C > 0 ? n * C : 1) * sizeof(float));
-	if (cs == NULL)
+	size_t d = which ? f->cfg.context : f->cfg.dim;
+	float *out = sbi_malloc((n * d > 0 ? n * d : 1) * sizeof(float));
+	if (out == NULL)
 		return NULL;
-	if (crow) {
-		sbi_flow_standardize(f, NULL, c, 1, NULL, cs);
-		for (size_t i = 1; i < n; i++)
-			memcpy(cs + i * C, cs, C * sizeof(float));
-	} else
-		sbi_flow_standardize(f, NULL, c, n, NULL, cs);
-	return cs;
+	size_t rows = single ? 1 : n;
+	if (which)
+		sbi_flow_standardize(f, NULL, v, rows, NULL, out);
+	else
+		sbi_flow_standardize(f, v, NULL, rows, out, NULL);
+	for (size_t i = rows; i < n; i++)
+		memcpy(out + i * d, out, d * sizeof(float));
+	return out;
 }
 
 int
-sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, const double *c, size_t n, int crow,
-    double *out, sbi_err *err)
+sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const double *c, int crow,
+    size_t n, double *out, sbi_err *err)
 {
 	size_t D = f->cfg.dim, C = f->cfg.context;
-	float *ys = sbi_malloc((n * D > 0 ? n * D : 1) * sizeof(float));
-	float *cs = C ? context_rows(f, c, n, crow) : NULL;
+	float *ys = std_rows(f, 0, y, n, yrow);
+	float *cs = C ? std_rows(f, 1, c, n, crow) : NULL;
 	if (ys == NULL || (C && cs == NULL)) {
 		sbi_free(ys);
 		sbi_free(cs);
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	}
-	sbi_flow_standardize(f, y, NULL, n, ys, NULL);
 	sbi_tape_reset(t);
 	sbi_var vy = sbi_ad_const(t, ys, n, D), vc = C ? sbi_ad_const(t, cs, n, C) : -1;
 	sbi_var lp = sbi_flow_log_prob_std(f, t, vy, vc);
@@ -458,7 +459,7 @@ sbi_flow_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r,
 {
 	size_t D = f->cfg.dim, C = f->cfg.context;
 	float *z = sbi_malloc(n * D * sizeof(float)), *y = sbi_malloc(n * D * sizeof(float));
-	float *cs = C ? context_rows(f, c, n, 1) : NULL;
+	float *cs = C ? std_rows(f, 1, c, n, 1) : NULL;
 	int rc = (z && y && (!C || cs)) ? SBI_OK : SBI_ENOMEM;
 	for (size_t i = 0; rc == SBI_OK && i < n * D; i++)
 		z[i] = (float)gsl_ran_gaussian_ziggurat(r, 1.0);

@@ -193,9 +193,9 @@ put_point(sbi_mcmc *m, size_t k, size_t c, size_t j, double v)
 
 /* ---- initialization ---- */
 
-/* SBI_EINVAL when the starts lie in a proper affine subspace: a pivoted
- * Cholesky factorization of their scatter matrix, where pivot k is compared
- * with the scatter of coordinate k itself, so scales do not matter. */
+/* SBI_EINVAL when the starts lie in a proper affine subspace: a Cholesky
+ * factorization of their scatter matrix, where pivot k is compared with
+ * the scatter of coordinate k itself, so scales do not matter. */
 static int
 check_span(sbi_mcmc *m, const double *start, sbi_err *err)
 {
@@ -363,6 +363,7 @@ shrink(sbi_mcmc *m, size_t j, uint64_t *nc, sbi_err *err)
 			if (m->out[i] >= m->logy[c]) {
 				m->x[c * d + j] = v;
 				m->lp[c] = m->out[i];
+				m->moved++;
 				continue;
 			}
 			(*nc)++;
@@ -374,7 +375,6 @@ shrink(sbi_mcmc *m, size_t j, uint64_t *nc, sbi_err *err)
 		}
 		nact = left;
 	}
-	m->moved -= nact;
 	return SBI_OK;
 }
 
@@ -394,13 +394,14 @@ slice_coordinate(sbi_mcmc *m, size_t j, sbi_err *err)
 		m->budget[c] = left;
 		m->budget[n + c] = SLICE_MAX_STEPS - 1 - left;
 	}
-	m->updates += n;
-	m->moved += n;
 	if ((rc = step_out(m, j, &ne, err)) != SBI_OK || (rc = shrink(m, j, &nc, err)) != SBI_OK)
 		return rc;
+	m->updates += n;
 	if (m->adapt && ne + nc > 0) {
 		double factor = 2.0 * (double)ne / (double)(ne + nc);
-		m->w[j] *= fmin(2.0, fmax(0.5, factor));
+		w *= fmin(2.0, fmax(0.5, factor));
+		if (isnormal(w))  /* an improper flat density would grow w forever */
+			m->w[j] = w;
 	}
 	return SBI_OK;
 }

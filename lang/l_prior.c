@@ -251,6 +251,29 @@ l_prior_in_support(lua_State *L)
 	return 1;
 }
 
+/* p:filter(Mat) -> Mat of the rows inside the support, in order */
+static int
+l_prior_filter(lua_State *L)
+{
+	sbi_prior *p = sbi__check_prior(L, 1);
+	sbi_mat *m = sbi__check_mat(L, 2)->m;
+	if (m->ncol != sbi_prior_dim(p))
+		return luaL_error(L, "filter: the matrix has %d columns, the prior has dimension %d", (int)m->ncol,
+		    (int)sbi_prior_dim(p));
+	size_t k = 0;
+	for (size_t i = 0; i < m->nrow; i++)
+		k += sbi_prior_in_support(p, sbi_mat_row(m, i)) != 0;
+	sbi_mat *out = sbi_mat_alloc(k, m->ncol);
+	sbi__push_mat(L, out);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	k = 0;
+	for (size_t i = 0; i < m->nrow; i++)
+		if (sbi_prior_in_support(p, sbi_mat_row(m, i)))
+			memcpy(sbi_mat_row(out, k++), sbi_mat_row(m, i), m->ncol * sizeof(double));
+	return 1;
+}
+
 static int
 l_prior_dim(lua_State *L)
 {
@@ -301,7 +324,7 @@ l_prior_gc(lua_State *L)
 static const luaL_Reg prior_methods[] = {
 	{ "sample", l_prior_sample }, { "sample_mat", l_prior_sample_mat },
 	{ "log_density", l_prior_log_density }, { "in_support", l_prior_in_support },
-	{ "dim", l_prior_dim }, { "mean", l_prior_mean }, { "variance", l_prior_variance },
+	{ "dim", l_prior_dim }, { "filter", l_prior_filter }, { "mean", l_prior_mean }, { "variance", l_prior_variance },
 	{ "describe", l_prior_describe }, { NULL, NULL },
 };
 

@@ -62,6 +62,9 @@ sbi_prior *sbi__check_prior(lua_State *L, int idx);
 void sbi__open_hash(lua_State *L);
 int sbi__hash_value(lua_State *L, int idx, sbi_key *out);
 
+/* l_nn.c: flows, training and MCMC. */
+void sbi__open_nn(lua_State *L);
+
 /* l_sim.c */
 int sbi__l_simulate(lua_State *L);
 

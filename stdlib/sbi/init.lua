@@ -8,6 +8,7 @@ local prior = require "sbi.prior"
 local simulate = require "sbi.simulate"
 local observation = require "sbi.observation"
 local abc = require "sbi.abc"
+local neural = require "sbi.neural"
 local report = require "sbi.report"
 
 local sbi = {
@@ -18,6 +19,9 @@ local sbi = {
   simulator = simulate.simulator,
   simulate = simulate.simulate,
   observation = observation.observation,
+  npe = neural.npe,
+  nle = neural.nle,
+  likelihood = neural.likelihood,
   is_node = graph.is_node,
   _nodes = graph.nodes,
   _outputs = graph.outputs,
@@ -99,7 +103,7 @@ end
 -- the engine), so a simulator that captures `sbi` does not hash the graph.
 for name, t in pairs { sbi = sbi, ["sbi.core"] = core, ["sbi.check"] = check, ["sbi.graph"] = graph,
                        ["sbi.prior"] = prior, ["sbi.simulate"] = simulate, ["sbi.observation"] = observation,
-                       ["sbi.abc"] = abc, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc } do
+                       ["sbi.abc"] = abc, ["sbi.neural"] = neural, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc } do
   core.register_library(t, name)
 end
 

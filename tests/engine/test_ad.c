@@ -256,6 +256,21 @@ TEST(ad_rqs_is_monotone_invertible_and_logdet_matches)
 	sbi_tape_free(t);
 }
 
+float sbi__ad_tanh_scalar(float x);
+
+TEST(ad_fast_tanh_matches_libm)
+{
+	double worst = 0;
+	for (int i = -200000; i <= 200000; i++) {
+		float x = (float)i * 1e-4f;
+		double e = fabs((double)sbi__ad_tanh_scalar(x) - tanh((double)x));
+		worst = e > worst ? e : worst;
+	}
+	CHECK(worst < 1e-6);
+	CHECK(sbi__ad_tanh_scalar(50.0f) == 1.0f || fabsf(sbi__ad_tanh_scalar(50.0f) - 1.0f) < 1e-6f);
+	CHECK(sbi__ad_tanh_scalar(-1e-30f) <= 0);
+}
+
 TEST(ad_tape_reuse_allocates_nothing_after_first_pass)
 {
 	sbi_param *w = rand_param(8, 8, 30, -1, 1);

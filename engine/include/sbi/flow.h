@@ -60,10 +60,10 @@ void sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, s
  * original y. */
 sbi_var sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs);
 
-/* log q(y_i | c_i) for n raw rows (c may be a single row when crow = 1:
- * broadcast). out has n entries. */
-int sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, const double *c, size_t n, int crow,
-    double *out, sbi_err *err);
+/* log q(y_i | c_i) for n raw rows; yrow = 1 (crow = 1) means y (c) is one
+ * row used for every i. out has n entries. */
+int sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const double *c, int crow,
+    size_t n, double *out, sbi_err *err);
 
 /* n samples of y given one context row c (raw), into out (n x dim), drawing
  * the base noise from r. */

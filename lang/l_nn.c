@@ -1,0 +1,517 @@
+/* Neural estimators and MCMC for Lua: sbi.Flow (conditional density
+ * estimators), core.flow_train, core.flow_load and core.mcmc. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsbi.h"
+#include "sbi/alloc.h"
+#include "sbi/flow.h"
+#include "sbi/mcmc.h"
+#include "sbi/progress.h"
+#include "sbi/rng.h"
+#include "sbi/train.h"
+
+#define SBI_MT_FLOW "sbi.Flow"
+
+typedef struct l_flow {
+	sbi_flow *f;
+	sbi_tape *t;
+} l_flow;
+
+static l_flow *
+check_flow(lua_State *L, int idx)
+{
+	l_flow *lf = luaL_checkudata(L, idx, SBI_MT_FLOW);
+	if (lf->f == NULL)
+		luaL_argerror(L, idx, "released flow");
+	return lf;
+}
+
+/* BLAS threads follow --jobs. */
+static void
+set_threads(lua_State *L)
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	openblas_set_num_threads(ctx && ctx->jobs > 0 ? ctx->jobs : 1);
+}
+
+/* ---- reading options ---- */
+
+static lua_Integer
+opt_int(lua_State *L, int spec, const char *k, lua_Integer def, lua_Integer min)
+{
+	lua_getfield(L, spec, k);
+	lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
+	lua_pop(L, 1);
+	if (v < min)
+		luaL_error(L, "option '%s' must be >= %d, got %d", k, (int)min, (int)v);
+	return v;
+}
+
+static double
+opt_num(lua_State *L, int spec, const char *k, double def)
+{
+	lua_getfield(L, spec, k);
+	double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+static const char *
+opt_str(lua_State *L, int spec, const char *k, const char *def)
+{
+	lua_getfield(L, spec, k);
+	const char *v = luaL_optstring(L, -1, def);
+	lua_pop(L, 1); /* the spec table keeps the string alive */
+	return v;
+}
+
+static sbi_mat *
+opt_mat(lua_State *L, int spec, const char *k, int required)
+{
+	lua_getfield(L, spec, k);
+	sbi_mat *m = NULL;
+	if (!lua_isnil(L, -1))
+		m = sbi__check_mat(L, -1)->m;
+	else if (required)
+		luaL_error(L, "option '%s' (a matrix) is required", k);
+	lua_pop(L, 1);
+	return m;
+}
+
+static int
+activation(lua_State *L, const char *name)
+{
+	static const char *names[] = { "tanh", "relu", "elu", "silu", NULL };
+	for (int i = 0; names[i]; i++)
+		if (strcmp(names[i], name) == 0)
+			return i + 1;
+	return luaL_error(L, "unknown activation '%s' (expected tanh, relu, elu or silu)", name);
+}
+
+/* ---- training ---- */
+
+typedef struct flow_fit {
+	sbi_flow *f;
+	float *ys, *cs, *yb, *cb;
+	size_t dy, dc;
+} flow_fit;
+
+/* -mean log q(y | c) over the rows idx of the batch. */
+static sbi_var
+flow_loss(void *ud, sbi_tape *t, const size_t *idx, size_t n)
+{
+	flow_fit *F = ud;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(F->yb + i * F->dy, F->ys + idx[i] * F->dy, F->dy * sizeof(float));
+		if (F->dc)
+			memcpy(F->cb + i * F->dc, F->cs + idx[i] * F->dc, F->dc * sizeof(float));
+	}
+	sbi_var y = sbi_ad_const(t, F->yb, n, F->dy), c = F->dc ? sbi_ad_const(t, F->cb, n, F->dc) : -1;
+	return sbi_ad_scale(t, sbi_ad_mean(t, sbi_flow_log_prob_std(F->f, t, y, c)), -1.0f);
+}
+
+static void
+push_report(lua_State *L, const sbi_train_report *rep)
+{
+	lua_createtable(L, 0, 8);
+	lua_pushinteger(L, (lua_Integer)rep->epochs);
+	lua_setfield(L, -2, "epochs");
+	lua_pushinteger(L, (lua_Integer)rep->best_epoch);
+	lua_setfield(L, -2, "best_epoch");
+	lua_pushinteger(L, (lua_Integer)rep->steps);
+	lua_setfield(L, -2, "steps");
+	lua_pushnumber(L, rep->best_val_loss);
+	lua_setfield(L, -2, "best_val_loss");
+	lua_pushnumber(L, rep->seconds);
+	lua_setfield(L, -2, "seconds");
+	sbi_mat *tl = sbi_mat_alloc(rep->epochs, 2);
+	if (tl)
+		for (size_t e = 0; e < rep->epochs; e++)
+			tl->data[2 * e] = rep->train_loss[e], tl->data[2 * e + 1] = rep->val_loss[e];
+	sbi__push_mat(L, tl);
+	lua_setfield(L, -2, "losses");
+}
+
+/* core.flow_train(spec) -> model blob (string), report */
+static int
+l_flow_train(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	sbi_mat *y = opt_mat(L, 1, "y", 1), *c = opt_mat(L, 1, "context", 0);
+	const char *kind = opt_str(L, 1, "kind", "maf");
+	if (strcmp(kind, "maf") != 0 && strcmp(kind, "nsf") != 0)
+		return luaL_error(L, "unknown density estimator '%s' (expected \"maf\" or \"nsf\")", kind);
+	int nsf = strcmp(kind, "nsf") == 0;
+	sbi_flow_config cfg = {
+		.kind = nsf ? SBI_FLOW_NSF : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
+		.transforms = (size_t)opt_int(L, 1, "transforms", 5, 1), .hidden = (size_t)opt_int(L, 1, "hidden", 50, 1),
+		.layers = (size_t)opt_int(L, 1, "layers", 2, 0), .bins = (size_t)opt_int(L, 1, "bins", 10, 2),
+		.bound = opt_num(L, 1, "bound", 3.0), .act = activation(L, opt_str(L, 1, "activation", nsf ? "relu" : "tanh")),
+		.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0),
+	};
+	sbi_train_opts o;
+	sbi_train_opts_default(&o);
+	o.batch = (size_t)opt_int(L, 1, "batch_size", 200, 1);
+	o.max_epochs = (size_t)opt_int(L, 1, "max_epochs", 2000, 1);
+	o.patience = (size_t)opt_int(L, 1, "patience", 20, 0);
+	o.lr = opt_num(L, 1, "learning_rate", 5e-4);
+	o.val_fraction = opt_num(L, 1, "validation_fraction", 0.1);
+	o.clip = opt_num(L, 1, "clip", 5.0);
+	o.seed = cfg.seed;
+	o.label = opt_str(L, 1, "label", "train");
+	sbi_runctx *ctx = sbi__runctx(L);
+	o.quiet = ctx ? ctx->quiet : 0;
+	if (c && c->nrow != y->nrow)
+		return luaL_error(L, "y has %d rows but context has %d", (int)y->nrow, (int)c->nrow);
+	set_threads(L);
+	/* From here on nothing raises until everything is freed. */
+	sbi_err err = { 0 };
+	sbi_flow *f = sbi_flow_alloc(&cfg, &err);
+	size_t n = y->nrow, dy = y->ncol, dc = cfg.context;
+	flow_fit F = { f, sbi_malloc(n * dy * sizeof(float)), dc ? sbi_malloc(n * dc * sizeof(float)) : NULL,
+		sbi_malloc(o.batch * dy * sizeof(float)), dc ? sbi_malloc(o.batch * dc * sizeof(float)) : NULL, dy, dc };
+	sbi_train_report rep = { 0 };
+	unsigned char *blob = NULL;
+	size_t len = 0;
+	int rc = f ? SBI_OK : err.code;
+	if (rc == SBI_OK && (!F.ys || !F.yb || (dc && (!F.cs || !F.cb))))
+		rc = sbi_err_set(&err, SBI_ENOMEM, "out of memory for training data");
+	if (rc == SBI_OK) {
+		sbi_flow_set_standardization(f, y->data, c ? c->data : NULL, n);
+		sbi_flow_standardize(f, y->data, c ? c->data : NULL, n, F.ys, F.cs);
+		size_t np;
+		sbi_param **ps = sbi_flow_params(f, &np);
+		sbi_trainable m = { ps, np, flow_loss, &F };
+		rc = sbi_train(&m, n, &o, &rep, &err);
+	}
+	if (rc == SBI_OK)
+		rc = sbi_flow_save(f, &blob, &len, &err);
+	sbi_free(F.ys), sbi_free(F.cs), sbi_free(F.yb), sbi_free(F.cb);
+	sbi_flow_free(f);
+	if (rc != SBI_OK) {
+		sbi_train_report_free(&rep);
+		return luaL_error(L, "%s", err.msg);
+	}
+	lua_pushlstring(L, (const char *)blob, len); /* may raise: free after copying */
+	sbi_free(blob);
+	push_report(L, &rep);
+	sbi_train_report_free(&rep);
+	return 2;
+}
+
+/* ---- loaded flows ---- */
+
+/* core.flow_load(blob) -> Flow */
+static int
+l_flow_load(lua_State *L)
+{
+	size_t len;
+	const char *blob = luaL_checklstring(L, 1, &len);
+	l_flow *lf = lua_newuserdatauv(L, sizeof *lf, 0);
+	lf->f = NULL;
+	lf->t = NULL;
+	luaL_setmetatable(L, SBI_MT_FLOW);
+	sbi_err err = { 0 };
+	if ((lf->f = sbi_flow_load((const unsigned char *)blob, len, &err)) == NULL)
+		return luaL_error(L, "cannot load the trained model: %s", err.msg);
+	if ((lf->t = sbi_tape_alloc()) == NULL)
+		return luaL_error(L, "out of memory");
+	return 1;
+}
+
+/* A row of n numbers from a table or a 1-row Mat, into a new userdata. */
+static double *
+row_arg(lua_State *L, int idx, size_t n, const char *what)
+{
+	double *v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
+	if (luaL_testudata(L, idx, SBI_MT_MAT)) {
+		sbi_mat *m = sbi__check_mat(L, idx)->m;
+		if (m->nrow * m->ncol != n)
+			luaL_error(L, "%s has %d values, expected %d", what, (int)(m->nrow * m->ncol), (int)n);
+		memcpy(v, m->data, n * sizeof *v);
+		return v;
+	}
+	luaL_checktype(L, idx, LUA_TTABLE);
+	if ((size_t)luaL_len(L, idx) != n)
+		luaL_error(L, "%s has %d values, expected %d", what, (int)luaL_len(L, idx), (int)n);
+	for (size_t j = 0; j < n; j++) {
+		lua_geti(L, idx, (lua_Integer)j + 1);
+		v[j] = luaL_checknumber(L, -1);
+		lua_pop(L, 1);
+	}
+	return v;
+}
+
+/* flow:sample(n, context, seed [, index]) -> Mat */
+static int
+l_flow_sample(lua_State *L)
+{
+	l_flow *lf = check_flow(L, 1);
+	lua_Integer n = luaL_checkinteger(L, 2);
+	luaL_argcheck(L, n >= 1 && n <= (1 << 30), 2, "sample count out of range");
+	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
+	double *c = cfg->context ? row_arg(L, 3, cfg->context, "the context") : NULL;
+	uint64_t seed = (uint64_t)luaL_checkinteger(L, 4), index = (uint64_t)luaL_optinteger(L, 5, 0);
+	set_threads(L);
+	gsl_rng *r = sbi__push_rng(L, seed, SBI_STREAM_METHOD, index);
+	sbi_mat *out = sbi_mat_alloc((size_t)n, cfg->dim);
+	sbi__push_mat(L, out);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_err err = { 0 };
+	if (sbi_flow_sample(lf->f, lf->t, c, (size_t)n, r, out->data, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	return 1;
+}
+
+/* flow:log_prob(y, context) -> Mat (n x 1); either may be one row, broadcast. */
+static int
+l_flow_log_prob(lua_State *L)
+{
+	l_flow *lf = check_flow(L, 1);
+	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
+	sbi_mat *y = sbi__check_mat(L, 2)->m, *c = cfg->context ? sbi__check_mat(L, 3)->m : NULL;
+	if (y->ncol != cfg->dim || (c && c->ncol != cfg->context))
+		return luaL_error(L, "log_prob: y needs %d columns and the context %d", (int)cfg->dim, (int)cfg->context);
+	size_t n = y->nrow > (c ? c->nrow : 0) ? y->nrow : c->nrow;
+	if ((y->nrow != n && y->nrow != 1) || (c && c->nrow != n && c->nrow != 1))
+		return luaL_error(L, "log_prob: row counts %d and %d do not broadcast", (int)y->nrow, (int)c->nrow);
+	set_threads(L);
+	sbi_mat *out = sbi_mat_alloc(n, 1);
+	sbi__push_mat(L, out);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_err err = { 0 };
+	if (sbi_flow_log_prob(lf->f, lf->t, y->data, y->nrow == 1, c ? c->data : NULL, c && c->nrow == 1, n,
+	    out->data, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	return 1;
+}
+
+static int
+l_flow_dims(lua_State *L)
+{
+	const sbi_flow_config *cfg = sbi_flow_config_of(check_flow(L, 1)->f);
+	lua_pushinteger(L, (lua_Integer)cfg->dim);
+	lua_pushinteger(L, (lua_Integer)cfg->context);
+	return 2;
+}
+
+static int
+l_flow_gc(lua_State *L)
+{
+	l_flow *lf = luaL_checkudata(L, 1, SBI_MT_FLOW);
+	sbi_flow_free(lf->f);
+	sbi_tape_free(lf->t);
+	lf->f = NULL;
+	lf->t = NULL;
+	return 0;
+}
+
+/* ---- MCMC ---- */
+
+typedef struct target {
+	lua_State *L;
+	sbi_prior *prior;
+	l_flow *flow;       /* NLE: log q(x_obs | theta) */
+	const double *xobs;
+	int npe;            /* the flow is q(theta | x_obs): no prior term, support only */
+	int fn;             /* stack index of a Lua log-likelihood, or 0 */
+	double *lp;         /* scratch n */
+	char msg[SBI_ERR_MSG_MAX + 64];
+} target;
+
+/* log p(theta) + log-likelihood, batched; -inf outside the prior support. */
+static int
+target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
+{
+	target *tg = ud;
+	for (size_t i = 0; i < n; i++)
+		out[i] = sbi_prior_log_density(tg->prior, theta + i * d);
+	if (tg->flow) {
+		sbi_err err = { 0 };
+		int rc = tg->npe ? sbi_flow_log_prob(tg->flow->f, tg->flow->t, theta, 0, tg->xobs, 1, n, tg->lp, &err)
+				 : sbi_flow_log_prob(tg->flow->f, tg->flow->t, tg->xobs, 1, theta, 0, n, tg->lp, &err);
+		if (tg->npe)
+			for (size_t i = 0; i < n; i++)
+				out[i] = isfinite(out[i]) ? 0.0 : -INFINITY;
+		if (rc != SBI_OK) {
+			memcpy(tg->msg, err.msg, sizeof err.msg);
+			return SBI_ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++)
+			out[i] += tg->lp[i];
+		return SBI_OK;
+	}
+	lua_State *L = tg->L;
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(out[i]))
+			continue;
+		lua_pushvalue(L, tg->fn);
+		lua_createtable(L, (int)d, 0);
+		for (size_t j = 0; j < d; j++) {
+			lua_pushnumber(L, theta[i * d + j]);
+			lua_rawseti(L, -2, (lua_Integer)j + 1);
+		}
+		if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+			snprintf(tg->msg, sizeof tg->msg, "the log-likelihood raised: %s", lua_tostring(L, -1));
+			lua_pop(L, 1);
+			return SBI_EINVAL;
+		}
+		int isnum;
+		double v = lua_tonumberx(L, -1, &isnum);
+		lua_pop(L, 1);
+		if (!isnum) {
+			snprintf(tg->msg, sizeof tg->msg, "the log-likelihood returned a non-number");
+			return SBI_EINVAL;
+		}
+		out[i] += v == v ? v : -INFINITY;
+	}
+	return SBI_OK;
+}
+
+static void
+push_numbers(lua_State *L, const double *v, size_t n)
+{
+	lua_createtable(L, (int)n, 0);
+	for (size_t j = 0; j < n; j++) {
+		lua_pushnumber(L, v[j]);
+		lua_rawseti(L, -2, (lua_Integer)j + 1);
+	}
+}
+
+/* Userdata-backed scratch of n doubles (freed by the GC). */
+static double *
+scratch(lua_State *L, size_t n)
+{
+	return lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
+}
+
+typedef struct mcmc_run {
+	sbi_mcmc_kind kind;
+	size_t d, chains, warmup, thin, nsamples, ncand;
+	uint64_t seed;
+} mcmc_run;
+
+/* Starts: the chains' starting points chosen among prior draws by their
+ * posterior density (sbi's "resample" initialization). */
+static int
+choose_starts(lua_State *L, target *tg, const mcmc_run *r, double *start, sbi_err *err)
+{
+	double *cand = scratch(L, r->ncand * r->d), *ld = scratch(L, r->ncand);
+	gsl_rng *g = sbi__push_rng(L, r->seed, SBI_STREAM_METHOD, 2);
+	for (size_t i = 0; i < r->ncand; i++)
+		sbi_prior_sample(tg->prior, g, cand + i * r->d);
+	for (size_t s = 0; s < r->ncand; s += 1000) {
+		size_t b = r->ncand - s < 1000 ? r->ncand - s : 1000;
+		if (target_logdens(tg, cand + s * r->d, b, r->d, ld + s) != SBI_OK)
+			return sbi_err_set(err, SBI_EINVAL, "%s", tg->msg);
+	}
+	return sbi_mcmc_pick_starts(cand, ld, r->ncand, r->d, r->chains, r->seed, start, err);
+}
+
+/* core.mcmc{ prior =, flow = Flow, x = row | loglik = fn, kind, num_samples,
+ *   chains, warmup, thin, seed, candidates } -> samples Mat, diagnostics */
+static int
+l_mcmc(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	target tg = { .L = L };
+	lua_getfield(L, 1, "prior");
+	tg.prior = sbi__check_prior(L, -1);
+	lua_pop(L, 1);
+	mcmc_run r = { .d = sbi_prior_dim(tg.prior) };
+	const char *kind = opt_str(L, 1, "kind", "slice");
+	if (strcmp(kind, "slice") != 0 && strcmp(kind, "ensemble") != 0)
+		return luaL_error(L, "unknown sampler '%s' (expected \"slice\" or \"ensemble\")", kind);
+	r.kind = strcmp(kind, "slice") == 0 ? SBI_MCMC_SLICE : SBI_MCMC_ENSEMBLE;
+	r.chains = (size_t)opt_int(L, 1, "chains", r.kind == SBI_MCMC_SLICE ? 20 : (lua_Integer)(4 * r.d + 4), 1);
+	r.warmup = (size_t)opt_int(L, 1, "warmup", 200, 0);
+	r.thin = (size_t)opt_int(L, 1, "thin", 1, 1);
+	r.nsamples = (size_t)opt_int(L, 1, "num_samples", 10000, 1);
+	r.ncand = (size_t)opt_int(L, 1, "candidates", 10000, 1);
+	r.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0);
+	if (lua_getfield(L, 1, "flow") != LUA_TNIL) {
+		tg.flow = check_flow(L, -1);
+		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->f);
+		lua_getfield(L, 1, "posterior");
+		tg.npe = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+		size_t dtheta = tg.npe ? cfg->dim : cfg->context, dx = tg.npe ? cfg->context : cfg->dim;
+		if (dtheta != r.d)
+			return luaL_error(L, "the estimator has %d parameters, the prior has %d", (int)dtheta, (int)r.d);
+		lua_getfield(L, 1, "x");
+		tg.xobs = row_arg(L, lua_gettop(L), dx, "the observation");
+	} else {
+		lua_getfield(L, 1, "loglik");
+		luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec needs 'flow' or a 'loglik' function");
+		tg.fn = lua_gettop(L);
+	}
+	tg.lp = scratch(L, r.chains > r.ncand ? r.chains : (r.ncand > 1000 ? r.ncand : 1000));
+	double *start = scratch(L, r.chains * r.d), *samples = NULL;
+	sbi_mat *out = sbi_mat_alloc(r.nsamples, r.d);
+	sbi__push_mat(L, out);
+	int outi = lua_gettop(L);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	samples = out->data;
+	set_threads(L);
+	double t0 = sbi_now();
+	sbi_err err = { 0 };
+	int rc = choose_starts(L, &tg, &r, start, &err);
+	sbi_mcmc *m = rc == SBI_OK ? sbi_mcmc_alloc(r.kind, r.d, r.chains, target_logdens, &tg, r.seed, &err) : NULL;
+	if (m == NULL && rc == SBI_OK)
+		rc = err.code;
+	if (rc == SBI_OK)
+		rc = sbi_mcmc_init(m, start, &err);
+	if (rc == SBI_OK)
+		rc = sbi_mcmc_run(m, r.warmup, r.thin, r.nsamples, samples, &err);
+	if (rc != SBI_OK) {
+		sbi_mcmc_free(m);
+		return luaL_error(L, "MCMC: %s%s%s", err.msg, tg.msg[0] ? ": " : "", tg.msg);
+	}
+	double *draws = scratch(L, r.nsamples * r.d), *rhat = scratch(L, r.d), *ess = scratch(L, r.d);
+	size_t niter = sbi_mcmc_draws_by_chain(samples, r.nsamples, r.chains, r.d, draws);
+	sbi_mcmc_rhat(draws, r.chains, niter, r.d, rhat);
+	sbi_mcmc_ess(draws, r.chains, niter, r.d, ess);
+	lua_pushvalue(L, outi);
+	lua_createtable(L, 0, 6);
+	push_numbers(L, rhat, r.d);
+	lua_setfield(L, -2, "rhat");
+	push_numbers(L, ess, r.d);
+	lua_setfield(L, -2, "ess");
+	lua_pushnumber(L, sbi_mcmc_acceptance(m));
+	lua_setfield(L, -2, "acceptance");
+	lua_pushinteger(L, (lua_Integer)sbi_mcmc_evaluations(m));
+	lua_setfield(L, -2, "evaluations");
+	lua_pushnumber(L, sbi_now() - t0);
+	lua_setfield(L, -2, "seconds");
+	lua_pushinteger(L, (lua_Integer)r.chains);
+	lua_setfield(L, -2, "chains");
+	sbi_mcmc_free(m);
+	return 2;
+}
+
+static const luaL_Reg flow_methods[] = {
+	{ "sample", l_flow_sample }, { "log_prob", l_flow_log_prob }, { "dims", l_flow_dims }, { NULL, NULL },
+};
+
+void
+sbi__open_nn(lua_State *L)
+{
+	luaL_newmetatable(L, SBI_MT_FLOW); /* [core, mt] */
+	lua_pushcfunction(L, l_flow_gc);
+	lua_setfield(L, -2, "__gc");
+	luaL_newlib(L, flow_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);                     /* [core] */
+	lua_pushcfunction(L, l_flow_train);
+	lua_setfield(L, -2, "flow_train");
+	lua_pushcfunction(L, l_flow_load);
+	lua_setfield(L, -2, "flow_load");
+	lua_pushcfunction(L, l_mcmc);
+	lua_setfield(L, -2, "mcmc");
+}

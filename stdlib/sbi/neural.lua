@@ -1,0 +1,210 @@
+-- Neural posterior and likelihood estimation (NPE, NLE) and exact-likelihood
+-- MCMC: Lua modules over the engine's flows, training loop and samplers
+-- (lang/l_nn.c). Each method is two graph nodes: a training node that only
+-- depends on the simulations (so a new observation or new sampling options
+-- re-use the trained estimator) and a sampling node.
+local core = require "sbi.core"
+local check = require "sbi.check"
+local graph = require "sbi.graph"
+local prior_mod = require "sbi.prior"
+local simulate = require "sbi.simulate"
+
+local M = {}
+
+-- Options of the density estimator and of its training, with defaults
+-- (docs/neural.md explains each).
+local estimator_spec = {
+  density = { check.one_of("maf", "nsf") },
+  transforms = { check.integer(1) },
+  hidden = { check.integer(1) },
+  layers = { check.integer(0) },
+  bins = { check.integer(2) },
+  bound = { check.positive() },
+  activation = { check.one_of("tanh", "relu", "elu", "silu") },
+  batch_size = { check.integer(1) },
+  learning_rate = { check.positive() },
+  validation_fraction = { check.fraction() },
+  patience = { check.integer(0) },
+  max_epochs = { check.integer(1) },
+  clip = { check.number() },
+}
+
+local sampling_spec = {
+  num_samples = { check.integer(1) },
+  seed = { check.integer(0) },
+}
+
+local mcmc_spec = {
+  sampler = { check.one_of("slice", "ensemble") },
+  chains = { check.integer(1) },
+  warmup = { check.integer(0) },
+  thin = { check.integer(1) },
+}
+
+local function merge(...)
+  local out = {}
+  for _, t in ipairs { ... } do
+    for k, v in pairs(t) do out[k] = v end
+  end
+  return out
+end
+
+local function pick(opts, spec)
+  local out = {}
+  for k in pairs(spec) do out[k] = opts[k] end
+  return out
+end
+
+local function check_inputs(fname, opts)
+  if opts.sims.kind ~= "simulate" then error(fname .. ": 'sims' must come from sbi.simulate", 3) end
+  if opts.observation.kind ~= "observation" then
+    error(fname .. ": 'observation' must come from sbi.observation", 3)
+  end
+end
+
+local function integer_seed(opts) return math.tointeger(opts.seed or 1) end
+
+-- The training node: fits q(y | context) where y and context are columns of
+-- the simulations ("theta" or "x").
+local function train_node(kind, where, sims, opts, y_field, c_field)
+  local key = pick(opts, estimator_spec)
+  key.seed = integer_seed(opts)
+  key.fit = y_field .. "|" .. c_field
+  return graph.node(kind, where, key, { sims }, function(node, inp)
+    local s = inp[1]
+    local model, report = core.flow_train {
+      kind = key.density or "maf", y = s[y_field], context = s[c_field], transforms = key.transforms,
+      hidden = key.hidden, layers = key.layers, bins = key.bins, bound = key.bound, activation = key.activation,
+      batch_size = key.batch_size, learning_rate = key.learning_rate, validation_fraction = key.validation_fraction,
+      patience = key.patience, max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = node.label,
+    }
+    io.stderr:write(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
+                                  report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
+    return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
+             best_val_loss = report.best_val_loss, train_seconds = report.seconds, names = s.names }
+  end)
+end
+
+local function check_observation(label, obs, dim)
+  if obs.x:cols() ~= dim then
+    error(string.format("%s: the observation has %d values but the simulator produces %d", label, obs.x:cols(), dim), 0)
+  end
+end
+
+-- sbi.npe{ sims =, observation =, ...estimator and training options...,
+--          num_samples = 10000, seed = 1 }
+function M.npe(opts)
+  check.options("sbi.npe", opts, merge({
+    sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
+    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+  }, estimator_spec, sampling_spec))
+  check_inputs("sbi.npe", opts)
+  local where = graph.where(2)
+  local sims, prior = opts.sims, opts.sims.prior
+  local train = train_node("npe.train", where, sims, opts, "theta", "x")
+  local key = { num_samples = math.tointeger(opts.num_samples or 10000), seed = integer_seed(opts) }
+  local node = graph.node("npe.sample", where, key, { train, opts.observation }, function(node, inp)
+    local t, obs = inp[1], inp[2]
+    local flow = core.flow_load(t.model)
+    local dy, dc = flow:dims()
+    check_observation(node.label, obs, dc)
+    -- Draw in batches and keep draws inside the prior support.
+    local want, got, drawn, batch = key.num_samples, 0, 0, 0
+    local parts = {}
+    while got < want and drawn < 100 * want do
+      local s = prior.c:filter(flow:sample(math.max(want, 1000), obs.x, key.seed, batch))
+      drawn, batch = drawn + math.max(want, 1000), batch + 1
+      if s:rows() > 0 then parts[#parts + 1] = s; got = got + s:rows() end
+    end
+    local acceptance = got / drawn
+    local samples
+    if got >= want then
+      samples = core.mat(want, dy)
+      local row, k = {}, 0
+      for _, p in ipairs(parts) do
+        for i = 1, p:rows() do
+          if k == want then break end
+          k = k + 1
+          samples:set_row(k, p:row(i, row))
+        end
+      end
+    else
+      -- Almost all mass outside the prior: MCMC on q restricted to the support.
+      io.stderr:write(string.format("%s: only %.3g%% of flow samples fall inside the prior; sampling q by MCMC\n",
+                                    node.label, 100 * acceptance))
+      samples = core.mcmc { prior = prior.c, flow = flow, posterior = true, x = obs.x, num_samples = want,
+                            seed = key.seed }
+    end
+    io.stderr:write(string.format("%s: %d samples, acceptance inside the prior %.4f\n", node.label, want, acceptance))
+    return { samples = samples, names = t.names, acceptance = acceptance, method = "NPE" }
+  end)
+  node.estimator, node.prior = train, prior
+  return node
+end
+
+local function mcmc_node(kind, where, inputs, key, prior, label_method, make_target)
+  return graph.node(kind, where, key, inputs, function(node, inp)
+    local spec = make_target(node, inp)
+    spec.prior, spec.kind, spec.chains, spec.warmup = prior.c, key.sampler, key.chains, key.warmup
+    spec.thin, spec.num_samples, spec.seed = key.thin, key.num_samples, key.seed
+    local samples, diag = core.mcmc(spec)
+    local worst = 0
+    for _, r in ipairs(diag.rhat) do worst = math.max(worst, r) end
+    local min_ess = math.huge
+    for _, e in ipairs(diag.ess) do min_ess = math.min(min_ess, e) end
+    io.stderr:write(string.format("%s: %s sampling, %d chains, %d samples in %.2f s, max R-hat %.3f, min ESS %.0f\n",
+                                  node.label, key.sampler, diag.chains, key.num_samples, diag.seconds, worst, min_ess))
+    return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess,
+             mcmc_seconds = diag.seconds, method = label_method }
+  end)
+end
+
+local function mcmc_key(opts)
+  return { sampler = opts.sampler or "slice", chains = opts.chains and math.tointeger(opts.chains),
+           warmup = math.tointeger(opts.warmup or 200), thin = math.tointeger(opts.thin or 1),
+           num_samples = math.tointeger(opts.num_samples or 10000), seed = integer_seed(opts) }
+end
+
+-- sbi.nle{ sims =, observation =, ...estimator, training and MCMC options... }
+function M.nle(opts)
+  check.options("sbi.nle", opts, merge({
+    sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
+    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+  }, estimator_spec, sampling_spec, mcmc_spec))
+  check_inputs("sbi.nle", opts)
+  local where = graph.where(2)
+  local sims, prior = opts.sims, opts.sims.prior
+  local train = train_node("nle.train", where, sims, opts, "x", "theta")
+  local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NLE",
+    function(node, inp)
+      local flow = core.flow_load(inp[1].model)
+      local dy = flow:dims()
+      check_observation(node.label, inp[2], dy)
+      return { flow = flow, x = inp[2].x }
+    end)
+  node.estimator, node.prior = train, prior
+  return node
+end
+
+-- sbi.likelihood{ prior =, observation =, loglik = function(theta, x) ... end, ...MCMC options... }
+-- The exact log-likelihood, written in the recipe, sampled with the engine's MCMC.
+function M.likelihood(opts)
+  check.options("sbi.likelihood", opts, merge({
+    prior = { check.is(prior_mod.Prior, "a prior (sbi.prior.*)"), required = true },
+    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+    loglik = { check.func(), required = true },
+  }, sampling_spec, mcmc_spec))
+  local where = graph.where(2)
+  local key = mcmc_key(opts)
+  key.prior, key.loglik = opts.prior, opts.loglik
+  local meta = simulate.theta_meta(opts.prior.names)
+  local node = mcmc_node("likelihood.sample", where, { opts.observation }, key, opts.prior, "likelihood MCMC",
+    function(node, inp)
+      local x = inp[1].x:row(1)
+      return { loglik = function(theta) return opts.loglik(setmetatable(theta, meta), x) end }
+    end)
+  node.prior = opts.prior
+  return node
+end
+
+return M
