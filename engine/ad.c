@@ -19,7 +19,7 @@
 enum op {
 	OP_CONST, OP_PARAM, OP_LINEAR, OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_SCALE, OP_ADDS,
 	OP_RELU, OP_TANH, OP_ELU, OP_SILU, OP_SOFTPLUS, OP_LOGSIG, OP_EXP, OP_LOG, OP_SQUARE,
-	OP_COLS, OP_CONCAT, OP_PERMUTE, OP_SUMROWS, OP_LSE, OP_MEAN, OP_RQS, OP_RQS_LOGDET,
+	OP_COLS, OP_CONCAT, OP_PERMUTE, OP_RESHAPE, OP_SUMROWS, OP_LSE, OP_MEAN, OP_RQS, OP_RQS_LOGDET,
 };
 
 typedef struct node {
@@ -554,6 +554,17 @@ sbi_ad_permute_cols(sbi_tape *t, sbi_var a, const int *perm)
 	return y;
 }
 
+sbi_var
+sbi_ad_reshape(sbi_tape *t, sbi_var a, size_t rows, size_t cols)
+{
+	GUARD();
+	SBI_ASSERT(rows * cols == N(a)->rows * N(a)->cols);
+	sbi_var y = push(t, OP_RESHAPE, rows, cols, a, -1, -1, 0);
+	if (y >= 0)
+		memcpy(N(y)->v, N(a)->v, rows * cols * sizeof(float));
+	return y;
+}
+
 /* Slicing, concatenation and permutation route gradients back to where the
  * values came from. */
 static void
@@ -569,6 +580,9 @@ back_shape(sbi_tape *t, node *y)
 		else if (y->op == OP_PERMUTE && a->g)
 			for (size_t j = 0; j < m; j++)
 				a->g[i * m + (size_t)y->perm[j]] += gy[j];
+		else if (y->op == OP_RESHAPE && a->g)
+			for (size_t j = 0; j < m; j++)
+				a->g[i * m + j] += gy[j];
 		else if (y->op == OP_CONCAT) {
 			node *b = N(y->b);
 			for (size_t j = 0; a->g && j < a->cols; j++)
@@ -888,7 +902,7 @@ sbi_ad_backward(sbi_tape *t, sbi_var loss)
 		case OP_LINEAR: back_linear(t, y); break;
 		case OP_MATMUL: back_matmul(t, y); break;
 		case OP_ADD: case OP_SUB: case OP_MUL: back_binary(t, y); break;
-		case OP_COLS: case OP_CONCAT: case OP_PERMUTE: back_shape(t, y); break;
+		case OP_COLS: case OP_CONCAT: case OP_PERMUTE: case OP_RESHAPE: back_shape(t, y); break;
 		case OP_SUMROWS: case OP_LSE: case OP_MEAN:
 			if (N(y->a)->g)
 				back_reduce(t, y);

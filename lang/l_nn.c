@@ -7,6 +7,7 @@
 
 #include "lsbi.h"
 #include "sbi/alloc.h"
+#include "sbi/classifier.h"
 #include "sbi/flow.h"
 #include "sbi/mcmc.h"
 #include "sbi/progress.h"
@@ -14,6 +15,7 @@
 #include "sbi/train.h"
 
 #define SBI_MT_FLOW "sbi.Flow"
+#define SBI_MT_CLASSIFIER "sbi.Classifier"
 
 typedef struct l_flow {
 	sbi_flow *f;
@@ -135,6 +137,23 @@ push_report(lua_State *L, const sbi_train_report *rep)
 	lua_setfield(L, -2, "losses");
 }
 
+/* Training options common to every estimator. */
+static void
+read_train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed)
+{
+	sbi_train_opts_default(o);
+	o->batch = (size_t)opt_int(L, spec, "batch_size", 200, 1);
+	o->max_epochs = (size_t)opt_int(L, spec, "max_epochs", 2000, 1);
+	o->patience = (size_t)opt_int(L, spec, "patience", 20, 0);
+	o->lr = opt_num(L, spec, "learning_rate", 5e-4);
+	o->val_fraction = opt_num(L, spec, "validation_fraction", 0.1);
+	o->clip = opt_num(L, spec, "clip", 5.0);
+	o->seed = seed;
+	o->label = opt_str(L, spec, "label", "train");
+	sbi_runctx *ctx = sbi__runctx(L);
+	o->quiet = ctx ? ctx->quiet : 0;
+}
+
 /* core.flow_train(spec) -> model blob (string), report */
 static int
 l_flow_train(lua_State *L)
@@ -153,17 +172,7 @@ l_flow_train(lua_State *L)
 		.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0),
 	};
 	sbi_train_opts o;
-	sbi_train_opts_default(&o);
-	o.batch = (size_t)opt_int(L, 1, "batch_size", 200, 1);
-	o.max_epochs = (size_t)opt_int(L, 1, "max_epochs", 2000, 1);
-	o.patience = (size_t)opt_int(L, 1, "patience", 20, 0);
-	o.lr = opt_num(L, 1, "learning_rate", 5e-4);
-	o.val_fraction = opt_num(L, 1, "validation_fraction", 0.1);
-	o.clip = opt_num(L, 1, "clip", 5.0);
-	o.seed = cfg.seed;
-	o.label = opt_str(L, 1, "label", "train");
-	sbi_runctx *ctx = sbi__runctx(L);
-	o.quiet = ctx ? ctx->quiet : 0;
+	read_train_opts(L, 1, &o, cfg.seed);
 	if (c && c->nrow != y->nrow)
 		return luaL_error(L, "y has %d rows but context has %d", (int)y->nrow, (int)c->nrow);
 	set_threads(L);
@@ -311,12 +320,157 @@ l_flow_gc(lua_State *L)
 	return 0;
 }
 
+/* ---- ratio classifiers ---- */
+
+typedef struct clsf_fit {
+	sbi_classifier *c;
+	float *ts, *xs, *tb, *xb, *scratch;
+	size_t dt, dx, atoms;
+} clsf_fit;
+
+static sbi_var
+clsf_loss(void *ud, sbi_tape *t, const size_t *idx, size_t n)
+{
+	clsf_fit *F = ud;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(F->tb + i * F->dt, F->ts + idx[i] * F->dt, F->dt * sizeof(float));
+		memcpy(F->xb + i * F->dx, F->xs + idx[i] * F->dx, F->dx * sizeof(float));
+	}
+	return sbi_classifier_loss(F->c, t, F->tb, F->xb, n, F->atoms, F->scratch);
+}
+
+/* core.classifier_train(spec) -> model blob, report */
+static int
+l_classifier_train(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	sbi_mat *th = opt_mat(L, 1, "theta", 1), *x = opt_mat(L, 1, "x", 1);
+	if (th->nrow != x->nrow)
+		return luaL_error(L, "theta has %d rows but x has %d", (int)th->nrow, (int)x->nrow);
+	sbi_classifier_config cfg = { .dtheta = th->ncol, .dx = x->ncol,
+		.hidden = (size_t)opt_int(L, 1, "hidden", 50, 1), .layers = (size_t)opt_int(L, 1, "layers", 2, 0),
+		.act = activation(L, opt_str(L, 1, "activation", "relu")), .seed = (uint64_t)opt_int(L, 1, "seed", 1, 0) };
+	lua_getfield(L, 1, "residual");
+	cfg.residual = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	size_t atoms = (size_t)opt_int(L, 1, "atoms", 10, 0);
+	sbi_train_opts o;
+	read_train_opts(L, 1, &o, cfg.seed);
+	set_threads(L);
+	sbi_err err = { 0 };
+	sbi_classifier *c = sbi_classifier_alloc(&cfg, &err);
+	size_t n = th->nrow, B = o.batch, K = atoms > 1 ? atoms : 1;
+	clsf_fit F = { c, sbi_malloc(n * cfg.dtheta * sizeof(float)), sbi_malloc(n * cfg.dx * sizeof(float)),
+		sbi_malloc(B * cfg.dtheta * sizeof(float)), sbi_malloc(B * cfg.dx * sizeof(float)),
+		sbi_malloc(B * K * (cfg.dtheta + cfg.dx) * sizeof(float)), cfg.dtheta, cfg.dx, atoms };
+	sbi_train_report rep = { 0 };
+	unsigned char *blob = NULL;
+	size_t len = 0;
+	int rc = c ? SBI_OK : err.code;
+	if (rc == SBI_OK && (!F.ts || !F.xs || !F.tb || !F.xb || !F.scratch))
+		rc = sbi_err_set(&err, SBI_ENOMEM, "out of memory for training data");
+	if (rc == SBI_OK) {
+		sbi_classifier_set_standardization(c, th->data, x->data, n);
+		sbi_classifier_standardize(c, th->data, x->data, n, F.ts, F.xs);
+		size_t np;
+		sbi_param **ps = sbi_classifier_params(c, &np);
+		sbi_trainable m = { ps, np, clsf_loss, &F };
+		rc = sbi_train(&m, n, &o, &rep, &err);
+	}
+	if (rc == SBI_OK)
+		rc = sbi_classifier_save(c, &blob, &len, &err);
+	sbi_free(F.ts), sbi_free(F.xs), sbi_free(F.tb), sbi_free(F.xb), sbi_free(F.scratch);
+	sbi_classifier_free(c);
+	if (rc != SBI_OK) {
+		sbi_train_report_free(&rep);
+		return luaL_error(L, "%s", err.msg);
+	}
+	lua_pushlstring(L, (const char *)blob, len);
+	sbi_free(blob);
+	push_report(L, &rep);
+	sbi_train_report_free(&rep);
+	return 2;
+}
+
+typedef struct l_classifier {
+	sbi_classifier *c;
+	sbi_tape *t;
+} l_classifier;
+
+static l_classifier *
+check_classifier(lua_State *L, int idx)
+{
+	l_classifier *lc = luaL_checkudata(L, idx, SBI_MT_CLASSIFIER);
+	if (lc->c == NULL)
+		luaL_argerror(L, idx, "released classifier");
+	return lc;
+}
+
+/* core.classifier_load(blob) -> Classifier */
+static int
+l_classifier_load(lua_State *L)
+{
+	size_t len;
+	const char *blob = luaL_checklstring(L, 1, &len);
+	l_classifier *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+	lc->c = NULL;
+	lc->t = NULL;
+	luaL_setmetatable(L, SBI_MT_CLASSIFIER);
+	sbi_err err = { 0 };
+	if ((lc->c = sbi_classifier_load((const unsigned char *)blob, len, &err)) == NULL)
+		return luaL_error(L, "cannot load the trained model: %s", err.msg);
+	if ((lc->t = sbi_tape_alloc()) == NULL)
+		return luaL_error(L, "out of memory");
+	return 1;
+}
+
+/* classifier:log_ratio(theta Mat, x row) -> Mat (n x 1) */
+static int
+l_classifier_log_ratio(lua_State *L)
+{
+	l_classifier *lc = check_classifier(L, 1);
+	const sbi_classifier_config *cfg = sbi_classifier_config_of(lc->c);
+	sbi_mat *th = sbi__check_mat(L, 2)->m;
+	double *x = row_arg(L, 3, cfg->dx, "x");
+	if (th->ncol != cfg->dtheta)
+		return luaL_error(L, "log_ratio: theta needs %d columns", (int)cfg->dtheta);
+	sbi_mat *out = sbi_mat_alloc(th->nrow, 1);
+	sbi__push_mat(L, out);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_err err = { 0 };
+	if (sbi_classifier_log_ratio(lc->c, lc->t, th->data, x, th->nrow, out->data, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	return 1;
+}
+
+static int
+l_classifier_dims(lua_State *L)
+{
+	const sbi_classifier_config *cfg = sbi_classifier_config_of(check_classifier(L, 1)->c);
+	lua_pushinteger(L, (lua_Integer)cfg->dtheta);
+	lua_pushinteger(L, (lua_Integer)cfg->dx);
+	return 2;
+}
+
+static int
+l_classifier_gc(lua_State *L)
+{
+	l_classifier *lc = luaL_checkudata(L, 1, SBI_MT_CLASSIFIER);
+	sbi_classifier_free(lc->c);
+	sbi_tape_free(lc->t);
+	lc->c = NULL;
+	lc->t = NULL;
+	return 0;
+}
+
 /* ---- MCMC ---- */
 
 typedef struct target {
 	lua_State *L;
 	sbi_prior *prior;
 	l_flow *flow;       /* NLE: log q(x_obs | theta) */
+	l_classifier *clsf; /* NRE: log r(theta, x_obs) */
 	const double *xobs;
 	int npe;            /* the flow is q(theta | x_obs): no prior term, support only */
 	int fn;             /* stack index of a Lua log-likelihood, or 0 */
@@ -331,6 +485,16 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 	target *tg = ud;
 	for (size_t i = 0; i < n; i++)
 		out[i] = sbi_prior_log_density(tg->prior, theta + i * d);
+	if (tg->clsf) {
+		sbi_err err = { 0 };
+		if (sbi_classifier_log_ratio(tg->clsf->c, tg->clsf->t, theta, tg->xobs, n, tg->lp, &err) != SBI_OK) {
+			memcpy(tg->msg, err.msg, sizeof err.msg);
+			return SBI_ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++)
+			out[i] += tg->lp[i];
+		return SBI_OK;
+	}
 	if (tg->flow) {
 		sbi_err err = { 0 };
 		int rc = tg->npe ? sbi_flow_log_prob(tg->flow->f, tg->flow->t, theta, 0, tg->xobs, 1, n, tg->lp, &err)
@@ -445,9 +609,16 @@ l_mcmc(lua_State *L)
 			return luaL_error(L, "the estimator has %d parameters, the prior has %d", (int)dtheta, (int)r.d);
 		lua_getfield(L, 1, "x");
 		tg.xobs = row_arg(L, lua_gettop(L), dx, "the observation");
+	} else if (lua_getfield(L, 1, "classifier") != LUA_TNIL) {
+		tg.clsf = check_classifier(L, -1);
+		const sbi_classifier_config *cfg = sbi_classifier_config_of(tg.clsf->c);
+		if (cfg->dtheta != r.d)
+			return luaL_error(L, "the ratio estimator has %d parameters, the prior has %d", (int)cfg->dtheta, (int)r.d);
+		lua_getfield(L, 1, "x");
+		tg.xobs = row_arg(L, lua_gettop(L), cfg->dx, "the observation");
 	} else {
 		lua_getfield(L, 1, "loglik");
-		luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec needs 'flow' or a 'loglik' function");
+		luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec needs 'flow', 'classifier' or a 'loglik' function");
 		tg.fn = lua_gettop(L);
 	}
 	tg.lp = scratch(L, r.chains > r.ncand ? r.chains : (r.ncand > 1000 ? r.ncand : 1000));
@@ -495,6 +666,10 @@ l_mcmc(lua_State *L)
 	return 2;
 }
 
+static const luaL_Reg classifier_methods[] = {
+	{ "log_ratio", l_classifier_log_ratio }, { "dims", l_classifier_dims }, { NULL, NULL },
+};
+
 static const luaL_Reg flow_methods[] = {
 	{ "sample", l_flow_sample }, { "log_prob", l_flow_log_prob }, { "dims", l_flow_dims }, { NULL, NULL },
 };
@@ -514,4 +689,14 @@ sbi__open_nn(lua_State *L)
 	lua_setfield(L, -2, "flow_load");
 	lua_pushcfunction(L, l_mcmc);
 	lua_setfield(L, -2, "mcmc");
+	luaL_newmetatable(L, SBI_MT_CLASSIFIER);
+	lua_pushcfunction(L, l_classifier_gc);
+	lua_setfield(L, -2, "__gc");
+	luaL_newlib(L, classifier_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	lua_pushcfunction(L, l_classifier_train);
+	lua_setfield(L, -2, "classifier_train");
+	lua_pushcfunction(L, l_classifier_load);
+	lua_setfield(L, -2, "classifier_load");
 }

@@ -21,6 +21,7 @@ local sbi = {
   observation = observation.observation,
   npe = neural.npe,
   nle = neural.nle,
+  nre = neural.nre,
   likelihood = neural.likelihood,
   is_node = graph.is_node,
   _nodes = graph.nodes,

@@ -186,6 +186,62 @@ function M.nle(opts)
   return node
 end
 
+local classifier_spec = {
+  hidden = { check.integer(1) },
+  layers = { check.integer(0) },
+  residual = { check.boolean() },
+  activation = { check.one_of("tanh", "relu", "elu", "silu") },
+  loss = { check.one_of("binary", "contrastive") },
+  atoms = { check.integer(2) },
+  batch_size = { check.integer(1) },
+  learning_rate = { check.positive() },
+  validation_fraction = { check.fraction() },
+  patience = { check.integer(0) },
+  max_epochs = { check.integer(1) },
+  clip = { check.number() },
+}
+
+-- sbi.nre{ sims =, observation =, loss = "contrastive" (NRE-B, default) | "binary" (NRE-A),
+--          atoms = 10, ...classifier, training and MCMC options... }
+function M.nre(opts)
+  check.options("sbi.nre", opts, merge({
+    sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
+    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+  }, classifier_spec, sampling_spec, mcmc_spec))
+  check_inputs("sbi.nre", opts)
+  if opts.loss == "binary" and opts.atoms then
+    error("sbi.nre: 'atoms' only applies to loss = \"contrastive\"", 2)
+  end
+  local where = graph.where(2)
+  local sims, prior = opts.sims, opts.sims.prior
+  local key = pick(opts, classifier_spec)
+  key.seed = integer_seed(opts)
+  key.loss = opts.loss or "contrastive"
+  key.atoms = key.loss == "binary" and 0 or math.tointeger(opts.atoms or 10)
+  local train = graph.node("nre.train", where, key, { sims }, function(node, inp)
+    local s = inp[1]
+    local model, report = core.classifier_train {
+      theta = s.theta, x = s.x, hidden = key.hidden, layers = key.layers, residual = key.residual,
+      activation = key.activation, atoms = key.atoms, batch_size = key.batch_size,
+      learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
+      max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = node.label,
+    }
+    io.stderr:write(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
+                                  report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
+    return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
+             best_val_loss = report.best_val_loss, train_seconds = report.seconds, names = s.names }
+  end)
+  local node = mcmc_node("nre.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NRE",
+    function(node, inp)
+      local c = core.classifier_load(inp[1].model)
+      local _, dx = c:dims()
+      check_observation(node.label, inp[2], dx)
+      return { classifier = c, x = inp[2].x }
+    end)
+  node.estimator, node.prior = train, prior
+  return node
+end
+
 -- sbi.likelihood{ prior =, observation =, loglik = function(theta, x) ... end, ...MCMC options... }
 -- The exact log-likelihood, written in the recipe, sampled with the engine's MCMC.
 function M.likelihood(opts)

@@ -113,6 +113,7 @@ static sbi_var b_cols(sbi_tape *t, sbi_var *in) { return sbi_ad_cols(t, in[0], 1
 static sbi_var b_concat(sbi_tape *t, sbi_var *in) { return sbi_ad_concat(t, in[0], in[1]); }
 static const int perm3[3] = { 2, 0, 1 };
 static sbi_var b_permute(sbi_tape *t, sbi_var *in) { return sbi_ad_permute_cols(t, in[0], perm3); }
+static sbi_var b_reshape(sbi_tape *t, sbi_var *in) { return sbi_ad_logsumexp_rows(t, sbi_ad_reshape(t, in[0], 6, 2)); }
 static sbi_var b_sumrows(sbi_tape *t, sbi_var *in) { return sbi_ad_sum_rows(t, in[0]); }
 static sbi_var b_lse(sbi_tape *t, sbi_var *in) { return sbi_ad_logsumexp_rows(t, in[0]); }
 static sbi_var b_rqs_y(sbi_tape *t, sbi_var *in)
@@ -195,6 +196,7 @@ TEST(ad_grad_shape_and_reductions)
 	GRAD_OK(b_cols, p, 1, 2e-2);
 	GRAD_OK(b_concat, p, 2, 2e-2);
 	GRAD_OK(b_permute, p, 1, 2e-2);
+	GRAD_OK(b_reshape, p, 1, 2e-2);
 	GRAD_OK(b_sumrows, p, 1, 2e-2);
 	GRAD_OK(b_lse, p, 1, 2e-2);
 	free_params(p, 2);

@@ -103,8 +103,12 @@ bimodal_logp(const double *y)
 typedef void (*gen_fn)(gsl_rng *r, size_t n, double *y);
 typedef double (*logp_fn)(const double *y);
 
+/* tol: on the held-out mean log density; mtol: on sample means (for the
+ * bimodal target the mean of y1 moves by 3 x the error in the modes'
+ * weights, which the log-likelihood check already bounds). */
 static void
-check_fit(int kind, gen_fn gen, logp_fn logp, double tol, double m1_true, double m2_true, double v1_true)
+check_fit(int kind, gen_fn gen, logp_fn logp, double tol, double mtol, double m1_true, double m2_true,
+    double v1_true)
 {
 	enum { N = 6000, M = 4000 };
 	gsl_rng *r = sbi_rng_alloc();
@@ -131,7 +135,7 @@ check_fit(int kind, gen_fn gen, logp_fn logp, double tol, double m1_true, double
 		m1 += s[2 * i] / 20000, m2 += s[2 * i + 1] / 20000;
 	for (size_t i = 0; i < 20000; i++)
 		v1 += (s[2 * i] - m1) * (s[2 * i] - m1) / 20000;
-	CHECK_NEAR(m1, m1_true, 0.06);
+	CHECK_NEAR(m1, m1_true, mtol);
 	CHECK_NEAR(m2, m2_true, 0.06);
 	CHECK_NEAR(v1, v1_true, 0.1);
 	sbi_train_report_free(&rep);
@@ -145,13 +149,13 @@ check_fit(int kind, gen_fn gen, logp_fn logp, double tol, double m1_true, double
  * E[y1^2]/2 = 0.5, var(y1) = 1. */
 TEST(flow_maf_fits_banana_log_likelihood)
 {
-	check_fit(SBI_FLOW_MAF, banana, banana_logp, 0.05, 0.0, 0.5, 1.0);
+	check_fit(SBI_FLOW_MAF, banana, banana_logp, 0.05, 0.06, 0.0, 0.5, 1.0);
 }
 
 /* Bimodal: E[y1] = 0, var(y1) = 1.5^2 + 0.3^2 = 2.34, E[y2] = E[sin(2 y1)] = 0. */
 TEST(flow_nsf_fits_bimodal_log_likelihood)
 {
-	check_fit(SBI_FLOW_NSF, bimodal, bimodal_logp, 0.05, 0.0, 0.0, 2.34);
+	check_fit(SBI_FLOW_NSF, bimodal, bimodal_logp, 0.05, 0.12, 0.0, 0.0, 2.34);
 }
 
 TEST(flow_conditional_gaussian)

@@ -76,6 +76,9 @@ sbi_var sbi_ad_concat(sbi_tape *t, sbi_var a, sbi_var b);
  * outlive the tape pass). */
 sbi_var sbi_ad_permute_cols(sbi_tape *t, sbi_var a, const int *perm);
 
+/* The same values read as rows x cols (rows * cols must be unchanged). */
+sbi_var sbi_ad_reshape(sbi_tape *t, sbi_var a, size_t rows, size_t cols);
+
 /* Reductions: per-row sum and log-sum-exp (n x 1), mean of everything (1 x 1). */
 sbi_var sbi_ad_sum_rows(sbi_tape *t, sbi_var a);
 sbi_var sbi_ad_logsumexp_rows(sbi_tape *t, sbi_var a);

@@ -1,0 +1,326 @@
+/* Ratio classifiers (see classifier.h).
+ *
+ * Model blob format (version 1, little-endian), then a BLAKE2b trailer:
+ *   "SBICLSF\0", u32 version, u64 dtheta, u64 dx, u64 hidden, u64 layers,
+ *   u32 residual, u32 act, u64 seed,
+ *   f64 theta_mean[dtheta], f64 theta_std[dtheta], f64 x_mean[dx], f64 x_std[dx],
+ *   u64 nparams, then per parameter: u64 rows, u64 cols, f32 values. */
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <string.h>
+
+#include "sbi/alloc.h"
+#include "sbi/blob.h"
+#include "sbi/classifier.h"
+#include "sbi/flow.h"
+#include "sbi/rng.h"
+
+#define CLSF_MAGIC "SBICLSF"
+#define CLSF_VERSION 1
+
+struct sbi_classifier {
+	sbi_classifier_config cfg;
+	sbi_param **params; /* w_in, b_in, (w, b) x layers, w_out, b_out (owned) */
+	size_t nparams;
+	double *t_mean, *t_std, *x_mean, *x_std;
+};
+
+void
+sbi_classifier_free(sbi_classifier *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nparams; i++)
+		sbi_param_free(c->params[i]);
+	sbi_free(c->params);
+	sbi_free(c->t_mean);
+	sbi_free(c->t_std);
+	sbi_free(c->x_mean);
+	sbi_free(c->x_std);
+	sbi_free(c);
+}
+
+static sbi_classifier *
+classifier_new(const sbi_classifier_config *cfg, sbi_err *err)
+{
+	if (cfg->dtheta < 1 || cfg->dx < 1 || cfg->hidden < 1 || cfg->hidden > 4096 || cfg->layers > 16 ||
+	    cfg->act < SBI_ACT_TANH || cfg->act > SBI_ACT_SILU) {
+		sbi_err_set(err, SBI_EINVAL, "classifier: bad configuration");
+		return NULL;
+	}
+	sbi_classifier *c = sbi_calloc(1, sizeof *c);
+	if (c == NULL) {
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->cfg = *cfg;
+	size_t H = cfg->hidden, L = cfg->layers, n = 2 * L + 4;
+	c->params = sbi_calloc(n, sizeof *c->params);
+	c->t_mean = sbi_calloc(cfg->dtheta, sizeof(double));
+	c->t_std = sbi_calloc(cfg->dtheta, sizeof(double));
+	c->x_mean = sbi_calloc(cfg->dx, sizeof(double));
+	c->x_std = sbi_calloc(cfg->dx, sizeof(double));
+	int bad = !c->params || !c->t_mean || !c->t_std || !c->x_mean || !c->x_std;
+	size_t shapes[64][2];
+	size_t k = 0;
+	shapes[k][0] = cfg->dtheta + cfg->dx, shapes[k++][1] = H;
+	shapes[k][0] = 1, shapes[k++][1] = H;
+	for (size_t l = 0; l < L; l++) {
+		shapes[k][0] = H, shapes[k++][1] = H;
+		shapes[k][0] = 1, shapes[k++][1] = H;
+	}
+	shapes[k][0] = H, shapes[k++][1] = 1;
+	shapes[k][0] = 1, shapes[k++][1] = 1;
+	for (size_t i = 0; !bad && i < n; i++) {
+		c->params[i] = sbi_param_alloc(shapes[i][0], shapes[i][1]);
+		bad = c->params[i] == NULL;
+		c->nparams = i + 1;
+	}
+	if (bad) {
+		sbi_classifier_free(c);
+		sbi_err_set(err, SBI_ENOMEM, "out of memory for a classifier");
+		return NULL;
+	}
+	for (size_t j = 0; j < cfg->dtheta; j++)
+		c->t_std[j] = 1;
+	for (size_t j = 0; j < cfg->dx; j++)
+		c->x_std[j] = 1;
+	return c;
+}
+
+sbi_classifier *
+sbi_classifier_alloc(const sbi_classifier_config *cfg, sbi_err *err)
+{
+	sbi_classifier *c = classifier_new(cfg, err);
+	if (c == NULL)
+		return NULL;
+	gsl_rng *r = sbi_rng_alloc();
+	if (r == NULL) {
+		sbi_classifier_free(c);
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
+	sbi_rng_set_stream(r, cfg->seed, SBI_STREAM_METHOD, 0x636c7366 /* "clsf" */);
+	/* PyTorch's default initialization: U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+	for (size_t i = 0; i < c->nparams; i++) {
+		sbi_param *p = c->params[i];
+		size_t fan_in = p->rows == 1 ? c->params[i - 1]->rows : p->rows;
+		double b = 1.0 / sqrt((double)fan_in);
+		for (size_t e = 0; e < p->rows * p->cols; e++)
+			p->w[e] = (float)gsl_ran_flat(r, -b, b);
+	}
+	gsl_rng_free(r);
+	return c;
+}
+
+const sbi_classifier_config *
+sbi_classifier_config_of(const sbi_classifier *c)
+{
+	return &c->cfg;
+}
+
+sbi_param **
+sbi_classifier_params(sbi_classifier *c, size_t *n)
+{
+	*n = c->nparams;
+	return c->params;
+}
+
+static void
+stats(const double *v, size_t n, size_t d, double *mean, double *std)
+{
+	for (size_t j = 0; j < d; j++) {
+		double s = 0, ss = 0;
+		for (size_t i = 0; i < n; i++)
+			s += v[i * d + j];
+		double m = n ? s / (double)n : 0;
+		for (size_t i = 0; i < n; i++)
+			ss += (v[i * d + j] - m) * (v[i * d + j] - m);
+		double sd = n > 1 ? sqrt(ss / (double)(n - 1)) : 1;
+		mean[j] = m;
+		std[j] = sd > 1e-14 && isfinite(sd) ? sd : 1;
+	}
+}
+
+void
+sbi_classifier_set_standardization(sbi_classifier *c, const double *theta, const double *x, size_t n)
+{
+	stats(theta, n, c->cfg.dtheta, c->t_mean, c->t_std);
+	stats(x, n, c->cfg.dx, c->x_mean, c->x_std);
+}
+
+void
+sbi_classifier_standardize(const sbi_classifier *c, const double *theta, const double *x, size_t n,
+    float *ts, float *xs)
+{
+	size_t dt = c->cfg.dtheta, dx = c->cfg.dx;
+	for (size_t i = 0; theta && i < n; i++)
+		for (size_t j = 0; j < dt; j++)
+			ts[i * dt + j] = (float)((theta[i * dt + j] - c->t_mean[j]) / c->t_std[j]);
+	for (size_t i = 0; x && i < n; i++)
+		for (size_t j = 0; j < dx; j++)
+			xs[i * dx + j] = (float)((x[i * dx + j] - c->x_mean[j]) / c->x_std[j]);
+}
+
+static sbi_var
+act(sbi_tape *t, int a, sbi_var h)
+{
+	switch (a) {
+	case SBI_ACT_TANH: return sbi_ad_tanh(t, h);
+	case SBI_ACT_ELU: return sbi_ad_elu(t, h);
+	case SBI_ACT_SILU: return sbi_ad_silu(t, h);
+	}
+	return sbi_ad_relu(t, h);
+}
+
+sbi_var
+sbi_classifier_logits_std(sbi_classifier *c, sbi_tape *t, sbi_var ts, sbi_var xs)
+{
+	sbi_param **p = c->params;
+	sbi_var in = sbi_ad_concat(t, ts, xs);
+	sbi_var h = act(t, c->cfg.act, sbi_ad_linear(t, in, sbi_ad_param(t, p[0]), sbi_ad_param(t, p[1])));
+	for (size_t l = 0; l < c->cfg.layers; l++) {
+		sbi_var u = act(t, c->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, p[2 + 2 * l]),
+		    sbi_ad_param(t, p[3 + 2 * l])));
+		h = c->cfg.residual ? sbi_ad_add(t, h, u) : u;
+	}
+	size_t L = c->cfg.layers;
+	return sbi_ad_linear(t, h, sbi_ad_param(t, p[2 + 2 * L]), sbi_ad_param(t, p[3 + 2 * L]));
+}
+
+sbi_var
+sbi_classifier_loss(sbi_classifier *c, sbi_tape *t, const float *ts, const float *xs, size_t n,
+    size_t atoms, float *scratch)
+{
+	size_t dt = c->cfg.dtheta, dx = c->cfg.dx;
+	if (atoms <= 1) {
+		/* Joint pairs and shifted (independent) pairs. */
+		for (size_t i = 0; i < n; i++)
+			memcpy(scratch + i * dt, ts + ((i + 1) % n) * dt, dt * sizeof(float));
+		sbi_var x = sbi_ad_const(t, xs, n, dx);
+		sbi_var lj = sbi_classifier_logits_std(c, t, sbi_ad_const(t, ts, n, dt), x);
+		sbi_var lm = sbi_classifier_logits_std(c, t, sbi_ad_const(t, scratch, n, dt), x);
+		sbi_var s = sbi_ad_add(t, sbi_ad_mean(t, sbi_ad_log_sigmoid(t, lj)),
+		    sbi_ad_mean(t, sbi_ad_log_sigmoid(t, sbi_ad_scale(t, lm, -1.0f))));
+		return sbi_ad_scale(t, s, -1.0f);
+	}
+	/* Contrastive: row (i, k) pairs x_i with theta_{(i + k) mod n}; k = 0 is true. */
+	size_t K = atoms < n ? atoms : n;
+	float *tk = scratch, *xk = scratch + n * K * dt;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < K; k++) {
+			memcpy(tk + (i * K + k) * dt, ts + ((i + k) % n) * dt, dt * sizeof(float));
+			memcpy(xk + (i * K + k) * dx, xs + i * dx, dx * sizeof(float));
+		}
+	sbi_var l = sbi_classifier_logits_std(c, t, sbi_ad_const(t, tk, n * K, dt), sbi_ad_const(t, xk, n * K, dx));
+	sbi_var lk = sbi_ad_reshape(t, l, n, K);
+	sbi_var diff = sbi_ad_sub(t, sbi_ad_logsumexp_rows(t, lk), sbi_ad_cols(t, lk, 0, 1));
+	return sbi_ad_mean(t, diff);
+}
+
+int
+sbi_classifier_log_ratio(sbi_classifier *c, sbi_tape *t, const double *theta, const double *x, size_t n,
+    double *out, sbi_err *err)
+{
+	size_t dt = c->cfg.dtheta, dx = c->cfg.dx;
+	float *ts = sbi_malloc((n ? n : 1) * dt * sizeof(float)), *xs = sbi_malloc((n ? n : 1) * dx * sizeof(float));
+	if (ts == NULL || xs == NULL) {
+		sbi_free(ts);
+		sbi_free(xs);
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	}
+	sbi_classifier_standardize(c, theta, x, n ? 1 : 0, ts, xs);
+	sbi_classifier_standardize(c, theta, NULL, n, ts, NULL);
+	for (size_t i = 1; i < n; i++)
+		memcpy(xs + i * dx, xs, dx * sizeof(float));
+	sbi_tape_reset(t);
+	sbi_var l = sbi_classifier_logits_std(c, t, sbi_ad_const(t, ts, n, dt), sbi_ad_const(t, xs, n, dx));
+	int rc = SBI_OK;
+	if (sbi_tape_failed(t))
+		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory evaluating a classifier");
+	else
+		for (size_t i = 0; i < n; i++)
+			out[i] = sbi_ad_value(t, l)[i];
+	sbi_free(ts);
+	sbi_free(xs);
+	return rc;
+}
+
+int
+sbi_classifier_save(const sbi_classifier *c, unsigned char **buf, size_t *len, sbi_err *err)
+{
+	sbi_blobw w = { 0 };
+	const sbi_classifier_config *g = &c->cfg;
+	sbi_blobw_bytes(&w, CLSF_MAGIC, 8);
+	sbi_blobw_u32(&w, CLSF_VERSION);
+	sbi_blobw_u64(&w, g->dtheta);
+	sbi_blobw_u64(&w, g->dx);
+	sbi_blobw_u64(&w, g->hidden);
+	sbi_blobw_u64(&w, g->layers);
+	sbi_blobw_u32(&w, (uint32_t)g->residual);
+	sbi_blobw_u32(&w, (uint32_t)g->act);
+	sbi_blobw_u64(&w, g->seed);
+	sbi_blobw_bytes(&w, c->t_mean, g->dtheta * sizeof(double));
+	sbi_blobw_bytes(&w, c->t_std, g->dtheta * sizeof(double));
+	sbi_blobw_bytes(&w, c->x_mean, g->dx * sizeof(double));
+	sbi_blobw_bytes(&w, c->x_std, g->dx * sizeof(double));
+	sbi_blobw_u64(&w, c->nparams);
+	for (size_t i = 0; i < c->nparams; i++) {
+		sbi_blobw_u64(&w, c->params[i]->rows);
+		sbi_blobw_u64(&w, c->params[i]->cols);
+		sbi_blobw_f32s(&w, c->params[i]->w, c->params[i]->rows * c->params[i]->cols);
+	}
+	if (sbi_blobw_finish(&w) != 0)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory saving a classifier");
+	*buf = w.p;
+	*len = w.n;
+	return SBI_OK;
+}
+
+sbi_classifier *
+sbi_classifier_load(const unsigned char *buf, size_t len, sbi_err *err)
+{
+	sbi_blobr r = { buf, len, 0, 0 };
+	if (sbi_blobr_verify(&r) != 0) {
+		sbi_err_set(err, SBI_ECORRUPT, "classifier model checksum mismatch");
+		return NULL;
+	}
+	char magic[8];
+	sbi_blobr_bytes(&r, magic, 8);
+	if (memcmp(magic, CLSF_MAGIC, 8) != 0 || sbi_blobr_u32(&r) != CLSF_VERSION) {
+		sbi_err_set(err, SBI_ECORRUPT, "not a version %d classifier model", CLSF_VERSION);
+		return NULL;
+	}
+	sbi_classifier_config g;
+	g.dtheta = sbi_blobr_u64(&r);
+	g.dx = sbi_blobr_u64(&r);
+	g.hidden = sbi_blobr_u64(&r);
+	g.layers = sbi_blobr_u64(&r);
+	g.residual = (int)sbi_blobr_u32(&r);
+	g.act = (int)sbi_blobr_u32(&r);
+	g.seed = sbi_blobr_u64(&r);
+	if (r.bad || g.dtheta > 4096 || g.dx > (1u << 20)) {
+		sbi_err_set(err, SBI_ECORRUPT, "classifier model: bad header");
+		return NULL;
+	}
+	sbi_classifier *c = classifier_new(&g, err);
+	if (c == NULL)
+		return NULL;
+	sbi_blobr_bytes(&r, c->t_mean, g.dtheta * sizeof(double));
+	sbi_blobr_bytes(&r, c->t_std, g.dtheta * sizeof(double));
+	sbi_blobr_bytes(&r, c->x_mean, g.dx * sizeof(double));
+	sbi_blobr_bytes(&r, c->x_std, g.dx * sizeof(double));
+	int bad = sbi_blobr_u64(&r) != c->nparams;
+	for (size_t i = 0; !bad && i < c->nparams; i++) {
+		sbi_param *p = c->params[i];
+		bad = sbi_blobr_u64(&r) != p->rows || sbi_blobr_u64(&r) != p->cols;
+		if (!bad)
+			sbi_blobr_f32s(&r, p->w, p->rows * p->cols);
+	}
+	if (bad || r.bad || r.off != r.n) {
+		sbi_classifier_free(c);
+		sbi_err_set(err, SBI_ECORRUPT, "classifier model truncated or malformed");
+		return NULL;
+	}
+	return c;
+}

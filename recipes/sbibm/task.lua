@@ -1,0 +1,72 @@
+-- Shared driver of the sbibm recipes: every task recipe declares its prior
+-- and simulator and calls task.run{...}; this module reads the common
+-- parameters and declares the simulations and the chosen method.
+--
+-- Parameters (--set NAME=VALUE), the same for every task:
+--   observation  1..10: sbibm's observation N, read from ../shared/benchmarks/sbibm
+--                beside the repository; anything else: a CSV/.npy path (default 1)
+--   method       rejection_abc (default), npe, nle, nre
+--   simulations  simulation budget (default 100000 for rejection_abc, 10000 otherwise)
+--   seed         seed of simulations, training and sampling (default 1)
+--   num_samples  posterior samples written (default 10000)
+--   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
+--   density      npe/nle: maf (default) or nsf
+--   sampler      nle/nre: slice (default) or ensemble
+local sbi = require "sbi"
+
+local M = {}
+
+M.METHODS = { "rejection_abc", "npe", "nle", "nre" }
+
+local function is_method(m)
+  for _, v in ipairs(M.METHODS) do
+    if v == m then return true end
+  end
+  return false
+end
+
+-- The observation node: sbibm's obs<N> or a file.
+function M.observation(name)
+  local obs = sbi.param("observation", "1")
+  local n = tonumber(obs)
+  if n then
+    if n ~= math.floor(n) or n < 1 or n > 10 then
+      error(string.format("--set observation=%s: sbibm has observations 1..10 for %s; give 1..10 or the path "
+                          .. "of a data file", obs, name), 0)
+    end
+    obs = string.format("../../../shared/benchmarks/sbibm/%s/obs%d/observation.csv", name, math.tointeger(n))
+  end
+  return sbi.observation(obs)
+end
+
+-- task.run{ name =, prior =, simulator =, on_failure = "fail"|"drop" }
+function M.run(spec)
+  local method = sbi.param("method", "rejection_abc")
+  if not is_method(method) then
+    error(string.format("unknown --set method=%s (available: %s)", tostring(method), table.concat(M.METHODS, ", ")), 0)
+  end
+  local observation = M.observation(spec.name)
+  local n_sims = sbi.param("simulations", method == "rejection_abc" and 100000 or 10000)
+  local seed = sbi.param("seed", 1)
+  local num_samples = sbi.param("num_samples", 10000)
+  local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
+                              on_failure = spec.on_failure }
+  local posterior
+  if method == "rejection_abc" then
+    posterior = sbi.abc.rejection { sims = sims, observation = observation,
+      quantile = sbi.param("quantile", math.min(1, 100 / n_sims)), num_samples = num_samples, kde = true, seed = seed }
+  elseif method == "npe" then
+    posterior = sbi.npe { sims = sims, observation = observation, density = sbi.param("density", "maf"),
+                          num_samples = num_samples, seed = seed }
+  elseif method == "nle" then
+    posterior = sbi.nle { sims = sims, observation = observation, density = sbi.param("density", "maf"),
+                          sampler = sbi.param("sampler", "slice"), num_samples = num_samples, seed = seed }
+  else
+    posterior = sbi.nre { sims = sims, observation = observation, sampler = sbi.param("sampler", "slice"),
+                          num_samples = num_samples, seed = seed }
+  end
+  sbi.output { posterior_samples = posterior }
+  return posterior
+end
+
+return M
