@@ -150,7 +150,7 @@ run_epochs(loop *L, sbi_train_report *rep, sbi_err *err)
 	int oom = 0;
 	for (; epoch < L->o->max_epochs && since <= L->o->patience; epoch++) {
 		double tl = train_epoch(L, &oom);
-		double vl = oom ? NAN : eval_loss(L->m, L->t, L->order + L->ntrain, L->nval, 4096, &oom);
+		double vl = oom ? NAN : eval_loss(L->m, L->t, L->order + L->ntrain, L->nval, L->o->batch, &oom);
 		if (oom)
 			return sbi_err_set(err, SBI_ENOMEM, "%s: out of memory during training", L->o->label);
 		if (!isfinite(tl) || !isfinite(vl))

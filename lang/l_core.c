@@ -354,6 +354,7 @@ luaopen_sbi_core(lua_State *L)
 	sbi__open_prior(L);
 	sbi__open_hash(L);
 	sbi__open_nn(L);
+	sbi__open_ode(L);
 	lua_pushstring(L, SBI_VERSION);
 	lua_setfield(L, -2, "version");
 	return 1;

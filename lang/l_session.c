@@ -570,6 +570,62 @@ sbi_session_run(sbi_session *s)
 	return rc;
 }
 
+/* Marks in need[] every node an output depends on. */
+static void
+mark_needed(sbi_session *s, size_t id, unsigned char *need)
+{
+	if (need[id])
+		return;
+	need[id] = 1;
+	for (size_t i = 0; i < s->g->nodes[id].ninputs; i++)
+		mark_needed(s, s->g->nodes[id].inputs[i], need);
+}
+
+static int
+may_run_when_sampling(const char *kind)
+{
+	size_t n = strlen(kind);
+	return strcmp(kind, "observation") == 0 || (n > 7 && strcmp(kind + n - 7, ".sample") == 0);
+}
+
+int
+sbi_session_sample(sbi_session *s)
+{
+	sbi_err err = { 0 };
+	if ((s->cache = sbi_cache_open(s->cache_dir, &err)) == NULL) {
+		print_error(err.msg);
+		return 1;
+	}
+	unsigned char *need = sbi_calloc(s->g->nnodes ? s->g->nnodes : 1, 1);
+	if (need == NULL)
+		return 1;
+	lua_State *L = s->L;
+	push_sbi(L);
+	lua_getfield(L, -1, "_outputs");
+	for (lua_Integer i = 1; i <= luaL_len(L, -1); i++) {
+		lua_geti(L, -1, i);
+		lua_getfield(L, -1, "node");
+		lua_getfield(L, -1, "_id");
+		mark_needed(s, (size_t)lua_tointeger(L, -1) - 1, need);
+		lua_pop(L, 3);
+	}
+	lua_pop(L, 2);
+	int rc = 0;
+	for (size_t i = 0; i < s->g->nnodes && rc == 0; i++) {
+		sbi_node *n = &s->g->nodes[i];
+		if (need[i] && !may_run_when_sampling(n->kind) && !sbi_cache_has(s->cache, &n->key)) {
+			fprintf(stderr, "sbirun: error: %s is not trained or simulated yet (nothing cached for it); "
+			    "`sbirun sample` only draws from trained estimators: run `sbirun %s` first\n", n->label,
+			    s->o.recipe);
+			rc = 1;
+		}
+	}
+	sbi_free(need);
+	sbi_cache_close(s->cache);
+	s->cache = NULL;
+	return rc ? rc : sbi_session_run(s);
+}
+
 /* ---- graph and clean ---- */
 
 static void

@@ -65,6 +65,9 @@ int sbi__hash_value(lua_State *L, int idx, sbi_key *out);
 /* l_nn.c: flows, training and MCMC. */
 void sbi__open_nn(lua_State *L);
 
+/* l_ode.c: core.ode, ODE initial value problems for simulators. */
+void sbi__open_ode(lua_State *L);
+
 /* l_sim.c */
 int sbi__l_simulate(lua_State *L);
 

@@ -2,6 +2,7 @@
  *
  *   sbirun [run] RECIPE [options]     run the analysis
  *   sbirun graph RECIPE [--format text|dot]
+ *   sbirun sample RECIPE              draw from already trained estimators
  *   sbirun clean RECIPE
  *   sbirun lua SCRIPT [args...]       run a Lua script with the stdlib (tests, benchmarks)
  */
@@ -19,6 +20,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: sbirun [run] RECIPE [options]\n"
+	    "       sbirun sample RECIPE [--set observation=PATH] [options]\n"
 	    "       sbirun graph RECIPE [--format text|dot] [options]\n"
 	    "       sbirun clean RECIPE [options]\n"
 	    "       sbirun lua SCRIPT [args...]\n"
@@ -69,7 +71,7 @@ parse(int argc, char **argv, cli *c, const char **sets)
 	c->format = "text";
 	c->o.jobs = 1;
 	if (i < argc && (strcmp(argv[i], "run") == 0 || strcmp(argv[i], "graph") == 0 ||
-	    strcmp(argv[i], "clean") == 0))
+	    strcmp(argv[i], "clean") == 0 || strcmp(argv[i], "sample") == 0))
 		c->cmd = argv[i++];
 	for (; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -162,6 +164,8 @@ main(int argc, char **argv)
 			code = sbi_session_graph(s, c.format);
 		else if (strcmp(c.cmd, "clean") == 0)
 			code = sbi_session_clean(s);
+		else if (strcmp(c.cmd, "sample") == 0)
+			code = sbi_session_sample(s);
 		else
 			code = sbi_session_run(s);
 	}

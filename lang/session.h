@@ -24,6 +24,9 @@ void sbi_session_close(sbi_session *s); /* NULL is fine */
 
 /* The commands; each returns a process exit code. */
 int sbi_session_run(sbi_session *s);
+/* Like run, but only observation and sampling steps may run: everything
+ * else they need (the trained estimator) must already be cached. */
+int sbi_session_sample(sbi_session *s);
 int sbi_session_graph(sbi_session *s, const char *format);
 int sbi_session_clean(sbi_session *s);
 

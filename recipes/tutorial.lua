@@ -6,6 +6,12 @@
 -- Run:   sbirun recipes/tutorial.lua
 --        sbirun recipes/tutorial.lua --set simulations=200000 --set epsilon_quantile=0.001
 --        sbirun recipes/tutorial.lua --set observation=my_data.csv
+--        sbirun recipes/tutorial.lua --set method=npe        (or nle, nre)
+--        sbirun recipes/tutorial.lua --set method=likelihood (the exact Gaussian likelihood + MCMC)
+--
+-- The lecture's comparison: with method=likelihood the recipe writes down
+-- the model's log-likelihood and samples it with the engine's MCMC; the
+-- other methods only ever run the simulator.
 local sbi = require "sbi"
 
 local prior = sbi.prior.uniform {
@@ -48,22 +54,44 @@ else
   observation = sbi.observation { simulator = simulator, theta = { 0.5, 0.6, 0.2, -0.2, 0.1 }, seed = 2024 }
 end
 
-local sims = sbi.simulate {
-  prior = prior,
-  simulator = sbi.simulator { fn = simulator, dim = N },
-  n = sbi.param("simulations", 100000),
-  seed = sbi.param("seed", 1),
-}
-
 local method = sbi.param("method", "rejection_abc")
-if method ~= "rejection_abc" then
-  error("unknown --set method=" .. method .. " (available: rejection_abc)")
+local methods = { rejection_abc = true, npe = true, nle = true, nre = true, likelihood = true }
+if not methods[method] then
+  error("unknown --set method=" .. tostring(method) .. " (available: rejection_abc, npe, nle, nre, likelihood)", 0)
 end
 
-local posterior = sbi.abc.rejection {
-  sims = sims,
-  observation = observation,
-  quantile = sbi.param("epsilon_quantile", 0.01),
-}
+local num_samples = sbi.param("num_samples", 10000)
+local seed = sbi.param("seed", 1)
+local posterior
+if method == "likelihood" then
+  -- The exact likelihood: independent Gaussians around the model's mean.
+  posterior = sbi.likelihood {
+    prior = prior, observation = observation, num_samples = num_samples, seed = seed,
+    loglik = function(theta, y)
+      local mu, ll = mean_function(theta), 0
+      for i = 1, N do
+        local r = (y[i] - mu[i]) / sigma[i]
+        ll = ll - 0.5 * r * r
+      end
+      return ll
+    end,
+  }
+else
+  local sims = sbi.simulate {
+    prior = prior,
+    simulator = sbi.simulator { fn = simulator, dim = N },
+    n = sbi.param("simulations", method == "rejection_abc" and 100000 or 10000),
+    seed = seed,
+  }
+  if method == "rejection_abc" then
+    posterior = sbi.abc.rejection {
+      sims = sims,
+      observation = observation,
+      quantile = sbi.param("epsilon_quantile", 0.01),
+    }
+  else
+    posterior = sbi[method] { sims = sims, observation = observation, num_samples = num_samples, seed = seed }
+  end
+end
 
 sbi.output { posterior_samples = posterior }

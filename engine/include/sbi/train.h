@@ -28,7 +28,8 @@ typedef struct sbi_train_opts {
 void sbi_train_opts_default(sbi_train_opts *o);
 
 /* What to train: params and a function that builds the mean loss of the
- * rows idx[0..n) on the tape (returns a 1 x 1 node). */
+ * rows idx[0..n) on the tape (returns a 1 x 1 node); n never exceeds the
+ * batch size, also when the validation loss is evaluated. */
 typedef struct sbi_trainable {
 	sbi_param **params;
 	size_t nparams;
