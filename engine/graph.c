@@ -123,6 +123,14 @@ now_seconds(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double
+cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int
 try_cache(sbi_executor *x, sbi_node *n, sbi_err *err)
 {
@@ -158,10 +166,11 @@ sbi_exec_materialize(sbi_executor *x, size_t id, sbi_err *err)
 	for (size_t i = 0; i < n->ninputs; i++)
 		if ((rc = sbi_exec_materialize(x, n->inputs[i], err)) != SBI_OK)
 			return rc;
-	double t0 = now_seconds();
+	double t0 = now_seconds(), c0 = cpu_seconds();
 	sbi_artifact *out = NULL;
 	rc = x->run(x->ud, x->g, n, &out, err);
 	n->seconds = now_seconds() - t0;
+	n->cpu_seconds = cpu_seconds() - c0;
 	if (rc == SBI_OK)
 		rc = sbi_cache_put(x->cache, &n->key, out, n->label, &n->art_hash, err);
 	if (rc != SBI_OK) {

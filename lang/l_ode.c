@@ -40,7 +40,7 @@ typedef struct ode_ctx {
 	double *jy, *jf0, *jf1;              /* finite-difference Jacobian scratch */
 	int fail;                            /* FAIL_*: why the Lua rhs stopped the solve */
 	int bad_index;                       /* FAIL_TYPE: the dydt entry that was not a number */
-	int bad_type;
+	int bad_type;                        /* its Lua type (LUA_TNIL when not set) */
 	double fail_t;
 	int nonfinite;                       /* a derivative was non-finite (at nonfinite_t) */
 	double nonfinite_t;
@@ -128,7 +128,7 @@ rhs_lua(double t, const double y[], double dydt[], void *params)
 	for (size_t i = 0; i < c->n; i++) {
 		lua_pushnumber(L, y[i]);
 		lua_rawseti(L, c->ytab, (lua_Integer)i + 1);
-		lua_pushnil(L);
+		lua_pushboolean(L, 0); /* "not set": false keeps the slot in the array part */
 		lua_rawseti(L, c->dtab, (lua_Integer)i + 1);
 	}
 	lua_pushvalue(L, c->fn);                 /* [.., fn] */
@@ -149,14 +149,15 @@ rhs_lua(double t, const double y[], double dydt[], void *params)
 	for (size_t i = 0; i < c->n; i++) {
 		int isnum, type = lua_rawgeti(L, c->dtab, (lua_Integer)i + 1); /* [.., v] */
 		double v = lua_tonumberx(L, -1, &isnum);
-		lua_pop(L, 1);                                                /* [..] */
 		if (type != LUA_TNUMBER || !isnum) {
 			c->fail = FAIL_TYPE;
 			c->bad_index = (int)i + 1;
-			c->bad_type = type;
+			c->bad_type = type == LUA_TBOOLEAN && !lua_toboolean(L, -1) ? LUA_TNIL : type;
 			c->fail_t = t;
+			lua_pop(L, 1);                                        /* [..] */
 			return GSL_EBADFUNC;
 		}
+		lua_pop(L, 1);                                                /* [..] */
 		dydt[i] = v;
 	}
 	return deriv_status(c, t, dydt);
@@ -438,10 +439,12 @@ done:
 static int
 raise_rhs_error(lua_State *L, const ode_ctx *c)
 {
+	if (c->fail == FAIL_TYPE && c->bad_type == LUA_TNIL)
+		return luaL_error(L, "core.ode: rhs (at t = %s) did not set dydt[%d]; it must set dydt[1..%d] to "
+		    "numbers", num(c->fail_t).s, c->bad_index, (int)c->n);
 	if (c->fail == FAIL_TYPE)
-		return luaL_error(L, "core.ode: rhs (at t = %s) left dydt[%d] = %s; it must set dydt[1..%d] to numbers",
-		    num(c->fail_t).s, c->bad_index, c->bad_type == LUA_TNIL ? "nil" : lua_typename(L, c->bad_type),
-		    (int)c->n);
+		return luaL_error(L, "core.ode: rhs (at t = %s) set dydt[%d] to a %s; it must set dydt[1..%d] to "
+		    "numbers", num(c->fail_t).s, c->bad_index, lua_typename(L, c->bad_type), (int)c->n);
 	const char *msg = luaL_tolstring(L, c->errslot, NULL);
 	return luaL_error(L, "core.ode: error in rhs (at t = %s): %s", num(c->fail_t).s, msg);
 }

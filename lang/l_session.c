@@ -379,9 +379,9 @@ nodes_json(sbi_session *s)
 		json_t *in = json_array();
 		for (size_t k = 0; k < n->ninputs; k++)
 			json_array_append_new(in, json_integer((json_int_t)n->inputs[k] + 1));
-		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:f, s:b}", "id", (json_int_t)i + 1,
+		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:f, s:f, s:b}", "id", (json_int_t)i + 1,
 		    "kind", n->kind, "label", n->label, "key", key, "state", state_name(n), "inputs", in,
-		    "seconds", n->seconds, "recomputed", n->recomputed);
+		    "seconds", n->seconds, "cpu_seconds", n->cpu_seconds, "recomputed", n->recomputed);
 		if (n->art)
 			json_object_set_new(o, "artifact", json_string(art));
 		lua_Integer seed = node_seed(s->L, i);

@@ -8,23 +8,17 @@
 -- Run (from the repository root):
 --   build/lang/sbirun recipes/sbibm/gaussian_linear.lua
 --   build/lang/sbirun recipes/sbibm/gaussian_linear.lua --set observation=3 --set simulations=10000
+--   build/lang/sbirun recipes/sbibm/gaussian_linear.lua --set method=npe
 --   build/lang/sbirun recipes/sbibm/gaussian_linear.lua --set observation=my_x.csv
 --
--- Parameters (--set NAME=VALUE):
---   observation  1..10: sbibm's observation N from ../shared/benchmarks/sbibm
---                (beside the repository); anything else: a CSV/.npy path (default 1)
---   simulations  simulation budget (default 100000)
---   seed         seed of the simulations and of the resampling (default 1)
---   method       inference method; available: rejection_abc (default)
---   num_samples  posterior samples written (default 10000)
---   quantile     fraction of simulations accepted (default 100/simulations: the
---                100 nearest, followed by a KDE, as sbibm's REJ-ABC)
+-- Parameters (--set NAME=VALUE): observation (1..10 or a path), method
+-- (rejection_abc, npe, nle, nre), simulations, seed, num_samples, quantile,
+-- density, sampler: see task.lua beside this file.
 -- Output: posterior_samples.csv with columns theta1..theta10 (the reference
 -- files' parameter_1..parameter_10).
 local sbi = require "sbi"
 
 local TASK, D = "gaussian_linear", 10
-local METHODS = { "rejection_abc" }
 
 local mean, std = {}, {}
 for i = 1, D do mean[i], std[i] = 0, math.sqrt(0.1) end
@@ -37,40 +31,4 @@ local function simulator(theta, rng)
   return x
 end
 
--- The observation: sbibm's obs<N> (N = 1..10) or a file path.
-local obs = sbi.param("observation", "1")
-local obs_path = obs
-if tonumber(obs) then
-  local n = tonumber(obs)
-  if n ~= math.floor(n) or n < 1 or n > 10 then
-    error(string.format("--set observation=%s: sbibm has observations 1..10 for %s; "
-                        .. "give 1..10 or the path of a data file", obs, TASK), 0)
-  end
-  obs_path = string.format("../../../shared/benchmarks/sbibm/%s/obs%d/observation.csv", TASK, math.tointeger(n))
-end
-local observation = sbi.observation(obs_path)
-
-local method = sbi.param("method", "rejection_abc")
-if method ~= "rejection_abc" then
-  error(string.format("unknown --set method=%s (available: %s)", tostring(method), table.concat(METHODS, ", ")), 0)
-end
-
-local n_sims = sbi.param("simulations", 100000)
-local seed = sbi.param("seed", 1)
-local sims = sbi.simulate {
-  prior = prior,
-  simulator = sbi.simulator { fn = simulator, dim = D },
-  n = n_sims,
-  seed = seed,
-}
-
-local posterior = sbi.abc.rejection {
-  sims = sims,
-  observation = observation,
-  quantile = sbi.param("quantile", math.min(1, 100 / n_sims)),
-  num_samples = sbi.param("num_samples", 10000),
-  kde = true,
-  seed = seed,
-}
-
-sbi.output { posterior_samples = posterior }
+require("task").run { name = TASK, prior = prior, simulator = sbi.simulator { fn = simulator, dim = D } }

@@ -62,9 +62,9 @@ expect_ok
 cmp -s gl/posterior_samples.csv gl_path/posterior_samples.csv || fail "observation=1 and its path differ"
 
 # Unknown method: fails and lists the available ones.
-run "$R/two_moons.lua" --cache cache --out bad --set method=npe
+run "$R/two_moons.lua" --cache cache --out bad --set method=smc
 expect_fail
-expect_err "unknown --set method=npe (available: rejection_abc)"
+expect_err "unknown --set method=smc (available: rejection_abc, npe, nle, nre)"
 
 # Observations are 1..10.
 run "$R/slcp.lua" --cache cache --out bad --set observation=11

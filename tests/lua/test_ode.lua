@@ -138,7 +138,10 @@ H.test("an error in the rhs is raised, naming the rhs", function()
   end, "core.ode: error in rhs (at t = 0): table: ")
   H.raises(function()
     core.ode { rhs = function(_, _, dydt) dydt[1] = 0 end, y0 = { 1, 2 }, times = { 0, 1 } }
-  end, "core.ode: rhs (at t = 0) left dydt[2] = nil; it must set dydt[1..2] to numbers")
+  end, "core.ode: rhs (at t = 0) did not set dydt[2]; it must set dydt[1..2] to numbers")
+  H.raises(function()
+    core.ode { rhs = function(_, _, dydt) dydt[1] = "1" end, y0 = { 1 }, times = { 0, 1 } }
+  end, "core.ode: rhs (at t = 0) set dydt[1] to a string; it must set dydt[1..1] to numbers")
   -- The state is usable afterwards (and a long run of failures leaks nothing
   -- that Lua could not collect; valgrind checks the C side).
   for _ = 1, 200 do

@@ -35,6 +35,7 @@ typedef struct sbi_node {
 	sbi_artifact *art; /* loaded or computed artifact (owned), or NULL */
 	sbi_key art_hash;
 	double seconds;  /* wall time spent running it */
+	double cpu_seconds; /* CPU time of this process and its threads (not of workers) */
 } sbi_node;
 
 typedef struct sbi_graph {
