@@ -47,6 +47,7 @@ struct sbi_tape {
 	block *blocks;
 	size_t nblocks;
 	int failed;
+	int nograd;
 };
 
 sbi_param *
@@ -118,6 +119,12 @@ sbi_tape_reset(sbi_tape *t)
 	t->failed = 0;
 }
 
+void
+sbi_tape_set_grad(sbi_tape *t, int on)
+{
+	t->nograd = !on;
+}
+
 int
 sbi_tape_failed(const sbi_tape *t)
 {
@@ -182,7 +189,7 @@ push(sbi_tape *t, int op, size_t rows, size_t cols, sbi_var a, sbi_var b, sbi_va
 	n->op = op;
 	n->a = a, n->b = b, n->c = c;
 	n->rows = rows, n->cols = cols;
-	grad = grad || needs_grad(t, a) || needs_grad(t, b) || needs_grad(t, c);
+	grad = !t->nograd && (grad || needs_grad(t, a) || needs_grad(t, b) || needs_grad(t, c));
 	n->v = arena(t, rows * cols);
 	if (grad && (n->g = arena(t, rows * cols)) != NULL)
 		memset(n->g, 0, rows * cols * sizeof(float));
@@ -218,7 +225,7 @@ sbi_ad_param(sbi_tape *t, sbi_param *p)
 		return -1;
 	/* The node aliases the parameter's own buffers. */
 	t->nodes[t->nnodes] = (node){ .op = OP_PARAM, .a = -1, .b = -1, .c = -1, .rows = p->rows,
-		.cols = p->cols, .v = p->w, .g = p->g, .p = p };
+		.cols = p->cols, .v = p->w, .g = t->nograd ? NULL : p->g, .p = p };
 	return (sbi_var)t->nnodes++;
 }
 

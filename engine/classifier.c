@@ -234,6 +234,7 @@ sbi_classifier_log_ratio(sbi_classifier *c, sbi_tape *t, const double *theta, co
 	for (size_t i = 1; i < n; i++)
 		memcpy(xs + i * dx, xs, dx * sizeof(float));
 	sbi_tape_reset(t);
+	sbi_tape_set_grad(t, 0);
 	sbi_var l = sbi_classifier_logits_std(c, t, sbi_ad_const(t, ts, n, dt), sbi_ad_const(t, xs, n, dx));
 	int rc = SBI_OK;
 	if (sbi_tape_failed(t))

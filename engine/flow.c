@@ -393,6 +393,7 @@ sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const dou
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	}
 	sbi_tape_reset(t);
+	sbi_tape_set_grad(t, 0);
 	sbi_var vy = sbi_ad_const(t, ys, n, D), vc = C ? sbi_ad_const(t, cs, n, C) : -1;
 	sbi_var lp = sbi_flow_log_prob_std(f, t, vy, vc);
 	int rc = SBI_OK;
@@ -419,6 +420,7 @@ transform_inverse(const sbi_flow *f, size_t k, sbi_tape *t, const float *z, cons
 		sbi_free(prm);
 		return SBI_ENOMEM;
 	}
+	sbi_tape_set_grad(t, 0);
 	for (size_t i = 0; i < D; i++) {
 		sbi_tape_reset(t);
 		sbi_var vy = sbi_ad_const(t, y, n, D), vc = C ? sbi_ad_const(t, cs, n, C) : -1;

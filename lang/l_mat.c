@@ -244,6 +244,42 @@ l_mat_select_rows(lua_State *L)
 	return 1;
 }
 
+/* core.vstack({m1, m2, ...} [, max_rows]) -> the rows of m1, then m2, ...,
+ * at most max_rows of them */
+static int
+l_mat_vstack(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_Integer n = luaL_len(L, 1);
+	size_t rows = 0, cols = 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, 1, i);
+		sbi_mat *m = sbi__check_mat(L, -1)->m;
+		if (i > 1 && m->ncol != cols)
+			return luaL_error(L, "vstack: matrix %d has %d columns, expected %d", (int)i, (int)m->ncol, (int)cols);
+		cols = m->ncol;
+		rows += m->nrow;
+		lua_pop(L, 1);
+	}
+	lua_Integer cap = luaL_optinteger(L, 2, (lua_Integer)rows);
+	if (cap >= 0 && (size_t)cap < rows)
+		rows = (size_t)cap;
+	sbi_mat *out = sbi_mat_alloc(rows, cols);
+	sbi__push_mat(L, out);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	size_t at = 0;
+	for (lua_Integer i = 1; i <= n && at < rows; i++) {
+		lua_geti(L, 1, i);
+		sbi_mat *m = sbi__check_mat(L, -1)->m;
+		size_t take = m->nrow < rows - at ? m->nrow : rows - at;
+		memcpy(sbi_mat_row(out, at), m->data, take * cols * sizeof(double));
+		at += take;
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
 static int
 l_mat_tostring(lua_State *L)
 {
@@ -285,4 +321,6 @@ sbi__open_mat(lua_State *L)
 	lua_pop(L, 1);                    /* [] */
 	lua_pushcfunction(L, l_mat_new);
 	lua_setfield(L, -2, "mat");
+	lua_pushcfunction(L, l_mat_vstack);
+	lua_setfield(L, -2, "vstack");
 }

@@ -31,12 +31,17 @@ check_flow(lua_State *L, int idx)
 	return lf;
 }
 
-/* BLAS threads follow --jobs. */
+/* OpenBLAS runs on one thread for training and sampling, whatever --jobs
+ * is: its threaded GEMM splits reductions differently, which would make
+ * results depend on --jobs, and at these matrix sizes (batch 200, 50 hidden
+ * units) a second thread made training 3-4x slower, not faster
+ * (tests/bench/neural_speed.sh, docs/benchmarks-neural.md). --jobs still
+ * parallelizes simulations. */
 static void
 set_threads(lua_State *L)
 {
-	sbi_runctx *ctx = sbi__runctx(L);
-	openblas_set_num_threads(ctx && ctx->jobs > 0 ? ctx->jobs : 1);
+	(void)L;
+	openblas_set_num_threads(1);
 }
 
 /* ---- reading options ---- */

@@ -119,15 +119,7 @@ function M.npe(opts)
     local acceptance = got / drawn
     local samples
     if got >= want then
-      samples = core.mat(want, dy)
-      local row, k = {}, 0
-      for _, p in ipairs(parts) do
-        for i = 1, p:rows() do
-          if k == want then break end
-          k = k + 1
-          samples:set_row(k, p:row(i, row))
-        end
-      end
+      samples = core.vstack(parts, want)
     else
       -- Almost all mass outside the prior: MCMC on q restricted to the support.
       io.stderr:write(string.format("%s: only %.3g%% of flow samples fall inside the prior; sampling q by MCMC\n",

@@ -37,6 +37,9 @@ sbi_tape *sbi_tape_alloc(void); /* NULL when out of memory */
 void sbi_tape_free(sbi_tape *t);  /* NULL is fine */
 /* Forgets every node, keeping the arena for the next pass. */
 void sbi_tape_reset(sbi_tape *t);
+/* With on = 0 the tape records no gradients (inference: no gradient
+ * buffers are allocated or cleared, parameters are read only); 1 by default. */
+void sbi_tape_set_grad(sbi_tape *t, int on);
 /* 1 when an allocation failed since the last reset; values are then garbage
  * and the caller must report out of memory. */
 int sbi_tape_failed(const sbi_tape *t);

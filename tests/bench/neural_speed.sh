@@ -1,0 +1,56 @@
+#!/bin/bash
+# Benchmark (not a test): NPE, NLE and NRE on sbibm two_moons, observation 1,
+# 10,000 simulations, seed 1, the reference package's network size (5 MAF
+# transforms of 50 hidden units; NRE classifier of 50 hidden units), on one
+# and two threads. Prints training CPU seconds, sampling seconds for 10,000
+# posterior samples and (with C2ST=1) the C2ST against the reference
+# posterior, next to the Python sbi 0.22 figures in shared/benchmarks/BASELINES.md.
+#
+#   bash tests/bench/neural_speed.sh            # timings only
+#   C2ST=1 bash tests/bench/neural_speed.sh     # also C2ST (needs python3-sklearn)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+sbirun=${SBIRUN:-$root/build/lang/sbirun}
+shared=$root/../shared
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Reference figures (BASELINES.md): train CPU s (quiet machine for NPE,
+# shared machine for NLE/NRE), sample 10k wall s, C2ST of obs 1.
+declare -A REF_TRAIN=([npe]=130.0 [nle]=101.9 [nre]=43.8)
+declare -A REF_SAMPLE=([npe]=0.18 [nle]=18.42 [nre]=7.16)
+declare -A REF_C2ST=([npe]=0.648 [nle]=0.641 [nre]=0.651)
+
+node_field() { # RUN_JSON KIND FIELD
+	awk -v kind="\"$2\"" -v f="\"$3\":" '
+		/"kind":/ { k = $2; sub(/,$/, "", k) }
+		$1 == f { v = $2; sub(/,$/, "", v); if (k == kind) { print v; exit } }' "$1"
+}
+
+printf "| method | threads | epochs | train CPU s | ref CPU s | speed-up | train wall s | sample 10k s | ref sample s | speed-up | C2ST | ref C2ST |\n"
+printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+for threads in 1 2; do
+	for m in npe nle nre; do
+		out=$tmp/$m-$threads
+		"$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method=$m --set simulations=10000 --set seed=1 \
+			--set observation=1 --jobs $threads --cache "$tmp/cache-$m-$threads" --out "$out" \
+			>"$tmp/log" 2>"$tmp/err"
+		epochs=$(grep -o "[0-9]* epochs" "$tmp/err" | head -1 | grep -o "[0-9]*")
+		cpu=$(node_field "$out/run.json" "$m.train" cpu_seconds)
+		wall=$(node_field "$out/run.json" "$m.train" seconds)
+		samp=$(node_field "$out/run.json" "$m.sample" seconds)
+		c2st="-"
+		if [ "${C2ST:-0}" = 1 ]; then
+			c2st=$(/usr/bin/python3 "$shared/tools/c2st.py" \
+				"$shared/benchmarks/sbibm/two_moons/obs1/reference_posterior_samples.csv" \
+				"$out/posterior_samples.csv")
+		fi
+		awk -v m=$m -v t=$threads -v e="$epochs" -v c="$cpu" -v rc="${REF_TRAIN[$m]}" -v w="$wall" \
+			-v s="$samp" -v rs="${REF_SAMPLE[$m]}" -v q="$c2st" -v rq="${REF_C2ST[$m]}" 'BEGIN {
+			printf "| %s | %d | %s | %.2f | %.1f | %.0fx | %.2f | %.3f | %.2f | %.0fx | %s | %s |\n",
+				toupper(m), t, e, c, rc, rc / c, w, s, rs, rs / s, q, rq }'
+	done
+done
+echo
+echo "reproduce: C2ST=1 bash tests/bench/neural_speed.sh   (machine: $(nproc) cores; $(date -u +%Y-%m-%d))"
