@@ -1,0 +1,56 @@
+#!/bin/bash
+# Accuracy benchmark (not a test): C2ST of 10,000 posterior samples against
+# sbibm's reference posteriors, for sbirun's NPE, NLE and NRE, next to the
+# published figures of the sbibm paper (shared/benchmarks/PUBLISHED.md).
+#
+#   TASKS="two_moons slcp" METHODS="npe nle nre" BUDGETS="1000 10000" OBS="1 2 3 4 5" \
+#     bash tests/bench/neural_c2st.sh > table.md
+#
+# Every run writes one line "task method budget obs c2st seconds" to
+# $RESULTS (default tests/bench/neural_c2st.results, appended, so a long run
+# can be resumed and split); the table is built from that file at the end.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+sbirun=${SBIRUN:-$root/build/lang/sbirun}
+shared=$root/../shared
+results=${RESULTS:-$here/neural_c2st.results}
+tasks=${TASKS:-two_moons slcp gaussian_linear gaussian_mixture bernoulli_glm sir lotka_volterra}
+methods=${METHODS:-npe nle nre}
+budgets=${BUDGETS:-1000 10000}
+obs=${OBS:-1 2 3 4 5}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+touch "$results"
+
+for task in $tasks; do for m in $methods; do for b in $budgets; do for o in $obs; do
+	if grep -q "^$task $m $b $o " "$results"; then continue; fi
+	out=$tmp/out
+	start=$(date +%s.%N)
+	if ! "$sbirun" "$root/recipes/sbibm/$task.lua" --set method=$m --set simulations=$b --set observation=$o \
+		--set seed=$o --cache "$tmp/cache" --out "$out" --quiet >/dev/null 2>"$tmp/err"; then
+		echo "$task $m $b $o failed: $(tail -1 "$tmp/err")" >&2
+		continue
+	fi
+	secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+	c=$(/usr/bin/python3 "$shared/tools/c2st.py" "$shared/benchmarks/sbibm/$task/obs$o/reference_posterior_samples.csv" \
+		"$out/posterior_samples.csv")
+	echo "$task $m $b $o $c $secs" >> "$results"
+	echo "$task $m $b obs$o: C2ST $c ($secs s)" >&2
+	rm -rf "$tmp/cache"
+done; done; done; done
+
+# Published mean C2ST (PUBLISHED.md): NPE / NLE / NRE rows of the paper, and the best of any algorithm.
+published() { # task method budget -> figure or "-"
+	awk -v t="$1" -v m="$2" -v b="$3" -f "$here/published.awk" "$shared/benchmarks/PUBLISHED.md"
+}
+
+echo "| task | method | simulations | observations | mean C2ST | published | best published | runs s |"
+echo "|---|---|---|---|---|---|---|---|"
+awk '{ k = $1 " " $2 " " $3; n[k]++; s[k] += $5; t[k] += $6 } END { for (k in n) printf "%s %d %.3f %.0f\n", k, n[k], s[k] / n[k], t[k] }' \
+	"$results" | sort | while read -r task m b n mean secs; do
+	read -r pub best <<<"$(published "$task" "$m" "$b")"
+	echo "| $task | $(echo "$m" | tr a-z A-Z) | $b | $n | $mean | ${pub:--} | ${best:--} | $secs |"
+done
+echo
+echo "reproduce: TASKS=\"$tasks\" METHODS=\"$methods\" BUDGETS=\"$budgets\" OBS=\"$obs\" bash tests/bench/neural_c2st.sh"
