@@ -131,8 +131,8 @@ sbi__to_artifact(lua_State *L, int idx, const char *what)
 
 /* ---- primitives ---- */
 
-static double *
-read_vector(lua_State *L, int idx, size_t n, const char *what)
+double *
+sbi__to_vector(lua_State *L, int idx, size_t n, const char *what)
 {
 	double *v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
 	if (luaL_testudata(L, idx, SBI_MT_MAT)) {
@@ -176,8 +176,8 @@ static int
 l_abc_distances(lua_State *L)
 {
 	sbi_mat *x = sbi__check_mat(L, 1)->m;
-	double *obs = read_vector(L, 2, x->ncol, "the observation");
-	double *scale = read_vector(L, 3, x->ncol, "the scale");
+	double *obs = sbi__to_vector(L, 2, x->ncol, "the observation");
+	double *scale = sbi__to_vector(L, 3, x->ncol, "the scale");
 	sbi_mat *d = sbi_mat_alloc(x->nrow, 1);
 	if (d == NULL)
 		return luaL_error(L, "out of memory");

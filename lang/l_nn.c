@@ -142,6 +142,41 @@ push_report(lua_State *L, const sbi_train_report *rep)
 	lua_setfield(L, -2, "losses");
 }
 
+static int
+free_box(lua_State *L)
+{
+	unsigned char **box = lua_touserdata(L, 1);
+	sbi_free(*box);
+	*box = NULL;
+	return 0;
+}
+
+/* The end of a training call: pushes the model blob and the report, or
+ * raises err; blob and rep are released either way. */
+static int
+push_trained(lua_State *L, int rc, unsigned char *blob, size_t len, sbi_train_report *rep, const sbi_err *err)
+{
+	if (rc != SBI_OK) {
+		sbi_train_report_free(rep);
+		sbi_free(blob);
+		return luaL_error(L, "%s", err->msg);
+	}
+	/* lua_pushlstring can raise on OOM: keep blob in a box the GC frees. */
+	unsigned char **box = lua_newuserdatauv(L, sizeof *box, 0);
+	*box = NULL;
+	if (luaL_newmetatable(L, "sbi.FreeBox")) {
+		lua_pushcfunction(L, free_box);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);
+	*box = blob;
+	lua_pushlstring(L, (const char *)blob, len);
+	lua_remove(L, -2); /* the box frees blob when collected */
+	push_report(L, rep);
+	sbi_train_report_free(rep);
+	return 2;
+}
+
 /* Training options common to every estimator. */
 static void
 read_train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed)
@@ -205,15 +240,7 @@ l_flow_train(lua_State *L)
 		rc = sbi_flow_save(f, &blob, &len, &err);
 	sbi_free(F.ys), sbi_free(F.cs), sbi_free(F.yb), sbi_free(F.cb);
 	sbi_flow_free(f);
-	if (rc != SBI_OK) {
-		sbi_train_report_free(&rep);
-		return luaL_error(L, "%s", err.msg);
-	}
-	lua_pushlstring(L, (const char *)blob, len); /* may raise: free after copying */
-	sbi_free(blob);
-	push_report(L, &rep);
-	sbi_train_report_free(&rep);
-	return 2;
+	return push_trained(L, rc, blob, len, &rep, &err);
 }
 
 /* ---- loaded flows ---- */
@@ -236,29 +263,6 @@ l_flow_load(lua_State *L)
 	return 1;
 }
 
-/* A row of n numbers from a table or a 1-row Mat, into a new userdata. */
-static double *
-row_arg(lua_State *L, int idx, size_t n, const char *what)
-{
-	double *v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
-	if (luaL_testudata(L, idx, SBI_MT_MAT)) {
-		sbi_mat *m = sbi__check_mat(L, idx)->m;
-		if (m->nrow * m->ncol != n)
-			luaL_error(L, "%s has %d values, expected %d", what, (int)(m->nrow * m->ncol), (int)n);
-		memcpy(v, m->data, n * sizeof *v);
-		return v;
-	}
-	luaL_checktype(L, idx, LUA_TTABLE);
-	if ((size_t)luaL_len(L, idx) != n)
-		luaL_error(L, "%s has %d values, expected %d", what, (int)luaL_len(L, idx), (int)n);
-	for (size_t j = 0; j < n; j++) {
-		lua_geti(L, idx, (lua_Integer)j + 1);
-		v[j] = luaL_checknumber(L, -1);
-		lua_pop(L, 1);
-	}
-	return v;
-}
-
 /* flow:sample(n, context, seed [, index]) -> Mat */
 static int
 l_flow_sample(lua_State *L)
@@ -267,7 +271,7 @@ l_flow_sample(lua_State *L)
 	lua_Integer n = luaL_checkinteger(L, 2);
 	luaL_argcheck(L, n >= 1 && n <= (1 << 30), 2, "sample count out of range");
 	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
-	double *c = cfg->context ? row_arg(L, 3, cfg->context, "the context") : NULL;
+	double *c = cfg->context ? sbi__to_vector(L, 3, cfg->context, "the context") : NULL;
 	uint64_t seed = (uint64_t)luaL_checkinteger(L, 4), index = (uint64_t)luaL_optinteger(L, 5, 0);
 	set_threads(L);
 	gsl_rng *r = sbi__push_rng(L, seed, SBI_STREAM_METHOD, index);
@@ -386,15 +390,7 @@ l_classifier_train(lua_State *L)
 		rc = sbi_classifier_save(c, &blob, &len, &err);
 	sbi_free(F.ts), sbi_free(F.xs), sbi_free(F.tb), sbi_free(F.xb), sbi_free(F.scratch);
 	sbi_classifier_free(c);
-	if (rc != SBI_OK) {
-		sbi_train_report_free(&rep);
-		return luaL_error(L, "%s", err.msg);
-	}
-	lua_pushlstring(L, (const char *)blob, len);
-	sbi_free(blob);
-	push_report(L, &rep);
-	sbi_train_report_free(&rep);
-	return 2;
+	return push_trained(L, rc, blob, len, &rep, &err);
 }
 
 typedef struct l_classifier {
@@ -436,7 +432,7 @@ l_classifier_log_ratio(lua_State *L)
 	l_classifier *lc = check_classifier(L, 1);
 	const sbi_classifier_config *cfg = sbi_classifier_config_of(lc->c);
 	sbi_mat *th = sbi__check_mat(L, 2)->m;
-	double *x = row_arg(L, 3, cfg->dx, "x");
+	double *x = sbi__to_vector(L, 3, cfg->dx, "x");
 	if (th->ncol != cfg->dtheta)
 		return luaL_error(L, "log_ratio: theta needs %d columns", (int)cfg->dtheta);
 	sbi_mat *out = sbi_mat_alloc(th->nrow, 1);
@@ -613,14 +609,14 @@ l_mcmc(lua_State *L)
 		if (dtheta != r.d)
 			return luaL_error(L, "the estimator has %d parameters, the prior has %d", (int)dtheta, (int)r.d);
 		lua_getfield(L, 1, "x");
-		tg.xobs = row_arg(L, lua_gettop(L), dx, "the observation");
+		tg.xobs = sbi__to_vector(L, lua_gettop(L), dx, "the observation");
 	} else if (lua_getfield(L, 1, "classifier") != LUA_TNIL) {
 		tg.clsf = check_classifier(L, -1);
 		const sbi_classifier_config *cfg = sbi_classifier_config_of(tg.clsf->c);
 		if (cfg->dtheta != r.d)
 			return luaL_error(L, "the ratio estimator has %d parameters, the prior has %d", (int)cfg->dtheta, (int)r.d);
 		lua_getfield(L, 1, "x");
-		tg.xobs = row_arg(L, lua_gettop(L), cfg->dx, "the observation");
+		tg.xobs = sbi__to_vector(L, lua_gettop(L), cfg->dx, "the observation");
 	} else {
 		lua_getfield(L, 1, "loglik");
 		luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec needs 'flow', 'classifier' or a 'loglik' function");

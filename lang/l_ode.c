@@ -22,6 +22,7 @@
 
 #include "lsbi.h"
 #include "sbi/alloc.h"
+#include "sbi/err.h"
 
 #define SBI_MT_ODEWORK "sbi.OdeWork"
 
@@ -125,6 +126,7 @@ rhs_lua(double t, const double y[], double dydt[], void *params)
 {
 	ode_ctx *c = params;
 	lua_State *L = c->L;
+	int top = lua_gettop(L);
 	for (size_t i = 0; i < c->n; i++) {
 		lua_pushnumber(L, y[i]);
 		lua_rawseti(L, c->ytab, (lua_Integer)i + 1);
@@ -160,6 +162,7 @@ rhs_lua(double t, const double y[], double dydt[], void *params)
 		lua_pop(L, 1);                                                /* [..] */
 		dydt[i] = v;
 	}
+	SBI_ASSERT(lua_gettop(L) == top);
 	return deriv_status(c, t, dydt);
 }
 
@@ -413,6 +416,7 @@ solve(ode_work *w, const gsl_odeiv2_step_type *T, double t0, const double *times
 			r.rc = SOLVE_MAXSTEPS;
 			break;
 		}
+		w->ctx.nonfinite = 0;
 		int s = gsl_odeiv2_evolve_apply(w->d->e, w->d->c, w->d->s, &w->sys, &t, times[k], &h, y);
 		r.t = t;
 		if (s != GSL_SUCCESS) {
@@ -493,7 +497,9 @@ l_ode(lua_State *L)
 
 	/* buf: y (n), times (nt), rows (nt * n), Jacobian scratch (3n). */
 	size_t nbuf = n + nt + nt * n + 3 * n;
-	if (nt > ((size_t)-1 / sizeof(double) - 4 * n) / (n + 1) || (w->buf = sbi_malloc(nbuf * sizeof(double))) == NULL)
+	if (nt > ((size_t)-1 / sizeof(double) - 4 * n) / (n + 1))
+		nbuf = 0; /* would overflow */
+	if (nbuf == 0 || (w->buf = sbi_malloc(nbuf * sizeof(double))) == NULL)
 		return luaL_error(L, "core.ode: out of memory for %d times of %d values", (int)nt, (int)n);
 	double *y = w->buf, *times = y + n, *out = times + nt;
 	c->jy = out + nt * n;

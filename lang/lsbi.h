@@ -74,6 +74,10 @@ int sbi__l_simulate(lua_State *L);
 /* l_core.c: the sbi.core module. */
 int luaopen_sbi_core(lua_State *L);
 
+/* n numbers from a table or a Mat with n elements at idx, into a new
+ * userdata on the stack (collected by the GC); raises naming what. */
+double *sbi__to_vector(lua_State *L, int idx, size_t n, const char *what);
+
 /* Converting artifacts. Pushes a table for a (matrices borrowed). */
 void sbi__push_artifact(lua_State *L, sbi_artifact *a);
 /* A new artifact from the table at idx; NULL with a Lua error raised on

@@ -11,16 +11,16 @@ local simulate = require "sbi.simulate"
 
 local M = {}
 
--- Options of the density estimator and of its training, with defaults
--- (docs/neural.md explains each).
-local estimator_spec = {
-  density = { check.one_of("maf", "nsf") },
-  transforms = { check.integer(1) },
-  hidden = { check.integer(1) },
-  layers = { check.integer(0) },
-  bins = { check.integer(2) },
-  bound = { check.positive() },
-  activation = { check.one_of("tanh", "relu", "elu", "silu") },
+local function merge(...)
+  local out = {}
+  for _, t in ipairs { ... } do
+    for k, v in pairs(t) do out[k] = v end
+  end
+  return out
+end
+
+-- Training options shared by every estimator (docs/neural.md explains each).
+local training_spec = {
   batch_size = { check.integer(1) },
   learning_rate = { check.positive() },
   validation_fraction = { check.fraction() },
@@ -28,6 +28,17 @@ local estimator_spec = {
   max_epochs = { check.integer(1) },
   clip = { check.number() },
 }
+
+-- Options of the density estimator (flows), with its training.
+local estimator_spec = merge({
+  density = { check.one_of("maf", "nsf") },
+  transforms = { check.integer(1) },
+  hidden = { check.integer(1) },
+  layers = { check.integer(0) },
+  bins = { check.integer(2) },
+  bound = { check.positive() },
+  activation = { check.one_of("tanh", "relu", "elu", "silu") },
+}, training_spec)
 
 local sampling_spec = {
   num_samples = { check.integer(1) },
@@ -40,14 +51,6 @@ local mcmc_spec = {
   warmup = { check.integer(0) },
   thin = { check.integer(1) },
 }
-
-local function merge(...)
-  local out = {}
-  for _, t in ipairs { ... } do
-    for k, v in pairs(t) do out[k] = v end
-  end
-  return out
-end
 
 local function pick(opts, spec)
   local out = {}
@@ -178,20 +181,14 @@ function M.nle(opts)
   return node
 end
 
-local classifier_spec = {
+local classifier_spec = merge({
   hidden = { check.integer(1) },
   layers = { check.integer(0) },
   residual = { check.boolean() },
   activation = { check.one_of("tanh", "relu", "elu", "silu") },
   loss = { check.one_of("binary", "contrastive") },
   atoms = { check.integer(2) },
-  batch_size = { check.integer(1) },
-  learning_rate = { check.positive() },
-  validation_fraction = { check.fraction() },
-  patience = { check.integer(0) },
-  max_epochs = { check.integer(1) },
-  clip = { check.number() },
-}
+}, training_spec)
 
 -- sbi.nre{ sims =, observation =, loss = "contrastive" (NRE-B, default) | "binary" (NRE-A),
 --          atoms = 10, ...classifier, training and MCMC options... }
