@@ -29,13 +29,8 @@ local TASK, D, K = "slcp_distractors", 5, 100
 local NCOMP, NDIST = 20, 92
 
 -- simulator_data files, found beside the recipe like the observations.
-local function read(file)
-  local dir = require("sbi.observation").recipe_dir or "."
-  local path = dir .. "/../../../shared/benchmarks/sbibm/" .. TASK .. "/simulator_data/" .. file
-  local m, err = sbi.core.read_matrix(path)
-  if not m then error(TASK .. ": cannot read the simulator's constants: " .. err, 0) end
-  return m
-end
+local task = require "task"
+local function read(file) return task.read_data(TASK, file) end
 
 -- gmm_loc.csv: row k = mu_k. gmm_scale_tril.csv: row (k, i), both 1-based,
 -- holds row i of L_k; LTRI[k] keeps rows 1..i of its lower triangle, flat.
@@ -94,4 +89,4 @@ local function simulator(theta, rng)
   return x
 end
 
-require("task").run { name = TASK, prior = prior, simulator = sbi.simulator { fn = simulator, dim = K } }
+task.run { name = TASK, prior = prior, simulator = sbi.simulator { fn = simulator, dim = K } }

