@@ -37,6 +37,7 @@ for threads in 1 2; do
 			--set observation=1 --jobs $threads --cache "$tmp/cache-$m-$threads" --out "$out" \
 			>"$tmp/log" 2>"$tmp/err"
 		epochs=$(grep -o "[0-9]* epochs" "$tmp/err" | head -1 | grep -o "[0-9]*")
+		[ "$m-$threads" = npe-1 ] && echo "$epochs" > "$tmp/npe-epochs"
 		cpu=$(node_field "$out/run.json" "$m.train" cpu_seconds)
 		wall=$(node_field "$out/run.json" "$m.train" seconds)
 		samp=$(node_field "$out/run.json" "$m.sample" seconds)
@@ -54,3 +55,27 @@ for threads in 1 2; do
 done
 echo
 echo "reproduce: C2ST=1 bash tests/bench/neural_speed.sh   (machine: $(nproc) cores; $(date -u +%Y-%m-%d))"
+
+# Where the training time goes: the fraction of single-thread GEMM peak that
+# NPE training reaches, and a profile.
+cc -O2 -o "$tmp/gemm_peak" "$here/gemm_peak.c" $(pkg-config --cflags --libs openblas) 2>/dev/null || exit 0
+read -r _ peak <<<"$("$tmp/gemm_peak" | grep peak)"
+read -r _ small <<<"$("$tmp/gemm_peak" | grep batch)"
+# MAF, 5 transforms, 50 hidden, 2 blocks, D = 2 parameters, C = 2 data, batch 200:
+# forward GEMM FLOPs per transform = 2 * 200 * (2*50 + 2*50 + 2*50*50 + 50*4); backward ~2x.
+flop_step=$(( 3 * 5 * 2 * 200 * (2 * 50 + 2 * 50 + 2 * 50 * 50 + 50 * 4) ))
+npe_cpu=$(node_field "$tmp/npe-1/run.json" npe.train cpu_seconds)
+awk -v cpu="$npe_cpu" -v f="$flop_step" -v peak="$peak" -v small="$small" -v ep="$(cat "$tmp/npe-epochs" 2>/dev/null || echo 0)" 'BEGIN {
+	steps = ep * 45
+	if (steps == 0) exit
+	rate = f * steps / cpu / 1e9
+	printf "\nNPE training: %.1f GFLOP/s of GEMM work (%d steps of %.1f MFLOP in %.2f CPU s)\n", rate, steps, f / 1e6, cpu
+	printf "single-thread SGEMM: peak %.1f GFLOP/s (1024^3), %.1f GFLOP/s at the 200 x 50 x 50 training shape\n", peak, small
+	printf "the training loop reaches %.0f%% of peak and %.0f%% of what GEMM alone achieves at these shapes\n", 100 * rate / peak, 100 * rate / small
+}'
+if command -v perf >/dev/null && perf record -q -o "$tmp/perf.data" "$sbirun" "$root/recipes/sbibm/two_moons.lua" \
+	--set method=npe --set simulations=10000 --cache "$tmp/perf-cache" --out "$tmp/perf-out" --quiet >/dev/null 2>&1; then
+	echo
+	echo "profile of a whole NPE run (perf, top symbols):"
+	perf report -i "$tmp/perf.data" --no-children --sort dso,symbol 2>/dev/null | grep '%' | head -10
+fi
