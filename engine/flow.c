@@ -147,8 +147,8 @@ sbi_flow_free(sbi_flow *f)
 	sbi_free(f);
 }
 
-/* PyTorch's default: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
- * masked weights zero. The output biases start at zero. */
+/* PyTorch's default scale: weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+ * masked weights zero; biases use the hidden width as fan-in. */
 static void
 init_weights(sbi_flow *f, gsl_rng *r)
 {

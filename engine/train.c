@@ -148,7 +148,9 @@ run_epochs(loop *L, sbi_train_report *rep, sbi_err *err)
 	double best = INFINITY, t0 = sbi_now(), last_log = t0;
 	size_t since = 0, epoch = 0;
 	int oom = 0;
-	for (; epoch < L->o->max_epochs && since <= L->o->patience; epoch++) {
+	/* Stop after `patience` epochs without improvement (at least one). */
+	size_t patience = L->o->patience ? L->o->patience : 1;
+	for (; epoch < L->o->max_epochs && since < patience; epoch++) {
 		double tl = train_epoch(L, &oom);
 		double vl = oom ? NAN : eval_loss(L->m, L->t, L->order + L->ntrain, L->nval, L->o->batch, &oom);
 		if (oom)

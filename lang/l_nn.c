@@ -271,8 +271,8 @@ l_flow_sample(lua_State *L)
 	lua_Integer n = luaL_checkinteger(L, 2);
 	luaL_argcheck(L, n >= 1 && n <= (1 << 30), 2, "sample count out of range");
 	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
-	double *c = cfg->context ? sbi__to_vector(L, 3, cfg->context, "the context") : NULL;
 	uint64_t seed = (uint64_t)luaL_checkinteger(L, 4), index = (uint64_t)luaL_optinteger(L, 5, 0);
+	double *c = cfg->context ? sbi__to_vector(L, 3, cfg->context, "the context") : NULL;
 	set_threads(L);
 	gsl_rng *r = sbi__push_rng(L, seed, SBI_STREAM_METHOD, index);
 	sbi_mat *out = sbi_mat_alloc((size_t)n, cfg->dim);
@@ -622,7 +622,9 @@ l_mcmc(lua_State *L)
 		luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec needs 'flow', 'classifier' or a 'loglik' function");
 		tg.fn = lua_gettop(L);
 	}
-	tg.lp = scratch(L, r.chains > r.ncand ? r.chains : (r.ncand > 1000 ? r.ncand : 1000));
+	/* One callback evaluates at most 2 x chains points (slice stepping out
+	 * on both sides) or 1000 candidates. */
+	tg.lp = scratch(L, 2 * r.chains > 1000 ? 2 * r.chains : 1000);
 	double *start = scratch(L, r.chains * r.d), *samples = NULL;
 	sbi_mat *out = sbi_mat_alloc(r.nsamples, r.d);
 	sbi__push_mat(L, out);
@@ -643,7 +645,8 @@ l_mcmc(lua_State *L)
 		rc = sbi_mcmc_run(m, r.warmup, r.thin, r.nsamples, samples, &err);
 	if (rc != SBI_OK) {
 		sbi_mcmc_free(m);
-		return luaL_error(L, "MCMC: %s%s%s", err.msg, tg.msg[0] ? ": " : "", tg.msg);
+		int dup = tg.msg[0] && strstr(err.msg, tg.msg) != NULL;
+		return luaL_error(L, "MCMC: %s%s%s", err.msg, tg.msg[0] && !dup ? ": " : "", dup ? "" : tg.msg);
 	}
 	double *draws = scratch(L, r.nsamples * r.d), *rhat = scratch(L, r.d), *ess = scratch(L, r.d);
 	size_t niter = sbi_mcmc_draws_by_chain(samples, r.nsamples, r.chains, r.d, draws);

@@ -652,7 +652,7 @@ open_existing_cache(sbi_session *s)
 static void
 print_text_graph(sbi_session *s)
 {
-	printf("%-4s %-16s %-12s %-8s %-10s %s\n", "id", "kind", "key", "state", "inputs", "label");
+	printf("%-4s %-18s %-12s %-8s %-10s %s\n", "id", "kind", "key", "state", "inputs", "label");
 	for (size_t i = 0; i < s->g->nnodes; i++) {
 		sbi_node *n = &s->g->nodes[i];
 		char key[13], in[64] = "-";
@@ -660,7 +660,7 @@ print_text_graph(sbi_session *s)
 		size_t k = 0;
 		for (size_t j = 0; j < n->ninputs && k < sizeof in - 8; j++)
 			k += (size_t)snprintf(in + k, sizeof in - k, "%s%zu", j ? "," : "", n->inputs[j] + 1);
-		printf("%-4zu %-16s %-12s %-8s %-10s %s\n", i + 1, n->kind, key,
+		printf("%-4zu %-18s %-12s %-8s %-10s %s\n", i + 1, n->kind, key,
 		    n->state == SBI_NODE_CACHED ? "cached" : "stale", in, n->label);
 	}
 }

@@ -67,10 +67,32 @@ end
 
 local function integer_seed(opts) return math.tointeger(opts.seed or 1) end
 
+-- Defaults of the flows and of training (also in docs/neural.md). They are
+-- filled into the keys, so writing a default explicitly does not retrain.
+local TRAINING_DEFAULTS = { batch_size = 200, learning_rate = 5e-4, validation_fraction = 0.1, patience = 20,
+                            max_epochs = 2000, clip = 5 }
+local FLOW_DEFAULTS = merge({ density = "maf", transforms = 5, hidden = 50, layers = 2 }, TRAINING_DEFAULTS)
+local NSF_DEFAULTS = { bins = 10, bound = 3 }
+
+local function with_defaults(opts, spec, defaults)
+  local key = pick(opts, spec)
+  for k, v in pairs(defaults) do
+    if key[k] == nil then key[k] = v end
+  end
+  for k, v in pairs(key) do key[k] = math.tointeger(v) or v end
+  return key
+end
+
 -- The training node: fits q(y | context) where y and context are columns of
 -- the simulations ("theta" or "x").
 local function train_node(kind, where, sims, opts, y_field, c_field)
-  local key = pick(opts, estimator_spec)
+  local key = with_defaults(opts, estimator_spec, FLOW_DEFAULTS)
+  if key.density == "nsf" then
+    key = with_defaults(key, estimator_spec, NSF_DEFAULTS)
+  else
+    key.bins, key.bound = nil, nil -- meaningless for MAF
+  end
+  key.activation = key.activation or (key.density == "nsf" and "relu" or "tanh")
   key.seed = integer_seed(opts)
   key.fit = y_field .. "|" .. c_field
   return graph.node(kind, where, key, { sims }, function(node, inp)
@@ -155,7 +177,8 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
 end
 
 local function mcmc_key(opts)
-  return { sampler = opts.sampler or "slice", chains = opts.chains and math.tointeger(opts.chains),
+  local sampler = opts.sampler or "slice"
+  return { sampler = sampler, chains = math.tointeger(opts.chains or (sampler == "slice" and 20 or nil)),
            warmup = math.tointeger(opts.warmup or 200), thin = math.tointeger(opts.thin or 1),
            num_samples = math.tointeger(opts.num_samples or 10000), seed = integer_seed(opts) }
 end
@@ -203,7 +226,8 @@ function M.nre(opts)
   end
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local key = pick(opts, classifier_spec)
+  local key = with_defaults(opts, classifier_spec,
+    merge({ hidden = 50, layers = 2, residual = true, activation = "relu" }, TRAINING_DEFAULTS))
   key.seed = integer_seed(opts)
   key.loss = opts.loss or "contrastive"
   key.atoms = key.loss == "binary" and 0 or math.tointeger(opts.atoms or 10)
