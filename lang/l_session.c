@@ -723,3 +723,47 @@ sbi_session_clean(sbi_session *s)
 	fprintf(stderr, "removed %ld cache entries and %ld artifacts from %s\n", refs, objects, s->cache_dir);
 	return 0;
 }
+
+/* ---- access for other commands (bundle_cmd.c) ---- */
+
+lua_State *
+sbi_session_lua(sbi_session *s)
+{
+	return s->L;
+}
+
+sbi_graph *
+sbi_session_get_graph(sbi_session *s)
+{
+	return s->g;
+}
+
+const sbi_session_opts *
+sbi_session_get_opts(const sbi_session *s)
+{
+	return &s->o;
+}
+
+const char *
+sbi_session_recipe_dir(const sbi_session *s)
+{
+	return s->recipe_dir;
+}
+
+const char *
+sbi_session_cache_dir(const sbi_session *s)
+{
+	return s->cache_dir;
+}
+
+json_t *
+sbi_session_versions_json(void)
+{
+	return versions_json();
+}
+
+long long
+sbi_session_node_seed(sbi_session *s, size_t i)
+{
+	return (long long)node_seed(s->L, i);
+}

@@ -51,6 +51,22 @@ stdlib_searcher(lua_State *L)
 	return 1;
 }
 
+/* Appends path to the registry list SBI_REG_MODULE_FILES (the module
+ * files a recipe loaded, for bundles). */
+static void
+record_module(lua_State *L, const char *path)
+{
+	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_MODULE_FILES) != LUA_TTABLE) { /* [list?] */
+		lua_pop(L, 1);
+		lua_newtable(L);                                          /* [list] */
+		lua_pushvalue(L, -1);
+		lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_MODULE_FILES);
+	}
+	lua_pushstring(L, path);                                          /* [list, path] */
+	lua_seti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);              /* [list] */
+	lua_pop(L, 1);                                                    /* [] */
+}
+
 /* package.searchers entry for Lua files on package.path (beside the
  * recipe). A module found there runs in the recipe's own _ENV: it gets the
  * same restricted globals, and its functions hash by the recipe's globals
@@ -70,6 +86,7 @@ module_searcher(lua_State *L)
 	if (luaL_loadfilex(L, path, "t") != LUA_OK)
 		return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
 		    lua_tostring(L, -1));
+	record_module(L, path);
 	if (lua_getfield(L, LUA_REGISTRYINDEX, "sbi.recipe_env") == LUA_TTABLE) {
 		if (lua_setupvalue(L, -2, 1) == NULL)
 			lua_pop(L, 1);

@@ -7,6 +7,10 @@
 
 #include "lsbi.h"
 
+/* Registry key of the list of Lua module files the recipe loaded with
+ * require (paths as found on package.path), in load order. */
+#define SBI_REG_MODULE_FILES "sbi.module_files"
+
 /* A new state with the standard libraries, the stdlib searcher and ctx in
  * the registry; NULL when out of memory. */
 lua_State *sbi__state_new(sbi_runctx *ctx);

@@ -5,11 +5,14 @@
  *   sbirun sample RECIPE              draw from already trained estimators
  *   sbirun clean RECIPE
  *   sbirun lua SCRIPT [args...]       run a Lua script with the stdlib (tests, benchmarks)
+ *   sbirun bundle RECIPE -o FILE      write an analysis bundle (bundle_cmd.c)
+ *   sbirun show|verify FILE, sbirun unpack FILE DIR
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bundle_cmd.h"
 #include "lstate.h"
 #include "sbi/alloc.h"
 #include "sbi_config.h"
@@ -24,6 +27,8 @@ usage(FILE *f)
 	    "       sbirun graph RECIPE [--format text|dot] [options]\n"
 	    "       sbirun clean RECIPE [options]\n"
 	    "       sbirun lua SCRIPT [args...]\n"
+	    "       sbirun bundle RECIPE -o FILE [--compression C] [--without simulations] [options]\n"
+	    "       sbirun show FILE | verify FILE | unpack FILE DIR\n"
 	    "       sbirun --version | --help\n"
 	    "\n"
 	    "options:\n"
@@ -33,6 +38,9 @@ usage(FILE *f)
 	    "  --jobs N          worker processes for simulations (default 1)\n"
 	    "  --quiet           no progress output\n"
 	    "  --format FMT      graph output: text (default) or dot\n"
+	    "  -o, --output FILE bundle: the archive to write\n"
+	    "  --compression C   bundle: zstd (default), gzip, xz or none\n"
+	    "  --without simulations  bundle: leave out simulate steps' artifacts\n"
 	    "\n"
 	    "See docs/cli.md for details.\n");
 }
@@ -41,6 +49,7 @@ typedef struct cli {
 	const char *cmd;
 	const char *format;
 	sbi_session_opts o;
+	sbi_bundle_cmd_opts b;
 } cli;
 
 static int
@@ -71,12 +80,13 @@ parse(int argc, char **argv, cli *c, const char **sets)
 	c->format = "text";
 	c->o.jobs = 1;
 	if (i < argc && (strcmp(argv[i], "run") == 0 || strcmp(argv[i], "graph") == 0 ||
-	    strcmp(argv[i], "clean") == 0 || strcmp(argv[i], "sample") == 0))
+	    strcmp(argv[i], "clean") == 0 || strcmp(argv[i], "sample") == 0 || strcmp(argv[i], "bundle") == 0))
 		c->cmd = argv[i++];
 	for (; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = strcmp(a, "--set") == 0 || strcmp(a, "--cache") == 0 || strcmp(a, "--out") == 0 ||
-		    strcmp(a, "--jobs") == 0 || strcmp(a, "--format") == 0;
+		    strcmp(a, "--jobs") == 0 || strcmp(a, "--format") == 0 || strcmp(a, "-o") == 0 ||
+		    strcmp(a, "--output") == 0 || strcmp(a, "--compression") == 0 || strcmp(a, "--without") == 0;
 		if (takes && v == NULL)
 			return bad_usage("option needs a value", a);
 		if (strcmp(a, "--set") == 0)
@@ -87,6 +97,15 @@ parse(int argc, char **argv, cli *c, const char **sets)
 			c->o.out_dir = v;
 		else if (strcmp(a, "--format") == 0)
 			c->format = v;
+		else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)
+			c->b.output = v;
+		else if (strcmp(a, "--compression") == 0)
+			c->b.compression = v;
+		else if (strcmp(a, "--without") == 0) {
+			if (strcmp(v, "simulations") != 0)
+				return bad_usage("--without expects 'simulations', got", v);
+			c->b.without_simulations = 1;
+		}
 		else if (strcmp(a, "--jobs") == 0) {
 			if (parse_jobs(v, &c->o.jobs) != 0)
 				return bad_usage("--jobs expects an integer from 1 to 256, got", v);
@@ -104,6 +123,10 @@ parse(int argc, char **argv, cli *c, const char **sets)
 	}
 	if (c->o.recipe == NULL)
 		return bad_usage("no recipe given", NULL);
+	if (strcmp(c->cmd, "bundle") == 0 && c->b.output == NULL)
+		return bad_usage("bundle: no output file given (-o FILE)", NULL);
+	if (strcmp(c->cmd, "bundle") != 0 && (c->b.output || c->b.compression || c->b.without_simulations))
+		return bad_usage("-o, --compression and --without are options of bundle", NULL);
 	return -1;
 }
 
@@ -150,6 +173,17 @@ main(int argc, char **argv)
 	}
 	if (argc >= 2 && strcmp(argv[1], "lua") == 0)
 		return run_script(argc, argv);
+	if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "verify") == 0)) {
+		if (argc != 3 || argv[2][0] == '-')
+			return bad_usage(argv[1][0] == 's' ? "show expects one bundle file" : "verify expects one bundle file",
+			    NULL);
+		return argv[1][0] == 's' ? sbi_bundle_cmd_show(argv[2]) : sbi_bundle_cmd_verify(argv[2]);
+	}
+	if (argc >= 2 && strcmp(argv[1], "unpack") == 0) {
+		if (argc != 4 || argv[2][0] == '-' || argv[3][0] == '-')
+			return bad_usage("unpack expects a bundle file and a folder", NULL);
+		return sbi_bundle_cmd_unpack(argv[2], argv[3]);
+	}
 	const char **sets = calloc((size_t)argc, sizeof *sets);
 	cli c = { 0 };
 	int code = sets ? parse(argc, argv, &c, sets) : 1;
@@ -166,6 +200,8 @@ main(int argc, char **argv)
 			code = sbi_session_clean(s);
 		else if (strcmp(c.cmd, "sample") == 0)
 			code = sbi_session_sample(s);
+		else if (strcmp(c.cmd, "bundle") == 0)
+			code = sbi_bundle_cmd_create(s, &c.b);
 		else
 			code = sbi_session_run(s);
 	}

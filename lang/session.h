@@ -30,4 +30,18 @@ int sbi_session_sample(sbi_session *s);
 int sbi_session_graph(sbi_session *s, const char *format);
 int sbi_session_clean(sbi_session *s);
 
+/* Access for other commands (bundle_cmd.c). */
+struct lua_State;
+struct sbi_graph;
+struct json_t;
+struct lua_State *sbi_session_lua(sbi_session *s);
+struct sbi_graph *sbi_session_get_graph(sbi_session *s);
+const sbi_session_opts *sbi_session_get_opts(const sbi_session *s);
+const char *sbi_session_recipe_dir(const sbi_session *s);
+const char *sbi_session_cache_dir(const sbi_session *s);
+/* The versions object of run.json (new reference). */
+struct json_t *sbi_session_versions_json(void);
+/* The integer seed in node i's options, or -1. */
+long long sbi_session_node_seed(sbi_session *s, size_t i);
+
 #endif

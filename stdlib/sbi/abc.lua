@@ -21,28 +21,78 @@ local function lua_distances(x, obs, distance)
   return d
 end
 
+-- Leave-one-out log-likelihood of a Gaussian KDE with bandwidth factor h
+-- (kernel sd h * std_j per column) on the rows of samples.
+local function loo_loglik(rows, std, h)
+  local n, d = #rows, #std
+  local total = 0
+  for i = 1, n do
+    local a, best, terms = rows[i], -math.huge, {}
+    for k = 1, n do
+      if k ~= i then
+        local b, q = rows[k], 0
+        for j = 1, d do
+          local z = (a[j] - b[j]) / (h * std[j])
+          q = q + z * z
+        end
+        terms[#terms + 1] = -0.5 * q
+        if -0.5 * q > best then best = -0.5 * q end
+      end
+    end
+    local sum = 0
+    for _, t in ipairs(terms) do sum = sum + math.exp(t - best) end
+    total = total + best + math.log(sum / (n - 1)) - d * math.log(h)
+  end
+  return total
+end
+
+-- The KDE bandwidth factor: a number, "scott" (n^(-1/(d+4))) or "cv":
+-- maximum leave-one-out likelihood over a log grid from 0.01 to 1 (the
+-- cross-validated choice of sbibm's REJ-ABC, which matters for multimodal
+-- posteriors, where the spread of all accepted points is not the width of
+-- each mode).
+local function bandwidth_factor(samples, std, how)
+  local n, d = samples:rows(), samples:cols()
+  if type(how) == "number" then return how end
+  if how == "scott" or n < 3 then return n ^ (-1 / (d + 4)) end
+  local rows = samples:totable()
+  local best_h, best_ll = 1, -math.huge
+  for k = 0, 30 do
+    local h = 10 ^ (-2 + 2 * k / 30)
+    local ll = loo_loglik(rows, std, h)
+    if ll > best_ll then best_h, best_ll = h, ll end
+  end
+  return best_h
+end
+
 -- Draws num_samples rows from the accepted samples: with kde, each draw is
--- an accepted row plus Gaussian noise with per-column bandwidth
--- std_j * n^(-1/(d+4)) (Scott's rule), redrawn until inside the prior support.
-local function resample(samples, num, kde, prior, seed)
+-- an accepted row plus Gaussian noise with per-column sd factor * std_j,
+-- redrawn until inside the prior support (after 1000 tries the accepted row
+-- itself, which is inside, is kept).
+local function resample(samples, num, kde, bandwidth, prior, seed)
   local n, d = samples:rows(), samples:cols()
   local rng = core.rng(seed, 3, 0)
   local out = core.mat(num, d)
   local bw = {}
   if kde then
-    local s = core.summary(samples)
-    local f = n ^ (-1 / (d + 4))
-    for j = 1, d do bw[j] = s[j].std * f end
+    local s, std = core.summary(samples), {}
+    for j = 1, d do std[j] = s[j].std > 0 and s[j].std or 1 end
+    local f = bandwidth_factor(samples, std, bandwidth)
+    for j = 1, d do bw[j] = std[j] * f end
   end
   local row = {}
   for i = 1, num do
+    local pick, ok = 1, false
     for _ = 1, 1000 do
-      samples:row(rng:integer(n), row)
+      pick = rng:integer(n)
+      samples:row(pick, row)
       if kde then
         for j = 1, d do row[j] = row[j] + rng:normal(0, bw[j]) end
       end
-      if not kde or prior:in_support(row) then break end
+      ok = not kde or prior:in_support(row)
+      if ok then break end
     end
+    if not ok then samples:row(pick, row) end
     out:set_row(i, row)
   end
   return out
@@ -58,6 +108,7 @@ function M.rejection(opts)
     scale = { check.one_of("std", "mad") },
     num_samples = { check.integer(1) },
     kde = { check.boolean() },
+    bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
     seed = { check.integer(0) },
   })
   if opts.sims.kind ~= "simulate" then error("sbi.abc.rejection: 'sims' must come from sbi.simulate", 2) end
@@ -71,6 +122,7 @@ function M.rejection(opts)
     quantile = opts.epsilon == nil and (opts.quantile or 0.01) or nil, epsilon = opts.epsilon,
     distance = opts.distance, scale = opts.scale or "std", num_samples = opts.num_samples,
     kde = opts.kde ~= false, seed = math.tointeger(opts.seed or 1),
+    bandwidth = opts.num_samples and opts.kde ~= false and (opts.bandwidth or "cv") or nil,
   }
   local sims = opts.sims
   return graph.node("abc.rejection", graph.where(2), key_opts, { sims, opts.observation }, function(node, inp)
@@ -95,7 +147,7 @@ function M.rejection(opts)
     end
     local samples = s.theta:select_rows(idx)
     if key_opts.num_samples then
-      samples = resample(samples, key_opts.num_samples, key_opts.kde, sims.prior, key_opts.seed)
+      samples = resample(samples, key_opts.num_samples, key_opts.kde, key_opts.bandwidth, sims.prior, key_opts.seed)
     end
     return { samples = samples, names = s.names, epsilon = eps, n_accepted = #idx,
              n_simulations = s.x:rows(), method = "rejection ABC" }

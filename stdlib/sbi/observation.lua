@@ -7,6 +7,10 @@ local simulate = require "sbi.simulate"
 
 local M = {}
 
+-- Every observation file the recipe read: { path = as written, found = the
+-- path opened, hash = BLAKE2b-256 hex }, in order (read by `sbirun bundle`).
+M.files = {}
+
 -- Relative paths are tried from the current directory, then beside the recipe.
 local function resolve(path, recipe_dir)
   if core.file_exists(path) then return path end
@@ -49,6 +53,7 @@ local function from_file(path, where, level)
   end
   local hash, msg = core.file_hash(found)
   if not hash then error("sbi.observation: cannot read observation file: " .. msg, level + 1) end
+  M.files[#M.files + 1] = { path = path, found = found, hash = hash } -- for bundles
   local opts = { file_hash = hash, npy = found:sub(-4) == ".npy" }
   return graph.node("observation", where, opts, {}, function(node)
     local m, names = core.read_matrix(found)

@@ -1,0 +1,117 @@
+/* Analysis bundles: a recipe, its modules and data, and the cached
+ * artifacts of its steps in one tar archive (libarchive), so that the
+ * analysis can be checked and re-run elsewhere from the cache.
+ *
+ * Archive layout (format "sbirun-bundle 1", docs/bundles.md):
+ *
+ *   manifest.json        first entry: JSON, at most SBI_BUNDLE_MAX_MANIFEST bytes
+ *   manifest.blake2b     second entry: the BLAKE2b-256 of manifest.json, 64 hex + "\n"
+ *   recipe/PATH          the recipe and the Lua modules it required
+ *   data/PATH            data files the recipe read through sbi.observation
+ *   cache/objects/xx/y.. cached artifacts (artifact.h)
+ *   cache/refs/xx/y..    cache refs (cache.h)
+ *
+ * Every entry is a regular file. The manifest's "files" array lists every
+ * entry after the first two with its "size" and "blake2b" (of its bytes).
+ * The writer streams: files are hashed once to build the manifest, then
+ * copied into the archive block by block and hashed again; a file that
+ * changed in between is an error. The reader also streams, and refuses
+ * unsafe names, links, devices, duplicates, undeclared entries and entries
+ * whose size or hash differ from the manifest. */
+#ifndef SBI_BUNDLE_H
+#define SBI_BUNDLE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sbi/err.h"
+#include "sbi/hash.h"
+
+#define SBI_BUNDLE_FORMAT "sbirun-bundle 1"
+#define SBI_BUNDLE_MAX_MANIFEST ((uint64_t)64 << 20)  /* 64 MiB */
+#define SBI_BUNDLE_MAX_ENTRY ((uint64_t)4 << 30)      /* 4 GiB: default per-entry limit */
+
+/* One file to put into a bundle. */
+typedef struct sbi_bundle_file {
+	char *name;     /* path inside the archive (owned) */
+	char *src;      /* path on disk (owned) */
+	uint64_t size;
+	sbi_key hash;   /* BLAKE2b-256 of the file's bytes */
+} sbi_bundle_file;
+
+/* The files of a bundle, in archive order. Zero-initialize; free the
+ * contents with sbi_bundle_files_clear. */
+typedef struct sbi_bundle_files {
+	size_t n, cap;
+	sbi_bundle_file *v; /* owned */
+} sbi_bundle_files;
+
+void sbi_bundle_files_clear(sbi_bundle_files *f);
+
+/* Hashes the file src and appends it as name. A name already in the list
+ * is skipped (SBI_OK). SBI_EINVAL when name is not a valid entry name,
+ * SBI_ENOTFOUND when src does not exist. */
+int sbi_bundle_files_add(sbi_bundle_files *f, const char *name, const char *src, sbi_err *err);
+
+/* 1 when name is in the list. */
+int sbi_bundle_files_has(const sbi_bundle_files *f, const char *name);
+
+/* Adds the ref of key from cache directory cache_dir and the object it
+ * names, as cache/refs/... and cache/objects/...; *obj receives the
+ * object's hash. SBI_ENOTFOUND when the key has no ref or its object is
+ * missing; SBI_ECORRUPT when the ref or the object is damaged (err says
+ * which); nothing is added then. */
+int sbi_bundle_add_cached(sbi_bundle_files *f, const char *cache_dir, const sbi_key *key, sbi_key *obj,
+    sbi_err *err);
+
+/* Adds every ref of cache_dir whose label is "chunk C of <owner hex>", with
+ * its object; damaged ones are skipped. *count receives how many. */
+int sbi_bundle_add_chunks(sbi_bundle_files *f, const char *cache_dir, const sbi_key *owner, long *count,
+    sbi_err *err);
+
+/* Compression by name: "zstd", "gzip", "xz" or "none"; SBI_EINVAL otherwise. */
+int sbi_bundle_compression(const char *name, int *out);
+
+/* Writes the bundle to path (atomically: a temporary file beside it,
+ * renamed when complete). manifest gets a "files" array listing f and is
+ * written first. compression is from sbi_bundle_compression. */
+int sbi_bundle_write(const char *path, int compression, json_t *manifest, const sbi_bundle_files *f,
+    sbi_err *err);
+
+/* Reads only the manifest (the first entry) of the bundle at path and
+ * checks its format; *out receives a new reference. */
+int sbi_bundle_read_manifest(const char *path, json_t **out, sbi_err *err);
+
+/* Problems found by sbi_bundle_verify, one message each. */
+typedef struct sbi_bundle_problems {
+	size_t n, cap;
+	char **msg; /* owned, with each message */
+} sbi_bundle_problems;
+
+void sbi_bundle_problems_clear(sbi_bundle_problems *p);
+
+/* Reads the whole bundle and checks every entry against the manifest:
+ * names, types, sizes (at most max_entry bytes each; 0 means
+ * SBI_BUNDLE_MAX_ENTRY), hashes, duplicates, missing and undeclared
+ * entries, and that the archive and its compression are intact. SBI_OK
+ * when every check passed, SBI_ECORRUPT with p listing the problems,
+ * another code with err set when the file cannot be read at all. */
+int sbi_bundle_verify(const char *path, uint64_t max_entry, sbi_bundle_problems *p, sbi_err *err);
+
+/* Extracts the bundle into the new directory dir (which must not exist,
+ * or be empty): recipe/P and data/P to dir/P, cache/P to dir/.sbirun/P.
+ * Everything is written into a temporary directory beside dir, which is
+ * renamed to dir only when every check of sbi_bundle_verify passed; on
+ * any problem it is removed and the first problem is the error (SBI_EINVAL
+ * for refused entries, SBI_ECORRUPT for damaged data). *manifest (may be
+ * NULL) receives the manifest on success. */
+int sbi_bundle_unpack(const char *path, const char *dir, uint64_t max_entry, json_t **manifest, sbi_err *err);
+
+/* NULL when name is a valid entry name of a bundle (other than the
+ * manifest), else why not: absolute, "..", ".", empty components,
+ * control characters or backslashes, an unknown top-level folder, a cache
+ * path not of the form xx/<62 hex digits>. */
+const char *sbi_bundle_check_name(const char *name);
+
+#endif

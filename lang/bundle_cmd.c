@@ -1,0 +1,355 @@
+/* sbirun bundle / show / verify / unpack (see bundle_cmd.h). The engine
+ * (engine/bundle.c) writes and reads archives; this file decides what goes
+ * in: it reads the recipe's modules, observation files, parameters and
+ * graph from the loaded session. */
+#include <jansson.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "bundle_cmd.h"
+#include "lstate.h"
+#include "sbi/alloc.h"
+#include "sbi/bundle.h"
+#include "sbi/fsutil.h"
+#include "sbi_config.h"
+
+static int
+errorf(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "sbirun: error: ");
+	fprintf(stderr, fmt, a, b);
+	fprintf(stderr, "\n");
+	return 1;
+}
+
+/* "dir/x/y.lua" -> "x/y.lua" when path is inside dir, else NULL. */
+static const char *
+relative_to(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (strcmp(dir, ".") != 0 && (strncmp(path, dir, n) != 0 || path[n] != '/'))
+		return NULL;
+	if (strcmp(dir, ".") != 0)
+		path += n + 1;
+	while (strncmp(path, "./", 2) == 0)
+		path += 2;
+	return path;
+}
+
+/* Adds name <- src; prints the error and returns 1 on failure. */
+static int
+add_file(sbi_bundle_files *f, const char *name, const char *src)
+{
+	sbi_err err = { 0 };
+	if (sbi_bundle_files_add(f, name, src, &err) != SBI_OK)
+		return errorf("cannot bundle %s: %s", src, err.msg);
+	return 0;
+}
+
+/* The recipe's module files -> recipe/<path relative to the recipe>. */
+static int
+add_modules(sbi_session *s, sbi_bundle_files *f, json_t *list)
+{
+	lua_State *L = sbi_session_lua(s);
+	const char *dir = sbi_session_recipe_dir(s);
+	int bad = 0;
+	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_MODULE_FILES) == LUA_TTABLE) { /* [mods] */
+		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+		for (lua_Integer i = 1; i <= n && !bad; i++) {
+			lua_rawgeti(L, -1, i);                                      /* [mods, path] */
+			const char *path = lua_tostring(L, -1), *rel = path ? relative_to(path, dir) : NULL;
+			char name[1100];
+			snprintf(name, sizeof name, "recipe/%s", rel ? rel : "");
+			if (rel == NULL || sbi_bundle_check_name(name) != NULL)
+				fprintf(stderr, "sbirun: warning: module %s is not inside the recipe's folder; "
+				    "it is not bundled\n", path ? path : "?");
+			else if (!sbi_bundle_files_has(f, name)) {
+				bad = add_file(f, name, path);
+				json_array_append_new(list, json_pack("{s:s, s:s}", "path", path, "file", name));
+			}
+			lua_pop(L, 1);                                              /* [mods] */
+		}
+	}
+	lua_pop(L, 1);                                                              /* [] */
+	return bad;
+}
+
+/* Observation files -> data/<path as the recipe wrote it> when that is a
+ * plain relative path, else data/external/<file name>. */
+static int
+add_data(sbi_session *s, sbi_bundle_files *f, json_t *list)
+{
+	lua_State *L = sbi_session_lua(s);
+	int bad = 0;
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);                   /* [loaded] */
+	lua_getfield(L, -1, "sbi.observation");                                 /* [loaded, obs] */
+	if (lua_istable(L, -1) && lua_getfield(L, -1, "files") == LUA_TTABLE) { /* [loaded, obs, files] */
+		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+		for (lua_Integer i = 1; i <= n && !bad; i++) {
+			lua_rawgeti(L, -1, i);                                      /* [.., file] */
+			lua_getfield(L, -1, "path");
+			lua_getfield(L, -2, "found");                               /* [.., file, path, found] */
+			const char *path = lua_tostring(L, -2), *found = lua_tostring(L, -1);
+			if (path && found) {
+				char name[1100], unpack[1100];
+				snprintf(name, sizeof name, "data/%s", path);
+				if (sbi_bundle_check_name(name) != NULL) {
+					char *copy = sbi_strdup(found);
+					const char *base = copy ? basename(copy) : "file";
+					snprintf(name, sizeof name, "data/external/%s", base);
+					for (int k = 2; sbi_bundle_files_has(f, name) && k < 1000; k++)
+						snprintf(name, sizeof name, "data/external/%d-%s", k, base);
+					sbi_free(copy);
+				}
+				snprintf(unpack, sizeof unpack, "%s", name + 5);
+				if (!sbi_bundle_files_has(f, name)) {
+					bad = add_file(f, name, found);
+					json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "path", path, "file",
+					    name, "unpack", unpack));
+				}
+			}
+			lua_pop(L, 3);                                              /* [loaded, obs, files] */
+		}
+	}
+	lua_settop(L, 0);
+	return bad;
+}
+
+/* sbi._param_values as a JSON object. */
+static json_t *
+params_json(lua_State *L)
+{
+	json_t *o = json_object();
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_getfield(L, -1, "sbi");
+	if (lua_istable(L, -1) && lua_getfield(L, -1, "_param_values") == LUA_TTABLE) { /* [l, sbi, vals] */
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {                                               /* [.., k, v] */
+			if (lua_type(L, -2) == LUA_TSTRING) {
+				const char *k = lua_tostring(L, -2);
+				if (lua_isinteger(L, -1))
+					json_object_set_new(o, k, json_integer(lua_tointeger(L, -1)));
+				else if (lua_type(L, -1) == LUA_TNUMBER)
+					json_object_set_new(o, k, json_real(lua_tonumber(L, -1)));
+				else if (lua_type(L, -1) == LUA_TSTRING)
+					json_object_set_new(o, k, json_string(lua_tostring(L, -1)));
+				else if (lua_type(L, -1) == LUA_TBOOLEAN)
+					json_object_set_new(o, k, json_boolean(lua_toboolean(L, -1)));
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_settop(L, 0);
+	return o;
+}
+
+/* Adds the cached artifacts of the graph's nodes (and the chunks of
+ * simulate nodes); fills the manifest's nodes. */
+static int
+add_cache(sbi_session *s, sbi_bundle_files *f, json_t *nodes, int without_sims, size_t *ncached)
+{
+	sbi_graph *g = sbi_session_get_graph(s);
+	const char *cdir = sbi_session_cache_dir(s);
+	sbi_cache *lock = NULL;
+	sbi_err err = { 0 };
+	if (sbi_fs_exists(cdir) && (lock = sbi_cache_open(cdir, &err)) == NULL)
+		return errorf("%s%s", err.msg, "");
+	for (size_t i = 0; i < g->nnodes; i++) {
+		sbi_node *n = &g->nodes[i];
+		char key[SBI_KEY_HEX], art[SBI_KEY_HEX];
+		sbi_key_hex(&n->key, key);
+		json_t *in = json_array();
+		for (size_t k = 0; k < n->ninputs; k++)
+			json_array_append_new(in, json_integer((json_int_t)n->inputs[k] + 1));
+		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)i + 1, "kind", n->kind,
+		    "label", n->label, "key", key, "inputs", in);
+		long long seed = sbi_session_node_seed(s, i);
+		if (seed >= 0)
+			json_object_set_new(o, "seed", json_integer((json_int_t)seed));
+		int sim = strcmp(n->kind, "simulate") == 0;
+		if (lock && !(sim && without_sims)) {
+			sbi_key obj;
+			err = (sbi_err){ 0 };
+			int rc = sbi_bundle_add_cached(f, cdir, &n->key, &obj, &err);
+			if (rc == SBI_OK) {
+				sbi_key_hex(&obj, art);
+				json_object_set_new(o, "artifact", json_string(art));
+				(*ncached)++;
+			} else if (rc == SBI_ECORRUPT)
+				fprintf(stderr, "sbirun: warning: %s: %s; not bundled (run the recipe to repair it)\n",
+				    n->label, err.msg);
+			else if (rc != SBI_ENOTFOUND) {
+				json_decref(o);
+				sbi_cache_close(lock);
+				return errorf("%s%s", err.msg, "");
+			}
+			long nchunks = 0;
+			if (sim && sbi_bundle_add_chunks(f, cdir, &n->key, &nchunks, &err) != SBI_OK) {
+				json_decref(o);
+				sbi_cache_close(lock);
+				return errorf("%s%s", err.msg, "");
+			}
+			if (sim)
+				json_object_set_new(o, "chunks", json_integer(nchunks));
+		}
+		json_array_append_new(nodes, o);
+	}
+	sbi_cache_close(lock);
+	return 0;
+}
+
+int
+sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
+{
+	int comp;
+	if (sbi_bundle_compression(o->compression ? o->compression : "zstd", &comp) != SBI_OK) {
+		fprintf(stderr, "sbirun: --compression %s: expected zstd, gzip, xz or none\n", o->compression);
+		return 2;
+	}
+	const sbi_session_opts *so = sbi_session_get_opts(s);
+	sbi_bundle_files f = { 0 };
+	char *rcopy = sbi_strdup(so->recipe), rname[1100];
+	if (rcopy == NULL)
+		return errorf("%s%s", "out of memory", "");
+	snprintf(rname, sizeof rname, "recipe/%s", basename(rcopy));
+	sbi_free(rcopy);
+
+	time_t now = time(NULL);
+	char created[32];
+	strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	struct utsname u;
+	if (uname(&u) != 0)
+		memset(&u, 0, sizeof u);
+	json_t *sets = json_array(), *modules = json_array(), *data = json_array(), *nodes = json_array();
+	for (size_t i = 0; i < so->nsets; i++)
+		json_array_append_new(sets, json_string(so->sets[i]));
+	json_t *without = json_array();
+	if (o->without_simulations)
+		json_array_append_new(without, json_string("simulations"));
+	size_t ncached = 0;
+	int bad = add_file(&f, rname, so->recipe) || add_modules(s, &f, modules) || add_data(s, &f, data) ||
+	    add_cache(s, &f, nodes, o->without_simulations, &ncached);
+	json_t *m = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o, s:o, "
+	    "s:o, s:o, s:s}",
+	    "format", SBI_BUNDLE_FORMAT, "sbirun", SBI_VERSION, "created", created,
+	    "versions", sbi_session_versions_json(),
+	    "platform", "sysname", u.sysname, "release", u.release, "version", u.version, "machine", u.machine,
+	    "recipe", "path", so->recipe, "file", rname,
+	    "sets", sets, "params", params_json(sbi_session_lua(s)), "modules", modules, "data", data,
+	    "without", without, "nodes", nodes, "compression", o->compression ? o->compression : "zstd");
+	sbi_err err = { 0 };
+	if (!bad && m == NULL)
+		bad = errorf("%s%s", "cannot build the manifest", "");
+	if (!bad && sbi_bundle_write(o->output, comp, m, &f, &err) != SBI_OK)
+		bad = errorf("%s%s", err.msg, "");
+	if (!bad) {
+		unsigned long long total = 0;
+		for (size_t i = 0; i < f.n; i++)
+			total += f.v[i].size;
+		fprintf(stderr, "wrote %s: %zu files, %llu bytes before compression; %zu of %zu steps cached\n",
+		    o->output, f.n, total, ncached, sbi_session_get_graph(s)->nnodes);
+	}
+	json_decref(m);
+	sbi_bundle_files_clear(&f);
+	return bad;
+}
+
+static const char *
+str_of(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	return v ? v : "?";
+}
+
+int
+sbi_bundle_cmd_show(const char *path)
+{
+	json_t *m = NULL;
+	sbi_err err = { 0 };
+	if (sbi_bundle_read_manifest(path, &m, &err) != SBI_OK)
+		return errorf("%s%s", err.msg, "");
+	json_t *plat = json_object_get(m, "platform"), *recipe = json_object_get(m, "recipe"), *v;
+	size_t i;
+	printf("bundle    %s (%s)\n", path, str_of(m, "format"));
+	printf("created   %s with sbirun %s on %s %s %s\n", str_of(m, "created"), str_of(m, "sbirun"),
+	    str_of(plat, "sysname"), str_of(plat, "release"), str_of(plat, "machine"));
+	printf("recipe    %s (from %s)\n", str_of(recipe, "file"), str_of(recipe, "path"));
+	printf("--set    ");
+	json_array_foreach(json_object_get(m, "sets"), i, v)
+		printf(" %s", json_string_value(v) ? json_string_value(v) : "?");
+	printf("%s\n", json_array_size(json_object_get(m, "sets")) ? "" : " (none)");
+	json_array_foreach(json_object_get(m, "without"), i, v)
+		printf("without   %s\n", json_string_value(v) ? json_string_value(v) : "?");
+	size_t counts[4] = { 0 };
+	json_int_t bytes = 0;
+	json_array_foreach(json_object_get(m, "files"), i, v) {
+		const char *n = str_of(v, "name");
+		counts[strncmp(n, "recipe/", 7) == 0 ? 0 : strncmp(n, "data/", 5) == 0 ? 1 :
+		    strncmp(n, "cache/objects/", 14) == 0 ? 2 : 3]++;
+		bytes += json_integer_value(json_object_get(v, "size"));
+	}
+	printf("files     %zu: %zu recipe and modules, %zu data, %zu artifacts, %zu refs; %lld bytes\n",
+	    json_array_size(json_object_get(m, "files")), counts[0], counts[1], counts[2], counts[3],
+	    (long long)bytes);
+	printf("\n%-4s %-18s %-12s %-12s %s\n", "id", "kind", "key", "artifact", "label");
+	json_array_foreach(json_object_get(m, "nodes"), i, v) {
+		const char *art = json_string_value(json_object_get(v, "artifact"));
+		printf("%-4lld %-18s %-12.12s %-12.12s %s\n", (long long)json_integer_value(json_object_get(v, "id")),
+		    str_of(v, "kind"), str_of(v, "key"), art ? art : "-", str_of(v, "label"));
+	}
+	json_decref(m);
+	return 0;
+}
+
+int
+sbi_bundle_cmd_verify(const char *path)
+{
+	sbi_bundle_problems p = { 0 };
+	sbi_err err = { 0 };
+	int rc = sbi_bundle_verify(path, 0, &p, &err);
+	if (rc == SBI_OK)
+		printf("%s: ok\n", path);
+	else if (p.n == 0)
+		errorf("%s%s", err.msg, "");
+	else {
+		for (size_t i = 0; i < p.n; i++)
+			printf("%s: %s\n", path, p.msg[i]);
+		fprintf(stderr, "sbirun: error: %s failed verification: %zu problem%s\n", path, p.n,
+		    p.n == 1 ? "" : "s");
+	}
+	sbi_bundle_problems_clear(&p);
+	return rc == SBI_OK ? 0 : 1;
+}
+
+int
+sbi_bundle_cmd_unpack(const char *path, const char *dir)
+{
+	json_t *m = NULL;
+	sbi_err err = { 0 };
+	if (sbi_bundle_unpack(path, dir, 0, &m, &err) != SBI_OK)
+		return errorf("%s%s", err.msg, "");
+	/* The command that re-runs it: the recipe with the same --set values,
+	 * an observation file given with --set pointing at its new place. */
+	const char *file = str_of(json_object_get(m, "recipe"), "file");
+	fprintf(stderr, "unpacked %s into %s; to re-run it from the cache:\n  sbirun %s/%s", path, dir, dir,
+	    strncmp(file, "recipe/", 7) == 0 ? file + 7 : file);
+	size_t i, j;
+	json_t *v, *d;
+	json_array_foreach(json_object_get(m, "sets"), i, v) {
+		const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;
+		const char *val = eq ? eq + 1 : NULL;
+		json_array_foreach(json_object_get(m, "data"), j, d)
+			if (val && strcmp(val, str_of(d, "path")) == 0) {
+				fprintf(stderr, " --set %.*s=%s", (int)(eq - kv), kv, str_of(d, "unpack"));
+				val = NULL;
+			}
+		if (val)
+			fprintf(stderr, " --set %s", kv);
+	}
+	fprintf(stderr, "\n");
+	json_decref(m);
+	return 0;
+}

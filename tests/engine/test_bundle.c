@@ -1,0 +1,311 @@
+/* Bundles: the reader's security checks on archives crafted here with
+ * libarchive (libarchive/test style), and the writer's round trip. Every
+ * refused bundle must leave nothing behind. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "sbi/alloc.h"
+#include "sbi/bundle.h"
+
+static char root[64];
+
+static void
+setup(void)
+{
+	snprintf(root, sizeof root, "/tmp/sbi-test-bundle-XXXXXX");
+	if (mkdtemp(root) == NULL)
+		abort();
+}
+
+static int
+rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(p);
+	return 0;
+}
+
+static void
+teardown(void)
+{
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The number of entries in root (the bundle itself counts 1). */
+static int
+count_root(void)
+{
+	DIR *d = opendir(root);
+	int n = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.' || (e->d_name[1] != '\0' && e->d_name[1] != '.');
+	if (d)
+		closedir(d);
+	return n;
+}
+
+enum { REG, SYMLINK, FIFO, HARDLINK };
+
+typedef struct ent {
+	const char *name;
+	const char *data;
+	int type;
+	long long header_size; /* 0: strlen(data) */
+} ent;
+
+static void
+put(struct archive *a, const char *name, const char *data, size_t n, int type, long long hsize)
+{
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_perm(e, 0644);
+	if (type == SYMLINK) {
+		archive_entry_set_filetype(e, AE_IFLNK);
+		archive_entry_set_symlink(e, "/etc/passwd");
+		n = 0;
+	} else if (type == FIFO) {
+		archive_entry_set_filetype(e, AE_IFIFO);
+		n = 0;
+	} else if (type == HARDLINK) {
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_hardlink(e, "recipe/r.lua");
+		n = 0;
+	} else
+		archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_size(e, hsize ? hsize : (la_int64_t)n);
+	archive_write_header(a, e);
+	if (n)
+		archive_write_data(a, data, n);
+	archive_entry_free(e);
+}
+
+/* Writes root/b.tar: a manifest declaring decl[0..nd), then ents. */
+static const char *
+craft(const ent *decl, size_t nd, const ent *ents, size_t ne)
+{
+	static char path[128];
+	snprintf(path, sizeof path, "%s/b.tar", root);
+	json_t *files = json_array();
+	for (size_t i = 0; i < nd; i++) {
+		sbi_key k;
+		char hex[SBI_KEY_HEX];
+		sbi_hash_buffer(decl[i].data, strlen(decl[i].data), &k);
+		sbi_key_hex(&k, hex);
+		json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", decl[i].name, "size",
+		    decl[i].header_size ? decl[i].header_size : (json_int_t)strlen(decl[i].data), "blake2b", hex));
+	}
+	json_t *m = json_pack("{s:s, s:o}", "format", SBI_BUNDLE_FORMAT, "files", files);
+	char *text = json_dumps(m, 0), hex[SBI_KEY_HEX + 1];
+	json_decref(m);
+	sbi_key k;
+	sbi_hash_buffer(text, strlen(text), &k);
+	sbi_key_hex(&k, hex);
+	hex[64] = '\n';
+	hex[65] = '\0';
+	struct archive *a = archive_write_new();
+	archive_write_set_format_pax_restricted(a);
+	archive_write_open_filename(a, path);
+	put(a, "manifest.json", text, strlen(text), REG, 0);
+	put(a, "manifest.blake2b", hex, 65, REG, 0);
+	for (size_t i = 0; i < ne; i++)
+		put(a, ents[i].name, ents[i].data, strlen(ents[i].data), ents[i].type, ents[i].header_size);
+	archive_write_close(a);
+	archive_write_free(a);
+	free(text);
+	return path;
+}
+
+static const ent good[] = {
+	{ "recipe/r.lua", "local sbi = require 'sbi'\n", REG, 0 },
+	{ "data/obs/x.csv", "a,b\n1,2\n", REG, 0 },
+};
+
+/* Unpack must fail with a message containing want, leaving only b.tar;
+ * verify must fail too. */
+static void
+expect_refused(const char *bundle, uint64_t max, const char *want)
+{
+	char dir[128];
+	snprintf(dir, sizeof dir, "%s/out", root);
+	long live = sbi_test_live_blocks();
+	sbi_err err = { 0 };
+	CHECK(sbi_bundle_unpack(bundle, dir, max, NULL, &err) != SBI_OK);
+	CHECK_CONTAINS(err.msg, want);
+	CHECK(access(dir, F_OK) != 0);
+	CHECK(count_root() == 1);
+	sbi_bundle_problems p = { 0 };
+	sbi_err e2 = { 0 };
+	CHECK(sbi_bundle_verify(bundle, max, &p, &e2) != SBI_OK);
+	CHECK(p.n >= 1);
+	CHECK_CONTAINS(e2.msg, want);
+	sbi_bundle_problems_clear(&p);
+	CHECK(sbi_test_live_blocks() == live);
+}
+
+TEST(bundle_good_unpacks)
+{
+	setup();
+	const char *b = craft(good, 2, good, 2);
+	char dir[128], path[160];
+	snprintf(dir, sizeof dir, "%s/out", root);
+	sbi_bundle_problems p = { 0 };
+	sbi_err err = { 0 };
+	CHECK(sbi_bundle_verify(b, 0, &p, &err) == SBI_OK);
+	CHECK(p.n == 0);
+	CHECK(sbi_bundle_unpack(b, dir, 0, NULL, &err) == SBI_OK);
+	snprintf(path, sizeof path, "%s/r.lua", dir);
+	CHECK(access(path, F_OK) == 0);
+	snprintf(path, sizeof path, "%s/obs/x.csv", dir);
+	CHECK(access(path, F_OK) == 0);
+	/* Unpacking again into the non-empty folder is refused. */
+	CHECK(sbi_bundle_unpack(b, dir, 0, NULL, &err) == SBI_EINVAL);
+	CHECK_CONTAINS(err.msg, "not an empty folder");
+	teardown();
+}
+
+TEST(bundle_refuses_traversal)
+{
+	setup();
+	ent e[] = { good[0], good[1], { "recipe/../../x", "pwned", REG, 0 } };
+	expect_refused(craft(good, 2, e, 3), 0, "'..' component");
+	teardown();
+	setup();
+	ent d[] = { { "recipe/../../x", "pwned", REG, 0 } };
+	expect_refused(craft(d, 1, d, 1), 0, "'..' component");
+	teardown();
+}
+
+TEST(bundle_refuses_absolute)
+{
+	setup();
+	ent e[] = { good[0], { "/tmp/x", "pwned", REG, 0 } };
+	expect_refused(craft(good, 1, e, 2), 0, "absolute path");
+	teardown();
+}
+
+TEST(bundle_refuses_links_and_fifos)
+{
+	setup();
+	ent s[] = { good[0], { "recipe/l", "", SYMLINK, 0 } };
+	expect_refused(craft(good, 1, s, 2), 0, "a symbolic link");
+	teardown();
+	setup();
+	ent f[] = { good[0], { "recipe/f", "", FIFO, 0 } };
+	expect_refused(craft(good, 1, f, 2), 0, "a FIFO");
+	teardown();
+	setup();
+	ent h[] = { good[0], { "recipe/h", "", HARDLINK, 0 } };
+	expect_refused(craft(good, 1, h, 2), 0, "a hard link");
+	teardown();
+}
+
+TEST(bundle_refuses_duplicates_and_extras)
+{
+	setup();
+	ent d[] = { good[0], good[1], good[0] };
+	expect_refused(craft(good, 2, d, 3), 0, "duplicate entry recipe/r.lua");
+	teardown();
+	setup();
+	ent x[] = { good[0], good[1], { "recipe/extra.lua", "x", REG, 0 } };
+	expect_refused(craft(good, 2, x, 3), 0, "not in the manifest");
+	teardown();
+	setup();
+	ent m[] = { good[0], { "manifest.json", "{}", REG, 0 } };
+	expect_refused(craft(good, 1, m, 2), 0, "duplicate entry manifest.json");
+	teardown();
+}
+
+TEST(bundle_refuses_oversize_and_size_mismatch)
+{
+	setup();
+	ent big[] = { { "data/big.bin", "0123456789012345678901234567890123456789", REG, 0 } };
+	expect_refused(craft(big, 1, big, 1), 16, "over the limit of 16");
+	teardown();
+	setup();
+	ent decl[] = { { "recipe/r.lua", "local sbi = require 'sbi'\n", REG, 5 } };
+	expect_refused(craft(decl, 1, good, 1), 0, "the manifest says 5");
+	teardown();
+}
+
+TEST(bundle_refuses_damage)
+{
+	setup();
+	ent bad[] = { { "recipe/r.lua", "local sbi = require 'sbX'\n", REG, 0 }, good[1] };
+	expect_refused(craft(good, 2, bad, 2), 0, "recipe/r.lua: hash mismatch");
+	teardown();
+	setup();
+	expect_refused(craft(good, 2, good, 1), 0, "data/obs/x.csv is missing");
+	teardown();
+	/* A truncated archive: cut inside the last entry's data. */
+	setup();
+	char big[20000];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	ent e[] = { { "data/big.txt", big, REG, 0 } };
+	const char *b = craft(e, 1, e, 1);
+	struct stat st;
+	stat(b, &st);
+	CHECK(truncate(b, 4096 + 10240) == 0);
+	expect_refused(b, 0, "data/big.txt");
+	teardown();
+}
+
+/* The writer, and a flipped byte anywhere in an entry, with and without
+ * compression. */
+static void
+round_trip(const char *comp_name)
+{
+	setup();
+	char src[128], bundle[128];
+	snprintf(src, sizeof src, "%s/obs.csv", root);
+	FILE *f = fopen(src, "wb");
+	for (int i = 0; i < 5000; i++)
+		fprintf(f, "%d,%d\n", i, i * 7 % 13);
+	fclose(f);
+	snprintf(bundle, sizeof bundle, "%s/b.sbi.tar", root);
+	sbi_bundle_files files = { 0 };
+	sbi_err err = { 0 };
+	int comp;
+	CHECK(sbi_bundle_compression(comp_name, &comp) == SBI_OK);
+	CHECK(sbi_bundle_files_add(&files, "data/obs.csv", src, &err) == SBI_OK);
+	CHECK(sbi_bundle_files_add(&files, "../x", src, &err) == SBI_EINVAL);
+	json_t *m = json_pack("{s:s}", "format", SBI_BUNDLE_FORMAT);
+	CHECK(sbi_bundle_write(bundle, comp, m, &files, &err) == SBI_OK);
+	json_decref(m);
+	sbi_bundle_files_clear(&files);
+	unlink(src);
+	sbi_bundle_problems p = { 0 };
+	CHECK(sbi_bundle_verify(bundle, 0, &p, &err) == SBI_OK);
+	json_t *got = NULL;
+	CHECK(sbi_bundle_read_manifest(bundle, &got, &err) == SBI_OK);
+	CHECK(json_array_size(json_object_get(got, "files")) == 1);
+	json_decref(got);
+	/* Flip one byte in the middle of the archive. */
+	struct stat st;
+	stat(bundle, &st);
+	f = fopen(bundle, "r+b");
+	long at = strcmp(comp_name, "none") == 0 ? 4 * 512 + 1536 + 100 : (long)st.st_size / 2;
+	fseek(f, at, SEEK_SET);
+	int c = fgetc(f);
+	fseek(f, at, SEEK_SET);
+	fputc(c ^ 0x20, f);
+	fclose(f);
+	CHECK(sbi_bundle_verify(bundle, 0, &p, &err) != SBI_OK);
+	CHECK(p.n >= 1);
+	sbi_bundle_problems_clear(&p);
+	teardown();
+}
+
+TEST(bundle_write_and_flip)
+{
+	round_trip("none");
+	round_trip("zstd");
+	round_trip("gzip");
+}
