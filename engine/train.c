@@ -1,4 +1,11 @@
 /* The training loop (see train.h). */
+
+/* Adam's update runs over every weight each step (12% of a training run
+ * in a profile); -O3 vectorizes it (the project builds at -O2). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3", "no-trapping-math")
+#endif
+
 #include <gsl/gsl_randist.h>
 #include <math.h>
 #include <stdio.h>
@@ -59,15 +66,17 @@ adam_step(const sbi_trainable *m, double lr, size_t step)
 {
 	const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
 	float c1 = 1.0f - powf(b1, (float)step), c2 = 1.0f - powf(b2, (float)step);
-	float a = (float)lr * sqrtf(c2) / c1;
+	float a = (float)lr * sqrtf(c2) / c1, e2 = eps * sqrtf(c2);
 	for (size_t i = 0; i < m->nparams; i++) {
 		sbi_param *p = m->params[i];
 		size_t n = p->rows * p->cols;
+		float *restrict w = p->w, *restrict mm = p->m, *restrict vv = p->v;
+		const float *restrict gg = p->g;
 		for (size_t e = 0; e < n; e++) {
-			float g = p->g[e];
-			p->m[e] = b1 * p->m[e] + (1 - b1) * g;
-			p->v[e] = b2 * p->v[e] + (1 - b2) * g * g;
-			p->w[e] -= a * p->m[e] / (sqrtf(p->v[e]) + eps * sqrtf(c2));
+			float g = gg[e];
+			mm[e] = b1 * mm[e] + (1 - b1) * g;
+			vv[e] = b2 * vv[e] + (1 - b2) * g * g;
+			w[e] -= a * mm[e] / (sqrtf(vv[e]) + e2);
 		}
 		if (p->mask)
 			for (size_t e = 0; e < n; e++)

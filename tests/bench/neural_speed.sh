@@ -2,7 +2,8 @@
 # Benchmark (not a test): NPE, NLE and NRE on sbibm two_moons, observation 1,
 # 10,000 simulations, seed 1, the reference package's network size (5 MAF
 # transforms of 50 hidden units; NRE classifier of 50 hidden units), on one
-# and two threads. Prints training CPU seconds, sampling seconds for 10,000
+# thread (training and sampling always use one OpenBLAS thread: a second one
+# made training 3-4x slower at these sizes and broke --jobs independence). Prints training CPU seconds, sampling seconds for 10,000
 # posterior samples and (with C2ST=1) the C2ST against the reference
 # posterior, next to the Python sbi 0.22 figures in shared/benchmarks/BASELINES.md.
 #
@@ -30,7 +31,7 @@ node_field() { # RUN_JSON KIND FIELD
 
 printf "| method | threads | epochs | train CPU s | ref CPU s | speed-up | train wall s | sample 10k s | ref sample s | speed-up | C2ST | ref C2ST |\n"
 printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-for threads in 1 2; do
+for threads in 1; do
 	for m in npe nle nre; do
 		out=$tmp/$m-$threads
 		"$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method=$m --set simulations=10000 --set seed=1 \
