@@ -964,9 +964,20 @@ sbi_bundle_unpack(const char *path, const char *dir, uint64_t max_entry, json_t 
 	r.path = path;
 	r.err = err;
 	r.unpack = 1;
+	/* The marker is written first, with O_EXCL, so that no entry can
+	 * create or replace it (an entry recipe/.sbirun-bundle is refused). */
+	char *marker = sbi_path_join(tmp, SBI_BUNDLE_MARKER);
+	int mfd = marker ? open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
+	static const char mtext[] = "This folder was unpacked from an sbirun bundle: its recipe runs restricted "
+	    "unless --trust is given.\n";
+	if (mfd < 0 || write(mfd, mtext, sizeof mtext - 1) != (ssize_t)(sizeof mtext - 1))
+		r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: cannot write %s", dir, SBI_BUNDLE_MARKER);
+	if (mfd >= 0)
+		close(mfd);
+	sbi_free(marker);
 	r.tmp = tmp;
 	r.max_entry = max_entry ? max_entry : SBI_BUNDLE_MAX_ENTRY;
-	if (open_reader(&r, 1) == SBI_OK)
+	if (r.code == SBI_OK && open_reader(&r, 1) == SBI_OK)
 		read_entries(&r);
 	if (r.code == SBI_OK && rename(tmp, dir) != 0)
 		r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: %s", dir, strerror(errno));

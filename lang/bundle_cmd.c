@@ -1,7 +1,9 @@
 /* sbirun bundle / show / verify / unpack (see bundle_cmd.h). The engine
  * (engine/bundle.c) writes and reads archives; this file decides what goes
  * in: it reads the recipe's modules, observation files, parameters and
- * graph from the loaded session. */
+ * graph from the loaded session. replay unpacks into a temporary folder and
+ * runs the recipe there as a session with an empty cache. */
+#include <ftw.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -294,6 +296,8 @@ sbi_bundle_cmd_show(const char *path)
 	printf("files     %zu: %zu recipe and modules, %zu data, %zu artifacts, %zu refs; %lld bytes\n",
 	    json_array_size(json_object_get(m, "files")), counts[0], counts[1], counts[2], counts[3],
 	    (long long)bytes);
+	printf("restrict  once unpacked, the recipe runs restricted: it reads only files inside its folder "
+	    "and writes only to the output folder (--trust lifts this)\n");
 	printf("\n%-4s %-18s %-12s %-12s %s\n", "id", "kind", "key", "artifact", "label");
 	json_array_foreach(json_object_get(m, "nodes"), i, v) {
 		const char *art = json_string_value(json_object_get(v, "artifact"));
@@ -352,4 +356,138 @@ sbi_bundle_cmd_unpack(const char *path, const char *dir)
 	fprintf(stderr, "\n");
 	json_decref(m);
 	return 0;
+}
+
+static int
+rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+/* The bundle's --set values, an observation file's value re-pointed at
+ * dir/<where unpack wrote it>; each string is owned (free with sbi_free). */
+static char **
+replay_sets(json_t *m, const char *dir, size_t *n)
+{
+	json_t *sets = json_object_get(m, "sets"), *v, *d;
+	size_t i, j;
+	char **out = sbi_calloc(json_array_size(sets) + 1, sizeof *out);
+	*n = 0;
+	if (out == NULL)
+		return NULL;
+	json_array_foreach(sets, i, v) {
+		const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;
+		if (kv == NULL)
+			continue;
+		char *buf = NULL;
+		json_array_foreach(json_object_get(m, "data"), j, d)
+			if (buf == NULL && eq && strcmp(eq + 1, str_of(d, "path")) == 0) {
+				size_t len = strlen(kv) + strlen(dir) + strlen(str_of(d, "unpack")) + 3;
+				if ((buf = sbi_malloc(len)) != NULL)
+					snprintf(buf, len, "%.*s=%s/%s", (int)(eq - kv), kv, dir, str_of(d, "unpack"));
+			}
+		if (buf == NULL)
+			buf = sbi_strdup(kv);
+		if ((out[*n] = buf) != NULL)
+			(*n)++;
+	}
+	return out;
+}
+
+/* Prints the table of replay and returns the number of bundled artifacts
+ * that were not reproduced. */
+static size_t
+replay_table(sbi_graph *g, json_t *m, size_t *nbundled)
+{
+	json_t *nodes = json_object_get(m, "nodes");
+	size_t bad = 0;
+	*nbundled = 0;
+	printf("\n%-4s %-18s %-14s %-12s %-12s %s\n", "id", "kind", "result", "bundled", "replayed", "label");
+	for (size_t i = 0; i < json_array_size(nodes); i++) {
+		json_t *mn = json_array_get(nodes, i);
+		const char *want = json_string_value(json_object_get(mn, "artifact")), *result;
+		sbi_node *n = g && i < g->nnodes ? &g->nodes[i] : NULL;
+		int made = n && n->art != NULL;
+		char got[SBI_KEY_HEX] = "-", key[SBI_KEY_HEX] = "";
+		if (made)
+			sbi_key_hex(&n->art_hash, got);
+		if (n)
+			sbi_key_hex(&n->key, key);
+		if (want == NULL)
+			result = "not in bundle";
+		else if (!made)
+			result = "not replayed";
+		else if (strcmp(want, got) == 0)
+			result = "identical";
+		else
+			result = "differs";
+		if (want) {
+			(*nbundled)++;
+			bad += !made || strcmp(want, got) != 0;
+		}
+		printf("%-4zu %-18s %-14s %-12.12s %-12.12s %s%s\n", i + 1, str_of(mn, "kind"), result,
+		    want ? want : "-", got, str_of(mn, "label"),
+		    n && strcmp(key, str_of(mn, "key")) != 0 ? " (its key differs from the bundle's)" : "");
+	}
+	if (g && g->nnodes != json_array_size(nodes)) {
+		printf("the recipe has %zu steps, the bundle %zu\n", g->nnodes, json_array_size(nodes));
+		bad++;
+	}
+	return bad;
+}
+
+int
+sbi_bundle_cmd_replay(const char *path, const sbi_session_opts *uo)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	char root[4096], dir[4200], cache[4200], out[4200], recipe[8400];
+	snprintf(root, sizeof root, "%s/sbirun-replay-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (mkdtemp(root) == NULL)
+		return errorf("replay: cannot create a temporary folder %s: %s", root, strerror(errno));
+	snprintf(dir, sizeof dir, "%s/bundle", root);
+	snprintf(cache, sizeof cache, "%s/cache", root);
+	snprintf(out, sizeof out, "%s/out", root);
+	json_t *m = NULL;
+	sbi_err err = { 0 };
+	int code = 1;
+	if (sbi_bundle_unpack(path, dir, 0, &m, &err) != SBI_OK) {
+		errorf("%s%s", err.msg, "");
+		nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		return 1;
+	}
+	const char *file = str_of(json_object_get(m, "recipe"), "file");
+	snprintf(recipe, sizeof recipe, "%s/%s", dir, strncmp(file, "recipe/", 7) == 0 ? file + 7 : file);
+	size_t nsets = 0;
+	char **sets = replay_sets(m, dir, &nsets);
+	sbi_session_opts o = *uo;
+	o.recipe = recipe;
+	o.sets = (const char **)sets;
+	o.nsets = nsets;
+	o.cache_dir = cache;
+	o.out_dir = uo->out_dir ? uo->out_dir : out;
+	o.run_all = 1;
+	if (!o.quiet)
+		fprintf(stderr, "replaying %s in %s with an empty cache\n", path, root);
+	sbi_session *s = sets ? sbi_session_load(&o, &code) : NULL;
+	int ran = s ? sbi_session_run(s) : 1;
+	size_t nbundled = 0, bad = replay_table(s ? sbi_session_get_graph(s) : NULL, m, &nbundled);
+	if (ran != 0)
+		fprintf(stderr, "sbirun: error: replay of %s failed: the recipe did not run to the end\n", path);
+	else if (bad)
+		fprintf(stderr, "sbirun: error: replay of %s: %zu of %zu bundled artifacts were not reproduced\n", path,
+		    bad, nbundled);
+	else
+		fprintf(stderr, "replay of %s: all %zu bundled artifacts reproduced bit for bit\n", path, nbundled);
+	code = ran != 0 || bad ? 1 : 0;
+	sbi_session_close(s);
+	for (size_t i = 0; sets && i < nsets; i++)
+		sbi_free(sets[i]);
+	sbi_free(sets);
+	json_decref(m);
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return code;
 }

@@ -219,6 +219,11 @@ static int
 l_read_matrix(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
+	if (!sbi__check_read(L, path)) { /* [.., msg] */
+		lua_pushnil(L);
+		lua_insert(L, -2);       /* [.., nil, msg] */
+		return 2;
+	}
 	sbi_mat *m = NULL;
 	char **names = NULL;
 	size_t nnames = 0;
@@ -248,6 +253,12 @@ l_write_samples(lua_State *L)
 	const char *dir = luaL_checkstring(L, 1), *name = luaL_checkstring(L, 2);
 	sbi_mat *m = sbi__check_mat(L, 3)->m;
 	luaL_checktype(L, 4, LUA_TTABLE);
+	if (!sbi__check_write(L, dir))
+		return luaL_error(L, "cannot write output '%s': %s", name, lua_tostring(L, -1));
+	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_OUT) == LUA_TSTRING && strchr(name, '/'))
+		return luaL_error(L, "cannot write output '%s': a recipe from a bundle runs restricted and writes only "
+		    "into its output folder, not into subfolders (run it with --trust to lift this)", name);
+	lua_pop(L, 1);
 	const char **names = lua_newuserdatauv(L, (m->ncol ? m->ncol : 1) * sizeof *names, 0);
 	for (size_t j = 0; j < m->ncol; j++) {
 		lua_geti(L, 4, (lua_Integer)j + 1);
@@ -276,6 +287,11 @@ static int
 l_file_hash(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
+	if (!sbi__check_read(L, path)) { /* [.., msg] */
+		lua_pushnil(L);
+		lua_insert(L, -2);       /* [.., nil, msg] */
+		return 2;
+	}
 	char *data;
 	size_t n;
 	sbi_err err = { 0 };
@@ -320,11 +336,19 @@ l_summary(lua_State *L)
 	return 1;
 }
 
-/* core.file_exists(path) -> boolean */
+/* core.file_exists(path) -> boolean | false, message when the file
+ * exists but a restricted recipe may not read it */
 static int
 l_file_exists(lua_State *L)
 {
-	lua_pushboolean(L, sbi_fs_exists(luaL_checkstring(L, 1)));
+	const char *path = luaL_checkstring(L, 1);
+	int exists = sbi_fs_exists(path);
+	if (exists && !sbi__check_read(L, path)) { /* [.., msg] */
+		lua_pushboolean(L, 0);
+		lua_insert(L, -2);                 /* [.., false, msg] */
+		return 2;
+	}
+	lua_pushboolean(L, exists);
 	return 1;
 }
 

@@ -16,6 +16,7 @@
 #include "sbi/fsutil.h"
 #include "sbi/progress.h"
 #include "sbi_config.h"
+#include "sbi/bundle.h"
 #include "session.h"
 
 struct sbi_session {
@@ -25,6 +26,7 @@ struct sbi_session {
 	sbi_graph *g;
 	sbi_cache *cache;
 	char *recipe_dir, *recipe_name, *cache_dir, *out_dir; /* owned */
+	char *root; /* owned: the real path a restricted recipe may read in, or NULL */
 	double t0;
 };
 
@@ -90,6 +92,36 @@ init_paths(sbi_session *s)
 	s->cache_dir = dup_or_join(s->o.cache_dir, s->recipe_dir ? s->recipe_dir : ".", ".sbirun");
 	s->out_dir = s->o.out_dir ? sbi_strdup(s->o.out_dir) : sbi_strdup(out_rel);
 	return !s->recipe_dir || !s->recipe_name || !s->cache_dir || !s->out_dir;
+}
+
+/* A recipe in an unpacked bundle (a folder with the bundle marker) runs
+ * restricted unless --trust: reads inside the folder, writes into the
+ * output folder only (the registry keys read by sbi__check_read/write). */
+static int
+init_restriction(sbi_session *s)
+{
+	char *marker = sbi_path_join(s->recipe_dir, SBI_BUNDLE_MARKER);
+	int bundled = marker && sbi_fs_exists(marker);
+	sbi_free(marker);
+	if (!bundled || s->o.trust)
+		return 0;
+	char *real = realpath(s->recipe_dir, NULL);
+	if (real == NULL) {
+		fprintf(stderr, "sbirun: error: %s: %s\n", s->recipe_dir, strerror(errno));
+		return 1;
+	}
+	s->root = sbi_strdup(real);
+	free(real);
+	if (s->root == NULL)
+		return 1;
+	lua_pushstring(s->L, s->root);
+	lua_setfield(s->L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_ROOT);
+	lua_pushstring(s->L, s->out_dir);
+	lua_setfield(s->L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_OUT);
+	if (!s->o.quiet)
+		fprintf(stderr, "%s is an unpacked bundle: its recipe runs restricted (it reads only files inside "
+		    "it and writes only to %s; --trust lifts this)\n", s->recipe_dir, s->out_dir);
+	return 0;
 }
 
 /* Passes --set values and the recipe's location to the stdlib. */
@@ -189,6 +221,10 @@ sbi_session_load(const sbi_session_opts *o, int *exit_code)
 		sbi_session_close(s);
 		return NULL;
 	}
+	if (init_restriction(s)) {
+		sbi_session_close(s);
+		return NULL;
+	}
 	lua_State *L = s->L;
 	lua_getglobal(L, "require");
 	lua_pushstring(L, "sbi");
@@ -235,6 +271,7 @@ sbi_session_close(sbi_session *s)
 	sbi_free(s->recipe_name);
 	sbi_free(s->cache_dir);
 	sbi_free(s->out_dir);
+	sbi_free(s->root);
 	sbi_free(s);
 }
 
@@ -553,7 +590,15 @@ sbi_session_run(sbi_session *s)
 		return 1;
 	s->ctx.cache = s->cache;
 	sbi_executor x = { s->g, s->cache, run_node, warn_node, s, 0, 0 };
-	int rc = produce_outputs(s, &x);
+	int rc = 0;
+	for (size_t i = 0; s->o.run_all && rc == 0 && i < s->g->nnodes; i++) {
+		if (sbi_exec_materialize(&x, i, &err) != SBI_OK) {
+			print_error(err.msg);
+			rc = 1;
+		}
+	}
+	if (rc == 0)
+		rc = produce_outputs(s, &x);
 	if (!s->o.quiet && rc == 0) {
 		if (x.nran == 0)
 			fprintf(stderr, "nothing to do: every needed node was cached (%zu cache hits)\n", x.nhits);
@@ -766,4 +811,10 @@ long long
 sbi_session_node_seed(sbi_session *s, size_t i)
 {
 	return (long long)node_seed(s->L, i);
+}
+
+const char *
+sbi_session_restricted_root(const sbi_session *s)
+{
+	return s->root;
 }

@@ -51,6 +51,46 @@ stdlib_searcher(lua_State *L)
 	return 1;
 }
 
+int
+sbi__check_read(lua_State *L, const char *path)
+{
+	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_ROOT) != LUA_TSTRING) { /* [root?] */
+		lua_pop(L, 1);                                                        /* [] */
+		return 1;
+	}
+	const char *root = lua_tostring(L, -1);
+	size_t n = strlen(root);
+	char *real = realpath(path, NULL);
+	int ok = real == NULL || (strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0'));
+	free(real);
+	if (ok) {
+		lua_pop(L, 1);                                                        /* [] */
+		return 1;
+	}
+	lua_pushfstring(L, "%s is outside the bundle folder %s: a recipe from a bundle runs restricted and "
+	    "reads only files inside its folder (run it with --trust to lift this)", path, root); /* [root, msg] */
+	lua_remove(L, -2);                                                            /* [msg] */
+	return 0;
+}
+
+int
+sbi__check_write(lua_State *L, const char *dir)
+{
+	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_OUT) != LUA_TSTRING) { /* [out?] */
+		lua_pop(L, 1);                                                       /* [] */
+		return 1;
+	}
+	const char *out = lua_tostring(L, -1);
+	if (strcmp(out, dir) == 0) {
+		lua_pop(L, 1);                                                       /* [] */
+		return 1;
+	}
+	lua_pushfstring(L, "%s is not the output folder %s: a recipe from a bundle runs restricted and writes "
+	    "only to its output folder (run it with --trust to lift this)", dir, out); /* [out, msg] */
+	lua_remove(L, -2);                                                           /* [msg] */
+	return 0;
+}
+
 /* Appends path to the registry list SBI_REG_MODULE_FILES (the module
  * files a recipe loaded, for bundles). */
 static void
@@ -83,6 +123,8 @@ module_searcher(lua_State *L)
 	if (lua_isnil(L, -2))
 		return 1; /* the message */
 	const char *path = lua_tostring(L, -2);
+	if (!sbi__check_read(L, path))
+		return luaL_error(L, "cannot load module '%s': %s", name, lua_tostring(L, -1));
 	if (luaL_loadfilex(L, path, "t") != LUA_OK)
 		return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
 		    lua_tostring(L, -1));

@@ -71,6 +71,20 @@ void sbi__open_ode(lua_State *L);
 /* l_sim.c */
 int sbi__l_simulate(lua_State *L);
 
+/* l_state.c: the restricted environment of recipes from bundles. When the
+ * registry holds SBI_REG_ALLOWED_ROOT (a real path), the sbi.core file
+ * functions and require read only files whose real path is inside it, and
+ * core.write_samples writes only into SBI_REG_ALLOWED_OUT (docs/bundles.md). */
+#define SBI_REG_ALLOWED_ROOT "sbi.allowed_root"
+#define SBI_REG_ALLOWED_OUT "sbi.allowed_out"
+
+/* 1 when the recipe may read path; else 0 with the reason pushed. A path
+ * that does not exist is allowed (reading it fails anyway). */
+int sbi__check_read(lua_State *L, const char *path);
+
+/* 1 when the recipe may write into dir; else 0 with the reason pushed. */
+int sbi__check_write(lua_State *L, const char *dir);
+
 /* l_core.c: the sbi.core module. */
 int luaopen_sbi_core(lua_State *L);
 

@@ -7,6 +7,7 @@
  *   sbirun lua SCRIPT [args...]       run a Lua script with the stdlib (tests, benchmarks)
  *   sbirun bundle RECIPE -o FILE      write an analysis bundle (bundle_cmd.c)
  *   sbirun show|verify FILE, sbirun unpack FILE DIR
+ *   sbirun replay FILE                re-run a bundle with an empty cache and compare
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ usage(FILE *f)
 	    "       sbirun lua SCRIPT [args...]\n"
 	    "       sbirun bundle RECIPE -o FILE [--compression C] [--without simulations] [options]\n"
 	    "       sbirun show FILE | verify FILE | unpack FILE DIR\n"
+	    "       sbirun replay FILE [--trust] [--jobs N] [--out DIR] [--quiet]\n"
 	    "       sbirun --version | --help\n"
 	    "\n"
 	    "options:\n"
@@ -41,6 +43,7 @@ usage(FILE *f)
 	    "  -o, --output FILE bundle: the archive to write\n"
 	    "  --compression C   bundle: zstd (default), gzip, xz or none\n"
 	    "  --without simulations  bundle: leave out simulate steps' artifacts\n"
+	    "  --trust           run a recipe from a bundle unrestricted (see docs/bundles.md)\n"
 	    "\n"
 	    "See docs/cli.md for details.\n");
 }
@@ -80,7 +83,8 @@ parse(int argc, char **argv, cli *c, const char **sets)
 	c->format = "text";
 	c->o.jobs = 1;
 	if (i < argc && (strcmp(argv[i], "run") == 0 || strcmp(argv[i], "graph") == 0 ||
-	    strcmp(argv[i], "clean") == 0 || strcmp(argv[i], "sample") == 0 || strcmp(argv[i], "bundle") == 0))
+	    strcmp(argv[i], "clean") == 0 || strcmp(argv[i], "sample") == 0 || strcmp(argv[i], "bundle") == 0 ||
+	    strcmp(argv[i], "replay") == 0))
 		c->cmd = argv[i++];
 	for (; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -112,6 +116,9 @@ parse(int argc, char **argv, cli *c, const char **sets)
 		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
 			c->o.quiet = 1;
 			continue;
+		} else if (strcmp(a, "--trust") == 0) {
+			c->o.trust = 1;
+			continue;
 		} else if (a[0] == '-' && a[1] != '\0')
 			return bad_usage("unknown option", a);
 		else if (c->o.recipe == NULL) {
@@ -122,7 +129,10 @@ parse(int argc, char **argv, cli *c, const char **sets)
 		i++;
 	}
 	if (c->o.recipe == NULL)
-		return bad_usage("no recipe given", NULL);
+		return bad_usage(strcmp(c->cmd, "replay") == 0 ? "replay: no bundle file given" : "no recipe given", NULL);
+	if (strcmp(c->cmd, "replay") == 0 && (c->o.nsets || c->o.cache_dir))
+		return bad_usage("replay: --set and --cache cannot be given (it uses the bundle's --set values and "
+		    "an empty cache)", NULL);
 	if (strcmp(c->cmd, "bundle") == 0 && c->b.output == NULL)
 		return bad_usage("bundle: no output file given (-o FILE)", NULL);
 	if (strcmp(c->cmd, "bundle") != 0 && (c->b.output || c->b.compression || c->b.without_simulations))
@@ -192,6 +202,11 @@ main(int argc, char **argv)
 		return code;
 	}
 	c.o.sets = sets;
+	if (strcmp(c.cmd, "replay") == 0) {
+		code = sbi_bundle_cmd_replay(c.o.recipe, &c.o);
+		free(sets);
+		return code;
+	}
 	sbi_session *s = sbi_session_load(&c.o, &code);
 	if (s != NULL) {
 		if (strcmp(c.cmd, "graph") == 0)

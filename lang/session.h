@@ -13,6 +13,8 @@ typedef struct sbi_session_opts {
 	const char *out_dir;   /* NULL: sbirun-out/<recipe name>/ */
 	int jobs;              /* worker processes for simulations */
 	int quiet;             /* no progress output */
+	int trust;             /* --trust: no restriction for recipes from bundles */
+	int run_all;           /* run every step, not only those the outputs need (replay) */
 } sbi_session_opts;
 
 typedef struct sbi_session sbi_session;
@@ -41,6 +43,9 @@ const char *sbi_session_recipe_dir(const sbi_session *s);
 const char *sbi_session_cache_dir(const sbi_session *s);
 /* The versions object of run.json (new reference). */
 struct json_t *sbi_session_versions_json(void);
+/* The real path of the folder the recipe is restricted to (an unpacked
+ * bundle, detected by its marker file, without --trust), or NULL. */
+const char *sbi_session_restricted_root(const sbi_session *s);
 /* The integer seed in node i's options, or -1. */
 long long sbi_session_node_seed(sbi_session *s, size_t i);
 

@@ -12,13 +12,18 @@ local M = {}
 M.files = {}
 
 -- Relative paths are tried from the current directory, then beside the recipe.
+-- The second result says why a file that exists may not be read (a recipe
+-- from a bundle runs restricted to its folder).
 local function resolve(path, recipe_dir)
-  if core.file_exists(path) then return path end
+  local ok, refused = core.file_exists(path)
+  if ok then return path end
   if path:sub(1, 1) ~= "/" and recipe_dir then
     local p = recipe_dir .. "/" .. path
-    if core.file_exists(p) then return p end
+    local ok2, refused2 = core.file_exists(p)
+    if ok2 then return p end
+    refused = refused2 or refused
   end
-  return nil
+  return nil, refused
 end
 
 local function one_row(m, what)
@@ -45,7 +50,10 @@ local function check_finite(m, what)
 end
 
 local function from_file(path, where, level)
-  local found = resolve(path, M.recipe_dir)
+  local found, refused = resolve(path, M.recipe_dir)
+  if not found and refused then
+    error("sbi.observation: cannot read observation file '" .. path .. "': " .. refused, level + 1)
+  end
   if not found then
     local beside = M.recipe_dir and M.recipe_dir ~= "." and path:sub(1, 1) ~= "/"
     error(string.format("sbi.observation: observation file '%s' not found (looked in the current directory%s)",

@@ -30,6 +30,10 @@
 
 #define SBI_BUNDLE_FORMAT "sbirun-bundle 1"
 #define SBI_BUNDLE_MAX_MANIFEST ((uint64_t)64 << 20)  /* 64 MiB */
+/* The file sbi_bundle_unpack writes at the top of every folder it unpacks
+ * (before any entry, so no entry can supply it); sbirun runs a recipe in
+ * a folder holding it restricted (docs/bundles.md). */
+#define SBI_BUNDLE_MARKER ".sbirun-bundle"
 #define SBI_BUNDLE_MAX_ENTRY ((uint64_t)4 << 30)      /* 4 GiB: default per-entry limit */
 
 /* One file to put into a bundle. */
@@ -100,7 +104,8 @@ void sbi_bundle_problems_clear(sbi_bundle_problems *p);
 int sbi_bundle_verify(const char *path, uint64_t max_entry, sbi_bundle_problems *p, sbi_err *err);
 
 /* Extracts the bundle into the new directory dir (which must not exist,
- * or be empty): recipe/P and data/P to dir/P, cache/P to dir/.sbirun/P.
+ * or be empty): recipe/P and data/P to dir/P, cache/P to dir/.sbirun/P,
+ * and the marker dir/SBI_BUNDLE_MARKER.
  * Everything is written into a temporary directory beside dir, which is
  * renamed to dir only when every check of sbi_bundle_verify passed; on
  * any problem it is removed and the first problem is the error (SBI_EINVAL

@@ -1,0 +1,66 @@
+/* libFuzzer target for the bundle reader (engine/bundle.c): the input is
+ * a bundle file; it is read as sbirun show, verify and unpack read it.
+ * Build with clang: CC=clang meson setup build-fuzz -Dfuzz=true, then
+ * build-fuzz/tests/fuzz/fuzz_bundle tests/fuzz/corpus/bundle (see
+ * tests/fuzz/README.md). Every entry may hold at most 1 MiB here, so a
+ * huge declared size is refused quickly. */
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sbi/bundle.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char dir[64], file[128], out[128];
+
+static int
+rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+static void
+cleanup(void)
+{
+	if (dir[0])
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (dir[0] == '\0') {
+		const char *t = getenv("TMPDIR");
+		snprintf(dir, sizeof dir, "%.40s/fuzz-bundle-XXXXXX", t && *t ? t : "/tmp");
+		if (mkdtemp(dir) == NULL)
+			abort();
+		snprintf(file, sizeof file, "%s/in.tar", dir);
+		snprintf(out, sizeof out, "%s/out", dir);
+		atexit(cleanup);
+	}
+	FILE *f = fopen(file, "wb");
+	if (f == NULL || fwrite(data, 1, size, f) != size || fclose(f) != 0)
+		abort();
+	sbi_err err = { 0 };
+	json_t *m = NULL;
+	if (sbi_bundle_read_manifest(file, &m, &err) == SBI_OK)
+		json_decref(m);
+	sbi_bundle_problems p = { 0 };
+	err = (sbi_err){ 0 };
+	sbi_bundle_verify(file, (uint64_t)1 << 20, &p, &err);
+	sbi_bundle_problems_clear(&p);
+	m = NULL;
+	err = (sbi_err){ 0 };
+	if (sbi_bundle_unpack(file, out, (uint64_t)1 << 20, &m, &err) == SBI_OK)
+		json_decref(m);
+	nftw(out, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
