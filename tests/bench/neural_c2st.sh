@@ -5,6 +5,7 @@
 #
 #   TASKS="two_moons slcp" METHODS="npe nle nre" BUDGETS="1000 10000" OBS="1 2 3 4 5" \
 #     bash tests/bench/neural_c2st.sh > table.md
+# A method "npe_nsf" (or nle_nsf) runs that method with --set density=nsf.
 #
 # Every run writes one line "task method budget obs c2st seconds" to
 # $RESULTS (default tests/bench/neural_c2st.results, appended, so a long run
@@ -27,7 +28,10 @@ for task in $tasks; do for m in $methods; do for b in $budgets; do for o in $obs
 	if grep -q "^$task $m $b $o " "$results"; then continue; fi
 	out=$tmp/out
 	start=$(date +%s.%N)
-	if ! "$sbirun" "$root/recipes/sbibm/$task.lua" --set method=$m --set simulations=$b --set observation=$o \
+	# A method may name its density: npe_nsf = NPE with a neural spline flow.
+	extra=()
+	case $m in *_*) extra=(--set density=${m#*_}) ;; esac
+	if ! "$sbirun" "$root/recipes/sbibm/$task.lua" --set method=${m%%_*} "${extra[@]}" --set simulations=$b --set observation=$o \
 		--set seed=$o --cache "$tmp/cache" --out "$out" --quiet >/dev/null 2>"$tmp/err"; then
 		echo "$task $m $b $o failed: $(tail -1 "$tmp/err")" >&2
 		continue
@@ -49,8 +53,8 @@ echo "| task | method | simulations | observations | mean C2ST | published | bes
 echo "|---|---|---|---|---|---|---|---|"
 awk '{ k = $1 " " $2 " " $3; n[k]++; s[k] += $5; t[k] += $6 } END { for (k in n) printf "%s %d %.3f %.0f\n", k, n[k], s[k] / n[k], t[k] }' \
 	"$results" | sort | while read -r task m b n mean secs; do
-	read -r pub best <<<"$(published "$task" "$m" "$b")"
-	echo "| $task | $(echo "$m" | tr a-z A-Z) | $b | $n | $mean | ${pub:--} | ${best:--} | $secs |"
+	read -r pub best <<<"$(published "$task" "${m%%_*}" "$b")"
+	echo "| $task | $(echo "$m" | tr a-z A-Z | tr _ ' ') | $b | $n | $mean | ${pub:--} | ${best:--} | $secs |"
 done
 echo
 echo "reproduce: TASKS=\"$tasks\" METHODS=\"$methods\" BUDGETS=\"$budgets\" OBS=\"$obs\" bash tests/bench/neural_c2st.sh"
