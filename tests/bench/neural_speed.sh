@@ -34,7 +34,7 @@ printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 for threads in 1; do
 	for m in npe nle nre; do
 		out=$tmp/$m-$threads
-		"$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method=$m --set simulations=10000 --set seed=1 \
+		"$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method=$m --set density=maf --set simulations=10000 --set seed=1 \
 			--set observation=1 --jobs $threads --cache "$tmp/cache-$m-$threads" --out "$out" \
 			>"$tmp/log" 2>"$tmp/err"
 		epochs=$(grep -o "[0-9]* epochs" "$tmp/err" | head -1 | grep -o "[0-9]*")
