@@ -58,20 +58,25 @@ function M.run(spec)
   local n_sims = sbi.param("simulations", method == "rejection_abc" and 100000 or 10000)
   local seed = sbi.param("seed", 1)
   local num_samples = sbi.param("num_samples", 10000)
+  -- Every parameter is declared whatever the method, so one command line
+  -- can serve all methods.
+  local density = sbi.param("density", "maf")
+  local sampler = sbi.param("sampler", "slice")
+  local quantile = sbi.param("quantile", math.min(1, 100 / n_sims))
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local posterior
   if method == "rejection_abc" then
     posterior = sbi.abc.rejection { sims = sims, observation = observation,
-      quantile = sbi.param("quantile", math.min(1, 100 / n_sims)), num_samples = num_samples, kde = true, seed = seed }
+      quantile = quantile, num_samples = num_samples, kde = true, seed = seed }
   elseif method == "npe" then
-    posterior = sbi.npe { sims = sims, observation = observation, density = sbi.param("density", "maf"),
+    posterior = sbi.npe { sims = sims, observation = observation, density = density,
                           num_samples = num_samples, seed = seed }
   elseif method == "nle" then
-    posterior = sbi.nle { sims = sims, observation = observation, density = sbi.param("density", "maf"),
-                          sampler = sbi.param("sampler", "slice"), num_samples = num_samples, seed = seed }
+    posterior = sbi.nle { sims = sims, observation = observation, density = density,
+                          sampler = sampler, num_samples = num_samples, seed = seed }
   else
-    posterior = sbi.nre { sims = sims, observation = observation, sampler = sbi.param("sampler", "slice"),
+    posterior = sbi.nre { sims = sims, observation = observation, sampler = sampler,
                           num_samples = num_samples, seed = seed }
   end
   sbi.output { posterior_samples = posterior }
