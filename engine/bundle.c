@@ -979,6 +979,23 @@ sbi_bundle_unpack(const char *path, const char *dir, uint64_t max_entry, json_t 
 	r.max_entry = max_entry ? max_entry : SBI_BUNDLE_MAX_ENTRY;
 	if (r.code == SBI_OK && open_reader(&r, 1) == SBI_OK)
 		read_entries(&r);
+	if (r.code == SBI_OK) {
+		/* The map of data paths, after the entries: O_EXCL makes an
+		 * entry of that name an error rather than a forged map. */
+		json_t *reads = json_object_get(r.manifest, "reads");
+		char *dumped = json_is_array(reads) ? json_dumps(reads, JSON_INDENT(2)) : NULL;
+		const char *text = json_is_array(reads) ? dumped : "[]";
+		char *pfile = sbi_path_join(tmp, SBI_BUNDLE_PATHS);
+		int pfd = pfile ? open(pfile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
+		size_t tn = text ? strlen(text) : 0;
+		if (text == NULL || pfd < 0 || write(pfd, text, tn) != (ssize_t)tn)
+			r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: cannot write %s", dir,
+			    SBI_BUNDLE_PATHS);
+		if (pfd >= 0)
+			close(pfd);
+		sbi_free(pfile);
+		free(dumped);
+	}
 	if (r.code == SBI_OK && rename(tmp, dir) != 0)
 		r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: %s", dir, strerror(errno));
 	if (r.code != SBI_OK)

@@ -78,6 +78,23 @@ int sbi__l_simulate(lua_State *L);
 #define SBI_REG_ALLOWED_ROOT "sbi.allowed_root"
 #define SBI_REG_ALLOWED_OUT "sbi.allowed_out"
 
+/* Files read through core.read_matrix and core.file_hash (for bundles):
+ * SBI_REG_DATA_READS is a list of { path = as given, rel = path relative to
+ * the recipe's folder when it was relative to it, found = the file opened,
+ * node = key hex of the node running or nil while loading }.
+ * SBI_REG_RECIPE_DIR is the recipe's folder as sbi.recipe_dir() gives it.
+ * In an unpacked bundle SBI_REG_DATA_MAP = { rel = {[rel] = file},
+ * exact = {[path] = file} } maps those paths to the bundled copies, consulted
+ * first by read_matrix, file_hash and file_exists (docs/bundles.md). */
+#define SBI_REG_DATA_READS "sbi.data_reads"
+#define SBI_REG_RECIPE_DIR "sbi.recipe_dir"
+#define SBI_REG_DATA_MAP "sbi.data_map"
+
+/* path relative to the recipe's folder (dir) when it is given relative to
+ * it (dir/x or, when dir is ".", any relative path), with leading "./"
+ * removed; else NULL. */
+const char *sbi__recipe_rel(const char *path, const char *dir);
+
 /* 1 when the recipe may read path; else 0 with the reason pushed. A path
  * that does not exist is allowed (reading it fails anyway). */
 int sbi__check_read(lua_State *L, const char *path);

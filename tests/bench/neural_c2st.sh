@@ -24,6 +24,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 touch "$results"
 
+# TABLE_ONLY=1: only print the table of what $RESULTS holds.
+[ "${TABLE_ONLY:-0}" = 1 ] && tasks=""
 for task in $tasks; do for m in $methods; do for b in $budgets; do for o in $obs; do
 	if grep -q "^$task $m $b $o " "$results"; then continue; fi
 	out=$tmp/out

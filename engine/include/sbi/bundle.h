@@ -34,6 +34,14 @@
  * (before any entry, so no entry can supply it); sbirun runs a recipe in
  * a folder holding it restricted (docs/bundles.md). */
 #define SBI_BUNDLE_MARKER ".sbirun-bundle"
+/* Written by sbi_bundle_unpack after the entries (with O_EXCL, so an entry
+ * of that name makes unpack fail): the manifest's "reads" list, a JSON
+ * array of { path, rel, unpack } mapping the paths a recipe gave
+ * core.read_matrix / core.file_hash to their bundled copies. */
+#define SBI_BUNDLE_PATHS ".sbirun-bundle-paths"
+/* The record of the files each step read while running, kept in the cache
+ * folder by every run (read by sbirun bundle). */
+#define SBI_READS_RECORD "reads.json"
 #define SBI_BUNDLE_MAX_ENTRY ((uint64_t)4 << 30)      /* 4 GiB: default per-entry limit */
 
 /* One file to put into a bundle. */
