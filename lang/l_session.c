@@ -97,12 +97,57 @@ init_paths(sbi_session *s)
 /* A recipe in an unpacked bundle (a folder with the bundle marker) runs
  * restricted unless --trust: reads inside the folder, writes into the
  * output folder only (the registry keys read by sbi__check_read/write). */
+/* In an unpacked bundle: the map SBI_REG_DATA_MAP of the paths the recipe
+ * gave core.read_matrix / core.file_hash to their bundled copies, from
+ * SBI_BUNDLE_PATHS (written by unpack). Entries that would leave the folder
+ * are ignored. */
+static void
+load_data_map(sbi_session *s)
+{
+	char *file = sbi_path_join(s->recipe_dir, SBI_BUNDLE_PATHS);
+	json_t *a = file ? json_load_file(file, 0, NULL) : NULL;
+	sbi_free(file);
+	if (!json_is_array(a)) {
+		json_decref(a);
+		return;
+	}
+	lua_State *L = s->L;
+	lua_createtable(L, 0, 2); /* [map] */
+	lua_newtable(L);
+	lua_newtable(L);          /* [map, rel, exact] */
+	size_t i;
+	json_t *e;
+	json_array_foreach(a, i, e) {
+		const char *path = json_string_value(json_object_get(e, "path"));
+		const char *rel = json_string_value(json_object_get(e, "rel"));
+		const char *unpack = json_string_value(json_object_get(e, "unpack"));
+		char name[1100];
+		if (path == NULL || unpack == NULL)
+			continue;
+		snprintf(name, sizeof name, "data/%s", unpack);
+		if (sbi_bundle_check_name(name) != NULL)
+			continue;
+		char *where = sbi_path_join(s->recipe_dir, unpack);
+		if (where == NULL)
+			continue;
+		lua_pushstring(L, where);
+		lua_setfield(L, rel ? -3 : -2, rel ? rel : path);
+		sbi_free(where);
+	}
+	json_decref(a);
+	lua_setfield(L, -3, "exact");
+	lua_setfield(L, -2, "rel");
+	lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_MAP); /* [] */
+}
+
 static int
 init_restriction(sbi_session *s)
 {
 	char *marker = sbi_path_join(s->recipe_dir, SBI_BUNDLE_MARKER);
 	int bundled = marker && sbi_fs_exists(marker);
 	sbi_free(marker);
+	if (bundled)
+		load_data_map(s);
 	if (!bundled || s->o.trust)
 		return 0;
 	char *real = realpath(s->recipe_dir, NULL);
@@ -141,6 +186,8 @@ pass_settings(sbi_session *s, int *exit_code)
 		lua_pushstring(L, eq + 1);
 		lua_rawset(L, -3);
 	}
+	lua_pushstring(L, s->recipe_dir);
+	lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_RECIPE_DIR);
 	lua_pushstring(L, s->o.recipe);
 	lua_pushstring(L, s->recipe_dir);
 	return call_sbi(s, "_begin", 3, 0);
@@ -337,6 +384,19 @@ run_node(void *ud, sbi_graph *g, sbi_node *n, sbi_artifact **out, sbi_err *err)
 	lua_pushlightuserdata(L, out);
 	int rc = sbi__pcall(L, 3, 0);
 	s->ctx.node = NULL;
+	if (rc == LUA_OK) { /* for the record of the files steps read */
+		char key[SBI_KEY_HEX];
+		sbi_key_hex(&n->key, key);
+		if (lua_getfield(L, LUA_REGISTRYINDEX, "sbi.ran_keys") != LUA_TTABLE) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_setfield(L, LUA_REGISTRYINDEX, "sbi.ran_keys");
+		}
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, key);
+		lua_pop(L, 1);
+	}
 	if (rc != LUA_OK) {
 		/* A position inside the stdlib means nothing to the recipe's
 		 * author: replace it by the node's label (which names the
@@ -453,6 +513,59 @@ table_json(lua_State *L, int idx)
 		lua_pop(L, 1);
 	}
 	return o;
+}
+
+/* Updates CACHE/reads.json, { "format": "sbirun-reads 1", "nodes": { key:
+ * [ { path, rel, found } ] } }: for every step that ran, the files it read
+ * through core.read_matrix / core.file_hash (sbirun bundle packs them). */
+static void
+write_reads_record(sbi_session *s)
+{
+	lua_State *L = s->L;
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "sbi.ran_keys") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return;
+	}
+	char *path = sbi_path_join(s->cache_dir, SBI_READS_RECORD);
+	json_t *rec = path ? json_load_file(path, 0, NULL) : NULL, *nodes = json_object_get(rec, "nodes");
+	if (!json_is_object(nodes)) {
+		json_decref(rec);
+		rec = json_pack("{s:s, s:{}}", "format", "sbirun-reads 1", "nodes");
+		nodes = json_object_get(rec, "nodes");
+	}
+	lua_pushnil(L);
+	while (nodes && lua_next(L, -2)) { /* [ran, key, true] */
+		json_object_set_new(nodes, lua_tostring(L, -2), json_array());
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	if (nodes && lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_READS) == LUA_TTABLE) { /* [reads] */
+		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, i);
+			lua_getfield(L, -1, "node");
+			lua_getfield(L, -2, "path");
+			lua_getfield(L, -3, "rel");
+			lua_getfield(L, -4, "found"); /* [reads, e, node, path, rel, found] */
+			json_t *list = lua_isstring(L, -4) ? json_object_get(nodes, lua_tostring(L, -4)) : NULL;
+			if (json_is_array(list) && lua_isstring(L, -3) && lua_isstring(L, -1)) {
+				json_t *o = json_pack("{s:s, s:s}", "path", lua_tostring(L, -3), "found", lua_tostring(L, -1));
+				if (o && lua_isstring(L, -2))
+					json_object_set_new(o, "rel", json_string(lua_tostring(L, -2)));
+				json_array_append_new(list, o);
+			}
+			lua_pop(L, 5);
+		}
+	}
+	lua_pop(L, 1);
+	char *text = rec ? json_dumps(rec, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
+	sbi_err err = { 0 };
+	if (text && path && sbi_fs_exists(s->cache_dir) &&
+	    sbi_fs_write_atomic(path, text, strlen(text), &err) != SBI_OK)
+		fprintf(stderr, "sbirun: warning: cannot write %s: %s\n", path, err.msg);
+	free(text);
+	json_decref(rec);
+	sbi_free(path);
 }
 
 static int
@@ -599,6 +712,7 @@ sbi_session_run(sbi_session *s)
 	}
 	if (rc == 0)
 		rc = produce_outputs(s, &x);
+	write_reads_record(s);
 	if (!s->o.quiet && rc == 0) {
 		if (x.nran == 0)
 			fprintf(stderr, "nothing to do: every needed node was cached (%zu cache hits)\n", x.nhits);
