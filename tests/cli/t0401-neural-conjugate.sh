@@ -78,4 +78,13 @@ run model.lua --set method=npe --set lr=0.001 --out o6
 expect_ok
 expect_eq "$(state_of o6/run.json simulate)" cached "simulate after a training change"
 expect_eq "$(state_of o6/run.json npe.train)" ran "npe.train after a training change"
+# Bit-identical trained models and samples whatever --jobs is (BLAS is pinned).
+artifacts() { grep '"artifact"' "$1" | tr -d ' ,'; }
+for m in npe nre; do
+	run model.lua --set method=$m --jobs 1 --cache j1 --out j1-$m --quiet
+	expect_ok
+	run model.lua --set method=$m --jobs 2 --cache j2 --out j2-$m --quiet
+	expect_ok
+	expect_eq "$(artifacts j2-$m/run.json)" "$(artifacts j1-$m/run.json)" "$m artifacts with --jobs 2 vs 1"
+done
 finish
