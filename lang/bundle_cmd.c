@@ -120,6 +120,128 @@ add_data(sbi_session *s, sbi_bundle_files *f, json_t *list)
 	return bad;
 }
 
+/* 1 when found is the file of an observation (bundled by add_data); data
+ * holds { found } objects. */
+static int
+is_observation(json_t *data, const char *found)
+{
+	size_t i;
+	json_t *d;
+	json_array_foreach(data, i, d) {
+		const char *v = json_string_value(json_object_get(d, "found"));
+		if (v && strcmp(v, found) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Adds one file read through core.read_matrix / core.file_hash: at
+ * data/<rel> when the path was relative to the recipe's folder without
+ * "..", else at data/external/<file name>; appends its map entry. */
+static int
+add_read(sbi_bundle_files *f, json_t *list, json_t *seen, const char *path, const char *rel, const char *found)
+{
+	char id[2200];
+	snprintf(id, sizeof id, "%s\n%s", rel ? "rel" : "path", rel ? rel : path);
+	if (json_object_get(seen, id))
+		return 0;
+	if (!sbi_fs_exists(found)) {
+		fprintf(stderr, "sbirun: warning: %s (read by the recipe as %s) no longer exists; not bundled\n",
+		    found, path);
+		return 0;
+	}
+	char name[1100], unpack[1100];
+	snprintf(name, sizeof name, "data/%s", rel ? rel : "");
+	if (rel == NULL || sbi_bundle_check_name(name) != NULL) {
+		char *copy = sbi_strdup(found);
+		const char *base = copy ? basename(copy) : "file";
+		snprintf(name, sizeof name, "data/external/%s", base);
+		for (int k = 2; sbi_bundle_files_has(f, name) && k < 1000; k++)
+			snprintf(name, sizeof name, "data/external/%d-%s", k, base);
+		sbi_free(copy);
+	}
+	snprintf(unpack, sizeof unpack, "%s", name + 5);
+	if (!sbi_bundle_files_has(f, name) && add_file(f, name, found))
+		return 1;
+	json_object_set_new(seen, id, json_true());
+	json_t *o = json_pack("{s:s, s:s, s:s}", "path", path, "file", name, "unpack", unpack);
+	if (o && rel)
+		json_object_set_new(o, "rel", json_string(rel));
+	json_array_append_new(list, o);
+	return 0;
+}
+
+/* The data files the recipe read through core.read_matrix / core.file_hash:
+ * while loading (this session's record) and while its steps ran (the
+ * cache's record, SBI_READS_RECORD). Steps the record does not cover are
+ * named: what they read could not be known. */
+static int
+add_reads(sbi_session *s, sbi_bundle_files *f, json_t *list)
+{
+	lua_State *L = sbi_session_lua(s);
+	json_t *seen = json_object(), *obs = json_array();
+	int bad = 0;
+	/* Observation files' found paths (data has only path/file/unpack). */
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_getfield(L, -1, "sbi.observation");
+	if (lua_istable(L, -1) && lua_getfield(L, -1, "files") == LUA_TTABLE) {
+		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, i);
+			lua_getfield(L, -1, "found");
+			if (lua_isstring(L, -1))
+				json_array_append_new(obs, json_pack("{s:s}", "found", lua_tostring(L, -1)));
+			lua_pop(L, 2);
+		}
+	}
+	lua_settop(L, 0);
+	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_READS) == LUA_TTABLE) {
+		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+		for (lua_Integer i = 1; i <= n && !bad; i++) {
+			lua_rawgeti(L, -1, i);
+			lua_getfield(L, -1, "path");
+			lua_getfield(L, -2, "rel");
+			lua_getfield(L, -3, "found"); /* [reads, e, path, rel, found] */
+			const char *path = lua_tostring(L, -3), *rel = lua_tostring(L, -2), *found = lua_tostring(L, -1);
+			if (path && found && !is_observation(obs, found))
+				bad = add_read(f, list, seen, path, rel, found);
+			lua_pop(L, 4);
+		}
+	}
+	lua_settop(L, 0);
+	sbi_graph *g = sbi_session_get_graph(s);
+	char *rpath = sbi_path_join(sbi_session_cache_dir(s), SBI_READS_RECORD);
+	json_t *rec = rpath ? json_load_file(rpath, 0, NULL) : NULL, *nodes = json_object_get(rec, "nodes");
+	size_t nunknown = 0;
+	for (size_t i = 0; i < g->nnodes && !bad; i++) {
+		char key[SBI_KEY_HEX];
+		sbi_key_hex(&g->nodes[i].key, key);
+		json_t *reads = json_object_get(nodes, key), *e;
+		size_t k;
+		if (!json_is_array(reads)) {
+			if (nunknown++ == 0)
+				fprintf(stderr, "sbirun: note: these steps never ran with the cache %s, so the files they "
+				    "read while running (through sbi.core.read_matrix or sbi.core.file_hash) could not be "
+				    "known and are not bundled; run the recipe with this cache (or clean it and run) to "
+				    "record them:\n", sbi_session_cache_dir(s));
+			fprintf(stderr, "  %s\n", g->nodes[i].label);
+			continue;
+		}
+		json_array_foreach(reads, k, e) {
+			const char *path = json_string_value(json_object_get(e, "path"));
+			const char *rel = json_string_value(json_object_get(e, "rel"));
+			const char *found = json_string_value(json_object_get(e, "found"));
+			if (path && found && !is_observation(obs, found) && (bad = add_read(f, list, seen, path, rel, found)))
+				break;
+		}
+	}
+	json_decref(rec);
+	sbi_free(rpath);
+	json_decref(seen);
+	json_decref(obs);
+	return bad;
+}
+
 /* sbi._param_values as a JSON object. */
 static json_t *
 params_json(lua_State *L)
@@ -226,6 +348,7 @@ sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
 	if (uname(&u) != 0)
 		memset(&u, 0, sizeof u);
 	json_t *sets = json_array(), *modules = json_array(), *data = json_array(), *nodes = json_array();
+	json_t *reads = json_array();
 	for (size_t i = 0; i < so->nsets; i++)
 		json_array_append_new(sets, json_string(so->sets[i]));
 	json_t *without = json_array();
@@ -233,15 +356,15 @@ sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
 		json_array_append_new(without, json_string("simulations"));
 	size_t ncached = 0;
 	int bad = add_file(&f, rname, so->recipe) || add_modules(s, &f, modules) || add_data(s, &f, data) ||
-	    add_cache(s, &f, nodes, o->without_simulations, &ncached);
+	    add_reads(s, &f, reads) || add_cache(s, &f, nodes, o->without_simulations, &ncached);
 	json_t *m = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o, s:o, "
-	    "s:o, s:o, s:s}",
+	    "s:o, s:o, s:o, s:s}",
 	    "format", SBI_BUNDLE_FORMAT, "sbirun", SBI_VERSION, "created", created,
 	    "versions", sbi_session_versions_json(),
 	    "platform", "sysname", u.sysname, "release", u.release, "version", u.version, "machine", u.machine,
 	    "recipe", "path", so->recipe, "file", rname,
 	    "sets", sets, "params", params_json(sbi_session_lua(s)), "modules", modules, "data", data,
-	    "without", without, "nodes", nodes, "compression", o->compression ? o->compression : "zstd");
+	    "reads", reads, "without", without, "nodes", nodes, "compression", o->compression ? o->compression : "zstd");
 	sbi_err err = { 0 };
 	if (!bad && m == NULL)
 		bad = errorf("%s%s", "cannot build the manifest", "");

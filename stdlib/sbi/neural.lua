@@ -106,7 +106,7 @@ local function train_node(kind, where, sims, opts, y_field, c_field)
     io.stderr:write(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
                                   report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
     return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
-             best_val_loss = report.best_val_loss, train_seconds = report.seconds, names = s.names }
+             best_val_loss = report.best_val_loss, names = s.names }
   end)
 end
 
@@ -171,8 +171,9 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
     for _, e in ipairs(diag.ess) do min_ess = math.min(min_ess, e) end
     io.stderr:write(string.format("%s: %s sampling, %d chains, %d samples in %.2f s, max R-hat %.3f, min ESS %.0f\n",
                                   node.label, key.sampler, diag.chains, key.num_samples, diag.seconds, worst, min_ess))
-    return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess,
-             mcmc_seconds = diag.seconds, method = label_method }
+    -- No wall times in artifacts: they would make equal results hash differently
+    -- (run.json has the seconds of every step).
+    return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess, method = label_method }
   end)
 end
 
@@ -242,7 +243,7 @@ function M.nre(opts)
     io.stderr:write(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
                                   report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
     return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
-             best_val_loss = report.best_val_loss, train_seconds = report.seconds, names = s.names }
+             best_val_loss = report.best_val_loss, names = s.names }
   end)
   local node = mcmc_node("nre.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NRE",
     function(node, inp)
