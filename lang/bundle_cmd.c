@@ -82,7 +82,7 @@ add_modules(sbi_session *s, sbi_bundle_files *f, json_t *list)
 /* Observation files -> data/<path as the recipe wrote it> when that is a
  * plain relative path, else data/external/<file name>. */
 static int
-add_data(sbi_session *s, sbi_bundle_files *f, json_t *list)
+add_data(sbi_session *s, sbi_bundle_files *f, json_t *byfound, json_t *list)
 {
 	lua_State *L = sbi_session_lua(s);
 	int bad = 0;
@@ -107,6 +107,7 @@ add_data(sbi_session *s, sbi_bundle_files *f, json_t *list)
 					sbi_free(copy);
 				}
 				snprintf(unpack, sizeof unpack, "%s", name + 5);
+				json_object_set_new(byfound, found, json_string(name));
 				if (!sbi_bundle_files_has(f, name)) {
 					bad = add_file(f, name, found);
 					json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "path", path, "file",
@@ -120,26 +121,12 @@ add_data(sbi_session *s, sbi_bundle_files *f, json_t *list)
 	return bad;
 }
 
-/* 1 when found is the file of an observation (bundled by add_data); data
- * holds { found } objects. */
-static int
-is_observation(json_t *data, const char *found)
-{
-	size_t i;
-	json_t *d;
-	json_array_foreach(data, i, d) {
-		const char *v = json_string_value(json_object_get(d, "found"));
-		if (v && strcmp(v, found) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 /* Adds one file read through core.read_matrix / core.file_hash: at
  * data/<rel> when the path was relative to the recipe's folder without
  * "..", else at data/external/<file name>; appends its map entry. */
 static int
-add_read(sbi_bundle_files *f, json_t *list, json_t *seen, const char *path, const char *rel, const char *found)
+add_read(sbi_bundle_files *f, json_t *list, json_t *seen, json_t *byfound, const char *path, const char *rel,
+    const char *found)
 {
 	char id[2200];
 	snprintf(id, sizeof id, "%s\n%s", rel ? "rel" : "path", rel ? rel : path);
@@ -152,7 +139,10 @@ add_read(sbi_bundle_files *f, json_t *list, json_t *seen, const char *path, cons
 	}
 	char name[1100], unpack[1100];
 	snprintf(name, sizeof name, "data/%s", rel ? rel : "");
-	if (rel == NULL || sbi_bundle_check_name(name) != NULL) {
+	const char *same = json_string_value(json_object_get(byfound, found));
+	if (same) /* the same file, already bundled (an observation file, or another path to it) */
+		snprintf(name, sizeof name, "%s", same);
+	else if (rel == NULL || sbi_bundle_check_name(name) != NULL) {
 		char *copy = sbi_strdup(found);
 		const char *base = copy ? basename(copy) : "file";
 		snprintf(name, sizeof name, "data/external/%s", base);
@@ -164,6 +154,7 @@ add_read(sbi_bundle_files *f, json_t *list, json_t *seen, const char *path, cons
 	if (!sbi_bundle_files_has(f, name) && add_file(f, name, found))
 		return 1;
 	json_object_set_new(seen, id, json_true());
+	json_object_set_new(byfound, found, json_string(name));
 	json_t *o = json_pack("{s:s, s:s, s:s}", "path", path, "file", name, "unpack", unpack);
 	if (o && rel)
 		json_object_set_new(o, "rel", json_string(rel));
@@ -176,25 +167,11 @@ add_read(sbi_bundle_files *f, json_t *list, json_t *seen, const char *path, cons
  * cache's record, SBI_READS_RECORD). Steps the record does not cover are
  * named: what they read could not be known. */
 static int
-add_reads(sbi_session *s, sbi_bundle_files *f, json_t *list)
+add_reads(sbi_session *s, sbi_bundle_files *f, json_t *byfound, json_t *list)
 {
 	lua_State *L = sbi_session_lua(s);
-	json_t *seen = json_object(), *obs = json_array();
+	json_t *seen = json_object();
 	int bad = 0;
-	/* Observation files' found paths (data has only path/file/unpack). */
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	lua_getfield(L, -1, "sbi.observation");
-	if (lua_istable(L, -1) && lua_getfield(L, -1, "files") == LUA_TTABLE) {
-		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-		for (lua_Integer i = 1; i <= n; i++) {
-			lua_rawgeti(L, -1, i);
-			lua_getfield(L, -1, "found");
-			if (lua_isstring(L, -1))
-				json_array_append_new(obs, json_pack("{s:s}", "found", lua_tostring(L, -1)));
-			lua_pop(L, 2);
-		}
-	}
-	lua_settop(L, 0);
 	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_READS) == LUA_TTABLE) {
 		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
 		for (lua_Integer i = 1; i <= n && !bad; i++) {
@@ -203,8 +180,8 @@ add_reads(sbi_session *s, sbi_bundle_files *f, json_t *list)
 			lua_getfield(L, -2, "rel");
 			lua_getfield(L, -3, "found"); /* [reads, e, path, rel, found] */
 			const char *path = lua_tostring(L, -3), *rel = lua_tostring(L, -2), *found = lua_tostring(L, -1);
-			if (path && found && !is_observation(obs, found))
-				bad = add_read(f, list, seen, path, rel, found);
+			if (path && found)
+				bad = add_read(f, list, seen, byfound, path, rel, found);
 			lua_pop(L, 4);
 		}
 	}
@@ -231,14 +208,13 @@ add_reads(sbi_session *s, sbi_bundle_files *f, json_t *list)
 			const char *path = json_string_value(json_object_get(e, "path"));
 			const char *rel = json_string_value(json_object_get(e, "rel"));
 			const char *found = json_string_value(json_object_get(e, "found"));
-			if (path && found && !is_observation(obs, found) && (bad = add_read(f, list, seen, path, rel, found)))
+			if (path && found && (bad = add_read(f, list, seen, byfound, path, rel, found)))
 				break;
 		}
 	}
 	json_decref(rec);
 	sbi_free(rpath);
 	json_decref(seen);
-	json_decref(obs);
 	return bad;
 }
 
@@ -348,15 +324,15 @@ sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
 	if (uname(&u) != 0)
 		memset(&u, 0, sizeof u);
 	json_t *sets = json_array(), *modules = json_array(), *data = json_array(), *nodes = json_array();
-	json_t *reads = json_array();
+	json_t *reads = json_array(), *byfound = json_object();
 	for (size_t i = 0; i < so->nsets; i++)
 		json_array_append_new(sets, json_string(so->sets[i]));
 	json_t *without = json_array();
 	if (o->without_simulations)
 		json_array_append_new(without, json_string("simulations"));
 	size_t ncached = 0;
-	int bad = add_file(&f, rname, so->recipe) || add_modules(s, &f, modules) || add_data(s, &f, data) ||
-	    add_reads(s, &f, reads) || add_cache(s, &f, nodes, o->without_simulations, &ncached);
+	int bad = add_file(&f, rname, so->recipe) || add_modules(s, &f, modules) || add_data(s, &f, byfound, data) ||
+	    add_reads(s, &f, byfound, reads) || add_cache(s, &f, nodes, o->without_simulations, &ncached);
 	json_t *m = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o, s:o, "
 	    "s:o, s:o, s:o, s:s}",
 	    "format", SBI_BUNDLE_FORMAT, "sbirun", SBI_VERSION, "created", created,
@@ -378,6 +354,7 @@ sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
 		    o->output, f.n, total, ncached, sbi_session_get_graph(s)->nnodes);
 	}
 	json_decref(m);
+	json_decref(byfound);
 	sbi_bundle_files_clear(&f);
 	return bad;
 }

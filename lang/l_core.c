@@ -219,9 +219,12 @@ ends_with(const char *s, const char *suffix)
 const char *
 sbi__recipe_rel(const char *path, const char *dir)
 {
-	if (dir == NULL || *path == '/')
+	if (dir == NULL)
 		return NULL;
-	if (strcmp(dir, ".") != 0) {
+	if (strcmp(dir, ".") == 0) {
+		if (*path == '/')
+			return NULL;
+	} else {
 		size_t n = strlen(dir);
 		if (strncmp(path, dir, n) != 0 || path[n] != '/')
 			return NULL;

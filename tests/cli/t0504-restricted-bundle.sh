@@ -1,7 +1,7 @@
 #!/bin/bash
 # A recipe in an unpacked bundle runs restricted: reading a file outside
 # the bundle folder (through sbi.observation or sbi.core.read_matrix in a
-# module) or writing outside the output folder is refused with a clear
+# module, on a path the bundle does not map to a bundled copy) or writing outside the output folder is refused with a clear
 # message, unless --trust is given; show says so.
 . "$(dirname "$0")/lib.sh"
 mkdir proj
@@ -25,17 +25,23 @@ run unpack b.tar u
 expect_ok
 [ -f u/.sbirun-bundle ] || fail "unpack did not write the marker u/.sbirun-bundle"
 
-# The hard-coded ../outside.csv resolves to a real file outside u: refused.
-run u/recipe.lua --out o1
+# The hard-coded ../outside.csv was read while bundling: the bundle maps it
+# to its copy inside u (u/external/outside.csv), so it is allowed.
+run u/recipe.lua --out o0
+expect_ok
+expect_err "u is an unpacked bundle: its recipe runs restricted"
+# Another path resolving to a real file outside u: refused.
+cp outside.csv outside2.csv
+run u/recipe.lua --out o1 --set observation=../outside2.csv
 expect_fail 1
 expect_err "u is an unpacked bundle: its recipe runs restricted"
-expect_err "u/recipe.lua:5: sbi.observation: cannot read observation file '../outside.csv'"
+expect_err "u/recipe.lua:5: sbi.observation: cannot read observation file '../outside2.csv'"
 expect_err "is outside the bundle folder"
 expect_err "run it with --trust to lift this"
-run graph u/recipe.lua
+run graph u/recipe.lua --set observation=../outside2.csv
 expect_fail 1
 expect_err "is outside the bundle folder"
-run u/recipe.lua --out o1 --quiet --trust
+run u/recipe.lua --out o1 --quiet --trust --set observation=../outside2.csv
 expect_ok
 # Its bundled copy, inside the folder, is allowed.
 run u/recipe.lua --out o2 --quiet --set observation=external/outside.csv
@@ -70,9 +76,15 @@ LUA
 (cd proj2 && "$SBIRUN" bundle recipe.lua -o ../b2.tar --compression none 2>/dev/null) || fail "bundle of proj2 failed"
 run unpack b2.tar u2
 expect_ok
-(cd u2 && "$SBIRUN" recipe.lua --quiet >../out.u2 2>../err.u2)
+# ../outside.csv was read while bundling: it is bundled, and the path the
+# recipe gave is mapped to the copy inside the folder.
+[ -f u2/external/outside.csv ] || fail "read_matrix's file was not bundled"
+(cd u2 && "$SBIRUN" recipe.lua --quiet >/dev/null 2>&1) || fail "the bundled copy of ../outside.csv was not used"
+# A path the bundle does not map, outside the folder, is refused.
+cp outside.csv outside2.csv
+(cd u2 && "$SBIRUN" recipe.lua --quiet --set file=../outside2.csv >../out.u2 2>../err.u2)
 [ $? -eq 1 ] || fail "read_matrix outside the folder was not refused"
-grep -qF "data.load: ../outside.csv is outside the bundle folder" err.u2 || fail "read_matrix message: $(cat err.u2)"
+grep -qF "data.load: ../outside2.csv is outside the bundle folder" err.u2 || fail "read_matrix message: $(cat err.u2)"
 (cd u2 && "$SBIRUN" recipe.lua --quiet --trust >/dev/null 2>&1) || fail "read_matrix with --trust failed"
 (cd u2 && "$SBIRUN" recipe.lua --quiet --trust --set write=true >/dev/null 2>&1) || fail "write with --trust failed"
 [ -f written/x.csv ] || fail "--trust: write_samples did not write"
