@@ -222,26 +222,10 @@ add_reads(sbi_session *s, sbi_bundle_files *f, json_t *byfound, json_t *list)
 static json_t *
 params_json(lua_State *L)
 {
-	json_t *o = json_object();
 	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
 	lua_getfield(L, -1, "sbi");
-	if (lua_istable(L, -1) && lua_getfield(L, -1, "_param_values") == LUA_TTABLE) { /* [l, sbi, vals] */
-		lua_pushnil(L);
-		while (lua_next(L, -2)) {                                               /* [.., k, v] */
-			if (lua_type(L, -2) == LUA_TSTRING) {
-				const char *k = lua_tostring(L, -2);
-				if (lua_isinteger(L, -1))
-					json_object_set_new(o, k, json_integer(lua_tointeger(L, -1)));
-				else if (lua_type(L, -1) == LUA_TNUMBER)
-					json_object_set_new(o, k, json_real(lua_tonumber(L, -1)));
-				else if (lua_type(L, -1) == LUA_TSTRING)
-					json_object_set_new(o, k, json_string(lua_tostring(L, -1)));
-				else if (lua_type(L, -1) == LUA_TBOOLEAN)
-					json_object_set_new(o, k, json_boolean(lua_toboolean(L, -1)));
-			}
-			lua_pop(L, 1);
-		}
-	}
+	json_t *o = lua_istable(L, -1) && lua_getfield(L, -1, "_param_values") == LUA_TTABLE
+			? sbi__table_json(L, -1) : json_object();
 	lua_settop(L, 0);
 	return o;
 }

@@ -307,19 +307,30 @@ record_read(lua_State *L, const char *path, const char *found)
 	lua_settop(L, top);
 }
 
-/* core.read_matrix(path) -> Mat, names | nil, message */
-static int
-l_read_matrix(lua_State *L)
+/* The file argument 1 names, after a bundle's path map, at stack index 2;
+ * NULL with nil and a message pushed when reading it is not allowed. */
+static const char *
+readable_path(lua_State *L)
 {
 	const char *given = luaL_checkstring(L, 1), *path = map_path(L, given);
 	lua_settop(L, 1);
-	lua_pushstring(L, path);
+	lua_pushstring(L, path); /* [given, path] */
 	path = lua_tostring(L, 2);
 	if (!sbi__check_read(L, path)) { /* [.., msg] */
 		lua_pushnil(L);
 		lua_insert(L, -2);       /* [.., nil, msg] */
-		return 2;
+		return NULL;
 	}
+	return path;
+}
+
+/* core.read_matrix(path) -> Mat, names | nil, message */
+static int
+l_read_matrix(lua_State *L)
+{
+	const char *path = readable_path(L);
+	if (path == NULL)
+		return 2; /* [.., nil, msg] */
 	sbi_mat *m = NULL;
 	char **names = NULL;
 	size_t nnames = 0;
@@ -331,7 +342,7 @@ l_read_matrix(lua_State *L)
 		lua_pushstring(L, err.msg);
 		return 2;
 	}
-	record_read(L, given, path);
+	record_read(L, lua_tostring(L, 1), path);
 	sbi__push_mat(L, m);
 	lua_createtable(L, (int)nnames, 0);
 	for (size_t i = 0; i < nnames; i++) {
@@ -383,15 +394,9 @@ l_write_samples(lua_State *L)
 static int
 l_file_hash(lua_State *L)
 {
-	const char *given = luaL_checkstring(L, 1), *path = map_path(L, given);
-	lua_settop(L, 1);
-	lua_pushstring(L, path);
-	path = lua_tostring(L, 2);
-	if (!sbi__check_read(L, path)) { /* [.., msg] */
-		lua_pushnil(L);
-		lua_insert(L, -2);       /* [.., nil, msg] */
-		return 2;
-	}
+	const char *path = readable_path(L);
+	if (path == NULL)
+		return 2; /* [.., nil, msg] */
 	char *data;
 	size_t n;
 	sbi_err err = { 0 };
@@ -404,7 +409,7 @@ l_file_hash(lua_State *L)
 	char hex[SBI_KEY_HEX];
 	sbi_hash_buffer(data, n, &k);
 	sbi_free(data);
-	record_read(L, given, path);
+	record_read(L, lua_tostring(L, 1), path);
 	sbi_key_hex(&k, hex);
 	lua_pushstring(L, hex);
 	return 1;

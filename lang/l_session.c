@@ -490,8 +490,8 @@ nodes_json(sbi_session *s)
 }
 
 /* Lua table at idx of string keys -> JSON object of strings/numbers. */
-static json_t *
-table_json(lua_State *L, int idx)
+json_t *
+sbi__table_json(lua_State *L, int idx)
 {
 	json_t *o = json_object();
 	idx = lua_absindex(L, idx);
@@ -574,7 +574,7 @@ write_run_json(sbi_session *s, const sbi_executor *x)
 	lua_State *L = s->L;
 	push_sbi(L);
 	lua_getfield(L, -1, "_param_values");
-	json_t *params = table_json(L, -1);
+	json_t *params = sbi__table_json(L, -1);
 	lua_pop(L, 2);
 	json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:i, s:f}", "format", "sbirun-run 1",
 	    "recipe", s->o.recipe, "cache", s->cache_dir, "versions", versions_json(), "params", params,

@@ -49,4 +49,11 @@ const char *sbi_session_restricted_root(const sbi_session *s);
 /* The integer seed in node i's options, or -1. */
 long long sbi_session_node_seed(sbi_session *s, size_t i);
 
+/* A Lua table's string keys with number, string or boolean values, as a
+ * new JSON object (other entries are skipped); used for parameters in
+ * run.json and in bundle manifests. */
+#include <jansson.h>
+struct lua_State;
+json_t *sbi__table_json(struct lua_State *L, int idx);
+
 #endif
