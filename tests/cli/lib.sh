@@ -85,6 +85,18 @@ no_temp_files() {
 	fi
 }
 
+# col_stats FILE COL: mean and standard deviation of a CSV column (header skipped).
+col_stats() {
+	awk -F, -v c="$2" 'NR > 1 { s += $c; ss += $c * $c; n++ }
+		END { m = s / n; printf "%.6f %.6f\n", m, sqrt(ss / n - m * m) }' "$1"
+}
+
+# within A B TOL WHAT: |A - B| <= TOL, else a failure naming WHAT.
+within() {
+	awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }' ||
+		fail "$4: got $1, expected $2 +- $3"
+}
+
 finish() {
 	if [ "$FAILS" -ne 0 ]; then
 		echo "$FAILS of $CHECKS checks failed" >&2

@@ -2,16 +2,6 @@
 # Rejection ABC on conjugate normal models recovers the analytic posterior.
 . "$(dirname "$0")/lib.sh"
 
-# col_stats FILE COL: mean and standard deviation of a CSV column (header skipped).
-col_stats() {
-	awk -F, -v c="$2" 'NR > 1 { s += $c; ss += $c * $c; n++ }
-		END { m = s / n; printf "%.6f %.6f\n", m, sqrt(ss / n - m * m) }' "$1"
-}
-# within A B TOL WHAT
-within() {
-	awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }' ||
-		fail "$4: got $1, expected $2 +- $3"
-}
 
 # 1-D: theta ~ N(0, 1), x ~ N(theta, 0.5^2), x_obs = 1:
 # posterior N(0.8, 0.2), sd 0.4472. 1000 accepted: standard errors 0.014 (mean), 0.010 (sd).

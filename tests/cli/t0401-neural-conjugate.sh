@@ -5,14 +5,6 @@
 # the simulations; a new observation only re-runs sampling (amortized NPE).
 . "$(dirname "$0")/lib.sh"
 
-col_stats() {
-	awk -F, -v c="$2" 'NR > 1 { s += $c; ss += $c * $c; n++ }
-		END { m = s / n; printf "%.6f %.6f\n", m, sqrt(ss / n - m * m) }' "$1"
-}
-within() {
-	awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }' ||
-		fail "$4: got $1, expected $2 +- $3"
-}
 
 # theta ~ N(0, I_2), x ~ N(theta, 0.5^2 I): posterior N(0.8 x_obs, 0.2 I), sd 0.4472.
 cat > model.lua <<'EOF2'
