@@ -1,6 +1,6 @@
 /* Conditional MAF and NSF flows (see flow.h).
  *
- * Model blob format (version 1, little-endian), then a BLAKE2b trailer:
+ * Model blob format (version 2: conditional MADEs have degree-0 hidden units; little-endian), then a BLAKE2b trailer:
  *   "SBIFLOW\0", u32 version,
  *   u32 kind, u64 dim, u64 context, u64 transforms, u64 hidden, u64 layers,
  *   u64 bins, f64 bound, u32 act, u64 seed,
@@ -18,7 +18,7 @@
 #include "sbi/rng.h"
 
 #define FLOW_MAGIC "SBIFLOW"
-#define FLOW_VERSION 1
+#define FLOW_VERSION SBI_FLOW_FORMAT
 #define LOG_2PI 1.8378770664093453
 
 /* One MADE: its parameters in order w_in, w_ctx, b_in, (w_l, b_l) x layers, w_out, b_out. */
@@ -40,30 +40,37 @@ struct sbi_flow {
 	size_t nparams;
 };
 
+/* Degrees of hidden units. nflows' MADE uses 1..D-1, which leaves the first
+ * dimension of every transform connected to no hidden unit: its transform
+ * ignores the context, and a 2-D posterior whose permutations keep one
+ * dimension first never conditions it on x. A conditional MADE here also
+ * has degree-0 units, which see the context only, so every output depends
+ * on the context (the autoregressive order on y is unchanged). */
 static size_t
-hidden_degree(size_t k, size_t dim)
+hidden_degree(size_t k, size_t dim, size_t context)
 {
-	size_t m = dim > 1 ? dim - 1 : 1;
-	return k % m + (dim > 1 ? 1 : 0);
+	if (context > 0 || dim == 1)
+		return k % dim;
+	return k % (dim - 1) + 1;
 }
 
-/* Masks with nflows' sequential degrees: inputs 1..D, hidden cyclic, an
- * output of dimension i connects to hidden units of degree < i. */
+/* Masks: inputs have degrees 1..D, an output of dimension i connects to
+ * hidden units of degree < i. */
 static void
 make_masks(made *m, const sbi_flow *f)
 {
-	size_t D = f->cfg.dim, H = f->cfg.hidden, O = D * f->out_per_dim;
+	size_t D = f->cfg.dim, C = f->cfg.context, H = f->cfg.hidden, O = D * f->out_per_dim;
 	for (size_t i = 0; i < D; i++)
 		for (size_t k = 0; k < H; k++)
-			m->mask_in[i * H + k] = hidden_degree(k, D) >= i + 1;
+			m->mask_in[i * H + k] = hidden_degree(k, D, C) >= i + 1;
 	for (size_t a = 0; a < H; a++)
 		for (size_t b = 0; b < H; b++)
-			m->mask_h[a * H + b] = hidden_degree(b, D) >= hidden_degree(a, D);
+			m->mask_h[a * H + b] = hidden_degree(b, D, C) >= hidden_degree(a, D, C);
 	for (size_t k = 0; k < H; k++)
 		for (size_t o = 0; o < O; o++) {
 			/* MAF: [scale logits | shifts]; NSF: dim-major blocks of 3K-1. */
 			size_t dim_of_o = f->cfg.kind == SBI_FLOW_MAF ? o % D : o / f->out_per_dim;
-			m->mask_out[k * O + o] = dim_of_o + 1 > hidden_degree(k, D);
+			m->mask_out[k * O + o] = dim_of_o + 1 > hidden_degree(k, D, C);
 		}
 }
 

@@ -691,6 +691,8 @@ sbi__open_nn(lua_State *L)
 	lua_setfield(L, -2, "flow_train");
 	lua_pushcfunction(L, l_flow_load);
 	lua_setfield(L, -2, "flow_load");
+	lua_pushinteger(L, SBI_FLOW_FORMAT);
+	lua_setfield(L, -2, "FLOW_FORMAT");
 	lua_pushcfunction(L, l_mcmc);
 	lua_setfield(L, -2, "mcmc");
 	luaL_newmetatable(L, SBI_MT_CLASSIFIER);

@@ -31,7 +31,7 @@ local training_spec = {
 
 -- Options of the density estimator (flows), with its training.
 local estimator_spec = merge({
-  density = { check.one_of("maf", "nsf") },
+  density = { check.one_of("maf", "nsf", "auto") },
   transforms = { check.integer(1) },
   hidden = { check.integer(1) },
   layers = { check.integer(0) },
@@ -69,9 +69,12 @@ local function integer_seed(opts) return math.tointeger(opts.seed or 1) end
 
 -- Defaults of the flows and of training (also in docs/neural.md). They are
 -- filled into the keys, so writing a default explicitly does not retrain.
+-- Batch sizes were chosen by measurement (docs/benchmarks-neural.md): flows
+-- reach a lower validation loss with 50 (the reference package's size when
+-- its figures were measured) at about the same cost; the classifier keeps 200.
 local TRAINING_DEFAULTS = { batch_size = 200, learning_rate = 5e-4, validation_fraction = 0.1, patience = 20,
                             max_epochs = 2000, clip = 5 }
-local FLOW_DEFAULTS = merge({ density = "maf", transforms = 5, hidden = 50, layers = 2 }, TRAINING_DEFAULTS)
+local FLOW_DEFAULTS = merge(TRAINING_DEFAULTS, { transforms = 5, hidden = 50, layers = 2, batch_size = 50 })
 local NSF_DEFAULTS = { bins = 10, bound = 3 }
 
 local function with_defaults(opts, spec, defaults)
@@ -83,30 +86,53 @@ local function with_defaults(opts, spec, defaults)
   return key
 end
 
+-- Trains one flow of the given density on the key's options.
+local function fit_flow(key, density, s, y_field, c_field, label)
+  local nsf = density == "nsf"
+  local model, report = core.flow_train {
+    kind = density, y = s[y_field], context = s[c_field], transforms = key.transforms, hidden = key.hidden,
+    layers = key.layers, bins = nsf and key.bins or nil, bound = nsf and key.bound or nil,
+    activation = key.activation or (nsf and "relu" or "tanh"), batch_size = key.batch_size,
+    learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
+    max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = label,
+  }
+  io.stderr:write(string.format("%s: %s, %d epochs (best %d), validation loss %.4f, %.2f s\n", label, density,
+                                report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
+  return model, report
+end
+
 -- The training node: fits q(y | context) where y and context are columns of
--- the simulations ("theta" or "x").
-local function train_node(kind, where, sims, opts, y_field, c_field)
-  local key = with_defaults(opts, estimator_spec, FLOW_DEFAULTS)
-  if key.density == "nsf" then
+-- the simulations ("theta" or "x"). density = "auto" fits a MAF and an NSF
+-- on the same training/validation split and keeps the one with the lower
+-- validation loss: splines win on multimodal and skewed densities, the
+-- affine MAF on near-Gaussian ones at small budgets (docs/neural.md).
+local function train_node(kind, where, sims, opts, y_field, c_field, density)
+  local key = with_defaults(opts, estimator_spec, merge(FLOW_DEFAULTS, { density = density }))
+  if key.density ~= "maf" then
     key = with_defaults(key, estimator_spec, NSF_DEFAULTS)
   else
     key.bins, key.bound = nil, nil -- meaningless for MAF
   end
-  key.activation = key.activation or (key.density == "nsf" and "relu" or "tanh")
   key.seed = integer_seed(opts)
   key.fit = y_field .. "|" .. c_field
+  key.format = core.FLOW_FORMAT -- a new model format retrains instead of failing to load
   return graph.node(kind, where, key, { sims }, function(node, inp)
     local s = inp[1]
-    local model, report = core.flow_train {
-      kind = key.density or "maf", y = s[y_field], context = s[c_field], transforms = key.transforms,
-      hidden = key.hidden, layers = key.layers, bins = key.bins, bound = key.bound, activation = key.activation,
-      batch_size = key.batch_size, learning_rate = key.learning_rate, validation_fraction = key.validation_fraction,
-      patience = key.patience, max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = node.label,
-    }
-    io.stderr:write(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
-                                  report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
-    return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
-             best_val_loss = report.best_val_loss, names = s.names }
+    local candidates = key.density == "auto" and { "maf", "nsf" } or { key.density }
+    local best, val_losses = nil, {}
+    for _, d in ipairs(candidates) do
+      local model, report = fit_flow(key, d, s, y_field, c_field, node.label)
+      val_losses[d] = report.best_val_loss
+      if best == nil or report.best_val_loss < best.report.best_val_loss then
+        best = { model = model, report = report, density = d }
+      end
+    end
+    local r = best.report
+    if #candidates > 1 then
+      io.stderr:write(string.format("%s: kept the %s (lower validation loss)\n", node.label, best.density))
+    end
+    return { model = best.model, density = best.density, losses = r.losses, epochs = r.epochs,
+             best_epoch = r.best_epoch, best_val_loss = r.best_val_loss, val_losses = val_losses, names = s.names }
   end)
 end
 
@@ -126,7 +152,7 @@ function M.npe(opts)
   check_inputs("sbi.npe", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local train = train_node("npe.train", where, sims, opts, "theta", "x")
+  local train = train_node("npe.train", where, sims, opts, "theta", "x", "auto")
   local key = { num_samples = math.tointeger(opts.num_samples or 10000), seed = integer_seed(opts) }
   local node = graph.node("npe.sample", where, key, { train, opts.observation }, function(node, inp)
     local t, obs = inp[1], inp[2]
@@ -193,7 +219,7 @@ function M.nle(opts)
   check_inputs("sbi.nle", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local train = train_node("nle.train", where, sims, opts, "x", "theta")
+  local train = train_node("nle.train", where, sims, opts, "x", "theta", "maf")
   local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NLE",
     function(node, inp)
       local flow = core.flow_load(inp[1].model)

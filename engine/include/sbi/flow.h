@@ -10,7 +10,8 @@
  *       rational-quadratic splines on [-bound, bound], identity outside.
  * Each MADE is: h0 = y W_in + c W_ctx + b_in, then `layers` blocks
  * h = act(h W + b), then the output layer; masks follow nflows' sequential
- * degrees. y and c are z-scored with statistics fixed at fit time; log
+ * degrees, plus (when there is a context) hidden units of degree 0 that see
+ * c only, so that every dimension's transform depends on c. y and c are z-scored with statistics fixed at fit time; log
  * densities are in the original units of y. */
 #ifndef SBI_FLOW_H
 #define SBI_FLOW_H
@@ -21,6 +22,9 @@
 
 #include "sbi/ad.h"
 #include "sbi/err.h"
+
+/* Version of the model format (sbi_flow_save); part of training cache keys. */
+#define SBI_FLOW_FORMAT 2
 
 typedef enum sbi_flow_kind { SBI_FLOW_MAF = 1, SBI_FLOW_NSF = 2 } sbi_flow_kind;
 typedef enum sbi_act { SBI_ACT_TANH = 1, SBI_ACT_RELU = 2, SBI_ACT_ELU = 3, SBI_ACT_SILU = 4 } sbi_act;
