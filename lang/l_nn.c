@@ -41,7 +41,10 @@ static void
 set_threads(lua_State *L)
 {
 	(void)L;
-	openblas_set_num_threads(1);
+	/* SBI_BLAS_THREADS: for benchmarks that measure the thread count. */
+	const char *env = getenv("SBI_BLAS_THREADS");
+	int n = env ? atoi(env) : 1;
+	openblas_set_num_threads(n >= 1 && n <= 64 ? n : 1);
 }
 
 /* ---- reading options ---- */

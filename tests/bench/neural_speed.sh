@@ -2,8 +2,8 @@
 # Benchmark (not a test): NPE, NLE and NRE on sbibm two_moons, observation 1,
 # 10,000 simulations, seed 1, the reference package's network size (5 MAF
 # transforms of 50 hidden units; NRE classifier of 50 hidden units), on one
-# thread (training and sampling always use one OpenBLAS thread: a second one
-# made training 3-4x slower at these sizes and broke --jobs independence). Prints training CPU seconds, sampling seconds for 10,000
+# thread and on two (sbirun pins OpenBLAS to one thread; SBI_BLAS_THREADS=2
+# lifts the pin to measure what a second thread would give). Prints training CPU seconds, sampling seconds for 10,000
 # posterior samples and (with C2ST=1) the C2ST against the reference
 # posterior, next to the Python sbi 0.22 figures in shared/benchmarks/BASELINES.md.
 #
@@ -31,10 +31,10 @@ node_field() { # RUN_JSON KIND FIELD
 
 printf "| method | threads | epochs | train CPU s | ref CPU s | speed-up | train wall s | sample 10k s | ref sample s | speed-up | C2ST | ref C2ST |\n"
 printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-for threads in 1; do
+for threads in 1 2; do
 	for m in npe nle nre; do
 		out=$tmp/$m-$threads
-		"$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method=$m --set density=maf --set simulations=10000 --set seed=1 \
+		SBI_BLAS_THREADS=$threads "$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method=$m --set density=maf --set simulations=10000 --set seed=1 \
 			--set observation=1 --jobs $threads --cache "$tmp/cache-$m-$threads" --out "$out" \
 			>"$tmp/log" 2>"$tmp/err"
 		epochs=$(grep -o "[0-9]* epochs" "$tmp/err" | head -1 | grep -o "[0-9]*")
@@ -62,20 +62,22 @@ echo "reproduce: C2ST=1 bash tests/bench/neural_speed.sh   (machine: $(nproc) co
 cc -O2 -o "$tmp/gemm_peak" "$here/gemm_peak.c" $(pkg-config --cflags --libs openblas) 2>/dev/null || exit 0
 read -r _ peak <<<"$("$tmp/gemm_peak" | grep peak)"
 read -r _ small <<<"$("$tmp/gemm_peak" | grep batch)"
-# MAF, 5 transforms, 50 hidden, 2 blocks, D = 2 parameters, C = 2 data, batch 200:
-# forward GEMM FLOPs per transform = 2 * 200 * (2*50 + 2*50 + 2*50*50 + 50*4); backward ~2x.
-flop_step=$(( 3 * 5 * 2 * 200 * (2 * 50 + 2 * 50 + 2 * 50 * 50 + 50 * 4) ))
+# MAF, 5 transforms, 50 hidden, 2 blocks, D = 2 parameters, C = 2 data, batch B = 50
+# (9,000 training rows: 180 steps per epoch):
+# forward GEMM FLOPs per transform = 2 * B * (2*50 + 2*50 + 2*50*50 + 50*4); backward ~2x.
+batch=50
+flop_step=$(( 3 * 5 * 2 * batch * (2 * 50 + 2 * 50 + 2 * 50 * 50 + 50 * 4) ))
 npe_cpu=$(node_field "$tmp/npe-1/run.json" npe.train cpu_seconds)
-awk -v cpu="$npe_cpu" -v f="$flop_step" -v peak="$peak" -v small="$small" -v ep="$(cat "$tmp/npe-epochs" 2>/dev/null || echo 0)" 'BEGIN {
-	steps = ep * 45
+awk -v cpu="$npe_cpu" -v f="$flop_step" -v b="$batch" -v peak="$peak" -v small="$small" -v ep="$(cat "$tmp/npe-epochs" 2>/dev/null || echo 0)" 'BEGIN {
+	steps = ep * int(9000 / b)
 	if (steps == 0) exit
 	rate = f * steps / cpu / 1e9
 	printf "\nNPE training: %.1f GFLOP/s of GEMM work (%d steps of %.1f MFLOP in %.2f CPU s)\n", rate, steps, f / 1e6, cpu
-	printf "single-thread SGEMM: peak %.1f GFLOP/s (1024^3), %.1f GFLOP/s at the 200 x 50 x 50 training shape\n", peak, small
+	printf "single-thread SGEMM: peak %.1f GFLOP/s (1024^3), %.1f GFLOP/s at the %d x 50 x 50 training shape\n", peak, small, b
 	printf "the training loop reaches %.0f%% of peak and %.0f%% of what GEMM alone achieves at these shapes\n", 100 * rate / peak, 100 * rate / small
 }'
 if command -v perf >/dev/null && perf record -q -o "$tmp/perf.data" "$sbirun" "$root/recipes/sbibm/two_moons.lua" \
-	--set method=npe --set simulations=10000 --cache "$tmp/perf-cache" --out "$tmp/perf-out" --quiet >/dev/null 2>&1; then
+	--set method=npe --set density=maf --set simulations=10000 --cache "$tmp/perf-cache" --out "$tmp/perf-out" --quiet >/dev/null 2>&1; then
 	echo
 	echo "profile of a whole NPE run (perf, top symbols):"
 	perf report -i "$tmp/perf.data" --no-children --sort dso,symbol 2>/dev/null | grep '%' | head -10
