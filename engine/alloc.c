@@ -1,12 +1,14 @@
 /* Counting allocator with fault injection for tests (see alloc.h). A header
  * in front of each block would break alignment guarantees for doubles, so
  * only the count of live blocks is tracked, not their sizes. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sbi/alloc.h"
 
-static long live_blocks;
+/* Atomic: several flows may train in threads at once (lang/l_nn.c). */
+static atomic_long live_blocks;
 static long fail_after = -1;
 
 static int
@@ -80,5 +82,5 @@ sbi_test_fail_alloc_after(long n)
 long
 sbi_test_live_blocks(void)
 {
-	return live_blocks;
+	return atomic_load(&live_blocks);
 }

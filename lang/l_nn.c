@@ -1,6 +1,8 @@
 /* Neural estimators and MCMC for Lua: sbi.Flow (conditional density
  * estimators), core.flow_train, core.flow_load and core.mcmc. */
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 #include "sbi/progress.h"
 #include "sbi/rng.h"
 #include "sbi/train.h"
+
+#define SBI_MAX_TRAIN_THREADS 64
 
 #define SBI_MT_FLOW "sbi.Flow"
 #define SBI_MT_CLASSIFIER "sbi.Classifier"
@@ -33,10 +37,11 @@ check_flow(lua_State *L, int idx)
 
 /* OpenBLAS runs on one thread for training and sampling, whatever --jobs
  * is: its threaded GEMM splits reductions differently, which would make
- * results depend on --jobs, and at these matrix sizes (batch 200, 50 hidden
- * units) a second thread made training 3-4x slower, not faster
- * (tests/bench/neural_speed.sh, docs/benchmarks-neural.md). --jobs still
- * parallelizes simulations. */
+ * results depend on --jobs, and at these matrix sizes (batches of 50-200,
+ * 50 hidden units) a second thread made training 3-4x slower, not faster
+ * (tests/bench/neural_speed.sh, docs/benchmarks-neural.md). --jobs
+ * parallelizes simulations and the training of several flows at once
+ * (core.flow_train_each). */
 static void
 set_threads(lua_State *L)
 {
@@ -197,53 +202,156 @@ read_train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed)
 	o->quiet = ctx ? ctx->quiet : 0;
 }
 
-/* core.flow_train(spec) -> model blob (string), report */
-static int
-l_flow_train(lua_State *L)
-{
-	luaL_checktype(L, 1, LUA_TTABLE);
-	sbi_mat *y = opt_mat(L, 1, "y", 1), *c = opt_mat(L, 1, "context", 0);
-	const char *kind = opt_str(L, 1, "kind", "maf");
-	if (strcmp(kind, "maf") != 0 && strcmp(kind, "nsf") != 0)
-		return luaL_error(L, "unknown density estimator '%s' (expected \"maf\" or \"nsf\")", kind);
-	int nsf = strcmp(kind, "nsf") == 0;
-	sbi_flow_config cfg = {
-		.kind = nsf ? SBI_FLOW_NSF : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
-		.transforms = (size_t)opt_int(L, 1, "transforms", 5, 1), .hidden = (size_t)opt_int(L, 1, "hidden", 50, 1),
-		.layers = (size_t)opt_int(L, 1, "layers", 2, 0), .bins = (size_t)opt_int(L, 1, "bins", 10, 2),
-		.bound = opt_num(L, 1, "bound", 3.0), .act = activation(L, opt_str(L, 1, "activation", nsf ? "relu" : "tanh")),
-		.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0),
-	};
+/* One flow to train: read from a Lua spec, then trained without touching
+ * Lua (so several can train in threads at once). */
+typedef struct flow_job {
+	sbi_flow_config cfg;
 	sbi_train_opts o;
-	read_train_opts(L, 1, &o, cfg.seed);
+	const sbi_mat *y, *c; /* borrowed from the spec, which outlives the job */
+	unsigned char *blob;  /* owned until pushed */
+	size_t len;
+	sbi_train_report rep;
+	sbi_err err;
+	int rc;
+} flow_job;
+
+static void
+read_flow_job(lua_State *L, int spec, flow_job *j)
+{
+	luaL_checktype(L, spec, LUA_TTABLE);
+	memset(j, 0, sizeof *j);
+	const sbi_mat *y = opt_mat(L, spec, "y", 1), *c = opt_mat(L, spec, "context", 0);
+	const char *kind = opt_str(L, spec, "kind", "maf");
+	if (strcmp(kind, "maf") != 0 && strcmp(kind, "nsf") != 0)
+		luaL_error(L, "unknown density estimator '%s' (expected \"maf\" or \"nsf\")", kind);
+	int nsf = strcmp(kind, "nsf") == 0;
+	j->cfg = (sbi_flow_config){
+		.kind = nsf ? SBI_FLOW_NSF : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
+		.transforms = (size_t)opt_int(L, spec, "transforms", 5, 1), .hidden = (size_t)opt_int(L, spec, "hidden", 50, 1),
+		.layers = (size_t)opt_int(L, spec, "layers", 2, 0), .bins = (size_t)opt_int(L, spec, "bins", 10, 2),
+		.bound = opt_num(L, spec, "bound", 3.0),
+		.act = activation(L, opt_str(L, spec, "activation", nsf ? "relu" : "tanh")),
+		.seed = (uint64_t)opt_int(L, spec, "seed", 1, 0),
+	};
+	read_train_opts(L, spec, &j->o, j->cfg.seed);
 	if (c && c->nrow != y->nrow)
-		return luaL_error(L, "y has %d rows but context has %d", (int)y->nrow, (int)c->nrow);
-	set_threads(L);
-	/* From here on nothing raises until everything is freed. */
-	sbi_err err = { 0 };
-	sbi_flow *f = sbi_flow_alloc(&cfg, &err);
-	size_t n = y->nrow, dy = y->ncol, dc = cfg.context;
+		luaL_error(L, "y has %d rows but context has %d", (int)y->nrow, (int)c->nrow);
+	j->y = y, j->c = c;
+}
+
+/* Trains j: no Lua calls, no shared state (each job has its own flow,
+ * tape, RNG and scratch), so jobs may run in parallel threads. */
+static void
+run_flow_job(flow_job *j)
+{
+	const sbi_mat *y = j->y, *c = j->c;
+	sbi_flow *f = sbi_flow_alloc(&j->cfg, &j->err);
+	size_t n = y->nrow, dy = y->ncol, dc = j->cfg.context;
 	flow_fit F = { f, sbi_malloc(n * dy * sizeof(float)), dc ? sbi_malloc(n * dc * sizeof(float)) : NULL,
-		sbi_malloc(o.batch * dy * sizeof(float)), dc ? sbi_malloc(o.batch * dc * sizeof(float)) : NULL, dy, dc };
-	sbi_train_report rep = { 0 };
-	unsigned char *blob = NULL;
-	size_t len = 0;
-	int rc = f ? SBI_OK : err.code;
-	if (rc == SBI_OK && (!F.ys || !F.yb || (dc && (!F.cs || !F.cb))))
-		rc = sbi_err_set(&err, SBI_ENOMEM, "out of memory for training data");
-	if (rc == SBI_OK) {
+		sbi_malloc(j->o.batch * dy * sizeof(float)), dc ? sbi_malloc(j->o.batch * dc * sizeof(float)) : NULL, dy, dc };
+	j->rc = f ? SBI_OK : j->err.code;
+	if (j->rc == SBI_OK && (!F.ys || !F.yb || (dc && (!F.cs || !F.cb))))
+		j->rc = sbi_err_set(&j->err, SBI_ENOMEM, "out of memory for training data");
+	if (j->rc == SBI_OK) {
 		sbi_flow_set_standardization(f, y->data, c ? c->data : NULL, n);
 		sbi_flow_standardize(f, y->data, c ? c->data : NULL, n, F.ys, F.cs);
 		size_t np;
 		sbi_param **ps = sbi_flow_params(f, &np);
 		sbi_trainable m = { ps, np, flow_loss, &F };
-		rc = sbi_train(&m, n, &o, &rep, &err);
+		j->rc = sbi_train(&m, n, &j->o, &j->rep, &j->err);
 	}
-	if (rc == SBI_OK)
-		rc = sbi_flow_save(f, &blob, &len, &err);
+	if (j->rc == SBI_OK)
+		j->rc = sbi_flow_save(f, &j->blob, &j->len, &j->err);
 	sbi_free(F.ys), sbi_free(F.cs), sbi_free(F.yb), sbi_free(F.cb);
 	sbi_flow_free(f);
-	return push_trained(L, rc, blob, len, &rep, &err);
+}
+
+/* core.flow_train(spec) -> model blob (string), report */
+static int
+l_flow_train(lua_State *L)
+{
+	flow_job j;
+	read_flow_job(L, 1, &j);
+	set_threads(L);
+	run_flow_job(&j); /* nothing raises until push_trained frees what it made */
+	return push_trained(L, j.rc, j.blob, j.len, &j.rep, &j.err);
+}
+
+typedef struct job_queue {
+	flow_job *jobs;
+	size_t n;
+	atomic_size_t next;
+} job_queue;
+
+static void *
+job_worker(void *arg)
+{
+	job_queue *q = arg;
+	for (size_t i; (i = atomic_fetch_add(&q->next, 1)) < q->n;)
+		run_flow_job(&q->jobs[i]);
+	return NULL;
+}
+
+/* Runs the jobs on up to `threads` threads (this one included); a thread
+ * that cannot be started leaves its share to the others. */
+static void
+run_flow_jobs(flow_job *jobs, size_t n, size_t threads)
+{
+	job_queue q = { .jobs = jobs, .n = n };
+	atomic_init(&q.next, 0);
+	pthread_t tid[SBI_MAX_TRAIN_THREADS];
+	size_t started = 0;
+	threads = threads < n ? threads : n;
+	threads = threads < SBI_MAX_TRAIN_THREADS ? threads : SBI_MAX_TRAIN_THREADS;
+	for (size_t i = 1; i < threads; i++)
+		if (pthread_create(&tid[started], NULL, job_worker, &q) == 0)
+			started++;
+	job_worker(&q);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+}
+
+/* core.flow_train_each({ spec, ... }) -> { { model =, report = }, ... }:
+ * trains several flows, min(--jobs, #specs) at a time in threads. Each
+ * flow is trained exactly as by core.flow_train, so the results do not
+ * depend on --jobs. */
+static int
+l_flow_train_each(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_Integer n = luaL_len(L, 1);
+	luaL_argcheck(L, n >= 1 && n <= 64, 1, "expected 1 to 64 flow specifications");
+	flow_job *jobs = lua_newuserdatauv(L, (size_t)n * sizeof *jobs, 0); /* freed by the GC */
+	for (lua_Integer i = 0; i < n; i++) {
+		lua_geti(L, 1, i + 1);
+		read_flow_job(L, lua_gettop(L), &jobs[i]);
+		lua_pop(L, 1); /* the spec stays referenced by argument 1 */
+	}
+	sbi_runctx *ctx = sbi__runctx(L);
+	set_threads(L);
+	run_flow_jobs(jobs, (size_t)n, ctx && ctx->jobs > 1 ? (size_t)ctx->jobs : 1);
+	/* Report the first failure after freeing every job's results. */
+	for (lua_Integer i = 0; i < n; i++)
+		if (jobs[i].rc != SBI_OK) {
+			sbi_err e = jobs[i].err;
+			for (lua_Integer k = 0; k < n; k++) {
+				sbi_free(jobs[k].blob);
+				sbi_train_report_free(&jobs[k].rep);
+			}
+			return luaL_error(L, "%s", e.msg);
+		}
+	lua_createtable(L, (int)n, 0);
+	for (lua_Integer i = 0; i < n; i++) {
+		/* push_trained frees job i's blob and report; later jobs' are still
+		 * owned here, so free them if it raises: it only raises on OOM. */
+		lua_createtable(L, 0, 2);
+		push_trained(L, SBI_OK, jobs[i].blob, jobs[i].len, &jobs[i].rep, &jobs[i].err);
+		jobs[i].blob = NULL;
+		lua_setfield(L, -3, "report");
+		lua_setfield(L, -2, "model");
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
 }
 
 /* ---- loaded flows ---- */
@@ -692,6 +800,8 @@ sbi__open_nn(lua_State *L)
 	lua_pop(L, 1);                     /* [core] */
 	lua_pushcfunction(L, l_flow_train);
 	lua_setfield(L, -2, "flow_train");
+	lua_pushcfunction(L, l_flow_train_each);
+	lua_setfield(L, -2, "flow_train_each");
 	lua_pushcfunction(L, l_flow_load);
 	lua_setfield(L, -2, "flow_load");
 	lua_pushinteger(L, SBI_FLOW_FORMAT);

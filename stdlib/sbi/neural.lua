@@ -86,19 +86,16 @@ local function with_defaults(opts, spec, defaults)
   return key
 end
 
--- Trains one flow of the given density on the key's options.
-local function fit_flow(key, density, s, y_field, c_field, label)
+-- The core.flow_train spec of one flow of the given density.
+local function flow_spec(key, density, s, y_field, c_field, label)
   local nsf = density == "nsf"
-  local model, report = core.flow_train {
+  return {
     kind = density, y = s[y_field], context = s[c_field], transforms = key.transforms, hidden = key.hidden,
     layers = key.layers, bins = nsf and key.bins or nil, bound = nsf and key.bound or nil,
     activation = key.activation or (nsf and "relu" or "tanh"), batch_size = key.batch_size,
     learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
     max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = label,
   }
-  io.stderr:write(string.format("%s: %s, %d epochs (best %d), validation loss %.4f, %.2f s\n", label, density,
-                                report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
-  return model, report
 end
 
 -- The training node: fits q(y | context) where y and context are columns of
@@ -119,12 +116,21 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
   return graph.node(kind, where, key, { sims }, function(node, inp)
     local s = inp[1]
     local candidates = key.density == "auto" and { "maf", "nsf" } or { key.density }
+    local specs = {}
+    for i, d in ipairs(candidates) do
+      specs[i] = flow_spec(key, d, s, y_field, c_field, #candidates > 1 and node.label .. " " .. d or node.label)
+    end
+    -- Candidates train in parallel threads with --jobs 2 or more; each is
+    -- trained as it would be alone, so the result does not depend on --jobs.
+    local fits = core.flow_train_each(specs)
     local best, val_losses = nil, {}
-    for _, d in ipairs(candidates) do
-      local model, report = fit_flow(key, d, s, y_field, c_field, node.label)
+    for i, d in ipairs(candidates) do
+      local report = fits[i].report
+      io.stderr:write(string.format("%s: %s, %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label, d,
+                                    report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
       val_losses[d] = report.best_val_loss
       if best == nil or report.best_val_loss < best.report.best_val_loss then
-        best = { model = model, report = report, density = d }
+        best = { model = fits[i].model, report = report, density = d }
       end
     end
     local r = best.report
