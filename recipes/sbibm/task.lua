@@ -10,7 +10,8 @@
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
---   density      npe/nle: maf (default) or nsf
+--   density      npe: auto (default: a MAF and an NSF, the one with the lower
+--                validation loss), maf or nsf; nle: maf (default), nsf or auto
 --   sampler      nle/nre: slice (default) or ensemble
 local sbi = require "sbi"
 
@@ -60,7 +61,8 @@ function M.run(spec)
   local num_samples = sbi.param("num_samples", 10000)
   -- Every parameter is declared whatever the method, so one command line
   -- can serve all methods.
-  local density = sbi.param("density", "maf")
+  local density = sbi.param("density", "default")
+  density = density ~= "default" and density or nil -- nil: the method's own default
   local sampler = sbi.param("sampler", "slice")
   local quantile = sbi.param("quantile", math.min(1, 100 / n_sims))
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,

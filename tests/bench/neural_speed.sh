@@ -54,6 +54,20 @@ for threads in 1 2; do
 				toupper(m), t, e, c, rc, rc / c, w, s, rs, rs / s, q, rq }'
 	done
 done
+
+# The default NPE (density = "auto": a MAF and an NSF, the better kept), whose
+# two flows train in two threads with --jobs 2.
+echo
+printf "| NPE default (auto) | --jobs | train wall s | train CPU s | kept | sample 10k s |\n"
+printf "|---|---|---|---|---|---|\n"
+for jobs in 1 2; do
+	out=$tmp/auto-$jobs
+	"$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method=npe --set simulations=10000 --set seed=1 \
+		--set observation=1 --jobs $jobs --cache "$tmp/cache-auto-$jobs" --out "$out" >"$tmp/log" 2>"$tmp/err"
+	kept=$(grep -o "kept the [a-z]*" "$tmp/err" | awk '{ print $3 }')
+	printf "| | %d | %.2f | %.2f | %s | %.3f |\n" $jobs "$(node_field "$out/run.json" npe.train seconds)" \
+		"$(node_field "$out/run.json" npe.train cpu_seconds)" "$kept" "$(node_field "$out/run.json" npe.sample seconds)"
+done
 echo
 echo "reproduce: C2ST=1 bash tests/bench/neural_speed.sh   (machine: $(nproc) cores; $(date -u +%Y-%m-%d))"
 
