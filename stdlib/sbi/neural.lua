@@ -165,12 +165,19 @@ function M.npe(opts)
     local flow = core.flow_load(t.model)
     local dy, dc = flow:dims()
     check_observation(node.label, obs, dc)
-    -- Draw in batches and keep draws inside the prior support.
+    -- Draw in batches and keep draws inside the prior support; after the
+    -- first batch, draw what the acceptance so far says is missing (plus
+    -- 10% and 100), not another full batch.
     local want, got, drawn, batch = key.num_samples, 0, 0, 0
     local parts = {}
     while got < want and drawn < 100 * want do
-      local s = prior.c:filter(flow:sample(math.max(want, 1000), obs.x, key.seed, batch))
-      drawn, batch = drawn + math.max(want, 1000), batch + 1
+      local n = want
+      if drawn > 0 then
+        n = math.min(math.ceil(1.1 * (want - got) * drawn / math.max(got, 1)) + 100, 100 * want - drawn)
+      end
+      n = math.max(n, 1000)
+      local s = prior.c:filter(flow:sample(n, obs.x, key.seed, batch))
+      drawn, batch = drawn + n, batch + 1
       if s:rows() > 0 then parts[#parts + 1] = s; got = got + s:rows() end
     end
     local acceptance = got / drawn
