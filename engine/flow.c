@@ -28,10 +28,18 @@ typedef struct made {
 	float *mask_in, *mask_h, *mask_out; /* owned */
 } made;
 
+/* A mixture density network: an MLP of the context, w_in, b_in, (w_l, b_l)
+ * x layers, w_out, b_out, whose outputs are the mixture's parameters. */
+typedef struct mdn_net {
+	sbi_param *w_in, *b_in, *w_out, *b_out;
+	sbi_param **w_h, **b_h;
+} mdn_net;
+
 struct sbi_flow {
 	sbi_flow_config cfg;
 	size_t out_per_dim; /* 2 (MAF) or 3K - 1 (NSF) */
-	made *mades;        /* transforms of them */
+	made *mades;        /* transforms of them (NULL for an MDN) */
+	mdn_net *mdn;       /* the MDN's network (NULL for flows) */
 	int *perm;          /* transforms x dim */
 	int *inv_perm;
 	double *y_mean, *y_std, *c_mean, *c_std;
@@ -136,6 +144,9 @@ free_made(made *m, size_t L)
 	sbi_free(m->mask_out);
 }
 
+static int alloc_mdn(sbi_flow *f);
+static void free_mdn(mdn_net *m, size_t L);
+
 void
 sbi_flow_free(sbi_flow *f)
 {
@@ -144,6 +155,9 @@ sbi_flow_free(sbi_flow *f)
 	for (size_t i = 0; f->mades && i < f->cfg.transforms; i++)
 		free_made(&f->mades[i], f->cfg.layers);
 	sbi_free(f->mades);
+	if (f->mdn)
+		free_mdn(f->mdn, f->cfg.layers);
+	sbi_free(f->mdn);
 	sbi_free(f->perm);
 	sbi_free(f->inv_perm);
 	sbi_free(f->y_mean);
@@ -174,8 +188,10 @@ init_weights(sbi_flow *f, gsl_rng *r)
 static int
 check_config(const sbi_flow_config *c, sbi_err *err)
 {
-	if (c->kind != SBI_FLOW_MAF && c->kind != SBI_FLOW_NSF)
+	if (c->kind != SBI_FLOW_MAF && c->kind != SBI_FLOW_NSF && c->kind != SBI_FLOW_MDN)
 		return sbi_err_set(err, SBI_EINVAL, "flow: unknown kind %d", c->kind);
+	if (c->kind == SBI_FLOW_MDN && (c->context < 1 || c->transforms != 1 || c->bins < 1 || c->bins > 64))
+		return sbi_err_set(err, SBI_EINVAL, "flow: an MDN needs a context, 1 transform and 1..64 components");
 	if (c->dim < 1 || c->dim > 4096 || c->context > 1 << 20)
 		return sbi_err_set(err, SBI_EINVAL, "flow: dimension %zu (context %zu) out of range", c->dim, c->context);
 	if (c->transforms < 1 || c->transforms > 64 || c->hidden < 1 || c->hidden > 4096 || c->layers > 16)
@@ -201,15 +217,22 @@ flow_new(const sbi_flow_config *cfg, sbi_err *err)
 	f->cfg = *cfg;
 	f->out_per_dim = cfg->kind == SBI_FLOW_MAF ? 2 : 3 * cfg->bins - 1;
 	size_t D = cfg->dim, C = cfg->context, T = cfg->transforms;
-	f->mades = sbi_calloc(T, sizeof *f->mades);
+	int mdn = cfg->kind == SBI_FLOW_MDN;
+	if (mdn)
+		f->mdn = sbi_calloc(1, sizeof *f->mdn);
+	else
+		f->mades = sbi_calloc(T, sizeof *f->mades);
 	f->perm = sbi_malloc(T * D * sizeof(int));
 	f->inv_perm = sbi_malloc(T * D * sizeof(int));
 	f->y_mean = sbi_calloc(D, sizeof(double));
 	f->y_std = sbi_calloc(D, sizeof(double));
 	f->c_mean = sbi_calloc(C ? C : 1, sizeof(double));
 	f->c_std = sbi_calloc(C ? C : 1, sizeof(double));
-	int bad = !f->mades || !f->perm || !f->inv_perm || !f->y_mean || !f->y_std || !f->c_mean || !f->c_std;
-	for (size_t i = 0; !bad && i < T; i++)
+	int bad = !(mdn ? (void *)f->mdn : (void *)f->mades) || !f->perm || !f->inv_perm || !f->y_mean || !f->y_std ||
+	    !f->c_mean || !f->c_std;
+	if (!bad && mdn)
+		bad = alloc_mdn(f) != 0;
+	for (size_t i = 0; !bad && !mdn && i < T; i++)
 		bad = alloc_made(f, &f->mades[i]) != 0;
 	if (bad) {
 		sbi_flow_free(f);
@@ -353,9 +376,13 @@ transform_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_
 	return z;
 }
 
+static sbi_var mdn_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs);
+
 sbi_var
 sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
 {
+	if (f->mdn)
+		return mdn_log_prob_std(f, t, ys, cs);
 	size_t D = f->cfg.dim;
 	sbi_var z = ys, ld = -1;
 	for (size_t k = 0; k < f->cfg.transforms; k++) {
@@ -463,9 +490,13 @@ transform_inverse(const sbi_flow *f, size_t k, sbi_tape *t, const float *z, cons
 	return failed ? SBI_ENOMEM : SBI_OK;
 }
 
+static int mdn_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, double *out, sbi_err *err);
+
 int
 sbi_flow_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, double *out, sbi_err *err)
 {
+	if (f->mdn)
+		return mdn_sample(f, t, c, n, r, out, err);
 	size_t D = f->cfg.dim, C = f->cfg.context;
 	float *z = sbi_malloc(n * D * sizeof(float)), *y = sbi_malloc(n * D * sizeof(float));
 	float *cs = C ? std_rows(f, 1, c, n, 1) : NULL;
@@ -489,6 +520,142 @@ sbi_flow_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r,
 	sbi_free(y);
 	sbi_free(cs);
 	return rc == SBI_OK ? SBI_OK : sbi_err_set(err, rc, "out of memory sampling a flow");
+}
+
+/* ---- mixture density network ----
+ *
+ * q(y | c) = sum_k pi_k N(y; mu_k, (U_k^T U_k)^-1) in standardized units,
+ * with (logits, mu, U) = MLP(c): per row K logits, then K means of D, then
+ * for each component the upper triangle of its precision factor U_k, row
+ * by row (D(D+1)/2 numbers); the diagonal passes through softplus + 1e-3.
+ * log N = -D/2 log 2pi + sum_i log U_ii - |U (y - mu)|^2 / 2. */
+
+static size_t
+mdn_outputs(const sbi_flow_config *c)
+{
+	return c->bins * (1 + c->dim + c->dim * (c->dim + 1) / 2);
+}
+
+static int
+alloc_mdn(sbi_flow *f)
+{
+	mdn_net *m = f->mdn;
+	size_t C = f->cfg.context, H = f->cfg.hidden, L = f->cfg.layers;
+	m->w_h = sbi_calloc(L ? L : 1, sizeof *m->w_h);
+	m->b_h = sbi_calloc(L ? L : 1, sizeof *m->b_h);
+	if (!m->w_h || !m->b_h || add_param(f, &m->w_in, C, H) || add_param(f, &m->b_in, 1, H))
+		return -1;
+	for (size_t l = 0; l < L; l++)
+		if (add_param(f, &m->w_h[l], H, H) || add_param(f, &m->b_h[l], 1, H))
+			return -1;
+	return add_param(f, &m->w_out, H, mdn_outputs(&f->cfg)) || add_param(f, &m->b_out, 1, mdn_outputs(&f->cfg));
+}
+
+static void
+free_mdn(mdn_net *m, size_t L)
+{
+	sbi_param_free(m->w_in);
+	sbi_param_free(m->b_in);
+	for (size_t l = 0; m->w_h && l < L; l++) {
+		sbi_param_free(m->w_h[l]);
+		sbi_param_free(m->b_h[l]);
+	}
+	sbi_free(m->w_h);
+	sbi_free(m->b_h);
+	sbi_param_free(m->w_out);
+	sbi_param_free(m->b_out);
+}
+
+static sbi_var
+mdn_forward(const sbi_flow *f, sbi_tape *t, sbi_var c)
+{
+	const mdn_net *m = f->mdn;
+	sbi_var h = activate(t, f->cfg.act, sbi_ad_linear(t, c, sbi_ad_param(t, m->w_in), sbi_ad_param(t, m->b_in)));
+	for (size_t l = 0; l < f->cfg.layers; l++)
+		h = activate(t, f->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, m->w_h[l]), sbi_ad_param(t, m->b_h[l])));
+	return sbi_ad_linear(t, h, sbi_ad_param(t, m->w_out), sbi_ad_param(t, m->b_out));
+}
+
+/* Column of U_k's entry (i, j), j >= i, in the MLP's output. */
+static size_t
+mdn_u_col(const sbi_flow_config *c, size_t k, size_t i, size_t j)
+{
+	size_t D = c->dim, tri = D * (D + 1) / 2;
+	return c->bins * (1 + D) + k * tri + i * D - i * (i - 1) / 2 + (j - i);
+}
+
+static sbi_var
+mdn_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
+{
+	size_t D = f->cfg.dim, K = f->cfg.bins;
+	sbi_var out = mdn_forward(f, t, cs), logits = sbi_ad_cols(t, out, 0, K), joint = -1;
+	for (size_t k = 0; k < K; k++) {
+		sbi_var diff = sbi_ad_sub(t, ys, sbi_ad_cols(t, out, K + k * D, D)), quad = -1, logdiag = -1;
+		for (size_t i = 0; i < D; i++) {
+			sbi_var uii = sbi_ad_add_scalar(t, sbi_ad_softplus(t, sbi_ad_cols(t, out, mdn_u_col(&f->cfg, k, i, i), 1)),
+			    1e-3f);
+			sbi_var r = sbi_ad_mul(t, sbi_ad_cols(t, diff, i, 1), uii);
+			for (size_t j = i + 1; j < D; j++)
+				r = sbi_ad_add(t, r, sbi_ad_mul(t, sbi_ad_cols(t, diff, j, 1),
+				    sbi_ad_cols(t, out, mdn_u_col(&f->cfg, k, i, j), 1)));
+			quad = quad < 0 ? sbi_ad_square(t, r) : sbi_ad_add(t, quad, sbi_ad_square(t, r));
+			logdiag = logdiag < 0 ? sbi_ad_log(t, uii) : sbi_ad_add(t, logdiag, sbi_ad_log(t, uii));
+		}
+		/* log pi_k (up to the normalizer below) + log N_k */
+		sbi_var lk = sbi_ad_add(t, sbi_ad_add(t, sbi_ad_cols(t, logits, k, 1), logdiag), sbi_ad_scale(t, quad, -0.5f));
+		joint = joint < 0 ? lk : sbi_ad_concat(t, joint, lk);
+	}
+	sbi_var lp = sbi_ad_sub(t, sbi_ad_logsumexp_rows(t, joint), sbi_ad_logsumexp_rows(t, logits));
+	return sbi_ad_add_scalar(t, lp, (float)(-0.5 * (double)D * LOG_2PI - f->log_std_sum));
+}
+
+/* Draws a component from the softmax of the logits, then mu + U^-1 z by
+ * back substitution (U is upper triangular), for one context row. */
+static int
+mdn_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, double *out, sbi_err *err)
+{
+	const sbi_flow_config *cfg = &f->cfg;
+	size_t D = cfg->dim, K = cfg->bins, O = mdn_outputs(cfg);
+	float *cs = std_rows(f, 1, c, 1, 1), *o = sbi_malloc(O * sizeof(float));
+	double *w = sbi_malloc(K * sizeof(double)), *x = sbi_malloc(D * sizeof(double));
+	int rc = cs && o && w && x ? SBI_OK : SBI_ENOMEM;
+	if (rc == SBI_OK) {
+		sbi_tape_reset(t);
+		sbi_tape_set_grad(t, 0);
+		sbi_var v = mdn_forward(f, t, sbi_ad_const(t, cs, 1, cfg->context));
+		if (sbi_tape_failed(t))
+			rc = SBI_ENOMEM;
+		else
+			memcpy(o, sbi_ad_value(t, v), O * sizeof(float));
+		sbi_tape_set_grad(t, 1);
+	}
+	if (rc == SBI_OK) {
+		double mx = -INFINITY, sum = 0;
+		for (size_t k = 0; k < K; k++)
+			mx = o[k] > mx ? o[k] : mx;
+		for (size_t k = 0; k < K; k++)
+			sum += w[k] = exp(o[k] - mx);
+		for (size_t s = 0; s < n; s++) {
+			double u = gsl_rng_uniform(r) * sum;
+			size_t k = 0;
+			while (k + 1 < K && (u -= w[k]) > 0)
+				k++;
+			for (size_t i = D; i-- > 0;) {
+				double zi = gsl_ran_gaussian_ziggurat(r, 1.0), acc = zi;
+				for (size_t j = i + 1; j < D; j++)
+					acc -= o[mdn_u_col(cfg, k, i, j)] * x[j];
+				float u_ii = o[mdn_u_col(cfg, k, i, i)];
+				x[i] = acc / ((u_ii > 20 ? u_ii : log1pf(expf(u_ii))) + 1e-3);
+			}
+			for (size_t j = 0; j < D; j++)
+				out[s * D + j] = f->y_mean[j] + f->y_std[j] * (o[K + k * D + j] + x[j]);
+		}
+	}
+	sbi_free(cs);
+	sbi_free(o);
+	sbi_free(w);
+	sbi_free(x);
+	return rc == SBI_OK ? SBI_OK : sbi_err_set(err, rc, "out of memory sampling a mixture density network");
 }
 
 /* ---- serialization ---- */

@@ -222,13 +222,16 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 	memset(j, 0, sizeof *j);
 	const sbi_mat *y = opt_mat(L, spec, "y", 1), *c = opt_mat(L, spec, "context", 0);
 	const char *kind = opt_str(L, spec, "kind", "maf");
-	if (strcmp(kind, "maf") != 0 && strcmp(kind, "nsf") != 0)
-		luaL_error(L, "unknown density estimator '%s' (expected \"maf\" or \"nsf\")", kind);
-	int nsf = strcmp(kind, "nsf") == 0;
+	int nsf = strcmp(kind, "nsf") == 0, mdn = strcmp(kind, "mdn") == 0;
+	if (strcmp(kind, "maf") != 0 && !nsf && !mdn)
+		luaL_error(L, "unknown density estimator '%s' (expected \"maf\", \"nsf\" or \"mdn\")", kind);
+	if (mdn && c == NULL)
+		luaL_error(L, "a mixture density network needs a context");
 	j->cfg = (sbi_flow_config){
-		.kind = nsf ? SBI_FLOW_NSF : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
-		.transforms = (size_t)opt_int(L, spec, "transforms", 5, 1), .hidden = (size_t)opt_int(L, spec, "hidden", 50, 1),
-		.layers = (size_t)opt_int(L, spec, "layers", 2, 0), .bins = (size_t)opt_int(L, spec, "bins", 10, 2),
+		.kind = nsf ? SBI_FLOW_NSF : mdn ? SBI_FLOW_MDN : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
+		.transforms = mdn ? 1 : (size_t)opt_int(L, spec, "transforms", 5, 1),
+		.hidden = (size_t)opt_int(L, spec, "hidden", 50, 1), .layers = (size_t)opt_int(L, spec, "layers", 2, 0),
+		.bins = mdn ? (size_t)opt_int(L, spec, "components", 10, 1) : (size_t)opt_int(L, spec, "bins", 10, 2),
 		.bound = opt_num(L, spec, "bound", 3.0),
 		.act = activation(L, opt_str(L, spec, "activation", nsf ? "relu" : "tanh")),
 		.seed = (uint64_t)opt_int(L, spec, "seed", 1, 0),

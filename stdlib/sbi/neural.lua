@@ -31,7 +31,8 @@ local training_spec = {
 
 -- Options of the density estimator (flows), with its training.
 local estimator_spec = merge({
-  density = { check.one_of("maf", "nsf", "auto") },
+  density = { check.one_of("maf", "nsf", "mdn", "auto") },
+  components = { check.integer(1) },
   transforms = { check.integer(1) },
   hidden = { check.integer(1) },
   layers = { check.integer(0) },
@@ -91,6 +92,7 @@ local function flow_spec(key, density, s, y_field, c_field, label)
   local nsf = density == "nsf"
   return {
     kind = density, y = s[y_field], context = s[c_field], transforms = key.transforms, hidden = key.hidden,
+    components = key.components,
     layers = key.layers, bins = nsf and key.bins or nil, bound = nsf and key.bound or nil,
     activation = key.activation or (nsf and "relu" or "tanh"), batch_size = key.batch_size,
     learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
@@ -105,10 +107,15 @@ end
 -- affine MAF on near-Gaussian ones at small budgets (docs/neural.md).
 local function train_node(kind, where, sims, opts, y_field, c_field, density)
   local key = with_defaults(opts, estimator_spec, merge(FLOW_DEFAULTS, { density = density }))
-  if key.density ~= "maf" then
+  if key.density == "nsf" or key.density == "auto" then
     key = with_defaults(key, estimator_spec, NSF_DEFAULTS)
   else
-    key.bins, key.bound = nil, nil -- meaningless for MAF
+    key.bins, key.bound = nil, nil -- meaningless for MAF and MDN
+  end
+  if key.density == "mdn" then
+    key.components, key.transforms = key.components or 10, nil
+  else
+    key.components = nil
   end
   key.seed = integer_seed(opts)
   key.fit = y_field .. "|" .. c_field

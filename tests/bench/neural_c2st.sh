@@ -52,12 +52,24 @@ published() { # task method budget -> figure or "-"
 	awk -v t="$1" -v m="$2" -v b="$3" -f "$here/published.awk" "$shared/benchmarks/PUBLISHED.md"
 }
 
-echo "| task | method | simulations | observations | mean C2ST | published | best published | runs s |"
-echo "|---|---|---|---|---|---|---|---|"
-awk '{ k = $1 " " $2 " " $3; n[k]++; s[k] += $5; t[k] += $6 } END { for (k in n) printf "%s %d %.3f %.0f\n", k, n[k], s[k] / n[k], t[k] }' \
-	"$results" | sort | while read -r task m b n mean secs; do
+# One line per run (a run repeated by two streams counts once); mean over
+# observations; the published figure of the same method, the target at
+# 10,000 simulations (published + 0.02), and the distance to the best
+# published figure of any algorithm at that budget.
+echo "| task | method | simulations | observations | mean C2ST | sd | published | target met | best published | minus best | runs s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+awk '!seen[$1 " " $2 " " $3 " " $4]++ { k = $1 " " $2 " " $3; n[k]++; s[k] += $5; q[k] += $5 * $5; t[k] += $6 }
+	END { for (k in n) { m = s[k] / n[k]; v = n[k] > 1 ? (q[k] - n[k] * m * m) / (n[k] - 1) : 0
+		printf "%s %d %.3f %.3f %.0f\n", k, n[k], m, (v > 0 ? sqrt(v) : 0), t[k] } }' \
+	"$results" | sort -k1,1 -k3,3n -k2,2 | while read -r task m b n mean sd secs; do
 	read -r pub best <<<"$(published "$task" "${m%%_*}" "$b")"
-	echo "| $task | $(echo "$m" | tr a-z A-Z | tr _ ' ') | $b | $n | $mean | ${pub:--} | ${best:--} | $secs |"
+	met="-"
+	if [ "$b" = 10000 ] && [ -n "$pub" ] && [ "${m#*_}" = "$m" ]; then
+		met=$(awk -v x="$mean" -v p="$pub" 'BEGIN { print (x <= p + 0.02) ? "yes" : "**no**" }')
+	fi
+	minus="-"
+	[ -n "$best" ] && minus=$(awk -v x="$mean" -v p="$best" 'BEGIN { printf "%+.3f", x - p }')
+	echo "| $task | $(echo "$m" | tr a-z A-Z | tr _ ' ') | $b | $n | $mean | $sd | ${pub:--} | $met | ${best:--} | $minus | $secs |"
 done
 echo
 echo "reproduce: TASKS=\"$tasks\" METHODS=\"$methods\" BUDGETS=\"$budgets\" OBS=\"$obs\" bash tests/bench/neural_c2st.sh"

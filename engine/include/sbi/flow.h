@@ -11,7 +11,11 @@
  * Each MADE is: h0 = y W_in + c W_ctx + b_in, then `layers` blocks
  * h = act(h W + b), then the output layer; masks follow nflows' sequential
  * degrees, plus (when there is a context) hidden units of degree 0 that see
- * c only, so that every dimension's transform depends on c. y and c are z-scored with statistics fixed at fit time; log
+ * c only, so that every dimension's transform depends on c.
+ * MDN (Bishop 1994), the same interface without transforms: an MLP of c
+ * gives the weights, means and precision factors of a mixture of `bins`
+ * full-covariance Gaussians (flow.c, "mixture density network"); it needs a
+ * context and transforms = 1. y and c are z-scored with statistics fixed at fit time; log
  * densities are in the original units of y. */
 #ifndef SBI_FLOW_H
 #define SBI_FLOW_H
@@ -26,7 +30,7 @@
 /* Version of the model format (sbi_flow_save); part of training cache keys. */
 #define SBI_FLOW_FORMAT 2
 
-typedef enum sbi_flow_kind { SBI_FLOW_MAF = 1, SBI_FLOW_NSF = 2 } sbi_flow_kind;
+typedef enum sbi_flow_kind { SBI_FLOW_MAF = 1, SBI_FLOW_NSF = 2, SBI_FLOW_MDN = 3 } sbi_flow_kind;
 typedef enum sbi_act { SBI_ACT_TANH = 1, SBI_ACT_RELU = 2, SBI_ACT_ELU = 3, SBI_ACT_SILU = 4 } sbi_act;
 
 typedef struct sbi_flow_config {
@@ -36,7 +40,7 @@ typedef struct sbi_flow_config {
 	size_t transforms; /* number of MADE transforms (5) */
 	size_t hidden;     /* hidden units per layer (50) */
 	size_t layers;     /* hidden blocks per MADE (2) */
-	size_t bins;       /* NSF spline bins (10) */
+	size_t bins;       /* NSF spline bins (10); MDN components (10) */
 	double bound;      /* NSF tail bound (3.0) */
 	int act;           /* sbi_act (tanh for MAF, relu for NSF) */
 	uint64_t seed;     /* initial weights and permutations */
