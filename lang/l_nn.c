@@ -1,5 +1,6 @@
 /* Neural estimators and MCMC for Lua: sbi.Flow (conditional density
- * estimators), core.flow_train, core.flow_load and core.mcmc. */
+ * estimators), core.flow_train, core.flow_train_each, core.flow_load,
+ * the NRE classifiers and core.mcmc. */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
