@@ -10,8 +10,8 @@
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
---   density      npe/nle: auto (default: a MAF and an NSF, the one with the
---                lower validation loss), maf, nsf or mdn
+--   density      npe: auto (default: a MAF and an NSF, the one with the lower
+--                validation loss), maf or nsf; nle: maf (default), nsf or auto
 --   sampler      nle/nre: slice (default) or ensemble
 local sbi = require "sbi"
 

@@ -239,7 +239,7 @@ function M.nle(opts)
   check_inputs("sbi.nle", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local train = train_node("nle.train", where, sims, opts, "x", "theta", "auto")
+  local train = train_node("nle.train", where, sims, opts, "x", "theta", "maf")
   local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NLE",
     function(node, inp)
       local flow = core.flow_load(inp[1].model)
