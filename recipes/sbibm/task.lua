@@ -11,7 +11,7 @@
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
---                validation loss), maf or nsf; nle: maf (default), nsf or auto
+--                validation loss), maf, nsf or mdn; nle: maf (default), nsf, mdn or auto
 --   sampler      nle/nre: slice (default) or ensemble
 local sbi = require "sbi"
 
