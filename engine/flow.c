@@ -125,18 +125,25 @@ alloc_made(sbi_flow *f, made *m)
 	return 0;
 }
 
+/* The hidden blocks of a MADE or an MDN network: L weights and biases. */
+static void
+free_blocks(sbi_param **w_h, sbi_param **b_h, size_t L)
+{
+	for (size_t l = 0; w_h && l < L; l++) {
+		sbi_param_free(w_h[l]);
+		sbi_param_free(b_h[l]);
+	}
+	sbi_free(w_h);
+	sbi_free(b_h);
+}
+
 static void
 free_made(made *m, size_t L)
 {
 	sbi_param_free(m->w_in);
 	sbi_param_free(m->w_ctx);
 	sbi_param_free(m->b_in);
-	for (size_t l = 0; m->w_h && l < L; l++) {
-		sbi_param_free(m->w_h[l]);
-		sbi_param_free(m->b_h[l]);
-	}
-	sbi_free(m->w_h);
-	sbi_free(m->b_h);
+	free_blocks(m->w_h, m->b_h, L);
 	sbi_param_free(m->w_out);
 	sbi_param_free(m->b_out);
 	sbi_free(m->mask_in);
@@ -556,12 +563,7 @@ free_mdn(mdn_net *m, size_t L)
 {
 	sbi_param_free(m->w_in);
 	sbi_param_free(m->b_in);
-	for (size_t l = 0; m->w_h && l < L; l++) {
-		sbi_param_free(m->w_h[l]);
-		sbi_param_free(m->b_h[l]);
-	}
-	sbi_free(m->w_h);
-	sbi_free(m->b_h);
+	free_blocks(m->w_h, m->b_h, L);
 	sbi_param_free(m->w_out);
 	sbi_param_free(m->b_out);
 }
