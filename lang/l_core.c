@@ -74,6 +74,11 @@ to_field(lua_State *L, sbi_artifact *a, const char *what)
 		rc = sbi_artifact_set_num(a, name, lua_tonumber(L, -1));
 	else if (lua_istable(L, -1)) {
 		size_t n = (size_t)luaL_len(L, -1);
+		if (n == 0) { /* keys but no list: a map would be stored empty */
+			lua_pushnil(L);
+			if (lua_next(L, -2))
+				luaL_error(L, "%s: field '%s' must be a list of strings", what, name);
+		}
 		const char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0); /* [.., k, t, v] */
 		for (size_t i = 0; i < n; i++) {
 			lua_geti(L, -2, (lua_Integer)i + 1);

@@ -100,13 +100,76 @@ local function flow_spec(key, density, s, y_field, c_field, label)
   }
 end
 
+-- Sample skewness of column j of m.
+local function skewness(m, j, f)
+  local n, s = m:rows(), 0
+  for i = 1, n do s = s + f(m:get(i, j)) end
+  local mean, m2, m3 = s / n, 0, 0
+  for i = 1, n do
+    local d = f(m:get(i, j)) - mean
+    m2, m3 = m2 + d * d, m3 + d * d * d
+  end
+  m2, m3 = m2 / n, m3 / n
+  return m2 > 0 and m3 / m2 ^ 1.5 or 0
+end
+
+local function positive_column(m, j)
+  for i = 1, m:rows() do
+    if not (m:get(i, j) > 0) then return false end
+  end
+  return true
+end
+
+local function identity(v) return v end
+
+-- The columns of the simulated data y that are modelled on the log scale.
+-- "auto": the strictly positive columns with skewness above 1 that the log
+-- makes smaller in magnitude (multiplicative noise, population sizes): an
+-- affine flow cannot make their small values' narrow densities and their
+-- long tail at once. "log": every column, which must all be positive.
+local function log_columns(label, y, mode)
+  local cols = {}
+  if mode == "none" then return cols end
+  for j = 1, y:cols() do
+    local positive = positive_column(y, j)
+    if mode == "log" and not positive then
+      error(string.format("%s: x_transform = \"log\" needs positive data, but column %d of the simulations has a "
+                          .. "value <= 0 (use \"auto\" or \"none\")", label, j), 0)
+    end
+    if positive then
+      local raw = skewness(y, j, identity)
+      if mode == "log" or (raw > 1 and math.abs(skewness(y, j, math.log)) < raw) then cols[#cols + 1] = j end
+    end
+  end
+  return cols
+end
+
+-- A copy of m with the log of the given columns; nil and the first
+-- offending (row, column) if one of those values is not positive.
+local function log_transform(m, cols)
+  if #cols == 0 then return m end
+  local out = core.mat(m:rows(), m:cols())
+  for i = 1, m:rows() do out:set_row(i, m:row(i)) end
+  for _, j in ipairs(cols) do
+    for i = 1, m:rows() do
+      local v = m:get(i, j)
+      if not (v > 0) then return nil, i, j end
+      out:set(i, j, math.log(v))
+    end
+  end
+  return out
+end
+
 -- The training node: fits q(y | context) where y and context are columns of
 -- the simulations ("theta" or "x"). density = "auto" fits a MAF and an NSF
 -- on the same training/validation split and keeps the one with the lower
 -- validation loss: splines win on multimodal and skewed densities, the
 -- affine MAF on near-Gaussian ones at small budgets (docs/neural.md).
-local function train_node(kind, where, sims, opts, y_field, c_field, density)
+-- y_transform ("auto", "log", "none" or nil for never) chooses the columns
+-- of y modelled on the log scale; the result lists them in log_columns.
+local function train_node(kind, where, sims, opts, y_field, c_field, density, y_transform)
   local key = with_defaults(opts, estimator_spec, merge(FLOW_DEFAULTS, { density = density }))
+  key.y_transform = y_transform
   if key.density == "nsf" or key.density == "auto" then
     key = with_defaults(key, estimator_spec, NSF_DEFAULTS)
   else
@@ -122,6 +185,12 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
   key.format = core.FLOW_FORMAT -- a new model format retrains instead of failing to load
   return graph.node(kind, where, key, { sims }, function(node, inp)
     local s = inp[1]
+    local logc = key.y_transform and log_columns(node.label, s[y_field], key.y_transform) or {}
+    if #logc > 0 then
+      s = merge(s, { [y_field] = log_transform(s[y_field], logc) })
+      io.stderr:write(string.format("%s: %d of %d columns of %s modelled on the log scale\n", node.label, #logc,
+                                    s[y_field]:cols(), y_field))
+    end
     local candidates = key.density == "auto" and { "maf", "nsf" } or { key.density }
     local specs = {}
     for i, d in ipairs(candidates) do
@@ -130,12 +199,12 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
     -- Candidates train in parallel threads with --jobs 2 or more; each is
     -- trained as it would be alone, so the result does not depend on --jobs.
     local fits = core.flow_train_each(specs)
-    local best, val_losses = nil, {}
+    local best, val_losses = nil, core.mat(1, #candidates)
     for i, d in ipairs(candidates) do
       local report = fits[i].report
       io.stderr:write(string.format("%s: %s, %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label, d,
                                     report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
-      val_losses[d] = report.best_val_loss
+      val_losses:set(1, i, report.best_val_loss)
       if best == nil or report.best_val_loss < best.report.best_val_loss then
         best = { model = fits[i].model, report = report, density = d }
       end
@@ -145,7 +214,8 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
       io.stderr:write(string.format("%s: kept the %s (lower validation loss)\n", node.label, best.density))
     end
     return { model = best.model, density = best.density, losses = r.losses, epochs = r.epochs,
-             best_epoch = r.best_epoch, best_val_loss = r.best_val_loss, val_losses = val_losses, names = s.names }
+             best_epoch = r.best_epoch, best_val_loss = r.best_val_loss, val_losses = val_losses, candidates = candidates,
+             names = s.names, log_columns = #logc > 0 and core.mat({ logc }) or nil }
   end)
 end
 
@@ -235,17 +305,27 @@ function M.nle(opts)
   check.options("sbi.nle", opts, merge({
     sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
     observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+    x_transform = { check.one_of("auto", "log", "none") },
   }, estimator_spec, sampling_spec, mcmc_spec))
   check_inputs("sbi.nle", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local train = train_node("nle.train", where, sims, opts, "x", "theta", "maf")
+  local train = train_node("nle.train", where, sims, opts, "x", "theta", "maf", opts.x_transform or "auto")
   local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NLE",
     function(node, inp)
       local flow = core.flow_load(inp[1].model)
       local dy = flow:dims()
       check_observation(node.label, inp[2], dy)
-      return { flow = flow, x = inp[2].x }
+      -- The observation on the scale the flow was trained on; the log's
+      -- Jacobian does not depend on theta, so the posterior is unchanged.
+      local logc = inp[1].log_columns and inp[1].log_columns:row(1) or {}
+      local x, _, j = log_transform(inp[2].x, logc)
+      if not x then
+        error(string.format("%s: observed value %d is %g, but the likelihood models that column on the log scale "
+                            .. "(all its simulations were positive); use x_transform = \"none\"", node.label, j,
+                            inp[2].x:get(1, j)), 0)
+      end
+      return { flow = flow, x = x }
     end)
   node.estimator, node.prior = train, prior
   return node
