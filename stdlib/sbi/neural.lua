@@ -21,6 +21,7 @@ end
 
 -- Training options shared by every estimator (docs/neural.md explains each).
 local training_spec = {
+  x_transform = { check.one_of("auto", "log", "none") },
   batch_size = { check.integer(1) },
   learning_rate = { check.positive() },
   validation_fraction = { check.fraction() },
@@ -73,8 +74,8 @@ local function integer_seed(opts) return math.tointeger(opts.seed or 1) end
 -- Batch sizes were chosen by measurement (docs/benchmarks-neural.md): flows
 -- reach a lower validation loss with 50 (the reference package's size when
 -- its figures were measured) at about the same cost; the classifier keeps 200.
-local TRAINING_DEFAULTS = { batch_size = 200, learning_rate = 5e-4, validation_fraction = 0.1, patience = 20,
-                            max_epochs = 2000, clip = 5 }
+local TRAINING_DEFAULTS = { x_transform = "auto", batch_size = 200, learning_rate = 5e-4, validation_fraction = 0.1,
+                            patience = 20, max_epochs = 2000, clip = 5 }
 local FLOW_DEFAULTS = merge(TRAINING_DEFAULTS, { transforms = 5, hidden = 50, layers = 2, batch_size = 50 })
 local NSF_DEFAULTS = { bins = 10, bound = 3 }
 
@@ -122,23 +123,24 @@ end
 
 local function identity(v) return v end
 
--- The columns of the simulated data y that are modelled on the log scale.
+-- The columns of the simulated data x that are used on the log scale.
 -- "auto": the strictly positive columns with skewness above 1 that the log
--- makes smaller in magnitude (multiplicative noise, population sizes): an
--- affine flow cannot make their small values' narrow densities and their
--- long tail at once. "log": every column, which must all be positive.
-local function log_columns(label, y, mode)
+-- makes smaller in magnitude (multiplicative noise, population sizes):
+-- after z-scoring, their small values are crowded together and a few large
+-- ones dominate, which an affine flow cannot model and a network barely
+-- resolves. "log": every column, which must all be positive.
+local function log_columns(label, x, mode)
   local cols = {}
   if mode == "none" then return cols end
-  for j = 1, y:cols() do
-    local positive = positive_column(y, j)
+  for j = 1, x:cols() do
+    local positive = positive_column(x, j)
     if mode == "log" and not positive then
       error(string.format("%s: x_transform = \"log\" needs positive data, but column %d of the simulations has a "
                           .. "value <= 0 (use \"auto\" or \"none\")", label, j), 0)
     end
     if positive then
-      local raw = skewness(y, j, identity)
-      if mode == "log" or (raw > 1 and math.abs(skewness(y, j, math.log)) < raw) then cols[#cols + 1] = j end
+      local raw = skewness(x, j, identity)
+      if mode == "log" or (raw > 1 and math.abs(skewness(x, j, math.log)) < raw) then cols[#cols + 1] = j end
     end
   end
   return cols
@@ -160,16 +162,40 @@ local function log_transform(m, cols)
   return out
 end
 
+-- The simulations with x on the scale the estimator is trained on, and the
+-- log columns as an artifact field (nil when none). The transform is
+-- a fixed bijection of the data: for NLE its Jacobian does not depend on
+-- theta, for NPE and NRE it only changes what the network sees, so the
+-- posterior targeted is the same.
+local function scaled_simulations(label, s, mode)
+  local cols = log_columns(label, s.x, mode)
+  if #cols == 0 then return s, nil end
+  io.stderr:write(string.format("%s: %d of %d columns of x used on the log scale\n", label, #cols, s.x:cols()))
+  return merge(s, { x = log_transform(s.x, cols) }), core.mat({ cols })
+end
+
+-- The observation on the scale of the trained estimator (trained: the
+-- training step's result).
+local function scaled_observation(label, trained, obs)
+  local cols = trained.log_columns and trained.log_columns:row(1) or {}
+  local x, _, j = log_transform(obs.x, cols)
+  if not x then
+    error(string.format("%s: observed value %d is %g, but the estimator uses that column on the log scale "
+                        .. "(all its simulations were positive); use x_transform = \"none\"", label, j,
+                        obs.x:get(1, j)), 0)
+  end
+  return x
+end
+
 -- The training node: fits q(y | context) where y and context are columns of
 -- the simulations ("theta" or "x"). density = "auto" fits a MAF and an NSF
 -- on the same training/validation split and keeps the one with the lower
 -- validation loss: splines win on multimodal and skewed densities, the
 -- affine MAF on near-Gaussian ones at small budgets (docs/neural.md).
--- y_transform ("auto", "log", "none" or nil for never) chooses the columns
--- of y modelled on the log scale; the result lists them in log_columns.
-local function train_node(kind, where, sims, opts, y_field, c_field, density, y_transform)
+-- key.x_transform chooses the columns of x used on the log scale; the
+-- result lists them in log_columns.
+local function train_node(kind, where, sims, opts, y_field, c_field, density)
   local key = with_defaults(opts, estimator_spec, merge(FLOW_DEFAULTS, { density = density }))
-  key.y_transform = y_transform
   if key.density == "nsf" or key.density == "auto" then
     key = with_defaults(key, estimator_spec, NSF_DEFAULTS)
   else
@@ -184,13 +210,7 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density, y_
   key.fit = y_field .. "|" .. c_field
   key.format = core.FLOW_FORMAT -- a new model format retrains instead of failing to load
   return graph.node(kind, where, key, { sims }, function(node, inp)
-    local s = inp[1]
-    local logc = key.y_transform and log_columns(node.label, s[y_field], key.y_transform) or {}
-    if #logc > 0 then
-      s = merge(s, { [y_field] = log_transform(s[y_field], logc) })
-      io.stderr:write(string.format("%s: %d of %d columns of %s modelled on the log scale\n", node.label, #logc,
-                                    s[y_field]:cols(), y_field))
-    end
+    local s, log_cols = scaled_simulations(node.label, inp[1], key.x_transform)
     local candidates = key.density == "auto" and { "maf", "nsf" } or { key.density }
     local specs = {}
     for i, d in ipairs(candidates) do
@@ -214,8 +234,8 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density, y_
       io.stderr:write(string.format("%s: kept the %s (lower validation loss)\n", node.label, best.density))
     end
     return { model = best.model, density = best.density, losses = r.losses, epochs = r.epochs,
-             best_epoch = r.best_epoch, best_val_loss = r.best_val_loss, val_losses = val_losses, candidates = candidates,
-             names = s.names, log_columns = #logc > 0 and core.mat({ logc }) or nil }
+             best_epoch = r.best_epoch, best_val_loss = r.best_val_loss, val_losses = val_losses,
+             candidates = candidates, names = s.names, log_columns = log_cols }
   end)
 end
 
@@ -242,6 +262,7 @@ function M.npe(opts)
     local flow = core.flow_load(t.model)
     local dy, dc = flow:dims()
     check_observation(node.label, obs, dc)
+    local x = scaled_observation(node.label, t, obs)
     -- Draw in batches and keep draws inside the prior support; after the
     -- first batch, draw what the acceptance so far says is missing (plus
     -- 10% and 100), not another full batch.
@@ -253,7 +274,7 @@ function M.npe(opts)
         n = math.min(math.ceil(1.1 * (want - got) * drawn / math.max(got, 1)) + 100, 100 * want - drawn)
       end
       n = math.max(n, 1000)
-      local s = prior.c:filter(flow:sample(n, obs.x, key.seed, batch))
+      local s = prior.c:filter(flow:sample(n, x, key.seed, batch))
       drawn, batch = drawn + n, batch + 1
       if s:rows() > 0 then parts[#parts + 1] = s; got = got + s:rows() end
     end
@@ -265,7 +286,7 @@ function M.npe(opts)
       -- Almost all mass outside the prior: MCMC on q restricted to the support.
       io.stderr:write(string.format("%s: only %.3g%% of flow samples fall inside the prior; sampling q by MCMC\n",
                                     node.label, 100 * acceptance))
-      samples = core.mcmc { prior = prior.c, flow = flow, posterior = true, x = obs.x, num_samples = want,
+      samples = core.mcmc { prior = prior.c, flow = flow, posterior = true, x = x, num_samples = want,
                             seed = key.seed }
     end
     io.stderr:write(string.format("%s: %d samples, acceptance inside the prior %.4f\n", node.label, want, acceptance))
@@ -305,27 +326,17 @@ function M.nle(opts)
   check.options("sbi.nle", opts, merge({
     sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
     observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
-    x_transform = { check.one_of("auto", "log", "none") },
   }, estimator_spec, sampling_spec, mcmc_spec))
   check_inputs("sbi.nle", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local train = train_node("nle.train", where, sims, opts, "x", "theta", "maf", opts.x_transform or "auto")
+  local train = train_node("nle.train", where, sims, opts, "x", "theta", "maf")
   local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NLE",
     function(node, inp)
       local flow = core.flow_load(inp[1].model)
       local dy = flow:dims()
       check_observation(node.label, inp[2], dy)
-      -- The observation on the scale the flow was trained on; the log's
-      -- Jacobian does not depend on theta, so the posterior is unchanged.
-      local logc = inp[1].log_columns and inp[1].log_columns:row(1) or {}
-      local x, _, j = log_transform(inp[2].x, logc)
-      if not x then
-        error(string.format("%s: observed value %d is %g, but the likelihood models that column on the log scale "
-                            .. "(all its simulations were positive); use x_transform = \"none\"", node.label, j,
-                            inp[2].x:get(1, j)), 0)
-      end
-      return { flow = flow, x = x }
+      return { flow = flow, x = scaled_observation(node.label, inp[1], inp[2]) }
     end)
   node.estimator, node.prior = train, prior
   return node
@@ -359,7 +370,7 @@ function M.nre(opts)
   key.loss = opts.loss or "contrastive"
   key.atoms = key.loss == "binary" and 0 or math.tointeger(opts.atoms or 10)
   local train = graph.node("nre.train", where, key, { sims }, function(node, inp)
-    local s = inp[1]
+    local s, log_cols = scaled_simulations(node.label, inp[1], key.x_transform)
     local model, report = core.classifier_train {
       theta = s.theta, x = s.x, hidden = key.hidden, layers = key.layers, residual = key.residual,
       activation = key.activation, atoms = key.atoms, batch_size = key.batch_size,
@@ -369,14 +380,14 @@ function M.nre(opts)
     io.stderr:write(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
                                   report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
     return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
-             best_val_loss = report.best_val_loss, names = s.names }
+             best_val_loss = report.best_val_loss, names = s.names, log_columns = log_cols }
   end)
   local node = mcmc_node("nre.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NRE",
     function(node, inp)
       local c = core.classifier_load(inp[1].model)
       local _, dx = c:dims()
       check_observation(node.label, inp[2], dx)
-      return { classifier = c, x = inp[2].x }
+      return { classifier = c, x = scaled_observation(node.label, inp[1], inp[2]) }
     end)
   node.estimator, node.prior = train, prior
   return node

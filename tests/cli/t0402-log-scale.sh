@@ -1,7 +1,7 @@
 #!/bin/bash
-# NLE models positive, right-skewed columns of x on the log scale
-# (x_transform = "auto"), transforms the observation the same way, and
-# recovers the analytic posterior; bad uses of the option fail clearly.
+# NPE, NLE and NRE use positive, right-skewed columns of x on the log scale
+# (x_transform = "auto"), transform the observation the same way, and
+# recover the analytic posterior; bad uses of the option fail clearly.
 . "$(dirname "$0")/lib.sh"
 
 # theta ~ N(0, 1); x = (exp(theta + 0.5 e1), exp(theta + 0.5 e2), theta + 0.5 e3):
@@ -18,16 +18,19 @@ local sims = sbi.simulate { prior = prior, n = 3000, seed = 5,
   end }
 local x1 = sbi.param("x1", math.exp(0.5))
 local obs = sbi.observation { x1, math.exp(0.7), 0.4 }
-sbi.output { posterior_samples = sbi.nle { sims = sims, observation = obs, x_transform = sbi.param("t", "auto"),
-                                           num_samples = 4000, seed = 2 } }
+local method = sbi[sbi.param("method", "nle")]
+sbi.output { posterior_samples = method { sims = sims, observation = obs, x_transform = sbi.param("t", "auto"),
+                                          num_samples = 4000, seed = 2 } }
 EOF2
 
-run model.lua
-expect_ok
-expect_err "nle.train (model.lua:10): 2 of 3 columns of x modelled on the log scale"
-read -r m s <<<"$(col_stats sbirun-out/model/posterior_samples.csv 1)"
-within "$m" 0.4923 0.06 "posterior mean on the log scale"
-within "$s" 0.2774 0.05 "posterior sd on the log scale"
+for m in nle npe nre; do
+	run model.lua --set method=$m --out o-$m
+	expect_ok
+	expect_err "$m.train (model.lua:11): 2 of 3 columns of x used on the log scale"
+	read -r mean sd <<<"$(col_stats o-$m/posterior_samples.csv 1)"
+	within "$mean" 0.4923 0.06 "$m posterior mean with x on the log scale"
+	within "$sd" 0.2774 0.05 "$m posterior sd with x on the log scale"
+done
 
 # "none" keeps the raw scale (no message); the estimator is a different one.
 run model.lua --set t=none --out o2
@@ -43,6 +46,6 @@ expect_err "x_transform = \"log\" needs positive data, but column 3 of the simul
 # An observation outside the log scale's domain is refused, naming the value.
 run model.lua --set x1=-1 --out o4
 expect_fail 1
-expect_err "observed value 1 is -1, but the likelihood models that column on the log scale"
+expect_err "observed value 1 is -1, but the estimator uses that column on the log scale"
 expect_eq "$(state_of o4/run.json nle.train)" cached "nle.train re-used for a new observation"
 finish
