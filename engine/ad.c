@@ -679,7 +679,8 @@ back_reduce(sbi_tape *t, node *y)
 #define MIN_BIN 1e-3f
 #define MIN_DERIV 1e-3f
 
-/* Knots and derivatives of one element's spline, from its 3K-1 params. */
+/* Knots and derivatives of one element's spline, from its 3K-1 params;
+ * d[] holds only the two knots of the bin passed to bin_derivs. */
 typedef struct spline {
 	float xk[RQS_MAX_BINS + 1], yk[RQS_MAX_BINS + 1], d[RQS_MAX_BINS + 1];
 	float sw[RQS_MAX_BINS], sh[RQS_MAX_BINS]; /* softmaxes (for gradients) */
@@ -698,8 +699,7 @@ softmax(const float *u, size_t K, float *out)
 }
 
 /* Knots: x_0 = -B, x_j = -B + 2B sum_{i<j} w_i, x_K = B with
- * w = MIN_BIN + (1 - MIN_BIN K) softmax(u); the same for heights. Boundary
- * derivatives are 1 so the spline joins its identity tails smoothly. */
+ * w = MIN_BIN + (1 - MIN_BIN K) softmax(u); the same for heights. */
 static void
 make_spline(const float *p, size_t K, float B, spline *s)
 {
@@ -717,8 +717,9 @@ make_spline(const float *p, size_t K, float B, spline *s)
 }
 
 /* The derivatives at the two knots of bin k, the only ones an element
- * uses: interior knot i has MIN_DERIV + softplus(p[2K + i - 1]), the
- * boundary knots 1. (Computing all K - 1 was a tenth of NSF sampling.) */
+ * uses: interior knot i has MIN_DERIV + softplus(p[2K + i - 1]); the
+ * boundary knots have 1 so the spline joins its identity tails smoothly.
+ * (Computing all K - 1 was a tenth of NSF sampling.) */
 static void
 bin_derivs(const float *p, size_t K, size_t k, spline *s)
 {

@@ -50,6 +50,23 @@ sbi__push_artifact(lua_State *L, sbi_artifact *a)
 	}
 }
 
+/* Raises unless every key of the table at -1 is an integer in 1..n: other
+ * keys would be dropped silently by storing the list part. */
+static void
+check_list(lua_State *L, size_t n, const char *what, const char *name)
+{
+	lua_pushnil(L);
+	while (lua_next(L, -2)) { /* [.., t, k, v] */
+		lua_Integer k;
+		int isint = lua_isinteger(L, -2);
+		k = isint ? lua_tointeger(L, -2) : 0;
+		if (!isint || k < 1 || (size_t)k > n)
+			luaL_error(L, "%s: field '%s' is a table with keys other than 1..%d; artifacts hold lists of "
+			    "strings (numbers belong in a matrix)", what, name, (int)n);
+		lua_pop(L, 1);
+	}
+}
+
 /* Moves the value at -1 (field name at -2) into a; raises on bad values. */
 static void
 to_field(lua_State *L, sbi_artifact *a, const char *what)
@@ -74,11 +91,7 @@ to_field(lua_State *L, sbi_artifact *a, const char *what)
 		rc = sbi_artifact_set_num(a, name, lua_tonumber(L, -1));
 	else if (lua_istable(L, -1)) {
 		size_t n = (size_t)luaL_len(L, -1);
-		if (n == 0) { /* keys but no list: a map would be stored empty */
-			lua_pushnil(L);
-			if (lua_next(L, -2))
-				luaL_error(L, "%s: field '%s' must be a list of strings", what, name);
-		}
+		check_list(L, n, what, name);
 		const char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0); /* [.., k, t, v] */
 		for (size_t i = 0; i < n; i++) {
 			lua_geti(L, -2, (lua_Integer)i + 1);

@@ -180,9 +180,9 @@ local function scaled_observation(label, trained, obs)
   local cols = trained.log_columns and trained.log_columns:row(1) or {}
   local x, _, j = log_transform(obs.x, cols)
   if not x then
-    error(string.format("%s: observed value %d is %g, but the estimator uses that column on the log scale "
-                        .. "(all its simulations were positive); use x_transform = \"none\"", label, j,
-                        obs.x:get(1, j)), 0)
+    error(string.format("%s: observed value %g in column %d of x, which the estimator uses on the log scale "
+                        .. "(all its simulations were positive); use x_transform = \"none\"", label,
+                        obs.x:get(1, j), j), 0)
   end
   return x
 end

@@ -140,5 +140,18 @@ local helpers = require "no_such_helpers"
 EOF
 bad 1 "req.lua:2:" "module 'no_such_helpers' not found" -- req.lua
 
+# 13. A step's result holds a table that is not a list: refused, not stored half.
+cat > maptab.lua <<'EOF'
+local sbi = require "sbi"
+local graph = require "sbi.graph"
+local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
+local sims = sbi.simulate { prior = prior, simulator = function(t) return { t[1] } end, n = 10 }
+local function run(node, inputs) return { tags = { "a", extra = "b" } } end
+sbi.output { tagged = graph.node("tag", graph.where(1), { impl = run }, { sims }, run) }
+EOF
+bad 1 "tag (maptab.lua:6)" "field 'tags' is a table with keys other than 1..1; artifacts hold lists of strings" -- maptab.lua
+sed -i 's/{ "a", extra = "b" }/{ maf = 1.5 }/' maptab.lua
+bad 1 "field 'tags' is a table with keys other than 1..0" -- maptab.lua
+
 final_check
 finish

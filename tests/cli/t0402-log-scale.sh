@@ -46,6 +46,6 @@ expect_err "x_transform = \"log\" needs positive data, but column 3 of the simul
 # An observation outside the log scale's domain is refused, naming the value.
 run model.lua --set x1=-1 --out o4
 expect_fail 1
-expect_err "observed value 1 is -1, but the estimator uses that column on the log scale"
+expect_err "nle.sample (model.lua:11): observed value -1 in column 1 of x, which the estimator uses on the log scale"
 expect_eq "$(state_of o4/run.json nle.train)" cached "nle.train re-used for a new observation"
 finish
