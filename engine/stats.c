@@ -48,6 +48,35 @@ mad(double *c, size_t n)
 	return 1.4826 * gsl_stats_median_from_sorted_data(c, 1, n);
 }
 
+static int
+all_positive(const double *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!(c[i] > 0))
+			return 0;
+	return 1;
+}
+
+int
+sbi_stats_log_candidates(const sbi_mat *m, int *positive, int *skewed, sbi_err *err)
+{
+	for (size_t j = 0; j < m->ncol; j++) {
+		double *c = column(m, j); /* owned here */
+		if (c == NULL)
+			return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		positive[j] = m->nrow > 0 && all_positive(c, m->nrow);
+		skewed[j] = 0;
+		double raw = m->nrow > 2 ? gsl_stats_skew(c, 1, m->nrow) : 0;
+		if (positive[j] && raw > 1) {
+			for (size_t i = 0; i < m->nrow; i++)
+				c[i] = log(c[i]);
+			skewed[j] = fabs(gsl_stats_skew(c, 1, m->nrow)) < raw;
+		}
+		sbi_free(c);
+	}
+	return SBI_OK;
+}
+
 int
 sbi_stats_scales(const sbi_mat *m, const char *method, double *scale, sbi_err *err)
 {

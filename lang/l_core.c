@@ -57,10 +57,8 @@ check_list(lua_State *L, size_t n, const char *what, const char *name)
 {
 	lua_pushnil(L);
 	while (lua_next(L, -2)) { /* [.., t, k, v] */
-		lua_Integer k;
-		int isint = lua_isinteger(L, -2);
-		k = isint ? lua_tointeger(L, -2) : 0;
-		if (!isint || k < 1 || (size_t)k > n)
+		lua_Integer k = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
+		if (k < 1 || (size_t)k > n)
 			luaL_error(L, "%s: field '%s' is a table with keys other than 1..%d; artifacts hold lists of "
 			    "strings (numbers belong in a matrix)", what, name, (int)n);
 		lua_pop(L, 1);
@@ -187,6 +185,27 @@ l_scales(lua_State *L)
 		lua_seti(L, -2, (lua_Integer)j + 1);
 	}
 	return 1;
+}
+
+/* core.log_candidates(x Mat) -> positive, skewed: two lists of booleans,
+ * one per column (sbi_stats_log_candidates). */
+static int
+l_log_candidates(lua_State *L)
+{
+	sbi_mat *x = sbi__check_mat(L, 1)->m;
+	size_t n = x->ncol ? x->ncol : 1;
+	int *flags = lua_newuserdatauv(L, 2 * n * sizeof *flags, 0); /* freed by Lua */
+	sbi_err err = { 0 };
+	if (sbi_stats_log_candidates(x, flags, flags + n, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	for (size_t k = 0; k < 2; k++) {
+		lua_createtable(L, (int)x->ncol, 0);
+		for (size_t j = 0; j < x->ncol; j++) {
+			lua_pushboolean(L, flags[k * n + j]);
+			lua_seti(L, -2, (lua_Integer)j + 1);
+		}
+	}
+	return 2;
 }
 
 /* core.abc_distances(x Mat, obs, scale) -> Mat (n x 1) */
@@ -490,7 +509,8 @@ l_clock(lua_State *L)
 }
 
 static const luaL_Reg core_funcs[] = {
-	{ "simulate", sbi__l_simulate }, { "scales", l_scales }, { "abc_distances", l_abc_distances },
+	{ "simulate", sbi__l_simulate }, { "scales", l_scales }, { "log_candidates", l_log_candidates },
+	{ "abc_distances", l_abc_distances },
 	{ "abc_select", l_abc_select }, { "read_matrix", l_read_matrix }, { "write_samples", l_write_samples },
 	{ "file_hash", l_file_hash }, { "file_exists", l_file_exists }, { "summary", l_summary },
 	{ "clock", l_clock }, { NULL, NULL },

@@ -101,28 +101,6 @@ local function flow_spec(key, density, s, y_field, c_field, label)
   }
 end
 
--- Sample skewness of column j of m.
-local function skewness(m, j, f)
-  local n, s = m:rows(), 0
-  for i = 1, n do s = s + f(m:get(i, j)) end
-  local mean, m2, m3 = s / n, 0, 0
-  for i = 1, n do
-    local d = f(m:get(i, j)) - mean
-    m2, m3 = m2 + d * d, m3 + d * d * d
-  end
-  m2, m3 = m2 / n, m3 / n
-  return m2 > 0 and m3 / m2 ^ 1.5 or 0
-end
-
-local function positive_column(m, j)
-  for i = 1, m:rows() do
-    if not (m:get(i, j) > 0) then return false end
-  end
-  return true
-end
-
-local function identity(v) return v end
-
 -- The columns of the simulated data x that are used on the log scale.
 -- "auto": the strictly positive columns with skewness above 1 that the log
 -- makes smaller in magnitude (multiplicative noise, population sizes):
@@ -132,16 +110,13 @@ local function identity(v) return v end
 local function log_columns(label, x, mode)
   local cols = {}
   if mode == "none" then return cols end
+  local positive, skewed = core.log_candidates(x)
   for j = 1, x:cols() do
-    local positive = positive_column(x, j)
-    if mode == "log" and not positive then
+    if mode == "log" and not positive[j] then
       error(string.format("%s: x_transform = \"log\" needs positive data, but column %d of the simulations has a "
                           .. "value <= 0 (use \"auto\" or \"none\")", label, j), 0)
     end
-    if positive then
-      local raw = skewness(x, j, identity)
-      if mode == "log" or (raw > 1 and math.abs(skewness(x, j, math.log)) < raw) then cols[#cols + 1] = j end
-    end
+    if mode == "log" or skewed[j] then cols[#cols + 1] = j end
   end
   return cols
 end

@@ -71,6 +71,30 @@ TEST(stats_column_summary_and_scales)
 	sbi_mat_free(m);
 }
 
+/* Log-scale candidates: exp of an evenly spread grid (right-skewed, the
+ * log symmetric), a positive symmetric column, a column with a zero, and
+ * a positive column whose long tail is on the left (skewness below 1). */
+TEST(stats_log_candidates)
+{
+	size_t n = 201;
+	sbi_mat *m = sbi_mat_alloc(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		double u = -3 + 6.0 * (double)i / (double)(n - 1);
+		m->data[4 * i] = exp(u);
+		m->data[4 * i + 1] = 100 + u;
+		m->data[4 * i + 2] = u + 3;        /* 0 at i = 0 */
+		m->data[4 * i + 3] = 30 - exp(u); /* > 0, skewed to the left */
+	}
+	int pos[4], skew[4];
+	sbi_err err = { 0 };
+	CHECK(sbi_stats_log_candidates(m, pos, skew, &err) == SBI_OK);
+	CHECK(pos[0] && skew[0]);
+	CHECK(pos[1] && !skew[1]);
+	CHECK(!pos[2] && !skew[2]);
+	CHECK(pos[3] && !skew[3]);
+	sbi_mat_free(m);
+}
+
 TEST(io_csv_and_npy_round_trip)
 {
 	char dir[] = "/tmp/sbi-test-io.XXXXXX";

@@ -19,4 +19,10 @@ int sbi_stats_column(const sbi_mat *m, size_t j, sbi_col_summary *out, sbi_err *
  * neither blow up nor dominate distances. scale has m->ncol entries. */
 int sbi_stats_scales(const sbi_mat *m, const char *method, double *scale, sbi_err *err);
 
+/* Which columns of m are candidates for the log scale: positive[j] = 1
+ * when every value of column j is > 0; skewed[j] = 1 when, moreover, its
+ * skewness is above 1 and the log makes it smaller in magnitude (long
+ * right tails of multiplicative noise). Both have m->ncol entries. */
+int sbi_stats_log_candidates(const sbi_mat *m, int *positive, int *skewed, sbi_err *err);
+
 #endif
