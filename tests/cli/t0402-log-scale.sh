@@ -23,12 +23,15 @@ sbi.output { posterior_samples = method { sims = sims, observation = obs, x_tran
                                           num_samples = 4000, seed = 2 } }
 EOF2
 
-for m in nle npe nre; do
+# Mean tolerances: NLE and NRE land within 0.012 with these seeds, NPE
+# (a flow over theta from 3,000 pairs) within 0.05.
+for m in nle:0.03 npe:0.06 nre:0.03; do
+	tol=${m#*:} m=${m%%:*}
 	run model.lua --set method=$m --out o-$m
 	expect_ok
 	expect_err "$m.train (model.lua:11): 2 of 3 columns of x used on the log scale"
 	read -r mean sd <<<"$(col_stats o-$m/posterior_samples.csv 1)"
-	within "$mean" 0.4923 0.06 "$m posterior mean with x on the log scale"
+	within "$mean" 0.4923 "$tol" "$m posterior mean with x on the log scale"
 	within "$sd" 0.2774 0.05 "$m posterior sd with x on the log scale"
 done
 
