@@ -124,7 +124,7 @@ sbi__to_artifact(lua_State *L, int idx, const char *what)
 	/* The artifact is anchored in a userdata box so an error cannot leak it. */
 	sbi_artifact **box = lua_newuserdatauv(L, sizeof *box, 0); /* [box] */
 	*box = NULL;
-	if (luaL_newmetatable(L, "sbi.ArtifactBox")) {
+	if (sbi__newmetatable(L, "sbi.ArtifactBox")) {
 		lua_pushcfunction(L, box_gc);
 		lua_setfield(L, -2, "__gc");
 	}
@@ -502,6 +502,7 @@ l_file_exists(lua_State *L)
 static int
 l_clock(lua_State *L)
 {
+	sbi__refuse_in_step(L, "sbi.core.clock", 0);
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	lua_pushnumber(L, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
@@ -526,6 +527,7 @@ luaopen_sbi_core(lua_State *L)
 	sbi__open_hash(L);
 	sbi__open_nn(L);
 	sbi__open_ode(L);
+	sbi__open_console(L);
 	lua_pushstring(L, SBI_VERSION);
 	lua_setfield(L, -2, "version");
 	return 1;

@@ -314,7 +314,7 @@ static const luaL_Reg mat_meta[] = {
 void
 sbi__open_mat(lua_State *L)
 {
-	luaL_newmetatable(L, SBI_MT_MAT); /* [mt] */
+	sbi__newmetatable(L, SBI_MT_MAT); /* [mt] */
 	luaL_setfuncs(L, mat_meta, 0);
 	luaL_newlib(L, mat_methods);      /* [mt, methods] */
 	lua_setfield(L, -2, "__index");   /* [mt] */

@@ -173,7 +173,7 @@ push_trained(lua_State *L, int rc, unsigned char *blob, size_t len, sbi_train_re
 	/* lua_pushlstring can raise on OOM: keep blob in a box the GC frees. */
 	unsigned char **box = lua_newuserdatauv(L, sizeof *box, 0);
 	*box = NULL;
-	if (luaL_newmetatable(L, "sbi.FreeBox")) {
+	if (sbi__newmetatable(L, "sbi.FreeBox")) {
 		lua_pushcfunction(L, free_box);
 		lua_setfield(L, -2, "__gc");
 	}
@@ -796,7 +796,7 @@ static const luaL_Reg flow_methods[] = {
 void
 sbi__open_nn(lua_State *L)
 {
-	luaL_newmetatable(L, SBI_MT_FLOW); /* [core, mt] */
+	sbi__newmetatable(L, SBI_MT_FLOW); /* [core, mt] */
 	lua_pushcfunction(L, l_flow_gc);
 	lua_setfield(L, -2, "__gc");
 	luaL_newlib(L, flow_methods);
@@ -812,7 +812,7 @@ sbi__open_nn(lua_State *L)
 	lua_setfield(L, -2, "FLOW_FORMAT");
 	lua_pushcfunction(L, l_mcmc);
 	lua_setfield(L, -2, "mcmc");
-	luaL_newmetatable(L, SBI_MT_CLASSIFIER);
+	sbi__newmetatable(L, SBI_MT_CLASSIFIER);
 	lua_pushcfunction(L, l_classifier_gc);
 	lua_setfield(L, -2, "__gc");
 	luaL_newlib(L, classifier_methods);

@@ -566,7 +566,7 @@ l_ode(lua_State *L)
 void
 sbi__open_ode(lua_State *L)
 {
-	luaL_newmetatable(L, SBI_MT_ODEWORK); /* [core, mt] */
+	sbi__newmetatable(L, SBI_MT_ODEWORK); /* [core, mt] */
 	lua_pushcfunction(L, work_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_pushcfunction(L, work_gc);

@@ -331,7 +331,7 @@ static const luaL_Reg prior_methods[] = {
 void
 sbi__open_prior(lua_State *L)
 {
-	luaL_newmetatable(L, SBI_MT_PRIOR); /* [core, mt] */
+	sbi__newmetatable(L, SBI_MT_PRIOR); /* [core, mt] */
 	lua_pushcfunction(L, l_prior_gc);
 	lua_setfield(L, -2, "__gc");
 	luaL_newlib(L, prior_methods);      /* [core, mt, methods] */

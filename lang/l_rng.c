@@ -215,7 +215,7 @@ static const luaL_Reg rng_methods[] = {
 void
 sbi__open_rng(lua_State *L)
 {
-	luaL_newmetatable(L, SBI_MT_RNG); /* [core, mt] */
+	sbi__newmetatable(L, SBI_MT_RNG); /* [core, mt] */
 	lua_pushcfunction(L, l_rng_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_pushcfunction(L, l_rng_gc);

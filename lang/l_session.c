@@ -262,7 +262,7 @@ sbi_session_load(const sbi_session_opts *o, int *exit_code)
 	s->t0 = sbi_now();
 	s->ctx.jobs = o->jobs;
 	s->ctx.quiet = o->quiet;
-	if (init_paths(s) || (s->L = sbi__state_new(&s->ctx)) == NULL ||
+	if (init_paths(s) || (s->L = sbi__state_new(&s->ctx, 1)) == NULL ||
 	    (s->g = sbi_graph_alloc(SBI_VERSION)) == NULL) {
 		print_error("out of memory");
 		sbi_session_close(s);

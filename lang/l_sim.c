@@ -60,6 +60,28 @@ format_theta(lua_State *L, int spec, const double *t, size_t d, char *buf, size_
 	lua_pop(L, 1);
 }
 
+/* lua_pcall of a simulator, marked as one for the sandbox's refusals. */
+static int
+call_simulator(lua_State *L, int nargs, int nres)
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx)
+		ctx->in_simulator = 1;
+	int status = lua_pcall(L, nargs, nres, 0);
+	if (ctx)
+		ctx->in_simulator = 0;
+	return status;
+}
+
+/* 1 when the last failure was the sandbox refusing a function: an error of
+ * the recipe, fatal whatever on_failure says. */
+static int
+refused(lua_State *L)
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	return ctx && ctx->refused;
+}
+
 /* Calls the simulator once for theta; writes x (dx values) on success.
  * On failure returns FAIL_* and leaves a message on the stack top. The
  * simulator function is at stack index fn, the theta metatable at meta
@@ -79,7 +101,7 @@ simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double 
 		lua_setmetatable(L, -2);
 	}
 	lua_pushvalue(L, rng);                  /* [.., fn, theta, rng] */
-	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {  /* [.., result or msg] */
+	if (call_simulator(L, 2, 1) != LUA_OK) { /* [.., result or msg] */
 		if (!lua_isstring(L, -1)) {
 			lua_pop(L, 1);
 			lua_pushstring(L, "error object is not a string");
@@ -182,7 +204,7 @@ run_rows(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rn
 			kept++;
 		else {
 			record_failure(j, o, f, idx, t);
-			if (!j->drop) {
+			if (!j->drop || refused(j->L)) {
 				j->rc = sbi_err_set(&j->slot->err, SBI_ESIM, "%s: %s", j->label, o->first);
 				return;
 			}
@@ -219,7 +241,7 @@ run_batched(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior
 	lua_pushvalue(L, views);
 	lua_pushvalue(L, views + 1);
 	lua_pushvalue(L, rng);
-	int status = lua_pcall(L, 3, 0, 0);
+	int status = call_simulator(L, 3, 0);
 	if (status != LUA_OK)
 		lua_insert(L, views); /* keep the message on top after the views go */
 	((l_mat *)lua_touserdata(L, status != LUA_OK ? views + 1 : views))->m = NULL;
@@ -415,7 +437,7 @@ infer_dim(lua_State *L, sim_job *j)
 			j->dx = len;
 			break;
 		}
-		if (!j->drop || idx + 1 == j->n || idx == 99) {
+		if (!j->drop || refused(L) || idx + 1 == j->n || idx == 99) {
 			char buf[512];
 			format_theta(L, j->spec, t, j->dtheta, buf, sizeof buf);
 			luaL_error(L, "%s: simulation %d at theta = %s failed, so the data dimension cannot be "

@@ -2,9 +2,19 @@
  *
  * The stdlib is compiled into the binary; with SBI_STDLIB_DIR set it is read
  * from that directory instead (for stdlib development), with one warning.
- * A recipe runs in its own _ENV whose __index is a table of safe globals:
- * no load/loadfile/dofile, no io, no os.execute; require finds the stdlib
- * and Lua modules beside the recipe, never C modules. */
+ *
+ * The sandbox is a security boundary (bundles from strangers run in it), so
+ * it is built by removal, state-wide: a sandboxed state has no io, debug,
+ * package, load, loadfile, dofile, string.dump or unsafe os function at
+ * all, not merely hidden from the recipe, so no path through the stdlib,
+ * package.loaded or a shared table can reach one. What the stdlib needs of
+ * them (writing to stderr, the caller's line) are narrow C functions of
+ * sbi.core. Metatables of strings and of every userdata are locked
+ * (__metatable) so getmetatable cannot reach a __gc or the shared string
+ * table. A recipe runs in its own _ENV over copies of the safe libraries;
+ * require finds the stdlib and Lua modules beside the recipe, never C
+ * modules. Nondeterministic functions (math.random, os.time, ...) are
+ * refused where they would make a cached result irreproducible. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -107,6 +117,13 @@ record_module(lua_State *L, const char *path)
 	lua_pop(L, 1);                                                    /* [] */
 }
 
+/* Pushes the package table, which a sandboxed state keeps only here. */
+static void
+push_package(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_PACKAGE);
+}
+
 /* package.searchers entry for Lua files on package.path (beside the
  * recipe). A module found there runs in the recipe's own _ENV: it gets the
  * same restricted globals, and its functions hash by the recipe's globals
@@ -115,7 +132,7 @@ static int
 module_searcher(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
-	lua_getglobal(L, "package");
+	push_package(L);
 	lua_getfield(L, -1, "searchpath");
 	lua_pushstring(L, name);
 	lua_getfield(L, -3, "path");
@@ -129,7 +146,7 @@ module_searcher(lua_State *L)
 		return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
 		    lua_tostring(L, -1));
 	record_module(L, path);
-	if (lua_getfield(L, LUA_REGISTRYINDEX, "sbi.recipe_env") == LUA_TTABLE) {
+	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_RECIPE_ENV) == LUA_TTABLE) {
 		if (lua_setupvalue(L, -2, 1) == NULL)
 			lua_pop(L, 1);
 	} else
@@ -138,19 +155,43 @@ module_searcher(lua_State *L)
 	return 2;
 }
 
+/* Modules a sandboxed state does not have. */
+static const char *const denied_modules[] = { "io", "os", "debug", "package", "_G", NULL };
+
+/* package.searchers entry, first: names a denied module, so that require
+ * says why it is not found. [name] -> [message] */
+static int
+denied_searcher(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	for (int i = 0; denied_modules[i]; i++)
+		if (strcmp(name, denied_modules[i]) == 0) {
+			lua_pushfstring(L, "\n\tmodule '%s' is not available in a recipe (the sandbox: "
+			    "docs/recipes.md#the-sandbox)", name);
+			return 1;
+		}
+	lua_pushliteral(L, "");
+	return 1;
+}
+
 static void
 install_searcher(lua_State *L)
 {
 	lua_getglobal(L, "package");          /* [package] */
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_PACKAGE);
 	lua_getfield(L, -1, "searchers");     /* [package, searchers] */
-	/* preload, then the stdlib (so a recipe's file cannot shadow it),
-	 * then Lua files on package.path; no C module searchers. */
-	lua_pushnil(L);
-	lua_seti(L, -2, 4);
-	lua_pushcfunction(L, module_searcher);
-	lua_seti(L, -2, 3);
-	lua_pushcfunction(L, stdlib_searcher);
+	/* the sandbox's refusals, preload, then the stdlib (so a recipe's
+	 * file cannot shadow it), then Lua files on package.path; no C module
+	 * searchers. */
+	lua_geti(L, -1, 1);                   /* [package, searchers, preload] */
 	lua_seti(L, -2, 2);
+	lua_pushcfunction(L, denied_searcher);
+	lua_seti(L, -2, 1);
+	lua_pushcfunction(L, stdlib_searcher);
+	lua_seti(L, -2, 3);
+	lua_pushcfunction(L, module_searcher);
+	lua_seti(L, -2, 4);
 	lua_pop(L, 1);                        /* [package] */
 	lua_pushstring(L, "");
 	lua_setfield(L, -2, "cpath");
@@ -163,14 +204,125 @@ install_searcher(lua_State *L)
 void
 sbi__set_module_dir(lua_State *L, const char *dir)
 {
-	lua_getglobal(L, "package");
+	push_package(L);                      /* [package] */
 	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
 	lua_setfield(L, -2, "path");
-	lua_pop(L, 1);
+	lua_pop(L, 1);                        /* [] */
+}
+
+/* ---- nondeterminism ---- */
+
+/* Raises when fn is called while a step or a simulator runs: its result
+ * would enter a cached artifact without entering the artifact's key, and
+ * the artifact could not be reproduced (a replayed bundle would differ). */
+void
+sbi__refuse_in_step(lua_State *L, const char *fn, int steps_too)
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx == NULL || !(ctx->in_simulator || (steps_too && ctx->node != NULL)))
+		return;
+	ctx->refused = 1;
+	luaL_error(L, "%s is not available %s: its value would enter a cached result without entering its key, "
+	    "so the result could not be reproduced; draw random numbers from the simulator's rng argument "
+	    "(rng:uniform(), rng:normal(), ...) and pass data in from the recipe (docs/recipes.md#the-sandbox)",
+	    fn, ctx->in_simulator ? "in a simulator" : "while a step runs");
+}
+
+/* An os function that works while the recipe loads and is refused while a
+ * step runs. Upvalues: the function, its name. [args] -> [results] */
+static int
+os_guarded(lua_State *L)
+{
+	sbi__refuse_in_step(L, lua_tostring(L, lua_upvalueindex(2)), 1);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
+/* math.random and math.randomseed in a sandbox. [..] -> error */
+static int
+math_random_refused(lua_State *L)
+{
+	return luaL_error(L, "math.random and math.randomseed are not available in recipes: their numbers do not "
+	    "depend on the seed, so results could not be cached or replayed; use the simulator's rng argument "
+	    "(rng:uniform(), rng:integer(a, b), ...) or sbi.core.rng(seed) (docs/recipes.md#the-sandbox)");
+}
+
+/* ---- the sandbox ---- */
+
+static const char *const safe_os[] = { "clock", "date", "difftime", "getenv", "time", NULL };
+
+/* Replaces _G.os by the safe functions of os, each guarded. [] -> [] */
+static void
+install_safe_os(lua_State *L)
+{
+	lua_getglobal(L, "os");               /* [os] */
+	lua_newtable(L);                      /* [os, safe] */
+	for (int i = 0; safe_os[i]; i++) {
+		lua_getfield(L, -2, safe_os[i]);
+		lua_pushfstring(L, "os.%s", safe_os[i]);
+		lua_pushcclosure(L, os_guarded, 2);
+		lua_setfield(L, -2, safe_os[i]);
+	}
+	lua_setglobal(L, "os");               /* [os] */
+	lua_pop(L, 1);                        /* [] */
+}
+
+/* Sets t[name] = nil for each name, t at idx. */
+static void
+clear_fields(lua_State *L, int idx, const char *const *names)
+{
+	idx = lua_absindex(L, idx);
+	for (int i = 0; names[i]; i++) {
+		lua_pushnil(L);
+		lua_setfield(L, idx, names[i]);
+	}
+}
+
+static const char *const unsafe_globals[] = { "io", "debug", "package", "load", "loadfile", "dofile", NULL };
+static const char *const unsafe_loaded[] = { "io", "os", "debug", "package", "_G", NULL };
+
+/* Removes from the whole state what could reach outside the sandbox, and
+ * locks the string metatable. [] -> [] */
+static void
+strip_state(lua_State *L)
+{
+	install_safe_os(L);
+	lua_pushglobaltable(L);               /* [G] */
+	clear_fields(L, -1, unsafe_globals);
+	lua_getfield(L, -1, "string");        /* [G, string] */
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump");          /* bytecode is for load, which is gone */
+	lua_getfield(L, -2, "math");          /* [G, string, math] */
+	lua_pushcfunction(L, math_random_refused);
+	lua_setfield(L, -2, "random");
+	lua_pushcfunction(L, math_random_refused);
+	lua_setfield(L, -2, "randomseed");
+	lua_pop(L, 3);                        /* [] */
+	push_package(L);                      /* [package] */
+	lua_getfield(L, -1, "loaded");        /* [package, loaded] */
+	clear_fields(L, -1, unsafe_loaded);
+	lua_pop(L, 2);                        /* [] */
+	lua_pushliteral(L, "");               /* [""] */
+	lua_getmetatable(L, -1);              /* ["", mt] */
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 2);                        /* [] */
+}
+
+int
+sbi__newmetatable(lua_State *L, const char *tname)
+{
+	if (!luaL_newmetatable(L, tname))     /* [mt] */
+		return 0;
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");   /* getmetatable(u) is false */
+	return 1;
 }
 
 lua_State *
-sbi__state_new(sbi_runctx *ctx)
+sbi__state_new(sbi_runctx *ctx, int sandbox)
 {
 	lua_State *L = luaL_newstate();
 	if (L == NULL)
@@ -180,16 +332,34 @@ sbi__state_new(sbi_runctx *ctx)
 	sbi__set_module_dir(L, ".");
 	lua_pushlightuserdata(L, ctx);
 	lua_setfield(L, LUA_REGISTRYINDEX, SBI_RUNCTX);
+	if (sandbox)
+		strip_state(L);
 	return L;
 }
 
 static const char *const safe_globals[] = {
 	"assert", "error", "ipairs", "next", "pairs", "pcall", "print", "rawequal", "rawget", "rawlen",
 	"rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "xpcall",
-	"require", "_VERSION", "math", "string", "table", "utf8", "coroutine", NULL,
+	"require", "_VERSION", NULL,
 };
 
-static const char *const safe_os[] = { "clock", "date", "difftime", "getenv", "time", NULL };
+/* The libraries a recipe gets as its own copies: changing one changes
+ * nothing for the stdlib. */
+static const char *const copied_libs[] = { "coroutine", "math", "os", "string", "table", "utf8", NULL };
+
+/* Pushes a shallow copy of the table at idx. */
+static void
+push_copy(lua_State *L, int idx)
+{
+	idx = lua_absindex(L, idx);
+	lua_newtable(L);                      /* [copy] */
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {            /* [copy, k, v] */
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);                /* [copy, k, k, v] */
+		lua_rawset(L, -4);                /* [copy, k] */
+	}
+}
 
 /* Pushes a new recipe environment. */
 static void
@@ -202,16 +372,68 @@ push_env(lua_State *L)
 		lua_getglobal(L, safe_globals[i]);
 		lua_setfield(L, -2, safe_globals[i]);
 	}
-	lua_newtable(L);                      /* [env, mt, base, os] */
-	lua_getglobal(L, "os");
-	for (int i = 0; safe_os[i]; i++) {
-		lua_getfield(L, -1, safe_os[i]);
-		lua_setfield(L, -3, safe_os[i]);
+	push_package(L);
+	lua_getfield(L, -1, "loaded");        /* [env, mt, base, package, loaded] */
+	for (int i = 0; copied_libs[i]; i++) {
+		lua_getglobal(L, copied_libs[i]); /* [.., loaded, lib] */
+		push_copy(L, -1);                 /* [.., loaded, lib, copy] */
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -6, copied_libs[i]);  /* base[name] = copy */
+		if (strcmp(copied_libs[i], "os") != 0)
+			lua_setfield(L, -3, copied_libs[i]); /* require(name) = copy */
+		else
+			lua_pop(L, 1);
+		lua_pop(L, 1);                    /* [.., loaded] */
 	}
-	lua_pop(L, 1);
-	lua_setfield(L, -2, "os");            /* [env, mt, base] */
+	lua_pop(L, 2);                        /* [env, mt, base] */
 	lua_setfield(L, -2, "__index");       /* [env, mt] */
 	lua_setmetatable(L, -2);              /* [env] */
+}
+
+/* ---- the stdlib's console (what it used io and debug for) ---- */
+
+/* core.stderr(s, ...) and core.stdout(s, ...): write strings, as
+ * io.stderr:write would. Upvalue: the stream. [s, ..] -> [] */
+static int
+l_write_stream(lua_State *L)
+{
+	FILE *f = lua_touserdata(L, lua_upvalueindex(1));
+	int n = lua_gettop(L);
+	for (int i = 1; i <= n; i++) {
+		size_t len;
+		const char *s = luaL_checklstring(L, i, &len);
+		fwrite(s, 1, len, f);
+	}
+	fflush(f);
+	return 0;
+}
+
+/* core.where(level) -> "file:line" of the function at level (1 = the
+ * caller of core.where), or "?". [level] -> [where] */
+static int
+l_where(lua_State *L)
+{
+	lua_Debug ar;
+	int level = (int)luaL_checkinteger(L, 1);
+	if (level < 0 || !lua_getstack(L, level, &ar) || !lua_getinfo(L, "Sl", &ar)) {
+		lua_pushliteral(L, "?");
+		return 1;
+	}
+	lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+	return 1;
+}
+
+void
+sbi__open_console(lua_State *L)
+{
+	lua_pushlightuserdata(L, stderr);
+	lua_pushcclosure(L, l_write_stream, 1);
+	lua_setfield(L, -2, "stderr");
+	lua_pushlightuserdata(L, stdout);
+	lua_pushcclosure(L, l_write_stream, 1);
+	lua_setfield(L, -2, "stdout");
+	lua_pushcfunction(L, l_where);
+	lua_setfield(L, -2, "where");
 }
 
 static int
@@ -269,7 +491,7 @@ sbi__load_recipe(lua_State *L, const char *path)
 		return LUA_ERRSYNTAX;
 	push_env(L);                               /* [chunk, env] */
 	lua_pushvalue(L, -1);
-	lua_setfield(L, LUA_REGISTRYINDEX, "sbi.recipe_env");
+	lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_RECIPE_ENV);
 	if (lua_setupvalue(L, -2, 1) == NULL)      /* [chunk] */
 		lua_pop(L, 1);
 	return sbi__pcall(L, 0, 0);

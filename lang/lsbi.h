@@ -31,6 +31,8 @@ typedef struct l_mat {
 typedef struct sbi_runctx {
 	sbi_cache *cache; /* NULL while only loading or printing the graph */
 	sbi_node *node;   /* the node being run, or NULL */
+	int in_simulator; /* a simulator call is under way */
+	int refused;      /* the sandbox refused a function (sbi__refuse_in_step) */
 	int jobs;
 	int quiet;
 	long chunk_size_default;
@@ -101,6 +103,19 @@ int sbi__check_read(lua_State *L, const char *path);
 
 /* 1 when the recipe may write into dir; else 0 with the reason pushed. */
 int sbi__check_write(lua_State *L, const char *dir);
+
+/* luaL_newmetatable that also locks the metatable (__metatable), so
+ * getmetatable cannot reach __gc and the like from a recipe. Every
+ * userdata metatable is made with it. */
+int sbi__newmetatable(lua_State *L, const char *tname);
+
+/* Raises naming fn when a simulator runs (or, with steps_too, any step):
+ * fn is nondeterministic and its value would escape the cache key. */
+void sbi__refuse_in_step(lua_State *L, const char *fn, int steps_too);
+
+/* Adds core.stderr, core.stdout and core.where to the table at -1: what
+ * the stdlib needs of io and debug, which a sandboxed state lacks. */
+void sbi__open_console(lua_State *L);
 
 /* l_core.c: the sbi.core module. */
 int luaopen_sbi_core(lua_State *L);

@@ -11,9 +11,16 @@
  * require (paths as found on package.path), in load order. */
 #define SBI_REG_MODULE_FILES "sbi.module_files"
 
+/* Registry keys of the package table (gone from _G in a sandbox) and of
+ * the recipe's _ENV, which modules beside the recipe share. */
+#define SBI_REG_PACKAGE "sbi.package"
+#define SBI_REG_RECIPE_ENV "sbi.recipe_env"
+
 /* A new state with the standard libraries, the stdlib searcher and ctx in
- * the registry; NULL when out of memory. */
-lua_State *sbi__state_new(sbi_runctx *ctx);
+ * the registry; NULL when out of memory. With sandbox, the state holds
+ * only what the recipe sandbox allows (docs/recipes.md#the-sandbox): every
+ * state that loads a recipe is one; `sbirun lua` (tests, benchmarks) is not. */
+lua_State *sbi__state_new(sbi_runctx *ctx, int sandbox);
 
 /* Makes require look for Lua modules in dir. */
 void sbi__set_module_dir(lua_State *L, const char *dir);

@@ -148,7 +148,7 @@ run_script(int argc, char **argv)
 		return bad_usage("lua: no script given", NULL);
 	sbi_runctx ctx = { 0 };
 	ctx.jobs = 1;
-	lua_State *L = sbi__state_new(&ctx);
+	lua_State *L = sbi__state_new(&ctx, 0);
 	if (L == NULL)
 		return 1;
 	lua_createtable(L, argc, 0);

@@ -1,6 +1,8 @@
 -- The declared graph: every sbi declaration appends a node here. Nothing
 -- runs at declaration; the engine keys and runs the nodes after the recipe
 -- has loaded (lang/l_session.c).
+local core = require "sbi.core"
+
 local M = { nodes = {}, outputs = {} }
 
 local Node = { __name = "sbi.Node" }
@@ -11,9 +13,7 @@ M.Node = Node
 -- "file:line" of the recipe line that called the declaring function;
 -- level counts from the caller of where().
 function M.where(level)
-  local info = debug.getinfo(level + 1, "Sl")
-  if info == nil then return "?" end
-  return info.short_src .. ":" .. tostring(info.currentline)
+  return core.where(level + 1)
 end
 
 -- Declares a node.

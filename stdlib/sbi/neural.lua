@@ -145,7 +145,7 @@ end
 local function scaled_simulations(label, s, mode)
   local cols = log_columns(label, s.x, mode)
   if #cols == 0 then return s, nil end
-  io.stderr:write(string.format("%s: %d of %d columns of x used on the log scale\n", label, #cols, s.x:cols()))
+  core.stderr(string.format("%s: %d of %d columns of x used on the log scale\n", label, #cols, s.x:cols()))
   return merge(s, { x = log_transform(s.x, cols) }), core.mat({ cols })
 end
 
@@ -197,7 +197,7 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
     local best, val_losses = nil, core.mat(1, #candidates)
     for i, d in ipairs(candidates) do
       local report = fits[i].report
-      io.stderr:write(string.format("%s: %s, %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label, d,
+      core.stderr(string.format("%s: %s, %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label, d,
                                     report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
       val_losses:set(1, i, report.best_val_loss)
       if best == nil or report.best_val_loss < best.report.best_val_loss then
@@ -206,7 +206,7 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
     end
     local r = best.report
     if #candidates > 1 then
-      io.stderr:write(string.format("%s: kept the %s (lower validation loss)\n", node.label, best.density))
+      core.stderr(string.format("%s: kept the %s (lower validation loss)\n", node.label, best.density))
     end
     return { model = best.model, density = best.density, losses = r.losses, epochs = r.epochs,
              best_epoch = r.best_epoch, best_val_loss = r.best_val_loss, val_losses = val_losses,
@@ -259,12 +259,12 @@ function M.npe(opts)
       samples = core.vstack(parts, want)
     else
       -- Almost all mass outside the prior: MCMC on q restricted to the support.
-      io.stderr:write(string.format("%s: only %.3g%% of flow samples fall inside the prior; sampling q by MCMC\n",
+      core.stderr(string.format("%s: only %.3g%% of flow samples fall inside the prior; sampling q by MCMC\n",
                                     node.label, 100 * acceptance))
       samples = core.mcmc { prior = prior.c, flow = flow, posterior = true, x = x, num_samples = want,
                             seed = key.seed }
     end
-    io.stderr:write(string.format("%s: %d samples, acceptance inside the prior %.4f\n", node.label, want, acceptance))
+    core.stderr(string.format("%s: %d samples, acceptance inside the prior %.4f\n", node.label, want, acceptance))
     return { samples = samples, names = t.names, acceptance = acceptance, method = "NPE" }
   end)
   node.estimator, node.prior = train, prior
@@ -281,7 +281,7 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
     for _, r in ipairs(diag.rhat) do worst = math.max(worst, r) end
     local min_ess = math.huge
     for _, e in ipairs(diag.ess) do min_ess = math.min(min_ess, e) end
-    io.stderr:write(string.format("%s: %s sampling, %d chains, %d samples in %.2f s, max R-hat %.3f, min ESS %.0f\n",
+    core.stderr(string.format("%s: %s sampling, %d chains, %d samples in %.2f s, max R-hat %.3f, min ESS %.0f\n",
                                   node.label, key.sampler, diag.chains, key.num_samples, diag.seconds, worst, min_ess))
     -- No wall times in artifacts: they would make equal results hash differently
     -- (run.json has the seconds of every step).
@@ -352,7 +352,7 @@ function M.nre(opts)
       learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
       max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = node.label,
     }
-    io.stderr:write(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
+    core.stderr(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
                                   report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
     return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
              best_val_loss = report.best_val_loss, names = s.names, log_columns = log_cols }

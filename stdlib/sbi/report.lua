@@ -7,9 +7,10 @@ local function fmt(v)
   return string.format("%10.4g", v)
 end
 
--- Prints mean, std and the 5/50/95% quantiles of every parameter.
+-- Prints mean, std and the 5/50/95% quantiles of every parameter through
+-- out(s, ...) (default core.stdout).
 function M.summary(name, art, out)
-  out = out or io.stdout
+  out = out or core.stdout
   local m = art.samples
   local head = string.format("%s: %d samples", name, m:rows())
   if art.method then
@@ -20,15 +21,14 @@ function M.summary(name, art, out)
     end
     head = head .. ")"
   end
-  out:write(head, "\n")
+  out(head, "\n")
   local width = 9
   for _, n in ipairs(art.names) do width = math.max(width, #n) end
   local rowf = "%-" .. width .. "s %10s %10s %10s %10s %10s\n"
-  out:write(string.format(rowf, "parameter", "mean", "std", "5%", "50%", "95%"))
+  out(string.format(rowf, "parameter", "mean", "std", "5%", "50%", "95%"))
   for j, s in ipairs(core.summary(m)) do
-    out:write(string.format(rowf, art.names[j], fmt(s.mean), fmt(s.std), fmt(s.q05), fmt(s.q50), fmt(s.q95)))
+    out(string.format(rowf, art.names[j], fmt(s.mean), fmt(s.std), fmt(s.q05), fmt(s.q50), fmt(s.q95)))
   end
-  out:flush()
 end
 
 -- outputs: list of { name = , node = }; arts: their artifacts, in order.
@@ -39,10 +39,10 @@ function M.write_outputs(outputs, arts, dir, quiet)
       core.write_samples(dir, o.name, art.samples, art.names)
       M.summary(o.name, art)
       if not quiet then
-        io.stderr:write(string.format("wrote %s/%s.csv and %s.npy\n", dir, o.name, o.name))
+        core.stderr(string.format("wrote %s/%s.csv and %s.npy\n", dir, o.name, o.name))
       end
     else
-      io.stderr:write(string.format("sbirun: warning: output '%s' (%s) has no samples to write\n", o.name,
+      core.stderr(string.format("sbirun: warning: output '%s' (%s) has no samples to write\n", o.name,
                                     o.node.label))
     end
   end

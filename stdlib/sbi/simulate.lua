@@ -45,7 +45,7 @@ end
 local function report_failures(label, r)
   local failed = r.n_error + r.n_nan + r.n_length
   if failed > 0 then
-    io.stderr:write(string.format(
+    core.stderr(string.format(
       "%s: dropped %d of %d simulations (%d errors, %d NaN/inf, %d wrong length); first: %s\n",
       label, failed, failed + r.n_kept, r.n_error, r.n_nan, r.n_length, r.first_failure))
   end
@@ -85,7 +85,8 @@ function M.simulate(opts)
       end
       -- (Not for a crashed worker: dropping would not help there.)
       if key_opts.on_failure == "fail" and msg:find("at theta = ", 1, true)
-         and not msg:find("while running simulation", 1, true) then
+         and not msg:find("while running simulation", 1, true)
+         and not msg:find("docs/recipes.md#the-sandbox", 1, true) then
         msg = msg .. "\n(to skip failing simulations instead, pass on_failure = \"drop\" to sbi.simulate)"
       end
       error(msg, 0)

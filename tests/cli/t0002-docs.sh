@@ -55,7 +55,7 @@ done < public.txt
 cat > rng.lua <<'EOF'
 local core = require "sbi.core"
 local names = {}
-for k in pairs(getmetatable(core.rng(1)).__index) do names[#names + 1] = k end
+for k in pairs(debug.getmetatable(core.rng(1)).__index) do names[#names + 1] = k end
 table.sort(names)
 print(table.concat(names, "\n"))
 EOF

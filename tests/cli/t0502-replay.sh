@@ -75,14 +75,16 @@ expect_out "abc.rejection      identical"
 expect_err "all 2 bundled artifacts reproduced bit for bit"
 no_replay_left
 
-# A recipe that does not reproduce: its simulator reads the environment
-# (os.getenv), so the bundle, made with SHIFT=1, verifies but does not
-# replay without it. The steps after it differ too; exit 1.
+# A recipe that does not reproduce: it reads the environment (os.getenv,
+# allowed while the recipe loads, refused in a simulator), so the bundle,
+# made with SHIFT=1, verifies but does not replay without it. The steps
+# after it differ too; exit 1.
 cat > envrecipe.lua <<'LUA'
 local sbi = require "sbi"
 local prior = sbi.prior.uniform { low = { -1 }, high = { 1 } }
+local shift = tonumber(os.getenv("SHIFT")) or 0
 local sims = sbi.simulate { prior = prior, n = 500, seed = 2,
-  simulator = function(theta, rng) return { theta[1] + (tonumber(os.getenv("SHIFT")) or 0) + rng:normal() } end }
+  simulator = function(theta, rng) return { theta[1] + shift + rng:normal() } end }
 sbi.output { post = sbi.abc.rejection { sims = sims, observation = sbi.observation { 0.5 }, quantile = 0.1 } }
 LUA
 SHIFT=1 "$SBIRUN" envrecipe.lua --quiet >/dev/null 2>&1 || fail "envrecipe.lua failed"
