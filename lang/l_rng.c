@@ -7,6 +7,7 @@
 
 typedef struct l_rng {
 	gsl_rng *r;
+	int closable; /* made by core.rng: the recipe's own; else the engine holds r */
 } l_rng;
 
 gsl_rng *
@@ -38,6 +39,7 @@ sbi__push_rng(lua_State *L, uint64_t seed, uint64_t purpose, uint64_t index)
 {
 	l_rng *lr = lua_newuserdatauv(L, sizeof *lr, 0); /* [ud] */
 	lr->r = NULL;
+	lr->closable = 0;
 	luaL_setmetatable(L, SBI_MT_RNG);
 	if ((lr->r = sbi_rng_alloc()) == NULL)
 		luaL_error(L, "out of memory");
@@ -59,6 +61,7 @@ l_rng_new(lua_State *L)
 {
 	sbi__push_rng(L, check_u64(L, 1), (uint64_t)luaL_optinteger(L, 2, SBI_STREAM_METHOD),
 	    (uint64_t)luaL_optinteger(L, 3, 0));
+	((l_rng *)lua_touserdata(L, -1))->closable = 1;
 	return 1;
 }
 
@@ -204,6 +207,17 @@ l_rng_gc(lua_State *L)
 	return 0;
 }
 
+/* __close: frees a stream of core.rng now. The engine's streams (a
+ * simulator's rng) stay: the engine keeps using them after the call. */
+static int
+l_rng_close(lua_State *L)
+{
+	l_rng *lr = luaL_checkudata(L, 1, SBI_MT_RNG);
+	if (!lr->closable)
+		return luaL_error(L, "this random stream belongs to the engine (a simulator's rng) and cannot be closed");
+	return l_rng_gc(L);
+}
+
 static const luaL_Reg rng_methods[] = {
 	{ "uniform", l_uniform }, { "normal", l_normal }, { "lognormal", l_lognormal },
 	{ "exponential", l_exponential }, { "gamma", l_gamma }, { "beta", l_beta },
@@ -218,7 +232,7 @@ sbi__open_rng(lua_State *L)
 	sbi__newmetatable(L, SBI_MT_RNG); /* [core, mt] */
 	lua_pushcfunction(L, l_rng_gc);
 	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, l_rng_gc);
+	lua_pushcfunction(L, l_rng_close);
 	lua_setfield(L, -2, "__close");
 	luaL_newlibtable(L, rng_methods); /* [core, mt, methods] */
 	lua_pushvalue(L, -2);             /* [core, mt, methods, mt] */

@@ -95,7 +95,24 @@ grep -q FOUND "$OUT" && fail "unsafe values reachable from a recipe: $(grep FOUN
 n=$(sed -n 's/^walked \([0-9]*\) values$/\1/p' "$OUT")
 [ "${n:-0}" -ge 200 ] || fail "the walk reached only ${n:-0} values; it should cover the stdlib"
 
-# ---- 3. nondeterminism: refused in simulators and steps, pointing to rng ----
+# ---- 3. closing what the engine holds ----
+# The simulator's rng is the engine's: closing it is an error, not a
+# stream freed under the engine's feet (AddressSanitizer would see the use
+# after free); a stream of core.rng closes.
+cat > close.lua <<'LUA'
+local sbi = require "sbi"
+local core = require "sbi.core"
+do local own <close> = core.rng(1) end
+local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
+local sims = sbi.simulate { prior = prior, n = 20, seed = 1,
+  simulator = function(theta, rng) local r <close> = rng; return { theta[1] + r:normal() } end }
+sbi.output { s = sbi.abc.rejection { sims = sims, observation = sbi.observation { 0.5 }, quantile = 0.5 } }
+LUA
+run close.lua --quiet
+expect_fail 1
+expect_err "belongs to the engine"
+
+# ---- 4. nondeterminism: refused in simulators and steps, pointing to rng ----
 nondet() { # nondet NAME LUA-EXPRESSION: the expression in a simulator is refused
 	cat > nd.lua <<LUA
 local sbi = require "sbi"
@@ -178,7 +195,7 @@ run load.lua --quiet
 expect_ok
 expect_out "LOAD OK"
 
-# ---- 4. a bundled recipe under replay and graph runs in the same sandbox ----
+# ---- 5. a bundled recipe under replay and graph runs in the same sandbox ----
 cat > esc.lua <<'LUA'
 local sbi = require "sbi"
 for _, m in ipairs { "os", "io", "debug", "package" } do
