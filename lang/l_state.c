@@ -233,7 +233,16 @@ sbi__refuse_in_step(lua_State *L, const char *fn, int steps_too)
 static int
 os_guarded(lua_State *L)
 {
-	sbi__refuse_in_step(L, lua_tostring(L, lua_upvalueindex(2)), 1);
+	const char *name = lua_tostring(L, lua_upvalueindex(2));
+	sbi__refuse_in_step(L, name, 1);
+	/* A stranger's recipe has no business with this machine's secrets. */
+	if (strcmp(name, "os.getenv") == 0) {
+		int restricted = lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_ROOT) == LUA_TSTRING;
+		lua_pop(L, 1);
+		if (restricted)
+			return luaL_error(L, "os.getenv is not available to a recipe from a bundle: it runs "
+			    "restricted (run it with --trust to lift this)");
+	}
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);

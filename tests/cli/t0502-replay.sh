@@ -93,6 +93,9 @@ run verify env.tar
 expect_ok
 run replay env.tar --quiet
 expect_fail 1
+expect_err "os.getenv is not available to a recipe from a bundle"
+run replay env.tar --quiet --trust
+expect_fail 1
 expect_out "simulate           differs"
 expect_out "observation        identical"
 expect_err "2 of 3 bundled artifacts were not reproduced"

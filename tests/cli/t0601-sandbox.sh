@@ -215,6 +215,16 @@ expect_ok
 grep -q ESCAPED "$OUT" && fail "a replayed bundle escaped: $(grep ESCAPED "$OUT" | tr '\n' ' ')"
 run unpack esc.tar un
 expect_ok
-run graph un/recipe/esc.lua
+# Restricted, a bundled recipe cannot read this machine's environment.
+cat > un/env.lua <<'LUA'
+print("HOME=" .. tostring(os.getenv("HOME")))
+LUA
+run un/env.lua --quiet
+expect_fail 1
+expect_err "os.getenv is not available to a recipe from a bundle"
+grep -q "HOME=/" "$OUT" && fail "a restricted recipe read the environment"
+rm un/env.lua
+run graph un/esc.lua
+expect_ok
 grep -q ESCAPED "$OUT" && fail "graph on an unpacked bundle escaped"
 finish
