@@ -125,7 +125,8 @@ void sbi__push_artifact(lua_State *L, sbi_artifact *a);
 /* Pushes a new owner of one reference to a (retained here). */
 void sbi__push_artifact_ref(lua_State *L, sbi_artifact *a);
 /* A new artifact from the table at idx; NULL with a Lua error raised on
- * bad values (never returns NULL otherwise). Mats are moved, not copied. */
+ * bad values (never returns NULL otherwise). Mats are moved, not copied,
+ * and become read-only views of it; views of other artifacts are copied. */
 sbi_artifact *sbi__to_artifact(lua_State *L, int idx, const char *what);
 
 /* The stdlib sources compiled into the binary (generated). */
