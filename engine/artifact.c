@@ -10,14 +10,25 @@
 #include "sbi/artifact.h"
 #include "sbi/fsutil.h"
 
-#define MAGIC "SBIART01"
+#define MAGIC "SBIART02"
+#define MAGIC_V1 "SBIART01" /* no key: written by sbirun before the key binding */
 #define MAX_NAME 4096
 #define MAX_FIELDS 65536
 
 sbi_artifact *
 sbi_artifact_alloc(void)
 {
-	return sbi_calloc(1, sizeof(sbi_artifact));
+	sbi_artifact *a = sbi_calloc(1, sizeof(sbi_artifact));
+	if (a)
+		a->refs = 1;
+	return a;
+}
+
+sbi_artifact *
+sbi_artifact_retain(sbi_artifact *a)
+{
+	a->refs++;
+	return a;
 }
 
 static void
@@ -36,7 +47,7 @@ field_clear(sbi_field *f)
 void
 sbi_artifact_free(sbi_artifact *a)
 {
-	if (a == NULL)
+	if (a == NULL || --a->refs > 0)
 		return;
 	for (size_t i = 0; i < a->nfields; i++)
 		field_clear(&a->fields[i]);
@@ -240,13 +251,14 @@ cmp_field_name(const void *x, const void *y)
 }
 
 int
-sbi_artifact_store(const sbi_artifact *a, const char *dir, sbi_key *hash, sbi_err *err)
+sbi_artifact_store(const sbi_artifact *a, const char *dir, const sbi_key *key, sbi_key *hash, sbi_err *err)
 {
-	return sbi_artifact_store_sync(a, dir, 1, hash, err);
+	return sbi_artifact_store_sync(a, dir, key, 1, hash, err);
 }
 
 int
-sbi_artifact_store_sync(const sbi_artifact *a, const char *dir, int sync, sbi_key *hash, sbi_err *err)
+sbi_artifact_store_sync(const sbi_artifact *a, const char *dir, const sbi_key *key, int sync, sbi_key *hash,
+    sbi_err *err)
 {
 	/* Fields are written sorted by name, so equal contents give equal bytes
 	 * (and hashes) whatever order they were set in. */
@@ -265,6 +277,7 @@ sbi_artifact_store_sync(const sbi_artifact *a, const char *dir, int sync, sbi_ke
 	w.aw.sync = sync;
 	sbi_hash_init(&w.h);
 	put(&w, MAGIC, 8);
+	put(&w, key->b, SBI_KEY_BYTES);
 	put_u32(&w, (uint32_t)a->nfields);
 	for (size_t i = 0; i < a->nfields; i++)
 		put_field(&w, order[i]);
@@ -476,13 +489,19 @@ sbi_artifact_load(const char *path, const sbi_key *expect, sbi_artifact **out, s
 	}
 	sbi_hash_init(&r.h);
 	struct stat st;
-	if (fstat(fileno(r.f), &st) != 0 || st.st_size < SBI_KEY_BYTES + 12)
+	if (fstat(fileno(r.f), &st) != 0 || st.st_size < 2 * SBI_KEY_BYTES + 12)
 		corrupt(&r, "truncated");
 	else
 		r.left = (uint64_t)st.st_size - SBI_KEY_BYTES;
 	char magic[8];
-	if (get(&r, magic, 8) == SBI_OK && memcmp(magic, MAGIC, 8) != 0)
-		corrupt(&r, "bad magic");
+	if (get(&r, magic, 8) == SBI_OK && memcmp(magic, MAGIC, 8) != 0) {
+		if (memcmp(magic, MAGIC_V1, 8) == 0) /* a miss, never read as today's format */
+			r.rc = sbi_err_set(err, SBI_ENOTFOUND, "artifact %s has format version 1 (an older sbirun)",
+			    path);
+		else
+			corrupt(&r, "bad magic");
+	}
+	get(&r, a->key.b, SBI_KEY_BYTES);
 	uint32_t n = get_u32(&r);
 	if (r.rc == SBI_OK && n > MAX_FIELDS)
 		corrupt(&r, "too many fields");

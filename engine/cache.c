@@ -183,7 +183,7 @@ sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, con
 {
 	sbi_key h;
 	int sync = !(flags & SBI_CACHE_NOSYNC);
-	int rc = sbi_artifact_store_sync(a, c->objects, sync, &h, err);
+	int rc = sbi_artifact_store_sync(a, c->objects, key, sync, &h, err);
 	if (rc != SBI_OK)
 		return rc;
 	if (hash)
@@ -224,6 +224,20 @@ read_ref(sbi_cache *c, const sbi_key *key, sbi_key *obj, sbi_err *err)
 	return rc;
 }
 
+/* A valid artifact under another key's ref (refs swapped or edited): the
+ * ref is wrong, not the object, which stays for the key it belongs to. */
+static int
+wrong_key(sbi_artifact **out, const char *path, const sbi_key *key, sbi_err *err)
+{
+	char has[SBI_KEY_HEX], want[SBI_KEY_HEX];
+	sbi_key_hex(&(*out)->key, has);
+	sbi_key_hex(key, want);
+	sbi_artifact_free(*out);
+	*out = NULL;
+	return sbi_err_set(err, SBI_ECORRUPT, "the cache ref of key %.12s names artifact %s, which is the result "
+	    "of key %.12s", want, path, has);
+}
+
 int
 sbi_cache_get(sbi_cache *c, const sbi_key *key, sbi_artifact **out, sbi_key *hash, sbi_err *err)
 {
@@ -236,8 +250,13 @@ sbi_cache_get(sbi_cache *c, const sbi_key *key, sbi_artifact **out, sbi_key *has
 		rc = sbi_artifact_load(path, &obj, out, err);
 		if (rc == SBI_ECORRUPT)
 			unlink(path);
-		if (rc == SBI_ENOTFOUND)
+		if (rc == SBI_OK && !sbi_key_equal(&(*out)->key, key))
+			rc = wrong_key(out, path, key, err);
+		int stale = rc == SBI_ENOTFOUND && sbi_fs_exists(path); /* an older format: a miss */
+		if (rc == SBI_ENOTFOUND && !stale)
 			rc = sbi_err_set(err, SBI_ECORRUPT, "cache object %s is missing", path);
+		if (stale)
+			sbi_cache_remove(c, key);
 		sbi_free(path);
 	}
 	if (rc == SBI_ECORRUPT)

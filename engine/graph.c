@@ -163,6 +163,10 @@ sbi_exec_materialize(sbi_executor *x, size_t id, sbi_err *err)
 	int rc = try_cache(x, n, err);
 	if (rc != SBI_ENOTFOUND)
 		return rc;
+	if (x->may_run && (rc = x->may_run(x->ud, n, err)) != SBI_OK) {
+		n->state = SBI_NODE_FAILED;
+		return rc;
+	}
 	for (size_t i = 0; i < n->ninputs; i++)
 		if ((rc = sbi_exec_materialize(x, n->inputs[i], err)) != SBI_OK)
 			return rc;

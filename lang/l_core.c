@@ -23,15 +23,47 @@ sbi__runctx(lua_State *L)
 
 /* ---- artifacts <-> tables ---- */
 
+static int
+box_gc(lua_State *L)
+{
+	sbi_artifact **box = lua_touserdata(L, 1);
+	sbi_artifact_free(*box);
+	*box = NULL;
+	return 0;
+}
+
+/* Pushes a box owning one reference to the artifact it holds (NULL for
+ * now); the views of the artifact's matrices hold the box. */
+static sbi_artifact **
+push_box(lua_State *L)
+{
+	sbi_artifact **box = lua_newuserdatauv(L, sizeof *box, 0); /* [box] */
+	*box = NULL;
+	if (sbi__newmetatable(L, "sbi.ArtifactBox")) {             /* [box, mt] */
+		lua_pushcfunction(L, box_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);                                    /* [box] */
+	return box;
+}
+
+void
+sbi__push_artifact_ref(lua_State *L, sbi_artifact *a)
+{
+	*push_box(L) = sbi_artifact_retain(a); /* [box] */
+}
+
 void
 sbi__push_artifact(lua_State *L, sbi_artifact *a)
 {
-	lua_createtable(L, 0, (int)a->nfields); /* [t] */
+	sbi__push_artifact_ref(L, a);           /* [box] */
+	int owner = lua_gettop(L);
+	lua_createtable(L, 0, (int)a->nfields); /* [box, t] */
 	for (size_t i = 0; i < a->nfields; i++) {
 		sbi_field *f = &a->fields[i];
 		switch (f->type) {
 		case SBI_FIELD_MAT:
-			sbi__push_mat_borrowed(L, f->mat);
+			sbi__push_mat_view(L, f->mat, owner);
 			break;
 		case SBI_FIELD_STR:
 			lua_pushlstring(L, f->str, f->len);
@@ -46,8 +78,9 @@ sbi__push_artifact(lua_State *L, sbi_artifact *a)
 				lua_seti(L, -2, (lua_Integer)k + 1);
 			}
 		}
-		lua_setfield(L, -2, f->name); /* [t] */
+		lua_setfield(L, -2, f->name); /* [box, t] */
 	}
+	lua_remove(L, owner);                 /* [t] */
 }
 
 /* Raises unless every key of the table at -1 is an integer in 1..n: other
@@ -65,9 +98,10 @@ check_list(lua_State *L, size_t n, const char *what, const char *name)
 	}
 }
 
-/* Moves the value at -1 (field name at -2) into a; raises on bad values. */
+/* Moves the value at -1 (field name at -2) into a, held by the box at
+ * owner; raises on bad values. */
 static void
-to_field(lua_State *L, sbi_artifact *a, const char *what)
+to_field(lua_State *L, sbi_artifact *a, int owner, const char *what)
 {
 	const char *name = lua_tostring(L, -2);
 	int rc = SBI_OK;
@@ -76,10 +110,8 @@ to_field(lua_State *L, sbi_artifact *a, const char *what)
 		sbi_mat *m = lm->borrowed ? sbi_mat_dup(lm->m) : lm->m;
 		if (m == NULL)
 			luaL_error(L, "out of memory");
-		if (!lm->borrowed) {
-			/* The artifact outlives the Lua state: keep a borrowed view. */
-			lm->borrowed = 1;
-		}
+		if (!lm->borrowed) /* moved: the Lua object becomes a view */
+			sbi__mat_make_view(L, -1, owner);
 		rc = sbi_artifact_set_mat(a, name, m);
 	} else if (lua_type(L, -1) == LUA_TSTRING) {
 		size_t len;
@@ -107,28 +139,15 @@ to_field(lua_State *L, sbi_artifact *a, const char *what)
 		luaL_error(L, "out of memory");
 }
 
-static int
-box_gc(lua_State *L)
-{
-	sbi_artifact **box = lua_touserdata(L, 1);
-	sbi_artifact_free(*box);
-	*box = NULL;
-	return 0;
-}
-
 sbi_artifact *
 sbi__to_artifact(lua_State *L, int idx, const char *what)
 {
 	idx = lua_absindex(L, idx);
 	luaL_checktype(L, idx, LUA_TTABLE);
-	/* The artifact is anchored in a userdata box so an error cannot leak it. */
-	sbi_artifact **box = lua_newuserdatauv(L, sizeof *box, 0); /* [box] */
-	*box = NULL;
-	if (sbi__newmetatable(L, "sbi.ArtifactBox")) {
-		lua_pushcfunction(L, box_gc);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_setmetatable(L, -2);
+	/* The artifact is anchored in a userdata box so an error cannot leak
+	 * it; the box also keeps it alive for the Mats moved into it. */
+	sbi_artifact **box = push_box(L); /* [box] */
+	int owner = lua_gettop(L);
 	*box = sbi_artifact_alloc();
 	if (*box == NULL)
 		luaL_error(L, "out of memory");
@@ -136,12 +155,11 @@ sbi__to_artifact(lua_State *L, int idx, const char *what)
 	while (lua_next(L, idx)) { /* [box, k, v] */
 		if (lua_type(L, -2) != LUA_TSTRING)
 			luaL_error(L, "%s: artifact field names must be strings", what);
-		to_field(L, *box, what);
+		to_field(L, *box, owner, what);
 		lua_pop(L, 1);
 	}
-	sbi_artifact *a = *box;
-	*box = NULL;
-	lua_pop(L, 1);
+	sbi_artifact *a = sbi_artifact_retain(*box); /* the caller's reference */
+	lua_pop(L, 1);                                /* [] */
 	return a;
 }
 

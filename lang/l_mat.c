@@ -13,14 +13,21 @@ sbi__check_mat(lua_State *L, int idx)
 	return lm;
 }
 
+/* Pushes an empty Mat userdata with its one user value (gc-safe). */
+static l_mat *
+new_mat_ud(lua_State *L)
+{
+	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 1); /* [ud] */
+	lm->m = NULL;
+	lm->borrowed = lm->readonly = 0;
+	luaL_setmetatable(L, SBI_MT_MAT);
+	return lm;
+}
+
 void
 sbi__push_mat(lua_State *L, sbi_mat *m)
 {
-	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
-	lm->m = NULL;
-	lm->borrowed = 0;
-	luaL_setmetatable(L, SBI_MT_MAT);
-	lm->m = m;
+	new_mat_ud(L)->m = m; /* [ud] */
 }
 
 void
@@ -28,6 +35,36 @@ sbi__push_mat_borrowed(lua_State *L, sbi_mat *m)
 {
 	sbi__push_mat(L, m);
 	((l_mat *)lua_touserdata(L, -1))->borrowed = 1;
+}
+
+void
+sbi__mat_make_view(lua_State *L, int idx, int owner)
+{
+	idx = lua_absindex(L, idx);
+	l_mat *lm = luaL_checkudata(L, idx, SBI_MT_MAT);
+	lua_pushvalue(L, owner);          /* [.., owner] */
+	lua_setiuservalue(L, idx, 1);     /* [..] */
+	lm->borrowed = lm->readonly = 1;
+}
+
+void
+sbi__push_mat_view(lua_State *L, sbi_mat *m, int owner)
+{
+	owner = lua_absindex(L, owner);
+	sbi__push_mat(L, m);              /* [.., ud] */
+	sbi__mat_make_view(L, -1, owner);
+}
+
+/* m, checked writable: a view of an artifact is shared with the cache and
+ * with other steps, so writing it would change a result under its key. */
+static sbi_mat *
+check_writable(lua_State *L, int idx, const char *method)
+{
+	l_mat *lm = sbi__check_mat(L, idx);
+	if (lm->readonly)
+		luaL_error(L, "Mat:%s: this matrix is a read-only view of a cached artifact; copy it first with "
+		    "m:copy()", method);
+	return lm->m;
 }
 
 static size_t
@@ -48,10 +85,7 @@ l_mat_new(lua_State *L)
 	}
 	size_t r = check_dim(L, 1), c = check_dim(L, 2);
 	double fill = luaL_optnumber(L, 3, 0.0);
-	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
-	lm->m = NULL;
-	lm->borrowed = 0;
-	luaL_setmetatable(L, SBI_MT_MAT);
+	l_mat *lm = new_mat_ud(L); /* [ud] */
 	if ((lm->m = sbi_mat_alloc(r, c)) == NULL)
 		return luaL_error(L, "out of memory for a %dx%d matrix", (int)r, (int)c);
 	if (fill != 0)
@@ -148,7 +182,7 @@ l_mat_get(lua_State *L)
 static int
 l_mat_set(lua_State *L)
 {
-	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	sbi_mat *m = check_writable(L, 1, "set");
 	size_t i = check_index(L, 2, m->nrow, "row"), j = check_index(L, 3, m->ncol, "column");
 	m->data[i * m->ncol + j] = luaL_checknumber(L, 4);
 	return 0;
@@ -189,7 +223,7 @@ l_mat_row(lua_State *L)
 static int
 l_mat_set_row(lua_State *L)
 {
-	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	sbi_mat *m = check_writable(L, 1, "set_row");
 	size_t i = check_index(L, 2, m->nrow, "row");
 	luaL_checktype(L, 3, LUA_TTABLE);
 	if ((size_t)luaL_len(L, 3) != m->ncol)
@@ -280,6 +314,17 @@ l_mat_vstack(lua_State *L)
 	return 1;
 }
 
+/* m:copy() -> a new, writable Mat with m's contents */
+static int
+l_mat_copy(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	l_mat *lm = new_mat_ud(L); /* [m, copy] */
+	if ((lm->m = sbi_mat_dup(m)) == NULL)
+		return luaL_error(L, "out of memory");
+	return 1;
+}
+
 static int
 l_mat_tostring(lua_State *L)
 {
@@ -297,14 +342,14 @@ l_mat_gc(lua_State *L)
 	l_mat *lm = luaL_checkudata(L, 1, SBI_MT_MAT);
 	if (!lm->borrowed)
 		sbi_mat_free(lm->m);
-	lm->m = NULL;
+	lm->m = NULL; /* a view's owner goes with the user value */
 	return 0;
 }
 
 static const luaL_Reg mat_methods[] = {
 	{ "get", l_mat_get }, { "set", l_mat_set }, { "rows", l_mat_rows }, { "cols", l_mat_cols },
 	{ "row", l_mat_row }, { "set_row", l_mat_set_row }, { "totable", l_mat_totable },
-	{ "select_rows", l_mat_select_rows }, { NULL, NULL },
+	{ "select_rows", l_mat_select_rows }, { "copy", l_mat_copy }, { NULL, NULL },
 };
 
 static const luaL_Reg mat_meta[] = {

@@ -28,6 +28,7 @@ struct sbi_session {
 	char *recipe_dir, *recipe_name, *cache_dir, *out_dir; /* owned */
 	char *root; /* owned: the real path a restricted recipe may read in, or NULL */
 	double t0;
+	int sampling; /* `sbirun sample`: only observations and *.sample steps may run */
 };
 
 static void
@@ -169,6 +170,47 @@ init_restriction(sbi_session *s)
 	return 0;
 }
 
+/* The hash of the stdlib a run loads: the files built in, or with
+ * SBI_STDLIB_DIR set (l_state.c) those files read from that folder, so an
+ * edit of the stdlib changes every key. A file that cannot be read hashes
+ * as missing (loading it fails anyway). */
+static void
+stdlib_hash(sbi_key *out)
+{
+	const char *dir = getenv("SBI_STDLIB_DIR");
+	sbi_hasher h;
+	sbi_hash_init(&h);
+	sbi_hash_str(&h, "sbirun-stdlib", 13);
+	for (size_t i = 0; i < sbi_stdlib_nfiles; i++) {
+		const sbi_stdlib_file *f = &sbi_stdlib_files[i];
+		sbi_hash_str(&h, f->path, strlen(f->path));
+		char *path = dir && *dir ? sbi_path_join(dir, f->path) : NULL, *text = NULL;
+		size_t n = 0;
+		if (path == NULL)
+			sbi_hash_str(&h, f->source, f->len);
+		else if (sbi_fs_read_all(path, &text, &n, NULL) == SBI_OK)
+			sbi_hash_str(&h, text, n);
+		else
+			sbi_hash_u64(&h, 0); /* missing: unlike any string */
+		sbi_free(text);
+		sbi_free(path);
+	}
+	sbi_hash_final(&h, out);
+}
+
+/* What every key starts with (docs/caching.md): the version, the hash of
+ * the stdlib loaded and the hash of the engine's code. */
+static sbi_graph *
+alloc_graph(void)
+{
+	sbi_key k;
+	char hex[SBI_KEY_HEX], id[256];
+	stdlib_hash(&k);
+	sbi_key_hex(&k, hex);
+	snprintf(id, sizeof id, "%s stdlib %s code %s", SBI_VERSION, hex, sbi_code_hash);
+	return sbi_graph_alloc(id);
+}
+
 /* Passes --set values and the recipe's location to the stdlib. */
 static int
 pass_settings(sbi_session *s, int *exit_code)
@@ -263,7 +305,7 @@ sbi_session_load(const sbi_session_opts *o, int *exit_code)
 	s->ctx.jobs = o->jobs;
 	s->ctx.quiet = o->quiet;
 	if (init_paths(s) || (s->L = sbi__state_new(&s->ctx, 1)) == NULL ||
-	    (s->g = sbi_graph_alloc(SBI_VERSION)) == NULL) {
+	    (s->g = alloc_graph()) == NULL) {
 		print_error("out of memory");
 		sbi_session_close(s);
 		return NULL;
@@ -309,7 +351,7 @@ sbi_session_close(sbi_session *s)
 {
 	if (s == NULL)
 		return;
-	/* Close Lua first: its Mats may borrow matrices owned by the graph. */
+	/* Lua's views of artifacts hold their own references (l_core.c). */
 	if (s->L)
 		lua_close(s->L);
 	sbi_graph_free(s->g);
@@ -420,10 +462,32 @@ run_node(void *ud, sbi_graph *g, sbi_node *n, sbi_artifact **out, sbi_err *err)
 	return SBI_OK;
 }
 
+static int
+may_run_when_sampling(const char *kind)
+{
+	size_t n = strlen(kind);
+	return strcmp(kind, "observation") == 0 || (n > 7 && strcmp(kind + n - 7, ".sample") == 0);
+}
+
 static void
 warn_node(void *ud, sbi_node *n, const char *msg)
 {
-	fprintf(stderr, "sbirun: warning: %s: %s; recomputing\n", n->label, msg);
+	sbi_session *s = ud;
+	int refused = s->sampling && !may_run_when_sampling(n->kind);
+	fprintf(stderr, "sbirun: warning: %s: %s%s\n", n->label, msg, refused ? "" : "; recomputing");
+}
+
+/* `sample` promises that nothing is trained or simulated: a needed step
+ * whose cached result is missing or was found damaged fails the run. */
+static int
+may_run(void *ud, sbi_node *n, sbi_err *err)
+{
+	sbi_session *s = ud;
+	if (!s->sampling || may_run_when_sampling(n->kind))
+		return SBI_OK;
+	return sbi_err_set(err, SBI_ENOTFOUND, "%s has no usable cached result%s; `sbirun sample` only draws from "
+	    "trained estimators and never trains or simulates: run `sbirun %s` first to recompute it", n->label,
+	    n->recomputed ? " (it was damaged, see the warning above)" : "", s->o.recipe);
 }
 
 static const char *
@@ -702,7 +766,8 @@ sbi_session_run(sbi_session *s)
 	if (check_out_dir(s))
 		return 1;
 	s->ctx.cache = s->cache;
-	sbi_executor x = { s->g, s->cache, run_node, warn_node, s, 0, 0 };
+	sbi_executor x = { .g = s->g, .cache = s->cache, .run = run_node, .warn = warn_node, .ud = s,
+		.may_run = may_run };
 	int rc = 0;
 	for (size_t i = 0; s->o.run_all && rc == 0 && i < s->g->nnodes; i++) {
 		if (sbi_exec_materialize(&x, i, &err) != SBI_OK) {
@@ -740,13 +805,6 @@ mark_needed(sbi_session *s, size_t id, unsigned char *need)
 		mark_needed(s, s->g->nodes[id].inputs[i], need);
 }
 
-static int
-may_run_when_sampling(const char *kind)
-{
-	size_t n = strlen(kind);
-	return strcmp(kind, "observation") == 0 || (n > 7 && strcmp(kind + n - 7, ".sample") == 0);
-}
-
 int
 sbi_session_sample(sbi_session *s)
 {
@@ -782,6 +840,7 @@ sbi_session_sample(sbi_session *s)
 	sbi_free(need);
 	sbi_cache_close(s->cache);
 	s->cache = NULL;
+	s->sampling = 1;
 	return rc ? rc : sbi_session_run(s);
 }
 

@@ -120,7 +120,7 @@ run_chain(sbi_cache *c, size_t *nran)
 	sbi_graph_add_input(g, cc, a);
 	sbi_err err = { 0 };
 	sbi_graph_compute_keys(g, &err);
-	sbi_executor x = { g, c, run_sum, NULL, NULL, 0, 0 };
+	sbi_executor x = { .g = g, .cache = c, .run = run_sum };
 	CHECK(sbi_exec_materialize(&x, cc, &err) == SBI_OK);
 	double v = sbi_artifact_num(g->nodes[cc].art, "v", -1);
 	*nran = x.nran;

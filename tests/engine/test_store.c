@@ -55,14 +55,21 @@ TEST(artifact_round_trip)
 	sbi_artifact *a = sample_artifact(), *b = NULL;
 	sbi_key h, h2;
 	sbi_err err = { 0 };
-	CHECK(sbi_artifact_store(a, dir, &h, &err) == SBI_OK);
-	/* Same content, same name. */
-	CHECK(sbi_artifact_store(a, dir, &h2, &err) == SBI_OK);
+	sbi_key k, k2;
+	sbi_hash_buffer("key", 3, &k);
+	sbi_hash_buffer("other key", 9, &k2);
+	CHECK(sbi_artifact_store(a, dir, &k, &h, &err) == SBI_OK);
+	/* Same content and key, same name; another key, another artifact. */
+	CHECK(sbi_artifact_store(a, dir, &k, &h2, &err) == SBI_OK);
 	CHECK(sbi_key_equal(&h, &h2));
+	CHECK(sbi_artifact_store(a, dir, &k2, &h2, &err) == SBI_OK);
+	CHECK(!sbi_key_equal(&h, &h2));
 	char *path = sbi_artifact_path(dir, &h);
 	CHECK(sbi_artifact_load(path, &h, &b, &err) == SBI_OK);
-	if (b)
+	if (b) {
 		check_same(a, b);
+		CHECK(sbi_key_equal(&b->key, &k));
+	}
 	sbi_artifact_free(a);
 	sbi_artifact_free(b);
 	sbi_free(path);
@@ -84,9 +91,9 @@ TEST(artifact_every_flipped_byte_detected)
 {
 	char *dir = tmpdir();
 	sbi_artifact *a = sample_artifact();
-	sbi_key h;
+	sbi_key h, k = { { 7 } };
 	sbi_err err = { 0 };
-	CHECK(sbi_artifact_store(a, dir, &h, &err) == SBI_OK);
+	CHECK(sbi_artifact_store(a, dir, &k, &h, &err) == SBI_OK);
 	char *path = sbi_artifact_path(dir, &h);
 	struct stat st;
 	stat(path, &st);
@@ -162,6 +169,70 @@ TEST(cache_put_get_corrupt_and_gc)
 	sbi_free(obj);
 }
 
+/* Copies the file at from over the file at to. */
+static void
+copy_file(const char *from, const char *to)
+{
+	char *text = NULL;
+	size_t n = 0;
+	sbi_err err = { 0 };
+	CHECK(sbi_fs_read_all(from, &text, &n, &err) == SBI_OK);
+	CHECK(sbi_fs_write_atomic(to, text, n, &err) == SBI_OK);
+	sbi_free(text);
+}
+
+TEST(cache_ref_to_another_key_is_detected)
+{
+	char *dir = tmpdir();
+	sbi_err err = { 0 };
+	sbi_cache *c = sbi_cache_open(dir, &err);
+	CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	sbi_key k1, k2, h1, h2;
+	sbi_hash_buffer("node one", 8, &k1);
+	sbi_hash_buffer("node two", 8, &k2);
+	sbi_artifact *a = sample_artifact(), *b = NULL;
+	CHECK(sbi_cache_put(c, &k1, a, "one", &h1, &err) == SBI_OK);
+	sbi_artifact_set_num(a, "eps", 0.5);
+	CHECK(sbi_cache_put(c, &k2, a, "two", &h2, &err) == SBI_OK);
+	/* The ref of k1 now names k2's (valid) artifact. */
+	char *refs = sbi_path_join(dir, "refs"), *r1 = sbi_artifact_path(refs, &k1), *r2 = sbi_artifact_path(refs, &k2);
+	copy_file(r2, r1);
+	CHECK(sbi_cache_get(c, &k1, &b, NULL, &err) == SBI_ECORRUPT);
+	CHECK(b == NULL);
+	CHECK_CONTAINS(err.msg, "which is the result of key");
+	CHECK(!sbi_cache_has(c, &k1));
+	/* The object itself is fine and stays for k2. */
+	CHECK(sbi_cache_get(c, &k2, &b, NULL, &err) == SBI_OK);
+	CHECK(b && sbi_artifact_num(b, "eps", 0) == 0.5);
+	sbi_artifact_free(b);
+	b = NULL;
+	/* An artifact of format version 1 (no key) is a miss, not misread. */
+	char *objs = sbi_path_join(dir, "objects"), *o2 = sbi_artifact_path(objs, &h2);
+	FILE *f = fopen(o2, "r+b");
+	CHECK(f && fwrite("SBIART01", 1, 8, f) == 8);
+	if (f)
+		fclose(f);
+	CHECK(sbi_cache_get(c, &k2, &b, NULL, &err) == SBI_ENOTFOUND);
+	CHECK(b == NULL);
+	CHECK(!sbi_cache_has(c, &k2));
+	sbi_cache_close(c);
+	sbi_artifact_free(a);
+	sbi_free(refs), sbi_free(r1), sbi_free(r2), sbi_free(objs), sbi_free(o2);
+}
+
+TEST(artifact_references)
+{
+	long live = sbi_test_live_blocks();
+	sbi_artifact *a = sample_artifact();
+	CHECK(sbi_artifact_retain(a) == a);
+	sbi_artifact_free(a); /* one reference left */
+	CHECK(sbi_artifact_num(a, "eps", -1) == 0.125);
+	sbi_artifact_free(a);
+	CHECK(sbi_test_live_blocks() == live);
+}
+
 TEST(cache_unwritable_is_an_error)
 {
 	sbi_err err = { 0 };
@@ -181,9 +252,9 @@ TEST(artifact_oom_every_allocation)
 {
 	char *dir = tmpdir();
 	sbi_artifact *a = sample_artifact();
-	sbi_key h;
+	sbi_key h, k = { { 7 } };
 	sbi_err err = { 0 };
-	CHECK(sbi_artifact_store(a, dir, &h, &err) == SBI_OK);
+	CHECK(sbi_artifact_store(a, dir, &k, &h, &err) == SBI_OK);
 	char *path = sbi_artifact_path(dir, &h);
 	long live = sbi_test_live_blocks();
 	for (long n = 0, rc = -1; rc != SBI_OK; n++) {

@@ -1,8 +1,9 @@
 /* Artifacts: what a graph node produces, a list of named fields.
  *
- * On-disk format (version 1), all integers little-endian:
+ * On-disk format (version 2), all integers little-endian:
  *
- *   magic    8 bytes  "SBIART01"
+ *   magic    8 bytes  "SBIART02"
+ *   key      32 bytes the cache key the artifact was stored under
  *   nfields  u32
  *   field    repeated nfields times, sorted by name (bytewise):
  *     type     u32    1 = matrix, 2 = string, 3 = number, 4 = string list
@@ -14,7 +15,10 @@
  *   trailer  32 bytes BLAKE2b-256 of every preceding byte
  *
  * The trailer is the artifact's content hash and its name in the cache;
- * a reader recomputes it, so a flipped bit or a truncation is detected. */
+ * a reader recomputes it, so a flipped bit or a truncation is detected.
+ * The key binds the artifact to the step (or chunk) that produced it, so a
+ * ref naming another valid artifact is detected too. Version 1 ("SBIART01")
+ * had no key; such files are treated as missing. */
 #ifndef SBI_ARTIFACT_H
 #define SBI_ARTIFACT_H
 
@@ -44,11 +48,17 @@ typedef struct sbi_field {
 typedef struct sbi_artifact {
 	size_t nfields;
 	sbi_field *fields; /* owned */
+	size_t refs;       /* holders; sbi_artifact_free drops one */
+	sbi_key key;       /* the key it was stored under, set by sbi_artifact_load */
 } sbi_artifact;
 
-/* An empty artifact; NULL when out of memory. Free with sbi_artifact_free. */
+/* An empty artifact with one reference; NULL when out of memory. */
 sbi_artifact *sbi_artifact_alloc(void);
-void sbi_artifact_free(sbi_artifact *a); /* NULL is fine */
+/* Adds a reference (e.g. a Lua view of its matrices) and returns a; every
+ * reference is dropped with sbi_artifact_free. Not thread-safe. */
+sbi_artifact *sbi_artifact_retain(sbi_artifact *a);
+/* Drops a reference; the last one frees a. NULL is fine. */
+void sbi_artifact_free(sbi_artifact *a);
 
 /* Setters add a field or replace the one with the same name.
  * set_mat takes ownership of m, also on failure. */
@@ -63,15 +73,19 @@ const sbi_field *sbi_artifact_get(const sbi_artifact *a, const char *name, int t
 sbi_mat *sbi_artifact_mat(const sbi_artifact *a, const char *name);
 double sbi_artifact_num(const sbi_artifact *a, const char *name, double def);
 
-/* Writes a atomically into directory dir under the name of its content
- * hash (stored in *hash), using dir's two-level layout xx/yyyy.... */
-int sbi_artifact_store(const sbi_artifact *a, const char *dir, sbi_key *hash, sbi_err *err);
+/* Writes a, bound to key (the cache key it is stored under), atomically
+ * into directory dir under the name of its content hash (stored in *hash),
+ * using dir's two-level layout xx/yyyy.... */
+int sbi_artifact_store(const sbi_artifact *a, const char *dir, const sbi_key *key, sbi_key *hash, sbi_err *err);
 /* The same, with sync = 0 skipping fsync (see sbi_awriter). */
-int sbi_artifact_store_sync(const sbi_artifact *a, const char *dir, int sync, sbi_key *hash, sbi_err *err);
+int sbi_artifact_store_sync(const sbi_artifact *a, const char *dir, const sbi_key *key, int sync, sbi_key *hash,
+    sbi_err *err);
 
-/* Reads the artifact at path and checks that its content hash is valid and,
- * when expect is not NULL, equal to *expect. SBI_ECORRUPT on any mismatch
- * or malformed data, SBI_ENOTFOUND when the file is missing. */
+/* Reads the artifact at path, with the key it was stored for in (*out)->key,
+ * and checks that its content hash is valid and, when expect is not NULL,
+ * equal to *expect. SBI_ECORRUPT on any mismatch or malformed data;
+ * SBI_ENOTFOUND when the file is missing or in format version 1 (written
+ * before artifacts held their key: a miss, never misread). */
 int sbi_artifact_load(const char *path, const sbi_key *expect, sbi_artifact **out, sbi_err *err);
 
 /* The path of the object with content hash h in dir (caller frees). */

@@ -65,6 +65,11 @@ typedef int (*sbi_node_run_fn)(void *ud, sbi_graph *g, sbi_node *node, sbi_artif
  * was wrong; the node will be recomputed. */
 typedef void (*sbi_node_warn_fn)(void *ud, sbi_node *node, const char *msg);
 
+/* Asked before a node that is not in the cache (or whose entry was damaged)
+ * is computed: SBI_OK to go ahead, else an error (err set) that fails it
+ * before any of its inputs is touched. */
+typedef int (*sbi_node_may_run_fn)(void *ud, sbi_node *node, sbi_err *err);
+
 typedef struct sbi_executor {
 	sbi_graph *g;
 	sbi_cache *cache;
@@ -72,6 +77,7 @@ typedef struct sbi_executor {
 	sbi_node_warn_fn warn;
 	void *ud;
 	size_t nran, nhits; /* counts for this run */
+	sbi_node_may_run_fn may_run; /* NULL: every node may run */
 } sbi_executor;
 
 /* Makes node's artifact available in node->art: from the cache when a
