@@ -8,7 +8,7 @@
 --
 -- X (100 x 10: a column of ones, then the fixed white-noise stimulus delayed
 -- by 0..8 bins) and the smoothness precision P are read from
--- shared/benchmarks/sbibm/bernoulli_glm/simulator_data when the recipe
+-- data/bernoulli_glm/simulator_data (beside this file) when the recipe
 -- loads; the simulator captures X, so it is part of the cache key.
 -- bernoulli_glm_raw.lua is the same model observed through the raw spikes.
 --

@@ -8,7 +8,7 @@
 --   x = (y_0, ..., y_99)                      K = 100 values in {0, 1}
 --   The posterior equals bernoulli_glm's (X^T y is sufficient).
 --
--- X and P are read from shared/benchmarks/sbibm/bernoulli_glm/simulator_data
+-- X and P are read from data/bernoulli_glm/simulator_data (beside this file)
 -- when the recipe loads; the simulator captures X, so it is part of the
 -- cache key.
 --

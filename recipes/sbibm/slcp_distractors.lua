@@ -10,7 +10,7 @@
 --   The posterior is slcp's: the distractors carry no information on theta.
 --
 -- mu_k, L_k (used exactly as given, negative diagonal entries included) and
--- pi are read from shared/benchmarks/sbibm/slcp_distractors/simulator_data
+-- pi are read from data/slcp_distractors/simulator_data (beside this file)
 -- when the recipe loads; the simulator captures them, so they are part of
 -- the simulations' cache key.
 --

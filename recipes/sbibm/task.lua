@@ -3,8 +3,8 @@
 -- parameters and declares the simulations and the chosen method.
 --
 -- Parameters (--set NAME=VALUE), the same for every task:
---   observation  1..10: sbibm's observation N, read from ../shared/benchmarks/sbibm
---                beside the repository; anything else: a CSV/.npy path (default 1)
+--   observation  1..10: sbibm's observation N, read from data/<task>/obs<N>/observation.csv
+--                beside this file; anything else: a CSV/.npy path (default 1)
 --   method       rejection_abc (default), npe, nle, nre
 --   simulations  simulation budget (default 100000 for rejection_abc, 10000 otherwise)
 --   seed         seed of simulations, training and sampling (default 1)
@@ -35,15 +35,15 @@ function M.observation(name)
       error(string.format("--set observation=%s: sbibm has observations 1..10 for %s; give 1..10 or the path "
                           .. "of a data file", obs, name), 0)
     end
-    obs = string.format("../../../shared/benchmarks/sbibm/%s/obs%d/observation.csv", name, math.tointeger(n))
+    obs = string.format("data/%s/obs%d/observation.csv", name, math.tointeger(n))
   end
   return sbi.observation(obs)
 end
 
--- The task's constant simulator data (simulator_data/<file> in sbibm's
--- folder beside the repository), as a Mat.
+-- The task's constant simulator data (data/<task>/simulator_data/<file>
+-- beside this file), as a Mat.
 function M.read_data(name, file)
-  local path = string.format("%s/../../../shared/benchmarks/sbibm/%s/simulator_data/%s", sbi.recipe_dir(), name, file)
+  local path = string.format("%s/data/%s/simulator_data/%s", sbi.recipe_dir(), name, file)
   local m, err = sbi.core.read_matrix(path)
   if not m then error(name .. ": cannot read the simulator's constants: " .. err, 0) end
   return m

@@ -85,16 +85,67 @@ no_temp_files() {
 	fi
 }
 
-# col_stats FILE COL: mean and standard deviation of a CSV column (header skipped).
-col_stats() {
-	awk -F, -v c="$2" 'NR > 1 { s += $c; ss += $c * $c; n++ }
-		END { m = s / n; printf "%.6f %.6f\n", m, sqrt(ss / n - m * m) }' "$1"
+# is_number V: V is one finite decimal number ("1", "-0.5", "2e-3"); NaN, inf,
+# empty and anything else are not (awk would read "nan" or "" as a number).
+is_number() {
+	[[ $1 =~ ^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$ ]]
 }
 
-# within A B TOL WHAT: |A - B| <= TOL, else a failure naming WHAT.
+# col_stats FILE COL: mean and standard deviation of a CSV column (header
+# skipped). Prints "none none" (which `within` rejects) and a message on
+# stderr when there is no data row or a cell is not a finite number.
+col_stats() {
+	awk -F, -v c="$2" -v f="$1" '
+		NR > 1 { if ($c !~ /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/) { bad = NR; exit }
+		         s += $c; ss += $c * $c; n++ }
+		END { if (bad) { printf "col_stats: %s line %d column %d is not a finite number\n", f, bad, c > "/dev/stderr"; print "none none"; exit }
+		      if (n == 0) { printf "col_stats: %s has no data row\n", f > "/dev/stderr"; print "none none"; exit }
+		      m = s / n; v = ss / n - m * m; if (v < 0) v = 0
+		      printf "%.6f %.6f\n", m, sqrt(v) }' "$1"
+}
+
+# within A B TOL WHAT: |A - B| <= TOL, else a failure naming WHAT; A, B and
+# TOL must be finite numbers.
 within() {
+	if ! is_number "$1" || ! is_number "$2" || ! is_number "$3"; then
+		fail "$4: got '$1', expected '$2' +- '$3' (not a finite number)"
+		return
+	fi
 	awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }' ||
 		fail "$4: got $1, expected $2 +- $3"
+}
+
+# in_range V LO HI WHAT: LO <= V <= HI, all finite numbers, else a failure naming WHAT.
+in_range() {
+	if ! is_number "$1" || ! is_number "$2" || ! is_number "$3"; then
+		fail "$4: got '$1', expected a number in ['$2', '$3'] (not a finite number)"
+		return
+	fi
+	awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }' ||
+		fail "$4: got $1, expected $2..$3"
+}
+
+# refs_count CACHE: the number of finished artifacts (refs) in the cache CACHE.
+refs_count() {
+	find "$1/refs" -type f ! -name '.tmp-*' 2>/dev/null | wc -l
+}
+
+# wait_refs CACHE N PID: polls until CACHE holds at least N refs while the
+# process PID runs, so a test acts on observed progress, not on a delay.
+# Returns 1 with a failure when PID ends first or after 240 s without it.
+wait_refs() {
+	local end=$((SECONDS + 240))
+	while [ "$(refs_count "$1")" -lt "$2" ]; do
+		if ! kill -0 "$3" 2>/dev/null; then
+			fail "process $3 ended with $(refs_count "$1") refs in $1, before $2 existed"
+			return 1
+		fi
+		if [ "$SECONDS" -ge "$end" ]; then
+			fail "no progress: $(refs_count "$1") refs in $1 after 240 s, waiting for $2"
+			return 1
+		fi
+		sleep 0.02
+	done
 }
 
 finish() {

@@ -16,19 +16,22 @@ artifact_of() {
 	' "$1"
 }
 
-refs_count() { find "$1/refs" -type f 2>/dev/null | wc -l; }
-
-# Kill at three different moments, then resume.
-for delay in 0.3 0.8 1.5; do
+# Kill three times, each time once the run has added chunks to the cache
+# (the first, then 5 and 10 more: polling the refs, so the kills land after
+# observed progress whatever the machine's speed), then resume. The recipe
+# has 40 chunks; the kill follows the observation within one poll, far
+# before the rest could finish.
+for step in 1 5 10; do
+	target=$(($(refs_count cache) + step))
 	"$SBIRUN" recipe.lua --cache cache --out out --quiet >/dev/null 2>&1 &
 	pid=$!
-	sleep "$delay"
+	wait_refs cache "$target" "$pid"
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 done
 done_chunks=$(refs_count cache)
-[ "$done_chunks" -ge 1 ] || fail "no chunk was finished before the kills (got $done_chunks refs)"
-[ "$done_chunks" -lt 41 ] || fail "the run finished before it was killed; make the recipe slower"
+[ "$done_chunks" -ge 16 ] || fail "fewer than 16 chunks were finished before the kills (got $done_chunks refs)"
+[ "$done_chunks" -lt 40 ] || fail "the run finished before it was killed ($done_chunks refs)"
 
 run recipe.lua --cache cache --out out
 expect_ok

@@ -15,10 +15,24 @@ expect_eq "$(artifacts out3/run.json)" "$(artifacts out1/run.json)" "--jobs 3 vs
 cmp -s out1/posterior_samples.npy out3/posterior_samples.npy || fail "npy differs between --jobs 1 and 3"
 
 # A worker killed by a signal (as the OOM killer does): reported with the theta it was running.
+# busy_worker PID: prints a worker (a child of PID) that has used at least two
+# clock ticks of CPU, so it is inside its chunk's simulations (a chunk of 5000
+# takes far longer), whatever the machine's speed.
+busy_worker() {
+	local c t
+	for c in $(pgrep -P "$1"); do
+		t=$(sed 's/.*) //' "/proc/$c/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+		[ "${t:-0}" -ge 2 ] && { echo "$c"; return 0; }
+	done
+	return 1
+}
 "$SBIRUN" recipe.lua --jobs 2 --set chunk=5000 --cache crash --out crash >"$T/crash.out" 2>"$T/crash.err" &
 pid=$!
-sleep 0.7
-worker=$(pgrep -P "$pid" | head -1)
+worker="" end=$((SECONDS + 240))
+while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do
+	worker=$(busy_worker "$pid") && break
+	sleep 0.01
+done
 if [ -n "$worker" ]; then
 	kill -KILL "$worker"
 	wait "$pid"
@@ -32,7 +46,8 @@ if [ -n "$worker" ]; then
 	expect_ok
 	cmp -s crash/posterior_samples.csv clean/posterior_samples.csv || fail "result after a worker crash differs"
 else
-	fail "no worker process found to crash"
+	fail "no busy worker process was seen before the run ended (or within 240 s)"
+	kill -9 "$pid" 2>/dev/null
 	wait "$pid"
 fi
 finish

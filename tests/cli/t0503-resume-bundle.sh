@@ -17,20 +17,16 @@ artifact_of() {
 		/"artifact":/ { a = $2; gsub(/[",]/, "", a); if (k == kind) { print a; exit } }
 	' "$1"
 }
-refs_count() { find "$1/refs" -type f ! -name '.tmp-*' 2>/dev/null | wc -l; }
 
-# Kill once at least 3 of the 40 chunks are done (polling, at most 30 s).
+# Kill once at least 3 of the 40 chunks are done (observed by polling the refs).
 "$SBIRUN" machine1/recipe.lua --quiet >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 600); do
-	[ "$(refs_count machine1/.sbirun)" -ge 3 ] && break
-	sleep 0.05
-done
+wait_refs machine1/.sbirun 3 "$pid"
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 done_chunks=$(refs_count machine1/.sbirun)
 [ "$done_chunks" -ge 3 ] || fail "fewer than 3 chunks were finished before the kill ($done_chunks)"
-[ "$done_chunks" -lt 40 ] || fail "the run finished before it was killed; make the recipe slower"
+[ "$done_chunks" -lt 40 ] || fail "the run finished before it was killed ($done_chunks refs)"
 
 run bundle machine1/recipe.lua -o b.tar --compression none
 expect_ok
