@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "sbi/alloc.h"
@@ -31,21 +30,32 @@ make_dirs(sbi_cache *c, sbi_err *err)
 	return rc;
 }
 
+/* A POSIX record lock on DIR/lock: it belongs to this process only (a
+ * forked worker does not inherit it, so a worker that outlives a killed
+ * parent cannot keep the cache locked) and the kernel drops it when the
+ * process dies, so a lock is never stale. */
 static int
 take_lock(sbi_cache *c, sbi_err *err)
 {
 	char *path = sbi_path_join(c->dir, "lock");
 	if (path == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
-	c->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	c->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0666);
 	int e = errno;
 	sbi_free(path);
 	if (c->lockfd < 0)
 		return sbi_err_set(err, SBI_EIO, "cache %s is not writable: %s", c->dir, strerror(e));
-	if (flock(c->lockfd, LOCK_EX | LOCK_NB) != 0) {
-		fprintf(stderr, "sbirun: waiting for another run to release the cache %s\n", c->dir);
-		if (flock(c->lockfd, LOCK_EX) != 0)
-			return sbi_err_set(err, SBI_EIO, "cannot lock cache %s: %s", c->dir, strerror(errno));
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (fcntl(c->lockfd, F_SETLK, &fl) != 0) {
+		struct flock who = fl;
+		if (fcntl(c->lockfd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK)
+			fprintf(stderr, "sbirun: waiting for another run (process %ld) to release the cache %s\n",
+			    (long)who.l_pid, c->dir);
+		else
+			fprintf(stderr, "sbirun: waiting for another run to release the cache %s\n", c->dir);
+		while (fcntl(c->lockfd, F_SETLKW, &fl) != 0)
+			if (errno != EINTR)
+				return sbi_err_set(err, SBI_EIO, "cannot lock cache %s: %s", c->dir, strerror(errno));
 	}
 	return SBI_OK;
 }
