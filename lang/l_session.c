@@ -8,6 +8,8 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -568,18 +570,41 @@ write_reads_record(sbi_session *s)
 	sbi_free(path);
 }
 
+/* sbi._written (filled by report.write_outputs) as a JSON array: per
+ * output its name and files { name: content hash }, or the write error. */
+static json_t *
+outputs_json(lua_State *L)
+{
+	json_t *arr = json_array();
+	push_sbi(L);
+	lua_getfield(L, -1, "_written"); /* [sbi, written?] */
+	lua_Integer n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i); /* [sbi, written, e] */
+		json_t *o = sbi__table_json(L, -1);
+		lua_getfield(L, -1, "files");
+		json_object_set_new(o, "files", sbi__table_json(L, -1));
+		if (lua_isnil(L, -1))
+			json_object_del(o, "files");
+		lua_pop(L, 2);
+		json_array_append_new(arr, o);
+	}
+	lua_pop(L, 2);
+	return arr;
+}
+
 static int
-write_run_json(sbi_session *s, const sbi_executor *x)
+write_run_json(sbi_session *s, const sbi_executor *x, int ok)
 {
 	lua_State *L = s->L;
 	push_sbi(L);
 	lua_getfield(L, -1, "_param_values");
 	json_t *params = sbi__table_json(L, -1);
 	lua_pop(L, 2);
-	json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:i, s:f}", "format", "sbirun-run 1",
-	    "recipe", s->o.recipe, "cache", s->cache_dir, "versions", versions_json(), "params", params,
-	    "nodes", nodes_json(s), "nodes_ran", (json_int_t)x->nran, "cache_hits", (json_int_t)x->nhits,
-	    "jobs", s->o.jobs, "seconds", sbi_now() - s->t0);
+	json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:I, s:I, s:i, s:f}", "format",
+	    "sbirun-run 1", "recipe", s->o.recipe, "cache", s->cache_dir, "versions", versions_json(), "params",
+	    params, "nodes", nodes_json(s), "outputs", outputs_json(L), "ok", ok, "nodes_ran", (json_int_t)x->nran,
+	    "cache_hits", (json_int_t)x->nhits, "jobs", s->o.jobs, "seconds", sbi_now() - s->t0);
 	char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
 	json_decref(root);
 	if (text == NULL) {
@@ -596,9 +621,9 @@ write_run_json(sbi_session *s, const sbi_executor *x)
 	return rc != SBI_OK;
 }
 
-/* Materializes every output and hands them to sbi._write_outputs. */
+/* Materializes every output (this may run steps). */
 static int
-produce_outputs(sbi_session *s, sbi_executor *x)
+materialize_outputs(sbi_session *s, sbi_executor *x)
 {
 	lua_State *L = s->L;
 	push_sbi(L);
@@ -618,6 +643,19 @@ produce_outputs(sbi_session *s, sbi_executor *x)
 			return 1;
 		}
 	}
+	lua_pop(L, 1); /* [] */
+	return 0;
+}
+
+/* Hands the materialized outputs to sbi._write_outputs. */
+static int
+write_outputs(sbi_session *s)
+{
+	lua_State *L = s->L;
+	push_sbi(L);
+	lua_getfield(L, -1, "_outputs");
+	lua_remove(L, -2); /* [outputs] */
+	lua_Integer n = luaL_len(L, -1);
 	lua_createtable(L, (int)n, 0); /* [outputs, arts] */
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, -2, i);
@@ -634,9 +672,41 @@ produce_outputs(sbi_session *s, sbi_executor *x)
 	return call_sbi(s, "_write_outputs", 3, 0);
 }
 
+/* Locks the output folder (an flock on the folder itself) while this run
+ * writes its outputs and run.json, so that two runs into one folder write
+ * one after the other and the folder holds one run's set. Returns the
+ * descriptor to close, or -1 (then the run goes on unlocked). */
+static int
+lock_out_dir(sbi_session *s)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int fd = open(s->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			if (tries == 0)
+				fprintf(stderr, "sbirun: waiting for another run to finish writing the output folder %s\n",
+				    s->out_dir);
+			while (flock(fd, LOCK_EX) != 0)
+				if (errno != EINTR) {
+					close(fd);
+					return -1;
+				}
+		}
+		/* The lock counts only if the path still names the folder we
+		 * locked (it may have been removed and made again meanwhile). */
+		struct stat a, b;
+		if (fstat(fd, &a) == 0 && stat(s->out_dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			return fd;
+		close(fd);
+		sbi_fs_mkdirs(s->out_dir, NULL);
+	}
+	return -1;
+}
+
 /* Checks, before anything runs, that the output folder can be written: it,
  * or its nearest existing ancestor, must be a writable directory, and the
- * first missing directory must be creatable (probed with mkdir + rmdir). */
+ * first missing directory must be creatable (probed with mkdir). */
 static int
 check_out_dir(sbi_session *s)
 {
@@ -674,12 +744,13 @@ check_out_dir(sbi_session *s)
 		}
 		slash[slash == p] = '\0'; /* keep "/" itself */
 	}
+	/* The folder made by the probe stays: the run makes it anyway to write
+	 * run.json, and removing it could remove the folder another run into
+	 * the same place has just made and locked. */
 	if (why == NULL && child > 0) {
 		memcpy(p, full, child);
 		p[child] = '\0';
-		if (mkdir(p, 0777) == 0)
-			rmdir(p);
-		else if (errno != EEXIST) {
+		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
 			e = errno;
 			why = "cannot be created";
 		}
@@ -711,7 +782,11 @@ sbi_session_run(sbi_session *s)
 		}
 	}
 	if (rc == 0)
-		rc = produce_outputs(s, &x);
+		rc = materialize_outputs(s, &x);
+	sbi_err e2 = { 0 };
+	int made = sbi_fs_mkdirs(s->out_dir, &e2) == SBI_OK, lockfd = made ? lock_out_dir(s) : -1;
+	if (rc == 0)
+		rc = write_outputs(s);
 	write_reads_record(s);
 	if (!s->o.quiet && rc == 0) {
 		if (x.nran == 0)
@@ -719,13 +794,14 @@ sbi_session_run(sbi_session *s)
 		else
 			fprintf(stderr, "%zu nodes ran, %zu cache hits, %.2f s\n", x.nran, x.nhits, sbi_now() - s->t0);
 	}
-	sbi_err e2 = { 0 };
-	if (sbi_fs_mkdirs(s->out_dir, &e2) == SBI_OK)
-		rc |= write_run_json(s, &x);
+	if (made)
+		rc |= write_run_json(s, &x, rc == 0);
 	else if (rc == 0) {
 		print_error(e2.msg);
 		rc = 1;
 	}
+	if (lockfd >= 0)
+		close(lockfd);
 	return rc;
 }
 
