@@ -224,6 +224,8 @@ read_ref(sbi_cache *c, const sbi_key *key, sbi_key *obj, sbi_err *err)
 	if (path == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	int rc = sbi_fs_read_all(path, &text, &n, err);
+	if (rc == SBI_EINVAL) /* not a regular file */
+		rc = SBI_ECORRUPT;
 	if (rc == SBI_OK) {
 		size_t m = strlen(REF_MAGIC);
 		if (n < m + 64 || memcmp(text, REF_MAGIC, m) != 0 || sbi_key_from_hex(text + m, obj) != SBI_OK)

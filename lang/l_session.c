@@ -38,6 +38,20 @@ print_error(const char *msg)
 	fprintf(stderr, "sbirun: error: %s\n", msg);
 }
 
+/* Parses the JSON file at path; NULL when it is missing, not a regular
+ * file (a FIFO would block json_load_file) or not JSON. */
+static json_t *
+load_json(const char *path)
+{
+	char *text;
+	size_t n;
+	if (path == NULL || sbi_fs_read_all(path, &text, &n, NULL) != SBI_OK)
+		return NULL;
+	json_t *j = json_loadb(text, n, 0, NULL);
+	sbi_free(text);
+	return j;
+}
+
 /* Pushes require("sbi"). */
 static void
 push_sbi(lua_State *L)
@@ -107,7 +121,7 @@ static void
 load_data_map(sbi_session *s)
 {
 	char *file = sbi_path_join(s->recipe_dir, SBI_BUNDLE_PATHS);
-	json_t *a = file ? json_load_file(file, 0, NULL) : NULL;
+	json_t *a = load_json(file);
 	sbi_free(file);
 	if (!json_is_array(a)) {
 		json_decref(a);
@@ -529,7 +543,7 @@ write_reads_record(sbi_session *s)
 		return;
 	}
 	char *path = sbi_path_join(s->cache_dir, SBI_READS_RECORD);
-	json_t *rec = path ? json_load_file(path, 0, NULL) : NULL, *nodes = json_object_get(rec, "nodes");
+	json_t *rec = load_json(path), *nodes = json_object_get(rec, "nodes");
 	if (!json_is_object(nodes)) {
 		json_decref(rec);
 		rec = json_pack("{s:s, s:{}}", "format", "sbirun-reads 1", "nodes");
