@@ -133,6 +133,30 @@ sbi_cache_open(const char *dir, sbi_err *err)
 	return c;
 }
 
+sbi_cache *
+sbi_cache_open_readonly(const char *dir, sbi_err *err)
+{
+	sbi_cache *c = sbi_calloc(1, sizeof *c);
+	if (c == NULL) {
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->lockfd = -1;
+	c->dir = sbi_strdup(dir);
+	c->objects = c->dir ? sbi_path_join(dir, "objects") : NULL;
+	c->refs = c->dir ? sbi_path_join(dir, "refs") : NULL;
+	int rc = c->refs && c->objects ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	const char *check[3] = { c->dir, c->refs, c->objects };
+	for (int i = 0; i < 3 && rc == SBI_OK; i++)
+		if (access(check[i], R_OK | X_OK) != 0 && (i == 0 || errno != ENOENT))
+			rc = sbi_err_set(err, SBI_EIO, "cannot read cache %s: %s: %s", dir, check[i], strerror(errno));
+	if (rc != SBI_OK) {
+		sbi_cache_close(c);
+		return NULL;
+	}
+	return c;
+}
+
 void
 sbi_cache_close(sbi_cache *c)
 {

@@ -492,8 +492,8 @@ nodes_json(sbi_session *s)
 		json_t *in = json_array();
 		for (size_t k = 0; k < n->ninputs; k++)
 			json_array_append_new(in, json_integer((json_int_t)n->inputs[k] + 1));
-		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:f, s:f, s:b}", "id", (json_int_t)i + 1,
-		    "kind", n->kind, "label", n->label, "key", key, "state", state_name(n), "inputs", in,
+		json_t *o = json_pack("{s:I, s:o, s:o, s:s, s:s, s:o, s:f, s:f, s:b}", "id", (json_int_t)i + 1,
+		    "kind", sbi__json_str(n->kind), "label", sbi__json_str(n->label), "key", key, "state", state_name(n), "inputs", in,
 		    "seconds", n->seconds, "cpu_seconds", n->cpu_seconds, "recomputed", n->recomputed);
 		if (n->art)
 			json_object_set_new(o, "artifact", json_string(art));
@@ -503,6 +503,48 @@ nodes_json(sbi_session *s)
 		json_array_append_new(arr, o);
 	}
 	return arr;
+}
+
+/* The length of the valid UTF-8 sequence at p, or 0. */
+static size_t
+utf8_seq(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
+	    (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0; /* overlong, surrogate or beyond U+10FFFF */
+	return n;
+}
+
+json_t *
+sbi__json_str(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j != NULL || s == NULL)
+		return j;
+	size_t len = strlen(s), k = 0;
+	char *e = sbi_malloc(4 * len + 1);
+	if (e == NULL)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = utf8_seq(p);
+		if (n == 0) {
+			k += (size_t)snprintf(e + k, 5, "\\x%02x", *p++);
+			continue;
+		}
+		memcpy(e + k, p, n);
+		k += n;
+		p += n;
+	}
+	e[k] = '\0';
+	j = json_string(e);
+	sbi_free(e);
+	return j;
 }
 
 /* Lua table at idx of string keys -> JSON object of strings/numbers. */
@@ -522,7 +564,7 @@ sbi__table_json(lua_State *L, int idx)
 			else if (lua_type(L, -1) == LUA_TNUMBER)
 				json_object_set_new(o, k, json_real(lua_tonumber(L, -1)));
 			else if (lua_type(L, -1) == LUA_TSTRING)
-				json_object_set_new(o, k, json_string(lua_tostring(L, -1)));
+				json_object_set_new(o, k, sbi__json_str(lua_tostring(L, -1)));
 			else if (lua_type(L, -1) == LUA_TBOOLEAN)
 				json_object_set_new(o, k, json_boolean(lua_toboolean(L, -1)));
 		}
@@ -615,8 +657,8 @@ write_run_json(sbi_session *s, const sbi_executor *x, int ok)
 	lua_getfield(L, -1, "_param_values");
 	json_t *params = sbi__table_json(L, -1);
 	lua_pop(L, 2);
-	json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:I, s:I, s:i, s:f}", "format",
-	    "sbirun-run 1", "recipe", s->o.recipe, "cache", s->cache_dir, "versions", versions_json(), "params",
+	json_t *root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:I, s:I, s:i, s:f}", "format",
+	    "sbirun-run 1", "recipe", sbi__json_str(s->o.recipe), "cache", sbi__json_str(s->cache_dir), "versions", versions_json(), "params",
 	    params, "nodes", nodes_json(s), "outputs", outputs_json(L), "ok", ok, "nodes_ran", (json_int_t)x->nran,
 	    "cache_hits", (json_int_t)x->nhits, "jobs", s->o.jobs, "seconds", sbi_now() - s->t0);
 	char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
@@ -886,16 +928,19 @@ node_states(sbi_session *s, int have_cache)
 	}
 }
 
+/* Opens the cache if it exists: for reading only (graph), or to write
+ * (clean). Returns 1 when open, 0 when there is no cache, -1 after
+ * printing why it cannot be used (e.g. a read-only cache for clean). */
 static int
-open_existing_cache(sbi_session *s)
+open_existing_cache(sbi_session *s, int readonly)
 {
 	if (!sbi_fs_exists(s->cache_dir))
 		return 0;
 	sbi_err err = { 0 };
-	s->cache = open_cache(s, &err);
+	s->cache = readonly ? sbi_cache_open_readonly(s->cache_dir, &err) : open_cache(s, &err);
 	if (s->cache == NULL)
-		fprintf(stderr, "sbirun: warning: %s\n", err.msg);
-	return s->cache != NULL;
+		print_error(err.msg);
+	return s->cache != NULL ? 1 : -1;
 }
 
 static void
@@ -938,7 +983,10 @@ sbi_session_graph(sbi_session *s, const char *format)
 		fprintf(stderr, "sbirun: error: --format %s: expected text or dot\n", format);
 		return 2;
 	}
-	node_states(s, open_existing_cache(s));
+	int open = open_existing_cache(s, 1);
+	if (open < 0)
+		return 1;
+	node_states(s, open);
 	if (strcmp(format, "dot") == 0)
 		print_dot_graph(s);
 	else
@@ -949,7 +997,10 @@ sbi_session_graph(sbi_session *s, const char *format)
 int
 sbi_session_clean(sbi_session *s)
 {
-	if (!open_existing_cache(s)) {
+	int open = open_existing_cache(s, 0);
+	if (open < 0)
+		return 1;
+	if (open == 0) {
 		fprintf(stderr, "nothing to clean: no cache at %s\n", s->cache_dir);
 		return 0;
 	}

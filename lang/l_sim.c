@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lsbi.h"
+#include "lstate.h"
 #include "sbi/alloc.h"
 #include "sbi/pool.h"
 #include "sbi/progress.h"
@@ -86,7 +87,9 @@ simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double 
 		lua_setmetatable(L, -2);
 	}
 	lua_pushvalue(L, rng);                  /* [.., fn, theta, rng] */
-	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {  /* [.., result or msg] */
+	/* sbi__pcall: its handler turns error({...}) into the place it was
+	 * raised and the value's type. */
+	if (sbi__pcall(L, 2, 1) != LUA_OK) {    /* [.., result or msg] */
 		if (!lua_isstring(L, -1)) {
 			lua_pop(L, 1);
 			lua_pushstring(L, "error object is not a string");
@@ -107,13 +110,14 @@ simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double 
 	}
 	int nan = 0;
 	for (size_t k = 0; k < n; k++) {
-		int isnum;
-		lua_rawgeti(L, -1, (lua_Integer)k + 1);
-		double v = lua_tonumberx(L, -1, &isnum);
+		/* Numbers only: a string such as "1" is not converted. */
+		int type = lua_rawgeti(L, -1, (lua_Integer)k + 1);
+		double v = lua_tonumber(L, -1);
 		lua_pop(L, 1);
-		if (!isnum) {
+		if (type != LUA_TNUMBER) {
 			lua_pop(L, 1);
-			lua_pushfstring(L, "the simulator returned a non-number at position %d", (int)k + 1);
+			lua_pushfstring(L, "the simulator returned a non-number at position %d (a %s)", (int)k + 1,
+			    lua_typename(L, type));
 			return FAIL_ERROR;
 		}
 		if (!isfinite(v))
@@ -226,7 +230,7 @@ run_batched(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior
 	lua_pushvalue(L, views);
 	lua_pushvalue(L, views + 1);
 	lua_pushvalue(L, rng);
-	int status = lua_pcall(L, 3, 0, 0);
+	int status = sbi__pcall(L, 3, 0);
 	if (status != LUA_OK)
 		lua_insert(L, views); /* keep the message on top after the views go */
 	((l_mat *)lua_touserdata(L, status != LUA_OK ? views + 1 : views))->m = NULL;

@@ -94,6 +94,12 @@ local function from_simulation(spec, where)
     local rng = core.rng(opts.seed, 4, 0)
     local x = sim.fn(theta, rng)
     if type(x) ~= "table" or #x == 0 then error(node.label .. ": the simulator did not return a table of numbers", 0) end
+    for i = 1, #x do
+      if type(x[i]) ~= "number" then
+        error(string.format("%s: the simulator returned a non-number at position %d (a %s)", node.label, i,
+                            type(x[i])), 0)
+      end
+    end
     return { x = check_finite(core.mat(x), node.label .. ": the simulated observation") }
   end)
 end
