@@ -83,6 +83,16 @@ run errtab_drop.lua --quiet
 expect_ok
 expect_err "errtab_drop.lua:4: (error object is a table value)"
 
+cat >errll.lua <<'LUA'
+local sbi = require "sbi"
+local prior = sbi.prior.uniform { low = { -1 }, high = { 1 } }
+sbi.output { post = sbi.likelihood { prior = prior, observation = sbi.observation { 0.2 },
+                                     loglik = function(theta, x) error({}) end } }
+LUA
+run errll.lua --quiet
+expect_fail 1
+expect_err "the log-likelihood raised: errll.lua:4: (error object is a table value)"
+
 # A UTF-8 byte order mark before the header or the first row.
 recipe bom.lua "$GOOD" "" 'sbi.param("obs", "plain.csv")'
 printf 'x\n0.2\n' >plain.csv
