@@ -493,8 +493,9 @@ nodes_json(sbi_session *s)
 		for (size_t k = 0; k < n->ninputs; k++)
 			json_array_append_new(in, json_integer((json_int_t)n->inputs[k] + 1));
 		json_t *o = json_pack("{s:I, s:o, s:o, s:s, s:s, s:o, s:f, s:f, s:b}", "id", (json_int_t)i + 1,
-		    "kind", sbi__json_str(n->kind), "label", sbi__json_str(n->label), "key", key, "state", state_name(n), "inputs", in,
-		    "seconds", n->seconds, "cpu_seconds", n->cpu_seconds, "recomputed", n->recomputed);
+		    "kind", sbi__json_str(n->kind), "label", sbi__json_str(n->label), "key", key, "state",
+		    state_name(n), "inputs", in, "seconds", n->seconds, "cpu_seconds", n->cpu_seconds, "recomputed",
+		    n->recomputed);
 		if (n->art)
 			json_object_set_new(o, "artifact", json_string(art));
 		lua_Integer seed = node_seed(s->L, i);
@@ -637,11 +638,9 @@ outputs_json(lua_State *L)
 	lua_Integer n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_rawgeti(L, -1, i); /* [sbi, written, e] */
-		json_t *o = sbi__table_json(L, -1);
-		lua_getfield(L, -1, "files");
-		json_object_set_new(o, "files", sbi__table_json(L, -1));
-		if (lua_isnil(L, -1))
-			json_object_del(o, "files");
+		json_t *o = sbi__table_json(L, -1); /* name, error */
+		if (lua_getfield(L, -1, "files") == LUA_TTABLE)
+			json_object_set_new(o, "files", sbi__table_json(L, -1));
 		lua_pop(L, 2);
 		json_array_append_new(arr, o);
 	}
@@ -658,9 +657,10 @@ write_run_json(sbi_session *s, const sbi_executor *x, int ok)
 	json_t *params = sbi__table_json(L, -1);
 	lua_pop(L, 2);
 	json_t *root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:I, s:I, s:i, s:f}", "format",
-	    "sbirun-run 1", "recipe", sbi__json_str(s->o.recipe), "cache", sbi__json_str(s->cache_dir), "versions", versions_json(), "params",
-	    params, "nodes", nodes_json(s), "outputs", outputs_json(L), "ok", ok, "nodes_ran", (json_int_t)x->nran,
-	    "cache_hits", (json_int_t)x->nhits, "jobs", s->o.jobs, "seconds", sbi_now() - s->t0);
+	    "sbirun-run 1", "recipe", sbi__json_str(s->o.recipe), "cache", sbi__json_str(s->cache_dir),
+	    "versions", versions_json(), "params", params, "nodes", nodes_json(s), "outputs", outputs_json(L),
+	    "ok", ok, "nodes_ran", (json_int_t)x->nran, "cache_hits", (json_int_t)x->nhits, "jobs", s->o.jobs,
+	    "seconds", sbi_now() - s->t0);
 	char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
 	json_decref(root);
 	if (text == NULL) {
