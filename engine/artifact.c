@@ -478,10 +478,10 @@ int
 sbi_artifact_load(const char *path, const sbi_key *expect, sbi_artifact **out, sbi_err *err)
 {
 	reader r = { .path = path, .err = err, .rc = SBI_OK };
-	r.f = fopen(path, "rb");
-	if (r.f == NULL)
-		return sbi_err_set(err, errno == ENOENT ? SBI_ENOTFOUND : SBI_EIO,
-		    "cannot open artifact %s: %s", path, strerror(errno));
+	sbi_err why = { 0 };
+	int rc = sbi_fs_open_regular(path, &r.f, &why);
+	if (rc != SBI_OK) /* not a regular file: corrupt, so the cache drops it */
+		return sbi_err_set(err, rc == SBI_EINVAL ? SBI_ECORRUPT : rc, "%s", why.msg);
 	sbi_artifact *a = sbi_artifact_alloc();
 	if (a == NULL) {
 		fclose(r.f);

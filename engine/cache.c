@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "sbi/alloc.h"
@@ -31,21 +30,32 @@ make_dirs(sbi_cache *c, sbi_err *err)
 	return rc;
 }
 
+/* A POSIX record lock on DIR/lock: it belongs to this process only (a
+ * forked worker does not inherit it, so a worker that outlives a killed
+ * parent cannot keep the cache locked) and the kernel drops it when the
+ * process dies, so a lock is never stale. */
 static int
 take_lock(sbi_cache *c, sbi_err *err)
 {
 	char *path = sbi_path_join(c->dir, "lock");
 	if (path == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
-	c->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	c->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0666);
 	int e = errno;
 	sbi_free(path);
 	if (c->lockfd < 0)
 		return sbi_err_set(err, SBI_EIO, "cache %s is not writable: %s", c->dir, strerror(e));
-	if (flock(c->lockfd, LOCK_EX | LOCK_NB) != 0) {
-		fprintf(stderr, "sbirun: waiting for another run to release the cache %s\n", c->dir);
-		if (flock(c->lockfd, LOCK_EX) != 0)
-			return sbi_err_set(err, SBI_EIO, "cannot lock cache %s: %s", c->dir, strerror(errno));
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (fcntl(c->lockfd, F_SETLK, &fl) != 0) {
+		struct flock who = fl;
+		if (fcntl(c->lockfd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK)
+			fprintf(stderr, "sbirun: waiting for another run (process %ld) to release the cache %s\n",
+			    (long)who.l_pid, c->dir);
+		else
+			fprintf(stderr, "sbirun: waiting for another run to release the cache %s\n", c->dir);
+		while (fcntl(c->lockfd, F_SETLKW, &fl) != 0)
+			if (errno != EINTR)
+				return sbi_err_set(err, SBI_EIO, "cannot lock cache %s: %s", c->dir, strerror(errno));
 	}
 	return SBI_OK;
 }
@@ -116,6 +126,30 @@ sbi_cache_open(const char *dir, sbi_err *err)
 		rc = probe_write(c, err);
 	if (rc == SBI_OK)
 		remove_stale_temporaries(c);
+	if (rc != SBI_OK) {
+		sbi_cache_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+sbi_cache *
+sbi_cache_open_readonly(const char *dir, sbi_err *err)
+{
+	sbi_cache *c = sbi_calloc(1, sizeof *c);
+	if (c == NULL) {
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->lockfd = -1;
+	c->dir = sbi_strdup(dir);
+	c->objects = c->dir ? sbi_path_join(dir, "objects") : NULL;
+	c->refs = c->dir ? sbi_path_join(dir, "refs") : NULL;
+	int rc = c->refs && c->objects ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	const char *check[3] = { c->dir, c->refs, c->objects };
+	for (int i = 0; i < 3 && rc == SBI_OK; i++)
+		if (access(check[i], R_OK | X_OK) != 0 && (i == 0 || errno != ENOENT))
+			rc = sbi_err_set(err, SBI_EIO, "cannot read cache %s: %s: %s", dir, check[i], strerror(errno));
 	if (rc != SBI_OK) {
 		sbi_cache_close(c);
 		return NULL;
@@ -214,6 +248,8 @@ read_ref(sbi_cache *c, const sbi_key *key, sbi_key *obj, sbi_err *err)
 	if (path == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	int rc = sbi_fs_read_all(path, &text, &n, err);
+	if (rc == SBI_EINVAL) /* not a regular file */
+		rc = SBI_ECORRUPT;
 	if (rc == SBI_OK) {
 		size_t m = strlen(REF_MAGIC);
 		if (n < m + 64 || memcmp(text, REF_MAGIC, m) != 0 || sbi_key_from_hex(text + m, obj) != SBI_OK)

@@ -38,14 +38,38 @@ sbi_fs_mkdirs(const char *path, sbi_err *err)
 }
 
 int
-sbi_fs_read_all(const char *path, char **data, size_t *n, sbi_err *err)
+sbi_fs_open_regular(const char *path, FILE **f, sbi_err *err)
 {
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
 		int e = errno;
 		return sbi_err_set(err, e == ENOENT ? SBI_ENOTFOUND : SBI_EIO, "cannot open %s: %s",
 		    path, strerror(e));
 	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return sbi_err_set(err, SBI_EINVAL, "cannot read %s: it is not a regular file (%s)", path,
+		    S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+		    : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a special file");
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if ((*f = fdopen(fd, "rb")) == NULL) {
+		int e = errno;
+		close(fd);
+		return sbi_err_set(err, SBI_ENOMEM, "cannot open %s: %s", path, strerror(e));
+	}
+	return SBI_OK;
+}
+
+int
+sbi_fs_read_all(const char *path, char **data, size_t *n, sbi_err *err)
+{
+	FILE *f;
+	int rc = sbi_fs_open_regular(path, &f, err);
+	if (rc != SBI_OK)
+		return rc;
 	size_t cap = 4096, len = 0;
 	char *buf = sbi_malloc(cap);
 	while (buf) {

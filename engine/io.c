@@ -126,7 +126,9 @@ sbi_csv_read(const char *path, sbi_mat **out, char ***names, size_t *nnames, sbi
 	csv c = { .path = path, .err = err };
 	char **hdr = NULL;
 	size_t nhdr = 0, lineno = 0;
-	for (char *line = text, *next; rc == SBI_OK && line && *line; line = next) {
+	/* A UTF-8 byte order mark (spreadsheets write one) is not data. */
+	size_t bom = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	for (char *line = text + bom, *next; rc == SBI_OK && line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -33,13 +36,27 @@ typedef struct worker {
 	size_t task;
 } worker;
 
+/* In a new worker: dies with the parent, so a worker stuck in a simulator
+ * does not outlive a killed run. The getppid() check closes the race of a
+ * parent that died before prctl took effect. */
+static void
+die_with_parent(pid_t parent)
+{
+#ifdef __linux__
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+	if (getppid() != parent)
+		_exit(1);
+}
+
 static pid_t
 spawn(sbi_pool_slot *slot, size_t task, sbi_pool_task_fn fn, void *ud)
 {
 	memset(slot, 0, sizeof *slot);
 	fflush(NULL); /* so the child does not flush the parent's buffers again */
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid == 0) {
+		die_with_parent(parent);
 		int rc = fn(ud, task, slot);
 		_exit(rc == SBI_OK ? 0 : 1);
 	}

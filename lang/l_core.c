@@ -409,7 +409,24 @@ l_read_matrix(lua_State *L)
 	return 2;
 }
 
-/* core.write_samples(dir, name, Mat, names) writes name.csv and name.npy */
+/* The content hash of the file at path, read back (for run.json). */
+static int
+hash_file(const char *path, char *hex, sbi_err *err)
+{
+	char *data;
+	size_t n;
+	int rc = sbi_fs_read_all(path, &data, &n, err);
+	if (rc != SBI_OK)
+		return rc;
+	sbi_key k;
+	sbi_hash_buffer(data, n, &k);
+	sbi_free(data);
+	sbi_key_hex(&k, hex);
+	return SBI_OK;
+}
+
+/* core.write_samples(dir, name, Mat, names) writes name.csv and name.npy;
+ * returns the content hashes of the two files as written. */
 static int
 l_write_samples(lua_State *L)
 {
@@ -436,13 +453,18 @@ l_write_samples(lua_State *L)
 		rc = sbi_csv_write(csv, m, names, &err);
 	if (rc == SBI_OK)
 		rc = sbi_npy_write(npy, m, &err);
+	char hex[2][SBI_KEY_HEX];
+	for (int i = 0; i < 2 && rc == SBI_OK; i++)
+		rc = hash_file(i ? npy : csv, hex[i], &err);
 	if (rc != SBI_OK) {
 		/* No position: the caller is the stdlib, not the recipe. */
 		lua_pushfstring(L, "cannot write output '%s' to the output folder %s (choose another with --out DIR): %s",
 		    name, dir, err.msg);
 		return lua_error(L);
 	}
-	return 0;
+	lua_pushstring(L, hex[0]);
+	lua_pushstring(L, hex[1]); /* [.., csv hash, npy hash] */
+	return 2;
 }
 
 /* core.file_hash(path) -> hex | nil, message */

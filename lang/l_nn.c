@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lsbi.h"
+#include "lstate.h"
 #include "sbi/alloc.h"
 #include "sbi/classifier.h"
 #include "sbi/flow.h"
@@ -636,8 +637,9 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 			lua_pushnumber(L, theta[i * d + j]);
 			lua_rawseti(L, -2, (lua_Integer)j + 1);
 		}
-		if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-			snprintf(tg->msg, sizeof tg->msg, "the log-likelihood raised: %s", lua_tostring(L, -1));
+		if (sbi__pcall(L, 1, 1) != LUA_OK) { /* its handler names where error({...}) was raised */
+			snprintf(tg->msg, sizeof tg->msg, "the log-likelihood raised: %s",
+			    lua_isstring(L, -1) ? lua_tostring(L, -1) : "an error");
 			lua_pop(L, 1);
 			return SBI_EINVAL;
 		}

@@ -8,6 +8,8 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +37,20 @@ static void
 print_error(const char *msg)
 {
 	fprintf(stderr, "sbirun: error: %s\n", msg);
+}
+
+/* Parses the JSON file at path; NULL when it is missing, not a regular
+ * file (a FIFO would block json_load_file) or not JSON. */
+static json_t *
+load_json(const char *path)
+{
+	char *text;
+	size_t n;
+	if (path == NULL || sbi_fs_read_all(path, &text, &n, NULL) != SBI_OK)
+		return NULL;
+	json_t *j = json_loadb(text, n, 0, NULL);
+	sbi_free(text);
+	return j;
 }
 
 /* Pushes require("sbi"). */
@@ -106,7 +122,7 @@ static void
 load_data_map(sbi_session *s)
 {
 	char *file = sbi_path_join(s->recipe_dir, SBI_BUNDLE_PATHS);
-	json_t *a = file ? json_load_file(file, 0, NULL) : NULL;
+	json_t *a = load_json(file);
 	sbi_free(file);
 	if (!json_is_array(a)) {
 		json_decref(a);
@@ -540,9 +556,10 @@ nodes_json(sbi_session *s)
 		json_t *in = json_array();
 		for (size_t k = 0; k < n->ninputs; k++)
 			json_array_append_new(in, json_integer((json_int_t)n->inputs[k] + 1));
-		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:f, s:f, s:b}", "id", (json_int_t)i + 1,
-		    "kind", n->kind, "label", n->label, "key", key, "state", state_name(n), "inputs", in,
-		    "seconds", n->seconds, "cpu_seconds", n->cpu_seconds, "recomputed", n->recomputed);
+		json_t *o = json_pack("{s:I, s:o, s:o, s:s, s:s, s:o, s:f, s:f, s:b}", "id", (json_int_t)i + 1,
+		    "kind", sbi__json_str(n->kind), "label", sbi__json_str(n->label), "key", key, "state",
+		    state_name(n), "inputs", in, "seconds", n->seconds, "cpu_seconds", n->cpu_seconds, "recomputed",
+		    n->recomputed);
 		if (n->art)
 			json_object_set_new(o, "artifact", json_string(art));
 		lua_Integer seed = node_seed(s->L, i);
@@ -551,6 +568,48 @@ nodes_json(sbi_session *s)
 		json_array_append_new(arr, o);
 	}
 	return arr;
+}
+
+/* The length of the valid UTF-8 sequence at p, or 0. */
+static size_t
+utf8_seq(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
+	    (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0; /* overlong, surrogate or beyond U+10FFFF */
+	return n;
+}
+
+json_t *
+sbi__json_str(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j != NULL || s == NULL)
+		return j;
+	size_t len = strlen(s), k = 0;
+	char *e = sbi_malloc(4 * len + 1);
+	if (e == NULL)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = utf8_seq(p);
+		if (n == 0) {
+			k += (size_t)snprintf(e + k, 5, "\\x%02x", *p++);
+			continue;
+		}
+		memcpy(e + k, p, n);
+		k += n;
+		p += n;
+	}
+	e[k] = '\0';
+	j = json_string(e);
+	sbi_free(e);
+	return j;
 }
 
 /* Lua table at idx of string keys -> JSON object of strings/numbers. */
@@ -570,7 +629,7 @@ sbi__table_json(lua_State *L, int idx)
 			else if (lua_type(L, -1) == LUA_TNUMBER)
 				json_object_set_new(o, k, json_real(lua_tonumber(L, -1)));
 			else if (lua_type(L, -1) == LUA_TSTRING)
-				json_object_set_new(o, k, json_string(lua_tostring(L, -1)));
+				json_object_set_new(o, k, sbi__json_str(lua_tostring(L, -1)));
 			else if (lua_type(L, -1) == LUA_TBOOLEAN)
 				json_object_set_new(o, k, json_boolean(lua_toboolean(L, -1)));
 		}
@@ -591,7 +650,7 @@ write_reads_record(sbi_session *s)
 		return;
 	}
 	char *path = sbi_path_join(s->cache_dir, SBI_READS_RECORD);
-	json_t *rec = path ? json_load_file(path, 0, NULL) : NULL, *nodes = json_object_get(rec, "nodes");
+	json_t *rec = load_json(path), *nodes = json_object_get(rec, "nodes");
 	if (!json_is_object(nodes)) {
 		json_decref(rec);
 		rec = json_pack("{s:s, s:{}}", "format", "sbirun-reads 1", "nodes");
@@ -632,18 +691,40 @@ write_reads_record(sbi_session *s)
 	sbi_free(path);
 }
 
+/* sbi._written (filled by report.write_outputs) as a JSON array: per
+ * output its name and files { name: content hash }, or the write error. */
+static json_t *
+outputs_json(lua_State *L)
+{
+	json_t *arr = json_array();
+	push_sbi(L);
+	lua_getfield(L, -1, "_written"); /* [sbi, written?] */
+	lua_Integer n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i); /* [sbi, written, e] */
+		json_t *o = sbi__table_json(L, -1); /* name, error */
+		if (lua_getfield(L, -1, "files") == LUA_TTABLE)
+			json_object_set_new(o, "files", sbi__table_json(L, -1));
+		lua_pop(L, 2);
+		json_array_append_new(arr, o);
+	}
+	lua_pop(L, 2);
+	return arr;
+}
+
 static int
-write_run_json(sbi_session *s, const sbi_executor *x)
+write_run_json(sbi_session *s, const sbi_executor *x, int ok)
 {
 	lua_State *L = s->L;
 	push_sbi(L);
 	lua_getfield(L, -1, "_param_values");
 	json_t *params = sbi__table_json(L, -1);
 	lua_pop(L, 2);
-	json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:i, s:f}", "format", "sbirun-run 1",
-	    "recipe", s->o.recipe, "cache", s->cache_dir, "versions", versions_json(), "params", params,
-	    "nodes", nodes_json(s), "nodes_ran", (json_int_t)x->nran, "cache_hits", (json_int_t)x->nhits,
-	    "jobs", s->o.jobs, "seconds", sbi_now() - s->t0);
+	json_t *root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:I, s:I, s:i, s:f}", "format",
+	    "sbirun-run 1", "recipe", sbi__json_str(s->o.recipe), "cache", sbi__json_str(s->cache_dir),
+	    "versions", versions_json(), "params", params, "nodes", nodes_json(s), "outputs", outputs_json(L),
+	    "ok", ok, "nodes_ran", (json_int_t)x->nran, "cache_hits", (json_int_t)x->nhits, "jobs", s->o.jobs,
+	    "seconds", sbi_now() - s->t0);
 	char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
 	json_decref(root);
 	if (text == NULL) {
@@ -660,9 +741,9 @@ write_run_json(sbi_session *s, const sbi_executor *x)
 	return rc != SBI_OK;
 }
 
-/* Materializes every output and hands them to sbi._write_outputs. */
+/* Materializes every output (this may run steps). */
 static int
-produce_outputs(sbi_session *s, sbi_executor *x)
+materialize_outputs(sbi_session *s, sbi_executor *x)
 {
 	lua_State *L = s->L;
 	push_sbi(L);
@@ -682,6 +763,19 @@ produce_outputs(sbi_session *s, sbi_executor *x)
 			return 1;
 		}
 	}
+	lua_pop(L, 1); /* [] */
+	return 0;
+}
+
+/* Hands the materialized outputs to sbi._write_outputs. */
+static int
+write_outputs(sbi_session *s)
+{
+	lua_State *L = s->L;
+	push_sbi(L);
+	lua_getfield(L, -1, "_outputs");
+	lua_remove(L, -2); /* [outputs] */
+	lua_Integer n = luaL_len(L, -1);
 	lua_createtable(L, (int)n, 0); /* [outputs, arts] */
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, -2, i);
@@ -698,9 +792,41 @@ produce_outputs(sbi_session *s, sbi_executor *x)
 	return call_sbi(s, "_write_outputs", 3, 0);
 }
 
+/* Locks the output folder (an flock on the folder itself) while this run
+ * writes its outputs and run.json, so that two runs into one folder write
+ * one after the other and the folder holds one run's set. Returns the
+ * descriptor to close, or -1 (then the run goes on unlocked). */
+static int
+lock_out_dir(sbi_session *s)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int fd = open(s->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			if (tries == 0)
+				fprintf(stderr, "sbirun: waiting for another run to finish writing the output folder %s\n",
+				    s->out_dir);
+			while (flock(fd, LOCK_EX) != 0)
+				if (errno != EINTR) {
+					close(fd);
+					return -1;
+				}
+		}
+		/* The lock counts only if the path still names the folder we
+		 * locked (it may have been removed and made again meanwhile). */
+		struct stat a, b;
+		if (fstat(fd, &a) == 0 && stat(s->out_dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			return fd;
+		close(fd);
+		sbi_fs_mkdirs(s->out_dir, NULL);
+	}
+	return -1;
+}
+
 /* Checks, before anything runs, that the output folder can be written: it,
  * or its nearest existing ancestor, must be a writable directory, and the
- * first missing directory must be creatable (probed with mkdir + rmdir). */
+ * first missing directory must be creatable (probed with mkdir). */
 static int
 check_out_dir(sbi_session *s)
 {
@@ -738,12 +864,13 @@ check_out_dir(sbi_session *s)
 		}
 		slash[slash == p] = '\0'; /* keep "/" itself */
 	}
+	/* The folder made by the probe stays: the run makes it anyway to write
+	 * run.json, and removing it could remove the folder another run into
+	 * the same place has just made and locked. */
 	if (why == NULL && child > 0) {
 		memcpy(p, full, child);
 		p[child] = '\0';
-		if (mkdir(p, 0777) == 0)
-			rmdir(p);
-		else if (errno != EEXIST) {
+		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
 			e = errno;
 			why = "cannot be created";
 		}
@@ -776,7 +903,11 @@ sbi_session_run(sbi_session *s)
 		}
 	}
 	if (rc == 0)
-		rc = produce_outputs(s, &x);
+		rc = materialize_outputs(s, &x);
+	sbi_err e2 = { 0 };
+	int made = sbi_fs_mkdirs(s->out_dir, &e2) == SBI_OK, lockfd = made ? lock_out_dir(s) : -1;
+	if (rc == 0)
+		rc = write_outputs(s);
 	write_reads_record(s);
 	if (!s->o.quiet && rc == 0) {
 		if (x.nran == 0)
@@ -784,13 +915,14 @@ sbi_session_run(sbi_session *s)
 		else
 			fprintf(stderr, "%zu nodes ran, %zu cache hits, %.2f s\n", x.nran, x.nhits, sbi_now() - s->t0);
 	}
-	sbi_err e2 = { 0 };
-	if (sbi_fs_mkdirs(s->out_dir, &e2) == SBI_OK)
-		rc |= write_run_json(s, &x);
+	if (made)
+		rc |= write_run_json(s, &x, rc == 0);
 	else if (rc == 0) {
 		print_error(e2.msg);
 		rc = 1;
 	}
+	if (lockfd >= 0)
+		close(lockfd);
 	return rc;
 }
 
@@ -855,16 +987,19 @@ node_states(sbi_session *s, int have_cache)
 	}
 }
 
+/* Opens the cache if it exists: for reading only (graph), or to write
+ * (clean). Returns 1 when open, 0 when there is no cache, -1 after
+ * printing why it cannot be used (e.g. a read-only cache for clean). */
 static int
-open_existing_cache(sbi_session *s)
+open_existing_cache(sbi_session *s, int readonly)
 {
 	if (!sbi_fs_exists(s->cache_dir))
 		return 0;
 	sbi_err err = { 0 };
-	s->cache = open_cache(s, &err);
+	s->cache = readonly ? sbi_cache_open_readonly(s->cache_dir, &err) : open_cache(s, &err);
 	if (s->cache == NULL)
-		fprintf(stderr, "sbirun: warning: %s\n", err.msg);
-	return s->cache != NULL;
+		print_error(err.msg);
+	return s->cache != NULL ? 1 : -1;
 }
 
 static void
@@ -907,7 +1042,10 @@ sbi_session_graph(sbi_session *s, const char *format)
 		fprintf(stderr, "sbirun: error: --format %s: expected text or dot\n", format);
 		return 2;
 	}
-	node_states(s, open_existing_cache(s));
+	int open = open_existing_cache(s, 1);
+	if (open < 0)
+		return 1;
+	node_states(s, open);
 	if (strcmp(format, "dot") == 0)
 		print_dot_graph(s);
 	else
@@ -918,7 +1056,10 @@ sbi_session_graph(sbi_session *s, const char *format)
 int
 sbi_session_clean(sbi_session *s)
 {
-	if (!open_existing_cache(s)) {
+	int open = open_existing_cache(s, 0);
+	if (open < 0)
+		return 1;
+	if (open == 0) {
 		fprintf(stderr, "nothing to clean: no cache at %s\n", s->cache_dir);
 		return 0;
 	}

@@ -9,8 +9,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lsbi.h"
+#include "lstate.h"
 #include "sbi/alloc.h"
 #include "sbi/pool.h"
 #include "sbi/progress.h"
@@ -18,12 +20,18 @@
 
 enum { FAIL_NONE, FAIL_ERROR, FAIL_NAN, FAIL_LENGTH };
 
+/* Larger n is refused at once (a typo such as 1e12 would otherwise spend
+ * seconds probing the cache before failing for memory). */
+#define SIM_MAX_N 1000000000
+
 typedef struct sim_job {
 	lua_State *L;
 	int spec;           /* stack index of the spec table */
 	sbi_prior *prior;
 	int batched, drop;
 	size_t dtheta, dx;  /* dx == 0 until known */
+	size_t expect_dx;   /* the observation's length, or 0 when unknown */
+	const char *expect_label;
 	uint64_t n, seed, chunk;
 	sbi_cache *cache;
 	sbi_key node_key;
@@ -60,14 +68,16 @@ format_theta(lua_State *L, int spec, const double *t, size_t d, char *buf, size_
 	lua_pop(L, 1);
 }
 
-/* lua_pcall of a simulator, marked as one for the sandbox's refusals. */
+/* Calls a simulator, marked as one for the sandbox's refusals. Through
+ * sbi__pcall: its handler turns error({...}) into the place it was raised
+ * and the value's type. */
 static int
 call_simulator(lua_State *L, int nargs, int nres)
 {
 	sbi_runctx *ctx = sbi__runctx(L);
 	if (ctx)
 		ctx->in_simulator = 1;
-	int status = lua_pcall(L, nargs, nres, 0);
+	int status = sbi__pcall(L, nargs, nres);
 	if (ctx)
 		ctx->in_simulator = 0;
 	return status;
@@ -122,13 +132,14 @@ simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double 
 	}
 	int nan = 0;
 	for (size_t k = 0; k < n; k++) {
-		int isnum;
-		lua_rawgeti(L, -1, (lua_Integer)k + 1);
-		double v = lua_tonumberx(L, -1, &isnum);
+		/* Numbers only: a string such as "1" is not converted. */
+		int type = lua_rawgeti(L, -1, (lua_Integer)k + 1);
+		double v = lua_tonumber(L, -1);
 		lua_pop(L, 1);
-		if (!isnum) {
+		if (type != LUA_TNUMBER) {
 			lua_pop(L, 1);
-			lua_pushfstring(L, "the simulator returned a non-number at position %d", (int)k + 1);
+			lua_pushfstring(L, "the simulator returned a non-number at position %d (a %s)", (int)k + 1,
+			    lua_typename(L, type));
 			return FAIL_ERROR;
 		}
 		if (!isfinite(v))
@@ -392,12 +403,17 @@ read_spec(lua_State *L, sim_job *j)
 		v[k] = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
 		lua_pop(L, 1);
 	}
-	if (v[0] < 1 || v[1] < 0 || v[2] < 0 || v[3] < 0)
-		luaL_error(L, "simulate: n must be >= 1 and seed, chunk_size, dim >= 0");
+	if (v[0] < 1 || v[0] > SIM_MAX_N || v[1] < 0 || v[2] < 0 || v[3] < 0)
+		luaL_error(L, "simulate: n must be from 1 to %d and seed, chunk_size, dim >= 0", SIM_MAX_N);
 	j->n = (uint64_t)v[0];
 	j->seed = (uint64_t)v[1];
 	j->chunk = v[2] ? (uint64_t)v[2] : 10000;
 	j->dx = (size_t)v[3];
+	lua_getfield(L, j->spec, "expect_dim");
+	j->expect_dx = lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 ? (size_t)lua_tointeger(L, -1) : 0;
+	lua_getfield(L, j->spec, "expect_label");
+	j->expect_label = lua_isstring(L, -1) ? lua_tostring(L, -1) : "the observation";
+	lua_pop(L, 2); /* the label string stays referenced by the spec */
 	lua_getfield(L, j->spec, "batched");
 	j->batched = lua_toboolean(L, -1);
 	lua_getfield(L, j->spec, "on_failure");
@@ -448,6 +464,32 @@ infer_dim(lua_State *L, sim_job *j)
 	if (j->dx == 0)
 		luaL_error(L, "%s: the simulator returned an empty table", j->label);
 	lua_settop(L, fn - 1);
+}
+
+/* Checks, before the expensive part, what the first simulation (or the
+ * declared dim) tells: its length against the observation's, and the
+ * memory all n simulations will take. */
+static void
+check_size(lua_State *L, sim_job *j, int declared)
+{
+	if (j->expect_dx && j->dx != j->expect_dx) {
+		if (declared)
+			luaL_error(L, "%s: the simulator is declared with dim = %d but %s has %d values; nothing was "
+			    "simulated", j->label, (int)j->dx, j->expect_label, (int)j->expect_dx);
+		luaL_error(L, "%s: the first simulation returned %d values but %s has %d values; stopped before "
+		    "simulating the rest (the two must have the same length)", j->label, (int)j->dx,
+		    j->expect_label, (int)j->expect_dx);
+	}
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+	double need = (double)j->n * (double)(j->dtheta + j->dx) * sizeof(double);
+	double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+	if (have > 0 && need > have) {
+		char msg[512]; /* (lua_pushfstring has no %.3g) */
+		snprintf(msg, sizeof msg, "%s: %llu simulations of %zu parameters and %zu values need %.3g GB of "
+		    "memory, more than this machine has (%.3g GB); lower n or shorten the simulator's output",
+		    j->label, (unsigned long long)j->n, j->dtheta, j->dx, need / 1e9, have / 1e9);
+		luaL_error(L, "%s", msg);
+	}
 }
 
 /* Chunks not yet in the cache, into a new array (caller frees). */
@@ -576,8 +618,10 @@ sbi__l_simulate(lua_State *L)
 		return luaL_error(L, "simulate can only run inside a graph node");
 	sim_job j = { .L = L, .spec = 1, .cache = ctx->cache, .node_key = ctx->node->key, .quiet = ctx->quiet };
 	read_spec(L, &j);
-	if (j.dx == 0)
+	int declared = j.dx != 0;
+	if (!declared)
 		infer_dim(L, &j);
+	check_size(L, &j, declared);
 	size_t nchunks = (size_t)((j.n + j.chunk - 1) / j.chunk), nmissing;
 	size_t *tasks = missing_chunks(&j, nchunks, &nmissing);
 	if (tasks == NULL)

@@ -55,5 +55,8 @@ long long sbi_session_node_seed(sbi_session *s, size_t i);
 #include <jansson.h>
 struct lua_State;
 json_t *sbi__table_json(struct lua_State *L, int idx);
+/* A JSON string of s; bytes that are not UTF-8 (a path may hold any) are
+ * written as the four characters \xNN, so the record is always valid JSON. */
+json_t *sbi__json_str(const char *s);
 
 #endif

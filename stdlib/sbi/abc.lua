@@ -118,6 +118,7 @@ function M.rejection(opts)
   if opts.quantile and opts.epsilon then
     error("sbi.abc.rejection: give either 'quantile' or 'epsilon', not both", 2)
   end
+  graph.pair(opts.sims, opts.observation)
   local key_opts = {
     quantile = opts.epsilon == nil and (opts.quantile or 0.01) or nil, epsilon = opts.epsilon,
     distance = opts.distance, scale = opts.scale or "std", num_samples = opts.num_samples,

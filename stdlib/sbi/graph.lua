@@ -30,6 +30,15 @@ function M.node(kind, where, opts, inputs, run)
   return n
 end
 
+-- Records that a method compares the simulations of node sims with the
+-- observation node obs: the simulate step then checks its first
+-- simulation's length against obs.dim (when known before running) rather
+-- than failing after all the simulations.
+function M.pair(sims, obs)
+  sims.observations = sims.observations or {}
+  sims.observations[#sims.observations + 1] = obs
+end
+
 function M.is_node(v, kind)
   return getmetatable(v) == Node and (kind == nil or v.kind == kind)
 end

@@ -103,7 +103,8 @@ function sbi._end()
 end
 
 function sbi._write_outputs(arts, dir, quiet)
-  report.write_outputs(graph.outputs, arts, dir, quiet)
+  sbi._written = {} -- read by run.json
+  report.write_outputs(graph.outputs, arts, dir, quiet, sbi._written)
 end
 
 -- Library tables hash by name in cache keys (their code is versioned with

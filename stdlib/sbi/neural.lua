@@ -65,6 +65,7 @@ local function check_inputs(fname, opts)
   if opts.observation.kind ~= "observation" then
     error(fname .. ": 'observation' must come from sbi.observation", 3)
   end
+  graph.pair(opts.sims, opts.observation)
 end
 
 local function integer_seed(opts) return math.tointeger(opts.seed or 1) end

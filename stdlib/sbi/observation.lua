@@ -63,12 +63,18 @@ local function from_file(path, where, level)
   if not hash then error("sbi.observation: cannot read observation file: " .. msg, level + 1) end
   M.files[#M.files + 1] = { path = path, found = found, hash = hash } -- for bundles
   local opts = { file_hash = hash, npy = found:sub(-4) == ".npy" }
-  return graph.node("observation", where, opts, {}, function(node)
+  -- Its length, for the simulate step's early check (errors are left to
+  -- the step that reads it).
+  local m = core.read_matrix(found)
+  local dim = m and (m:rows() == 1 and m:cols() or m:cols() == 1 and m:rows()) or nil
+  local node = graph.node("observation", where, opts, {}, function(node)
     local m, names = core.read_matrix(found)
     if not m then error(node.label .. ": " .. names, 0) end
     local what = node.label .. ": observation file " .. found
     return { x = check_finite(one_row(m, what), what) }
   end)
+  node.dim = dim
+  return node
 end
 
 local function from_simulation(spec, where)
@@ -88,6 +94,12 @@ local function from_simulation(spec, where)
     local rng = core.rng(opts.seed, 4, 0)
     local x = sim.fn(theta, rng)
     if type(x) ~= "table" or #x == 0 then error(node.label .. ": the simulator did not return a table of numbers", 0) end
+    for i = 1, #x do
+      if type(x[i]) ~= "number" then
+        error(string.format("%s: the simulator returned a non-number at position %d (a %s)", node.label, i,
+                            type(x[i])), 0)
+      end
+    end
     return { x = check_finite(core.mat(x), node.label .. ": the simulated observation") }
   end)
 end
@@ -112,7 +124,9 @@ function M.observation(v)
     end
     local ok, msg = pcall(check_finite, core.mat(v), "sbi.observation")
     if not ok then error(msg, 2) end
-    return graph.node("observation", where, { values = v }, {}, function() return { x = core.mat(v) } end)
+    node = graph.node("observation", where, { values = v }, {}, function() return { x = core.mat(v) } end)
+    node.dim = #v
+    return node
   end
   error("sbi.observation: expected a file path, a list of numbers or { simulator = ..., theta = {...} }, got "
         .. check.describe(v), 2)

@@ -32,11 +32,20 @@ function M.summary(name, art, out)
 end
 
 -- outputs: list of { name = , node = }; arts: their artifacts, in order.
-function M.write_outputs(outputs, arts, dir, quiet)
+-- Appends to written one { name =, files = { [file] = content hash } } per
+-- output written, or { name =, error = message } for the write that failed
+-- (then raises): run.json records them.
+function M.write_outputs(outputs, arts, dir, quiet, written)
+  written = written or {}
   for i, o in ipairs(outputs) do
     local art = arts[i]
     if art.samples and art.names then
-      core.write_samples(dir, o.name, art.samples, art.names)
+      local ok, csv, npy = pcall(core.write_samples, dir, o.name, art.samples, art.names)
+      if not ok then
+        written[#written + 1] = { name = o.name, error = tostring(csv) }
+        error(csv, 0)
+      end
+      written[#written + 1] = { name = o.name, files = { [o.name .. ".csv"] = csv, [o.name .. ".npy"] = npy } }
       M.summary(o.name, art)
       if not quiet then
         core.stderr(string.format("wrote %s/%s.csv and %s.npy\n", dir, o.name, o.name))

@@ -42,6 +42,17 @@ local function theta_meta(names)
   end }
 end
 
+-- The observation length the simulations must match, when every observation
+-- they are compared with (graph.pair) knows its length before running.
+local function expected_length(node)
+  local found
+  for _, o in ipairs(node.observations or {}) do
+    if not o.dim or (found and found.dim ~= o.dim) then return nil end
+    found = found or o
+  end
+  return found
+end
+
 local function report_failures(label, r)
   local failed = r.n_error + r.n_nan + r.n_length
   if failed > 0 then
@@ -55,7 +66,7 @@ function M.simulate(opts)
   check.options("sbi.simulate", opts, {
     prior = { check.is(prior.Prior, "a prior (sbi.prior.*)"), required = true },
     simulator = { check.any(check.func(), check.is(Simulator, "an sbi.simulator")), required = true },
-    n = { check.integer(1), required = true },
+    n = { check.integer(1, 1000000000), required = true },
     seed = { check.integer(0) },
     on_failure = { check.one_of("fail", "drop") },
     chunk_size = { check.integer(1) },
@@ -71,7 +82,9 @@ function M.simulate(opts)
   -- depend on the chunk size: then the chunk size is part of the key.
   if sim.batched then key_opts.chunk_size = chunk or 10000 end
   local node = graph.node("simulate", graph.where(2), key_opts, {}, function(node)
+    local expect = expected_length(node)
     local ok, r = pcall(core.simulate, {
+      expect_dim = expect and expect.dim, expect_label = expect and expect.label,
       prior = p.c, simulator = sim.fn, batched = sim.batched, dim = sim.dim, n = key_opts.n,
       seed = key_opts.seed, chunk_size = chunk, on_failure = key_opts.on_failure,
       names = p.names, theta_meta = theta_meta(p.names), label = node.label,

@@ -73,7 +73,7 @@ local sbi = require "sbi"
 local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
 local sims = sbi.simulate { prior = prior, simulator = function(t) return { t[1] } end }
 EOF
-bad 1 "missing_opt.lua:3:" "sbi.simulate: option 'n' is required (an integer >= 1)" -- missing_opt.lua
+bad 1 "missing_opt.lua:3:" "sbi.simulate: option 'n' is required (an integer from 1 to 1000000000)" -- missing_opt.lua
 
 # 8. Wrong option types and values.
 cat > wrong_type.lua <<'EOF'
@@ -81,9 +81,9 @@ local sbi = require "sbi"
 local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
 local sims = sbi.simulate { prior = prior, simulator = function(t) return { t[1] } end, n = "many" }
 EOF
-bad 1 "wrong_type.lua:3:" "sbi.simulate: option 'n' must be an integer >= 1, got \"many\"" -- wrong_type.lua
+bad 1 "wrong_type.lua:3:" "sbi.simulate: option 'n' must be an integer from 1 to 1000000000, got \"many\"" -- wrong_type.lua
 sed -i 's/n = "many"/n = 10.5/' wrong_type.lua
-bad 1 "wrong_type.lua:3:" "option 'n' must be an integer >= 1, got 10.5" -- wrong_type.lua
+bad 1 "wrong_type.lua:3:" "option 'n' must be an integer from 1 to 1000000000, got 10.5" -- wrong_type.lua
 sed -i 's/n = 10.5/n = 10, on_failure = "skip"/' wrong_type.lua
 bad 1 "wrong_type.lua:3:" "option 'on_failure' must be one of \"fail\", \"drop\", got \"skip\"" -- wrong_type.lua
 sed -i 's/prior = prior,/prior = { low = 0 },/; s/, on_failure = "skip"//' wrong_type.lua

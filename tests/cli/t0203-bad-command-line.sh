@@ -27,7 +27,7 @@ EOF
 bad 1 "boolparam.lua:2: --set kde=maybe: expected true or false" -- boolparam.lua --set kde=maybe
 
 # A parameter value that passes as a number but not as an option.
-bad 1 "good.lua:6:" "sbi.simulate: option 'n' must be an integer >= 1, got -5" -- good.lua --set n=-5
+bad 1 "good.lua:6:" "sbi.simulate: option 'n' must be an integer from 1 to 1000000000, got -5" -- good.lua --set n=-5
 
 # --set without '=' or without a name: usage errors.
 bad 2 "--set n: expected name=value" -- good.lua --set n

@@ -29,12 +29,19 @@ mkdir -p sub
 obs_recipe sub/missing '"no_such_obs.csv"'
 bad 1 "sub/missing.lua:5:" "not found (looked in the current directory and in sub)" -- sub/missing.lua
 
-# Wrong length: the file has 3 values, the simulator gives 2.
+# Wrong length: the file has 3 values, the simulator gives 2 (found by the
+# first simulation, before the others).
 printf '0.1,0.2,0.3\n' > three.csv
 obs_recipe wrong_len '"three.csv"'
-bad 1 "abc.rejection (wrong_len.lua:6): the observation has 3 values but the simulator produces 2" -- wrong_len.lua
+bad 1 "simulate (wrong_len.lua:4): the first simulation returned 2 values but observation (wrong_len.lua:5) has 3 values" \
+	-- wrong_len.lua
 obs_recipe wrong_len_inline '{ 0.5 }'
-bad 1 "wrong_len_inline.lua:6" "the observation has 1 values but the simulator produces 2" -- wrong_len_inline.lua
+bad 1 "wrong_len_inline.lua:4" "returned 2 values but observation (wrong_len_inline.lua:5) has 1 values" \
+	-- wrong_len_inline.lua
+# ... and by the method when the observation's length is known only when it runs.
+obs_recipe wrong_len_sim '{ simulator = function() return { 1, 2, 3 } end, theta = { 0 } }'
+bad 1 "abc.rejection (wrong_len_sim.lua:6): the observation has 3 values but the simulator produces 2" \
+	-- wrong_len_sim.lua
 
 # A non-number in the CSV: file, line and column.
 printf 'x,y\n0.5,0.5\n' > header.csv # a header row is fine
@@ -116,8 +123,11 @@ bad 1 "every one of the 400 simulations failed" -- all_nan.lua # again, from the
 sim_recipe wrong_len 'if theta.a > 0.5 then return { theta.a } end return { theta.a, theta.b }'
 bad 1 "simulate (wrong_len.lua:6): simulation" "at theta = (a = 0." "the simulator returned 1 values, expected 2" \
 	-- wrong_len.lua
-# ... the expected length comes from simulation 0 unless the simulator declares it.
+# ... the expected length comes from simulation 0 unless the simulator declares it
+# (an observation from a simulation: its length is not known before running).
 sim_recipe wrong_len0 'if theta.a < 0.5 then return { theta.a } end return { theta.a, theta.b }'
+sed -i 's/sbi.observation { 0.5, 0.5 }/sbi.observation { simulator = function() return { 0.5, 0.5 } end, theta = { 0 } }/' \
+	wrong_len0.lua
 bad 1 "the simulator returned 2 values, expected 1" "the expected length was taken from the first simulation" \
 	"sbi.simulator{ fn = ..., dim = K }" -- wrong_len0.lua
 sed -i 's/simulator = sim,/simulator = sbi.simulator { fn = sim, dim = 2 },/' wrong_len0.lua

@@ -10,7 +10,7 @@ H.test("option tables reject unknown keys and list the accepted ones", function(
            "unknown option 'sed' (accepted: chunk_size, n, on_failure, prior, seed, simulator)")
   H.raises(function() sbi.simulate { prior = p, simulator = function() end } end, "option 'n' is required")
   H.raises(function() sbi.simulate { prior = p, simulator = function() end, n = "many" } end,
-           "option 'n' must be an integer >= 1")
+           "option 'n' must be an integer from 1 to 1000000000")
 end)
 
 H.test("prior errors name the field", function()

@@ -26,6 +26,10 @@ typedef struct sbi_cache sbi_cache;
 /* Opens (creating) the cache at dir and takes its lock, waiting for another
  * run that holds it. NULL with err set when dir cannot be created or written. */
 sbi_cache *sbi_cache_open(const char *dir, sbi_err *err);
+/* Opens an existing cache for reading only (sbirun graph): no lock, no
+ * writes, so it works on a read-only cache and never waits. NULL with err
+ * set when dir or its refs/objects cannot be read. */
+sbi_cache *sbi_cache_open_readonly(const char *dir, sbi_err *err);
 void sbi_cache_close(sbi_cache *c); /* NULL is fine */
 const char *sbi_cache_dir(const sbi_cache *c);
 

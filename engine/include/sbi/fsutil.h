@@ -10,7 +10,12 @@
 /* Creates path and its missing parents (like mkdir -p). */
 int sbi_fs_mkdirs(const char *path, sbi_err *err);
 
-/* Reads a whole file into a NUL-terminated buffer the caller frees with
+/* Opens path for reading ("rb") if it is a regular file. Anything else is
+ * refused without blocking (a FIFO would hang, /dev/zero never ends):
+ * SBI_EINVAL "... is not a regular file"; SBI_ENOTFOUND when missing. */
+int sbi_fs_open_regular(const char *path, FILE **f, sbi_err *err);
+
+/* Reads a whole regular file (sbi_fs_open_regular) into a NUL-terminated buffer the caller frees with
  * sbi_free; *n excludes the NUL. SBI_ENOTFOUND when it does not exist. */
 int sbi_fs_read_all(const char *path, char **data, size_t *n, sbi_err *err);
 
