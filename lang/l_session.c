@@ -102,9 +102,9 @@ init_paths(sbi_session *s)
  * SBI_BUNDLE_PATHS (written by unpack). Entries that would leave the folder
  * are ignored. */
 static void
-load_data_map(sbi_session *s)
+load_data_map(sbi_session *s, const char *folder)
 {
-	char *file = sbi_path_join(s->recipe_dir, SBI_BUNDLE_PATHS);
+	char *file = sbi_path_join(folder, SBI_BUNDLE_PATHS);
 	json_t *a = file ? json_load_file(file, 0, NULL) : NULL;
 	sbi_free(file);
 	if (!json_is_array(a)) {
@@ -127,7 +127,7 @@ load_data_map(sbi_session *s)
 		snprintf(name, sizeof name, "data/%s", unpack);
 		if (sbi_bundle_check_name(name) != NULL)
 			continue;
-		char *where = sbi_path_join(s->recipe_dir, unpack);
+		char *where = sbi_path_join(folder, unpack);
 		if (where == NULL)
 			continue;
 		lua_pushstring(L, where);
@@ -140,32 +140,58 @@ load_data_map(sbi_session *s)
 	lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_MAP); /* [] */
 }
 
+/* The unpacked bundle the folder real is in: the nearest of real and its
+ * parents holding the marker (a recipe in a subfolder of an unpacked
+ * bundle belongs to it too); owned, or NULL. */
+static char *
+bundle_folder(const char *real)
+{
+	char *d = sbi_strdup(real);
+	while (d) {
+		char *marker = sbi_path_join(d, SBI_BUNDLE_MARKER), *slash = strrchr(d, '/');
+		int found = marker && sbi_fs_exists(marker);
+		sbi_free(marker);
+		if (found)
+			return d;
+		if (slash == NULL || (slash == d && d[1] == '\0'))
+			break;
+		slash[slash == d] = '\0'; /* "/a/b" -> "/a", "/a" -> "/" */
+	}
+	sbi_free(d);
+	return NULL;
+}
+
 static int
 init_restriction(sbi_session *s)
 {
-	char *marker = sbi_path_join(s->recipe_dir, SBI_BUNDLE_MARKER);
-	int bundled = marker && sbi_fs_exists(marker);
-	sbi_free(marker);
-	if (bundled)
-		load_data_map(s);
-	if (!bundled || s->o.trust)
+	char *real = realpath(s->recipe_dir, NULL); /* NULL: no such folder, so no recipe to load */
+	if (real == NULL)
 		return 0;
-	char *real = realpath(s->recipe_dir, NULL);
-	if (real == NULL) {
-		fprintf(stderr, "sbirun: error: %s: %s\n", s->recipe_dir, strerror(errno));
-		return 1;
-	}
-	s->root = sbi_strdup(real);
+	char *folder = bundle_folder(real);
+	int nested = folder && strcmp(folder, real) != 0;
 	free(real);
-	if (s->root == NULL)
-		return 1;
+	if (folder == NULL)
+		return 0;
+	load_data_map(s, nested ? folder : s->recipe_dir);
+	if (nested && s->o.cache_dir == NULL) { /* the bundle's cache, not one beside the recipe */
+		sbi_free(s->cache_dir);
+		if ((s->cache_dir = sbi_path_join(folder, ".sbirun")) == NULL) {
+			sbi_free(folder);
+			return 1;
+		}
+	}
+	if (s->o.trust) {
+		sbi_free(folder);
+		return 0;
+	}
+	s->root = folder;
 	lua_pushstring(s->L, s->root);
 	lua_setfield(s->L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_ROOT);
 	lua_pushstring(s->L, s->out_dir);
 	lua_setfield(s->L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_OUT);
 	if (!s->o.quiet)
 		fprintf(stderr, "%s is an unpacked bundle: its recipe runs restricted (it reads only files inside "
-		    "it and writes only to %s; --trust lifts this)\n", s->recipe_dir, s->out_dir);
+		    "it and writes only to %s; --trust lifts this)\n", nested ? s->root : s->recipe_dir, s->out_dir);
 	return 0;
 }
 
