@@ -197,11 +197,9 @@ sbi_bundle_escape(const char *s, char *out, size_t n)
 	size_t o = 0;
 	while (*p) {
 		char piece[8];
-		size_t adv = *p >= 0x20 && *p < 0x7f && *p != '\\' ? 1 : *p >= 0x80 ? utf8_printable(p) : 0, len;
+		size_t adv = *p >= 0x20 && *p < 0x7f ? 1 : *p >= 0x80 ? utf8_printable(p) : 0, len;
 		if (adv)
 			memcpy(piece, p, len = adv);
-		else if (*p == '\\')
-			memcpy(piece, "\\\\", len = 2), adv = 1;
 		else
 			len = (size_t)snprintf(piece, sizeof piece, "\\x%02x", *p), adv = 1;
 		if (o + len + 4 > n) { /* room for "..." and the NUL */

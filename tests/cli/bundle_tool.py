@@ -9,7 +9,7 @@ is wrong.
     rename:OLD:NEW      rename an entry
     add:NAME:FILE       add an entry with the bytes of FILE
     zeros:NAME:N        add an entry of N zero bytes
-    set:A.B:JSON        set manifest field A.B to the JSON value
+    set:A.B:JSON        set manifest field A.B (B a number: an array index) to the JSON value
     pad:N               pad the manifest with a field of N spaces
     gz                  compress OUT with gzip
 """
@@ -52,8 +52,9 @@ def main(argv):
         elif kind == "set":
             path, value = rest.split(":", 1)
             keys, obj = path.split("."), manifest
+            keys = [int(k) if k.isdigit() else k for k in keys]
             for k in keys[:-1]:
-                obj = obj.setdefault(k, {})
+                obj = obj[k] if isinstance(obj, list) else obj.setdefault(k, {})
             obj[keys[-1]] = json.loads(value)
         elif kind == "pad":
             manifest["padding"] = " " * int(rest)

@@ -398,7 +398,7 @@ TEST(bundle_escapes_text)
 	CHECK(strchr(err.msg, 0x1b) == NULL);
 	teardown();
 	char out[64];
-	CHECK(strcmp(sbi_bundle_escape("a\tb\\c\x7f", out, sizeof out), "a\\x09b\\\\c\\x7f") == 0);
+	CHECK(strcmp(sbi_bundle_escape("a\tb\\c\x7f", out, sizeof out), "a\\x09b\\c\\x7f") == 0);
 	CHECK(strcmp(sbi_bundle_escape("\xc3\xa9t\xc3\xa9", out, sizeof out), "\xc3\xa9t\xc3\xa9") == 0);
 	CHECK(strcmp(sbi_bundle_escape("\xc2\x9b" "31m\xff", out, sizeof out), "\\xc2\\x9b31m\\xff") == 0);
 	CHECK(strcmp(sbi_bundle_escape("\xe2\x80\xae" "abc", out, sizeof out), "\\xe2\\x80\\xaeabc") == 0);

@@ -146,9 +146,10 @@ int sbi_bundle_unpack(const char *path, const char *dir, const sbi_bundle_limits
 const char *sbi_bundle_check_name(const char *name);
 
 /* Bundle text for display: copies s into out (n >= 8 bytes) with control
- * characters (C0, DEL, C1), bidirectional overrides, invalid UTF-8 and
- * backslash written as \xHH (backslash as \\); cut with "..." when it
- * does not fit. Returns out. Every message that quotes a bundle uses it. */
+ * characters (C0, DEL, C1), bidirectional overrides and invalid UTF-8
+ * written as \xHH; cut with "..." when it does not fit. Returns out.
+ * Backslashes stay (a shell-quoted command stays pasteable). Every
+ * message that quotes a bundle uses it. */
 char *sbi_bundle_escape(const char *s, char *out, size_t n);
 
 /* s as one word of a POSIX shell command: as is when it is not empty and
