@@ -9,6 +9,7 @@
  *   sbirun show|verify FILE, sbirun unpack FILE DIR
  *   sbirun replay FILE                re-run a bundle with an empty cache and compare
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,10 @@ parse_size(const char *s, uint64_t *out)
 	char *end;
 	if (*s < '0' || *s > '9')
 		return -1;
+	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -1;
 	const char *units = "KMGT", *u = *end ? strchr(units, end[0] & ~0x20) : NULL;
 	if (*end && (u == NULL || end[1] != '\0'))
 		return -1;
