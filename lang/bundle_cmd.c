@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -751,14 +752,22 @@ sbi_bundle_cmd_replay(const char *path, const sbi_session_opts *uo, const sbi_bu
 	sigemptyset(&sa.sa_mask);
 	replay_signal = 0;
 	replay_child = 0;
-	for (int k = 0; k < 3; k++)
-		sigaction(sigs[k], &sa, &old[k]);
+	for (int k = 0; k < 3; k++) { /* a signal ignored (as SIGINT in a background job) stays ignored */
+		sigaction(sigs[k], NULL, &old[k]);
+		if (old[k].sa_handler != SIG_IGN)
+			sigaction(sigs[k], &sa, NULL);
+	}
 	fflush(stdout);
 	fflush(stderr);
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid == 0) {
 		for (int k = 0; k < 3; k++)
 			sigaction(sigs[k], &old[k], NULL);
+		/* Killed with SIGKILL, the parent cannot pass it on: die with it
+		 * (the next replay removes the folder). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
 		int code = replay_signal ? 1 : replay_in(root, path, uo, lim);
 		fflush(stdout);
 		exit(code);
