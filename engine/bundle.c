@@ -689,6 +689,45 @@ check_recipe_file(reader *r)
 	return SBI_OK;
 }
 
+/* strcmp with '/' before every other byte, so that "a/b" sorts right
+ * after "a" (and before "a-b"). */
+static int
+path_cmp(const void *pa, const void *pb)
+{
+	const unsigned char *a = *(const unsigned char *const *)pa, *b = *(const unsigned char *const *)pb;
+	for (; *a && *a == *b; a++, b++)
+		;
+	int x = *a == '/' ? 1 : *a, y = *b == '/' ? 1 : *b;
+	return x - y;
+}
+
+/* recipe/P and data/P both unpack to DIR/P: two entries must not land on
+ * the same file, nor one on a folder another needs (P and P/Q), or unpack
+ * would fail where verify passed. */
+static int
+check_destinations(reader *r)
+{
+	const char **v = sbi_calloc(r->nd ? r->nd : 1, sizeof *v);
+	size_t n = 0;
+	if (v == NULL)
+		return problem(r, SBI_ENOMEM, "out of memory"), -1;
+	for (size_t i = 0; i < r->nd; i++)
+		if (strncmp(r->d[i].name, "cache/", 6) != 0)
+			v[n++] = r->d[i].name + (r->d[i].name[0] == 'r' ? 7 : 5);
+	qsort(v, n, sizeof *v, path_cmp);
+	int rc = SBI_OK;
+	for (size_t i = 1; i < n && rc == SBI_OK; i++) {
+		size_t k = strlen(v[i - 1]);
+		if (strcmp(v[i - 1], v[i]) == 0)
+			rc = (problem(r, SBI_EINVAL, "manifest.json: two entries unpack to the same file %s", v[i]), -1);
+		else if (strncmp(v[i - 1], v[i], k) == 0 && v[i][k] == '/')
+			rc = (problem(r, SBI_EINVAL, "manifest.json: %s would be both a file and a folder once unpacked",
+			    v[i - 1]), -1);
+	}
+	sbi_free(v);
+	return rc;
+}
+
 /* The declared sizes against the limits, before any data is read. */
 static int
 check_total(reader *r)
@@ -744,7 +783,8 @@ parse_manifest(reader *r, const char *text, size_t n)
 	for (size_t i = 1; i < r->nd; i++)
 		if (strcmp(r->d[i - 1].name, r->d[i].name) == 0)
 			return problem(r, SBI_ECORRUPT, "manifest.json lists %s twice", r->d[i].name), -1;
-	return check_total(r) == SBI_OK && check_recipe_file(r) == SBI_OK ? SBI_OK : -1;
+	return check_total(r) == SBI_OK && check_recipe_file(r) == SBI_OK && check_destinations(r) == SBI_OK ?
+	    SBI_OK : -1;
 }
 
 /* Reads the current entry's data into memory (at most max bytes). */

@@ -441,3 +441,23 @@ TEST(bundle_unpack_write_error)
 	CHECK(count_root() == 1);
 	teardown();
 }
+
+/* What unpack would refuse, verify refuses: entries landing on the same
+ * file, or on a file and a folder. */
+TEST(bundle_refuses_colliding_destinations)
+{
+	ent same[] = { good[0], { "recipe/x.csv", "1", REG, 0 }, { "data/x.csv", "2", REG, 0 } };
+	setup();
+	expect_refused(craft(same, 3, same, 3), 0, "two entries unpack to the same file x.csv");
+	teardown();
+	ent nest[] = { good[0], { "data/a", "1", REG, 0 }, { "data/a-b", "1", REG, 0 }, { "recipe/a/b", "2", REG, 0 } };
+	setup();
+	expect_refused(craft(nest, 4, nest, 4), 0, "a would be both a file and a folder");
+	teardown();
+	ent ok[] = { good[0], { "data/a-b", "1", REG, 0 }, { "recipe/a/b", "2", REG, 0 }, { "data/a/c", "3", REG, 0 } };
+	setup();
+	sbi_bundle_problems p = { 0 };
+	sbi_err err = { 0 };
+	CHECK(sbi_bundle_verify(craft(ok, 4, ok, 4), NULL, &p, &err) == SBI_OK);
+	teardown();
+}
