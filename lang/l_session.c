@@ -230,10 +230,17 @@ add_node(sbi_session *s, lua_Integer i, sbi_err *err)
 	lua_getfield(L, -3, "opts"); /* [node, kind, label, opts] */
 	sbi_key opts;
 	sbi__hash_value(L, -1, &opts);
-	size_t id;
-	if (sbi_graph_add(s->g, kind, label, &opts, &id) != SBI_OK)
+	size_t id, cap = 4 * strlen(label) + 8;
+	/* Labels are printed everywhere, and a recipe (from a bundle) chooses
+	 * them: control characters are escaped once, here. */
+	char *shown = sbi_malloc(cap);
+	int rc = shown ? sbi_graph_add(s->g, kind, sbi_bundle_escape(label, shown, cap), &opts, &id) : SBI_ENOMEM;
+	sbi_free(shown);
+	if (rc != SBI_OK)
 		luaL_error(L, "out of memory");
 	SBI_ASSERT(id == (size_t)i - 1);
+	lua_pushstring(L, s->g->nodes[id].label); /* [node, kind, label, opts, shown] */
+	lua_setfield(L, -5, "label");             /* the stdlib prints it too */
 	lua_pop(L, 3);
 	lua_getfield(L, -1, "inputs"); /* [node, inputs] */
 	lua_Integer n = luaL_len(L, -1);

@@ -68,4 +68,23 @@ run unpack n.tar u2
 expect_fail 1
 no_esc "$ERR" unpack
 expect_err 'recipe/\x1b[2Jx.lua'
+
+# A recipe choosing its labels: escaped wherever sbirun prints them
+# (progress, the replay table), so also when a bundle's recipe runs.
+mkdir proj2
+cat > proj2/r.lua <<'LUA'
+local sbi = require "sbi"
+local obs = require("sbi.graph").node("observation", "\27[2J\27]0;t\7here", { v = 1 }, {}, function()
+  return { x = sbi.core.matrix and nil or nil }
+end)
+sbi.output { obs = sbi.observation { 0.5 }, other = obs }
+LUA
+run proj2/r.lua --out o2
+no_esc "$ERR" "a run"
+expect_err 'observation (\x1b[2J\x1b]0;t\x07here)'
+run bundle proj2/r.lua -o l.tar --compression none
+no_esc "$ERR" bundle
+run replay l.tar
+no_esc "$OUT" replay
+no_esc "$ERR" replay
 finish
