@@ -30,10 +30,26 @@ struct sbi_session {
 	double t0;
 };
 
+/* Messages quote recipes, which may come from a bundle: control
+ * characters other than newline and tab are escaped (sbi_bundle_escape,
+ * on pieces cut between UTF-8 characters). */
 static void
 print_error(const char *msg)
 {
-	fprintf(stderr, "sbirun: error: %s\n", msg);
+	char piece[1024], shown[4 * sizeof piece + 8];
+	fputs("sbirun: error: ", stderr);
+	while (*msg) {
+		size_t n = strcspn(msg, "\n\t"), k = n < sizeof piece - 1 ? n : sizeof piece - 1;
+		while (k < n && k > 0 && ((unsigned char)msg[k] & 0xc0) == 0x80)
+			k--;
+		memcpy(piece, msg, k);
+		piece[k] = '\0';
+		fputs(sbi_bundle_escape(piece, shown, sizeof shown), stderr);
+		if (k == n && msg[n])
+			fputc(msg[k++], stderr);
+		msg += k;
+	}
+	fputc('\n', stderr);
 }
 
 /* Pushes require("sbi"). */

@@ -82,6 +82,13 @@ LUA
 run proj2/r.lua --out o2
 no_esc "$ERR" "a run"
 expect_err 'observation (\x1b[2J\x1b]0;t\x07here)'
+# Error messages a recipe raises, too (newlines and tabs kept).
+printf 'error("bad\\27[2J\\n\\tnext \\194\\155x \\195\\169")\n' > proj2/e.lua
+run proj2/e.lua
+expect_fail 1
+no_esc "$ERR" "an error"
+expect_err 'bad\x1b[2J'
+expect_err "$(printf '\tnext \\xc2\\x9bx \303\251')"
 run bundle proj2/r.lua -o l.tar --compression none
 no_esc "$ERR" bundle
 run replay l.tar
