@@ -186,6 +186,12 @@ init_restriction(sbi_session *s)
 	char *folder = bundle_folder(real);
 	int nested = folder && strcmp(folder, real) != 0;
 	free(real);
+	char *file = folder ? NULL : realpath(s->o.recipe, NULL);
+	if (file) { /* a link to a recipe in an unpacked bundle runs it restricted too */
+		folder = bundle_folder(dirname(file));
+		nested = folder != NULL;
+		free(file);
+	}
 	if (folder == NULL)
 		return 0;
 	load_data_map(s, nested ? folder : s->recipe_dir);

@@ -44,6 +44,12 @@ grep -qF "read the secret" "$ERR" && fail "a nested recipe read a file outside t
 run u/sub/r.lua --out o3 --set probe="$T/u/sub/../../secret.csv"
 expect_fail 1
 expect_err "is outside the bundle folder"
+# So does a symbolic link to it from elsewhere.
+mkdir elsewhere
+ln -s ../u/sub/r.lua elsewhere/link.lua
+run elsewhere/link.lua --out o4 --set probe="$T/secret.csv"
+expect_fail 1
+expect_err "is outside the bundle folder"
 # Replay runs it restricted too.
 python3 "$TOOL" n.tar np.tar "set:sets:[\"probe=$T/secret.csv\"]" || fail "bundle_tool.py failed"
 run replay np.tar
