@@ -405,7 +405,8 @@ sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
 		json_array_append_new(without, json_string("simulations"));
 	size_t ncached = 0;
 	int bad = add_file(&f, rname, so->recipe) || add_modules(s, &f, modules) || add_data(s, &f, byfound, data) ||
-	    check_includes(o) || add_reads(s, o, &f, byfound, reads) || add_cache(s, &f, nodes, o->without_simulations, &ncached);
+	    check_includes(o) || add_reads(s, o, &f, byfound, reads) ||
+	    add_cache(s, &f, nodes, o->without_simulations, &ncached);
 	json_t *m = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o, s:o, "
 	    "s:o, s:o, s:o, s:s}",
 	    "format", SBI_BUNDLE_FORMAT, "sbirun", SBI_VERSION, "created", created,
