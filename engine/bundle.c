@@ -114,6 +114,21 @@ is_hex(const char *s, size_t n)
 	return s[n] == '\0';
 }
 
+/* Why rest (a name after recipe/ or data/, which unpack writes to
+ * DIR/rest) is reserved, or NULL: only cache/ entries may reach the
+ * cache folder .sbirun (its reads.json lists files to bundle), and the
+ * marker and the map are unpack's own. */
+static const char *
+reserved_name(const char *rest)
+{
+	if (strncmp(rest, SBI_BUNDLE_MARKER, strlen(SBI_BUNDLE_MARKER)) == 0)
+		return "reserved name (" SBI_BUNDLE_MARKER "...)";
+	for (const char *c = rest; c; c = strchr(c, '/') ? strchr(c, '/') + 1 : NULL)
+		if (strncmp(c, ".sbirun", 7) == 0 && (c[7] == '/' || c[7] == '\0'))
+			return "a .sbirun folder (cache metadata) outside cache/";
+	return NULL;
+}
+
 const char *
 sbi_bundle_check_name(const char *name)
 {
@@ -148,8 +163,84 @@ sbi_bundle_check_name(const char *name)
 		return is_hex(two, 2) ? NULL : "cache path not of the form xx/<62 hex digits>";
 	}
 	if (strncmp(name, "recipe/", 7) == 0 || strncmp(name, "data/", 5) == 0)
-		return NULL;
+		return reserved_name(name + (name[0] == 'r' ? 7 : 5));
 	return "not under recipe/, data/ or cache/";
+}
+
+/* ---- text from a bundle ---- */
+
+/* Length of the valid UTF-8 sequence at p that is safe to print, else 0
+ * (C1 controls U+0080-9F and the bidirectional overrides U+202A-202E,
+ * U+2066-2069 are not: they reorder or recolour what follows). */
+static size_t
+utf8_printable(const unsigned char *p)
+{
+	size_t len = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3 :
+	    p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	for (size_t i = 1; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
+	    (p[0] == 0xf4 && p[1] >= 0x90) || (p[0] == 0xc2 && p[1] < 0xa0))
+		return 0;
+	if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) || (p[1] == 0x81 && p[2] >= 0xa6 &&
+	    p[2] <= 0xa9)))
+		return 0;
+	return len;
+}
+
+char *
+sbi_bundle_escape(const char *s, char *out, size_t n)
+{
+	SBI_ASSERT(n >= 8);
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t o = 0;
+	while (*p) {
+		char piece[8];
+		size_t adv = *p >= 0x20 && *p < 0x7f ? 1 : *p >= 0x80 ? utf8_printable(p) : 0, len;
+		if (adv)
+			memcpy(piece, p, len = adv);
+		else
+			len = (size_t)snprintf(piece, sizeof piece, "\\x%02x", *p), adv = 1;
+		if (o + len + 4 > n) { /* room for "..." and the NUL */
+			memcpy(out + o, "...", 4);
+			return out;
+		}
+		memcpy(out + o, piece, len);
+		o += len;
+		p += adv;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+char *
+sbi_bundle_shell_quote(const char *s)
+{
+	size_t n = strlen(s), extra = 0;
+	int plain = n > 0;
+	for (const char *c = s; *c; c++) {
+		plain = plain && (strchr("_./=:,+@%-", *c) != NULL || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'));
+		extra += *c == '\'' ? 3 : 0;
+	}
+	char *q = sbi_malloc(n + extra + 3), *o = q;
+	if (q == NULL)
+		return NULL;
+	if (plain) {
+		memcpy(q, s, n + 1);
+		return q;
+	}
+	*o++ = '\'';
+	for (const char *c = s; *c; c++)
+		if (*c == '\'') {
+			memcpy(o, "'\\''", 4);
+			o += 4;
+		} else
+			*o++ = *c;
+	*o++ = '\'';
+	*o = '\0';
+	return q;
 }
 
 /* ---- the list of files ---- */
@@ -508,7 +599,7 @@ typedef struct reader {
 	json_t *manifest;
 	decl *d;
 	size_t nd;
-	uint64_t max_entry;
+	sbi_bundle_limits lim; /* every field set */
 	int unpack;          /* stop at the first problem */
 	const char *tmp;     /* unpack: the temporary directory */
 	sbi_bundle_problems *p;
@@ -530,11 +621,12 @@ sbi_bundle_problems_clear(sbi_bundle_problems *p)
 __attribute__((format(printf, 3, 4))) static int
 problem(reader *r, int code, const char *fmt, ...)
 {
-	char msg[SBI_ERR_MSG_MAX];
+	char raw[SBI_ERR_MSG_MAX], msg[SBI_ERR_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	sbi_bundle_escape(raw, msg, sizeof msg); /* it quotes names and text from the bundle */
 	if (r->code == SBI_OK) {
 		r->code = code;
 		sbi_err_set(r->err, code, "bundle %s: %s", r->path, msg);
@@ -582,6 +674,77 @@ type_name(struct archive_entry *e)
 	return "not a regular file";
 }
 
+/* The manifest's recipe.file, which replay runs and unpack names, must be
+ * one of the bundle's entries under recipe/ (so it unpacks inside DIR). */
+static int
+check_recipe_file(reader *r)
+{
+	const char *file = json_string_value(json_object_get(json_object_get(r->manifest, "recipe"), "file"));
+	const char *why = file == NULL ? "missing" : strncmp(file, "recipe/", 7) != 0 ? "not under recipe/" :
+	    sbi_bundle_check_name(file) ? sbi_bundle_check_name(file) :
+	    decl_find(r, file) == NULL ? "not an entry of the bundle" : NULL;
+	if (why)
+		return problem(r, SBI_EINVAL, "manifest.json: recipe.file %s%s%s: refused: %s", file ? "\"" : "",
+		    file ? file : "", file ? "\"" : "", why), -1;
+	return SBI_OK;
+}
+
+/* strcmp with '/' before every other byte, so that "a/b" sorts right
+ * after "a" (and before "a-b"). */
+static int
+path_cmp(const void *pa, const void *pb)
+{
+	const unsigned char *a = *(const unsigned char *const *)pa, *b = *(const unsigned char *const *)pb;
+	for (; *a && *a == *b; a++, b++)
+		;
+	int x = *a == '/' ? 1 : *a, y = *b == '/' ? 1 : *b;
+	return x - y;
+}
+
+/* recipe/P and data/P both unpack to DIR/P: two entries must not land on
+ * the same file, nor one on a folder another needs (P and P/Q), or unpack
+ * would fail where verify passed. */
+static int
+check_destinations(reader *r)
+{
+	const char **v = sbi_calloc(r->nd ? r->nd : 1, sizeof *v);
+	size_t n = 0;
+	if (v == NULL)
+		return problem(r, SBI_ENOMEM, "out of memory"), -1;
+	for (size_t i = 0; i < r->nd; i++)
+		if (strncmp(r->d[i].name, "cache/", 6) != 0)
+			v[n++] = r->d[i].name + (r->d[i].name[0] == 'r' ? 7 : 5);
+	qsort(v, n, sizeof *v, path_cmp);
+	int rc = SBI_OK;
+	for (size_t i = 1; i < n && rc == SBI_OK; i++) {
+		size_t k = strlen(v[i - 1]);
+		if (strcmp(v[i - 1], v[i]) == 0)
+			rc = (problem(r, SBI_EINVAL, "manifest.json: two entries unpack to the same file %s", v[i]), -1);
+		else if (strncmp(v[i - 1], v[i], k) == 0 && v[i][k] == '/')
+			rc = (problem(r, SBI_EINVAL, "manifest.json: %s would be both a file and a folder once unpacked",
+			    v[i - 1]), -1);
+	}
+	sbi_free(v);
+	return rc;
+}
+
+/* The declared sizes against the limits, before any data is read. */
+static int
+check_total(reader *r)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < r->nd; i++) {
+		if (r->d[i].size > r->lim.max_entry)
+			return problem(r, SBI_EINVAL, "entry %s is %llu bytes, over the limit of %llu", r->d[i].name,
+			    (unsigned long long)r->d[i].size, (unsigned long long)r->lim.max_entry), -1;
+		total = total > UINT64_MAX - r->d[i].size ? UINT64_MAX : total + r->d[i].size;
+	}
+	if (total > r->lim.max_unpacked)
+		return problem(r, SBI_EINVAL, "its entries unpack to %llu bytes, over the limit of %llu bytes "
+		    "(--max-unpacked-size)", (unsigned long long)total, (unsigned long long)r->lim.max_unpacked), -1;
+	return SBI_OK;
+}
+
 /* Parses the manifest text into r; SBI_OK or a problem (fatal). */
 static int
 parse_manifest(reader *r, const char *text, size_t n)
@@ -620,7 +783,8 @@ parse_manifest(reader *r, const char *text, size_t n)
 	for (size_t i = 1; i < r->nd; i++)
 		if (strcmp(r->d[i - 1].name, r->d[i].name) == 0)
 			return problem(r, SBI_ECORRUPT, "manifest.json lists %s twice", r->d[i].name), -1;
-	return SBI_OK;
+	return check_total(r) == SBI_OK && check_recipe_file(r) == SBI_OK && check_destinations(r) == SBI_OK ?
+	    SBI_OK : -1;
 }
 
 /* Reads the current entry's data into memory (at most max bytes). */
@@ -637,12 +801,13 @@ read_small(reader *r, const char *name, uint64_t max, char **out, size_t *n)
 	}
 	const char *got = archive_entry_pathname(e), *t = type_name(e);
 	if (got == NULL || strcmp(got, name) != 0)
-		return problem(r, SBI_ECORRUPT, "entry %s is %s, expected %s", name[8] == 'j' ? "1" : "2",
+		return problem(r, SBI_ECORRUPT, "entry %s is %s, expected %s", strcmp(name, MANIFEST) == 0 ? "1" : "2",
 		    got ? got : "unnamed", name), -1;
 	if (t)
 		return problem(r, SBI_EINVAL, "%s is %s", name, t), -1;
 	if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) > max)
-		return problem(r, SBI_EINVAL, "%s is larger than %llu bytes", name, (unsigned long long)max), -1;
+		return problem(r, SBI_EINVAL, "%s is larger than %llu bytes%s", name, (unsigned long long)max,
+		    strcmp(name, MANIFEST) == 0 ? " (--max-manifest-size)" : ""), -1;
 	size_t sz = (size_t)archive_entry_size(e);
 	char *b = sbi_malloc(sz + 1);
 	if (b == NULL)
@@ -686,7 +851,7 @@ open_reader(reader *r, int want_hash)
 	}
 	char *text = NULL, *hex = NULL;
 	size_t n, hn;
-	if (read_small(r, MANIFEST, SBI_BUNDLE_MAX_MANIFEST, &text, &n) != SBI_OK)
+	if (read_small(r, MANIFEST, r->lim.max_manifest, &text, &n) != SBI_OK)
 		return -1;
 	int rc = parse_manifest(r, text, n);
 	if (rc == SBI_OK && want_hash) {
@@ -735,19 +900,40 @@ create_out(reader *r, const char *name, int *fd)
 	snprintf(full, sizeof full, "%s/%s", r->tmp, rel);
 	for (char *s = full + strlen(r->tmp) + 1; (s = strchr(s, '/')) != NULL; s++) {
 		*s = '\0';
-		int bad = mkdir(full, 0755) != 0 && errno != EEXIST;
+		int bad = mkdir(full, 0755) != 0 && errno != EEXIST, why = errno;
 		struct stat st;
 		if (!bad && (lstat(full, &st) != 0 || !S_ISDIR(st.st_mode)))
-			bad = 1;
+			bad = 1, why = ENOTDIR;
 		*s = '/';
 		if (bad)
-			return problem(r, SBI_EINVAL, "%s: cannot create its folder in %s", name, r->tmp);
+			return problem(r, why == ENOTDIR ? SBI_EINVAL : SBI_EIO, "%s: cannot create its folder in %s: %s",
+			    name, r->tmp, strerror(why));
 	}
 	*fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (*fd < 0)
 		return problem(r, errno == EEXIST ? SBI_EINVAL : SBI_EIO, "%s: cannot create %s: %s", name, rel,
 		    errno == EEXIST ? "two entries unpack to the same file" : strerror(errno));
 	return SBI_OK;
+}
+
+/* Writes all n bytes; on failure errno says why (a short write, as on a
+ * full disk, is retried so that the error is the real one). */
+static int
+write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (k == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
 }
 
 /* Reads the data of entry d, hashing it (and writing it in unpack mode). */
@@ -777,7 +963,7 @@ read_entry_data(reader *r, decl *d)
 			break;
 		}
 		th_update(&t, r->buf, (size_t)k);
-		if (fd >= 0 && write(fd, r->buf, (size_t)k) != k) {
+		if (fd >= 0 && write_all(fd, r->buf, (size_t)k) != 0) {
 			problem(r, SBI_EIO, "%s: cannot write: %s", d->name, strerror(errno));
 			rc = -1;
 			break;
@@ -847,9 +1033,6 @@ read_entries(reader *r)
 			refused = problem(r, SBI_EINVAL, "entry %s is not in the manifest", name);
 		else if (d->seen)
 			refused = problem(r, SBI_EINVAL, "duplicate entry %s", name);
-		else if (d->size > r->max_entry)
-			refused = problem(r, SBI_EINVAL, "entry %s is %llu bytes, over the limit of %llu", name,
-			    (unsigned long long)d->size, (unsigned long long)r->max_entry);
 		else if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) != d->size)
 			refused = problem(r, SBI_EINVAL, "entry %s is %lld bytes, the manifest says %llu", name,
 			    (long long)archive_entry_size(e), (unsigned long long)d->size);
@@ -874,13 +1057,26 @@ read_entries(reader *r)
 	return SBI_OK;
 }
 
+/* lim with its defaults filled in. */
+static sbi_bundle_limits
+limits_of(const sbi_bundle_limits *lim)
+{
+	sbi_bundle_limits l = lim ? *lim : (sbi_bundle_limits){ 0 };
+	l.max_entry = l.max_entry ? l.max_entry : SBI_BUNDLE_MAX_ENTRY;
+	l.max_manifest = l.max_manifest ? l.max_manifest : SBI_BUNDLE_MAX_MANIFEST;
+	l.max_unpacked = l.max_unpacked ? l.max_unpacked : SBI_BUNDLE_MAX_UNPACKED;
+	return l;
+}
+
 int
-sbi_bundle_read_manifest(const char *path, json_t **out, sbi_err *err)
+sbi_bundle_read_manifest(const char *path, const sbi_bundle_limits *lim, json_t **out, sbi_err *err)
 {
 	reader r = { 0 };
 	r.path = path;
 	r.err = err;
 	r.unpack = 1;
+	r.lim = limits_of(lim);
+	r.lim.max_entry = r.lim.max_unpacked = UINT64_MAX; /* nothing is unpacked: show says how much */
 	if (open_reader(&r, 0) == SBI_OK) {
 		*out = json_incref(r.manifest);
 	}
@@ -889,19 +1085,33 @@ sbi_bundle_read_manifest(const char *path, json_t **out, sbi_err *err)
 }
 
 int
-sbi_bundle_verify(const char *path, uint64_t max_entry, sbi_bundle_problems *p, sbi_err *err)
+sbi_bundle_verify(const char *path, const sbi_bundle_limits *lim, sbi_bundle_problems *p, sbi_err *err)
 {
 	reader r = { 0 };
 	r.path = path;
 	r.err = err;
 	r.p = p;
-	r.max_entry = max_entry ? max_entry : SBI_BUNDLE_MAX_ENTRY;
+	r.lim = limits_of(lim);
 	if (open_reader(&r, 1) == SBI_OK)
 		read_entries(&r);
 	close_reader(&r);
 	if (r.code != SBI_OK && r.code != SBI_ENOMEM && r.code != SBI_EIO && r.code != SBI_ENOTFOUND)
 		return SBI_ECORRUPT;
 	return r.code;
+}
+
+/* Writes text to fd (from open; -1 is an error) and closes it; -1 with
+ * errno on failure. */
+static int
+write_small(int fd, const char *text, size_t n)
+{
+	if (fd < 0)
+		return -1;
+	int bad = write_all(fd, (const unsigned char *)text, n) != 0, why = errno;
+	if (close(fd) != 0 && !bad)
+		bad = 1, why = errno;
+	errno = why;
+	return bad ? -1 : 0;
 }
 
 static int
@@ -930,7 +1140,8 @@ dir_is_empty(const char *dir)
 }
 
 int
-sbi_bundle_unpack(const char *path, const char *dir, uint64_t max_entry, json_t **manifest, sbi_err *err)
+sbi_bundle_unpack(const char *path, const char *dir, const sbi_bundle_limits *lim, json_t **manifest,
+    sbi_err *err)
 {
 	struct stat st;
 	if (lstat(dir, &st) == 0 && !(S_ISDIR(st.st_mode) && dir_is_empty(dir)))
@@ -970,13 +1181,12 @@ sbi_bundle_unpack(const char *path, const char *dir, uint64_t max_entry, json_t 
 	int mfd = marker ? open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
 	static const char mtext[] = "This folder was unpacked from an sbirun bundle: its recipe runs restricted "
 	    "unless --trust is given.\n";
-	if (mfd < 0 || write(mfd, mtext, sizeof mtext - 1) != (ssize_t)(sizeof mtext - 1))
-		r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: cannot write %s", dir, SBI_BUNDLE_MARKER);
-	if (mfd >= 0)
-		close(mfd);
+	if (write_small(mfd, mtext, sizeof mtext - 1) != 0)
+		r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: cannot write %s: %s", dir, SBI_BUNDLE_MARKER,
+		    strerror(errno));
 	sbi_free(marker);
 	r.tmp = tmp;
-	r.max_entry = max_entry ? max_entry : SBI_BUNDLE_MAX_ENTRY;
+	r.lim = limits_of(lim);
 	if (r.code == SBI_OK && open_reader(&r, 1) == SBI_OK)
 		read_entries(&r);
 	if (r.code == SBI_OK) {
@@ -988,11 +1198,11 @@ sbi_bundle_unpack(const char *path, const char *dir, uint64_t max_entry, json_t 
 		char *pfile = sbi_path_join(tmp, SBI_BUNDLE_PATHS);
 		int pfd = pfile ? open(pfile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
 		size_t tn = text ? strlen(text) : 0;
-		if (text == NULL || pfd < 0 || write(pfd, text, tn) != (ssize_t)tn)
-			r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: cannot write %s", dir,
-			    SBI_BUNDLE_PATHS);
-		if (pfd >= 0)
-			close(pfd);
+		if (text == NULL)
+			r.code = sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		else if (write_small(pfd, text, tn) != 0)
+			r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: cannot write %s: %s", dir,
+			    SBI_BUNDLE_PATHS, strerror(errno));
 		sbi_free(pfile);
 		free(dumped);
 	}

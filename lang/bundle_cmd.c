@@ -3,13 +3,20 @@
  * in: it reads the recipe's modules, observation files, parameters and
  * graph from the loaded session. replay unpacks into a temporary folder and
  * runs the recipe there as a session with an empty cache. */
+#include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bundle_cmd.h"
 #include "lstate.h"
@@ -25,6 +32,36 @@ errorf(const char *fmt, const char *a, const char *b)
 	fprintf(stderr, fmt, a, b);
 	fprintf(stderr, "\n");
 	return 1;
+}
+
+/* s escaped for the terminal (sbi_bundle_escape): every string from a
+ * bundle goes through it before it is printed. The result lives until
+ * eight more calls. */
+static const char *
+E(const char *s)
+{
+	static char ring[8][2048];
+	static unsigned next;
+	return sbi_bundle_escape(s, ring[next++ % 8], sizeof ring[0]);
+}
+
+/* Appends " " and word, shell-quoted (sbi_bundle_shell_quote), to the
+ * command *cmd (owned, grown); 1 when out of memory. */
+static int
+cmd_append(char **cmd, const char *word)
+{
+	char *q = sbi_bundle_shell_quote(word);
+	size_t n = *cmd ? strlen(*cmd) : 0, m = q ? strlen(q) : 0;
+	char *c = q ? sbi_realloc(*cmd, n + m + 2) : NULL;
+	if (c == NULL) {
+		sbi_free(q);
+		return 1;
+	}
+	c[n] = n ? ' ' : '\0';
+	memcpy(c + n + (n > 0), q, m + 1);
+	sbi_free(q);
+	*cmd = c;
+	return 0;
 }
 
 /* "dir/x/y.lua" -> "x/y.lua" when path is inside dir, else NULL. */
@@ -67,7 +104,7 @@ add_modules(sbi_session *s, sbi_bundle_files *f, json_t *list)
 			snprintf(name, sizeof name, "recipe/%s", rel ? rel : "");
 			if (rel == NULL || sbi_bundle_check_name(name) != NULL)
 				fprintf(stderr, "sbirun: warning: module %s is not inside the recipe's folder; "
-				    "it is not bundled\n", path ? path : "?");
+				    "it is not bundled\n", E(path ? path : "?"));
 			else if (!sbi_bundle_files_has(f, name)) {
 				bad = add_file(f, name, path);
 				json_array_append_new(list, json_pack("{s:s, s:s}", "path", path, "file", name));
@@ -134,7 +171,7 @@ add_read(sbi_bundle_files *f, json_t *list, json_t *seen, json_t *byfound, const
 		return 0;
 	if (!sbi_fs_exists(found)) {
 		fprintf(stderr, "sbirun: warning: %s (read by the recipe as %s) no longer exists; not bundled\n",
-		    found, path);
+		    E(found), E(path));
 		return 0;
 	}
 	char name[1100], unpack[1100];
@@ -162,12 +199,43 @@ add_read(sbi_bundle_files *f, json_t *list, json_t *seen, json_t *byfound, const
 	return 0;
 }
 
+/* 1 when the real path p is dir or below it. */
+static int
+is_under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+/* A file the cache's record says a step read may be bundled only when its
+ * real path is inside tree (the recipe's folder, or the unpacked bundle
+ * it is in) or inside an --include: the record is a file anyone who
+ * wrote to the cache could have forged. Prints why not and returns 1. */
+static int
+check_recorded(const char *found, const char *label, const char *tree, const sbi_bundle_cmd_opts *o,
+    const char *record)
+{
+	char *real = realpath(found, NULL);
+	int ok = real && tree && is_under(real, tree);
+	for (size_t i = 0; real && !ok && i < o->nincludes; i++) {
+		char *inc = realpath(o->includes[i], NULL);
+		ok = inc && is_under(real, inc);
+		free(inc);
+	}
+	if (!ok)
+		fprintf(stderr, "sbirun: error: %s records that the step %s read %s, which is outside the recipe's "
+		    "folder %s: not bundled; if it is meant to be shared, give it with --include PATH\n", E(record),
+		    E(label), E(real ? real : found), E(tree ? tree : "?"));
+	free(real);
+	return !ok;
+}
+
 /* The data files the recipe read through core.read_matrix / core.file_hash:
  * while loading (this session's record) and while its steps ran (the
- * cache's record, SBI_READS_RECORD). Steps the record does not cover are
- * named: what they read could not be known. */
+ * cache's record, SBI_READS_RECORD, checked by check_recorded). Steps the
+ * record does not cover are named: what they read could not be known. */
 static int
-add_reads(sbi_session *s, sbi_bundle_files *f, json_t *byfound, json_t *list)
+add_reads(sbi_session *s, const sbi_bundle_cmd_opts *o, sbi_bundle_files *f, json_t *byfound, json_t *list)
 {
 	lua_State *L = sbi_session_lua(s);
 	json_t *seen = json_object();
@@ -188,7 +256,14 @@ add_reads(sbi_session *s, sbi_bundle_files *f, json_t *byfound, json_t *list)
 	lua_settop(L, 0);
 	sbi_graph *g = sbi_session_get_graph(s);
 	char *rpath = sbi_path_join(sbi_session_cache_dir(s), SBI_READS_RECORD);
-	json_t *rec = rpath ? json_load_file(rpath, 0, NULL) : NULL, *nodes = json_object_get(rec, "nodes");
+	/* Read as a regular file only: a FIFO planted there would block json_load_file. */
+	char *text = NULL;
+	size_t ntext = 0;
+	json_t *rec = rpath && sbi_fs_read_all(rpath, &text, &ntext, NULL) == SBI_OK ? json_loadb(text, ntext, 0, NULL) : NULL;
+	sbi_free(text);
+	json_t *nodes = json_object_get(rec, "nodes");
+	const char *root = sbi_session_restricted_root(s);
+	char *tree = root ? sbi_strdup(root) : realpath(sbi_session_recipe_dir(s), NULL); /* owned */
 	size_t nunknown = 0;
 	for (size_t i = 0; i < g->nnodes && !bad; i++) {
 		char key[SBI_KEY_HEX];
@@ -201,17 +276,26 @@ add_reads(sbi_session *s, sbi_bundle_files *f, json_t *byfound, json_t *list)
 				    "read while running (through sbi.core.read_matrix or sbi.core.file_hash) could not be "
 				    "known and are not bundled; run the recipe with this cache (or clean it and run) to "
 				    "record them:\n", sbi_session_cache_dir(s));
-			fprintf(stderr, "  %s\n", g->nodes[i].label);
+			fprintf(stderr, "  %s\n", E(g->nodes[i].label));
 			continue;
 		}
 		json_array_foreach(reads, k, e) {
 			const char *path = json_string_value(json_object_get(e, "path"));
 			const char *rel = json_string_value(json_object_get(e, "rel"));
 			const char *found = json_string_value(json_object_get(e, "found"));
+			/* A file this session saw (an observation file, a read while
+			 * loading) is known; one only the record names is checked. */
+			if (path && found && sbi_fs_exists(found) && json_object_get(byfound, found) == NULL &&
+			    (bad = check_recorded(found, g->nodes[i].label, tree, o, rpath)))
+				break;
 			if (path && found && (bad = add_read(f, list, seen, byfound, path, rel, found)))
 				break;
 		}
 	}
+	if (root)
+		sbi_free(tree);
+	else
+		free(tree);
 	json_decref(rec);
 	sbi_free(rpath);
 	json_decref(seen);
@@ -264,7 +348,7 @@ add_cache(sbi_session *s, sbi_bundle_files *f, json_t *nodes, int without_sims, 
 				(*ncached)++;
 			} else if (rc == SBI_ECORRUPT)
 				fprintf(stderr, "sbirun: warning: %s: %s; not bundled (run the recipe to repair it)\n",
-				    n->label, err.msg);
+				    E(n->label), E(err.msg));
 			else if (rc != SBI_ENOTFOUND) {
 				json_decref(o);
 				sbi_cache_close(lock);
@@ -282,6 +366,16 @@ add_cache(sbi_session *s, sbi_bundle_files *f, json_t *nodes, int without_sims, 
 		json_array_append_new(nodes, o);
 	}
 	sbi_cache_close(lock);
+	return 0;
+}
+
+/* Every --include must exist. */
+static int
+check_includes(const sbi_bundle_cmd_opts *o)
+{
+	for (size_t i = 0; i < o->nincludes; i++)
+		if (!sbi_fs_exists(o->includes[i]))
+			return errorf("--include %s: %s", o->includes[i], "no such file or folder");
 	return 0;
 }
 
@@ -316,7 +410,8 @@ sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
 		json_array_append_new(without, json_string("simulations"));
 	size_t ncached = 0;
 	int bad = add_file(&f, rname, so->recipe) || add_modules(s, &f, modules) || add_data(s, &f, byfound, data) ||
-	    add_reads(s, &f, byfound, reads) || add_cache(s, &f, nodes, o->without_simulations, &ncached);
+	    check_includes(o) || add_reads(s, o, &f, byfound, reads) ||
+	    add_cache(s, &f, nodes, o->without_simulations, &ncached);
 	json_t *m = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o, s:o, "
 	    "s:o, s:o, s:o, s:s}",
 	    "format", SBI_BUNDLE_FORMAT, "sbirun", SBI_VERSION, "created", created,
@@ -351,24 +446,24 @@ str_of(json_t *o, const char *k)
 }
 
 int
-sbi_bundle_cmd_show(const char *path)
+sbi_bundle_cmd_show(const char *path, const sbi_bundle_limits *lim)
 {
 	json_t *m = NULL;
 	sbi_err err = { 0 };
-	if (sbi_bundle_read_manifest(path, &m, &err) != SBI_OK)
+	if (sbi_bundle_read_manifest(path, lim, &m, &err) != SBI_OK)
 		return errorf("%s%s", err.msg, "");
 	json_t *plat = json_object_get(m, "platform"), *recipe = json_object_get(m, "recipe"), *v;
 	size_t i;
-	printf("bundle    %s (%s)\n", path, str_of(m, "format"));
-	printf("created   %s with sbirun %s on %s %s %s\n", str_of(m, "created"), str_of(m, "sbirun"),
-	    str_of(plat, "sysname"), str_of(plat, "release"), str_of(plat, "machine"));
-	printf("recipe    %s (from %s)\n", str_of(recipe, "file"), str_of(recipe, "path"));
+	printf("bundle    %s (%s)\n", E(path), E(str_of(m, "format")));
+	printf("created   %s with sbirun %s on %s %s %s\n", E(str_of(m, "created")), E(str_of(m, "sbirun")),
+	    E(str_of(plat, "sysname")), E(str_of(plat, "release")), E(str_of(plat, "machine")));
+	printf("recipe    %s (from %s)\n", E(str_of(recipe, "file")), E(str_of(recipe, "path")));
 	printf("--set    ");
 	json_array_foreach(json_object_get(m, "sets"), i, v)
-		printf(" %s", json_string_value(v) ? json_string_value(v) : "?");
+		printf(" %s", E(json_string_value(v) ? json_string_value(v) : "?"));
 	printf("%s\n", json_array_size(json_object_get(m, "sets")) ? "" : " (none)");
 	json_array_foreach(json_object_get(m, "without"), i, v)
-		printf("without   %s\n", json_string_value(v) ? json_string_value(v) : "?");
+		printf("without   %s\n", E(json_string_value(v) ? json_string_value(v) : "?"));
 	size_t counts[4] = { 0 };
 	json_int_t bytes = 0;
 	json_array_foreach(json_object_get(m, "files"), i, v) {
@@ -386,58 +481,82 @@ sbi_bundle_cmd_show(const char *path)
 	json_array_foreach(json_object_get(m, "nodes"), i, v) {
 		const char *art = json_string_value(json_object_get(v, "artifact"));
 		printf("%-4lld %-18s %-12.12s %-12.12s %s\n", (long long)json_integer_value(json_object_get(v, "id")),
-		    str_of(v, "kind"), str_of(v, "key"), art ? art : "-", str_of(v, "label"));
+		    E(str_of(v, "kind")), E(str_of(v, "key")), E(art ? art : "-"), E(str_of(v, "label")));
 	}
 	json_decref(m);
 	return 0;
 }
 
 int
-sbi_bundle_cmd_verify(const char *path)
+sbi_bundle_cmd_verify(const char *path, const sbi_bundle_limits *lim)
 {
 	sbi_bundle_problems p = { 0 };
 	sbi_err err = { 0 };
-	int rc = sbi_bundle_verify(path, 0, &p, &err);
+	int rc = sbi_bundle_verify(path, lim, &p, &err);
 	if (rc == SBI_OK)
-		printf("%s: ok\n", path);
+		printf("%s: ok\n", E(path));
 	else if (p.n == 0)
 		errorf("%s%s", err.msg, "");
 	else {
 		for (size_t i = 0; i < p.n; i++)
-			printf("%s: %s\n", path, p.msg[i]);
-		fprintf(stderr, "sbirun: error: %s failed verification: %zu problem%s\n", path, p.n,
+			printf("%s: %s\n", E(path), p.msg[i]); /* already escaped by the engine */
+		fprintf(stderr, "sbirun: error: %s failed verification: %zu problem%s\n", E(path), p.n,
 		    p.n == 1 ? "" : "s");
 	}
 	sbi_bundle_problems_clear(&p);
 	return rc == SBI_OK ? 0 : 1;
 }
 
-int
-sbi_bundle_cmd_unpack(const char *path, const char *dir)
+/* The command that re-runs an unpacked bundle from its cache, as one
+ * string to print: the recipe with the bundle's --set values, an
+ * observation file given with --set re-pointed at dir/<its unpack>; every
+ * word shell-quoted. Owned; NULL when out of memory. */
+static char *
+rerun_command(json_t *m, const char *dir)
 {
-	json_t *m = NULL;
-	sbi_err err = { 0 };
-	if (sbi_bundle_unpack(path, dir, 0, &m, &err) != SBI_OK)
-		return errorf("%s%s", err.msg, "");
-	/* The command that re-runs it: the recipe with the same --set values,
-	 * an observation file given with --set pointing at its new place. */
 	const char *file = str_of(json_object_get(m, "recipe"), "file");
-	fprintf(stderr, "unpacked %s into %s; to re-run it from the cache:\n  sbirun %s/%s", path, dir, dir,
-	    strncmp(file, "recipe/", 7) == 0 ? file + 7 : file);
-	size_t i, j;
+	char *cmd = NULL, *word = NULL;
+	size_t i, j, n = strlen(dir) + strlen(file) + 2;
+	int bad = cmd_append(&cmd, "sbirun") || (word = sbi_malloc(n)) == NULL;
+	if (!bad) {
+		snprintf(word, n, "%s/%s", dir, file + 7); /* recipe.file is recipe/... (engine checks) */
+		bad = cmd_append(&cmd, word);
+		sbi_free(word);
+	}
 	json_t *v, *d;
 	json_array_foreach(json_object_get(m, "sets"), i, v) {
 		const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;
-		const char *val = eq ? eq + 1 : NULL;
+		if (kv == NULL || bad)
+			continue;
+		word = NULL;
 		json_array_foreach(json_object_get(m, "data"), j, d)
-			if (val && strcmp(val, str_of(d, "path")) == 0) {
-				fprintf(stderr, " --set %.*s=%s", (int)(eq - kv), kv, str_of(d, "unpack"));
-				val = NULL;
+			if (eq && word == NULL && strcmp(eq + 1, str_of(d, "path")) == 0) {
+				n = strlen(kv) + strlen(str_of(d, "unpack")) + 2;
+				if ((word = sbi_malloc(n)) != NULL)
+					snprintf(word, n, "%.*s=%s", (int)(eq - kv), kv, str_of(d, "unpack"));
 			}
-		if (val)
-			fprintf(stderr, " --set %s", kv);
+		bad = cmd_append(&cmd, "--set") || cmd_append(&cmd, word ? word : kv);
+		sbi_free(word);
 	}
-	fprintf(stderr, "\n");
+	if (bad) {
+		sbi_free(cmd);
+		return NULL;
+	}
+	return cmd;
+}
+
+int
+sbi_bundle_cmd_unpack(const char *path, const char *dir, const sbi_bundle_limits *lim)
+{
+	json_t *m = NULL;
+	sbi_err err = { 0 };
+	if (sbi_bundle_unpack(path, dir, lim, &m, &err) != SBI_OK)
+		return errorf("%s%s", err.msg, "");
+	char *cmd = rerun_command(m, dir), *shown = cmd ? sbi_malloc(4 * strlen(cmd) + 8) : NULL;
+	fprintf(stderr, "unpacked %s into %s; to re-run it from the cache:\n  %s\n", E(path), E(dir),
+	    shown ? sbi_bundle_escape(cmd, shown, 4 * strlen(cmd) + 8) : "(out of memory)");
+	sbi_free(shown);
+	sbi_free(cmd);
 	json_decref(m);
 	return 0;
 }
@@ -513,8 +632,8 @@ replay_table(sbi_graph *g, json_t *m, size_t *nbundled)
 			(*nbundled)++;
 			bad += !made || strcmp(want, got) != 0;
 		}
-		printf("%-4zu %-18s %-14s %-12.12s %-12.12s %s%s\n", i + 1, str_of(mn, "kind"), result,
-		    want ? want : "-", got, str_of(mn, "label"),
+		printf("%-4zu %-18s %-14s %-12.12s %-12.12s %s%s\n", i + 1, E(str_of(mn, "kind")), result,
+		    E(want ? want : "-"), got, E(str_of(mn, "label")),
 		    n && strcmp(key, str_of(mn, "key")) != 0 ? " (its key differs from the bundle's)" : "");
 	}
 	if (g && g->nnodes != json_array_size(nodes)) {
@@ -524,27 +643,31 @@ replay_table(sbi_graph *g, json_t *m, size_t *nbundled)
 	return bad;
 }
 
-int
-sbi_bundle_cmd_replay(const char *path, const sbi_session_opts *uo)
+/* Runs the replay in root (the child process of sbi_bundle_cmd_replay);
+ * returns the exit code. */
+static int
+replay_in(const char *root, const char *path, const sbi_session_opts *uo, const sbi_bundle_limits *lim)
 {
-	const char *tmpdir = getenv("TMPDIR");
-	char root[4096], dir[4200], cache[4200], out[4200], recipe[8400];
-	snprintf(root, sizeof root, "%s/sbirun-replay-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-	if (mkdtemp(root) == NULL)
-		return errorf("replay: cannot create a temporary folder %s: %s", root, strerror(errno));
+	char dir[4200], cache[4200], out[4200], recipe[8400];
 	snprintf(dir, sizeof dir, "%s/bundle", root);
 	snprintf(cache, sizeof cache, "%s/cache", root);
 	snprintf(out, sizeof out, "%s/out", root);
-	json_t *m = NULL;
+	json_t *m = NULL, *v;
 	sbi_err err = { 0 };
 	int code = 1;
-	if (sbi_bundle_unpack(path, dir, 0, &m, &err) != SBI_OK) {
-		errorf("%s%s", err.msg, "");
-		nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (sbi_bundle_unpack(path, dir, lim, &m, &err) != SBI_OK)
+		return errorf("%s%s", err.msg, "");
+	size_t i, nart = 0;
+	json_array_foreach(json_object_get(m, "nodes"), i, v)
+		nart += json_string_value(json_object_get(v, "artifact")) != NULL;
+	if (nart == 0) {
+		fprintf(stderr, "sbirun: error: replay of %s: the bundle holds no artifacts, so there is nothing to "
+		    "compare (bundle the recipe after running it)\n", E(path));
+		json_decref(m);
 		return 1;
 	}
 	const char *file = str_of(json_object_get(m, "recipe"), "file");
-	snprintf(recipe, sizeof recipe, "%s/%s", dir, strncmp(file, "recipe/", 7) == 0 ? file + 7 : file);
+	snprintf(recipe, sizeof recipe, "%s/%s", dir, file + 7); /* recipe/... (the engine checked) */
 	size_t nsets = 0;
 	char **sets = replay_sets(m, dir, &nsets);
 	sbi_session_opts o = *uo;
@@ -555,23 +678,125 @@ sbi_bundle_cmd_replay(const char *path, const sbi_session_opts *uo)
 	o.out_dir = uo->out_dir ? uo->out_dir : out;
 	o.run_all = 1;
 	if (!o.quiet)
-		fprintf(stderr, "replaying %s in %s with an empty cache\n", path, root);
+		fprintf(stderr, "replaying %s in %s with an empty cache\n", E(path), root);
 	sbi_session *s = sets ? sbi_session_load(&o, &code) : NULL;
 	int ran = s ? sbi_session_run(s) : 1;
 	size_t nbundled = 0, bad = replay_table(s ? sbi_session_get_graph(s) : NULL, m, &nbundled);
 	if (ran != 0)
-		fprintf(stderr, "sbirun: error: replay of %s failed: the recipe did not run to the end\n", path);
+		fprintf(stderr, "sbirun: error: replay of %s failed: the recipe did not run to the end\n", E(path));
 	else if (bad)
-		fprintf(stderr, "sbirun: error: replay of %s: %zu of %zu bundled artifacts were not reproduced\n", path,
-		    bad, nbundled);
+		fprintf(stderr, "sbirun: error: replay of %s: %zu of %zu bundled artifacts were not reproduced\n",
+		    E(path), bad, nbundled);
 	else
-		fprintf(stderr, "replay of %s: all %zu bundled artifacts reproduced bit for bit\n", path, nbundled);
+		fprintf(stderr, "replay of %s: all %zu bundled artifacts reproduced bit for bit\n", E(path), nbundled);
 	code = ran != 0 || bad ? 1 : 0;
 	sbi_session_close(s);
-	for (size_t i = 0; sets && i < nsets; i++)
-		sbi_free(sets[i]);
+	for (size_t k = 0; sets && k < nsets; k++)
+		sbi_free(sets[k]);
 	sbi_free(sets);
 	json_decref(m);
+	return code;
+}
+
+#define REPLAY_PREFIX "sbirun-replay-"
+
+/* Removes the replay folders in tmp (REPLAY_PREFIX<pid>-XXXXXX) of this
+ * user whose process is gone (killed with SIGKILL, or the machine
+ * stopped). */
+static void
+remove_stale(const char *tmp, int quiet)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL) {
+		char *end;
+		if (strncmp(e->d_name, REPLAY_PREFIX, strlen(REPLAY_PREFIX)) != 0)
+			continue;
+		long pid = strtol(e->d_name + strlen(REPLAY_PREFIX), &end, 10);
+		if (pid <= 0 || *end != '-' || strlen(end) != 7 || pid == (long)getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char *p = sbi_path_join(tmp, e->d_name);
+		struct stat st;
+		if (p && lstat(p, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == getuid()) {
+			nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+			if (!quiet)
+				fprintf(stderr, "removed %s, left by an interrupted replay (process %ld)\n", p, pid);
+		}
+		sbi_free(p);
+	}
+	if (d)
+		closedir(d);
+}
+
+static volatile sig_atomic_t replay_signal;
+static volatile pid_t replay_child;
+
+static void
+forward_signal(int sig)
+{
+	replay_signal = sig;
+	if (replay_child > 0)
+		kill(replay_child, sig);
+}
+
+int
+sbi_bundle_cmd_replay(const char *path, const sbi_session_opts *uo, const sbi_bundle_limits *lim)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	char root[4096];
+	tmpdir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+	remove_stale(tmpdir, uo->quiet);
+	snprintf(root, sizeof root, "%s/" REPLAY_PREFIX "%ld-XXXXXX", tmpdir, (long)getpid());
+	if (mkdtemp(root) == NULL)
+		return errorf("replay: cannot create a temporary folder %s: %s", root, strerror(errno));
+	/* The work runs in a child, so that the folder is removed however it
+	 * ends: a signal to this process is passed on, and it cleans up. */
+	struct sigaction sa = { 0 }, old[3];
+	const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
+	sa.sa_handler = forward_signal;
+	sigemptyset(&sa.sa_mask);
+	replay_signal = 0;
+	replay_child = 0;
+	for (int k = 0; k < 3; k++) { /* a signal ignored (as SIGINT in a background job) stays ignored */
+		sigaction(sigs[k], NULL, &old[k]);
+		if (old[k].sa_handler != SIG_IGN)
+			sigaction(sigs[k], &sa, NULL);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid_t parent = getpid(), pid = fork();
+	if (pid == 0) {
+		for (int k = 0; k < 3; k++)
+			sigaction(sigs[k], &old[k], NULL);
+		/* Killed with SIGKILL, the parent cannot pass it on: die with it
+		 * (the next replay removes the folder). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		int code = replay_signal ? 1 : replay_in(root, path, uo, lim);
+		fflush(stdout);
+		exit(code);
+	}
+	replay_child = pid;
+	if (pid > 0 && replay_signal) /* arrived before replay_child was set */
+		kill(pid, replay_signal);
+	int status = 0, code = 1;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (pid < 0)
+		errorf("replay: cannot start: %s%s", strerror(errno), "");
+	else if (WIFEXITED(status))
+		code = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status) && !replay_signal)
+		fprintf(stderr, "sbirun: error: replay of %s: killed by signal %d (%s)\n", E(path), WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	for (int k = 0; k < 3; k++)
+		sigaction(sigs[k], &old[k], NULL);
+	if (replay_signal) { /* die of it, as without the handler */
+		signal(replay_signal, SIG_DFL);
+		raise(replay_signal);
+	}
 	return code;
 }

@@ -33,10 +33,26 @@ struct sbi_session {
 	int sampling; /* `sbirun sample`: only observations and *.sample steps may run */
 };
 
+/* Messages quote recipes, which may come from a bundle: control
+ * characters other than newline and tab are escaped (sbi_bundle_escape,
+ * on pieces cut between UTF-8 characters). */
 static void
 print_error(const char *msg)
 {
-	fprintf(stderr, "sbirun: error: %s\n", msg);
+	char piece[1024], shown[4 * sizeof piece + 8];
+	fputs("sbirun: error: ", stderr);
+	while (*msg) {
+		size_t n = strcspn(msg, "\n\t"), k = n < sizeof piece - 1 ? n : sizeof piece - 1;
+		while (k < n && k > 0 && ((unsigned char)msg[k] & 0xc0) == 0x80)
+			k--;
+		memcpy(piece, msg, k);
+		piece[k] = '\0';
+		fputs(sbi_bundle_escape(piece, shown, sizeof shown), stderr);
+		if (k == n && msg[n])
+			fputc(msg[k++], stderr);
+		msg += k;
+	}
+	fputc('\n', stderr);
 }
 
 /* Parses the JSON file at path; NULL when it is missing, not a regular
@@ -119,9 +135,9 @@ init_paths(sbi_session *s)
  * SBI_BUNDLE_PATHS (written by unpack). Entries that would leave the folder
  * are ignored. */
 static void
-load_data_map(sbi_session *s)
+load_data_map(sbi_session *s, const char *folder)
 {
-	char *file = sbi_path_join(s->recipe_dir, SBI_BUNDLE_PATHS);
+	char *file = sbi_path_join(folder, SBI_BUNDLE_PATHS);
 	json_t *a = load_json(file);
 	sbi_free(file);
 	if (!json_is_array(a)) {
@@ -144,7 +160,7 @@ load_data_map(sbi_session *s)
 		snprintf(name, sizeof name, "data/%s", unpack);
 		if (sbi_bundle_check_name(name) != NULL)
 			continue;
-		char *where = sbi_path_join(s->recipe_dir, unpack);
+		char *where = sbi_path_join(folder, unpack);
 		if (where == NULL)
 			continue;
 		lua_pushstring(L, where);
@@ -157,32 +173,64 @@ load_data_map(sbi_session *s)
 	lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_MAP); /* [] */
 }
 
+/* The unpacked bundle the folder real is in: the nearest of real and its
+ * parents holding the marker (a recipe in a subfolder of an unpacked
+ * bundle belongs to it too); owned, or NULL. */
+static char *
+bundle_folder(const char *real)
+{
+	char *d = sbi_strdup(real);
+	while (d) {
+		char *marker = sbi_path_join(d, SBI_BUNDLE_MARKER), *slash = strrchr(d, '/');
+		int found = marker && sbi_fs_exists(marker);
+		sbi_free(marker);
+		if (found)
+			return d;
+		if (slash == NULL || (slash == d && d[1] == '\0'))
+			break;
+		slash[slash == d] = '\0'; /* "/a/b" -> "/a", "/a" -> "/" */
+	}
+	sbi_free(d);
+	return NULL;
+}
+
 static int
 init_restriction(sbi_session *s)
 {
-	char *marker = sbi_path_join(s->recipe_dir, SBI_BUNDLE_MARKER);
-	int bundled = marker && sbi_fs_exists(marker);
-	sbi_free(marker);
-	if (bundled)
-		load_data_map(s);
-	if (!bundled || s->o.trust)
+	char *real = realpath(s->recipe_dir, NULL); /* NULL: no such folder, so no recipe to load */
+	if (real == NULL)
 		return 0;
-	char *real = realpath(s->recipe_dir, NULL);
-	if (real == NULL) {
-		fprintf(stderr, "sbirun: error: %s: %s\n", s->recipe_dir, strerror(errno));
-		return 1;
-	}
-	s->root = sbi_strdup(real);
+	char *folder = bundle_folder(real);
+	int nested = folder && strcmp(folder, real) != 0;
 	free(real);
-	if (s->root == NULL)
-		return 1;
+	char *file = folder ? NULL : realpath(s->o.recipe, NULL);
+	if (file) { /* a link to a recipe in an unpacked bundle runs it restricted too */
+		folder = bundle_folder(dirname(file));
+		nested = folder != NULL;
+		free(file);
+	}
+	if (folder == NULL)
+		return 0;
+	load_data_map(s, nested ? folder : s->recipe_dir);
+	if (nested && s->o.cache_dir == NULL) { /* the bundle's cache, not one beside the recipe */
+		sbi_free(s->cache_dir);
+		if ((s->cache_dir = sbi_path_join(folder, ".sbirun")) == NULL) {
+			sbi_free(folder);
+			return 1;
+		}
+	}
+	if (s->o.trust) {
+		sbi_free(folder);
+		return 0;
+	}
+	s->root = folder;
 	lua_pushstring(s->L, s->root);
 	lua_setfield(s->L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_ROOT);
 	lua_pushstring(s->L, s->out_dir);
 	lua_setfield(s->L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_OUT);
 	if (!s->o.quiet)
 		fprintf(stderr, "%s is an unpacked bundle: its recipe runs restricted (it reads only files inside "
-		    "it and writes only to %s; --trust lifts this)\n", s->recipe_dir, s->out_dir);
+		    "it and writes only to %s; --trust lifts this)\n", nested ? s->root : s->recipe_dir, s->out_dir);
 	return 0;
 }
 
@@ -262,10 +310,17 @@ add_node(sbi_session *s, lua_Integer i, sbi_err *err)
 	lua_getfield(L, -3, "opts"); /* [node, kind, label, opts] */
 	sbi_key opts;
 	sbi__hash_value(L, -1, &opts);
-	size_t id;
-	if (sbi_graph_add(s->g, kind, label, &opts, &id) != SBI_OK)
+	size_t id, cap = 4 * strlen(label) + 8;
+	/* Labels are printed everywhere, and a recipe (from a bundle) chooses
+	 * them: control characters are escaped once, here. */
+	char *shown = sbi_malloc(cap);
+	int rc = shown ? sbi_graph_add(s->g, kind, sbi_bundle_escape(label, shown, cap), &opts, &id) : SBI_ENOMEM;
+	sbi_free(shown);
+	if (rc != SBI_OK)
 		luaL_error(L, "out of memory");
 	SBI_ASSERT(id == (size_t)i - 1);
+	lua_pushstring(L, s->g->nodes[id].label); /* [node, kind, label, opts, shown] */
+	lua_setfield(L, -5, "label");             /* the stdlib prints it too */
 	lua_pop(L, 3);
 	lua_getfield(L, -1, "inputs"); /* [node, inputs] */
 	lua_Integer n = luaL_len(L, -1);

@@ -9,6 +9,8 @@
  *   sbirun show|verify FILE, sbirun unpack FILE DIR
  *   sbirun replay FILE                re-run a bundle with an empty cache and compare
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +30,10 @@ usage(FILE *f)
 	    "       sbirun graph RECIPE [--format text|dot] [options]\n"
 	    "       sbirun clean RECIPE [options]\n"
 	    "       sbirun lua SCRIPT [args...]\n"
-	    "       sbirun bundle RECIPE -o FILE [--compression C] [--without simulations] [options]\n"
-	    "       sbirun show FILE | verify FILE | unpack FILE DIR\n"
-	    "       sbirun replay FILE [--trust] [--jobs N] [--out DIR] [--quiet]\n"
+	    "       sbirun bundle RECIPE -o FILE [--compression C] [--without simulations] [--include PATH]\n"
+	    "                     [options]\n"
+	    "       sbirun show FILE | verify FILE | unpack FILE DIR   [limits]\n"
+	    "       sbirun replay FILE [--trust] [--jobs N] [--out DIR] [--quiet] [limits]\n"
 	    "       sbirun --version | --help\n"
 	    "\n"
 	    "options:\n"
@@ -43,7 +46,11 @@ usage(FILE *f)
 	    "  -o, --output FILE bundle: the archive to write\n"
 	    "  --compression C   bundle: zstd (default), gzip, xz or none\n"
 	    "  --without simulations  bundle: leave out simulate steps' artifacts\n"
+	    "  --include PATH    bundle: a file (or folder) outside the recipe's folder that steps read\n"
 	    "  --trust           run a recipe from a bundle unrestricted (see docs/bundles.md)\n"
+	    "limits (show, verify, unpack, replay; SIZE in bytes, or with K, M, G, T):\n"
+	    "  --max-manifest-size SIZE   largest manifest.json read (default 8M)\n"
+	    "  --max-unpacked-size SIZE   largest total of the entries (default 8G)\n"
 	    "\n"
 	    "See docs/cli.md for details.\n");
 }
@@ -74,9 +81,74 @@ parse_jobs(const char *s, int *out)
 	return 0;
 }
 
+/* A size: digits with an optional K, M, G or T (powers of 1024); -1 when
+ * not one or 0. */
+static int
+parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -1;
+	const char *units = "KMGT", *u = *end ? strchr(units, end[0] & ~0x20) : NULL;
+	if (*end && (u == NULL || end[1] != '\0'))
+		return -1;
+	for (int k = u ? (int)(u - units) + 1 : 0; k > 0; k--) {
+		if (v > UINT64_MAX / 1024)
+			return -1;
+		v *= 1024;
+	}
+	if (v == 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* --max-manifest-size / --max-unpacked-size V into lim; 1 when a is not
+ * one of them, -1 when v is not a size. */
+static int
+parse_limit(const char *a, const char *v, sbi_bundle_limits *lim)
+{
+	uint64_t *to = strcmp(a, "--max-manifest-size") == 0 ? &lim->max_manifest :
+	    strcmp(a, "--max-unpacked-size") == 0 ? &lim->max_unpacked : NULL;
+	if (to == NULL)
+		return 1;
+	return v && parse_size(v, to) == 0 ? 0 : -1;
+}
+
+/* sbirun show|verify FILE, sbirun unpack FILE DIR, with the limits. */
+static int
+bundle_reader(int argc, char **argv)
+{
+	sbi_bundle_limits lim = { 0 };
+	const char *pos[2] = { NULL, NULL };
+	int npos = 0, want = strcmp(argv[1], "unpack") == 0 ? 2 : 1;
+	for (int i = 2; i < argc; i++) {
+		int r = parse_limit(argv[i], i + 1 < argc ? argv[i + 1] : NULL, &lim);
+		if (r < 0)
+			return bad_usage("expected a size in bytes (with K, M, G or T) after", argv[i]);
+		if (r == 0)
+			i++;
+		else if (argv[i][0] == '-' || npos == want)
+			return bad_usage(want == 2 ? "unpack expects a bundle file and a folder" :
+			    argv[1][0] == 's' ? "show expects one bundle file" : "verify expects one bundle file", argv[i]);
+		else
+			pos[npos++] = argv[i];
+	}
+	if (npos != want)
+		return bad_usage(want == 2 ? "unpack expects a bundle file and a folder" :
+		    argv[1][0] == 's' ? "show expects one bundle file" : "verify expects one bundle file", NULL);
+	if (want == 2)
+		return sbi_bundle_cmd_unpack(pos[0], pos[1], &lim);
+	return argv[1][0] == 's' ? sbi_bundle_cmd_show(pos[0], &lim) : sbi_bundle_cmd_verify(pos[0], &lim);
+}
+
 /* Parses argv into c; returns -1 on success or an exit code. */
 static int
-parse(int argc, char **argv, cli *c, const char **sets)
+parse(int argc, char **argv, cli *c, const char **sets, const char **includes)
 {
 	int i = 1;
 	c->cmd = "run";
@@ -90,10 +162,22 @@ parse(int argc, char **argv, cli *c, const char **sets)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = strcmp(a, "--set") == 0 || strcmp(a, "--cache") == 0 || strcmp(a, "--out") == 0 ||
 		    strcmp(a, "--jobs") == 0 || strcmp(a, "--format") == 0 || strcmp(a, "-o") == 0 ||
-		    strcmp(a, "--output") == 0 || strcmp(a, "--compression") == 0 || strcmp(a, "--without") == 0;
+		    strcmp(a, "--output") == 0 || strcmp(a, "--compression") == 0 || strcmp(a, "--without") == 0 ||
+		    strcmp(a, "--include") == 0 || strcmp(a, "--max-manifest-size") == 0 ||
+		    strcmp(a, "--max-unpacked-size") == 0;
 		if (takes && v == NULL)
 			return bad_usage("option needs a value", a);
-		if (strcmp(a, "--set") == 0)
+		int lim = parse_limit(a, v, &c->b.lim);
+		if (lim < 0)
+			return bad_usage("expected a size in bytes (with K, M, G or T) after", a);
+		if (lim == 0) {
+			if (strcmp(c->cmd, "replay") != 0)
+				return bad_usage("an option of show, verify, unpack and replay", a);
+		} else if (strcmp(a, "--include") == 0) {
+			if (strcmp(c->cmd, "bundle") != 0)
+				return bad_usage("--include is an option of bundle", NULL);
+			includes[c->b.nincludes++] = v;
+		} else if (strcmp(a, "--set") == 0)
 			sets[c->o.nsets++] = v;
 		else if (strcmp(a, "--cache") == 0)
 			c->o.cache_dir = v;
@@ -183,28 +267,26 @@ main(int argc, char **argv)
 	}
 	if (argc >= 2 && strcmp(argv[1], "lua") == 0)
 		return run_script(argc, argv);
-	if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "verify") == 0)) {
-		if (argc != 3 || argv[2][0] == '-')
-			return bad_usage(argv[1][0] == 's' ? "show expects one bundle file" : "verify expects one bundle file",
-			    NULL);
-		return argv[1][0] == 's' ? sbi_bundle_cmd_show(argv[2]) : sbi_bundle_cmd_verify(argv[2]);
-	}
-	if (argc >= 2 && strcmp(argv[1], "unpack") == 0) {
-		if (argc != 4 || argv[2][0] == '-' || argv[3][0] == '-')
-			return bad_usage("unpack expects a bundle file and a folder", NULL);
-		return sbi_bundle_cmd_unpack(argv[2], argv[3]);
-	}
-	const char **sets = calloc((size_t)argc, sizeof *sets);
+	/* A file size limit (ulimit -f) makes writes fail with EFBIG, reported
+	 * like any write error, instead of killing the process. */
+	signal(SIGXFSZ, SIG_IGN);
+	if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "verify") == 0 ||
+	    strcmp(argv[1], "unpack") == 0))
+		return bundle_reader(argc, argv);
+	const char **sets = calloc((size_t)argc, sizeof *sets), **includes = calloc((size_t)argc, sizeof *includes);
 	cli c = { 0 };
-	int code = sets ? parse(argc, argv, &c, sets) : 1;
+	int code = sets && includes ? parse(argc, argv, &c, sets, includes) : 1;
 	if (code >= 0) {
 		free(sets);
+		free(includes);
 		return code;
 	}
 	c.o.sets = sets;
+	c.b.includes = includes;
 	if (strcmp(c.cmd, "replay") == 0) {
-		code = sbi_bundle_cmd_replay(c.o.recipe, &c.o);
+		code = sbi_bundle_cmd_replay(c.o.recipe, &c.o, &c.b.lim);
 		free(sets);
+		free(includes);
 		return code;
 	}
 	sbi_session *s = sbi_session_load(&c.o, &code);
@@ -222,5 +304,6 @@ main(int argc, char **argv)
 	}
 	sbi_session_close(s);
 	free(sets);
+	free(includes);
 	return code;
 }

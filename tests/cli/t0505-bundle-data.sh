@@ -3,8 +3,9 @@
 # load time from ../data/x.csv (relative to sbi.recipe_dir()), the tree can
 # go away and the unpacked recipe finds the bundled copy (restricted) with
 # all cache hits and the same output. A file read only while a step runs is
-# packed from the cache's record of that run; a step that never ran with
-# the cache is named in bundle's report.
+# packed from the cache's record of that run (outside the recipe's folder
+# only with --include); a step that never ran with the cache is named in
+# bundle's report.
 . "$(dirname "$0")/lib.sh"
 mkdir -p tree/proj tree/data
 printf 'a,b\n0.3,-0.2\n' > tree/data/x.csv
@@ -74,7 +75,15 @@ expect_ok
 expect_err "never ran with the cache"
 run t2/proj/recipe.lua --out o4 --quiet
 expect_ok
+# The record is re-checked: a file outside the recipe's folder that only
+# the cache's record names is packed only when given with --include.
 run bundle t2/proj/recipe.lua -o late.tar --compression none
+expect_fail 1
+expect_err "records that the step observation (recipe.lua:6) read"
+expect_err "outside the recipe's folder"
+expect_err "--include PATH"
+[ -e late.tar ] && fail "a refused bundle was written"
+run bundle t2/proj/recipe.lua -o late.tar --compression none --include t2/data
 expect_ok
 grep -qF 'never ran' "$ERR" && fail "bundle after the run still reports unknown steps: $(cat "$ERR")"
 grep -qF '"rel": "../data/y.csv"' late.tar || fail "the file read at run time was not bundled"

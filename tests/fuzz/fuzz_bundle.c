@@ -49,17 +49,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FILE *f = fopen(file, "wb");
 	if (f == NULL || fwrite(data, 1, size, f) != size || fclose(f) != 0)
 		abort();
+	/* Small limits, so that declared sizes cannot make a run slow. */
+	const sbi_bundle_limits lim = { .max_entry = (uint64_t)1 << 20, .max_manifest = (uint64_t)1 << 20,
+		.max_unpacked = (uint64_t)4 << 20 };
 	sbi_err err = { 0 };
 	json_t *m = NULL;
-	if (sbi_bundle_read_manifest(file, &m, &err) == SBI_OK)
+	if (sbi_bundle_read_manifest(file, &lim, &m, &err) == SBI_OK)
 		json_decref(m);
 	sbi_bundle_problems p = { 0 };
 	err = (sbi_err){ 0 };
-	sbi_bundle_verify(file, (uint64_t)1 << 20, &p, &err);
+	sbi_bundle_verify(file, &lim, &p, &err);
 	sbi_bundle_problems_clear(&p);
 	m = NULL;
 	err = (sbi_err){ 0 };
-	if (sbi_bundle_unpack(file, out, (uint64_t)1 << 20, &m, &err) == SBI_OK)
+	if (sbi_bundle_unpack(file, out, &lim, &m, &err) == SBI_OK)
 		json_decref(m);
 	nftw(out, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;

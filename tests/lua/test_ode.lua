@@ -135,7 +135,7 @@ H.test("an error in the rhs is raised, naming the rhs", function()
   end, "core.ode: error in rhs (at t = 0): boom")
   H.raises(function()
     core.ode { rhs = function() error({}) end, y0 = { 1 }, times = { 0, 1 } }
-  end, "core.ode: error in rhs (at t = 0): table: ")
+  end, "core.ode: error in rhs (at t = 0): (error object is a table value)")
   H.raises(function()
     core.ode { rhs = function(_, _, dydt) dydt[1] = 0 end, y0 = { 1, 2 }, times = { 0, 1 } }
   end, "core.ode: rhs (at t = 0) did not set dydt[2]; it must set dydt[1..2] to numbers")

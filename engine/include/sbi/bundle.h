@@ -4,7 +4,7 @@
  *
  * Archive layout (format "sbirun-bundle 1", docs/bundles.md):
  *
- *   manifest.json        first entry: JSON, at most SBI_BUNDLE_MAX_MANIFEST bytes
+ *   manifest.json        first entry: JSON, at most max_manifest bytes (sbi_bundle_limits)
  *   manifest.blake2b     second entry: the BLAKE2b-256 of manifest.json, 64 hex + "\n"
  *   recipe/PATH          the recipe and the Lua modules it required
  *   data/PATH            data files the recipe read through sbi.observation
@@ -29,7 +29,11 @@
 #include "sbi/hash.h"
 
 #define SBI_BUNDLE_FORMAT "sbirun-bundle 1"
-#define SBI_BUNDLE_MAX_MANIFEST ((uint64_t)64 << 20)  /* 64 MiB */
+/* Default limits on what reading a bundle may cost (sbi_bundle_limits;
+ * docs/bundles.md): a small archive can declare huge entries or a
+ * manifest that takes ~25 times its size in memory once parsed. */
+#define SBI_BUNDLE_MAX_MANIFEST ((uint64_t)8 << 20)   /* 8 MiB: manifest.json */
+#define SBI_BUNDLE_MAX_UNPACKED ((uint64_t)8 << 30)   /* 8 GiB: all entries together */
 /* The file sbi_bundle_unpack writes at the top of every folder it unpacks
  * (before any entry, so no entry can supply it); sbirun runs a recipe in
  * a folder holding it restricted (docs/bundles.md). */
@@ -43,6 +47,15 @@
  * folder by every run (read by sbirun bundle). */
 #define SBI_READS_RECORD "reads.json"
 #define SBI_BUNDLE_MAX_ENTRY ((uint64_t)4 << 30)      /* 4 GiB: default per-entry limit */
+
+/* Limits of the readers; a field 0 (or a NULL pointer to the struct)
+ * means its default. Checked on the manifest's declarations before any
+ * entry is read or written, and again on the data. */
+typedef struct sbi_bundle_limits {
+	uint64_t max_entry;    /* bytes of one entry (SBI_BUNDLE_MAX_ENTRY) */
+	uint64_t max_manifest; /* bytes of manifest.json (SBI_BUNDLE_MAX_MANIFEST) */
+	uint64_t max_unpacked; /* bytes of all entries together (SBI_BUNDLE_MAX_UNPACKED) */
+} sbi_bundle_limits;
 
 /* One file to put into a bundle. */
 typedef struct sbi_bundle_file {
@@ -92,8 +105,9 @@ int sbi_bundle_write(const char *path, int compression, json_t *manifest, const 
     sbi_err *err);
 
 /* Reads only the manifest (the first entry) of the bundle at path and
- * checks its format; *out receives a new reference. */
-int sbi_bundle_read_manifest(const char *path, json_t **out, sbi_err *err);
+ * checks it (format, file names, recipe.file); *out receives a new
+ * reference. */
+int sbi_bundle_read_manifest(const char *path, const sbi_bundle_limits *lim, json_t **out, sbi_err *err);
 
 /* Problems found by sbi_bundle_verify, one message each. */
 typedef struct sbi_bundle_problems {
@@ -103,13 +117,14 @@ typedef struct sbi_bundle_problems {
 
 void sbi_bundle_problems_clear(sbi_bundle_problems *p);
 
-/* Reads the whole bundle and checks every entry against the manifest:
- * names, types, sizes (at most max_entry bytes each; 0 means
- * SBI_BUNDLE_MAX_ENTRY), hashes, duplicates, missing and undeclared
- * entries, and that the archive and its compression are intact. SBI_OK
- * when every check passed, SBI_ECORRUPT with p listing the problems,
- * another code with err set when the file cannot be read at all. */
-int sbi_bundle_verify(const char *path, uint64_t max_entry, sbi_bundle_problems *p, sbi_err *err);
+/* Reads the whole bundle and checks the manifest (its recipe.file must be
+ * an entry recipe/... of the bundle; the sizes it declares within lim)
+ * and every entry against it: names, types, sizes, hashes, duplicates,
+ * missing and undeclared entries, and that the archive and its
+ * compression are intact. SBI_OK when every check passed, SBI_ECORRUPT
+ * with p listing the problems, another code with err set when the file
+ * cannot be read at all. Unpack makes exactly these checks. */
+int sbi_bundle_verify(const char *path, const sbi_bundle_limits *lim, sbi_bundle_problems *p, sbi_err *err);
 
 /* Extracts the bundle into the new directory dir (which must not exist,
  * or be empty): recipe/P and data/P to dir/P, cache/P to dir/.sbirun/P,
@@ -119,12 +134,27 @@ int sbi_bundle_verify(const char *path, uint64_t max_entry, sbi_bundle_problems 
  * any problem it is removed and the first problem is the error (SBI_EINVAL
  * for refused entries, SBI_ECORRUPT for damaged data). *manifest (may be
  * NULL) receives the manifest on success. */
-int sbi_bundle_unpack(const char *path, const char *dir, uint64_t max_entry, json_t **manifest, sbi_err *err);
+int sbi_bundle_unpack(const char *path, const char *dir, const sbi_bundle_limits *lim, json_t **manifest,
+    sbi_err *err);
 
 /* NULL when name is a valid entry name of a bundle (other than the
  * manifest), else why not: absolute, "..", ".", empty components,
  * control characters or backslashes, an unknown top-level folder, a cache
- * path not of the form xx/<62 hex digits>. */
+ * path not of the form xx/<62 hex digits>, a component ".sbirun" under
+ * recipe/ or data/ (cache metadata comes only from cache/) or a name
+ * that would unpack to the marker or the map (".sbirun-bundle*"). */
 const char *sbi_bundle_check_name(const char *name);
+
+/* Bundle text for display: copies s into out (n >= 8 bytes) with control
+ * characters (C0, DEL, C1), bidirectional overrides and invalid UTF-8
+ * written as \xHH; cut with "..." when it does not fit. Returns out.
+ * Backslashes stay (a shell-quoted command stays pasteable). Every
+ * message that quotes a bundle uses it. */
+char *sbi_bundle_escape(const char *s, char *out, size_t n);
+
+/* s as one word of a POSIX shell command: as is when it is not empty and
+ * made only of A-Z a-z 0-9 and _ . / = : , + @ % -, else in single quotes
+ * with each ' written '\''. Owned (sbi_free); NULL when out of memory. */
+char *sbi_bundle_shell_quote(const char *s);
 
 #endif
