@@ -82,10 +82,10 @@ th_artifact_ok(thash *t, const sbi_key *name)
 static int
 hash_file(const char *src, thash *t, sbi_err *err)
 {
-	FILE *f = fopen(src, "rb");
-	if (f == NULL)
-		return sbi_err_set(err, errno == ENOENT ? SBI_ENOTFOUND : SBI_EIO, "cannot read %s: %s", src,
-		    strerror(errno));
+	FILE *f;
+	int rc = sbi_fs_open_regular(src, &f, err); /* a FIFO must not block bundling */
+	if (rc != SBI_OK)
+		return rc;
 	unsigned char *buf = sbi_malloc(BLOCK);
 	if (buf == NULL) {
 		fclose(f);
@@ -480,9 +480,9 @@ write_file_entry(struct archive *a, const sbi_bundle_file *fe, unsigned char *bu
 	int rc = write_entry_header(a, fe->name, fe->size, mtime, path, err);
 	if (rc != SBI_OK)
 		return rc;
-	FILE *f = fopen(fe->src, "rb");
-	if (f == NULL)
-		return sbi_err_set(err, SBI_EIO, "cannot read %s: %s", fe->src, strerror(errno));
+	FILE *f;
+	if ((rc = sbi_fs_open_regular(fe->src, &f, err)) != SBI_OK)
+		return rc;
 	sbi_hasher h;
 	sbi_hash_init(&h);
 	uint64_t total = 0;
