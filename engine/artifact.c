@@ -235,6 +235,29 @@ put_field(writer *w, const sbi_field *f)
 	}
 }
 
+int
+sbi_artifact_content_hash(const char *path, sbi_key *out, sbi_err *err)
+{
+	sbi_artifact *a = NULL;
+	int rc = sbi_artifact_load(path, NULL, &a, err); /* valid, so the layout below holds */
+	sbi_artifact_free(a);
+	char *data = NULL;
+	size_t n = 0;
+	if (rc == SBI_OK)
+		rc = sbi_fs_read_all(path, &data, &n, err);
+	if (rc == SBI_OK && n < 8 + 2 * SBI_KEY_BYTES)
+		rc = sbi_err_set(err, SBI_ECORRUPT, "artifact %s changed while read", path);
+	if (rc == SBI_OK) {
+		/* magic, key | fields | trailer */
+		sbi_hasher h;
+		sbi_hash_init(&h);
+		sbi_hash_bytes(&h, data + 8 + SBI_KEY_BYTES, n - 8 - 2 * SBI_KEY_BYTES);
+		sbi_hash_final(&h, out);
+	}
+	sbi_free(data);
+	return rc;
+}
+
 char *
 sbi_artifact_path(const char *dir, const sbi_key *h)
 {

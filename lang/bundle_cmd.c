@@ -601,14 +601,37 @@ replay_sets(json_t *m, const char *dir, size_t *n)
 	return out;
 }
 
+/* 1 when the bundled artifact want (in the unpacked cache of dir) and the
+ * replayed one got (in cache) hold the same values: they differ only by
+ * the key, as under another sbirun build or stdlib. */
+static int
+same_contents(const char *dir, const char *cache, const char *want, const sbi_key *got)
+{
+	sbi_key wk, a, b;
+	if (sbi_key_from_hex(want, &wk) != SBI_OK)
+		return 0;
+	char *bundled_dir = sbi_path_join(dir, ".sbirun/objects"), *replay_dir = sbi_path_join(cache, "objects");
+	char *pa = bundled_dir ? sbi_artifact_path(bundled_dir, &wk) : NULL; /* owned */
+	char *pb = replay_dir ? sbi_artifact_path(replay_dir, got) : NULL;   /* owned */
+	int same = pa && pb && sbi_artifact_content_hash(pa, &a, NULL) == SBI_OK &&
+	    sbi_artifact_content_hash(pb, &b, NULL) == SBI_OK && sbi_key_equal(&a, &b);
+	sbi_free(pa);
+	sbi_free(pb);
+	sbi_free(bundled_dir);
+	sbi_free(replay_dir);
+	return same;
+}
+
 /* Prints the table of replay and returns the number of bundled artifacts
- * that were not reproduced. */
+ * that were not reproduced; *nrekeyed counts those reproduced under another
+ * key. dir is the unpacked bundle, cache the replay's cache. */
 static size_t
-replay_table(sbi_graph *g, json_t *m, size_t *nbundled)
+replay_table(sbi_graph *g, json_t *m, const char *dir, const char *cache, size_t *nbundled, size_t *nrekeyed)
 {
 	json_t *nodes = json_object_get(m, "nodes");
 	size_t bad = 0;
 	*nbundled = 0;
+	*nrekeyed = 0;
 	printf("\n%-4s %-18s %-14s %-12s %-12s %s\n", "id", "kind", "result", "bundled", "replayed", "label");
 	for (size_t i = 0; i < json_array_size(nodes); i++) {
 		json_t *mn = json_array_get(nodes, i);
@@ -620,17 +643,20 @@ replay_table(sbi_graph *g, json_t *m, size_t *nbundled)
 			sbi_key_hex(&n->art_hash, got);
 		if (n)
 			sbi_key_hex(&n->key, key);
+		int rekeyed = made && want && n && strcmp(want, got) != 0 && strcmp(key, str_of(mn, "key")) != 0 &&
+		    same_contents(dir, cache, want, &n->art_hash);
 		if (want == NULL)
 			result = "not in bundle";
 		else if (!made)
 			result = "not replayed";
-		else if (strcmp(want, got) == 0)
+		else if (strcmp(want, got) == 0 || rekeyed)
 			result = "identical";
 		else
 			result = "differs";
 		if (want) {
 			(*nbundled)++;
-			bad += !made || strcmp(want, got) != 0;
+			*nrekeyed += (size_t)rekeyed;
+			bad += !made || (strcmp(want, got) != 0 && !rekeyed);
 		}
 		printf("%-4zu %-18s %-14s %-12.12s %-12.12s %s%s\n", i + 1, E(str_of(mn, "kind")), result,
 		    E(want ? want : "-"), got, E(str_of(mn, "label")),
@@ -681,12 +707,17 @@ replay_in(const char *root, const char *path, const sbi_session_opts *uo, const 
 		fprintf(stderr, "replaying %s in %s with an empty cache\n", E(path), root);
 	sbi_session *s = sets ? sbi_session_load(&o, &code) : NULL;
 	int ran = s ? sbi_session_run(s) : 1;
-	size_t nbundled = 0, bad = replay_table(s ? sbi_session_get_graph(s) : NULL, m, &nbundled);
+	size_t nbundled = 0, nrekeyed = 0;
+	size_t bad = replay_table(s ? sbi_session_get_graph(s) : NULL, m, dir, cache, &nbundled, &nrekeyed);
 	if (ran != 0)
 		fprintf(stderr, "sbirun: error: replay of %s failed: the recipe did not run to the end\n", E(path));
 	else if (bad)
 		fprintf(stderr, "sbirun: error: replay of %s: %zu of %zu bundled artifacts were not reproduced\n",
 		    E(path), bad, nbundled);
+	else if (nrekeyed)
+		fprintf(stderr, "replay of %s: all %zu bundled artifacts reproduced bit for bit (%zu of them under "
+		    "another key: this sbirun's code or stdlib differs from the one that made the bundle)\n", E(path),
+		    nbundled, nrekeyed);
 	else
 		fprintf(stderr, "replay of %s: all %zu bundled artifacts reproduced bit for bit\n", E(path), nbundled);
 	code = ran != 0 || bad ? 1 : 0;

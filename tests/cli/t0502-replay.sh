@@ -100,6 +100,22 @@ expect_out "simulate           differs"
 expect_out "observation        identical"
 expect_err "2 of 3 bundled artifacts were not reproduced"
 no_replay_left
+# A bundle made by a build with another stdlib (here: the same stdlib with a
+# comment added, so every key differs but no value does) replays as
+# identical contents under other keys, and says so.
+mkdir stdlib2
+cp -r "$SRCDIR/stdlib/sbi" stdlib2/
+printf -- '-- another build\n' >> stdlib2/sbi/abc.lua
+SBI_STDLIB_DIR="$PWD/stdlib2" "$SBIRUN" recipe.lua --cache c2 --out o2 --quiet >/dev/null 2>&1 || fail "run with stdlib2 failed"
+SBI_STDLIB_DIR="$PWD/stdlib2" "$SBIRUN" bundle recipe.lua --cache c2 -o other.tar --compression none >/dev/null 2>&1 ||
+	fail "bundle with stdlib2 failed"
+run replay other.tar --quiet
+expect_ok
+expect_out "(its key differs from the bundle's)"
+expect_err "reproduced bit for bit ("
+expect_err "under another key"
+grep -q "differs  " "$OUT" && fail "a step with the same values under another key is reported as differing: $(cat "$OUT")"
+no_replay_left
 run replay no-such.tar
 expect_fail 1
 no_replay_left

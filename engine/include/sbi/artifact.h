@@ -88,6 +88,11 @@ int sbi_artifact_store_sync(const sbi_artifact *a, const char *dir, const sbi_ke
  * before artifacts held their key: a miss, never misread). */
 int sbi_artifact_load(const char *path, const sbi_key *expect, sbi_artifact **out, sbi_err *err);
 
+/* The hash of what the valid artifact at path holds, without the key it
+ * was stored under (BLAKE2b-256 of the fields): equal for the same values
+ * under two keys, as when a bundle is replayed by another sbirun build. */
+int sbi_artifact_content_hash(const char *path, sbi_key *out, sbi_err *err);
+
 /* The path of the object with content hash h in dir (caller frees). */
 char *sbi_artifact_path(const char *dir, const sbi_key *h);
 
