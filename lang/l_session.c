@@ -43,8 +43,11 @@ print_error(const char *msg)
 	fputs("sbirun: error: ", stderr);
 	while (*msg) {
 		size_t n = strcspn(msg, "\n\t"), k = n < sizeof piece - 1 ? n : sizeof piece - 1;
+		size_t cut = k;
 		while (k < n && k > 0 && ((unsigned char)msg[k] & 0xc0) == 0x80)
 			k--;
+		if (k == 0) /* no character starts in the piece (invalid UTF-8): cut anywhere */
+			k = cut;
 		memcpy(piece, msg, k);
 		piece[k] = '\0';
 		fputs(sbi_bundle_escape(piece, shown, sizeof shown), stderr);

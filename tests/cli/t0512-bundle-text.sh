@@ -89,6 +89,13 @@ expect_fail 1
 no_esc "$ERR" "an error"
 expect_err 'bad\x1b[2J'
 expect_err "$(printf '\tnext \\xc2\\x9bx \303\251')"
+# A message of more than a screenful of invalid UTF-8 (no character
+# starts in a piece of it) is escaped too, not looped over forever.
+printf 'error(string.rep("\\128", 3000))\n' > proj2/u.lua
+timeout 30 "$SBIRUN" proj2/u.lua >u.out 2>u.err
+rc=$?
+[ "$rc" -eq 1 ] || fail "an error of invalid UTF-8: exit $rc, expected 1 (124: it hung)"
+grep -qF '\x80\x80\x80' u.err || fail "an error of invalid UTF-8 is not escaped: $(head -c 300 u.err | cat -v)"
 run bundle proj2/r.lua -o l.tar --compression none
 no_esc "$ERR" bundle
 run replay l.tar
