@@ -48,7 +48,12 @@ sbi_fs_open_regular(const char *path, FILE **f, sbi_err *err)
 		    path, strerror(e));
 	}
 	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		return sbi_err_set(err, SBI_EIO, "cannot read %s: %s", path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		return sbi_err_set(err, SBI_EINVAL, "cannot read %s: it is not a regular file (%s)", path,
 		    S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
