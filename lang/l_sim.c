@@ -75,8 +75,10 @@ static int
 call_simulator(lua_State *L, int nargs, int nres)
 {
 	sbi_runctx *ctx = sbi__runctx(L);
-	if (ctx)
+	if (ctx) { /* refused says whether this call was refused, not an earlier one */
 		ctx->in_simulator = 1;
+		ctx->refused = 0;
+	}
 	int status = sbi__pcall(L, nargs, nres);
 	if (ctx)
 		ctx->in_simulator = 0;

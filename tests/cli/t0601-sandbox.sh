@@ -142,6 +142,21 @@ run nd.lua --quiet
 expect_fail 1
 expect_err "os.time is not available in a simulator"
 grep -q "on_failure" "$ERR" && fail "a sandbox refusal suggests on_failure: $(cat "$ERR")"
+# A refusal the simulator catches itself is not fatal later: other
+# failures are still dropped as on_failure says.
+cat > caught.lua <<'LUA'
+local sbi = require "sbi"
+local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
+local sims = sbi.simulate { prior = prior, n = 20, seed = 1, on_failure = "drop",
+  simulator = function(theta, rng)
+    if theta[1] <= 0.5 then pcall(os.time) end -- caught: the call goes on
+    if theta[1] > 0.5 then error("too large") end
+    return { theta[1] }
+  end }
+sbi.output { s = sbi.abc.rejection { sims = sims, observation = sbi.observation { 0.2 }, quantile = 0.5 } }
+LUA
+run caught.lua --quiet --jobs 1
+expect_ok
 cat > batch.lua <<'LUA'
 local sbi = require "sbi"
 local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
