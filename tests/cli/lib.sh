@@ -26,6 +26,18 @@ run() {
 	RC=$?
 }
 
+# run_within SECONDS CMD...: run, bounded by timeout(1); a failure when it
+# did not end in time ($RC is then 124).
+run_within() {
+	OUT="$T/out.$CHECKS" ERR="$T/err.$CHECKS"
+	CHECKS=$((CHECKS + 1))
+	local secs=$1
+	shift
+	timeout "$secs" "$SBIRUN" "$@" >"$OUT" 2>"$ERR"
+	RC=$?
+	[ "$RC" -ne 124 ] || fail "sbirun $* did not finish within $secs s (it hung)"
+}
+
 # expect_ok: the last run exited 0.
 expect_ok() {
 	if [ "$RC" -ne 0 ]; then
@@ -61,12 +73,28 @@ ran_nodes() {
 	grep -o '"nodes_ran": [0-9]*' "$1" | grep -o '[0-9]*$'
 }
 
-# state_of FILE KIND: the state ("ran", "cached", ...) of the first node of KIND in run.json.
-state_of() {
-	awk -v kind="\"$2\"" '
+# node_field FILE KIND FIELD: the string FIELD (state, key, artifact, ...)
+# of the first node of KIND in run.json FILE (written with one field a line).
+node_field() {
+	awk -v kind="\"$2\"" -v field="\"$3\":" '
 		/"kind":/ { k = $2; sub(/,$/, "", k) }
-		/"state":/ { s = $2; sub(/,$/, "", s); gsub(/"/, "", s); if (k == kind) { print s; exit } }
+		$1 == field { v = $2; gsub(/[",]/, "", v); if (k == kind) { print v; exit } }
 	' "$1"
+}
+
+# state_of FILE KIND: the state ("ran", "cached", ...) of the first node of KIND in run.json.
+state_of() { node_field "$1" "$2" state; }
+# key_of / artifact_of FILE KIND: that node's key / artifact hash.
+key_of() { node_field "$1" "$2" key; }
+artifact_of() { node_field "$1" "$2" artifact; }
+
+# jget FILE EXPR: the Python expression EXPR over j, the JSON in FILE
+# (python3, not jq: it is in .ci/bootstrap's packages); '' on any error.
+jget() {
+	python3 -c 'import json, sys
+j = json.load(open(sys.argv[1], "rb"))
+r = eval(sys.argv[2])
+print("" if r is None else str(r).lower() if isinstance(r, bool) else r)' "$1" "$2" 2>/dev/null
 }
 
 # expect_eq A B WHAT
@@ -104,23 +132,26 @@ col_stats() {
 		      printf "%.6f %.6f\n", m, sqrt(v) }' "$1"
 }
 
+# numbers WHAT V...: every V is a finite number, else a failure WHAT (and 1).
+numbers() {
+	local what=$1 v
+	shift
+	for v; do
+		is_number "$v" || { fail "$what (not a finite number)"; return 1; }
+	done
+}
+
 # within A B TOL WHAT: |A - B| <= TOL, else a failure naming WHAT; A, B and
 # TOL must be finite numbers.
 within() {
-	if ! is_number "$1" || ! is_number "$2" || ! is_number "$3"; then
-		fail "$4: got '$1', expected '$2' +- '$3' (not a finite number)"
-		return
-	fi
+	numbers "$4: got '$1', expected '$2' +- '$3'" "$1" "$2" "$3" || return
 	awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }' ||
 		fail "$4: got $1, expected $2 +- $3"
 }
 
 # in_range V LO HI WHAT: LO <= V <= HI, all finite numbers, else a failure naming WHAT.
 in_range() {
-	if ! is_number "$1" || ! is_number "$2" || ! is_number "$3"; then
-		fail "$4: got '$1', expected a number in ['$2', '$3'] (not a finite number)"
-		return
-	fi
+	numbers "$4: got '$1', expected a number in ['$2', '$3']" "$1" "$2" "$3" || return
 	awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }' ||
 		fail "$4: got $1, expected $2..$3"
 }
@@ -146,6 +177,29 @@ wait_refs() {
 		fi
 		sleep 0.02
 	done
+}
+
+# bundle_setup [LUA]: TOOL (tests/cli/bundle_tool.py, which edits bundles),
+# the recipe proj/r.lua (LUA, by default one observation as the output),
+# run once (into o0) so that its cache holds every step, and bundled
+# uncompressed into b.tar; each step is a check.
+bundle_setup() {
+	TOOL="$SRCDIR/tests/cli/bundle_tool.py"
+	mkdir -p proj
+	local one_obs='local sbi = require "sbi"
+sbi.output { obs = sbi.observation { 0.5 } }'
+	printf '%s\n' "${1:-$one_obs}" > proj/r.lua
+	run proj/r.lua --quiet --out o0
+	expect_ok
+	run bundle proj/r.lua -o b.tar --compression none
+	expect_ok
+}
+
+# own_tmpdir: TMPDIR is a new empty folder of the test (replay makes its
+# folders there; a test can check that none is left).
+own_tmpdir() {
+	export TMPDIR="$T/tmp"
+	mkdir "$TMPDIR"
 }
 
 finish() {

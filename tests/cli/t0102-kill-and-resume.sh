@@ -8,14 +8,6 @@ cp "$SRCDIR/tests/cli/slow_recipe.lua" recipe.lua
 run recipe.lua --cache ref-cache --out ref --quiet
 expect_ok
 
-# artifact_of FILE KIND: the artifact hash of the first node of KIND.
-artifact_of() {
-	awk -v kind="\"$2\"" '
-		/"kind":/ { k = $2; sub(/,$/, "", k) }
-		/"artifact":/ { a = $2; gsub(/[",]/, "", a); if (k == kind) { print a; exit } }
-	' "$1"
-}
-
 # Kill three times, each time once the run has added chunks to the cache
 # (the first, then 5 and 10 more: polling the refs, so the kills land after
 # observed progress whatever the machine's speed), then resume. The recipe

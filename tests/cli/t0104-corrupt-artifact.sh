@@ -4,12 +4,6 @@
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/recipes/tutorial.lua" recipe.lua
 
-artifact_of() {
-	awk -v kind="\"$2\"" '
-		/"kind":/ { k = $2; sub(/,$/, "", k) }
-		/"artifact":/ { a = $2; gsub(/[",]/, "", a); if (k == kind) { print a; exit } }
-	' "$1"
-}
 object_path() { echo ".sbirun/objects/${1:0:2}/${1:2}"; }
 flip() { # flip FILE OFFSET
 	printf "$(printf '\\%03o' $(( $(od -An -tu1 -j "$2" -N1 "$1") ^ 64 )))" |

@@ -16,18 +16,6 @@ sbi.output { posterior_samples = sbi.abc.rejection { sims = sims, observation = 
   quantile = sbi.param("epsilon_quantile", 0.01) } }
 EOF2
 
-key_of() {
-	awk -v kind="\"$2\"" '
-		/"kind":/ { k = $2; sub(/,$/, "", k) }
-		/"key":/ { a = $2; gsub(/[",]/, "", a); if (k == kind) { print a; exit } }
-	' "$1"
-}
-artifact_of() {
-	awk -v kind="\"$2\"" '
-		/"kind":/ { k = $2; sub(/,$/, "", k) }
-		/"artifact":/ { a = $2; gsub(/[",]/, "", a); if (k == kind) { print a; exit } }
-	' "$1"
-}
 ref_path() { echo ".sbirun/refs/${1:0:2}/${1:2}"; }
 chunk_ref() { grep -rlx "chunk $2 of $1" .sbirun/refs; }
 

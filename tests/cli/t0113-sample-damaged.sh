@@ -13,12 +13,6 @@ local obs = sbi.observation { sbi.param("x1", 1.0) }
 sbi.output { posterior_samples = sbi.npe { sims = sims, observation = obs, num_samples = 200,
   max_epochs = 5, density = "maf" } }
 EOF2
-artifact_of() {
-	awk -v kind="\"$2\"" '
-		/"kind":/ { k = $2; sub(/,$/, "", k) }
-		/"artifact":/ { a = $2; gsub(/[",]/, "", a); if (k == kind) { print a; exit } }
-	' "$1"
-}
 
 run model.lua --out ref --quiet
 expect_ok

@@ -13,14 +13,6 @@ local obs = sbi.observation { 0.1, 0.2 }
 sbi.output { a = sbi.abc.rejection { sims = sims, observation = obs, quantile = 0.1 },
              b = sbi.abc.rejection { sims = sims, observation = obs, quantile = 0.2 } }
 LUA
-# jget FILE EXPR: the Python expression EXPR over j, the JSON in FILE
-# (python3, not jq: it is in .ci/bootstrap's packages); '' on any error.
-jget() {
-	python3 -c 'import json, sys
-j = json.load(open(sys.argv[1], "rb"))
-r = eval(sys.argv[2])
-print("" if r is None else str(r).lower() if isinstance(r, bool) else r)' "$1" "$2" 2>/dev/null
-}
 files="a.csv a.npy b.csv b.npy"
 for tag in 1 2; do
 	run recipe.lua --set tag=$tag --cache "cache$tag" --out "ref$tag" --quiet

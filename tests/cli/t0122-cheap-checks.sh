@@ -24,14 +24,8 @@ local sims = sbi.simulate { prior = prior, simulator = s, n = sbi.param("n", 200
 sbi.output { post = sbi.abc.rejection { sims = sims, observation = obs, quantile = 0.05 } }
 LUA
 refs_count() { find "$1/refs" -type f 2>/dev/null | wc -l; }
-# trun CMD...: run with a time bound (exit 124 when it hangs).
-trun() {
-	OUT="$T/out.$CHECKS" ERR="$T/err.$CHECKS"
-	CHECKS=$((CHECKS + 1))
-	timeout 30 "$SBIRUN" "$@" >"$OUT" 2>"$ERR"
-	RC=$?
-	[ "$RC" -ne 124 ] || fail "sbirun $* did not finish within 30 s"
-}
+# trun CMD...: run with a time bound (a failure when it hangs).
+trun() { run_within 30 "$@"; }
 
 # Lengths: found by the first simulation, or declared; nothing simulated.
 trun recipe.lua --cache c1 --out o --set k=1000 --quiet

@@ -16,14 +16,6 @@ local obs = sbi.observation(${4:-{ 0.2 \}})
 sbi.output { post = sbi.abc.rejection { sims = sims, observation = obs, quantile = 0.1 } }
 LUA
 }
-# jget FILE EXPR: the Python expression EXPR over j, the JSON in FILE
-# (python3, not jq: it is in .ci/bootstrap's packages); '' on any error.
-jget() {
-	python3 -c 'import json, sys
-j = json.load(open(sys.argv[1], "rb"))
-r = eval(sys.argv[2])
-print("" if r is None else str(r).lower() if isinstance(r, bool) else r)' "$1" "$2" 2>/dev/null
-}
 GOOD='return { t[1] + 0.1 * rng:normal() }'
 
 # A recipe path that is not UTF-8: the run works, run.json is valid JSON.

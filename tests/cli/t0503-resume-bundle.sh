@@ -11,13 +11,6 @@ cp "$SRCDIR/tests/cli/slow_recipe.lua" machine1/recipe.lua
 run machine1/recipe.lua --cache ref-cache --out ref --quiet
 expect_ok
 
-artifact_of() {
-	awk -v kind="\"$2\"" '
-		/"kind":/ { k = $2; sub(/,$/, "", k) }
-		/"artifact":/ { a = $2; gsub(/[",]/, "", a); if (k == kind) { print a; exit } }
-	' "$1"
-}
-
 # Kill once at least 3 of the 40 chunks are done (observed by polling the refs).
 "$SBIRUN" machine1/recipe.lua --quiet >/dev/null 2>&1 &
 pid=$!

@@ -6,24 +6,16 @@
 # recipe/ or naming no entry is refused alike by verify, unpack, show and
 # replay, leaving nothing behind.
 . "$(dirname "$0")/lib.sh"
-export TMPDIR="$T/tmp"
-mkdir "$TMPDIR" proj
-TOOL="$SRCDIR/tests/cli/bundle_tool.py"
+own_tmpdir
 printf 'a\n0.7\n' > secret.csv
-cat > proj/r.lua <<'LUA'
-local sbi = require "sbi"
+bundle_setup 'local sbi = require "sbi"
 local probe = sbi.param("probe", "")
 if probe ~= "" then
   local m, msg = sbi.core.read_matrix(probe)
   if m then error("read the secret: " .. m:get(1, 1)) end
   error("probe refused: " .. msg)
 end
-sbi.output { obs = sbi.observation { 0.5 } }
-LUA
-run proj/r.lua --quiet --out o0
-expect_ok
-run bundle proj/r.lua -o b.tar --compression none
-expect_ok
+sbi.output { obs = sbi.observation { 0.5 } }'
 
 # Nested: accepted, and restricted.
 python3 "$TOOL" b.tar n.tar rename:recipe/r.lua:recipe/sub/r.lua 'set:recipe.file:"recipe/sub/r.lua"' ||

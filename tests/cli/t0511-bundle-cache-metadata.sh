@@ -6,17 +6,8 @@
 # cache's record: a file it names outside the recipe's folder is packed
 # only when given with --include.
 . "$(dirname "$0")/lib.sh"
-mkdir proj
-TOOL="$SRCDIR/tests/cli/bundle_tool.py"
 printf 'top secret\n' > secret.txt
-cat > proj/r.lua <<'LUA'
-local sbi = require "sbi"
-sbi.output { obs = sbi.observation { 0.5 } }
-LUA
-run proj/r.lua --quiet --out o0
-expect_ok
-run bundle proj/r.lua -o b.tar --compression none
-expect_ok
+bundle_setup
 KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"][0]["key"])' \
 	<(tar -xOf b.tar manifest.json))
 [ ${#KEY} -eq 64 ] || fail "no node key in the manifest"

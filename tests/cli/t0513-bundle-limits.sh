@@ -6,17 +6,8 @@
 # message naming the option, leaving nothing behind. A small gzip bundle
 # of zeros stands for a decompression bomb.
 . "$(dirname "$0")/lib.sh"
-export TMPDIR="$T/tmp"
-mkdir "$TMPDIR" proj
-TOOL="$SRCDIR/tests/cli/bundle_tool.py"
-cat > proj/r.lua <<'LUA'
-local sbi = require "sbi"
-sbi.output { obs = sbi.observation { 0.5 } }
-LUA
-run proj/r.lua --quiet --out o0
-expect_ok
-run bundle proj/r.lua -o b.tar --compression none
-expect_ok
+own_tmpdir
+bundle_setup
 nothing_left() { # DIR
 	[ -e "$1" ] && fail "$1 was created"
 	ls -A | grep -q "^\.$1\.unpack" && fail "the temporary folder of $1 was left"

@@ -5,17 +5,8 @@
 # the full disk: the write comes back short, then fails with EFBIG, as it
 # does with ENOSPC; sbirun ignores SIGXFSZ so the error is reported.
 . "$(dirname "$0")/lib.sh"
-export TMPDIR="$T/tmp"
-mkdir "$TMPDIR" proj
-TOOL="$SRCDIR/tests/cli/bundle_tool.py"
-cat > proj/r.lua <<'LUA'
-local sbi = require "sbi"
-sbi.output { obs = sbi.observation { 0.5 } }
-LUA
-run proj/r.lua --quiet --out o0
-expect_ok
-run bundle proj/r.lua -o b.tar --compression none
-expect_ok
+own_tmpdir
+bundle_setup
 python3 "$TOOL" b.tar big.tar zeros:data/big.bin:3000000 || fail "bundle_tool.py failed"
 
 limited() { # at most 1,024,000 bytes per file: not a multiple of the 64 KiB blocks, so a write comes back short first
