@@ -195,6 +195,28 @@ sbi.output { obs = sbi.observation { 0.5 } }'
 	expect_ok
 }
 
+# edit_bundle IN OUT EDIT...: bundle_tool.py writes OUT, the bundle IN edited.
+edit_bundle() {
+	python3 "$TOOL" "$@" || fail "bundle_tool.py $* failed"
+}
+
+# verify_refused BUNDLE TEXT: verify fails (exit 1) with TEXT on stdout.
+verify_refused() {
+	run verify "$1"
+	expect_fail 1
+	expect_out "$2"
+}
+
+# unpack_refused BUNDLE DIR TEXT: unpack fails (exit 1) with TEXT on stderr,
+# leaving neither DIR nor its temporary folder (.DIR.unpack*).
+unpack_refused() {
+	run unpack "$1" "$2"
+	expect_fail 1
+	expect_err "$3"
+	[ -e "$2" ] && fail "unpack of $1 created $2"
+	ls -A | grep -q "^\.$2\.unpack" && fail "unpack of $1 left its temporary folder"
+}
+
 # own_tmpdir: TMPDIR is a new empty folder of the test (replay makes its
 # folders there; a test can check that none is left).
 own_tmpdir() {

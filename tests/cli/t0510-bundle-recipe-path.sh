@@ -18,8 +18,7 @@ end
 sbi.output { obs = sbi.observation { 0.5 } }'
 
 # Nested: accepted, and restricted.
-python3 "$TOOL" b.tar n.tar rename:recipe/r.lua:recipe/sub/r.lua 'set:recipe.file:"recipe/sub/r.lua"' ||
-	fail "bundle_tool.py failed"
+edit_bundle b.tar n.tar rename:recipe/r.lua:recipe/sub/r.lua 'set:recipe.file:"recipe/sub/r.lua"'
 run verify n.tar
 expect_ok
 run unpack n.tar u
@@ -43,7 +42,7 @@ run elsewhere/link.lua --out o4 --set probe="$T/secret.csv"
 expect_fail 1
 expect_err "is outside the bundle folder"
 # Replay runs it restricted too.
-python3 "$TOOL" n.tar np.tar "set:sets:[\"probe=$T/secret.csv\"]" || fail "bundle_tool.py failed"
+edit_bundle n.tar np.tar "set:sets:[\"probe=$T/secret.csv\"]"
 run replay np.tar
 expect_fail 1
 expect_err "runs restricted"
@@ -56,15 +55,9 @@ printf 'error("outside")\n' > evil.lua
 i=0
 for bad in recipe/../evil.lua recipe/sub/../../../evil.lua ../evil.lua "$T/evil.lua" data/x.csv recipe/none.lua; do
 	i=$((i + 1))
-	python3 "$TOOL" b.tar e$i.tar "set:recipe.file:\"$bad\"" || fail "bundle_tool.py failed"
-	run verify e$i.tar
-	expect_fail 1
-	expect_out "recipe.file"
-	run unpack e$i.tar v$i
-	expect_fail 1
-	expect_err "recipe.file"
-	[ -e v$i ] && fail "unpack of recipe.file $bad created v$i"
-	ls -A | grep -q "^\.v$i\.unpack" && fail "unpack of recipe.file $bad left its temporary folder"
+	edit_bundle b.tar e$i.tar "set:recipe.file:\"$bad\""
+	verify_refused e$i.tar "recipe.file"
+	unpack_refused e$i.tar v$i "recipe.file"
 	run show e$i.tar
 	expect_fail 1
 	expect_err "recipe.file"

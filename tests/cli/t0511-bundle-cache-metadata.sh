@@ -19,14 +19,9 @@ i=0
 for name in recipe/.sbirun/reads.json data/.sbirun/reads.json recipe/sub/.sbirun/reads.json \
 	recipe/.sbirun/refs/ab/cd recipe/.sbirun-bundle-paths data/.sbirun-bundle; do
 	i=$((i + 1))
-	python3 "$TOOL" b.tar p$i.tar "add:$name:forged.json" || fail "bundle_tool.py failed"
-	run verify p$i.tar
-	expect_fail 1
-	expect_out "refused name"
-	run unpack p$i.tar u$i
-	expect_fail 1
-	expect_err "$name"
-	[ -e u$i ] && fail "unpack of a bundle carrying $name created u$i"
+	edit_bundle b.tar p$i.tar "add:$name:forged.json"
+	verify_refused p$i.tar "refused name"
+	unpack_refused p$i.tar u$i "$name"
 done
 
 # A forged record in the cache (copied from elsewhere, or written by hand):

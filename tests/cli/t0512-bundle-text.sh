@@ -50,7 +50,7 @@ expect_out 'obs \x1b[31mred\x1b[0m'
 
 # Entry names with control characters, in verify's and unpack's messages.
 printf 'x\n' > x.txt
-python3 "$TOOL" b.tar n.tar "add:recipe/$(printf '\033')[2Jx.lua:x.txt" || fail "bundle_tool.py failed"
+edit_bundle b.tar n.tar "add:recipe/$(printf '\033')[2Jx.lua:x.txt"
 run verify n.tar
 expect_fail 1
 no_esc "$OUT" verify

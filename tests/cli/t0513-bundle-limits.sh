@@ -15,7 +15,7 @@ nothing_left() { # DIR
 }
 
 # 8 MB of zeros in a ~8 KB archive.
-python3 "$TOOL" b.tar bomb.tar.gz zeros:data/zeros.bin:8000000 gz || fail "bundle_tool.py failed"
+edit_bundle b.tar bomb.tar.gz zeros:data/zeros.bin:8000000 gz
 [ "$(stat -c %s bomb.tar.gz)" -lt 100000 ] || fail "bomb.tar.gz is not small"
 run unpack --max-unpacked-size 1M bomb.tar.gz u1
 expect_fail 1
@@ -38,7 +38,7 @@ expect_ok
 rm -rf u2 u3
 
 # A large manifest: 200 KB, and 9 MB (over the default).
-python3 "$TOOL" b.tar m200k.tar pad:200000 || fail "bundle_tool.py failed"
+edit_bundle b.tar m200k.tar pad:200000
 run show --max-manifest-size 100K m200k.tar
 expect_fail 1
 expect_err "manifest.json is larger than 102400 bytes (--max-manifest-size)"
@@ -51,7 +51,7 @@ expect_err "manifest.json is larger than 102400 bytes (--max-manifest-size)"
 nothing_left u4
 run show m200k.tar
 expect_ok
-python3 "$TOOL" b.tar m9m.tar pad:9000000 || fail "bundle_tool.py failed"
+edit_bundle b.tar m9m.tar pad:9000000
 run show m9m.tar
 expect_fail 1
 expect_err "manifest.json is larger than 8388608 bytes (--max-manifest-size)"

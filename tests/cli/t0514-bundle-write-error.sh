@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 own_tmpdir
 bundle_setup
-python3 "$TOOL" b.tar big.tar zeros:data/big.bin:3000000 || fail "bundle_tool.py failed"
+edit_bundle b.tar big.tar zeros:data/big.bin:3000000
 
 limited() { # at most 1,024,000 bytes per file: not a multiple of the 64 KiB blocks, so a write comes back short first
 	OUT="$T/out.$CHECKS" ERR="$T/err.$CHECKS"

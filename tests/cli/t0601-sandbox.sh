@@ -6,6 +6,15 @@
 # would escape the cache key (docs/recipes.md#the-sandbox).
 . "$(dirname "$0")/lib.sh"
 
+# refused FILE TEXT < LUA: the recipe LUA, written to FILE, fails (exit 1)
+# with TEXT on stderr.
+refused() {
+	cat > "$1"
+	run "$1" --quiet
+	expect_fail 1
+	expect_err "$2"
+}
+
 # ---- 1. require of an unsafe module: refused by name, with the line ----
 for m in os io debug package _G; do
 	cat > req.lua <<LUA
@@ -99,7 +108,7 @@ n=$(sed -n 's/^walked \([0-9]*\) values$/\1/p' "$OUT")
 # The simulator's rng is the engine's: closing it is an error, not a
 # stream freed under the engine's feet (AddressSanitizer would see the use
 # after free); a stream of core.rng closes.
-cat > close.lua <<'LUA'
+refused close.lua "belongs to the engine" <<'LUA'
 local sbi = require "sbi"
 local core = require "sbi.core"
 do local own <close> = core.rng(1) end
@@ -108,9 +117,6 @@ local sims = sbi.simulate { prior = prior, n = 20, seed = 1,
   simulator = function(theta, rng) local r <close> = rng; return { theta[1] + r:normal() } end }
 sbi.output { s = sbi.abc.rejection { sims = sims, observation = sbi.observation { 0.5 }, quantile = 0.5 } }
 LUA
-run close.lua --quiet
-expect_fail 1
-expect_err "belongs to the engine"
 
 # ---- 4. nondeterminism: refused in simulators and steps, pointing to rng ----
 nondet() { # nondet NAME LUA-EXPRESSION: the expression in a simulator is refused
@@ -157,7 +163,7 @@ sbi.output { s = sbi.abc.rejection { sims = sims, observation = sbi.observation 
 LUA
 run caught.lua --quiet --jobs 1
 expect_ok
-cat > batch.lua <<'LUA'
+refused batch.lua "os.clock is not available in a simulator" <<'LUA'
 local sbi = require "sbi"
 local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
 local sims = sbi.simulate { prior = prior, n = 20, seed = 1,
@@ -165,36 +171,24 @@ local sims = sbi.simulate { prior = prior, n = 20, seed = 1,
     for i = 1, theta:rows() do x:set(i, 1, theta:get(i, 1) + os.clock()) end end } }
 sbi.output { s = sbi.abc.rejection { sims = sims, observation = sbi.observation { 0.5 }, quantile = 0.5 } }
 LUA
-run batch.lua --quiet
-expect_fail 1
-expect_err "os.clock is not available in a simulator"
 
 # math.random: refused everywhere in a recipe, even in a coroutine.
-cat > rnd.lua <<'LUA'
+refused rnd.lua "math.random and math.randomseed are not available in recipes" <<'LUA'
 local sbi = require "sbi"
 local seed = coroutine.wrap(function() return math.random(1, 100) end)()
 LUA
-run rnd.lua --quiet
-expect_fail 1
-expect_err "math.random and math.randomseed are not available in recipes"
 expect_err "sbi.core.rng(seed)"
-cat > rnd.lua <<'LUA'
+refused rnd.lua "rnd.lua:1: math.random and math.randomseed are not available" <<'LUA'
 math.randomseed(1)
 LUA
-run rnd.lua --quiet
-expect_fail 1
-expect_err "rnd.lua:1: math.random and math.randomseed are not available"
 
 # While a step runs (an exact likelihood evaluated by the engine's MCMC).
-cat > lik.lua <<'LUA'
+refused lik.lua "os.time is not available while a step runs" <<'LUA'
 local sbi = require "sbi"
 local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
 sbi.output { s = sbi.likelihood { prior = prior, observation = sbi.observation { 0.5 }, num_samples = 100,
   loglik = function(theta, x) local t = os.time(); return -(x[1] - theta[1]) ^ 2 end } }
 LUA
-run lik.lua --quiet
-expect_fail 1
-expect_err "os.time is not available while a step runs"
 
 # At load time os.time and os.getenv work (their values enter the keys).
 cat > load.lua <<'LUA'
@@ -231,12 +225,9 @@ grep -q ESCAPED "$OUT" && fail "a replayed bundle escaped: $(grep ESCAPED "$OUT"
 run unpack esc.tar un
 expect_ok
 # Restricted, a bundled recipe cannot read this machine's environment.
-cat > un/env.lua <<'LUA'
+refused un/env.lua "os.getenv is not available to a recipe from a bundle" <<'LUA'
 print("HOME=" .. tostring(os.getenv("HOME")))
 LUA
-run un/env.lua --quiet
-expect_fail 1
-expect_err "os.getenv is not available to a recipe from a bundle"
 grep -q "HOME=/" "$OUT" && fail "a restricted recipe read the environment"
 rm un/env.lua
 run graph un/esc.lua
