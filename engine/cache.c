@@ -17,13 +17,29 @@ struct sbi_cache {
 	int lockfd;
 };
 
+/* A handle on the cache at dir, not yet opened: its paths, no lock.
+ * Owned (sbi_cache_close); NULL with err set when out of memory. */
+static sbi_cache *
+cache_alloc(const char *dir, sbi_err *err)
+{
+	sbi_cache *c = sbi_calloc(1, sizeof *c);
+	if (c != NULL) {
+		c->lockfd = -1;
+		c->dir = sbi_strdup(dir);
+		c->objects = sbi_path_join(dir, "objects");
+		c->refs = sbi_path_join(dir, "refs");
+	}
+	if (c == NULL || c->dir == NULL || c->objects == NULL || c->refs == NULL) {
+		sbi_cache_close(c);
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
+	return c;
+}
+
 static int
 make_dirs(sbi_cache *c, sbi_err *err)
 {
-	c->objects = sbi_path_join(c->dir, "objects");
-	c->refs = sbi_path_join(c->dir, "refs");
-	if (c->objects == NULL || c->refs == NULL)
-		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	int rc = sbi_fs_mkdirs(c->objects, err);
 	if (rc == SBI_OK)
 		rc = sbi_fs_mkdirs(c->refs, err);
@@ -108,15 +124,12 @@ remove_stale_temporaries(sbi_cache *c)
 sbi_cache *
 sbi_cache_open(const char *dir, sbi_err *err)
 {
-	sbi_cache *c = sbi_calloc(1, sizeof *c);
-	if (c == NULL) {
-		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	sbi_cache *c = cache_alloc(dir, err);
+	if (c == NULL)
 		return NULL;
-	}
-	c->lockfd = -1;
 	sbi_err why = { 0 };
-	int rc = (c->dir = sbi_strdup(dir)) ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
-	if (rc == SBI_OK && (rc = sbi_fs_mkdirs(dir, &why)) != SBI_OK)
+	int rc = sbi_fs_mkdirs(dir, &why);
+	if (rc != SBI_OK)
 		sbi_err_set(err, rc, "cannot use cache directory %s: %s", dir, why.msg);
 	if (rc == SBI_OK)
 		rc = make_dirs(c, err);
@@ -136,16 +149,10 @@ sbi_cache_open(const char *dir, sbi_err *err)
 sbi_cache *
 sbi_cache_open_readonly(const char *dir, sbi_err *err)
 {
-	sbi_cache *c = sbi_calloc(1, sizeof *c);
-	if (c == NULL) {
-		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	sbi_cache *c = cache_alloc(dir, err);
+	if (c == NULL)
 		return NULL;
-	}
-	c->lockfd = -1;
-	c->dir = sbi_strdup(dir);
-	c->objects = c->dir ? sbi_path_join(dir, "objects") : NULL;
-	c->refs = c->dir ? sbi_path_join(dir, "refs") : NULL;
-	int rc = c->refs && c->objects ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	int rc = SBI_OK;
 	const char *check[3] = { c->dir, c->refs, c->objects };
 	for (int i = 0; i < 3 && rc == SBI_OK; i++)
 		if (access(check[i], R_OK | X_OK) != 0 && (i == 0 || errno != ENOENT))
