@@ -118,17 +118,28 @@ TEST(artifact_every_flipped_byte_detected)
 	sbi_free(path);
 }
 
+/* A new cache in a new temporary folder *dir, and the keys of two nodes;
+ * NULL (a failed check) when it cannot be opened. */
+static sbi_cache *
+new_cache(char **dir, sbi_key *k1, sbi_key *k2)
+{
+	sbi_err err = { 0 };
+	*dir = tmpdir();
+	sbi_cache *c = sbi_cache_open(*dir, &err);
+	CHECK(c != NULL);
+	sbi_hash_buffer("node one", 8, k1);
+	sbi_hash_buffer("node two", 8, k2);
+	return c;
+}
+
 TEST(cache_put_get_corrupt_and_gc)
 {
-	char *dir = tmpdir();
+	char *dir;
 	sbi_err err = { 0 };
-	sbi_cache *c = sbi_cache_open(dir, &err);
-	CHECK(c != NULL);
+	sbi_key k1, k2, h;
+	sbi_cache *c = new_cache(&dir, &k1, &k2);
 	if (c == NULL)
 		return;
-	sbi_key k1, k2, h;
-	sbi_hash_buffer("node one", 8, &k1);
-	sbi_hash_buffer("node two", 8, &k2);
 	sbi_artifact *a = sample_artifact(), *b = NULL;
 	CHECK(!sbi_cache_has(c, &k1));
 	CHECK(sbi_cache_get(c, &k1, &b, NULL, &err) == SBI_ENOTFOUND);
@@ -183,15 +194,12 @@ copy_file(const char *from, const char *to)
 
 TEST(cache_ref_to_another_key_is_detected)
 {
-	char *dir = tmpdir();
+	char *dir;
 	sbi_err err = { 0 };
-	sbi_cache *c = sbi_cache_open(dir, &err);
-	CHECK(c != NULL);
+	sbi_key k1, k2, h1, h2;
+	sbi_cache *c = new_cache(&dir, &k1, &k2);
 	if (c == NULL)
 		return;
-	sbi_key k1, k2, h1, h2;
-	sbi_hash_buffer("node one", 8, &k1);
-	sbi_hash_buffer("node two", 8, &k2);
 	sbi_artifact *a = sample_artifact(), *b = NULL;
 	CHECK(sbi_cache_put(c, &k1, a, "one", &h1, &err) == SBI_OK);
 	sbi_artifact_set_num(a, "eps", 0.5);
