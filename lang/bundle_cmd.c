@@ -403,13 +403,19 @@ sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
 		memset(&u, 0, sizeof u);
 	json_t *sets = json_array(), *modules = json_array(), *data = json_array(), *nodes = json_array();
 	json_t *reads = json_array(), *byfound = json_object();
-	for (size_t i = 0; i < so->nsets; i++)
-		json_array_append_new(sets, json_string(so->sets[i]));
+	int bad = 0;
+	for (size_t i = 0; i < so->nsets; i++) {
+		json_t *v = json_string(so->sets[i]); /* NULL when not UTF-8: replay would run without it */
+		if (v == NULL && !bad)
+			bad = errorf("--set %s: %s", E(so->sets[i]), "not valid UTF-8, which a bundle's manifest (JSON) "
+			    "cannot hold; not bundled");
+		json_array_append_new(sets, v);
+	}
 	json_t *without = json_array();
 	if (o->without_simulations)
 		json_array_append_new(without, json_string("simulations"));
 	size_t ncached = 0;
-	int bad = add_file(&f, rname, so->recipe) || add_modules(s, &f, modules) || add_data(s, &f, byfound, data) ||
+	bad = bad || add_file(&f, rname, so->recipe) || add_modules(s, &f, modules) || add_data(s, &f, byfound, data) ||
 	    check_includes(o) || add_reads(s, o, &f, byfound, reads) ||
 	    add_cache(s, &f, nodes, o->without_simulations, &ncached);
 	json_t *m = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o, s:o, "

@@ -87,6 +87,17 @@ printf 'error(string.rep("\\128", 3000))\n' > proj2/u.lua
 run_within 30 proj2/u.lua
 expect_fail 1
 expect_err '\x80\x80\x80'
+# A --set value that is not UTF-8 cannot be put in the manifest (JSON):
+# refused, not left out (replay would run without it and differ).
+mkdir proj3
+printf 'local sbi = require "sbi"\nsbi.output { obs = sbi.observation { string.byte(sbi.param("name", "a")) } }\n' \
+	> proj3/r.lua
+run proj3/r.lua --quiet --out o3 --set name=$'\xff'
+expect_ok
+run bundle proj3/r.lua -o x.tar --compression none --set name=$'\xff'
+expect_fail 1
+expect_err '--set name=\xff: not valid UTF-8'
+[ -e x.tar ] && fail "a bundle was written without a --set value"
 run bundle proj2/r.lua -o l.tar --compression none
 no_esc "$ERR" bundle
 run replay l.tar
