@@ -709,6 +709,7 @@ replay_in(const char *root, const char *path, const sbi_session_opts *uo, const 
 	o.cache_dir = cache;
 	o.out_dir = uo->out_dir ? uo->out_dir : out;
 	o.run_all = 1;
+	o.fresh_cache = 1;
 	if (!o.quiet)
 		fprintf(stderr, "replaying %s in %s with an empty cache\n", E(path), root);
 	sbi_session *s = sets ? sbi_session_load(&o, &code) : NULL;

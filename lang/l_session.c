@@ -178,12 +178,17 @@ load_data_map(sbi_session *s, const char *folder)
 
 /* The unpacked bundle the folder real is in: the nearest of real and its
  * parents holding the marker (a recipe in a subfolder of an unpacked
- * bundle belongs to it too); owned, or NULL. */
+ * bundle belongs to it too); owned, or NULL. The walk stops at a parent
+ * owned by someone other than real's owner: a marker planted in a shared
+ * folder (/tmp) must not adopt another user's project (and its cache). */
 static char *
 bundle_folder(const char *real)
 {
-	char *d = sbi_strdup(real);
+	struct stat st0, st;
+	char *d = stat(real, &st0) == 0 ? sbi_strdup(real) : NULL;
 	while (d) {
+		if (stat(d, &st) != 0 || st.st_uid != st0.st_uid)
+			break;
 		char *marker = sbi_path_join(d, SBI_BUNDLE_MARKER), *slash = strrchr(d, '/');
 		int found = marker && sbi_fs_exists(marker);
 		sbi_free(marker);
@@ -195,6 +200,22 @@ bundle_folder(const char *real)
 	}
 	sbi_free(d);
 	return NULL;
+}
+
+/* 1 when path (existing or not) is folder or inside it, by real paths. */
+static int
+inside(const char *path, const char *folder)
+{
+	char *real = realpath(path, NULL); /* a missing cache: judge by its parent */
+	if (real == NULL) {
+		char *copy = sbi_strdup(path);
+		real = copy ? realpath(dirname(copy), NULL) : NULL;
+		sbi_free(copy);
+	}
+	size_t n = strlen(folder);
+	int in = real && strncmp(real, folder, n) == 0 && (real[n] == '/' || real[n] == '\0');
+	free(real);
+	return in;
 }
 
 static int
@@ -225,6 +246,14 @@ init_restriction(sbi_session *s)
 	if (s->o.trust) {
 		sbi_free(folder);
 		return 0;
+	}
+	if (s->o.cache_dir && !s->o.fresh_cache && !inside(s->o.cache_dir, folder)) {
+		/* Hostile code must not write into a cache that trusted runs read. */
+		fprintf(stderr, "sbirun: error: --cache %s: a recipe from a bundle runs restricted and uses only the "
+		    "bundle's own cache (%s/.sbirun); drop --cache, or run it with --trust to lift this\n",
+		    s->o.cache_dir, folder);
+		sbi_free(folder);
+		return 1;
 	}
 	s->root = folder;
 	lua_pushstring(s->L, s->root);

@@ -15,6 +15,7 @@ typedef struct sbi_session_opts {
 	int quiet;             /* no progress output */
 	int trust;             /* --trust: no restriction for recipes from bundles */
 	int run_all;           /* run every step, not only those the outputs need (replay) */
+	int fresh_cache;       /* cache_dir is a new, private one (replay): a restricted recipe may use it */
 } sbi_session_opts;
 
 typedef struct sbi_session sbi_session;

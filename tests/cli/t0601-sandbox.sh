@@ -230,6 +230,33 @@ print("HOME=" .. tostring(os.getenv("HOME")))
 LUA
 grep -q "HOME=/" "$OUT" && fail "a restricted recipe read the environment"
 rm un/env.lua
+# A restricted recipe writes only into the bundle's own cache: not into one
+# that trusted runs read (it could plant results under their keys).
+run un/esc.lua --quiet --cache shared-cache
+expect_fail 1
+expect_err "uses only the bundle's own cache"
+[ -e shared-cache ] && fail "a refused restricted run created the cache"
+run un/esc.lua --quiet --cache un/.sbirun
+expect_ok
+run un/esc.lua --quiet --cache shared-cache --trust
+expect_ok
+# A marker planted in a shared parent folder owned by someone else does not
+# adopt a project below it (its recipe would run restricted, on the
+# planted cache). Needs root to own files as another user.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	mkdir -p shared/proj
+	cp un/.sbirun-bundle* shared/
+	cp -r un/.sbirun shared/.sbirun
+	chown nobody shared
+	cp esc.lua shared/proj/r.lua
+	run shared/proj/r.lua
+	expect_ok
+	grep -q "is an unpacked bundle" "$ERR" && fail "a marker in a folder of another owner adopted the project"
+	[ -d shared/proj/.sbirun ] || fail "the project did not use its own cache"
+	chown "$(id -u)" shared
+	run shared/proj/r.lua
+	expect_err "is an unpacked bundle"
+fi
 run graph un/esc.lua
 expect_ok
 grep -q ESCAPED "$OUT" && fail "graph on an unpacked bundle escaped"
