@@ -8,7 +8,7 @@ l_mat *
 sbi__check_mat(lua_State *L, int idx)
 {
 	l_mat *lm = luaL_checkudata(L, idx, SBI_MT_MAT);
-	if (lm->m == NULL)
+	if (lm->m == NULL || lm->released)
 		luaL_argerror(L, idx, "matrix has been released");
 	return lm;
 }
@@ -18,7 +18,7 @@ sbi__push_mat(lua_State *L, sbi_mat *m)
 {
 	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
 	lm->m = NULL;
-	lm->borrowed = 0;
+	lm->borrowed = lm->released = 0;
 	luaL_setmetatable(L, SBI_MT_MAT);
 	lm->m = m;
 }
@@ -50,7 +50,7 @@ l_mat_new(lua_State *L)
 	double fill = luaL_optnumber(L, 3, 0.0);
 	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
 	lm->m = NULL;
-	lm->borrowed = 0;
+	lm->borrowed = lm->released = 0;
 	luaL_setmetatable(L, SBI_MT_MAT);
 	if ((lm->m = sbi_mat_alloc(r, c)) == NULL)
 		return luaL_error(L, "out of memory for a %dx%d matrix", (int)r, (int)c);
@@ -284,7 +284,7 @@ static int
 l_mat_tostring(lua_State *L)
 {
 	l_mat *lm = luaL_checkudata(L, 1, SBI_MT_MAT);
-	if (lm->m == NULL)
+	if (lm->m == NULL || lm->released)
 		lua_pushstring(L, "sbi.Mat (released)");
 	else
 		lua_pushfstring(L, "sbi.Mat(%d x %d)", (int)lm->m->nrow, (int)lm->m->ncol);
@@ -301,6 +301,15 @@ l_mat_gc(lua_State *L)
 	return 0;
 }
 
+/* __close: releases the Mat; __gc frees it (see l_mat in lsbi.h). */
+static int
+l_mat_close(lua_State *L)
+{
+	luaL_checkudata(L, 1, SBI_MT_MAT);
+	((l_mat *)lua_touserdata(L, 1))->released = 1;
+	return 0;
+}
+
 static const luaL_Reg mat_methods[] = {
 	{ "get", l_mat_get }, { "set", l_mat_set }, { "rows", l_mat_rows }, { "cols", l_mat_cols },
 	{ "row", l_mat_row }, { "set_row", l_mat_set_row }, { "totable", l_mat_totable },
@@ -308,7 +317,7 @@ static const luaL_Reg mat_methods[] = {
 };
 
 static const luaL_Reg mat_meta[] = {
-	{ "__gc", l_mat_gc }, { "__close", l_mat_gc }, { "__tostring", l_mat_tostring }, { NULL, NULL },
+	{ "__gc", l_mat_gc }, { "__close", l_mat_close }, { "__tostring", l_mat_tostring }, { NULL, NULL },
 };
 
 void

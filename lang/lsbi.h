@@ -19,10 +19,13 @@
 #define SBI_MT_PRIOR "sbi.Prior"
 
 /* A Mat userdata: owns m unless borrowed (then m belongs to an artifact
- * that outlives the Lua state). */
+ * that outlives the Lua state). A Mat closed with <close> is released
+ * (unusable) but m is freed only by __gc: a C function that called back
+ * into Lua may still hold m, and holds the userdata too. */
 typedef struct l_mat {
 	sbi_mat *m;
 	int borrowed;
+	int released;
 } l_mat;
 
 /* What a run shares with the Lua side: stored as a light userdata in the
