@@ -272,6 +272,9 @@ l_mat_vstack(lua_State *L)
 	for (lua_Integer i = 1; i <= n && at < rows; i++) {
 		lua_geti(L, 1, i);
 		sbi_mat *m = sbi__check_mat(L, -1)->m;
+		/* Read again: an __index may return another matrix this time. */
+		if (m->ncol != cols)
+			return luaL_error(L, "vstack: matrix %d has %d columns, expected %d", (int)i, (int)m->ncol, (int)cols);
 		size_t take = m->nrow < rows - at ? m->nrow : rows - at;
 		memcpy(sbi_mat_row(out, at), m->data, take * cols * sizeof(double));
 		at += take;
