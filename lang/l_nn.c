@@ -409,7 +409,7 @@ l_flow_log_prob(lua_State *L)
 	sbi_mat *y = sbi__check_mat(L, 2)->m, *c = cfg->context ? sbi__check_mat(L, 3)->m : NULL;
 	if (y->ncol != cfg->dim || (c && c->ncol != cfg->context))
 		return luaL_error(L, "log_prob: y needs %d columns and the context %d", (int)cfg->dim, (int)cfg->context);
-	size_t n = y->nrow > (c ? c->nrow : 0) ? y->nrow : c->nrow;
+	size_t n = c == NULL || y->nrow > c->nrow ? y->nrow : c->nrow;
 	if ((y->nrow != n && y->nrow != 1) || (c && c->nrow != n && c->nrow != 1))
 		return luaL_error(L, "log_prob: row counts %d and %d do not broadcast", (int)y->nrow, (int)c->nrow);
 	set_threads(L);
