@@ -55,15 +55,30 @@ set_threads(lua_State *L)
 
 /* ---- reading options ---- */
 
+/* Upper bounds of the integer options: far beyond any real use, and low
+ * enough that the sizes computed from them cannot overflow. */
+#define MAX_COUNT ((lua_Integer)1 << 30) /* samples, epochs, batch, warmup */
+#define MAX_SHAPE ((lua_Integer)1 << 16) /* hidden units, chains, thinning */
+#define MAX_SMALL ((lua_Integer)1 << 10) /* layers, transforms, bins, atoms */
+#define MAX_DIM ((size_t)1 << 20)        /* columns of training data */
+
 static lua_Integer
-opt_int(lua_State *L, int spec, const char *k, lua_Integer def, lua_Integer min)
+opt_int(lua_State *L, int spec, const char *k, lua_Integer def, lua_Integer min, lua_Integer max)
 {
 	lua_getfield(L, spec, k);
 	lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
 	lua_pop(L, 1);
-	if (v < min)
-		luaL_error(L, "option '%s' must be >= %d, got %d", k, (int)min, (int)v);
+	if (v < min || v > max)
+		luaL_error(L, "option '%s' must be in %I..%I, got %I", k, min, max, v);
 	return v;
+}
+
+/* Raises unless the matrix option k has at most MAX_DIM columns. */
+static void
+check_cols(lua_State *L, const sbi_mat *m, const char *k)
+{
+	if (m && m->ncol > MAX_DIM)
+		luaL_error(L, "option '%s' has %I columns, more than %I", k, (lua_Integer)m->ncol, (lua_Integer)MAX_DIM);
 }
 
 static double
@@ -191,9 +206,9 @@ static void
 read_train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed)
 {
 	sbi_train_opts_default(o);
-	o->batch = (size_t)opt_int(L, spec, "batch_size", 200, 1);
-	o->max_epochs = (size_t)opt_int(L, spec, "max_epochs", 2000, 1);
-	o->patience = (size_t)opt_int(L, spec, "patience", 20, 0);
+	o->batch = (size_t)opt_int(L, spec, "batch_size", 200, 1, MAX_COUNT);
+	o->max_epochs = (size_t)opt_int(L, spec, "max_epochs", 2000, 1, MAX_COUNT);
+	o->patience = (size_t)opt_int(L, spec, "patience", 20, 0, MAX_COUNT);
 	o->lr = opt_num(L, spec, "learning_rate", 5e-4);
 	o->val_fraction = opt_num(L, spec, "validation_fraction", 0.1);
 	o->clip = opt_num(L, spec, "clip", 5.0);
@@ -222,6 +237,8 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 	luaL_checktype(L, spec, LUA_TTABLE);
 	memset(j, 0, sizeof *j);
 	const sbi_mat *y = opt_mat(L, spec, "y", 1), *c = opt_mat(L, spec, "context", 0);
+	check_cols(L, y, "y");
+	check_cols(L, c, "context");
 	const char *kind = opt_str(L, spec, "kind", "maf");
 	int nsf = strcmp(kind, "nsf") == 0, mdn = strcmp(kind, "mdn") == 0;
 	if (strcmp(kind, "maf") != 0 && !nsf && !mdn)
@@ -230,12 +247,12 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 		luaL_error(L, "a mixture density network needs a context");
 	j->cfg = (sbi_flow_config){
 		.kind = nsf ? SBI_FLOW_NSF : mdn ? SBI_FLOW_MDN : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
-		.transforms = mdn ? 1 : (size_t)opt_int(L, spec, "transforms", 5, 1),
-		.hidden = (size_t)opt_int(L, spec, "hidden", 50, 1), .layers = (size_t)opt_int(L, spec, "layers", 2, 0),
-		.bins = mdn ? (size_t)opt_int(L, spec, "components", 10, 1) : (size_t)opt_int(L, spec, "bins", 10, 2),
+		.transforms = mdn ? 1 : (size_t)opt_int(L, spec, "transforms", 5, 1, MAX_SMALL),
+		.hidden = (size_t)opt_int(L, spec, "hidden", 50, 1, MAX_SHAPE), .layers = (size_t)opt_int(L, spec, "layers", 2, 0, MAX_SMALL),
+		.bins = mdn ? (size_t)opt_int(L, spec, "components", 10, 1, MAX_SMALL) : (size_t)opt_int(L, spec, "bins", 10, 2, MAX_SMALL),
 		.bound = opt_num(L, spec, "bound", 3.0),
 		.act = activation(L, opt_str(L, spec, "activation", nsf ? "relu" : "tanh")),
-		.seed = (uint64_t)opt_int(L, spec, "seed", 1, 0),
+		.seed = (uint64_t)opt_int(L, spec, "seed", 1, 0, LUA_MAXINTEGER),
 	};
 	read_train_opts(L, spec, &j->o, j->cfg.seed);
 	if (c && c->nrow != y->nrow)
@@ -469,15 +486,17 @@ l_classifier_train(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	sbi_mat *th = opt_mat(L, 1, "theta", 1), *x = opt_mat(L, 1, "x", 1);
+	check_cols(L, th, "theta");
+	check_cols(L, x, "x");
 	if (th->nrow != x->nrow)
 		return luaL_error(L, "theta has %d rows but x has %d", (int)th->nrow, (int)x->nrow);
 	sbi_classifier_config cfg = { .dtheta = th->ncol, .dx = x->ncol,
-		.hidden = (size_t)opt_int(L, 1, "hidden", 50, 1), .layers = (size_t)opt_int(L, 1, "layers", 2, 0),
-		.act = activation(L, opt_str(L, 1, "activation", "relu")), .seed = (uint64_t)opt_int(L, 1, "seed", 1, 0) };
+		.hidden = (size_t)opt_int(L, 1, "hidden", 50, 1, MAX_SHAPE), .layers = (size_t)opt_int(L, 1, "layers", 2, 0, MAX_SMALL),
+		.act = activation(L, opt_str(L, 1, "activation", "relu")), .seed = (uint64_t)opt_int(L, 1, "seed", 1, 0, LUA_MAXINTEGER) };
 	lua_getfield(L, 1, "residual");
 	cfg.residual = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
 	lua_pop(L, 1);
-	size_t atoms = (size_t)opt_int(L, 1, "atoms", 10, 0);
+	size_t atoms = (size_t)opt_int(L, 1, "atoms", 10, 0, MAX_SMALL);
 	sbi_train_opts o;
 	read_train_opts(L, 1, &o, cfg.seed);
 	set_threads(L);
@@ -708,12 +727,12 @@ l_mcmc(lua_State *L)
 	if (strcmp(kind, "slice") != 0 && strcmp(kind, "ensemble") != 0)
 		return luaL_error(L, "unknown sampler '%s' (expected \"slice\" or \"ensemble\")", kind);
 	r.kind = strcmp(kind, "slice") == 0 ? SBI_MCMC_SLICE : SBI_MCMC_ENSEMBLE;
-	r.chains = (size_t)opt_int(L, 1, "chains", r.kind == SBI_MCMC_SLICE ? 20 : (lua_Integer)(4 * r.d + 4), 1);
-	r.warmup = (size_t)opt_int(L, 1, "warmup", 200, 0);
-	r.thin = (size_t)opt_int(L, 1, "thin", 1, 1);
-	r.nsamples = (size_t)opt_int(L, 1, "num_samples", 10000, 1);
-	r.ncand = (size_t)opt_int(L, 1, "candidates", 10000, 1);
-	r.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0);
+	r.chains = (size_t)opt_int(L, 1, "chains", r.kind == SBI_MCMC_SLICE ? 20 : (lua_Integer)(4 * r.d + 4), 1, MAX_SHAPE);
+	r.warmup = (size_t)opt_int(L, 1, "warmup", 200, 0, MAX_COUNT);
+	r.thin = (size_t)opt_int(L, 1, "thin", 1, 1, MAX_SHAPE);
+	r.nsamples = (size_t)opt_int(L, 1, "num_samples", 10000, 1, MAX_COUNT);
+	r.ncand = (size_t)opt_int(L, 1, "candidates", 10000, 1, MAX_COUNT);
+	r.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0, LUA_MAXINTEGER);
 	if (lua_getfield(L, 1, "flow") != LUA_TNIL) {
 		tg.flow = check_flow(L, -1);
 		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->f);
