@@ -454,7 +454,8 @@ infer_dim(lua_State *L, sim_job *j)
 static size_t *
 missing_chunks(sim_job *j, size_t nchunks, size_t *nmissing)
 {
-	size_t *t = sbi_malloc((nchunks ? nchunks : 1) * sizeof *t), n = 0;
+	/* n = 2^62 in chunks of 1 would overflow the size. */
+	size_t *t = nchunks > (size_t)-1 / sizeof *t ? NULL : sbi_malloc((nchunks ? nchunks : 1) * sizeof *t), n = 0;
 	if (t == NULL)
 		return NULL;
 	for (size_t c = 0; c < nchunks; c++) {
