@@ -374,13 +374,14 @@ tick_forked(void *ud, uint64_t done)
 
 /* ---- the whole node ---- */
 
-/* Reads spec fields into j (errors raise). */
+/* Reads spec fields into j (errors raise). Leaves the prior and the label
+ * on the stack: the simulator may clear them in the spec, and j keeps
+ * pointers into both. [..] -> [.., prior, label] */
 static void
 read_spec(lua_State *L, sim_job *j)
 {
 	lua_getfield(L, j->spec, "prior");
 	j->prior = sbi__check_prior(L, -1);
-	lua_pop(L, 1);
 	j->dtheta = sbi_prior_dim(j->prior);
 	lua_getfield(L, j->spec, "simulator");
 	luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec.simulator must be a function");
@@ -405,10 +406,9 @@ read_spec(lua_State *L, sim_job *j)
 	if (strcmp(pol, "fail") != 0 && strcmp(pol, "drop") != 0)
 		luaL_error(L, "simulate: on_failure must be \"fail\" or \"drop\", got \"%s\"", pol);
 	j->drop = strcmp(pol, "drop") == 0;
+	lua_pop(L, 2);
 	lua_getfield(L, j->spec, "label");
-	j->label = luaL_optstring(L, -1, "simulate");
-	lua_pop(L, 2); /* keep label string referenced by the spec */
-	lua_pop(L, 1);
+	j->label = luaL_optstring(L, -1, "simulate"); /* [.., prior, label] */
 	if (j->batched && j->dx == 0)
 		luaL_error(L, "%s: a batched simulator needs its data dimension: sbi.simulator{ ..., dim = K }", j->label);
 }
