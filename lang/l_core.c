@@ -88,18 +88,22 @@ to_field(lua_State *L, sbi_artifact *a, const char *what)
 	} else if (lua_type(L, -1) == LUA_TNUMBER)
 		rc = sbi_artifact_set_num(a, name, lua_tonumber(L, -1));
 	else if (lua_istable(L, -1)) {
-		size_t n = (size_t)luaL_len(L, -1);
+		lua_Integer len = luaL_len(L, -1);
+		if (len < 0 || len > (1 << 24)) /* a lying __len would overflow the buffer below */
+			luaL_error(L, "%s: field '%s' is a list of %I strings, more than %d", what, name, len, 1 << 24);
+		size_t n = (size_t)len;
 		check_list(L, n, what, name);
 		const char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0); /* [.., k, t, v] */
+		lua_createtable(L, (int)n, 0); /* [.., k, t, v, anchor]: an __index may make fresh strings */
 		for (size_t i = 0; i < n; i++) {
-			lua_geti(L, -2, (lua_Integer)i + 1);
+			lua_geti(L, -3, (lua_Integer)i + 1);
 			if (lua_type(L, -1) != LUA_TSTRING)
 				luaL_error(L, "%s: field '%s' must be a list of strings", what, name);
 			v[i] = lua_tostring(L, -1);
-			lua_pop(L, 1); /* the table keeps the string alive */
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
 		}
 		rc = sbi_artifact_set_strs(a, name, v, n);
-		lua_pop(L, 1);
+		lua_pop(L, 2);
 	} else
 		luaL_error(L, "%s: field '%s' has type %s; artifacts hold matrices, strings, numbers and "
 		    "lists of strings", what, name, luaL_typename(L, -1));
@@ -405,10 +409,11 @@ l_write_samples(lua_State *L)
 		    "into its output folder, not into subfolders (run it with --trust to lift this)", name);
 	lua_pop(L, 1);
 	const char **names = lua_newuserdatauv(L, (m->ncol ? m->ncol : 1) * sizeof *names, 0);
+	lua_createtable(L, (int)m->ncol, 0); /* [.., names, anchor]: an __index may make fresh strings */
 	for (size_t j = 0; j < m->ncol; j++) {
 		lua_geti(L, 4, (lua_Integer)j + 1);
 		names[j] = luaL_checkstring(L, -1);
-		lua_pop(L, 1);
+		lua_rawseti(L, -2, (lua_Integer)j + 1);
 	}
 	sbi_err err = { 0 };
 	int rc = sbi_fs_mkdirs(dir, &err);
