@@ -60,18 +60,29 @@ l_mat_new(lua_State *L)
 	return 1;
 }
 
-static int
-row_count(lua_State *L, int idx, size_t *ncol)
+/* The length of the table at idx as a matrix dimension; raises when it is
+ * negative or beyond check_dim's range (a lying __len). */
+static size_t
+table_dim(lua_State *L, int idx, const char *what)
 {
-	size_t n = (size_t)luaL_len(L, idx);
+	lua_Integer n = luaL_len(L, idx);
+	if (n < 0 || n > (1LL << 40))
+		luaL_error(L, "%s: a table of length %I is not a matrix", what, n);
+	return (size_t)n;
+}
+
+static size_t
+row_count(lua_State *L, int idx, size_t *ncol, const char *what)
+{
+	size_t n = table_dim(L, idx, what);
 	*ncol = 0;
 	if (n == 0)
 		return 0;
 	lua_geti(L, idx, 1); /* [.., first] */
 	if (lua_istable(L, -1))
-		*ncol = (size_t)luaL_len(L, -1);
+		*ncol = table_dim(L, -1, what);
 	lua_pop(L, 1); /* [..] */
-	return (int)n;
+	return n;
 }
 
 sbi_mat *
@@ -86,44 +97,39 @@ sbi__to_mat(lua_State *L, int idx, const char *what)
 	}
 	if (!lua_istable(L, idx))
 		luaL_error(L, "%s: expected a table of numbers or of rows, got %s", what, luaL_typename(L, idx));
-	size_t ncol, nrow = (size_t)row_count(L, idx, &ncol);
+	size_t ncol, nrow = row_count(L, idx, &ncol, what);
 	int flat = ncol == 0;
 	if (flat) {
 		ncol = nrow;
 		nrow = 1;
 	}
-	/* Validate before allocating so an error cannot leak the matrix. */
-	for (size_t i = 0; i < (flat ? 1 : nrow); i++) {
+	if (ncol != 0 && nrow > (size_t)-1 / sizeof(double) / ncol)
+		luaL_error(L, "%s: %I x %I values are too many", what, (lua_Integer)nrow, (lua_Integer)ncol);
+	/* Read once into a buffer the collector owns: reading the table runs
+	 * its metamethods, which may raise, so nothing malloc'ed is held. */
+	double *v = lua_newuserdatauv(L, (nrow * ncol > 0 ? nrow * ncol : 1) * sizeof *v, 0); /* [.., buf] */
+	for (size_t i = 0; i < nrow; i++) {
 		if (!flat) {
-			lua_geti(L, idx, (lua_Integer)i + 1); /* [.., row] */
+			lua_geti(L, idx, (lua_Integer)i + 1); /* [.., buf, row] */
 			if (!lua_istable(L, -1) || (size_t)luaL_len(L, -1) != ncol)
 				luaL_error(L, "%s: row %d must be a table of %d numbers", what, (int)i + 1, (int)ncol);
 		} else
-			lua_pushvalue(L, idx); /* [.., row] */
+			lua_pushvalue(L, idx); /* [.., buf, row] */
 		for (size_t j = 0; j < ncol; j++) {
-			int t = lua_geti(L, -1, (lua_Integer)j + 1); /* [.., row, v] */
+			int t = lua_geti(L, -1, (lua_Integer)j + 1); /* [.., buf, row, v] */
 			if (t != LUA_TNUMBER)
 				luaL_error(L, "%s: element [%d][%d] must be a number, got %s", what, (int)i + 1,
 				    (int)j + 1, lua_typename(L, t));
-			lua_pop(L, 1); /* [.., row] */
+			v[i * ncol + j] = lua_tonumber(L, -1);
+			lua_pop(L, 1); /* [.., buf, row] */
 		}
-		lua_pop(L, 1); /* [..] */
+		lua_pop(L, 1); /* [.., buf] */
 	}
 	sbi_mat *m = sbi_mat_alloc(nrow, ncol);
 	if (m == NULL)
 		luaL_error(L, "out of memory");
-	for (size_t i = 0; i < nrow; i++) {
-		if (!flat)
-			lua_geti(L, idx, (lua_Integer)i + 1);
-		else
-			lua_pushvalue(L, idx); /* [.., row] */
-		for (size_t j = 0; j < ncol; j++) {
-			lua_geti(L, -1, (lua_Integer)j + 1); /* [.., row, v] */
-			m->data[i * ncol + j] = lua_tonumber(L, -1);
-			lua_pop(L, 1); /* [.., row] */
-		}
-		lua_pop(L, 1); /* [..] */
-	}
+	memcpy(m->data, v, nrow * ncol * sizeof *v);
+	lua_pop(L, 1); /* [..] */
 	return m;
 }
 
