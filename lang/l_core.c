@@ -21,6 +21,15 @@ sbi__runctx(lua_State *L)
 	return ctx;
 }
 
+void
+sbi__refuse_closing(lua_State *L)
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx && ctx->closing)
+		luaL_error(L, "sbi.core: cannot make matrices, streams, priors or models in a finalizer run when "
+		    "sbirun exits");
+}
+
 /* ---- artifacts <-> tables ---- */
 
 void
@@ -125,6 +134,7 @@ sbi__to_artifact(lua_State *L, int idx, const char *what)
 {
 	idx = lua_absindex(L, idx);
 	luaL_checktype(L, idx, LUA_TTABLE);
+	sbi__refuse_closing(L);
 	/* The artifact is anchored in a userdata box so an error cannot leak it. */
 	sbi_artifact **box = lua_newuserdatauv(L, sizeof *box, 0); /* [box] */
 	*box = NULL;

@@ -16,6 +16,11 @@ sbi__check_mat(lua_State *L, int idx)
 void
 sbi__push_mat(lua_State *L, sbi_mat *m)
 {
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx && ctx->closing) {
+		sbi_mat_free(m);
+		sbi__refuse_closing(L);
+	}
 	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
 	lm->m = NULL;
 	lm->borrowed = lm->released = 0;
@@ -48,6 +53,7 @@ l_mat_new(lua_State *L)
 	}
 	size_t r = check_dim(L, 1), c = check_dim(L, 2);
 	double fill = luaL_optnumber(L, 3, 0.0);
+	sbi__refuse_closing(L);
 	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
 	lm->m = NULL;
 	lm->borrowed = lm->released = 0;

@@ -185,6 +185,12 @@ push_trained(lua_State *L, int rc, unsigned char *blob, size_t len, sbi_train_re
 		sbi_free(blob);
 		return luaL_error(L, "%s", err->msg);
 	}
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx && ctx->closing) {
+		sbi_train_report_free(rep);
+		sbi_free(blob);
+		sbi__refuse_closing(L);
+	}
 	/* lua_pushlstring can raise on OOM: keep blob in a box the GC frees. */
 	unsigned char **box = lua_newuserdatauv(L, sizeof *box, 0);
 	*box = NULL;
@@ -342,6 +348,7 @@ l_flow_train_each(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_Integer n = luaL_len(L, 1);
 	luaL_argcheck(L, n >= 1 && n <= 64, 1, "expected 1 to 64 flow specifications");
+	sbi__refuse_closing(L); /* before any job holds a blob */
 	flow_job *jobs = lua_newuserdatauv(L, (size_t)n * sizeof *jobs, 0); /* freed by the GC */
 	for (lua_Integer i = 0; i < n; i++) {
 		lua_geti(L, 1, i + 1);
@@ -383,6 +390,7 @@ l_flow_load(lua_State *L)
 {
 	size_t len;
 	const char *blob = luaL_checklstring(L, 1, &len);
+	sbi__refuse_closing(L);
 	l_flow *lf = lua_newuserdatauv(L, sizeof *lf, 0);
 	lf->f = NULL;
 	lf->t = NULL;
@@ -547,6 +555,7 @@ l_classifier_load(lua_State *L)
 {
 	size_t len;
 	const char *blob = luaL_checklstring(L, 1, &len);
+	sbi__refuse_closing(L);
 	l_classifier *lc = lua_newuserdatauv(L, sizeof *lc, 0);
 	lc->c = NULL;
 	lc->t = NULL;

@@ -73,6 +73,11 @@ push_prior(lua_State *L, sbi_prior *p, const sbi_err *err)
 {
 	if (p == NULL)
 		luaL_error(L, "%s", err->msg);
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx && ctx->closing) {
+		sbi_prior_free(p);
+		sbi__refuse_closing(L);
+	}
 	l_prior *lp = lua_newuserdatauv(L, sizeof *lp, 0); /* [.., ud] */
 	lp->p = NULL;
 	luaL_setmetatable(L, SBI_MT_PRIOR);

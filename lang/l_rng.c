@@ -39,6 +39,7 @@ self_rng(lua_State *L)
 gsl_rng *
 sbi__push_rng(lua_State *L, uint64_t seed, uint64_t purpose, uint64_t index)
 {
+	sbi__refuse_closing(L);
 	l_rng *lr = lua_newuserdatauv(L, sizeof *lr, 0); /* [ud] */
 	lr->r = NULL;
 	lr->closable = lr->released = 0;

@@ -39,9 +39,15 @@ typedef struct sbi_runctx {
 	int jobs;
 	int quiet;
 	long chunk_size_default;
+	int closing;      /* lua_close is under way: finalizers run */
 } sbi_runctx;
 
 sbi_runctx *sbi__runctx(lua_State *L);
+
+/* Raises when the state is closing (a finalizer at lua_close): a userdata
+ * made then would never be finalized, so whatever it owns would leak.
+ * Every constructor of a userdata with __gc calls it before allocating. */
+void sbi__refuse_closing(lua_State *L);
 
 /* l_mat.c */
 void sbi__open_mat(lua_State *L);
