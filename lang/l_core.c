@@ -74,7 +74,9 @@ check_list(lua_State *L, size_t n, const char *what, const char *name)
 	}
 }
 
-/* Moves the value at -1 (field name at -2) into a; raises on bad values. */
+/* Copies the value at -1 (field name at -2) into a; raises on bad values.
+ * A Mat that owns its matrix only reserves its slot (a number): it is
+ * moved in by move_mats once nothing can raise any more. */
 static void
 to_field(lua_State *L, sbi_artifact *a, const char *what)
 {
@@ -82,14 +84,11 @@ to_field(lua_State *L, sbi_artifact *a, const char *what)
 	int rc = SBI_OK;
 	if (luaL_testudata(L, -1, SBI_MT_MAT)) {
 		l_mat *lm = sbi__check_mat(L, -1);
-		sbi_mat *m = lm->borrowed ? sbi_mat_dup(lm->m) : lm->m;
-		if (m == NULL)
-			luaL_error(L, "out of memory");
-		if (!lm->borrowed) {
-			/* The artifact outlives the Lua state: keep a borrowed view. */
-			lm->borrowed = 1;
-		}
-		rc = sbi_artifact_set_mat(a, name, m);
+		if (lm->borrowed) {
+			sbi_mat *m = sbi_mat_dup(lm->m);
+			rc = m ? sbi_artifact_set_mat(a, name, m) : SBI_ENOMEM;
+		} else
+			rc = sbi_artifact_set_num(a, name, 0);
 	} else if (lua_type(L, -1) == LUA_TSTRING) {
 		size_t len;
 		const char *s = lua_tolstring(L, -1, &len);
@@ -118,6 +117,51 @@ to_field(lua_State *L, sbi_artifact *a, const char *what)
 		    "lists of strings", what, name, luaL_typename(L, -1));
 	if (rc != SBI_OK)
 		luaL_error(L, "out of memory");
+}
+
+/* Undoes move_mats: the Mats of the table at idx own their matrices again
+ * and a forgets them (before a raises and the artifact is freed). */
+static void
+unmove_mats(lua_State *L, int idx, sbi_artifact *a)
+{
+	for (size_t i = 0; i < a->nfields; i++) {
+		sbi_field *f = &a->fields[i];
+		if (f->type != SBI_FIELD_MAT || f->mat == NULL)
+			continue;
+		lua_pushnil(L);
+		while (lua_next(L, idx)) { /* [.., k, v] */
+			l_mat *lm = luaL_testudata(L, -1, SBI_MT_MAT);
+			if (lm && lm->borrowed && lm->m == f->mat) {
+				lm->borrowed = 0;
+				f->mat = NULL;
+			}
+			lua_pop(L, 1);
+		}
+	}
+}
+
+/* Moves the matrices of the Mats of the table at idx that own them into
+ * the slots to_field reserved; the Mats become borrowed views (the
+ * artifact outlives the Lua state). A Mat listed twice is copied the
+ * second time. Runs no Lua code. */
+static void
+move_mats(lua_State *L, int idx, sbi_artifact *a)
+{
+	lua_pushnil(L);
+	while (lua_next(L, idx)) { /* [.., k, v] */
+		l_mat *lm = luaL_testudata(L, -1, SBI_MT_MAT);
+		const sbi_field *f = lm ? sbi_artifact_get(a, lua_tostring(L, -2), SBI_FIELD_NUM) : NULL;
+		if (f) {
+			sbi_mat *m = lm->borrowed ? sbi_mat_dup(lm->m) : lm->m;
+			if (m == NULL) {
+				unmove_mats(L, idx, a);
+				luaL_error(L, "out of memory");
+			}
+			lm->borrowed = 1;
+			sbi_artifact_set_mat(a, lua_tostring(L, -2), m); /* cannot fail: the slot exists */
+		}
+		lua_pop(L, 1);
+	}
 }
 
 static int
@@ -153,6 +197,8 @@ sbi__to_artifact(lua_State *L, int idx, const char *what)
 		to_field(L, *box, what);
 		lua_pop(L, 1);
 	}
+	/* Last, so an error above cannot free a matrix a Mat still points to. */
+	move_mats(L, idx, *box);
 	sbi_artifact *a = *box;
 	*box = NULL;
 	lua_pop(L, 1);
