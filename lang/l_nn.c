@@ -90,25 +90,27 @@ opt_num(lua_State *L, int spec, const char *k, double def)
 	return v;
 }
 
+/* opt_str and opt_mat leave the value on the stack, which keeps it alive
+ * while it is used: the spec does not (an __index or a callback may take
+ * it out of the spec, and the collector then free it). [..] -> [.., v] */
 static const char *
 opt_str(lua_State *L, int spec, const char *k, const char *def)
 {
+	luaL_checkstack(L, 2, "reading options");
 	lua_getfield(L, spec, k);
-	const char *v = luaL_optstring(L, -1, def);
-	lua_pop(L, 1); /* the spec table keeps the string alive */
-	return v;
+	return luaL_optstring(L, -1, def);
 }
 
 static sbi_mat *
 opt_mat(lua_State *L, int spec, const char *k, int required)
 {
+	luaL_checkstack(L, 2, "reading options");
 	lua_getfield(L, spec, k);
 	sbi_mat *m = NULL;
 	if (!lua_isnil(L, -1))
 		m = sbi__check_mat(L, -1)->m;
 	else if (required)
 		luaL_error(L, "option '%s' (a matrix) is required", k);
-	lua_pop(L, 1);
 	return m;
 }
 
@@ -351,9 +353,9 @@ l_flow_train_each(lua_State *L)
 	sbi__refuse_closing(L); /* before any job holds a blob */
 	flow_job *jobs = lua_newuserdatauv(L, (size_t)n * sizeof *jobs, 0); /* freed by the GC */
 	for (lua_Integer i = 0; i < n; i++) {
+		luaL_checkstack(L, 2, "reading flow specifications");
 		lua_geti(L, 1, i + 1);
-		read_flow_job(L, lua_gettop(L), &jobs[i]);
-		lua_pop(L, 1); /* the spec stays referenced by argument 1 */
+		read_flow_job(L, lua_gettop(L), &jobs[i]); /* leaves the values it keeps on the stack */
 	}
 	sbi_runctx *ctx = sbi__runctx(L);
 	set_threads(L);
@@ -728,9 +730,8 @@ l_mcmc(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	target tg = { .L = L };
-	lua_getfield(L, 1, "prior");
+	lua_getfield(L, 1, "prior"); /* stays: the log-likelihood may clear spec.prior */
 	tg.prior = sbi__check_prior(L, -1);
-	lua_pop(L, 1);
 	mcmc_run r = { .d = sbi_prior_dim(tg.prior) };
 	const char *kind = opt_str(L, 1, "kind", "slice");
 	if (strcmp(kind, "slice") != 0 && strcmp(kind, "ensemble") != 0)

@@ -168,6 +168,29 @@ local function targeted(in_step)
   try(prior.sample_mat, prior, math.mininteger, -1)
   try(flow.sample, flow, 1 << 40, { 0, 0 }, 1)
   try(flow.sample, flow, 3, garbage_list(2), 1)
+  -- values the C code reads from a spec, then taken out of it by a
+  -- metamethod or a callback while it runs, and collected
+  local function churn() local junk = {} for i = 1, 30000 do junk[i] = {} end end
+  local function vanishing(t, keys)
+    return setmetatable({}, { __index = function(_, k)
+      if keys[k] then for kk in pairs(t) do if getmetatable(t[kk]) == false then t[kk] = nil end end churn() end
+      return rawget(t, k) end })
+  end
+  for _, k in ipairs { "kind", "label", "seed", "max_epochs" } do
+    local raw = spec { y = core.mat(30, 2, 1), context = core.mat(30, 2, 2), label = string.rep("L", 60) }
+    raw.y:set(1, 1, 5)
+    try(core.flow_train, vanishing(raw, { [k] = true }))
+    raw = spec { y = core.mat(30, 2, 1), label = string.rep("L", 60) }
+    raw.y:set(1, 1, 5)
+    try(core.flow_train_each, { vanishing(raw, { [k] = true }) })
+    raw = spec { theta = core.mat(30, 2, 1), x = core.mat(30, 2, 2), label = string.rep("L", 60) }
+    raw.theta:set(1, 1, 5)
+    try(core.classifier_train, vanishing(raw, { [k] = true }))
+  end
+  local ms = { prior = core.prior("uniform", { low = { 0 }, high = { 1 } }), num_samples = 20, chains = 2,
+    warmup = 5, candidates = 10 }
+  ms.loglik = function() ms.prior = nil; churn(); return 0 end
+  try(core.mcmc, ms)
   -- re-entrant MCMC, and a loglik that raises, yields or returns junk
   for _, ll in ipairs { function() return core.mcmc { prior = prior1, loglik = function() return 0 end,
       num_samples = 2, chains = 1, warmup = 0, candidates = 2 } end,
