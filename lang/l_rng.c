@@ -158,8 +158,10 @@ l_poisson(lua_State *L)
 {
 	gsl_rng *r = self_rng(L);
 	double mu = luaL_checknumber(L, 2);
-	if (!(mu >= 0))
-		return luaL_error(L, "rng:poisson: mean must be non-negative, got %g", mu);
+	/* GSL's sampler never returns for an infinite or huge mean, and its
+	 * result is an unsigned int. */
+	if (!(mu >= 0 && mu <= 1e9))
+		return luaL_error(L, "rng:poisson: mean must be in [0, 1e9], got %g", mu);
 	lua_pushinteger(L, (lua_Integer)gsl_ran_poisson(r, mu));
 	return 1;
 }

@@ -235,6 +235,13 @@ local function targeted(in_step)
     try(core.flow_load, s)
     try(core.classifier_load, s)
   end
+  -- every distribution at the edges of its parameters (poisson(inf) never returned)
+  local edges = { math.huge, -math.huge, 0 / 0, 1e308, 5e-324, 0, -1, 1e19, 4294967295 }
+  for _, name in ipairs(methods[rng]) do
+    for _, a in ipairs(edges) do
+      for _, b in ipairs(edges) do try(rng[name], rng, a, b) end
+    end
+  end
   -- artifacts hashing and strings
   try(core.hash, recursive)
   try(core.hash, { m22, prior, rng, released_mat(), garbage_list(3) })
