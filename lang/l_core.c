@@ -222,8 +222,9 @@ sbi__to_vector(lua_State *L, int idx, size_t n, const char *what)
 	if ((size_t)luaL_len(L, idx) != n)
 		luaL_error(L, "%s has %d values, expected %d", what, (int)luaL_len(L, idx), (int)n);
 	for (size_t j = 0; j < n; j++) {
-		lua_geti(L, idx, (lua_Integer)j + 1);
-		v[j] = luaL_checknumber(L, -1);
+		if (lua_geti(L, idx, (lua_Integer)j + 1) != LUA_TNUMBER)
+			luaL_error(L, "%s: value %d must be a number, got %s", what, (int)j + 1, luaL_typename(L, -1));
+		v[j] = lua_tonumber(L, -1);
 		lua_pop(L, 1);
 	}
 	return v;

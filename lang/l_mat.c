@@ -139,6 +139,27 @@ sbi__to_mat(lua_State *L, int idx, const char *what)
 	return m;
 }
 
+/* The number at -1, element i of the table argument arg. */
+static double
+elem_number(lua_State *L, int arg, lua_Integer i)
+{
+	if (lua_type(L, -1) != LUA_TNUMBER)
+		luaL_argerror(L, arg, lua_pushfstring(L, "element %I must be a number, got %s", i, luaL_typename(L, -1)));
+	return lua_tonumber(L, -1);
+}
+
+/* The Mat at -1, element i of the table argument arg. */
+static sbi_mat *
+elem_mat(lua_State *L, int arg, lua_Integer i)
+{
+	l_mat *lm = luaL_testudata(L, -1, SBI_MT_MAT);
+	if (lm == NULL)
+		luaL_argerror(L, arg, lua_pushfstring(L, "element %I must be a sbi.Mat, got %s", i, luaL_typename(L, -1)));
+	if (lm->m == NULL || lm->released)
+		luaL_argerror(L, arg, lua_pushfstring(L, "element %I: matrix has been released", i));
+	return lm->m;
+}
+
 static size_t
 check_index(lua_State *L, int idx, size_t n, const char *what)
 {
@@ -208,7 +229,7 @@ l_mat_set_row(lua_State *L)
 		return luaL_error(L, "set_row: expected %d values, got %d", (int)m->ncol, (int)luaL_len(L, 3));
 	for (size_t j = 0; j < m->ncol; j++) {
 		lua_geti(L, 3, (lua_Integer)j + 1);
-		m->data[i * m->ncol + j] = luaL_checknumber(L, -1);
+		m->data[i * m->ncol + j] = elem_number(L, 3, (lua_Integer)j + 1);
 		lua_pop(L, 1);
 	}
 	return 0;
@@ -240,6 +261,9 @@ l_mat_select_rows(lua_State *L)
 	size_t n = (size_t)luaL_len(L, 2);
 	for (size_t k = 0; k < n; k++) {
 		lua_geti(L, 2, (lua_Integer)k + 1);
+		if (!lua_isinteger(L, -1))
+			luaL_argerror(L, 2, lua_pushfstring(L, "element %I must be an integer row index, got %s",
+			    (lua_Integer)k + 1, luaL_typename(L, -1)));
 		check_index(L, -1, m->nrow, "row");
 		lua_pop(L, 1);
 	}
@@ -266,7 +290,7 @@ l_mat_vstack(lua_State *L)
 	size_t rows = 0, cols = 0;
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, 1, i);
-		sbi_mat *m = sbi__check_mat(L, -1)->m;
+		sbi_mat *m = elem_mat(L, 1, i);
 		if (i > 1 && m->ncol != cols)
 			return luaL_error(L, "vstack: matrix %d has %d columns, expected %d", (int)i, (int)m->ncol, (int)cols);
 		cols = m->ncol;
@@ -283,7 +307,7 @@ l_mat_vstack(lua_State *L)
 	size_t at = 0;
 	for (lua_Integer i = 1; i <= n && at < rows; i++) {
 		lua_geti(L, 1, i);
-		sbi_mat *m = sbi__check_mat(L, -1)->m;
+		sbi_mat *m = elem_mat(L, 1, i);
 		/* Read again: an __index may return another matrix this time. */
 		if (m->ncol != cols)
 			return luaL_error(L, "vstack: matrix %d has %d columns, expected %d", (int)i, (int)m->ncol, (int)cols);

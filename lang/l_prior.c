@@ -198,8 +198,10 @@ check_theta(lua_State *L, int idx, const sbi_prior *p, double *buf)
 	if ((size_t)luaL_len(L, idx) != d)
 		luaL_error(L, "theta has %d values, the prior has dimension %d", (int)luaL_len(L, idx), (int)d);
 	for (size_t j = 0; j < d; j++) {
-		lua_geti(L, idx, (lua_Integer)j + 1);
-		buf[j] = luaL_checknumber(L, -1);
+		if (lua_geti(L, idx, (lua_Integer)j + 1) != LUA_TNUMBER)
+			luaL_argerror(L, idx, lua_pushfstring(L, "theta[%d] must be a number, got %s", (int)j + 1,
+			    luaL_typename(L, -1)));
+		buf[j] = lua_tonumber(L, -1);
 		lua_pop(L, 1);
 	}
 }
