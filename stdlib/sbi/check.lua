@@ -26,10 +26,12 @@ function M.number() return { test = function(v) return type(v) == "number" and v
 function M.positive()
   return { test = function(v) return type(v) == "number" and v > 0 and v < math.huge end, doc = "a positive number" }
 end
-function M.integer(min)
-  return { test = function(v) return math.type(v) == "integer" and v >= min
-             or (type(v) == "number" and v == math.floor(v) and v >= min and v < 2^53) end,
-           doc = "an integer >= " .. min }
+-- An integer >= min (and <= max when given: the engine's bounds).
+function M.integer(min, max)
+  return { test = function(v) return (math.type(v) == "integer" and v >= min
+             or (type(v) == "number" and v == math.floor(v) and v >= min and v < 2^53))
+             and (max == nil or v <= max) end,
+           doc = max and string.format("an integer from %d to %d", min, max) or "an integer >= " .. min }
 end
 function M.fraction()
   return { test = function(v) return type(v) == "number" and v > 0 and v <= 1 end, doc = "a number in (0, 1]" }

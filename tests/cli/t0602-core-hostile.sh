@@ -95,4 +95,15 @@ expect_err "artifacts hold matrices"
 expect_out "sum 36"
 sanitizer_clean "$ERR"
 
+# ---- 4. the engine's bounds on sizes, checked where the recipe sets them ----
+cat > big.lua <<'LUA'
+local sbi = require "sbi"
+local prior = sbi.prior.uniform { low = { 0 }, high = { 1 } }
+local sims = sbi.simulate { prior = prior, n = 100, seed = 1, simulator = function(t, rng) return { t[1] } end }
+sbi.output { s = sbi.nle { sims = sims, observation = sbi.observation { 0.5 }, chains = 1 << 20 } }
+LUA
+run big.lua --quiet
+expect_fail 1
+expect_err "an integer from 1 to 65536"
+
 finish
