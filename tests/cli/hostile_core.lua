@@ -264,6 +264,11 @@ local function targeted(in_step)
   try(core.ode, { rhs = function(t, y, d) return core.ode { rhs = "sir", y0 = { 1, 1, 1 }, times = { 1 },
     params = { 1, 1, 1 } } end, y0 = { 1 }, times = { 1, 2 } })
   try(core.ode, { rhs = function(t, y, d) coroutine.yield() end, y0 = { 1 }, times = { 1, 2 } })
+  for _, obj in ipairs { erroring, yielding, setmetatable({}, { __tostring = function() return {} end }), {} } do
+    try(core.ode, { rhs = function() error(obj) end, y0 = { 1 }, times = { 1, 2 } })
+    try(core.mcmc, { prior = prior1, loglik = function() error(obj) end, num_samples = 2, chains = 1, warmup = 0,
+      candidates = 2 })
+  end
   try(core.ode, { rhs = function(t, y, d) d[1] = nil; y[5] = 1; d[1] = "1" end, y0 = { 1 }, times = { 1, 2 } })
   try(core.ode, { rhs = function(t, y, d) setmetatable(d, erroring) end, y0 = { 1, 2 }, times = { 1, 2 } })
   if in_step then
@@ -288,6 +293,13 @@ local function targeted(in_step)
     try(core.simulate, sspec { simulator = function() return garbage_list(1) end })
     try(core.simulate, sspec { simulator = function() return lying_len(1 << 62) end })
     try(core.write_samples, ".", "h", core.mat(1, 300), garbage_list(300, true))
+    for _, a in ipairs { { "ws", "a\0b", m22, { "a", "b" } }, { "ws", "s", m22, { "a" } },
+                         { "ws", "s", m22, { "a", {} } }, { "ws", "s", released_mat(), { "a", "b" } },
+                         { "ws", "s", m20, {} }, { "ws", "s", m03, { "a", "b", "c" } },
+                         { "ws", "s", rng, { "a" } }, { "ws", "s", m22, erroring }, { "ws", "s", m22, yielding },
+                         { "ws", "s", m22, lying_len(1 << 62) }, { "ws\0x", "s", m22, { "a", "b" } } } do
+      try(core.write_samples, table.unpack(a, 1, 4))
+    end
   end
 end
 
