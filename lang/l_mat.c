@@ -9,7 +9,7 @@ sbi__check_mat(lua_State *L, int idx)
 {
 	l_mat *lm = luaL_checkudata(L, idx, SBI_MT_MAT);
 	if (lm->m == NULL || lm->released)
-		luaL_argerror(L, idx, "matrix has been released");
+		sbi__argerror(L, idx, "matrix has been released");
 	return lm;
 }
 
@@ -153,8 +153,11 @@ static sbi_mat *
 elem_mat(lua_State *L, int arg, lua_Integer i)
 {
 	l_mat *lm = luaL_testudata(L, -1, SBI_MT_MAT);
-	if (lm == NULL)
-		luaL_argerror(L, arg, lua_pushfstring(L, "element %I must be a sbi.Mat, got %s", i, luaL_typename(L, -1)));
+	if (lm == NULL) {
+		const char *got = luaL_getmetafield(L, -1, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
+										    : luaL_typename(L, -1);
+		luaL_argerror(L, arg, lua_pushfstring(L, "element %I must be a sbi.Mat, got %s", i, got));
+	}
 	if (lm->m == NULL || lm->released)
 		luaL_argerror(L, arg, lua_pushfstring(L, "element %I: matrix has been released", i));
 	return lm->m;

@@ -32,7 +32,7 @@ check_flow(lua_State *L, int idx)
 {
 	l_flow *lf = luaL_checkudata(L, idx, SBI_MT_FLOW);
 	if (lf->f == NULL)
-		luaL_argerror(L, idx, "released flow");
+		sbi__argerror(L, idx, "released flow");
 	return lf;
 }
 
@@ -107,8 +107,12 @@ opt_mat(lua_State *L, int spec, const char *k, int required)
 	luaL_checkstack(L, 2, "reading options");
 	lua_getfield(L, spec, k);
 	sbi_mat *m = NULL;
-	if (!lua_isnil(L, -1))
+	if (!lua_isnil(L, -1)) {
+		int v = lua_gettop(L);
+		if (!luaL_testudata(L, v, SBI_MT_MAT))
+			sbi__check_field_udata(L, v, SBI_MT_MAT, lua_pushfstring(L, "option '%s'", k));
 		m = sbi__check_mat(L, -1)->m;
+	}
 	else if (required)
 		luaL_error(L, "option '%s' (a matrix) is required", k);
 	return m;
@@ -547,7 +551,7 @@ check_classifier(lua_State *L, int idx)
 {
 	l_classifier *lc = luaL_checkudata(L, idx, SBI_MT_CLASSIFIER);
 	if (lc->c == NULL)
-		luaL_argerror(L, idx, "released classifier");
+		sbi__argerror(L, idx, "released classifier");
 	return lc;
 }
 
@@ -731,6 +735,7 @@ l_mcmc(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	target tg = { .L = L };
 	lua_getfield(L, 1, "prior"); /* stays: the log-likelihood may clear spec.prior */
+	sbi__check_field_udata(L, -1, SBI_MT_PRIOR, "option 'prior'");
 	tg.prior = sbi__check_prior(L, -1);
 	mcmc_run r = { .d = sbi_prior_dim(tg.prior) };
 	const char *kind = opt_str(L, 1, "kind", "slice");
@@ -744,6 +749,7 @@ l_mcmc(lua_State *L)
 	r.ncand = (size_t)opt_int(L, 1, "candidates", 10000, 1, MAX_COUNT);
 	r.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0, LUA_MAXINTEGER);
 	if (lua_getfield(L, 1, "flow") != LUA_TNIL) {
+		sbi__check_field_udata(L, -1, SBI_MT_FLOW, "option 'flow'");
 		tg.flow = check_flow(L, -1);
 		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->f);
 		lua_getfield(L, 1, "posterior");
@@ -755,6 +761,7 @@ l_mcmc(lua_State *L)
 		lua_getfield(L, 1, "x");
 		tg.xobs = sbi__to_vector(L, lua_gettop(L), dx, "the observation");
 	} else if (lua_getfield(L, 1, "classifier") != LUA_TNIL) {
+		sbi__check_field_udata(L, -1, SBI_MT_CLASSIFIER, "option 'classifier'");
 		tg.clsf = check_classifier(L, -1);
 		const sbi_classifier_config *cfg = sbi_classifier_config_of(tg.clsf->c);
 		if (cfg->dtheta != r.d)

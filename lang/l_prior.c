@@ -19,7 +19,7 @@ sbi__check_prior(lua_State *L, int idx)
 {
 	l_prior *lp = luaL_checkudata(L, idx, SBI_MT_PRIOR);
 	if (lp->p == NULL)
-		luaL_argerror(L, idx, "prior was consumed by a joint prior");
+		sbi__argerror(L, idx, "prior was consumed by a joint prior");
 	return lp->p;
 }
 

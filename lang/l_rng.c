@@ -17,7 +17,7 @@ sbi__check_rng(lua_State *L, int idx)
 {
 	l_rng *lr = luaL_checkudata(L, idx, SBI_MT_RNG);
 	if (lr->r == NULL || lr->released)
-		luaL_argerror(L, idx, "released random stream");
+		sbi__argerror(L, idx, "released random stream");
 	return lr->r;
 }
 

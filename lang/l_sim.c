@@ -381,6 +381,7 @@ static void
 read_spec(lua_State *L, sim_job *j)
 {
 	lua_getfield(L, j->spec, "prior");
+	sbi__check_field_udata(L, -1, SBI_MT_PRIOR, "simulate: spec.prior");
 	j->prior = sbi__check_prior(L, -1);
 	j->dtheta = sbi_prior_dim(j->prior);
 	lua_getfield(L, j->spec, "simulator");

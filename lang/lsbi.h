@@ -113,6 +113,15 @@ int sbi__check_read(lua_State *L, const char *path);
 /* 1 when the recipe may write into dir; else 0 with the reason pushed. */
 int sbi__check_write(lua_State *L, const char *dir);
 
+/* The userdata of type tname at idx, for a value read from a table (idx
+ * < 0): raises "what must be a tname, got ..." (an argument error would
+ * say "bad argument #-1"). */
+void *sbi__check_field_udata(lua_State *L, int idx, const char *tname, const char *what);
+
+/* luaL_argerror for an argument (idx > 0); a plain error for a value read
+ * from a table (idx < 0). */
+int sbi__argerror(lua_State *L, int idx, const char *msg);
+
 /* luaL_newmetatable that also locks the metatable (__metatable), so
  * getmetatable cannot reach __gc and the like from a recipe. Every
  * userdata metatable is made with it. */
