@@ -45,6 +45,11 @@ local checks = {
   { function() return r:normal() end, "released random stream" },
   { function() return core.prior("normal", { mean = { 0 }, std = { 1 } }):sample(r) end,
     "to 'sample' (released random stream)" },
+  -- values read from tables are named by their option or position
+  { function() return core.mcmc { prior = core.mat(1, 1) } end, "option 'prior' must be a sbi.Prior, got sbi.Mat" },
+  { function() return core.flow_train { y = 5 } end, "option 'y' must be a sbi.Mat, got number" },
+  { function() return core.vstack { core.mat(1, 1), core.rng(1) } end, "element 2 must be a sbi.Mat, got sbi.Rng" },
+  { function() return core.mat(1, 2):set_row(1, { 1, "x" }) end, "element 2 must be a number, got string" },
 }
 for i, c in ipairs(checks) do
   local ok, e = pcall(c[1])
