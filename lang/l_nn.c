@@ -671,7 +671,9 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 			lua_rawseti(L, -2, (lua_Integer)j + 1);
 		}
 		if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-			snprintf(tg->msg, sizeof tg->msg, "the log-likelihood raised: %s", lua_tostring(L, -1));
+			/* Not luaL_tolstring: a __tostring could raise here, outside the pcall. */
+			snprintf(tg->msg, sizeof tg->msg, "the log-likelihood raised: %s", lua_type(L, -1) == LUA_TSTRING ?
+			    lua_tostring(L, -1) : "an error object that is not a string");
 			lua_pop(L, 1);
 			return SBI_EINVAL;
 		}

@@ -353,7 +353,8 @@ run_chunk(void *ud, size_t task, sbi_pool_slot *slot)
 	lua_pushvalue(L, j->spec);
 	int outer_spec = j->spec;
 	if (lua_pcall(L, 3, 0, 0) != LUA_OK)
-		j->rc = sbi_err_set(&slot->err, SBI_ESIM, "%s: %s", j->label, lua_tostring(L, -1));
+		j->rc = sbi_err_set(&slot->err, SBI_ESIM, "%s: %s", j->label,
+		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error object that is not a string");
 	lua_settop(L, top);
 	j->spec = outer_spec;
 	if (j->rc == SBI_OK)

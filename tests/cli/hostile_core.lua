@@ -282,6 +282,8 @@ local function targeted(in_step)
     try(core.simulate, sspec { n = math.maxinteger, chunk_size = math.maxinteger })
     try(core.simulate, sspec { simulator = function(theta, r) return core.simulate(sspec {}) end })
     try(core.simulate, sspec { names = garbage_list(1, true), simulator = function() error("x") end })
+    try(core.simulate, sspec { names = setmetatable({}, { __index = function() error({}) end }),
+      simulator = function() error("x") end })
     local s = sspec { n = 40, prior = core.prior("uniform", { low = { 0 }, high = { 1 } }) }
     s.simulator = function(theta, r) s.prior = nil; local junk = {} for i = 1, 20000 do junk[i] = {} end
       return { theta[1] } end

@@ -50,6 +50,9 @@ local checks = {
   { function() return core.flow_train { y = 5 } end, "option 'y' must be a sbi.Mat, got number" },
   { function() return core.vstack { core.mat(1, 1), core.rng(1) } end, "element 2 must be a sbi.Mat, got sbi.Rng" },
   { function() return core.mat(1, 2):set_row(1, { 1, "x" }) end, "element 2 must be a number, got string" },
+  { function() return core.mcmc { prior = core.prior("uniform", { low = { 0 }, high = { 1 } }),
+      loglik = function() error({}) end, num_samples = 2, chains = 1, warmup = 0, candidates = 2 } end,
+    "the log-likelihood raised: an error object that is not a string" },
 }
 for i, c in ipairs(checks) do
   local ok, e = pcall(c[1])
