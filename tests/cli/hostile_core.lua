@@ -71,8 +71,17 @@ local function rand_value()
   if v == strings then return strings[R:integer(#strings)] end
   return v
 end
+-- Garbage with finalizers that call sbi.core: the collector runs them at
+-- whatever allocation comes next, often inside a C function of sbi.core.
+local finalizer_targets = {}
+local function drop_finalizer()
+  local f = finalizer_targets[R:integer(#finalizer_targets)]
+  local a, b = rand_value(), rand_value()
+  setmetatable({}, { __gc = function() pcall(f, a, b) end })
+end
 local function random_calls(f, count)
   for _ = 1, count do
+    if #finalizer_targets > 0 then drop_finalizer() end
     local n = R:integer(5) - 1
     local a = {}
     for i = 1, n do a[i] = rand_value() end
@@ -315,6 +324,11 @@ local function everything(in_step)
     end
   end
   table.sort(names)
+  for _, k in ipairs(names) do
+    if k ~= "simulate" and k ~= "flow_train" and k ~= "flow_train_each" and k ~= "classifier_train" then
+      finalizer_targets[#finalizer_targets + 1] = core[k]
+    end
+  end
   for _, k in ipairs(names) do random_calls(core[k], 12) end
   local objs = {}
   for obj in pairs(methods) do objs[#objs + 1] = obj end
@@ -324,6 +338,7 @@ local function everything(in_step)
       local f = obj[name]
       for _ = 1, 10 do
         local a = { rand_value(), rand_value(), rand_value() }
+        drop_finalizer()
         try(f, obj, a[1], a[2], a[3])
         try(f, rand_value(), a[1], a[2])  -- self of the wrong type
         try(f)
