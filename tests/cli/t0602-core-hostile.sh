@@ -30,6 +30,11 @@ expect_ok
 sanitizer_clean "$ERR"
 n=$(sed -n 's/^hostile: \([0-9]*\) calls.*/\1/p' "$ERR")
 [ "${n:-0}" -ge 3000 ] || fail "the hostile caller made only ${n:-0} calls (it must reach the end of its step)"
+# Again with forked simulation workers (core.simulate inside the step).
+run hostile.lua --quiet --jobs 2 --cache c2
+expect_ok
+sanitizer_clean "$ERR"
+expect_err "hostile: $n calls"
 
 # ---- 2. released values: an error naming the argument, not freed memory ----
 cat > released.lua <<'LUA'
