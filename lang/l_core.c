@@ -21,6 +21,15 @@ sbi__runctx(lua_State *L)
 	return ctx;
 }
 
+void
+sbi__refuse_closing(lua_State *L)
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx && ctx->closing)
+		luaL_error(L, "sbi.core: cannot make matrices, streams, priors or models in a finalizer run when "
+		    "sbirun exits");
+}
+
 /* ---- artifacts <-> tables ---- */
 
 static int
@@ -120,18 +129,22 @@ to_field(lua_State *L, sbi_artifact *a, int owner, const char *what)
 	} else if (lua_type(L, -1) == LUA_TNUMBER)
 		rc = sbi_artifact_set_num(a, name, lua_tonumber(L, -1));
 	else if (lua_istable(L, -1)) {
-		size_t n = (size_t)luaL_len(L, -1);
+		lua_Integer len = luaL_len(L, -1);
+		if (len < 0 || len > (1 << 24)) /* a lying __len would overflow the buffer below */
+			luaL_error(L, "%s: field '%s' is a list of %I strings, more than %d", what, name, len, 1 << 24);
+		size_t n = (size_t)len;
 		check_list(L, n, what, name);
 		const char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0); /* [.., k, t, v] */
+		lua_createtable(L, (int)n, 0); /* [.., k, t, v, anchor]: an __index may make fresh strings */
 		for (size_t i = 0; i < n; i++) {
-			lua_geti(L, -2, (lua_Integer)i + 1);
+			lua_geti(L, -3, (lua_Integer)i + 1);
 			if (lua_type(L, -1) != LUA_TSTRING)
 				luaL_error(L, "%s: field '%s' must be a list of strings", what, name);
 			v[i] = lua_tostring(L, -1);
-			lua_pop(L, 1); /* the table keeps the string alive */
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
 		}
 		rc = sbi_artifact_set_strs(a, name, v, n);
-		lua_pop(L, 1);
+		lua_pop(L, 2);
 	} else
 		luaL_error(L, "%s: field '%s' has type %s; artifacts hold matrices, strings, numbers and "
 		    "lists of strings", what, name, luaL_typename(L, -1));
@@ -144,8 +157,10 @@ sbi__to_artifact(lua_State *L, int idx, const char *what)
 {
 	idx = lua_absindex(L, idx);
 	luaL_checktype(L, idx, LUA_TTABLE);
+	sbi__refuse_closing(L);
 	/* The artifact is anchored in a userdata box so an error cannot leak
-	 * it; the box also keeps it alive for the Mats moved into it. */
+	 * it; the box also keeps it alive for the Mats moved into it (a view
+	 * made before a later field raises stays valid). */
 	sbi_artifact **box = push_box(L); /* [box] */
 	int owner = lua_gettop(L);
 	*box = sbi_artifact_alloc();
@@ -180,8 +195,9 @@ sbi__to_vector(lua_State *L, int idx, size_t n, const char *what)
 	if ((size_t)luaL_len(L, idx) != n)
 		luaL_error(L, "%s has %d values, expected %d", what, (int)luaL_len(L, idx), (int)n);
 	for (size_t j = 0; j < n; j++) {
-		lua_geti(L, idx, (lua_Integer)j + 1);
-		v[j] = luaL_checknumber(L, -1);
+		if (lua_geti(L, idx, (lua_Integer)j + 1) != LUA_TNUMBER)
+			luaL_error(L, "%s: value %d must be a number, got %s", what, (int)j + 1, luaL_typename(L, -1));
+		v[j] = lua_tonumber(L, -1);
 		lua_pop(L, 1);
 	}
 	return v;
@@ -440,10 +456,11 @@ l_write_samples(lua_State *L)
 		    "into its output folder, not into subfolders (run it with --trust to lift this)", name);
 	lua_pop(L, 1);
 	const char **names = lua_newuserdatauv(L, (m->ncol ? m->ncol : 1) * sizeof *names, 0);
+	lua_createtable(L, (int)m->ncol, 0); /* [.., names, anchor]: an __index may make fresh strings */
 	for (size_t j = 0; j < m->ncol; j++) {
 		lua_geti(L, 4, (lua_Integer)j + 1);
 		names[j] = luaL_checkstring(L, -1);
-		lua_pop(L, 1);
+		lua_rawseti(L, -2, (lua_Integer)j + 1);
 	}
 	sbi_err err = { 0 };
 	int rc = sbi_fs_mkdirs(dir, &err);

@@ -140,6 +140,9 @@ hash_table(hctx *c, sbi_hasher *h, int idx)
 	size_t i = 0;
 	lua_pushnil(L);
 	while (lua_next(L, idx)) { /* [.., k, v] */
+		/* A finalizer run by an allocation below may add keys. */
+		if (i == n)
+			luaL_error(L, "a table changed while it was hashed for the cache key");
 		lua_pop(L, 1);
 		hash_sub(c, lua_gettop(L), &e[i].k);
 		e[i].slot = (lua_Integer)i + 1;
@@ -147,6 +150,7 @@ hash_table(hctx *c, sbi_hasher *h, int idx)
 		lua_rawseti(L, keys, e[i].slot); /* [.., k] */
 		i++;
 	}
+	n = i; /* or it lost keys */
 	qsort(e, n, sizeof *e, cmp_entry);
 	for (i = 0; i < n; i++) {
 		lua_rawgeti(L, keys, e[i].slot); /* [.., k] */

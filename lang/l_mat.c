@@ -8,8 +8,8 @@ l_mat *
 sbi__check_mat(lua_State *L, int idx)
 {
 	l_mat *lm = luaL_checkudata(L, idx, SBI_MT_MAT);
-	if (lm->m == NULL)
-		luaL_argerror(L, idx, "matrix has been released");
+	if (lm->m == NULL || lm->released)
+		sbi__argerror(L, idx, "matrix has been released");
 	return lm;
 }
 
@@ -17,9 +17,10 @@ sbi__check_mat(lua_State *L, int idx)
 static l_mat *
 new_mat_ud(lua_State *L)
 {
-	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 1); /* [ud] */
+	l_mat *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [ud] */
 	lm->m = NULL;
-	lm->borrowed = lm->readonly = 0;
+	lm->owner = NULL;
+	lm->borrowed = lm->readonly = lm->released = 0;
 	luaL_setmetatable(L, SBI_MT_MAT);
 	return lm;
 }
@@ -27,23 +28,30 @@ new_mat_ud(lua_State *L)
 void
 sbi__push_mat(lua_State *L, sbi_mat *m)
 {
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx && ctx->closing) {
+		sbi_mat_free(m);
+		sbi__refuse_closing(L);
+	}
 	new_mat_ud(L)->m = m; /* [ud] */
 }
 
 void
 sbi__push_mat_borrowed(lua_State *L, sbi_mat *m)
 {
-	sbi__push_mat(L, m);
-	((l_mat *)lua_touserdata(L, -1))->borrowed = 1;
+	sbi__refuse_closing(L); /* m is not ours to free */
+	l_mat *lm = new_mat_ud(L); /* [ud] */
+	lm->m = m;
+	lm->borrowed = 1;
 }
 
 void
 sbi__mat_make_view(lua_State *L, int idx, int owner)
 {
-	idx = lua_absindex(L, idx);
 	l_mat *lm = luaL_checkudata(L, idx, SBI_MT_MAT);
-	lua_pushvalue(L, owner);          /* [.., owner] */
-	lua_setiuservalue(L, idx, 1);     /* [..] */
+	sbi_artifact **box = lua_touserdata(L, owner);
+	if (lm->owner == NULL)
+		lm->owner = sbi_artifact_retain(*box);
 	lm->borrowed = lm->readonly = 1;
 }
 
@@ -51,7 +59,7 @@ void
 sbi__push_mat_view(lua_State *L, sbi_mat *m, int owner)
 {
 	owner = lua_absindex(L, owner);
-	sbi__push_mat(L, m);              /* [.., ud] */
+	sbi__push_mat_borrowed(L, m);     /* [.., ud]: m is the owner's */
 	sbi__mat_make_view(L, -1, owner);
 }
 
@@ -85,6 +93,7 @@ l_mat_new(lua_State *L)
 	}
 	size_t r = check_dim(L, 1), c = check_dim(L, 2);
 	double fill = luaL_optnumber(L, 3, 0.0);
+	sbi__refuse_closing(L);
 	l_mat *lm = new_mat_ud(L); /* [ud] */
 	if ((lm->m = sbi_mat_alloc(r, c)) == NULL)
 		return luaL_error(L, "out of memory for a %dx%d matrix", (int)r, (int)c);
@@ -94,18 +103,29 @@ l_mat_new(lua_State *L)
 	return 1;
 }
 
-static int
-row_count(lua_State *L, int idx, size_t *ncol)
+/* The length of the table at idx as a matrix dimension; raises when it is
+ * negative or beyond check_dim's range (a lying __len). */
+static size_t
+table_dim(lua_State *L, int idx, const char *what)
 {
-	size_t n = (size_t)luaL_len(L, idx);
+	lua_Integer n = luaL_len(L, idx);
+	if (n < 0 || n > (1LL << 40))
+		luaL_error(L, "%s: a table of length %I is not a matrix", what, n);
+	return (size_t)n;
+}
+
+static size_t
+row_count(lua_State *L, int idx, size_t *ncol, const char *what)
+{
+	size_t n = table_dim(L, idx, what);
 	*ncol = 0;
 	if (n == 0)
 		return 0;
 	lua_geti(L, idx, 1); /* [.., first] */
 	if (lua_istable(L, -1))
-		*ncol = (size_t)luaL_len(L, -1);
+		*ncol = table_dim(L, -1, what);
 	lua_pop(L, 1); /* [..] */
-	return (int)n;
+	return n;
 }
 
 sbi_mat *
@@ -120,45 +140,64 @@ sbi__to_mat(lua_State *L, int idx, const char *what)
 	}
 	if (!lua_istable(L, idx))
 		luaL_error(L, "%s: expected a table of numbers or of rows, got %s", what, luaL_typename(L, idx));
-	size_t ncol, nrow = (size_t)row_count(L, idx, &ncol);
+	size_t ncol, nrow = row_count(L, idx, &ncol, what);
 	int flat = ncol == 0;
 	if (flat) {
 		ncol = nrow;
 		nrow = 1;
 	}
-	/* Validate before allocating so an error cannot leak the matrix. */
-	for (size_t i = 0; i < (flat ? 1 : nrow); i++) {
+	if (ncol != 0 && nrow > (size_t)-1 / sizeof(double) / ncol)
+		luaL_error(L, "%s: %I x %I values are too many", what, (lua_Integer)nrow, (lua_Integer)ncol);
+	/* Read once into a buffer the collector owns: reading the table runs
+	 * its metamethods, which may raise, so nothing malloc'ed is held. */
+	double *v = lua_newuserdatauv(L, (nrow * ncol > 0 ? nrow * ncol : 1) * sizeof *v, 0); /* [.., buf] */
+	for (size_t i = 0; i < nrow; i++) {
 		if (!flat) {
-			lua_geti(L, idx, (lua_Integer)i + 1); /* [.., row] */
+			lua_geti(L, idx, (lua_Integer)i + 1); /* [.., buf, row] */
 			if (!lua_istable(L, -1) || (size_t)luaL_len(L, -1) != ncol)
 				luaL_error(L, "%s: row %d must be a table of %d numbers", what, (int)i + 1, (int)ncol);
 		} else
-			lua_pushvalue(L, idx); /* [.., row] */
+			lua_pushvalue(L, idx); /* [.., buf, row] */
 		for (size_t j = 0; j < ncol; j++) {
-			int t = lua_geti(L, -1, (lua_Integer)j + 1); /* [.., row, v] */
+			int t = lua_geti(L, -1, (lua_Integer)j + 1); /* [.., buf, row, v] */
 			if (t != LUA_TNUMBER)
 				luaL_error(L, "%s: element [%d][%d] must be a number, got %s", what, (int)i + 1,
 				    (int)j + 1, lua_typename(L, t));
-			lua_pop(L, 1); /* [.., row] */
+			v[i * ncol + j] = lua_tonumber(L, -1);
+			lua_pop(L, 1); /* [.., buf, row] */
 		}
-		lua_pop(L, 1); /* [..] */
+		lua_pop(L, 1); /* [.., buf] */
 	}
 	sbi_mat *m = sbi_mat_alloc(nrow, ncol);
 	if (m == NULL)
 		luaL_error(L, "out of memory");
-	for (size_t i = 0; i < nrow; i++) {
-		if (!flat)
-			lua_geti(L, idx, (lua_Integer)i + 1);
-		else
-			lua_pushvalue(L, idx); /* [.., row] */
-		for (size_t j = 0; j < ncol; j++) {
-			lua_geti(L, -1, (lua_Integer)j + 1); /* [.., row, v] */
-			m->data[i * ncol + j] = lua_tonumber(L, -1);
-			lua_pop(L, 1); /* [.., row] */
-		}
-		lua_pop(L, 1); /* [..] */
-	}
+	memcpy(m->data, v, nrow * ncol * sizeof *v);
+	lua_pop(L, 1); /* [..] */
 	return m;
+}
+
+/* The number at -1, element i of the table argument arg. */
+static double
+elem_number(lua_State *L, int arg, lua_Integer i)
+{
+	if (lua_type(L, -1) != LUA_TNUMBER)
+		luaL_argerror(L, arg, lua_pushfstring(L, "element %I must be a number, got %s", i, luaL_typename(L, -1)));
+	return lua_tonumber(L, -1);
+}
+
+/* The Mat at -1, element i of the table argument arg. */
+static sbi_mat *
+elem_mat(lua_State *L, int arg, lua_Integer i)
+{
+	l_mat *lm = luaL_testudata(L, -1, SBI_MT_MAT);
+	if (lm == NULL) {
+		const char *got = luaL_getmetafield(L, -1, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
+										    : luaL_typename(L, -1);
+		luaL_argerror(L, arg, lua_pushfstring(L, "element %I must be a sbi.Mat, got %s", i, got));
+	}
+	if (lm->m == NULL || lm->released)
+		luaL_argerror(L, arg, lua_pushfstring(L, "element %I: matrix has been released", i));
+	return lm->m;
 }
 
 static size_t
@@ -230,7 +269,7 @@ l_mat_set_row(lua_State *L)
 		return luaL_error(L, "set_row: expected %d values, got %d", (int)m->ncol, (int)luaL_len(L, 3));
 	for (size_t j = 0; j < m->ncol; j++) {
 		lua_geti(L, 3, (lua_Integer)j + 1);
-		m->data[i * m->ncol + j] = luaL_checknumber(L, -1);
+		m->data[i * m->ncol + j] = elem_number(L, 3, (lua_Integer)j + 1);
 		lua_pop(L, 1);
 	}
 	return 0;
@@ -262,6 +301,9 @@ l_mat_select_rows(lua_State *L)
 	size_t n = (size_t)luaL_len(L, 2);
 	for (size_t k = 0; k < n; k++) {
 		lua_geti(L, 2, (lua_Integer)k + 1);
+		if (!lua_isinteger(L, -1))
+			luaL_argerror(L, 2, lua_pushfstring(L, "element %I must be an integer row index, got %s",
+			    (lua_Integer)k + 1, luaL_typename(L, -1)));
 		check_index(L, -1, m->nrow, "row");
 		lua_pop(L, 1);
 	}
@@ -288,7 +330,7 @@ l_mat_vstack(lua_State *L)
 	size_t rows = 0, cols = 0;
 	for (lua_Integer i = 1; i <= n; i++) {
 		lua_geti(L, 1, i);
-		sbi_mat *m = sbi__check_mat(L, -1)->m;
+		sbi_mat *m = elem_mat(L, 1, i);
 		if (i > 1 && m->ncol != cols)
 			return luaL_error(L, "vstack: matrix %d has %d columns, expected %d", (int)i, (int)m->ncol, (int)cols);
 		cols = m->ncol;
@@ -305,7 +347,10 @@ l_mat_vstack(lua_State *L)
 	size_t at = 0;
 	for (lua_Integer i = 1; i <= n && at < rows; i++) {
 		lua_geti(L, 1, i);
-		sbi_mat *m = sbi__check_mat(L, -1)->m;
+		sbi_mat *m = elem_mat(L, 1, i);
+		/* Read again: an __index may return another matrix this time. */
+		if (m->ncol != cols)
+			return luaL_error(L, "vstack: matrix %d has %d columns, expected %d", (int)i, (int)m->ncol, (int)cols);
 		size_t take = m->nrow < rows - at ? m->nrow : rows - at;
 		memcpy(sbi_mat_row(out, at), m->data, take * cols * sizeof(double));
 		at += take;
@@ -329,7 +374,7 @@ static int
 l_mat_tostring(lua_State *L)
 {
 	l_mat *lm = luaL_checkudata(L, 1, SBI_MT_MAT);
-	if (lm->m == NULL)
+	if (lm->m == NULL || lm->released)
 		lua_pushstring(L, "sbi.Mat (released)");
 	else
 		lua_pushfstring(L, "sbi.Mat(%d x %d)", (int)lm->m->nrow, (int)lm->m->ncol);
@@ -342,7 +387,18 @@ l_mat_gc(lua_State *L)
 	l_mat *lm = luaL_checkudata(L, 1, SBI_MT_MAT);
 	if (!lm->borrowed)
 		sbi_mat_free(lm->m);
-	lm->m = NULL; /* a view's owner goes with the user value */
+	sbi_artifact_free(lm->owner); /* a view's reference */
+	lm->owner = NULL;
+	lm->m = NULL;
+	return 0;
+}
+
+/* __close: releases the Mat; __gc frees it (see l_mat in lsbi.h). */
+static int
+l_mat_close(lua_State *L)
+{
+	luaL_checkudata(L, 1, SBI_MT_MAT);
+	((l_mat *)lua_touserdata(L, 1))->released = 1;
 	return 0;
 }
 
@@ -353,7 +409,7 @@ static const luaL_Reg mat_methods[] = {
 };
 
 static const luaL_Reg mat_meta[] = {
-	{ "__gc", l_mat_gc }, { "__close", l_mat_gc }, { "__tostring", l_mat_tostring }, { NULL, NULL },
+	{ "__gc", l_mat_gc }, { "__close", l_mat_close }, { "__tostring", l_mat_tostring }, { NULL, NULL },
 };
 
 void

@@ -33,7 +33,7 @@ check_flow(lua_State *L, int idx)
 {
 	l_flow *lf = luaL_checkudata(L, idx, SBI_MT_FLOW);
 	if (lf->f == NULL)
-		luaL_argerror(L, idx, "released flow");
+		sbi__argerror(L, idx, "released flow");
 	return lf;
 }
 
@@ -56,15 +56,30 @@ set_threads(lua_State *L)
 
 /* ---- reading options ---- */
 
+/* Upper bounds of the integer options: far beyond any real use, and low
+ * enough that the sizes computed from them cannot overflow. */
+#define MAX_COUNT ((lua_Integer)1 << 30) /* samples, epochs, batch, warmup */
+#define MAX_SHAPE ((lua_Integer)1 << 16) /* hidden units, chains, thinning */
+#define MAX_SMALL ((lua_Integer)1 << 10) /* layers, transforms, bins, atoms */
+#define MAX_DIM ((size_t)1 << 20)        /* columns of training data */
+
 static lua_Integer
-opt_int(lua_State *L, int spec, const char *k, lua_Integer def, lua_Integer min)
+opt_int(lua_State *L, int spec, const char *k, lua_Integer def, lua_Integer min, lua_Integer max)
 {
 	lua_getfield(L, spec, k);
 	lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
 	lua_pop(L, 1);
-	if (v < min)
-		luaL_error(L, "option '%s' must be >= %d, got %d", k, (int)min, (int)v);
+	if (v < min || v > max)
+		luaL_error(L, "option '%s' must be in %I..%I, got %I", k, min, max, v);
 	return v;
+}
+
+/* Raises unless the matrix option k has at most MAX_DIM columns. */
+static void
+check_cols(lua_State *L, const sbi_mat *m, const char *k)
+{
+	if (m && m->ncol > MAX_DIM)
+		luaL_error(L, "option '%s' has %I columns, more than %I", k, (lua_Integer)m->ncol, (lua_Integer)MAX_DIM);
 }
 
 static double
@@ -76,25 +91,31 @@ opt_num(lua_State *L, int spec, const char *k, double def)
 	return v;
 }
 
+/* opt_str and opt_mat leave the value on the stack, which keeps it alive
+ * while it is used: the spec does not (an __index or a callback may take
+ * it out of the spec, and the collector then free it). [..] -> [.., v] */
 static const char *
 opt_str(lua_State *L, int spec, const char *k, const char *def)
 {
+	luaL_checkstack(L, 2, "reading options");
 	lua_getfield(L, spec, k);
-	const char *v = luaL_optstring(L, -1, def);
-	lua_pop(L, 1); /* the spec table keeps the string alive */
-	return v;
+	return luaL_optstring(L, -1, def);
 }
 
 static sbi_mat *
 opt_mat(lua_State *L, int spec, const char *k, int required)
 {
+	luaL_checkstack(L, 2, "reading options");
 	lua_getfield(L, spec, k);
 	sbi_mat *m = NULL;
-	if (!lua_isnil(L, -1))
+	if (!lua_isnil(L, -1)) {
+		int v = lua_gettop(L);
+		if (!luaL_testudata(L, v, SBI_MT_MAT))
+			sbi__check_field_udata(L, v, SBI_MT_MAT, lua_pushfstring(L, "option '%s'", k));
 		m = sbi__check_mat(L, -1)->m;
+	}
 	else if (required)
 		luaL_error(L, "option '%s' (a matrix) is required", k);
-	lua_pop(L, 1);
 	return m;
 }
 
@@ -171,6 +192,12 @@ push_trained(lua_State *L, int rc, unsigned char *blob, size_t len, sbi_train_re
 		sbi_free(blob);
 		return luaL_error(L, "%s", err->msg);
 	}
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx && ctx->closing) {
+		sbi_train_report_free(rep);
+		sbi_free(blob);
+		sbi__refuse_closing(L);
+	}
 	/* lua_pushlstring can raise on OOM: keep blob in a box the GC frees. */
 	unsigned char **box = lua_newuserdatauv(L, sizeof *box, 0);
 	*box = NULL;
@@ -192,9 +219,9 @@ static void
 read_train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed)
 {
 	sbi_train_opts_default(o);
-	o->batch = (size_t)opt_int(L, spec, "batch_size", 200, 1);
-	o->max_epochs = (size_t)opt_int(L, spec, "max_epochs", 2000, 1);
-	o->patience = (size_t)opt_int(L, spec, "patience", 20, 0);
+	o->batch = (size_t)opt_int(L, spec, "batch_size", 200, 1, MAX_COUNT);
+	o->max_epochs = (size_t)opt_int(L, spec, "max_epochs", 2000, 1, MAX_COUNT);
+	o->patience = (size_t)opt_int(L, spec, "patience", 20, 0, MAX_COUNT);
 	o->lr = opt_num(L, spec, "learning_rate", 5e-4);
 	o->val_fraction = opt_num(L, spec, "validation_fraction", 0.1);
 	o->clip = opt_num(L, spec, "clip", 5.0);
@@ -223,6 +250,8 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 	luaL_checktype(L, spec, LUA_TTABLE);
 	memset(j, 0, sizeof *j);
 	const sbi_mat *y = opt_mat(L, spec, "y", 1), *c = opt_mat(L, spec, "context", 0);
+	check_cols(L, y, "y");
+	check_cols(L, c, "context");
 	const char *kind = opt_str(L, spec, "kind", "maf");
 	int nsf = strcmp(kind, "nsf") == 0, mdn = strcmp(kind, "mdn") == 0;
 	if (strcmp(kind, "maf") != 0 && !nsf && !mdn)
@@ -231,12 +260,12 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 		luaL_error(L, "a mixture density network needs a context");
 	j->cfg = (sbi_flow_config){
 		.kind = nsf ? SBI_FLOW_NSF : mdn ? SBI_FLOW_MDN : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
-		.transforms = mdn ? 1 : (size_t)opt_int(L, spec, "transforms", 5, 1),
-		.hidden = (size_t)opt_int(L, spec, "hidden", 50, 1), .layers = (size_t)opt_int(L, spec, "layers", 2, 0),
-		.bins = mdn ? (size_t)opt_int(L, spec, "components", 10, 1) : (size_t)opt_int(L, spec, "bins", 10, 2),
+		.transforms = mdn ? 1 : (size_t)opt_int(L, spec, "transforms", 5, 1, MAX_SMALL),
+		.hidden = (size_t)opt_int(L, spec, "hidden", 50, 1, MAX_SHAPE), .layers = (size_t)opt_int(L, spec, "layers", 2, 0, MAX_SMALL),
+		.bins = mdn ? (size_t)opt_int(L, spec, "components", 10, 1, MAX_SMALL) : (size_t)opt_int(L, spec, "bins", 10, 2, MAX_SMALL),
 		.bound = opt_num(L, spec, "bound", 3.0),
 		.act = activation(L, opt_str(L, spec, "activation", nsf ? "relu" : "tanh")),
-		.seed = (uint64_t)opt_int(L, spec, "seed", 1, 0),
+		.seed = (uint64_t)opt_int(L, spec, "seed", 1, 0, LUA_MAXINTEGER),
 	};
 	read_train_opts(L, spec, &j->o, j->cfg.seed);
 	if (c && c->nrow != y->nrow)
@@ -326,11 +355,12 @@ l_flow_train_each(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_Integer n = luaL_len(L, 1);
 	luaL_argcheck(L, n >= 1 && n <= 64, 1, "expected 1 to 64 flow specifications");
+	sbi__refuse_closing(L); /* before any job holds a blob */
 	flow_job *jobs = lua_newuserdatauv(L, (size_t)n * sizeof *jobs, 0); /* freed by the GC */
 	for (lua_Integer i = 0; i < n; i++) {
+		luaL_checkstack(L, 2, "reading flow specifications");
 		lua_geti(L, 1, i + 1);
-		read_flow_job(L, lua_gettop(L), &jobs[i]);
-		lua_pop(L, 1); /* the spec stays referenced by argument 1 */
+		read_flow_job(L, lua_gettop(L), &jobs[i]); /* leaves the values it keeps on the stack */
 	}
 	sbi_runctx *ctx = sbi__runctx(L);
 	set_threads(L);
@@ -367,6 +397,7 @@ l_flow_load(lua_State *L)
 {
 	size_t len;
 	const char *blob = luaL_checklstring(L, 1, &len);
+	sbi__refuse_closing(L);
 	l_flow *lf = lua_newuserdatauv(L, sizeof *lf, 0);
 	lf->f = NULL;
 	lf->t = NULL;
@@ -410,7 +441,7 @@ l_flow_log_prob(lua_State *L)
 	sbi_mat *y = sbi__check_mat(L, 2)->m, *c = cfg->context ? sbi__check_mat(L, 3)->m : NULL;
 	if (y->ncol != cfg->dim || (c && c->ncol != cfg->context))
 		return luaL_error(L, "log_prob: y needs %d columns and the context %d", (int)cfg->dim, (int)cfg->context);
-	size_t n = y->nrow > (c ? c->nrow : 0) ? y->nrow : c->nrow;
+	size_t n = c == NULL || y->nrow > c->nrow ? y->nrow : c->nrow;
 	if ((y->nrow != n && y->nrow != 1) || (c && c->nrow != n && c->nrow != 1))
 		return luaL_error(L, "log_prob: row counts %d and %d do not broadcast", (int)y->nrow, (int)c->nrow);
 	set_threads(L);
@@ -470,15 +501,17 @@ l_classifier_train(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	sbi_mat *th = opt_mat(L, 1, "theta", 1), *x = opt_mat(L, 1, "x", 1);
+	check_cols(L, th, "theta");
+	check_cols(L, x, "x");
 	if (th->nrow != x->nrow)
 		return luaL_error(L, "theta has %d rows but x has %d", (int)th->nrow, (int)x->nrow);
 	sbi_classifier_config cfg = { .dtheta = th->ncol, .dx = x->ncol,
-		.hidden = (size_t)opt_int(L, 1, "hidden", 50, 1), .layers = (size_t)opt_int(L, 1, "layers", 2, 0),
-		.act = activation(L, opt_str(L, 1, "activation", "relu")), .seed = (uint64_t)opt_int(L, 1, "seed", 1, 0) };
+		.hidden = (size_t)opt_int(L, 1, "hidden", 50, 1, MAX_SHAPE), .layers = (size_t)opt_int(L, 1, "layers", 2, 0, MAX_SMALL),
+		.act = activation(L, opt_str(L, 1, "activation", "relu")), .seed = (uint64_t)opt_int(L, 1, "seed", 1, 0, LUA_MAXINTEGER) };
 	lua_getfield(L, 1, "residual");
 	cfg.residual = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
 	lua_pop(L, 1);
-	size_t atoms = (size_t)opt_int(L, 1, "atoms", 10, 0);
+	size_t atoms = (size_t)opt_int(L, 1, "atoms", 10, 0, MAX_SMALL);
 	sbi_train_opts o;
 	read_train_opts(L, 1, &o, cfg.seed);
 	set_threads(L);
@@ -519,7 +552,7 @@ check_classifier(lua_State *L, int idx)
 {
 	l_classifier *lc = luaL_checkudata(L, idx, SBI_MT_CLASSIFIER);
 	if (lc->c == NULL)
-		luaL_argerror(L, idx, "released classifier");
+		sbi__argerror(L, idx, "released classifier");
 	return lc;
 }
 
@@ -529,6 +562,7 @@ l_classifier_load(lua_State *L)
 {
 	size_t len;
 	const char *blob = luaL_checklstring(L, 1, &len);
+	sbi__refuse_closing(L);
 	l_classifier *lc = lua_newuserdatauv(L, sizeof *lc, 0);
 	lc->c = NULL;
 	lc->t = NULL;
@@ -638,8 +672,9 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 			lua_rawseti(L, -2, (lua_Integer)j + 1);
 		}
 		if (sbi__pcall(L, 1, 1) != LUA_OK) { /* its handler names where error({...}) was raised */
-			snprintf(tg->msg, sizeof tg->msg, "the log-likelihood raised: %s",
-			    lua_isstring(L, -1) ? lua_tostring(L, -1) : "an error");
+			/* Not luaL_tolstring: a __tostring could raise here, outside the pcall. */
+			snprintf(tg->msg, sizeof tg->msg, "the log-likelihood raised: %s", lua_type(L, -1) == LUA_TSTRING ?
+			    lua_tostring(L, -1) : "an error object that is not a string");
 			lua_pop(L, 1);
 			return SBI_EINVAL;
 		}
@@ -702,21 +737,22 @@ l_mcmc(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	target tg = { .L = L };
-	lua_getfield(L, 1, "prior");
+	lua_getfield(L, 1, "prior"); /* stays: the log-likelihood may clear spec.prior */
+	sbi__check_field_udata(L, -1, SBI_MT_PRIOR, "option 'prior'");
 	tg.prior = sbi__check_prior(L, -1);
-	lua_pop(L, 1);
 	mcmc_run r = { .d = sbi_prior_dim(tg.prior) };
 	const char *kind = opt_str(L, 1, "kind", "slice");
 	if (strcmp(kind, "slice") != 0 && strcmp(kind, "ensemble") != 0)
 		return luaL_error(L, "unknown sampler '%s' (expected \"slice\" or \"ensemble\")", kind);
 	r.kind = strcmp(kind, "slice") == 0 ? SBI_MCMC_SLICE : SBI_MCMC_ENSEMBLE;
-	r.chains = (size_t)opt_int(L, 1, "chains", r.kind == SBI_MCMC_SLICE ? 20 : (lua_Integer)(4 * r.d + 4), 1);
-	r.warmup = (size_t)opt_int(L, 1, "warmup", 200, 0);
-	r.thin = (size_t)opt_int(L, 1, "thin", 1, 1);
-	r.nsamples = (size_t)opt_int(L, 1, "num_samples", 10000, 1);
-	r.ncand = (size_t)opt_int(L, 1, "candidates", 10000, 1);
-	r.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0);
+	r.chains = (size_t)opt_int(L, 1, "chains", r.kind == SBI_MCMC_SLICE ? 20 : (lua_Integer)(4 * r.d + 4), 1, MAX_SHAPE);
+	r.warmup = (size_t)opt_int(L, 1, "warmup", 200, 0, MAX_COUNT);
+	r.thin = (size_t)opt_int(L, 1, "thin", 1, 1, MAX_SHAPE);
+	r.nsamples = (size_t)opt_int(L, 1, "num_samples", 10000, 1, MAX_COUNT);
+	r.ncand = (size_t)opt_int(L, 1, "candidates", 10000, 1, MAX_COUNT);
+	r.seed = (uint64_t)opt_int(L, 1, "seed", 1, 0, LUA_MAXINTEGER);
 	if (lua_getfield(L, 1, "flow") != LUA_TNIL) {
+		sbi__check_field_udata(L, -1, SBI_MT_FLOW, "option 'flow'");
 		tg.flow = check_flow(L, -1);
 		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->f);
 		lua_getfield(L, 1, "posterior");
@@ -728,6 +764,7 @@ l_mcmc(lua_State *L)
 		lua_getfield(L, 1, "x");
 		tg.xobs = sbi__to_vector(L, lua_gettop(L), dx, "the observation");
 	} else if (lua_getfield(L, 1, "classifier") != LUA_TNIL) {
+		sbi__check_field_udata(L, -1, SBI_MT_CLASSIFIER, "option 'classifier'");
 		tg.clsf = check_classifier(L, -1);
 		const sbi_classifier_config *cfg = sbi_classifier_config_of(tg.clsf->c);
 		if (cfg->dtheta != r.d)

@@ -471,6 +471,7 @@ l_ode(lua_State *L)
 	if (!(max_steps_d >= 1 && max_steps_d <= 1e15 && max_steps_d == floor(max_steps_d)))
 		return luaL_error(L, "core.ode: max_steps must be a positive integer, got %s", num(max_steps_d).s);
 	const gsl_odeiv2_step_type *T = read_method(L, 1);
+	sbi__refuse_closing(L);
 
 	ode_work *w = lua_newuserdatauv(L, sizeof *w, 0); /* [spec, w] */
 	memset(w, 0, sizeof *w);

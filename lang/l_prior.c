@@ -7,6 +7,9 @@
 #include "sbi/alloc.h"
 #include "sbi/rng.h"
 
+/* The largest dimension (or number of joint blocks) core.prior accepts. */
+#define SBI_PRIOR_MAX_DIM 100000
+
 typedef struct l_prior {
 	sbi_prior *p;
 } l_prior;
@@ -16,7 +19,7 @@ sbi__check_prior(lua_State *L, int idx)
 {
 	l_prior *lp = luaL_checkudata(L, idx, SBI_MT_PRIOR);
 	if (lp->p == NULL)
-		luaL_argerror(L, idx, "prior was consumed by a joint prior");
+		sbi__argerror(L, idx, "prior was consumed by a joint prior");
 	return lp->p;
 }
 
@@ -27,7 +30,13 @@ numbers(lua_State *L, int params, const char *kind, const char *field, size_t *n
 {
 	if (lua_getfield(L, params, field) != LUA_TTABLE) /* [.., v] */
 		luaL_error(L, "prior.%s: field '%s' must be a table of numbers", kind, field);
-	size_t len = (size_t)luaL_len(L, -1), per = 1;
+	lua_Integer ilen = luaL_len(L, -1);
+	/* A dimension beyond SBI_PRIOR_MAX_DIM is absurd, and a lying __len
+	 * must not make len * per overflow the buffer below. */
+	if (ilen < 0 || ilen > SBI_PRIOR_MAX_DIM)
+		luaL_error(L, "prior.%s: field '%s' has %I entries, more than %d", kind, field, ilen,
+		    SBI_PRIOR_MAX_DIM);
+	size_t len = (size_t)ilen, per = 1;
 	if (rows) {
 		per = len;
 		if (len > 0) {
@@ -64,6 +73,11 @@ push_prior(lua_State *L, sbi_prior *p, const sbi_err *err)
 {
 	if (p == NULL)
 		luaL_error(L, "%s", err->msg);
+	sbi_runctx *ctx = sbi__runctx(L);
+	if (ctx && ctx->closing) {
+		sbi_prior_free(p);
+		sbi__refuse_closing(L);
+	}
 	l_prior *lp = lua_newuserdatauv(L, sizeof *lp, 0); /* [.., ud] */
 	lp->p = NULL;
 	luaL_setmetatable(L, SBI_MT_PRIOR);
@@ -78,7 +92,7 @@ same_length(lua_State *L, const char *kind, const char *a, size_t na, const char
 }
 
 /* Builds the prior of kind from params (at index params) and pushes it. */
-static void new_prior(lua_State *L, const char *kind, int params);
+static void new_prior(lua_State *L, const char *kind, int params, int depth);
 
 static void
 new_pair(lua_State *L, const char *kind, int params, const char *fa, const char *fb,
@@ -95,12 +109,19 @@ new_pair(lua_State *L, const char *kind, int params, const char *fa, const char 
 }
 
 static void
-new_joint(lua_State *L, int params)
+new_joint(lua_State *L, int params, int depth)
 {
+	if (depth > 50)
+		luaL_error(L, "prior.joint: joint priors nested more than 50 deep");
 	if (lua_getfield(L, params, "blocks") != LUA_TTABLE) /* [.., blocks] */
 		luaL_error(L, "prior.joint: field 'blocks' must be a table");
 	int blocks = lua_gettop(L);
-	size_t n = (size_t)luaL_len(L, blocks);
+	lua_Integer nb = luaL_len(L, blocks);
+	if (nb < 0 || nb > SBI_PRIOR_MAX_DIM)
+		luaL_error(L, "prior.joint: field 'blocks' has %I entries, more than %d", nb, SBI_PRIOR_MAX_DIM);
+	size_t n = (size_t)nb;
+	/* One stack slot per block until they are handed over below. */
+	luaL_checkstack(L, (int)n + 8, "prior.joint: too many blocks");
 	sbi_prior **ps = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ps, 0); /* [.., blocks, ps] */
 	for (size_t i = 0; i < n; i++) {
 		lua_geti(L, blocks, (lua_Integer)i + 1); /* [.., e] */
@@ -109,7 +130,7 @@ new_joint(lua_State *L, int params)
 		lua_getfield(L, e, "params"); /* [.., e, kind, params] */
 		const char *k = luaL_checkstring(L, -2);
 		luaL_checktype(L, -1, LUA_TTABLE);
-		new_prior(L, k, lua_gettop(L));    /* [.., e, kind, params, ud] */
+		new_prior(L, k, lua_gettop(L), depth + 1); /* [.., e, kind, params, ud] */
 		lua_replace(L, e);                 /* [.., ud, kind, params] */
 		lua_pop(L, 2);                     /* [.., ud] */
 	}
@@ -126,7 +147,7 @@ new_joint(lua_State *L, int params)
 }
 
 static void
-new_prior(lua_State *L, const char *kind, int params)
+new_prior(lua_State *L, const char *kind, int params, int depth)
 {
 	size_t n, m;
 	sbi_err err = { 0 };
@@ -153,7 +174,7 @@ new_prior(lua_State *L, const char *kind, int params)
 		lua_pop(L, 2);
 		push_prior(L, p, &err);
 	} else if (strcmp(kind, "joint") == 0)
-		new_joint(L, params);
+		new_joint(L, params, depth);
 	else
 		luaL_error(L, "unknown prior kind '%s'", kind);
 }
@@ -164,7 +185,7 @@ l_prior_new(lua_State *L)
 {
 	const char *kind = luaL_checkstring(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
-	new_prior(L, kind, 2);
+	new_prior(L, kind, 2, 0);
 	return 1;
 }
 
@@ -177,8 +198,10 @@ check_theta(lua_State *L, int idx, const sbi_prior *p, double *buf)
 	if ((size_t)luaL_len(L, idx) != d)
 		luaL_error(L, "theta has %d values, the prior has dimension %d", (int)luaL_len(L, idx), (int)d);
 	for (size_t j = 0; j < d; j++) {
-		lua_geti(L, idx, (lua_Integer)j + 1);
-		buf[j] = luaL_checknumber(L, -1);
+		if (lua_geti(L, idx, (lua_Integer)j + 1) != LUA_TNUMBER)
+			luaL_argerror(L, idx, lua_pushfstring(L, "theta[%d] must be a number, got %s", (int)j + 1,
+			    luaL_typename(L, -1)));
+		buf[j] = lua_tonumber(L, -1);
 		lua_pop(L, 1);
 	}
 }

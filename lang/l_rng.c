@@ -8,14 +8,16 @@
 typedef struct l_rng {
 	gsl_rng *r;
 	int closable; /* made by core.rng: the recipe's own; else the engine holds r */
+	int released; /* closed: unusable, but r is freed only by __gc (a C
+	               * function that called back into Lua may still use it) */
 } l_rng;
 
 gsl_rng *
 sbi__check_rng(lua_State *L, int idx)
 {
 	l_rng *lr = luaL_checkudata(L, idx, SBI_MT_RNG);
-	if (lr->r == NULL)
-		luaL_argerror(L, idx, "released random stream");
+	if (lr->r == NULL || lr->released)
+		sbi__argerror(L, idx, "released random stream");
 	return lr->r;
 }
 
@@ -29,7 +31,7 @@ self_rng(lua_State *L)
 	if (lr == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
 		luaL_typeerror(L, 1, SBI_MT_RNG);
 	lua_pop(L, 1);
-	if (lr->r == NULL)
+	if (lr->r == NULL || lr->released)
 		luaL_argerror(L, 1, "released random stream");
 	return lr->r;
 }
@@ -37,9 +39,10 @@ self_rng(lua_State *L)
 gsl_rng *
 sbi__push_rng(lua_State *L, uint64_t seed, uint64_t purpose, uint64_t index)
 {
+	sbi__refuse_closing(L);
 	l_rng *lr = lua_newuserdatauv(L, sizeof *lr, 0); /* [ud] */
 	lr->r = NULL;
-	lr->closable = 0;
+	lr->closable = lr->released = 0;
 	luaL_setmetatable(L, SBI_MT_RNG);
 	if ((lr->r = sbi_rng_alloc()) == NULL)
 		luaL_error(L, "out of memory");
@@ -155,8 +158,10 @@ l_poisson(lua_State *L)
 {
 	gsl_rng *r = self_rng(L);
 	double mu = luaL_checknumber(L, 2);
-	if (!(mu >= 0))
-		return luaL_error(L, "rng:poisson: mean must be non-negative, got %g", mu);
+	/* GSL's sampler never returns for an infinite or huge mean, and its
+	 * result is an unsigned int. */
+	if (!(mu >= 0 && mu <= 1e9))
+		return luaL_error(L, "rng:poisson: mean must be in [0, 1e9], got %g", mu);
 	lua_pushinteger(L, (lua_Integer)gsl_ran_poisson(r, mu));
 	return 1;
 }
@@ -207,15 +212,17 @@ l_rng_gc(lua_State *L)
 	return 0;
 }
 
-/* __close: frees a stream of core.rng now. The engine's streams (a
- * simulator's rng) stay: the engine keeps using them after the call. */
+/* __close: releases a stream of core.rng (freed by __gc). The engine's
+ * streams (a simulator's rng) stay: the engine keeps using them after the
+ * call. */
 static int
 l_rng_close(lua_State *L)
 {
 	l_rng *lr = luaL_checkudata(L, 1, SBI_MT_RNG);
 	if (!lr->closable)
 		return luaL_error(L, "this random stream belongs to the engine (a simulator's rng) and cannot be closed");
-	return l_rng_gc(L);
+	lr->released = 1;
+	return 0;
 }
 
 static const luaL_Reg rng_methods[] = {

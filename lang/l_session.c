@@ -455,8 +455,10 @@ sbi_session_close(sbi_session *s)
 	if (s == NULL)
 		return;
 	/* Lua's views of artifacts hold their own references (l_core.c). */
-	if (s->L)
+	if (s->L) {
+		s->ctx.closing = 1; /* finalizers may not make userdata (sbi__refuse_closing) */
 		lua_close(s->L);
+	}
 	sbi_graph_free(s->g);
 	sbi_cache_close(s->cache);
 	sbi_free(s->recipe_dir);

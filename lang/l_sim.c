@@ -366,7 +366,8 @@ run_chunk(void *ud, size_t task, sbi_pool_slot *slot)
 	lua_pushvalue(L, j->spec);
 	int outer_spec = j->spec;
 	if (lua_pcall(L, 3, 0, 0) != LUA_OK)
-		j->rc = sbi_err_set(&slot->err, SBI_ESIM, "%s: %s", j->label, lua_tostring(L, -1));
+		j->rc = sbi_err_set(&slot->err, SBI_ESIM, "%s: %s", j->label,
+		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error object that is not a string");
 	lua_settop(L, top);
 	j->spec = outer_spec;
 	if (j->rc == SBI_OK)
@@ -387,13 +388,15 @@ tick_forked(void *ud, uint64_t done)
 
 /* ---- the whole node ---- */
 
-/* Reads spec fields into j (errors raise). */
+/* Reads spec fields into j (errors raise). Leaves the prior and the label
+ * on the stack: the simulator may clear them in the spec, and j keeps
+ * pointers into both. [..] -> [.., prior, label] */
 static void
 read_spec(lua_State *L, sim_job *j)
 {
 	lua_getfield(L, j->spec, "prior");
+	sbi__check_field_udata(L, -1, SBI_MT_PRIOR, "simulate: spec.prior");
 	j->prior = sbi__check_prior(L, -1);
-	lua_pop(L, 1);
 	j->dtheta = sbi_prior_dim(j->prior);
 	lua_getfield(L, j->spec, "simulator");
 	luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec.simulator must be a function");
@@ -423,10 +426,9 @@ read_spec(lua_State *L, sim_job *j)
 	if (strcmp(pol, "fail") != 0 && strcmp(pol, "drop") != 0)
 		luaL_error(L, "simulate: on_failure must be \"fail\" or \"drop\", got \"%s\"", pol);
 	j->drop = strcmp(pol, "drop") == 0;
+	lua_pop(L, 2);
 	lua_getfield(L, j->spec, "label");
-	j->label = luaL_optstring(L, -1, "simulate");
-	lua_pop(L, 2); /* keep label string referenced by the spec */
-	lua_pop(L, 1);
+	j->label = luaL_optstring(L, -1, "simulate"); /* [.., prior, label] */
 	if (j->batched && j->dx == 0)
 		luaL_error(L, "%s: a batched simulator needs its data dimension: sbi.simulator{ ..., dim = K }", j->label);
 }
@@ -498,7 +500,8 @@ check_size(lua_State *L, sim_job *j, int declared)
 static size_t *
 missing_chunks(sim_job *j, size_t nchunks, size_t *nmissing)
 {
-	size_t *t = sbi_malloc((nchunks ? nchunks : 1) * sizeof *t), n = 0;
+	/* n = 2^62 in chunks of 1 would overflow the size. */
+	size_t *t = nchunks > (size_t)-1 / sizeof *t ? NULL : sbi_malloc((nchunks ? nchunks : 1) * sizeof *t), n = 0;
 	if (t == NULL)
 		return NULL;
 	for (size_t c = 0; c < nchunks; c++) {

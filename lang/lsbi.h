@@ -19,14 +19,17 @@
 #define SBI_MT_PRIOR "sbi.Prior"
 
 /* A Mat userdata: owns m unless borrowed. A borrowed Mat is either a
- * read-only view of an artifact's matrix, whose owner (an artifact
- * reference) is its user value 1 so the data lives as long as the view,
- * or a simulator's view of a chunk buffer, cleared (m = NULL) after the
- * call. Mats have one user value. */
+ * read-only view of an artifact's matrix, holding its own reference to
+ * the artifact (owner, dropped by its __gc) so the data lives as long as
+ * the view, whatever order finalizers run in at exit; or a simulator's
+ * view of a chunk buffer, cleared (m = NULL) after the call. */
 typedef struct l_mat {
 	sbi_mat *m;
+	sbi_artifact *owner; /* a view's reference, or NULL */
 	int borrowed;
 	int readonly; /* set, set_row raise (views of artifacts) */
+	int released; /* closed with <close>: unusable; m is freed by __gc only, since a C
+	               * function that called back into Lua may still hold m (and the userdata) */
 } l_mat;
 
 /* What a run shares with the Lua side: stored as a light userdata in the
@@ -40,9 +43,15 @@ typedef struct sbi_runctx {
 	int jobs;
 	int quiet;
 	long chunk_size_default;
+	int closing;      /* lua_close is under way: finalizers run */
 } sbi_runctx;
 
 sbi_runctx *sbi__runctx(lua_State *L);
+
+/* Raises when the state is closing (a finalizer at lua_close): a userdata
+ * made then would never be finalized, so whatever it owns would leak.
+ * Every constructor of a userdata with __gc calls it before allocating. */
+void sbi__refuse_closing(lua_State *L);
 
 /* l_mat.c */
 void sbi__open_mat(lua_State *L);
@@ -51,10 +60,12 @@ l_mat *sbi__check_mat(lua_State *L, int idx);
 void sbi__push_mat(lua_State *L, sbi_mat *m);
 /* Pushes a Mat that borrows m (writable; the caller clears it). */
 void sbi__push_mat_borrowed(lua_State *L, sbi_mat *m);
-/* Pushes a read-only Mat viewing m, which the value at owner keeps alive. */
+/* Pushes a read-only Mat viewing m, an artifact's matrix; owner is the
+ * index of an artifact box (l_core.c): the view takes its own reference. */
 void sbi__push_mat_view(lua_State *L, sbi_mat *m, int owner);
 /* Turns the Mat at idx, whose matrix was just moved into an artifact, into
- * a read-only view kept alive by the value at owner. */
+ * a read-only view with its own reference to the artifact in the box at
+ * owner. */
 void sbi__mat_make_view(lua_State *L, int idx, int owner);
 /* A new matrix from a Mat userdata or a table of numbers / of rows. */
 sbi_mat *sbi__to_mat(lua_State *L, int idx, const char *what);
@@ -112,6 +123,15 @@ int sbi__check_read(lua_State *L, const char *path);
 
 /* 1 when the recipe may write into dir; else 0 with the reason pushed. */
 int sbi__check_write(lua_State *L, const char *dir);
+
+/* The userdata of type tname at idx, for a value read from a table (idx
+ * < 0): raises "what must be a tname, got ..." (an argument error would
+ * say "bad argument #-1"). */
+void *sbi__check_field_udata(lua_State *L, int idx, const char *tname, const char *what);
+
+/* luaL_argerror for an argument (idx > 0); a plain error for a value read
+ * from a table (idx < 0). */
+int sbi__argerror(lua_State *L, int idx, const char *msg);
 
 /* luaL_newmetatable that also locks the metatable (__metatable), so
  * getmetatable cannot reach __gc and the like from a recipe. Every

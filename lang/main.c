@@ -249,6 +249,7 @@ run_script(int argc, char **argv)
 	}
 	if (rc != LUA_OK)
 		fprintf(stderr, "sbirun: error: %s\n", lua_tostring(L, -1));
+	ctx.closing = 1; /* finalizers may not make userdata (sbi__refuse_closing) */
 	lua_close(L);
 	return rc == LUA_OK ? 0 : 1;
 }

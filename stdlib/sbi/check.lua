@@ -26,6 +26,7 @@ function M.number() return { test = function(v) return type(v) == "number" and v
 function M.positive()
   return { test = function(v) return type(v) == "number" and v > 0 and v < math.huge end, doc = "a positive number" }
 end
+-- An integer >= min (and <= max when given: the engine's bounds).
 function M.integer(min, max)
   return { test = function(v) return (math.type(v) == "integer" and v >= min
              or (type(v) == "number" and v == math.floor(v) and v >= min and v < 2^53))

@@ -22,11 +22,11 @@ end
 -- Training options shared by every estimator (docs/neural.md explains each).
 local training_spec = {
   x_transform = { check.one_of("auto", "log", "none") },
-  batch_size = { check.integer(1) },
+  batch_size = { check.integer(1, 1 << 30) },
   learning_rate = { check.positive() },
   validation_fraction = { check.fraction() },
-  patience = { check.integer(0) },
-  max_epochs = { check.integer(1) },
+  patience = { check.integer(0, 1 << 30) },
+  max_epochs = { check.integer(1, 1 << 30) },
   clip = { check.number() },
 }
 
@@ -43,15 +43,15 @@ local estimator_spec = merge({
 }, training_spec)
 
 local sampling_spec = {
-  num_samples = { check.integer(1) },
+  num_samples = { check.integer(1, 1 << 30) },
   seed = { check.integer(0) },
 }
 
 local mcmc_spec = {
   sampler = { check.one_of("slice", "ensemble") },
-  chains = { check.integer(1) },
-  warmup = { check.integer(0) },
-  thin = { check.integer(1) },
+  chains = { check.integer(1, 1 << 16) },
+  warmup = { check.integer(0, 1 << 30) },
+  thin = { check.integer(1, 1 << 16) },
 }
 
 local function pick(opts, spec)
@@ -324,7 +324,7 @@ local classifier_spec = merge({
   residual = { check.boolean() },
   activation = { check.one_of("tanh", "relu", "elu", "silu") },
   loss = { check.one_of("binary", "contrastive") },
-  atoms = { check.integer(2) },
+  atoms = { check.integer(2, 1 << 10) },
 }, training_spec)
 
 -- sbi.nre{ sims =, observation =, loss = "contrastive" (NRE-B, default) | "binary" (NRE-A),
