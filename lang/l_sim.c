@@ -75,13 +75,14 @@ static int
 call_simulator(lua_State *L, int nargs, int nres)
 {
 	sbi_runctx *ctx = sbi__runctx(L);
+	int outer = ctx ? ctx->in_simulator : 0; /* a simulator may run core.simulate */
 	if (ctx) { /* refused says whether this call was refused, not an earlier one */
 		ctx->in_simulator = 1;
 		ctx->refused = 0;
 	}
 	int status = sbi__pcall(L, nargs, nres);
 	if (ctx)
-		ctx->in_simulator = 0;
+		ctx->in_simulator = outer;
 	return status;
 }
 
