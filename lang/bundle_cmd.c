@@ -803,8 +803,12 @@ sbi_bundle_cmd_replay(const char *path, const sbi_session_opts *uo, const sbi_bu
 	}
 	fflush(stdout);
 	fflush(stderr);
+	/* The child's --jobs workers, orphaned when it dies, come back to this
+	 * process, which reaps them before removing the folder they write in. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	pid_t parent = getpid(), pid = fork();
 	if (pid == 0) {
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
 		for (int k = 0; k < 3; k++)
 			sigaction(sigs[k], &old[k], NULL);
 		/* Killed with SIGKILL, the parent cannot pass it on: die with it
@@ -829,6 +833,9 @@ sbi_bundle_cmd_replay(const char *path, const sbi_session_opts *uo, const sbi_bu
 	else if (WIFSIGNALED(status) && !replay_signal)
 		fprintf(stderr, "sbirun: error: replay of %s: killed by signal %d (%s)\n", E(path), WTERMSIG(status),
 		    strsignal(WTERMSIG(status)));
+	while (pid > 0 && (waitpid(-1, NULL, 0) > 0 || errno == EINTR)) /* orphaned workers (they die with */
+		;                                                           /* the child: PR_SET_PDEATHSIG) */
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	for (int k = 0; k < 3; k++)
 		sigaction(sigs[k], &old[k], NULL);
