@@ -342,7 +342,7 @@ add_node(sbi_session *s, lua_Integer i, sbi_err *err)
 	lua_getfield(L, -3, "opts"); /* [node, kind, label, opts] */
 	sbi_key opts;
 	sbi__hash_value(L, -1, &opts);
-	size_t id, cap = 4 * strlen(label) + 8;
+	size_t id = 0, cap = 4 * strlen(label) + 8;
 	/* Labels are printed everywhere, and a recipe (from a bundle) chooses
 	 * them: control characters are escaped once, here. */
 	char *shown = sbi_malloc(cap);
