@@ -4,7 +4,6 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1115,16 +1114,6 @@ write_small(int fd, const char *text, size_t n)
 }
 
 static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
-
-static int
 dir_is_empty(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -1209,7 +1198,7 @@ sbi_bundle_unpack(const char *path, const char *dir, const sbi_bundle_limits *li
 	if (r.code == SBI_OK && rename(tmp, dir) != 0)
 		r.code = sbi_err_set(err, SBI_EIO, "cannot unpack into %s: %s", dir, strerror(errno));
 	if (r.code != SBI_OK)
-		nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		sbi_fs_remove_tree(tmp);
 	else if (manifest)
 		*manifest = json_incref(r.manifest);
 	close_reader(&r);

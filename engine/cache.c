@@ -177,12 +177,6 @@ sbi_cache_close(sbi_cache *c)
 	sbi_free(c);
 }
 
-const char *
-sbi_cache_dir(const sbi_cache *c)
-{
-	return c->dir;
-}
-
 static char *
 ref_path(sbi_cache *c, const sbi_key *key)
 {

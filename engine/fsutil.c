@@ -1,5 +1,6 @@
 /* Directories, whole-file reads and atomic writes (see fsutil.h). */
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -222,4 +223,18 @@ sbi_fs_write_atomic(const char *path, const void *p, size_t n, sbi_err *err)
 		return rc;
 	}
 	return sbi_awriter_commit(&w, path, err);
+}
+
+static int
+remove_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(p);
+	return 0;
+}
+
+void
+sbi_fs_remove_tree(const char *path)
+{
+	nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -464,12 +464,6 @@ sbi_mcmc_iterate(sbi_mcmc *m, sbi_err *err)
 	return rc;
 }
 
-void
-sbi_mcmc_set_adapt(sbi_mcmc *m, int on)
-{
-	m->adapt = on != 0;
-}
-
 const double *
 sbi_mcmc_state(const sbi_mcmc *m)
 {

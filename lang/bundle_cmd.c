@@ -5,7 +5,6 @@
  * runs the recipe there as a session with an empty cache. */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <signal.h>
@@ -567,16 +566,6 @@ sbi_bundle_cmd_unpack(const char *path, const char *dir, const sbi_bundle_limits
 	return 0;
 }
 
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
-
 /* The bundle's --set values, an observation file's value re-pointed at
  * dir/<where unpack wrote it>; each string is owned (free with sbi_free). */
 static char **
@@ -757,7 +746,7 @@ remove_stale(const char *tmp, int quiet)
 		char *p = sbi_path_join(tmp, e->d_name);
 		struct stat st;
 		if (p && lstat(p, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == getuid()) {
-			nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+			sbi_fs_remove_tree(p);
 			if (!quiet)
 				fprintf(stderr, "removed %s, left by an interrupted replay (process %ld)\n", p, pid);
 		}
@@ -836,7 +825,7 @@ sbi_bundle_cmd_replay(const char *path, const sbi_session_opts *uo, const sbi_bu
 	while (pid > 0 && (waitpid(-1, NULL, 0) > 0 || errno == EINTR)) /* orphaned workers (they die with */
 		;                                                           /* the child: PR_SET_PDEATHSIG) */
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
-	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	sbi_fs_remove_tree(root);
 	for (int k = 0; k < 3; k++)
 		sigaction(sigs[k], &old[k], NULL);
 	if (replay_signal) { /* die of it, as without the handler */

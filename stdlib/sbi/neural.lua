@@ -236,7 +236,7 @@ function M.npe(opts)
   local node = graph.node("npe.sample", where, key, { train, opts.observation }, function(node, inp)
     local t, obs = inp[1], inp[2]
     local flow = core.flow_load(t.model)
-    local dy, dc = flow:dims()
+    local _, dc = flow:dims()
     check_observation(node.label, obs, dc)
     local x = scaled_observation(node.label, t, obs)
     -- Draw in batches and keep draws inside the prior support; after the

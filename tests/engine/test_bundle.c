@@ -5,7 +5,6 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -15,6 +14,7 @@
 #include "check.h"
 #include "sbi/alloc.h"
 #include "sbi/bundle.h"
+#include "sbi/fsutil.h"
 
 static char root[64];
 /* The manifest's recipe.file in the next crafted bundle. */
@@ -28,18 +28,10 @@ setup(void)
 		abort();
 }
 
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	remove(p);
-	return 0;
-}
-
 static void
 teardown(void)
 {
-	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	sbi_fs_remove_tree(root);
 }
 
 /* The number of entries in root (the bundle itself counts 1). */

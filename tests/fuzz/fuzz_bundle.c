@@ -4,7 +4,6 @@
  * build-fuzz/tests/fuzz/fuzz_bundle tests/fuzz/corpus/bundle (see
  * tests/fuzz/README.md). Every entry may hold at most 1 MiB here, so a
  * huge declared size is refused quickly. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,26 +11,17 @@
 #include <unistd.h>
 
 #include "sbi/bundle.h"
+#include "sbi/fsutil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[64], file[128], out[128];
 
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
-
 static void
 cleanup(void)
 {
 	if (dir[0])
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		sbi_fs_remove_tree(dir);
 }
 
 int
@@ -64,6 +54,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err = (sbi_err){ 0 };
 	if (sbi_bundle_unpack(file, out, &lim, &m, &err) == SBI_OK)
 		json_decref(m);
-	nftw(out, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	sbi_fs_remove_tree(out);
 	return 0;
 }

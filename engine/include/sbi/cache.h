@@ -31,7 +31,6 @@ sbi_cache *sbi_cache_open(const char *dir, sbi_err *err);
  * set when dir or its refs/objects cannot be read. */
 sbi_cache *sbi_cache_open_readonly(const char *dir, sbi_err *err);
 void sbi_cache_close(sbi_cache *c); /* NULL is fine */
-const char *sbi_cache_dir(const sbi_cache *c);
 
 /* Stores a under key; *hash (may be NULL) receives its content hash. */
 int sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,

@@ -19,6 +19,10 @@ int sbi_fs_open_regular(const char *path, FILE **f, sbi_err *err);
  * sbi_free; *n excludes the NUL. SBI_ENOTFOUND when it does not exist. */
 int sbi_fs_read_all(const char *path, char **data, size_t *n, sbi_err *err);
 
+/* Removes path and everything below it, not following links (rm -rf);
+ * best effort: what cannot be removed stays. */
+void sbi_fs_remove_tree(const char *path);
+
 /* 1 when path exists (any type). */
 int sbi_fs_exists(const char *path);
 

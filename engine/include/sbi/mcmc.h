@@ -76,13 +76,6 @@ int sbi_mcmc_init(sbi_mcmc *m, const double *start, sbi_err *err);
  * sweep may be retried. SBI_EINVAL before sbi_mcmc_init. */
 int sbi_mcmc_iterate(sbi_mcmc *m, sbi_err *err);
 
-/* Turns step-width adaptation on (nonzero) or off (the default). While on,
- * each slice coordinate update rescales that coordinate's width by
- * 2 ne / (ne + nc), clamped to [1/2, 2], where ne and nc count the
- * expansions and contractions of all chains (the rule of Karamanis and
- * Beutler 2021, which balances them). Adapting breaks detailed balance, so
- * only use it during warm-up. The ensemble has nothing to adapt. */
-void sbi_mcmc_set_adapt(sbi_mcmc *m, int on);
 
 /* The current positions, nchains x d. */
 const double *sbi_mcmc_state(const sbi_mcmc *m);
@@ -105,7 +98,12 @@ const double *sbi_mcmc_width(const sbi_mcmc *m);
  * before the first sweep. */
 double sbi_mcmc_acceptance(const sbi_mcmc *m);
 
-/* A driver: warmup sweeps with adaptation on (sbi_mcmc_set_adapt), then,
+/* A driver: warmup sweeps with step-width adaptation on (each slice
+ * coordinate update rescales that coordinate's width by 2 ne / (ne + nc),
+ * clamped to [1/2, 2], where ne and nc count the expansions and
+ * contractions of all chains: the rule of Karamanis and Beutler 2021,
+ * which balances them; adapting breaks detailed balance, hence warm-up
+ * only; the ensemble has nothing to adapt), then,
  * with adaptation off, keeps the states of all chains after every thin-th
  * sweep until nsamples rows are filled. Rows are chain-interleaved
  * (sweep-major, chain-minor: row t * nchains + c is chain c's t-th kept
