@@ -168,19 +168,30 @@ sbi_bundle_check_name(const char *name)
 
 /* ---- text from a bundle ---- */
 
-/* Length of the valid UTF-8 sequence at p that is safe to print, else 0
- * (C1 controls U+0080-9F and the bidirectional overrides U+202A-202E,
- * U+2066-2069 are not: they reorder or recolour what follows). */
-static size_t
-utf8_printable(const unsigned char *p)
+size_t
+sbi_utf8_len(const unsigned char *p)
 {
+	if (p[0] < 0x80)
+		return 1;
 	size_t len = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3 :
 	    p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
 	for (size_t i = 1; i < len; i++)
 		if ((p[i] & 0xc0) != 0x80)
 			return 0;
 	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
-	    (p[0] == 0xf4 && p[1] >= 0x90) || (p[0] == 0xc2 && p[1] < 0xa0))
+	    (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0; /* overlong, surrogate or beyond U+10FFFF */
+	return len;
+}
+
+/* Length of the valid UTF-8 sequence at p (p[0] >= 0x80) that is safe to
+ * print, else 0 (C1 controls U+0080-9F and the bidirectional overrides
+ * U+202A-202E, U+2066-2069 are not: they reorder or recolour what follows). */
+static size_t
+utf8_printable(const unsigned char *p)
+{
+	size_t len = sbi_utf8_len(p);
+	if (len == 0 || (p[0] == 0xc2 && p[1] < 0xa0))
 		return 0;
 	if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) || (p[1] == 0x81 && p[2] >= 0xa6 &&
 	    p[2] <= 0xa9)))

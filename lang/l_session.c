@@ -659,22 +659,6 @@ nodes_json(sbi_session *s)
 	return arr;
 }
 
-/* The length of the valid UTF-8 sequence at p, or 0. */
-static size_t
-utf8_seq(const unsigned char *p)
-{
-	if (p[0] < 0x80)
-		return 1;
-	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
-	    (p[0] == 0xf4 && p[1] >= 0x90))
-		return 0; /* overlong, surrogate or beyond U+10FFFF */
-	return n;
-}
-
 json_t *
 sbi__json_str(const char *s)
 {
@@ -686,7 +670,7 @@ sbi__json_str(const char *s)
 	if (e == NULL)
 		return NULL;
 	for (const unsigned char *p = (const unsigned char *)s; *p;) {
-		size_t n = utf8_seq(p);
+		size_t n = sbi_utf8_len(p);
 		if (n == 0) {
 			k += (size_t)snprintf(e + k, 5, "\\x%02x", *p++);
 			continue;

@@ -229,19 +229,20 @@ sbi__refuse_in_step(lua_State *L, const char *fn, int steps_too)
 }
 
 /* An os function that works while the recipe loads and is refused while a
- * step runs. Upvalues: the function, its name. [args] -> [results] */
+ * step runs, and with upvalue 3 true also to a restricted recipe (a
+ * stranger's recipe has no business with this machine's secrets).
+ * Upvalues: the function, its name, that flag. [args] -> [results] */
 static int
 os_guarded(lua_State *L)
 {
 	const char *name = lua_tostring(L, lua_upvalueindex(2));
 	sbi__refuse_in_step(L, name, 1);
-	/* A stranger's recipe has no business with this machine's secrets. */
-	if (strcmp(name, "os.getenv") == 0) {
+	if (lua_toboolean(L, lua_upvalueindex(3))) {
 		int restricted = lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_ROOT) == LUA_TSTRING;
 		lua_pop(L, 1);
 		if (restricted)
-			return luaL_error(L, "os.getenv is not available to a recipe from a bundle: it runs "
-			    "restricted (run it with --trust to lift this)");
+			return luaL_error(L, "%s is not available to a recipe from a bundle: it runs restricted (run it "
+			    "with --trust to lift this)", name);
 	}
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
@@ -271,7 +272,8 @@ install_safe_os(lua_State *L)
 	for (int i = 0; safe_os[i]; i++) {
 		lua_getfield(L, -2, safe_os[i]);
 		lua_pushfstring(L, "os.%s", safe_os[i]);
-		lua_pushcclosure(L, os_guarded, 2);
+		lua_pushboolean(L, strcmp(safe_os[i], "getenv") == 0);
+		lua_pushcclosure(L, os_guarded, 3);
 		lua_setfield(L, -2, safe_os[i]);
 	}
 	lua_setglobal(L, "os");               /* [os] */

@@ -152,6 +152,10 @@ const char *sbi_bundle_check_name(const char *name);
  * message that quotes a bundle uses it. */
 char *sbi_bundle_escape(const char *s, char *out, size_t n);
 
+/* The length of the valid UTF-8 sequence at p (1 for ASCII, NUL included),
+ * or 0 for an invalid, overlong or surrogate one. */
+size_t sbi_utf8_len(const unsigned char *p);
+
 /* s as one word of a POSIX shell command: as is when it is not empty and
  * made only of A-Z a-z 0-9 and _ . / = : , + @ % -, else in single quotes
  * with each ' written '\''. Owned (sbi_free); NULL when out of memory. */
