@@ -12,7 +12,6 @@ alive() {
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
-refs_count() { find "$1/refs" -type f 2>/dev/null | wc -l; }
 
 for sig in KILL TERM; do
 	cache="cache-$sig"

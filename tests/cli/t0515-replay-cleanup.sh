@@ -6,8 +6,8 @@
 # compare) without running anything. Signals are sent once the unpacked
 # folder is observed, never after a fixed delay.
 . "$(dirname "$0")/lib.sh"
-export TMPDIR="$T/tmp"
-mkdir "$TMPDIR" proj
+own_tmpdir
+mkdir proj
 # obs is cheap and is what the run caches; slow runs only in replay, which
 # runs every step, and takes minutes.
 cat > proj/r.lua <<'LUA'
