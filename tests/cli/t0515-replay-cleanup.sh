@@ -67,8 +67,8 @@ child=$(pgrep -P $pid)
 kill -KILL $pid
 wait $pid 2>/dev/null
 # The child dies with its parent.
-for _ in $(seq 600); do kill -0 $child 2>/dev/null || break; sleep 0.1; done
-kill -0 $child 2>/dev/null && { fail "the replay's child outlived its parent"; kill -KILL $child; }
+for _ in $(seq 600); do alive "$child" || break; sleep 0.1; done
+alive "$child" && { fail "the replay's child outlived its parent"; kill -KILL $child; }
 stale=$(ls -A "$TMPDIR")
 [ -n "$stale" ] || fail "SIGKILL left no folder (the test needs one)"
 mkdir "$TMPDIR/sbirun-replay-1-keep" "$TMPDIR/other" # not ours: kept
