@@ -161,6 +161,14 @@ refs_count() {
 	find "$1/refs" -type f ! -name '.tmp-*' 2>/dev/null | wc -l
 }
 
+# alive PID: the process exists and is not a zombie (kill -0 succeeds on a
+# zombie, which an orphan stays where PID 1 does not reap, as in containers).
+alive() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $1 }')
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 # wait_refs CACHE N PID: polls until CACHE holds at least N refs while the
 # process PID runs, so a test acts on observed progress, not on a delay.
 # Returns 1 with a failure when PID ends first or after 240 s without it.

@@ -46,6 +46,7 @@ expect_eq "$(ran_nodes again/run.json)" 0 "built-in stdlib after the edit"
 # The build-time hash of the engine's code (lang/embed.c --hash) follows
 # the files' contents, not their location.
 EMBED="$(dirname "$SBIRUN")/../sbi-embed"
+[ -x "$EMBED" ] || fail "$EMBED not found (meson builds sbi-embed at the build root)"
 if [ -x "$EMBED" ]; then
 	mkdir -p a b
 	printf 'int x;\n' > a/f.c

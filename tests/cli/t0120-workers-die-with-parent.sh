@@ -5,15 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/tests/cli/hang_recipe.lua" recipe.lua
 
-# alive PID: the process exists and is not a zombie.
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-refs_count() { find "$1/refs" -type f 2>/dev/null | wc -l; }
-
 for sig in KILL TERM; do
 	cache="cache-$sig"
 	"$SBIRUN" recipe.lua --jobs 2 --cache "$cache" --out "out-$sig" --quiet >/dev/null 2>&1 &

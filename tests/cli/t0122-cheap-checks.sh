@@ -23,7 +23,6 @@ else obs = sbi.observation { 0.1, 0.2 } end
 local sims = sbi.simulate { prior = prior, simulator = s, n = sbi.param("n", 20000), chunk_size = 1000 }
 sbi.output { post = sbi.abc.rejection { sims = sims, observation = obs, quantile = 0.05 } }
 LUA
-refs_count() { find "$1/refs" -type f 2>/dev/null | wc -l; }
 # trun CMD...: run with a time bound (a failure when it hangs).
 trun() { run_within 30 "$@"; }
 

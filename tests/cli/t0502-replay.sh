@@ -5,8 +5,8 @@
 # artifact differs from what its recipe produces fails; the temporary folder
 # is removed in every case.
 . "$(dirname "$0")/lib.sh"
-export TMPDIR="$T/tmp"
-mkdir "$TMPDIR" data
+own_tmpdir
+mkdir data
 cat > helper.lua <<'LUA'
 local M = {}
 function M.sim(theta, rng) return { theta[1] + 0.1 * rng:normal(), theta[2] + 0.1 * rng:normal() } end

@@ -6,8 +6,8 @@
 # compare) without running anything. Signals are sent once the unpacked
 # folder is observed, never after a fixed delay.
 . "$(dirname "$0")/lib.sh"
-export TMPDIR="$T/tmp"
-mkdir "$TMPDIR" proj
+own_tmpdir
+mkdir proj
 # obs is cheap and is what the run caches; slow runs only in replay, which
 # runs every step, and takes minutes.
 cat > proj/r.lua <<'LUA'
@@ -67,8 +67,8 @@ child=$(pgrep -P $pid)
 kill -KILL $pid
 wait $pid 2>/dev/null
 # The child dies with its parent.
-for _ in $(seq 600); do kill -0 $child 2>/dev/null || break; sleep 0.1; done
-kill -0 $child 2>/dev/null && { fail "the replay's child outlived its parent"; kill -KILL $child; }
+for _ in $(seq 600); do alive "$child" || break; sleep 0.1; done
+alive "$child" && { fail "the replay's child outlived its parent"; kill -KILL $child; }
 stale=$(ls -A "$TMPDIR")
 [ -n "$stale" ] || fail "SIGKILL left no folder (the test needs one)"
 mkdir "$TMPDIR/sbirun-replay-1-keep" "$TMPDIR/other" # not ours: kept
