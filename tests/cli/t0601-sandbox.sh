@@ -228,7 +228,6 @@ expect_ok
 refused un/env.lua "os.getenv is not available to a recipe from a bundle" <<'LUA'
 print("HOME=" .. tostring(os.getenv("HOME")))
 LUA
-grep -q "HOME=/" "$OUT" && fail "a restricted recipe read the environment"
 rm un/env.lua
 # A restricted recipe writes only into the bundle's own cache: not into one
 # that trusted runs read (it could plant results under their keys).
