@@ -389,9 +389,10 @@ tick_forked(void *ud, uint64_t done)
 
 /* ---- the whole node ---- */
 
-/* Reads spec fields into j (errors raise). Leaves the prior and the label
- * on the stack: the simulator may clear them in the spec, and j keeps
- * pointers into both. [..] -> [.., prior, label] */
+/* Reads spec fields into j (errors raise). Leaves the prior and the two
+ * labels on the stack: the simulator may clear them in the spec (or an
+ * __index make them fresh), and j keeps pointers into all three.
+ * [..] -> [.., prior, expect_label, label] */
 static void
 read_spec(lua_State *L, sim_job *j)
 {
@@ -419,7 +420,7 @@ read_spec(lua_State *L, sim_job *j)
 	j->expect_dx = lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 ? (size_t)lua_tointeger(L, -1) : 0;
 	lua_getfield(L, j->spec, "expect_label");
 	j->expect_label = lua_isstring(L, -1) ? lua_tostring(L, -1) : "the observation";
-	lua_pop(L, 2); /* the label string stays referenced by the spec */
+	lua_remove(L, -2); /* [.., prior, expect_label]: kept, like the label below */
 	lua_getfield(L, j->spec, "batched");
 	j->batched = lua_toboolean(L, -1);
 	lua_getfield(L, j->spec, "on_failure");
@@ -429,7 +430,7 @@ read_spec(lua_State *L, sim_job *j)
 	j->drop = strcmp(pol, "drop") == 0;
 	lua_pop(L, 2);
 	lua_getfield(L, j->spec, "label");
-	j->label = luaL_optstring(L, -1, "simulate"); /* [.., prior, label] */
+	j->label = luaL_optstring(L, -1, "simulate"); /* [.., prior, expect_label, label] */
 	if (j->batched && j->dx == 0)
 		luaL_error(L, "%s: a batched simulator needs its data dimension: sbi.simulator{ ..., dim = K }", j->label);
 }
