@@ -425,7 +425,8 @@ l_read_matrix(lua_State *L)
 	return 2;
 }
 
-/* The content hash of the file at path, read back (for run.json). */
+/* The content hash of the file at path (core.file_hash; write_samples
+ * reads its files back for run.json). */
 static int
 hash_file(const char *path, char *hex, sbi_err *err)
 {
@@ -491,20 +492,14 @@ l_file_hash(lua_State *L)
 	const char *path = readable_path(L);
 	if (path == NULL)
 		return 2; /* [.., nil, msg] */
-	char *data;
-	size_t n;
+	char hex[SBI_KEY_HEX];
 	sbi_err err = { 0 };
-	if (sbi_fs_read_all(path, &data, &n, &err) != SBI_OK) {
+	if (hash_file(path, hex, &err) != SBI_OK) {
 		lua_pushnil(L);
 		lua_pushstring(L, err.msg);
 		return 2;
 	}
-	sbi_key k;
-	char hex[SBI_KEY_HEX];
-	sbi_hash_buffer(data, n, &k);
-	sbi_free(data);
 	record_read(L, lua_tostring(L, 1), path);
-	sbi_key_hex(&k, hex);
 	lua_pushstring(L, hex);
 	return 1;
 }

@@ -364,6 +364,7 @@ static int
 l_mat_copy(lua_State *L)
 {
 	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	sbi__refuse_closing(L);
 	l_mat *lm = new_mat_ud(L); /* [m, copy] */
 	if ((lm->m = sbi_mat_dup(m)) == NULL)
 		return luaL_error(L, "out of memory");

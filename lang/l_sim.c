@@ -26,6 +26,7 @@ enum { FAIL_NONE, FAIL_ERROR, FAIL_NAN, FAIL_LENGTH };
 
 typedef struct sim_job {
 	lua_State *L;
+	sbi_runctx *ctx;    /* L's: read once, not per simulation */
 	int spec;           /* stack index of the spec table */
 	sbi_prior *prior;
 	int batched, drop;
@@ -72,27 +73,22 @@ format_theta(lua_State *L, int spec, const double *t, size_t d, char *buf, size_
  * sbi__pcall: its handler turns error({...}) into the place it was raised
  * and the value's type. */
 static int
-call_simulator(lua_State *L, int nargs, int nres)
+call_simulator(sim_job *j, int nargs, int nres)
 {
-	sbi_runctx *ctx = sbi__runctx(L);
-	int outer = ctx ? ctx->in_simulator : 0; /* a simulator may run core.simulate */
-	if (ctx) { /* refused says whether this call was refused, not an earlier one */
-		ctx->in_simulator = 1;
-		ctx->refused = 0;
-	}
-	int status = sbi__pcall(L, nargs, nres);
-	if (ctx)
-		ctx->in_simulator = outer;
+	int outer = j->ctx->in_simulator; /* a simulator may run core.simulate */
+	j->ctx->in_simulator = 1;
+	j->ctx->refused = 0; /* whether this call was refused, not an earlier one */
+	int status = sbi__pcall(j->L, nargs, nres);
+	j->ctx->in_simulator = outer;
 	return status;
 }
 
 /* 1 when the last failure was the sandbox refusing a function: an error of
  * the recipe, fatal whatever on_failure says. */
 static int
-refused(lua_State *L)
+refused(const sim_job *j)
 {
-	sbi_runctx *ctx = sbi__runctx(L);
-	return ctx && ctx->refused;
+	return j->ctx->refused;
 }
 
 /* Calls the simulator once for theta; writes x (dx values) on success.
@@ -114,7 +110,7 @@ simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double 
 		lua_setmetatable(L, -2);
 	}
 	lua_pushvalue(L, rng);                  /* [.., fn, theta, rng] */
-	if (call_simulator(L, 2, 1) != LUA_OK) { /* [.., result or msg] */
+	if (call_simulator(j, 2, 1) != LUA_OK) { /* [.., result or msg] */
 		if (!lua_isstring(L, -1)) {
 			lua_pop(L, 1);
 			lua_pushstring(L, "error object is not a string");
@@ -218,7 +214,7 @@ run_rows(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rn
 			kept++;
 		else {
 			record_failure(j, o, f, idx, t);
-			if (!j->drop || refused(j->L)) {
+			if (!j->drop || refused(j)) {
 				j->rc = sbi_err_set(&j->slot->err, SBI_ESIM, "%s: %s", j->label, o->first);
 				return;
 			}
@@ -255,7 +251,7 @@ run_batched(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior
 	lua_pushvalue(L, views);
 	lua_pushvalue(L, views + 1);
 	lua_pushvalue(L, rng);
-	int status = call_simulator(L, 3, 0);
+	int status = call_simulator(j, 3, 0);
 	if (status != LUA_OK)
 		lua_insert(L, views); /* keep the message on top after the views go */
 	((l_mat *)lua_touserdata(L, status != LUA_OK ? views + 1 : views))->m = NULL;
@@ -389,9 +385,10 @@ tick_forked(void *ud, uint64_t done)
 
 /* ---- the whole node ---- */
 
-/* Reads spec fields into j (errors raise). Leaves the prior and the label
- * on the stack: the simulator may clear them in the spec, and j keeps
- * pointers into both. [..] -> [.., prior, label] */
+/* Reads spec fields into j (errors raise). Leaves the prior and the two
+ * labels on the stack: the simulator may clear them in the spec (or an
+ * __index make them fresh), and j keeps pointers into all three.
+ * [..] -> [.., prior, expect_label, label] */
 static void
 read_spec(lua_State *L, sim_job *j)
 {
@@ -419,7 +416,7 @@ read_spec(lua_State *L, sim_job *j)
 	j->expect_dx = lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 ? (size_t)lua_tointeger(L, -1) : 0;
 	lua_getfield(L, j->spec, "expect_label");
 	j->expect_label = lua_isstring(L, -1) ? lua_tostring(L, -1) : "the observation";
-	lua_pop(L, 2); /* the label string stays referenced by the spec */
+	lua_remove(L, -2); /* [.., prior, expect_label]: kept, like the label below */
 	lua_getfield(L, j->spec, "batched");
 	j->batched = lua_toboolean(L, -1);
 	lua_getfield(L, j->spec, "on_failure");
@@ -429,7 +426,7 @@ read_spec(lua_State *L, sim_job *j)
 	j->drop = strcmp(pol, "drop") == 0;
 	lua_pop(L, 2);
 	lua_getfield(L, j->spec, "label");
-	j->label = luaL_optstring(L, -1, "simulate"); /* [.., prior, label] */
+	j->label = luaL_optstring(L, -1, "simulate"); /* [.., prior, expect_label, label] */
 	if (j->batched && j->dx == 0)
 		luaL_error(L, "%s: a batched simulator needs its data dimension: sbi.simulator{ ..., dim = K }", j->label);
 }
@@ -458,7 +455,7 @@ infer_dim(lua_State *L, sim_job *j)
 			j->dx = len;
 			break;
 		}
-		if (!j->drop || refused(L) || idx + 1 == j->n || idx == 99) {
+		if (!j->drop || refused(j) || idx + 1 == j->n || idx == 99) {
 			char buf[512];
 			format_theta(L, j->spec, t, j->dtheta, buf, sizeof buf);
 			luaL_error(L, "%s: simulation %d at theta = %s failed, so the data dimension cannot be "
@@ -622,7 +619,7 @@ sbi__l_simulate(lua_State *L)
 	sbi_runctx *ctx = sbi__runctx(L);
 	if (ctx == NULL || ctx->cache == NULL || ctx->node == NULL)
 		return luaL_error(L, "simulate can only run inside a graph node");
-	sim_job j = { .L = L, .spec = 1, .cache = ctx->cache, .node_key = ctx->node->key, .quiet = ctx->quiet };
+	sim_job j = { .L = L, .ctx = ctx, .spec = 1, .cache = ctx->cache, .node_key = ctx->node->key, .quiet = ctx->quiet };
 	read_spec(L, &j);
 	int declared = j.dx != 0;
 	if (!declared)
