@@ -30,6 +30,28 @@ sbi__refuse_closing(lua_State *L)
 		    "sbirun exits");
 }
 
+/* ---- argument checks shared by the bindings ---- */
+
+void *
+sbi__check_field_udata(lua_State *L, int idx, const char *tname, const char *what)
+{
+	void *p = luaL_testudata(L, idx, tname);
+	if (p == NULL) {
+		const char *got = luaL_getmetafield(L, idx, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
+										    : luaL_typename(L, idx);
+		luaL_error(L, "%s must be a %s, got %s", what, tname, got);
+	}
+	return p;
+}
+
+int
+sbi__argerror(lua_State *L, int idx, const char *msg)
+{
+	if (idx > 0)
+		return luaL_argerror(L, idx, msg);
+	return luaL_error(L, "%s", msg);
+}
+
 /* ---- artifacts <-> tables ---- */
 
 static int

@@ -449,7 +449,7 @@ raise_rhs_error(lua_State *L, const ode_ctx *c)
 	if (c->fail == FAIL_TYPE)
 		return luaL_error(L, "core.ode: rhs (at t = %s) set dydt[%d] to a %s; it must set dydt[1..%d] to "
 		    "numbers", num(c->fail_t).s, c->bad_index, lua_typename(L, c->bad_type), (int)c->n);
-	const char *msg = lua_type(L, c->errslot) == LUA_TSTRING || luaL_getmetafield(L, c->errslot, "__tostring") != LUA_TNIL
+	const char *msg = lua_isstring(L, c->errslot) || luaL_getmetafield(L, c->errslot, "__tostring") != LUA_TNIL
 	    ? luaL_tolstring(L, c->errslot, NULL)
 	    : lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, c->errslot));
 	return luaL_error(L, "core.ode: error in rhs (at t = %s): %s", num(c->fail_t).s, msg);

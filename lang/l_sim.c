@@ -110,13 +110,8 @@ simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double 
 		lua_setmetatable(L, -2);
 	}
 	lua_pushvalue(L, rng);                  /* [.., fn, theta, rng] */
-	if (call_simulator(j, 2, 1) != LUA_OK) { /* [.., result or msg] */
-		if (!lua_isstring(L, -1)) {
-			lua_pop(L, 1);
-			lua_pushstring(L, "error object is not a string");
-		}
+	if (call_simulator(j, 2, 1) != LUA_OK) /* [.., result or msg]: sbi__pcall's handler makes it a string */
 		return FAIL_ERROR;
-	}
 	if (!lua_istable(L, -1)) {
 		lua_pushfstring(L, "the simulator returned a %s, expected a table of numbers", luaL_typename(L, -1));
 		lua_remove(L, -2);

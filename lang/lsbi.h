@@ -124,7 +124,7 @@ int sbi__check_read(lua_State *L, const char *path);
 /* 1 when the recipe may write into dir; else 0 with the reason pushed. */
 int sbi__check_write(lua_State *L, const char *dir);
 
-/* The userdata of type tname at idx, for a value read from a table (idx
+/* l_core.c: argument checks. The userdata of type tname at idx, for a value read from a table (idx
  * < 0): raises "what must be a tname, got ..." (an argument error would
  * say "bad argument #-1"). */
 void *sbi__check_field_udata(lua_State *L, int idx, const char *tname, const char *what);
