@@ -292,7 +292,7 @@ check_box(sbi_mcmc_kind kind, size_t nchains, uint64_t seed, double min_ess)
 	starts_near(start, nchains, 2, c, 0.45);
 	double *s = sample(kind, &t, 2, nchains, start, seed, 300, 1, NSAMP, NULL);
 	for (size_t i = 0; i < NSAMP; i++)
-		for (int j = 0; j < 2; j++)
+		for (size_t j = 0; j < 2; j++)
 			outside += s[2 * i + j] < box_lo[j] || s[2 * i + j] > box_hi[j];
 	CHECK(outside == 0);
 	for (int j = 0; j < 2; j++)

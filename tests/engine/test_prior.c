@@ -218,10 +218,10 @@ TEST(mvn_sample_covariance)
 	double *x = draw(p, 8, NDRAW), m[3] = { 0, 0, 0 };
 
 	for (size_t k = 0; k < NDRAW; k++)
-		for (int i = 0; i < 3; i++)
+		for (size_t i = 0; i < 3; i++)
 			m[i] += x[k * 3 + i] / NDRAW;
-	for (int i = 0; i < 3; i++) {
-		for (int j = 0; j < 3; j++) {
+	for (size_t i = 0; i < 3; i++) {
+		for (size_t j = 0; j < 3; j++) {
 			double c = 0, sij = cov3[i * 3 + j];
 			for (size_t k = 0; k < NDRAW; k++)
 				c += (x[k * 3 + i] - m[i]) * (x[k * 3 + j] - m[j]);
@@ -934,7 +934,7 @@ check_ulp(sbi_prior_kind k, const double *p1, const double *p2, size_t n1, size_
 		sbi_prior *q = make(k, 2, q1, q2);
 		CHECK(q != NULL);
 		if (q != NULL && same_description(base, q)) {
-			CHECK(!"description ignores a one-ulp change");
+			CHECK(0 && "description ignores a one-ulp change");
 			show(q);
 		}
 		sbi_prior_free(q);
@@ -948,9 +948,9 @@ TEST(describe_distinguishes_one_ulp)
 
 	for (int k = SBI_PRIOR_UNIFORM; k <= SBI_PRIOR_EXPONENTIAL; k++) {
 		if (k == SBI_PRIOR_MVN)
-			check_ulp(k, p1, cov, 2, 4);
+			check_ulp((sbi_prior_kind)k, p1, cov, 2, 4);
 		else
-			check_ulp(k, p1, p2, 2, k == SBI_PRIOR_EXPONENTIAL ? 0 : 2);
+			check_ulp((sbi_prior_kind)k, p1, p2, 2, k == SBI_PRIOR_EXPONENTIAL ? 0 : 2);
 	}
 	/* Same numbers, different kinds. */
 	sbi_prior *a = make(SBI_PRIOR_NORMAL, 2, p1, p2), *b = make(SBI_PRIOR_LOGNORMAL, 2, p1, p2);
