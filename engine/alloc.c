@@ -7,7 +7,7 @@
 
 #include "sbi/alloc.h"
 
-/* Atomic: several flows may train in threads at once (lang/l_nn.c). */
+/* Atomic: several flows may train in threads at once (lang/l_flow.c). */
 static atomic_long live_blocks;
 static long fail_after = -1;
 

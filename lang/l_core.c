@@ -1,8 +1,8 @@
-/* The sbi.core module: the C primitives the Lua stdlib is written over. */
+/* Part of the sbi.core module (assembled in l_open.c): the C primitives
+ * the Lua stdlib is written over. */
 #include <errno.h>
 #include <time.h>
 
-#include "sbi_config.h"
 #include <string.h>
 
 #include "lsbi.h"
@@ -591,18 +591,9 @@ static const luaL_Reg core_funcs[] = {
 	{ "clock", l_clock }, { NULL, NULL },
 };
 
-int
-luaopen_sbi_core(lua_State *L)
+/* [core] -> [core] */
+void
+sbi__open_core(lua_State *L)
 {
-	luaL_newlib(L, core_funcs); /* [core] */
-	sbi__open_mat(L);
-	sbi__open_rng(L);
-	sbi__open_prior(L);
-	sbi__open_hash(L);
-	sbi__open_nn(L);
-	sbi__open_ode(L);
-	sbi__open_console(L);
-	lua_pushstring(L, SBI_VERSION);
-	lua_setfield(L, -2, "version");
-	return 1;
+	luaL_setfuncs(L, core_funcs, 0);
 }

@@ -84,8 +84,12 @@ sbi_prior *sbi__check_prior(lua_State *L, int idx);
 void sbi__open_hash(lua_State *L);
 int sbi__hash_value(lua_State *L, int idx, sbi_key *out);
 
-/* l_nn.c: flows, training and MCMC. */
-void sbi__open_nn(lua_State *L);
+/* The parts of sbi.core, each adding its functions to the table at the
+ * top: [core] -> [core]. l_open.c (luaopen_sbi_core) calls them all. */
+void sbi__open_core(lua_State *L);       /* l_core.c */
+void sbi__open_flow(lua_State *L);       /* l_flow.c: sbi.Flow, flow_train */
+void sbi__open_classifier(lua_State *L); /* l_classifier.c: sbi.Classifier */
+void sbi__open_mcmc(lua_State *L);       /* l_mcmc.c: core.mcmc */
 
 /* l_ode.c: core.ode, ODE initial value problems for simulators. */
 void sbi__open_ode(lua_State *L);
@@ -146,7 +150,7 @@ void sbi__refuse_in_step(lua_State *L, const char *fn, int steps_too);
  * the stdlib needs of io and debug, which a sandboxed state lacks. */
 void sbi__open_console(lua_State *L);
 
-/* l_core.c: the sbi.core module. */
+/* l_open.c: the sbi.core module. */
 int luaopen_sbi_core(lua_State *L);
 
 /* n numbers from a table or a Mat with n elements at idx, into a new

@@ -1,6 +1,6 @@
 -- Neural posterior and likelihood estimation (NPE, NLE) and exact-likelihood
 -- MCMC: Lua modules over the engine's flows, training loop and samplers
--- (lang/l_nn.c). Each method is two graph nodes: a training node that only
+-- (lang/l_flow.c, l_classifier.c, l_mcmc.c). Each method is two graph nodes: a training node that only
 -- depends on the simulations (so a new observation or new sampling options
 -- re-use the trained estimator) and a sampling node.
 local core = require "sbi.core"

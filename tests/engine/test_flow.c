@@ -7,32 +7,12 @@
 
 #include "check.h"
 #include "sbi/alloc.h"
+#include "sbi/fit.h"
 #include "sbi/flow.h"
 #include "sbi/rng.h"
 #include "sbi/train.h"
 
 #define LOG_2PI 1.8378770664093453
-
-/* Data for a flow: y (n x dy) given c (n x dc), standardized for training. */
-typedef struct fit {
-	sbi_flow *f;
-	float *ys, *cs;
-	size_t dy, dc;
-} fit;
-
-static sbi_var
-flow_loss(void *ud, sbi_tape *t, const size_t *idx, size_t n)
-{
-	fit *F = ud;
-	float yb[512 * 4], cb[512 * 4];
-	for (size_t i = 0; i < n; i++) {
-		memcpy(yb + i * F->dy, F->ys + idx[i] * F->dy, F->dy * sizeof(float));
-		if (F->dc)
-			memcpy(cb + i * F->dc, F->cs + idx[i] * F->dc, F->dc * sizeof(float));
-	}
-	sbi_var y = sbi_ad_const(t, yb, n, F->dy), c = F->dc ? sbi_ad_const(t, cb, n, F->dc) : -1;
-	return sbi_ad_scale(t, sbi_ad_mean(t, sbi_flow_log_prob_std(F->f, t, y, c)), -1.0f);
-}
 
 static sbi_flow *
 train_flow(int kind, const double *y, const double *c, size_t n, size_t dy, size_t dc, uint64_t seed,
@@ -41,15 +21,6 @@ train_flow(int kind, const double *y, const double *c, size_t n, size_t dy, size
 	sbi_flow_config cfg = { .kind = kind, .dim = dy, .context = dc, .transforms = kind == SBI_FLOW_MDN ? 1 : 3, .hidden = 32,
 		.layers = 2, .bins = 8, .bound = 3.0, .act = SBI_ACT_TANH,
 		.seed = seed };
-	sbi_err err = { 0 };
-	sbi_flow *f = sbi_flow_alloc(&cfg, &err);
-	CHECK(f != NULL);
-	sbi_flow_set_standardization(f, y, c, n);
-	fit F = { f, malloc(n * dy * sizeof(float)), dc ? malloc(n * dc * sizeof(float)) : NULL, dy, dc };
-	sbi_flow_standardize(f, y, c, n, F.ys, F.cs);
-	size_t np;
-	sbi_param **ps = sbi_flow_params(f, &np);
-	sbi_trainable m = { ps, np, flow_loss, &F };
 	sbi_train_opts o;
 	sbi_train_opts_default(&o);
 	o.batch = 128;
@@ -58,9 +29,9 @@ train_flow(int kind, const double *y, const double *c, size_t n, size_t dy, size
 	o.max_epochs = 300;
 	o.seed = seed;
 	o.quiet = 1;
-	CHECK(sbi_train(&m, n, &o, rep, &err) == SBI_OK);
-	free(F.ys);
-	free(F.cs);
+	sbi_err err = { 0 };
+	sbi_flow *f;
+	CHECK(sbi_fit_flow(&cfg, &o, y, c, n, &f, rep, &err) == SBI_OK);
 	return f;
 }
 

@@ -1,0 +1,131 @@
+/* sbi.Classifier for Lua, the NRE ratio classifiers:
+ * core.classifier_train, core.classifier_load and the Classifier methods
+ * (log_ratio, dims). */
+#include <string.h>
+
+#include "lnn.h"
+#include "sbi/fit.h"
+
+l_classifier *
+sbi__check_classifier(lua_State *L, int idx)
+{
+	l_classifier *lc = luaL_checkudata(L, idx, SBI_MT_CLASSIFIER);
+	if (lc->c == NULL)
+		sbi__argerror(L, idx, "released classifier");
+	return lc;
+}
+
+/* core.classifier_train(spec) -> model blob, report */
+static int
+l_classifier_train(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	sbi_mat *th = sbi__opt_mat(L, 1, "theta", 1), *x = sbi__opt_mat(L, 1, "x", 1);
+	sbi__check_cols(L, th, "theta");
+	sbi__check_cols(L, x, "x");
+	if (th->nrow != x->nrow)
+		return luaL_error(L, "theta has %d rows but x has %d", (int)th->nrow, (int)x->nrow);
+	sbi_classifier_config cfg = { .dtheta = th->ncol, .dx = x->ncol,
+		.hidden = (size_t)sbi__opt_int(L, 1, "hidden", 50, 1, SBI_MAX_SHAPE),
+		.layers = (size_t)sbi__opt_int(L, 1, "layers", 2, 0, SBI_MAX_SMALL),
+		.act = sbi__activation(L, sbi__opt_str(L, 1, "activation", "relu")),
+		.seed = (uint64_t)sbi__opt_int(L, 1, "seed", 1, 0, LUA_MAXINTEGER) };
+	lua_getfield(L, 1, "residual");
+	cfg.residual = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	size_t atoms = (size_t)sbi__opt_int(L, 1, "atoms", 10, 0, SBI_MAX_SMALL);
+	sbi_train_opts o;
+	sbi__train_opts(L, 1, &o, cfg.seed);
+	sbi__blas_threads();
+	/* Nothing raises until push_trained frees what this made. */
+	sbi_err err = { 0 };
+	sbi_train_report rep;
+	sbi_classifier *c;
+	unsigned char *blob = NULL;
+	size_t len = 0;
+	int rc = sbi_fit_classifier(&cfg, atoms, &o, th->data, x->data, th->nrow, &c, &rep, &err);
+	if (rc == SBI_OK)
+		rc = sbi_classifier_save(c, &blob, &len, &err);
+	sbi_classifier_free(c);
+	return sbi__push_trained(L, rc, blob, len, &rep, &err);
+}
+
+/* core.classifier_load(blob) -> Classifier */
+static int
+l_classifier_load(lua_State *L)
+{
+	size_t len;
+	const char *blob = luaL_checklstring(L, 1, &len);
+	sbi__refuse_closing(L);
+	l_classifier *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+	lc->c = NULL;
+	lc->t = NULL;
+	luaL_setmetatable(L, SBI_MT_CLASSIFIER);
+	sbi_err err = { 0 };
+	if ((lc->c = sbi_classifier_load((const unsigned char *)blob, len, &err)) == NULL)
+		return luaL_error(L, "cannot load the trained model: %s", err.msg);
+	if ((lc->t = sbi_tape_alloc()) == NULL)
+		return luaL_error(L, "out of memory");
+	return 1;
+}
+
+/* classifier:log_ratio(theta Mat, x row) -> Mat (n x 1) */
+static int
+l_classifier_log_ratio(lua_State *L)
+{
+	l_classifier *lc = sbi__check_classifier(L, 1);
+	const sbi_classifier_config *cfg = sbi_classifier_config_of(lc->c);
+	sbi_mat *th = sbi__check_mat(L, 2)->m;
+	double *x = sbi__to_vector(L, 3, cfg->dx, "x");
+	if (th->ncol != cfg->dtheta)
+		return luaL_error(L, "log_ratio: theta needs %d columns", (int)cfg->dtheta);
+	sbi_mat *out = sbi_mat_alloc(th->nrow, 1);
+	sbi__push_mat(L, out);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_err err = { 0 };
+	if (sbi_classifier_log_ratio(lc->c, lc->t, th->data, x, th->nrow, out->data, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	return 1;
+}
+
+static int
+l_classifier_dims(lua_State *L)
+{
+	const sbi_classifier_config *cfg = sbi_classifier_config_of(sbi__check_classifier(L, 1)->c);
+	lua_pushinteger(L, (lua_Integer)cfg->dtheta);
+	lua_pushinteger(L, (lua_Integer)cfg->dx);
+	return 2;
+}
+
+static int
+l_classifier_gc(lua_State *L)
+{
+	l_classifier *lc = luaL_checkudata(L, 1, SBI_MT_CLASSIFIER);
+	sbi_classifier_free(lc->c);
+	sbi_tape_free(lc->t);
+	lc->c = NULL;
+	lc->t = NULL;
+	return 0;
+}
+
+static const luaL_Reg classifier_methods[] = {
+	{ "log_ratio", l_classifier_log_ratio }, { "dims", l_classifier_dims }, { NULL, NULL },
+};
+
+static const luaL_Reg classifier_funcs[] = {
+	{ "classifier_train", l_classifier_train }, { "classifier_load", l_classifier_load }, { NULL, NULL },
+};
+
+/* [core] -> [core] */
+void
+sbi__open_classifier(lua_State *L)
+{
+	sbi__newmetatable(L, SBI_MT_CLASSIFIER); /* [core, mt] */
+	lua_pushcfunction(L, l_classifier_gc);
+	lua_setfield(L, -2, "__gc");
+	luaL_newlib(L, classifier_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);                           /* [core] */
+	luaL_setfuncs(L, classifier_funcs, 0);
+}

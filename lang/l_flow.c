@@ -1,0 +1,281 @@
+/* sbi.Flow for Lua, the conditional density estimators:
+ * core.flow_train, core.flow_train_each, core.flow_load and the Flow
+ * methods (sample, log_prob, dims). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "lnn.h"
+#include "sbi/alloc.h"
+#include "sbi/fit.h"
+#include "sbi/rng.h"
+
+#define SBI_MAX_TRAIN_THREADS 64
+
+l_flow *
+sbi__check_flow(lua_State *L, int idx)
+{
+	l_flow *lf = luaL_checkudata(L, idx, SBI_MT_FLOW);
+	if (lf->f == NULL)
+		sbi__argerror(L, idx, "released flow");
+	return lf;
+}
+
+/* ---- training ---- */
+
+/* One flow to train: read from a Lua spec, then trained without touching
+ * Lua (so several can train in threads at once). */
+typedef struct flow_job {
+	sbi_flow_config cfg;
+	sbi_train_opts o;
+	const sbi_mat *y, *c; /* borrowed from the spec, which outlives the job */
+	unsigned char *blob;  /* owned until pushed */
+	size_t len;
+	sbi_train_report rep;
+	sbi_err err;
+	int rc;
+} flow_job;
+
+/* [..] -> [.., values kept alive while j is used] */
+static void
+read_flow_job(lua_State *L, int spec, flow_job *j)
+{
+	luaL_checktype(L, spec, LUA_TTABLE);
+	memset(j, 0, sizeof *j);
+	const sbi_mat *y = sbi__opt_mat(L, spec, "y", 1), *c = sbi__opt_mat(L, spec, "context", 0);
+	sbi__check_cols(L, y, "y");
+	sbi__check_cols(L, c, "context");
+	const char *kind = sbi__opt_str(L, spec, "kind", "maf");
+	int nsf = strcmp(kind, "nsf") == 0, mdn = strcmp(kind, "mdn") == 0;
+	if (strcmp(kind, "maf") != 0 && !nsf && !mdn)
+		luaL_error(L, "unknown density estimator '%s' (expected \"maf\", \"nsf\" or \"mdn\")", kind);
+	if (mdn && c == NULL)
+		luaL_error(L, "a mixture density network needs a context");
+	j->cfg = (sbi_flow_config){
+		.kind = nsf ? SBI_FLOW_NSF : mdn ? SBI_FLOW_MDN : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
+		.transforms = mdn ? 1 : (size_t)sbi__opt_int(L, spec, "transforms", 5, 1, SBI_MAX_SMALL),
+		.hidden = (size_t)sbi__opt_int(L, spec, "hidden", 50, 1, SBI_MAX_SHAPE),
+		.layers = (size_t)sbi__opt_int(L, spec, "layers", 2, 0, SBI_MAX_SMALL),
+		.bins = mdn ? (size_t)sbi__opt_int(L, spec, "components", 10, 1, SBI_MAX_SMALL)
+			    : (size_t)sbi__opt_int(L, spec, "bins", 10, 2, SBI_MAX_SMALL),
+		.bound = sbi__opt_num(L, spec, "bound", 3.0),
+		.act = sbi__activation(L, sbi__opt_str(L, spec, "activation", nsf ? "relu" : "tanh")),
+		.seed = (uint64_t)sbi__opt_int(L, spec, "seed", 1, 0, LUA_MAXINTEGER),
+	};
+	sbi__train_opts(L, spec, &j->o, j->cfg.seed);
+	if (c && c->nrow != y->nrow)
+		luaL_error(L, "y has %d rows but context has %d", (int)y->nrow, (int)c->nrow);
+	j->y = y, j->c = c;
+}
+
+/* Trains j and saves the model into j->blob: no Lua calls, no shared
+ * state, so jobs may run in parallel threads. */
+static void
+run_flow_job(flow_job *j)
+{
+	sbi_flow *f;
+	j->rc = sbi_fit_flow(&j->cfg, &j->o, j->y->data, j->c ? j->c->data : NULL, j->y->nrow, &f, &j->rep, &j->err);
+	if (j->rc == SBI_OK)
+		j->rc = sbi_flow_save(f, &j->blob, &j->len, &j->err);
+	sbi_flow_free(f);
+}
+
+/* core.flow_train(spec) -> model blob (string), report */
+static int
+l_flow_train(lua_State *L)
+{
+	flow_job j;
+	read_flow_job(L, 1, &j);
+	sbi__blas_threads();
+	run_flow_job(&j); /* nothing raises until push_trained frees what it made */
+	return sbi__push_trained(L, j.rc, j.blob, j.len, &j.rep, &j.err);
+}
+
+typedef struct job_queue {
+	flow_job *jobs;
+	size_t n;
+	atomic_size_t next;
+} job_queue;
+
+static void *
+job_worker(void *arg)
+{
+	job_queue *q = arg;
+	for (size_t i; (i = atomic_fetch_add(&q->next, 1)) < q->n;)
+		run_flow_job(&q->jobs[i]);
+	return NULL;
+}
+
+/* Runs the jobs on up to `threads` threads (this one included); a thread
+ * that cannot be started leaves its share to the others. */
+static void
+run_flow_jobs(flow_job *jobs, size_t n, size_t threads)
+{
+	job_queue q = { .jobs = jobs, .n = n };
+	atomic_init(&q.next, 0);
+	pthread_t tid[SBI_MAX_TRAIN_THREADS];
+	size_t started = 0;
+	threads = threads < n ? threads : n;
+	threads = threads < SBI_MAX_TRAIN_THREADS ? threads : SBI_MAX_TRAIN_THREADS;
+	for (size_t i = 1; i < threads; i++)
+		if (pthread_create(&tid[started], NULL, job_worker, &q) == 0)
+			started++;
+	job_worker(&q);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+}
+
+/* core.flow_train_each({ spec, ... }) -> { { model =, report = }, ... }:
+ * trains several flows, min(--jobs, #specs) at a time in threads. Each
+ * flow is trained exactly as by core.flow_train, so the results do not
+ * depend on --jobs. */
+static int
+l_flow_train_each(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_Integer n = luaL_len(L, 1);
+	luaL_argcheck(L, n >= 1 && n <= 64, 1, "expected 1 to 64 flow specifications");
+	sbi__refuse_closing(L); /* before any job holds a blob */
+	flow_job *jobs = lua_newuserdatauv(L, (size_t)n * sizeof *jobs, 0); /* freed by the GC */
+	for (lua_Integer i = 0; i < n; i++) {
+		luaL_checkstack(L, 2, "reading flow specifications");
+		lua_geti(L, 1, i + 1);
+		read_flow_job(L, lua_gettop(L), &jobs[i]); /* leaves the values it keeps on the stack */
+	}
+	sbi_runctx *ctx = sbi__runctx(L);
+	sbi__blas_threads();
+	run_flow_jobs(jobs, (size_t)n, ctx && ctx->jobs > 1 ? (size_t)ctx->jobs : 1);
+	/* Report the first failure after freeing every job's results. */
+	for (lua_Integer i = 0; i < n; i++)
+		if (jobs[i].rc != SBI_OK) {
+			sbi_err e = jobs[i].err;
+			for (lua_Integer k = 0; k < n; k++) {
+				sbi_free(jobs[k].blob);
+				sbi_train_report_free(&jobs[k].rep);
+			}
+			return luaL_error(L, "%s", e.msg);
+		}
+	lua_createtable(L, (int)n, 0);
+	for (lua_Integer i = 0; i < n; i++) {
+		/* push_trained frees job i's blob and report; later jobs' are still
+		 * owned here, so free them if it raises: it only raises on OOM. */
+		lua_createtable(L, 0, 2);
+		sbi__push_trained(L, SBI_OK, jobs[i].blob, jobs[i].len, &jobs[i].rep, &jobs[i].err);
+		jobs[i].blob = NULL;
+		lua_setfield(L, -3, "report");
+		lua_setfield(L, -2, "model");
+		lua_rawseti(L, -2, i + 1);
+	}
+	return 1;
+}
+
+/* ---- loaded flows ---- */
+
+/* core.flow_load(blob) -> Flow */
+static int
+l_flow_load(lua_State *L)
+{
+	size_t len;
+	const char *blob = luaL_checklstring(L, 1, &len);
+	sbi__refuse_closing(L);
+	l_flow *lf = lua_newuserdatauv(L, sizeof *lf, 0);
+	lf->f = NULL;
+	lf->t = NULL;
+	luaL_setmetatable(L, SBI_MT_FLOW);
+	sbi_err err = { 0 };
+	if ((lf->f = sbi_flow_load((const unsigned char *)blob, len, &err)) == NULL)
+		return luaL_error(L, "cannot load the trained model: %s", err.msg);
+	if ((lf->t = sbi_tape_alloc()) == NULL)
+		return luaL_error(L, "out of memory");
+	return 1;
+}
+
+/* flow:sample(n, context, seed [, index]) -> Mat */
+static int
+l_flow_sample(lua_State *L)
+{
+	l_flow *lf = sbi__check_flow(L, 1);
+	lua_Integer n = luaL_checkinteger(L, 2);
+	luaL_argcheck(L, n >= 1 && n <= (1 << 30), 2, "sample count out of range");
+	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
+	uint64_t seed = (uint64_t)luaL_checkinteger(L, 4), index = (uint64_t)luaL_optinteger(L, 5, 0);
+	double *c = cfg->context ? sbi__to_vector(L, 3, cfg->context, "the context") : NULL;
+	sbi__blas_threads();
+	gsl_rng *r = sbi__push_rng(L, seed, SBI_STREAM_METHOD, index);
+	sbi_mat *out = sbi_mat_alloc((size_t)n, cfg->dim);
+	sbi__push_mat(L, out);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_err err = { 0 };
+	if (sbi_flow_sample(lf->f, lf->t, c, (size_t)n, r, out->data, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	return 1;
+}
+
+/* flow:log_prob(y, context) -> Mat (n x 1); either may be one row, broadcast. */
+static int
+l_flow_log_prob(lua_State *L)
+{
+	l_flow *lf = sbi__check_flow(L, 1);
+	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
+	sbi_mat *y = sbi__check_mat(L, 2)->m, *c = cfg->context ? sbi__check_mat(L, 3)->m : NULL;
+	if (y->ncol != cfg->dim || (c && c->ncol != cfg->context))
+		return luaL_error(L, "log_prob: y needs %d columns and the context %d", (int)cfg->dim, (int)cfg->context);
+	size_t n = c == NULL || y->nrow > c->nrow ? y->nrow : c->nrow;
+	if ((y->nrow != n && y->nrow != 1) || (c && c->nrow != n && c->nrow != 1))
+		return luaL_error(L, "log_prob: row counts %d and %d do not broadcast", (int)y->nrow, (int)c->nrow);
+	sbi__blas_threads();
+	sbi_mat *out = sbi_mat_alloc(n, 1);
+	sbi__push_mat(L, out);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_err err = { 0 };
+	if (sbi_flow_log_prob(lf->f, lf->t, y->data, y->nrow == 1, c ? c->data : NULL, c && c->nrow == 1, n,
+	    out->data, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	return 1;
+}
+
+static int
+l_flow_dims(lua_State *L)
+{
+	const sbi_flow_config *cfg = sbi_flow_config_of(sbi__check_flow(L, 1)->f);
+	lua_pushinteger(L, (lua_Integer)cfg->dim);
+	lua_pushinteger(L, (lua_Integer)cfg->context);
+	return 2;
+}
+
+static int
+l_flow_gc(lua_State *L)
+{
+	l_flow *lf = luaL_checkudata(L, 1, SBI_MT_FLOW);
+	sbi_flow_free(lf->f);
+	sbi_tape_free(lf->t);
+	lf->f = NULL;
+	lf->t = NULL;
+	return 0;
+}
+
+static const luaL_Reg flow_methods[] = {
+	{ "sample", l_flow_sample }, { "log_prob", l_flow_log_prob }, { "dims", l_flow_dims }, { NULL, NULL },
+};
+
+static const luaL_Reg flow_funcs[] = {
+	{ "flow_train", l_flow_train }, { "flow_train_each", l_flow_train_each }, { "flow_load", l_flow_load },
+	{ NULL, NULL },
+};
+
+/* [core] -> [core] */
+void
+sbi__open_flow(lua_State *L)
+{
+	sbi__newmetatable(L, SBI_MT_FLOW); /* [core, mt] */
+	lua_pushcfunction(L, l_flow_gc);
+	lua_setfield(L, -2, "__gc");
+	luaL_newlib(L, flow_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);                     /* [core] */
+	luaL_setfuncs(L, flow_funcs, 0);
+	lua_pushinteger(L, SBI_FLOW_FORMAT);
+	lua_setfield(L, -2, "FLOW_FORMAT");
+}

@@ -1,0 +1,66 @@
+/* Internal declarations shared by the bindings of the neural estimators:
+ * l_train.c (options and results of training), l_flow.c (sbi.Flow),
+ * l_classifier.c (sbi.Classifier) and l_mcmc.c (core.mcmc). */
+#ifndef SBI_LNN_H
+#define SBI_LNN_H
+
+#include "lsbi.h"
+#include "sbi/classifier.h"
+#include "sbi/flow.h"
+#include "sbi/train.h"
+
+#define SBI_MT_FLOW "sbi.Flow"
+#define SBI_MT_CLASSIFIER "sbi.Classifier"
+
+/* A Flow userdata: owns the flow and a tape for evaluating it (both NULL
+ * once closed). */
+typedef struct l_flow {
+	sbi_flow *f;
+	sbi_tape *t;
+} l_flow;
+
+/* A Classifier userdata, like l_flow. */
+typedef struct l_classifier {
+	sbi_classifier *c;
+	sbi_tape *t;
+} l_classifier;
+
+/* l_flow.c, l_classifier.c: the open userdata at idx; raises otherwise. */
+l_flow *sbi__check_flow(lua_State *L, int idx);
+l_classifier *sbi__check_classifier(lua_State *L, int idx);
+
+/* ---- l_train.c ---- */
+
+/* Upper bounds of the integer options: far beyond any real use, and low
+ * enough that the sizes computed from them cannot overflow. */
+#define SBI_MAX_COUNT ((lua_Integer)1 << 30) /* samples, epochs, batch, warmup */
+#define SBI_MAX_SHAPE ((lua_Integer)1 << 16) /* hidden units, chains, thinning */
+#define SBI_MAX_SMALL ((lua_Integer)1 << 10) /* layers, transforms, bins, atoms */
+#define SBI_MAX_DIM ((size_t)1 << 20)        /* columns of training data */
+
+/* Sets OpenBLAS to one thread (see l_train.c). */
+void sbi__blas_threads(void);
+
+/* Option k of the spec table at index spec, in min..max. */
+lua_Integer sbi__opt_int(lua_State *L, int spec, const char *k, lua_Integer def, lua_Integer min, lua_Integer max);
+double sbi__opt_num(lua_State *L, int spec, const char *k, double def);
+/* opt_str and opt_mat leave the value on the stack, which keeps it alive
+ * while it is used: the spec does not (an __index or a callback may take
+ * it out of the spec, and the collector then free it). [..] -> [.., v] */
+const char *sbi__opt_str(lua_State *L, int spec, const char *k, const char *def);
+sbi_mat *sbi__opt_mat(lua_State *L, int spec, const char *k, int required);
+/* Raises unless the matrix option k has at most SBI_MAX_DIM columns. */
+void sbi__check_cols(lua_State *L, const sbi_mat *m, const char *k);
+/* The sbi_act of an activation name; raises on an unknown name. */
+int sbi__activation(lua_State *L, const char *name);
+
+/* Training options common to every estimator (seed: the model's). */
+void sbi__train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed);
+
+/* The end of a training call: pushes the model blob and the report, or
+ * raises err; blob (owned) and rep are released either way.
+ * [..] -> [.., blob, report] */
+int sbi__push_trained(lua_State *L, int rc, unsigned char *blob, size_t len, sbi_train_report *rep,
+    const sbi_err *err);
+
+#endif
