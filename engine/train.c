@@ -17,13 +17,6 @@
 #include "sbi/train.h"
 
 void
-sbi_train_opts_default(sbi_train_opts *o)
-{
-	*o = (sbi_train_opts){ .batch = 200, .max_epochs = 2000, .patience = 20, .lr = 5e-4,
-		.val_fraction = 0.1, .clip = 5.0, .seed = 1, .quiet = 0, .label = "train" };
-}
-
-void
 sbi_train_report_free(sbi_train_report *rep)
 {
 	sbi_free(rep->train_loss);

@@ -20,20 +20,19 @@ static int
 l_classifier_train(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
-	sbi_mat *th = sbi__opt_mat(L, 1, "theta", 1), *x = sbi__opt_mat(L, 1, "x", 1);
+	sbi_mat *th = sbi__spec_mat(L, 1, "theta", 1), *x = sbi__spec_mat(L, 1, "x", 1);
 	sbi__check_cols(L, th, "theta");
 	sbi__check_cols(L, x, "x");
 	if (th->nrow != x->nrow)
 		return luaL_error(L, "theta has %d rows but x has %d", (int)th->nrow, (int)x->nrow);
-	sbi_classifier_config cfg = { .dtheta = th->ncol, .dx = x->ncol,
-		.hidden = (size_t)sbi__opt_int(L, 1, "hidden", 50, 1, SBI_MAX_SHAPE),
-		.layers = (size_t)sbi__opt_int(L, 1, "layers", 2, 0, SBI_MAX_SMALL),
-		.act = sbi__activation(L, sbi__opt_str(L, 1, "activation", "relu")),
-		.seed = (uint64_t)sbi__opt_int(L, 1, "seed", 1, 0, LUA_MAXINTEGER) };
-	lua_getfield(L, 1, "residual");
-	cfg.residual = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	size_t atoms = (size_t)sbi__opt_int(L, 1, "atoms", 10, 0, SBI_MAX_SMALL);
+	/* Every option is required: the stdlib fills the defaults. */
+	sbi_classifier_config cfg = { .dtheta = th->ncol, .dx = x->ncol };
+	cfg.hidden = (size_t)sbi__spec_int(L, 1, "hidden", 1, SBI_MAX_SHAPE);
+	cfg.layers = (size_t)sbi__spec_int(L, 1, "layers", 0, SBI_MAX_SMALL);
+	cfg.act = sbi__activation(L, sbi__spec_str(L, 1, "activation"));
+	cfg.seed = (uint64_t)sbi__spec_int(L, 1, "seed", 0, LUA_MAXINTEGER);
+	cfg.residual = sbi__spec_bool(L, 1, "residual");
+	size_t atoms = (size_t)sbi__spec_int(L, 1, "atoms", 0, SBI_MAX_SMALL);
 	sbi_train_opts o;
 	sbi__train_opts(L, 1, &o, cfg.seed);
 	sbi__blas_threads();

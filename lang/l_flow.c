@@ -36,33 +36,38 @@ typedef struct flow_job {
 	int rc;
 } flow_job;
 
-/* [..] -> [.., values kept alive while j is used] */
+/* Reads j from the spec at index spec; every option is required (the
+ * stdlib fills the defaults), except those the kind does not use.
+ * [..] -> [.., values kept alive while j is used] */
 static void
 read_flow_job(lua_State *L, int spec, flow_job *j)
 {
 	luaL_checktype(L, spec, LUA_TTABLE);
 	memset(j, 0, sizeof *j);
-	const sbi_mat *y = sbi__opt_mat(L, spec, "y", 1), *c = sbi__opt_mat(L, spec, "context", 0);
+	const sbi_mat *y = sbi__spec_mat(L, spec, "y", 1), *c = sbi__spec_mat(L, spec, "context", 0);
 	sbi__check_cols(L, y, "y");
 	sbi__check_cols(L, c, "context");
-	const char *kind = sbi__opt_str(L, spec, "kind", "maf");
+	const char *kind = sbi__spec_str(L, spec, "kind");
 	int nsf = strcmp(kind, "nsf") == 0, mdn = strcmp(kind, "mdn") == 0;
 	if (strcmp(kind, "maf") != 0 && !nsf && !mdn)
 		luaL_error(L, "unknown density estimator '%s' (expected \"maf\", \"nsf\" or \"mdn\")", kind);
 	if (mdn && c == NULL)
 		luaL_error(L, "a mixture density network needs a context");
-	j->cfg = (sbi_flow_config){
-		.kind = nsf ? SBI_FLOW_NSF : mdn ? SBI_FLOW_MDN : SBI_FLOW_MAF, .dim = y->ncol, .context = c ? c->ncol : 0,
-		.transforms = mdn ? 1 : (size_t)sbi__opt_int(L, spec, "transforms", 5, 1, SBI_MAX_SMALL),
-		.hidden = (size_t)sbi__opt_int(L, spec, "hidden", 50, 1, SBI_MAX_SHAPE),
-		.layers = (size_t)sbi__opt_int(L, spec, "layers", 2, 0, SBI_MAX_SMALL),
-		.bins = mdn ? (size_t)sbi__opt_int(L, spec, "components", 10, 1, SBI_MAX_SMALL)
-			    : (size_t)sbi__opt_int(L, spec, "bins", 10, 2, SBI_MAX_SMALL),
-		.bound = sbi__opt_num(L, spec, "bound", 3.0),
-		.act = sbi__activation(L, sbi__opt_str(L, spec, "activation", nsf ? "relu" : "tanh")),
-		.seed = (uint64_t)sbi__opt_int(L, spec, "seed", 1, 0, LUA_MAXINTEGER),
-	};
-	sbi__train_opts(L, spec, &j->o, j->cfg.seed);
+	sbi_flow_config *cfg = &j->cfg;
+	cfg->kind = nsf ? SBI_FLOW_NSF : mdn ? SBI_FLOW_MDN : SBI_FLOW_MAF;
+	cfg->dim = y->ncol;
+	cfg->context = c ? c->ncol : 0;
+	cfg->transforms = mdn ? 1 : (size_t)sbi__spec_int(L, spec, "transforms", 1, SBI_MAX_SMALL);
+	cfg->hidden = (size_t)sbi__spec_int(L, spec, "hidden", 1, SBI_MAX_SHAPE);
+	cfg->layers = (size_t)sbi__spec_int(L, spec, "layers", 0, SBI_MAX_SMALL);
+	/* An MDN's components are its bins; a MAF has no bins and no bound,
+	 * and the MAF and MDN model files record the values they always had. */
+	cfg->bins = mdn ? (size_t)sbi__spec_int(L, spec, "components", 1, SBI_MAX_SMALL)
+		  : nsf ? (size_t)sbi__spec_int(L, spec, "bins", 2, SBI_MAX_SMALL) : 10;
+	cfg->bound = nsf ? sbi__spec_num(L, spec, "bound") : 3.0;
+	cfg->act = sbi__activation(L, sbi__spec_str(L, spec, "activation"));
+	cfg->seed = (uint64_t)sbi__spec_int(L, spec, "seed", 0, LUA_MAXINTEGER);
+	sbi__train_opts(L, spec, &j->o, cfg->seed);
 	if (c && c->nrow != y->nrow)
 		luaL_error(L, "y has %d rows but context has %d", (int)y->nrow, (int)c->nrow);
 	j->y = y, j->c = c;

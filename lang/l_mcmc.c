@@ -124,8 +124,9 @@ choose_starts(lua_State *L, target *tg, const mcmc_run *r, double *start, sbi_er
 	return sbi_mcmc_pick_starts(cand, ld, r->ncand, r->d, r->chains, r->seed, start, err);
 }
 
-/* core.mcmc{ prior =, flow = Flow, x = row | loglik = fn, kind, num_samples,
- *   chains, warmup, thin, seed, candidates } -> samples Mat, diagnostics */
+/* core.mcmc{ prior =, flow = Flow, posterior =, x = row | classifier =, x = row
+ *   | loglik = fn, kind, num_samples, chains, warmup, thin, seed, candidates }
+ *   -> samples Mat, diagnostics */
 static int
 l_mcmc(lua_State *L)
 {
@@ -135,23 +136,22 @@ l_mcmc(lua_State *L)
 	sbi__check_field_udata(L, -1, SBI_MT_PRIOR, "option 'prior'");
 	tg.prior = sbi__check_prior(L, -1);
 	mcmc_run r = { .d = sbi_prior_dim(tg.prior) };
-	const char *kind = sbi__opt_str(L, 1, "kind", "slice");
+	/* Every option is required: the stdlib fills the defaults. */
+	const char *kind = sbi__spec_str(L, 1, "kind");
 	if (strcmp(kind, "slice") != 0 && strcmp(kind, "ensemble") != 0)
 		return luaL_error(L, "unknown sampler '%s' (expected \"slice\" or \"ensemble\")", kind);
 	r.kind = strcmp(kind, "slice") == 0 ? SBI_MCMC_SLICE : SBI_MCMC_ENSEMBLE;
-	r.chains = (size_t)sbi__opt_int(L, 1, "chains", r.kind == SBI_MCMC_SLICE ? 20 : (lua_Integer)(4 * r.d + 4), 1, SBI_MAX_SHAPE);
-	r.warmup = (size_t)sbi__opt_int(L, 1, "warmup", 200, 0, SBI_MAX_COUNT);
-	r.thin = (size_t)sbi__opt_int(L, 1, "thin", 1, 1, SBI_MAX_SHAPE);
-	r.nsamples = (size_t)sbi__opt_int(L, 1, "num_samples", 10000, 1, SBI_MAX_COUNT);
-	r.ncand = (size_t)sbi__opt_int(L, 1, "candidates", 10000, 1, SBI_MAX_COUNT);
-	r.seed = (uint64_t)sbi__opt_int(L, 1, "seed", 1, 0, LUA_MAXINTEGER);
+	r.chains = (size_t)sbi__spec_int(L, 1, "chains", 1, SBI_MAX_SHAPE);
+	r.warmup = (size_t)sbi__spec_int(L, 1, "warmup", 0, SBI_MAX_COUNT);
+	r.thin = (size_t)sbi__spec_int(L, 1, "thin", 1, SBI_MAX_SHAPE);
+	r.nsamples = (size_t)sbi__spec_int(L, 1, "num_samples", 1, SBI_MAX_COUNT);
+	r.ncand = (size_t)sbi__spec_int(L, 1, "candidates", 1, SBI_MAX_COUNT);
+	r.seed = (uint64_t)sbi__spec_int(L, 1, "seed", 0, LUA_MAXINTEGER);
 	if (lua_getfield(L, 1, "flow") != LUA_TNIL) {
 		sbi__check_field_udata(L, -1, SBI_MT_FLOW, "option 'flow'");
 		tg.flow = sbi__check_flow(L, -1);
 		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->f);
-		lua_getfield(L, 1, "posterior");
-		tg.npe = lua_toboolean(L, -1);
-		lua_pop(L, 1);
+		tg.npe = sbi__spec_bool(L, 1, "posterior");
 		size_t dtheta = tg.npe ? cfg->dim : cfg->context, dx = tg.npe ? cfg->context : cfg->dim;
 		if (dtheta != r.d)
 			return luaL_error(L, "the estimator has %d parameters, the prior has %d", (int)dtheta, (int)r.d);

@@ -23,46 +23,69 @@ sbi__blas_threads(void)
 	openblas_set_num_threads(n >= 1 && n <= 64 ? n : 1);
 }
 
-/* ---- reading options ---- */
+/* ---- reading options ----
+ *
+ * Every option is required: the stdlib fills the defaults (they go into
+ * the cache keys), so C has none of its own that could disagree. */
+
+/* Pushes spec[k]; raises naming k when it is nil. [..] -> [.., v] */
+static int
+get_required(lua_State *L, int spec, const char *k)
+{
+	luaL_checkstack(L, 2, "reading options");
+	int t = lua_getfield(L, spec, k);
+	if (t == LUA_TNIL)
+		luaL_error(L, "option '%s' is required", k);
+	return t;
+}
 
 lua_Integer
-sbi__opt_int(lua_State *L, int spec, const char *k, lua_Integer def, lua_Integer min, lua_Integer max)
+sbi__spec_int(lua_State *L, int spec, const char *k, lua_Integer min, lua_Integer max)
 {
-	lua_getfield(L, spec, k);
-	lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
+	get_required(L, spec, k);
+	int ok;
+	lua_Integer v = lua_tointegerx(L, -1, &ok);
+	if (!ok)
+		luaL_error(L, "option '%s' must be an integer, got %s", k,
+		    lua_type(L, -1) == LUA_TNUMBER ? "a number with a fraction" : luaL_typename(L, -1));
 	lua_pop(L, 1);
 	if (v < min || v > max)
 		luaL_error(L, "option '%s' must be in %I..%I, got %I", k, min, max, v);
 	return v;
 }
 
-void
-sbi__check_cols(lua_State *L, const sbi_mat *m, const char *k)
+double
+sbi__spec_num(lua_State *L, int spec, const char *k)
 {
-	if (m && m->ncol > SBI_MAX_DIM)
-		luaL_error(L, "option '%s' has %I columns, more than %I", k, (lua_Integer)m->ncol,
-		    (lua_Integer)SBI_MAX_DIM);
+	get_required(L, spec, k);
+	int ok;
+	double v = lua_tonumberx(L, -1, &ok);
+	if (!ok)
+		luaL_error(L, "option '%s' must be a number, got %s", k, luaL_typename(L, -1));
+	lua_pop(L, 1);
+	return v;
 }
 
-double
-sbi__opt_num(lua_State *L, int spec, const char *k, double def)
+int
+sbi__spec_bool(lua_State *L, int spec, const char *k)
 {
-	lua_getfield(L, spec, k);
-	double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+	if (get_required(L, spec, k) != LUA_TBOOLEAN)
+		luaL_error(L, "option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));
+	int v = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	return v;
 }
 
 const char *
-sbi__opt_str(lua_State *L, int spec, const char *k, const char *def)
+sbi__spec_str(lua_State *L, int spec, const char *k)
 {
-	luaL_checkstack(L, 2, "reading options");
-	lua_getfield(L, spec, k);
-	return luaL_optstring(L, -1, def);
+	if (get_required(L, spec, k) != LUA_TSTRING)
+		luaL_error(L, "option '%s' must be a string, got %s", k, luaL_typename(L, -1));
+	return lua_tostring(L, -1);
 }
 
 sbi_mat *
-sbi__opt_mat(lua_State *L, int spec, const char *k, int required)
+sbi__spec_mat(lua_State *L, int spec, const char *k, int required)
 {
 	luaL_checkstack(L, 2, "reading options");
 	lua_getfield(L, spec, k);
@@ -78,6 +101,14 @@ sbi__opt_mat(lua_State *L, int spec, const char *k, int required)
 	return m;
 }
 
+void
+sbi__check_cols(lua_State *L, const sbi_mat *m, const char *k)
+{
+	if (m && m->ncol > SBI_MAX_DIM)
+		luaL_error(L, "option '%s' has %I columns, more than %I", k, (lua_Integer)m->ncol,
+		    (lua_Integer)SBI_MAX_DIM);
+}
+
 int
 sbi__activation(lua_State *L, const char *name)
 {
@@ -91,15 +122,16 @@ sbi__activation(lua_State *L, const char *name)
 void
 sbi__train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed)
 {
-	sbi_train_opts_default(o);
-	o->batch = (size_t)sbi__opt_int(L, spec, "batch_size", 200, 1, SBI_MAX_COUNT);
-	o->max_epochs = (size_t)sbi__opt_int(L, spec, "max_epochs", 2000, 1, SBI_MAX_COUNT);
-	o->patience = (size_t)sbi__opt_int(L, spec, "patience", 20, 0, SBI_MAX_COUNT);
-	o->lr = sbi__opt_num(L, spec, "learning_rate", 5e-4);
-	o->val_fraction = sbi__opt_num(L, spec, "validation_fraction", 0.1);
-	o->clip = sbi__opt_num(L, spec, "clip", 5.0);
+	/* One statement each: the order of the checks is the order of errors. */
+	memset(o, 0, sizeof *o);
+	o->batch = (size_t)sbi__spec_int(L, spec, "batch_size", 1, SBI_MAX_COUNT);
+	o->max_epochs = (size_t)sbi__spec_int(L, spec, "max_epochs", 1, SBI_MAX_COUNT);
+	o->patience = (size_t)sbi__spec_int(L, spec, "patience", 0, SBI_MAX_COUNT);
+	o->lr = sbi__spec_num(L, spec, "learning_rate");
+	o->val_fraction = sbi__spec_num(L, spec, "validation_fraction");
+	o->clip = sbi__spec_num(L, spec, "clip");
 	o->seed = seed;
-	o->label = sbi__opt_str(L, spec, "label", "train");
+	o->label = sbi__spec_str(L, spec, "label");
 	sbi_runctx *ctx = sbi__runctx(L);
 	o->quiet = ctx ? ctx->quiet : 0;
 }

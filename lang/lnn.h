@@ -41,20 +41,25 @@ l_classifier *sbi__check_classifier(lua_State *L, int idx);
 /* Sets OpenBLAS to one thread (see l_train.c). */
 void sbi__blas_threads(void);
 
-/* Option k of the spec table at index spec, in min..max. */
-lua_Integer sbi__opt_int(lua_State *L, int spec, const char *k, lua_Integer def, lua_Integer min, lua_Integer max);
-double sbi__opt_num(lua_State *L, int spec, const char *k, double def);
-/* opt_str and opt_mat leave the value on the stack, which keeps it alive
+/* Required option k of the spec table at index spec: raises naming k when
+ * it is missing or of the wrong type (the stdlib fills every default).
+ * An integer must be in min..max. [..] -> [..] */
+lua_Integer sbi__spec_int(lua_State *L, int spec, const char *k, lua_Integer min, lua_Integer max);
+double sbi__spec_num(lua_State *L, int spec, const char *k);
+int sbi__spec_bool(lua_State *L, int spec, const char *k);
+/* spec_str and spec_mat leave the value on the stack, which keeps it alive
  * while it is used: the spec does not (an __index or a callback may take
  * it out of the spec, and the collector then free it). [..] -> [.., v] */
-const char *sbi__opt_str(lua_State *L, int spec, const char *k, const char *def);
-sbi_mat *sbi__opt_mat(lua_State *L, int spec, const char *k, int required);
+const char *sbi__spec_str(lua_State *L, int spec, const char *k);
+/* A matrix option; required or nil (NULL). */
+sbi_mat *sbi__spec_mat(lua_State *L, int spec, const char *k, int required);
 /* Raises unless the matrix option k has at most SBI_MAX_DIM columns. */
 void sbi__check_cols(lua_State *L, const sbi_mat *m, const char *k);
 /* The sbi_act of an activation name; raises on an unknown name. */
 int sbi__activation(lua_State *L, const char *name);
 
-/* Training options common to every estimator (seed: the model's). */
+/* The training options common to every estimator, all required (seed:
+ * the model's). Leaves the label on the stack. [..] -> [.., label] */
 void sbi__train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed);
 
 /* The end of a training call: pushes the model blob and the report, or

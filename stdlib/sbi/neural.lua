@@ -68,10 +68,9 @@ local function check_inputs(fname, opts)
   graph.pair(opts.sims, opts.observation)
 end
 
-local function integer_seed(opts) return math.tointeger(opts.seed or 1) end
-
--- Defaults of the flows and of training (also in docs/neural.md). They are
--- filled into the keys, so writing a default explicitly does not retrain.
+-- The defaults of every option (also in docs/neural.md), and the only
+-- ones: sbi.core and the engine require every value. They are filled into
+-- the keys, so writing a default explicitly does not retrain.
 -- Batch sizes were chosen by measurement (docs/benchmarks-neural.md): flows
 -- reach a lower validation loss with 50 (the reference package's size when
 -- its figures were measured) at about the same cost; the classifier keeps 200.
@@ -79,6 +78,17 @@ local TRAINING_DEFAULTS = { x_transform = "auto", batch_size = 200, learning_rat
                             patience = 20, max_epochs = 2000, clip = 5 }
 local FLOW_DEFAULTS = merge(TRAINING_DEFAULTS, { transforms = 5, hidden = 50, layers = 2, batch_size = 50 })
 local NSF_DEFAULTS = { bins = 10, bound = 3 }
+local MDN_DEFAULTS = { components = 10 }
+local FLOW_ACTIVATION = { maf = "tanh", nsf = "relu", mdn = "tanh" } -- by density, unless given
+local CLASSIFIER_DEFAULTS = merge(TRAINING_DEFAULTS, { hidden = 50, layers = 2, residual = true, activation = "relu" })
+local NRE_DEFAULTS = { loss = "contrastive", atoms = 10 }
+local SAMPLING_DEFAULTS = { num_samples = 10000, seed = 1 }
+-- chains: for the slice sampler; the ensemble sampler's default is 4 D + 4
+-- walkers. candidates: the prior draws among which the chains' starting
+-- points are chosen (not an option).
+local MCMC_DEFAULTS = { sampler = "slice", chains = 20, warmup = 200, thin = 1, candidates = 10000 }
+
+local function integer_seed(opts) return math.tointeger(opts.seed or SAMPLING_DEFAULTS.seed) end
 
 local function with_defaults(opts, spec, defaults)
   local key = pick(opts, spec)
@@ -89,14 +99,15 @@ local function with_defaults(opts, spec, defaults)
   return key
 end
 
--- The core.flow_train spec of one flow of the given density.
+-- The core.flow_train spec of one flow of the given density: every value
+-- it uses (key has the defaults filled in).
 local function flow_spec(key, density, s, y_field, c_field, label)
   local nsf = density == "nsf"
   return {
     kind = density, y = s[y_field], context = s[c_field], transforms = key.transforms, hidden = key.hidden,
     components = key.components,
     layers = key.layers, bins = nsf and key.bins or nil, bound = nsf and key.bound or nil,
-    activation = key.activation or (nsf and "relu" or "tanh"), batch_size = key.batch_size,
+    activation = key.activation or FLOW_ACTIVATION[density], batch_size = key.batch_size,
     learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
     max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = label,
   }
@@ -178,7 +189,7 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
     key.bins, key.bound = nil, nil -- meaningless for MAF and MDN
   end
   if key.density == "mdn" then
-    key.components, key.transforms = key.components or 10, nil
+    key.components, key.transforms = key.components or MDN_DEFAULTS.components, nil
   else
     key.components = nil
   end
@@ -232,7 +243,8 @@ function M.npe(opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
   local train = train_node("npe.train", where, sims, opts, "theta", "x", "auto")
-  local key = { num_samples = math.tointeger(opts.num_samples or 10000), seed = integer_seed(opts) }
+  local key = { num_samples = math.tointeger(opts.num_samples or SAMPLING_DEFAULTS.num_samples),
+                seed = integer_seed(opts) }
   local node = graph.node("npe.sample", where, key, { train, opts.observation }, function(node, inp)
     local t, obs = inp[1], inp[2]
     local flow = core.flow_load(t.model)
@@ -262,8 +274,10 @@ function M.npe(opts)
       -- Almost all mass outside the prior: MCMC on q restricted to the support.
       core.stderr(string.format("%s: only %.3g%% of flow samples fall inside the prior; sampling q by MCMC\n",
                                     node.label, 100 * acceptance))
+      local d = MCMC_DEFAULTS
       samples = core.mcmc { prior = prior.c, flow = flow, posterior = true, x = x, num_samples = want,
-                            seed = key.seed }
+                            seed = key.seed, kind = d.sampler, chains = d.chains, warmup = d.warmup, thin = d.thin,
+                            candidates = d.candidates }
     end
     core.stderr(string.format("%s: %d samples, acceptance inside the prior %.4f\n", node.label, want, acceptance))
     return { samples = samples, names = t.names, acceptance = acceptance, method = "NPE" }
@@ -277,6 +291,7 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
     local spec = make_target(node, inp)
     spec.prior, spec.kind, spec.chains, spec.warmup = prior.c, key.sampler, key.chains, key.warmup
     spec.thin, spec.num_samples, spec.seed = key.thin, key.num_samples, key.seed
+    spec.candidates = MCMC_DEFAULTS.candidates
     local samples, diag = core.mcmc(spec)
     local worst = 0
     for _, r in ipairs(diag.rhat) do worst = math.max(worst, r) end
@@ -290,11 +305,13 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
   end)
 end
 
-local function mcmc_key(opts)
-  local sampler = opts.sampler or "slice"
-  return { sampler = sampler, chains = math.tointeger(opts.chains or (sampler == "slice" and 20 or nil)),
-           warmup = math.tointeger(opts.warmup or 200), thin = math.tointeger(opts.thin or 1),
-           num_samples = math.tointeger(opts.num_samples or 10000), seed = integer_seed(opts) }
+-- The sampling key of an MCMC method for a prior of dimension dim.
+local function mcmc_key(opts, dim)
+  local d = MCMC_DEFAULTS
+  local sampler = opts.sampler or d.sampler
+  return { sampler = sampler, chains = math.tointeger(opts.chains or (sampler == "slice" and d.chains or 4 * dim + 4)),
+           warmup = math.tointeger(opts.warmup or d.warmup), thin = math.tointeger(opts.thin or d.thin),
+           num_samples = math.tointeger(opts.num_samples or SAMPLING_DEFAULTS.num_samples), seed = integer_seed(opts) }
 end
 
 -- sbi.nle{ sims =, observation =, ...estimator, training and MCMC options... }
@@ -307,12 +324,12 @@ function M.nle(opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
   local train = train_node("nle.train", where, sims, opts, "x", "theta", "maf")
-  local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NLE",
+  local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts, prior.c:dim()), prior, "NLE",
     function(node, inp)
       local flow = core.flow_load(inp[1].model)
       local dy = flow:dims()
       check_observation(node.label, inp[2], dy)
-      return { flow = flow, x = scaled_observation(node.label, inp[1], inp[2]) }
+      return { flow = flow, posterior = false, x = scaled_observation(node.label, inp[1], inp[2]) }
     end)
   node.estimator, node.prior = train, prior
   return node
@@ -340,11 +357,10 @@ function M.nre(opts)
   end
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local key = with_defaults(opts, classifier_spec,
-    merge({ hidden = 50, layers = 2, residual = true, activation = "relu" }, TRAINING_DEFAULTS))
+  local key = with_defaults(opts, classifier_spec, CLASSIFIER_DEFAULTS)
   key.seed = integer_seed(opts)
-  key.loss = opts.loss or "contrastive"
-  key.atoms = key.loss == "binary" and 0 or math.tointeger(opts.atoms or 10)
+  key.loss = opts.loss or NRE_DEFAULTS.loss
+  key.atoms = key.loss == "binary" and 0 or math.tointeger(opts.atoms or NRE_DEFAULTS.atoms)
   local train = graph.node("nre.train", where, key, { sims }, function(node, inp)
     local s, log_cols = scaled_simulations(node.label, inp[1], key.x_transform)
     local model, report = core.classifier_train {
@@ -358,7 +374,7 @@ function M.nre(opts)
     return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
              best_val_loss = report.best_val_loss, names = s.names, log_columns = log_cols }
   end)
-  local node = mcmc_node("nre.sample", where, { train, opts.observation }, mcmc_key(opts), prior, "NRE",
+  local node = mcmc_node("nre.sample", where, { train, opts.observation }, mcmc_key(opts, prior.c:dim()), prior, "NRE",
     function(node, inp)
       local c = core.classifier_load(inp[1].model)
       local _, dx = c:dims()
@@ -378,7 +394,7 @@ function M.likelihood(opts)
     loglik = { check.func(), required = true },
   }, sampling_spec, mcmc_spec))
   local where = graph.where(2)
-  local key = mcmc_key(opts)
+  local key = mcmc_key(opts, opts.prior.c:dim())
   key.prior, key.loglik = opts.prior, opts.loglik
   local meta = simulate.theta_meta(opts.prior.names)
   local node = mcmc_node("likelihood.sample", where, { opts.observation }, key, opts.prior, "likelihood MCMC",

@@ -8,6 +8,11 @@ local graph = require "sbi.graph"
 
 local R = core.rng(20261202)
 local calls, oks = 0, 0
+-- core.mcmc and the training functions require every option (the stdlib
+-- fills the defaults): small values for whatever a call leaves out, filled
+-- in place (a callback may change the table passed).
+local MC = { kind = "slice", chains = 2, warmup = 1, thin = 1, num_samples = 4, seed = 1, candidates = 4 }
+local function mc(t) for k, v in pairs(MC) do if t[k] == nil then t[k] = v end end return t end
 local function try(f, ...)
   calls = calls + 1
   local ok = pcall(f, ...)
@@ -59,8 +64,8 @@ local function pool()
     erroring, yielding, lying_len(-1), lying_len(1 << 62), garbage_list(4), garbage_list(3, true),
     prior, prior1, rng, m22, m13, m0, m03, m20, released_mat(), released_rng(),
     function() error("boom fn") end, function() return coroutine.yield() end,
-    function() return core.mcmc { prior = prior1, loglik = function() return 0 end, num_samples = 2, chains = 1,
-      warmup = 0, candidates = 2 } end,
+    function() return core.mcmc(mc { prior = prior1, loglik = function() return 0 end, num_samples = 2, chains = 1,
+      warmup = 0, candidates = 2 }) end,
     core.mat, print, coroutine.create(function() end) }
 end
 local vals = pool()
@@ -95,7 +100,9 @@ end
 -- ---- models for the neural methods ----
 local y = core.mat(30, 2)
 for i = 1, 30 do y:set(i, 1, R:normal()); y:set(i, 2, R:normal()) end
-local small = { max_epochs = 2, hidden = 4, transforms = 1, batch_size = 10, patience = 0 }
+local small = { kind = "maf", max_epochs = 2, hidden = 4, layers = 2, transforms = 1, bins = 4, bound = 3,
+  components = 2, activation = "tanh", residual = true, atoms = 4, seed = 1, batch_size = 10, learning_rate = 5e-4,
+  validation_fraction = 0.1, patience = 0, clip = 5, label = "train" }
 local function spec(t) local s = {} for k, v in pairs(small) do s[k] = v end for k, v in pairs(t) do s[k] = v end return s end
 local flow_blob = core.flow_train(spec { y = y, context = y })
 local flow = core.flow_load(flow_blob)
@@ -158,11 +165,11 @@ local function targeted(in_step)
   try(uflow.log_prob, uflow, core.mat(0, 2), core.mat(0, 0))
   try(flow.log_prob, flow, core.mat(0, 2), core.mat(0, 2))
   -- sizes that overflow
-  try(core.mcmc, { prior = prior, loglik = function() return 0 end, candidates = 1 << 62, num_samples = 2 })
-  try(core.mcmc, { prior = prior, loglik = function() return 0 end, chains = 1 << 62, num_samples = 2 })
-  try(core.mcmc, { prior = prior, loglik = function() return 0 end, chains = 1 << 61, candidates = 4,
+  try(core.mcmc, mc { prior = prior, loglik = function() return 0 end, candidates = 1 << 62, num_samples = 2 })
+  try(core.mcmc, mc { prior = prior, loglik = function() return 0 end, chains = 1 << 62, num_samples = 2 })
+  try(core.mcmc, mc { prior = prior, loglik = function() return 0 end, chains = 1 << 61, candidates = 4,
     num_samples = 2 })
-  try(core.mcmc, { prior = prior, loglik = function() return 0 end, num_samples = 1 << 62, candidates = 4 })
+  try(core.mcmc, mc { prior = prior, loglik = function() return 0 end, num_samples = 1 << 62, candidates = 4 })
   try(core.classifier_train, spec { theta = y, x = y, batch_size = 1 << 62 })
   try(core.classifier_train, spec { theta = y, x = y, atoms = 1 << 62 })
   try(core.flow_train, spec { y = y, batch_size = 1 << 62 })
@@ -199,15 +206,15 @@ local function targeted(in_step)
   local ms = { prior = core.prior("uniform", { low = { 0 }, high = { 1 } }), num_samples = 20, chains = 2,
     warmup = 5, candidates = 10 }
   ms.loglik = function() ms.prior = nil; churn(); return 0 end
-  try(core.mcmc, ms)
+  try(core.mcmc, mc(ms))
   -- re-entrant MCMC, and a loglik that raises, yields or returns junk
-  for _, ll in ipairs { function() return core.mcmc { prior = prior1, loglik = function() return 0 end,
-      num_samples = 2, chains = 1, warmup = 0, candidates = 2 } end,
+  for _, ll in ipairs { function() return core.mcmc(mc { prior = prior1, loglik = function() return 0 end,
+      num_samples = 2, chains = 1, warmup = 0, candidates = 2 }) end,
     function() error("loglik failed") end, function() error({}) end, function() return coroutine.yield() end,
     function() return "x" end, function() return 0 / 0 end, function() return math.huge end,
     function(t) t[1] = nil; t.x = erroring; return 0 end } do
-    try(core.mcmc, { prior = prior1, loglik = ll, num_samples = 4, chains = 2, warmup = 1, candidates = 4 })
-    try(core.mcmc, { prior = prior1, loglik = ll, num_samples = 4, chains = 4, warmup = 1, candidates = 4,
+    try(core.mcmc, mc { prior = prior1, loglik = ll, num_samples = 4, chains = 2, warmup = 1, candidates = 4 })
+    try(core.mcmc, mc { prior = prior1, loglik = ll, num_samples = 4, chains = 4, warmup = 1, candidates = 4,
       kind = "ensemble" })
   end
   -- models from random bytes and from damaged real ones
@@ -275,7 +282,7 @@ local function targeted(in_step)
   try(core.ode, { rhs = function(t, y, d) coroutine.yield() end, y0 = { 1 }, times = { 1, 2 } })
   for _, obj in ipairs { erroring, yielding, setmetatable({}, { __tostring = function() return {} end }), {} } do
     try(core.ode, { rhs = function() error(obj) end, y0 = { 1 }, times = { 1, 2 } })
-    try(core.mcmc, { prior = prior1, loglik = function() error(obj) end, num_samples = 2, chains = 1, warmup = 0,
+    try(core.mcmc, mc { prior = prior1, loglik = function() error(obj) end, num_samples = 2, chains = 1, warmup = 0,
       candidates = 2 })
   end
   try(core.ode, { rhs = function(t, y, d) d[1] = nil; y[5] = 1; d[1] = "1" end, y0 = { 1 }, times = { 1, 2 } })

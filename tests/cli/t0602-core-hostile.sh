@@ -56,7 +56,8 @@ local checks = {
   { function() return core.vstack { core.mat(1, 1), core.rng(1) } end, "element 2 must be a sbi.Mat, got sbi.Rng" },
   { function() return core.mat(1, 2):set_row(1, { 1, "x" }) end, "element 2 must be a number, got string" },
   { function() return core.mcmc { prior = core.prior("uniform", { low = { 0 }, high = { 1 } }),
-      loglik = function() error({}) end, num_samples = 2, chains = 1, warmup = 0, candidates = 2 } end,
+      loglik = function() error({}) end, num_samples = 2, chains = 1, warmup = 0, candidates = 2, kind = "slice",
+      thin = 1, seed = 1 } end,
     "the log-likelihood raised: released.lua:19: (error object is a table value)" },
 }
 for i, c in ipairs(checks) do

@@ -21,14 +21,8 @@ train_flow(int kind, const double *y, const double *c, size_t n, size_t dy, size
 	sbi_flow_config cfg = { .kind = kind, .dim = dy, .context = dc, .transforms = kind == SBI_FLOW_MDN ? 1 : 3, .hidden = 32,
 		.layers = 2, .bins = 8, .bound = 3.0, .act = SBI_ACT_TANH,
 		.seed = seed };
-	sbi_train_opts o;
-	sbi_train_opts_default(&o);
-	o.batch = 128;
-	o.lr = 2e-3;
-	o.patience = 15;
-	o.max_epochs = 300;
-	o.seed = seed;
-	o.quiet = 1;
+	sbi_train_opts o = { .batch = 128, .max_epochs = 300, .patience = 15, .lr = 2e-3, .val_fraction = 0.1,
+		.clip = 5.0, .seed = seed, .quiet = 1, .label = "train" };
 	sbi_err err = { 0 };
 	sbi_flow *f;
 	CHECK(sbi_fit_flow(&cfg, &o, y, c, n, &f, rep, &err) == SBI_OK);

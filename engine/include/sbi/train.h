@@ -12,20 +12,19 @@
 #include "sbi/ad.h"
 #include "sbi/err.h"
 
+/* The caller sets every field: the engine has no defaults (the stdlib's,
+ * stdlib/sbi/neural.lua, are the only ones). */
 typedef struct sbi_train_opts {
-	size_t batch;         /* minibatch size (default 200) */
-	size_t max_epochs;    /* hard cap (default 2000) */
-	size_t patience;      /* epochs without validation improvement (default 20) */
-	double lr;            /* Adam learning rate (default 5e-4) */
-	double val_fraction;  /* held out for validation (default 0.1) */
-	double clip;          /* max gradient norm, <= 0 disables (default 5) */
+	size_t batch;         /* minibatch size */
+	size_t max_epochs;    /* hard cap */
+	size_t patience;      /* epochs without validation improvement (0: 1) */
+	double lr;            /* Adam learning rate */
+	double val_fraction;  /* held out for validation */
+	double clip;          /* max gradient norm, <= 0 disables */
 	uint64_t seed;
 	int quiet;            /* no progress lines */
-	const char *label;    /* for progress lines */
+	const char *label;    /* for progress lines (borrowed) */
 } sbi_train_opts;
-
-/* Fills the defaults above. */
-void sbi_train_opts_default(sbi_train_opts *o);
 
 /* What to train: params and a function that builds the mean loss of the
  * rows idx[0..n) on the tape (returns a 1 x 1 node); n never exceeds the
