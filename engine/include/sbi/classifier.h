@@ -24,10 +24,10 @@
 
 typedef struct sbi_classifier_config {
 	size_t dtheta, dx;
-	size_t hidden;  /* 50 */
-	size_t layers;  /* hidden blocks after the first layer (2) */
+	size_t hidden;  /* units per layer */
+	size_t layers;  /* hidden blocks after the first layer */
 	int residual;   /* 1: residual blocks */
-	int act;        /* sbi_act from flow.h (relu) */
+	int act;        /* sbi_act from flow.h */
 	uint64_t seed;
 } sbi_classifier_config;
 

@@ -37,12 +37,12 @@ typedef struct sbi_flow_config {
 	int kind;          /* sbi_flow_kind */
 	size_t dim;        /* dimension of y */
 	size_t context;    /* dimension of c (0 for none) */
-	size_t transforms; /* number of MADE transforms (5) */
-	size_t hidden;     /* hidden units per layer (50) */
-	size_t layers;     /* hidden blocks per MADE (2) */
-	size_t bins;       /* NSF spline bins (10); MDN components (10) */
-	double bound;      /* NSF tail bound (3.0) */
-	int act;           /* sbi_act (tanh for MAF, relu for NSF) */
+	size_t transforms; /* number of MADE transforms */
+	size_t hidden;     /* hidden units per layer */
+	size_t layers;     /* hidden blocks per MADE */
+	size_t bins;       /* NSF spline bins; MDN components */
+	double bound;      /* NSF tail bound */
+	int act;           /* sbi_act */
 	uint64_t seed;     /* initial weights and permutations */
 } sbi_flow_config;
 
