@@ -14,6 +14,7 @@
 #include "sbi/classifier.h"
 #include "sbi/flow.h"
 #include "sbi/rng.h"
+#include "sbi/stats.h"
 
 #define CLSF_MAGIC "SBICLSF"
 #define CLSF_VERSION 1
@@ -44,7 +45,7 @@ static sbi_classifier *
 classifier_new(const sbi_classifier_config *cfg, sbi_err *err)
 {
 	if (cfg->dtheta < 1 || cfg->dx < 1 || cfg->hidden < 1 || cfg->hidden > 4096 || cfg->layers > 16 ||
-	    cfg->act < SBI_ACT_TANH || cfg->act > SBI_ACT_SILU) {
+	    !sbi_act_valid(cfg->act)) {
 		sbi_err_set(err, SBI_EINVAL, "classifier: bad configuration");
 		return NULL;
 	}
@@ -126,27 +127,11 @@ sbi_classifier_params(sbi_classifier *c, size_t *n)
 	return c->params;
 }
 
-static void
-stats(const double *v, size_t n, size_t d, double *mean, double *std)
-{
-	for (size_t j = 0; j < d; j++) {
-		double s = 0, ss = 0;
-		for (size_t i = 0; i < n; i++)
-			s += v[i * d + j];
-		double m = n ? s / (double)n : 0;
-		for (size_t i = 0; i < n; i++)
-			ss += (v[i * d + j] - m) * (v[i * d + j] - m);
-		double sd = n > 1 ? sqrt(ss / (double)(n - 1)) : 1;
-		mean[j] = m;
-		std[j] = sd > 1e-14 && isfinite(sd) ? sd : 1;
-	}
-}
-
 void
 sbi_classifier_set_standardization(sbi_classifier *c, const double *theta, const double *x, size_t n)
 {
-	stats(theta, n, c->cfg.dtheta, c->t_mean, c->t_std);
-	stats(x, n, c->cfg.dx, c->x_mean, c->x_std);
+	sbi_stats_mean_std(theta, n, c->cfg.dtheta, c->t_mean, c->t_std);
+	sbi_stats_mean_std(x, n, c->cfg.dx, c->x_mean, c->x_std);
 }
 
 void
@@ -162,25 +147,14 @@ sbi_classifier_standardize(const sbi_classifier *c, const double *theta, const d
 			xs[i * dx + j] = (float)((x[i * dx + j] - c->x_mean[j]) / c->x_std[j]);
 }
 
-static sbi_var
-act(sbi_tape *t, int a, sbi_var h)
-{
-	switch (a) {
-	case SBI_ACT_TANH: return sbi_ad_tanh(t, h);
-	case SBI_ACT_ELU: return sbi_ad_elu(t, h);
-	case SBI_ACT_SILU: return sbi_ad_silu(t, h);
-	}
-	return sbi_ad_relu(t, h);
-}
-
 sbi_var
 sbi_classifier_logits_std(sbi_classifier *c, sbi_tape *t, sbi_var ts, sbi_var xs)
 {
 	sbi_param **p = c->params;
 	sbi_var in = sbi_ad_concat(t, ts, xs);
-	sbi_var h = act(t, c->cfg.act, sbi_ad_linear(t, in, sbi_ad_param(t, p[0]), sbi_ad_param(t, p[1])));
+	sbi_var h = sbi_act_apply(t, c->cfg.act, sbi_ad_linear(t, in, sbi_ad_param(t, p[0]), sbi_ad_param(t, p[1])));
 	for (size_t l = 0; l < c->cfg.layers; l++) {
-		sbi_var u = act(t, c->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, p[2 + 2 * l]),
+		sbi_var u = sbi_act_apply(t, c->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, p[2 + 2 * l]),
 		    sbi_ad_param(t, p[3 + 2 * l])));
 		h = c->cfg.residual ? sbi_ad_add(t, h, u) : u;
 	}

@@ -16,6 +16,7 @@
 #include "sbi/blob.h"
 #include "sbi/flow.h"
 #include "sbi/rng.h"
+#include "sbi/stats.h"
 
 #define FLOW_MAGIC "SBIFLOW"
 #define FLOW_VERSION SBI_FLOW_FORMAT
@@ -205,7 +206,7 @@ check_config(const sbi_flow_config *c, sbi_err *err)
 		return sbi_err_set(err, SBI_EINVAL, "flow: transforms 1..64, hidden 1..4096 and layers 0..16 expected");
 	if (c->kind == SBI_FLOW_NSF && (c->bins < 2 || c->bins > 64 || !(c->bound > 0)))
 		return sbi_err_set(err, SBI_EINVAL, "flow: NSF needs 2..64 bins and a positive bound");
-	if (c->act < SBI_ACT_TANH || c->act > SBI_ACT_SILU)
+	if (!sbi_act_valid(c->act))
 		return sbi_err_set(err, SBI_EINVAL, "flow: unknown activation %d", c->act);
 	return SBI_OK;
 }
@@ -301,28 +302,12 @@ sbi_flow_params(sbi_flow *f, size_t *n)
 	return f->params;
 }
 
-static void
-column_stats(const double *x, size_t n, size_t d, double *mean, double *std)
-{
-	for (size_t j = 0; j < d; j++) {
-		double s = 0, ss = 0;
-		for (size_t i = 0; i < n; i++)
-			s += x[i * d + j];
-		double m = n ? s / (double)n : 0;
-		for (size_t i = 0; i < n; i++)
-			ss += (x[i * d + j] - m) * (x[i * d + j] - m);
-		double sd = n > 1 ? sqrt(ss / (double)(n - 1)) : 1;
-		mean[j] = m;
-		std[j] = sd > 1e-14 && isfinite(sd) ? sd : 1;
-	}
-}
-
 void
 sbi_flow_set_standardization(sbi_flow *f, const double *y, const double *c, size_t n)
 {
-	column_stats(y, n, f->cfg.dim, f->y_mean, f->y_std);
+	sbi_stats_mean_std(y, n, f->cfg.dim, f->y_mean, f->y_std);
 	if (f->cfg.context)
-		column_stats(c, n, f->cfg.context, f->c_mean, f->c_std);
+		sbi_stats_mean_std(c, n, f->cfg.context, f->c_mean, f->c_std);
 	f->log_std_sum = 0;
 	for (size_t j = 0; j < f->cfg.dim; j++)
 		f->log_std_sum += log(f->y_std[j]);
@@ -340,17 +325,6 @@ sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, size_t
 			cs[i * C + j] = (float)((c[i * C + j] - f->c_mean[j]) / f->c_std[j]);
 }
 
-static sbi_var
-activate(sbi_tape *t, int act, sbi_var h)
-{
-	switch (act) {
-	case SBI_ACT_RELU: return sbi_ad_relu(t, h);
-	case SBI_ACT_ELU: return sbi_ad_elu(t, h);
-	case SBI_ACT_SILU: return sbi_ad_silu(t, h);
-	}
-	return sbi_ad_tanh(t, h);
-}
-
 /* The MADE's outputs for inputs y (n x D) and context c (n x C or -1). */
 static sbi_var
 made_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c)
@@ -359,7 +333,7 @@ made_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c
 	if (c >= 0 && m->w_ctx)
 		h = sbi_ad_add(t, h, sbi_ad_linear(t, c, sbi_ad_param(t, m->w_ctx), -1));
 	for (size_t l = 0; l < f->cfg.layers; l++)
-		h = activate(t, f->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, m->w_h[l]), sbi_ad_param(t, m->b_h[l])));
+		h = sbi_act_apply(t, f->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, m->w_h[l]), sbi_ad_param(t, m->b_h[l])));
 	return sbi_ad_linear(t, h, sbi_ad_param(t, m->w_out), sbi_ad_param(t, m->b_out));
 }
 
@@ -572,9 +546,9 @@ static sbi_var
 mdn_forward(const sbi_flow *f, sbi_tape *t, sbi_var c)
 {
 	const mdn_net *m = f->mdn;
-	sbi_var h = activate(t, f->cfg.act, sbi_ad_linear(t, c, sbi_ad_param(t, m->w_in), sbi_ad_param(t, m->b_in)));
+	sbi_var h = sbi_act_apply(t, f->cfg.act, sbi_ad_linear(t, c, sbi_ad_param(t, m->w_in), sbi_ad_param(t, m->b_in)));
 	for (size_t l = 0; l < f->cfg.layers; l++)
-		h = activate(t, f->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, m->w_h[l]), sbi_ad_param(t, m->b_h[l])));
+		h = sbi_act_apply(t, f->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, m->w_h[l]), sbi_ad_param(t, m->b_h[l])));
 	return sbi_ad_linear(t, h, sbi_ad_param(t, m->w_out), sbi_ad_param(t, m->b_out));
 }
 

@@ -93,3 +93,19 @@ sbi_stats_scales(const sbi_mat *m, const char *method, double *scale, sbi_err *e
 	}
 	return SBI_OK;
 }
+
+void
+sbi_stats_mean_std(const double *x, size_t n, size_t d, double *mean, double *std)
+{
+	for (size_t j = 0; j < d; j++) {
+		double s = 0, ss = 0;
+		for (size_t i = 0; i < n; i++)
+			s += x[i * d + j];
+		double m = n ? s / (double)n : 0;
+		for (size_t i = 0; i < n; i++)
+			ss += (x[i * d + j] - m) * (x[i * d + j] - m);
+		double sd = n > 1 ? sqrt(ss / (double)(n - 1)) : 1;
+		mean[j] = m;
+		std[j] = sd > 1e-14 && isfinite(sd) ? sd : 1;
+	}
+}

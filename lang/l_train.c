@@ -112,11 +112,10 @@ sbi__check_cols(lua_State *L, const sbi_mat *m, const char *k)
 int
 sbi__activation(lua_State *L, const char *name)
 {
-	static const char *names[] = { "tanh", "relu", "elu", "silu", NULL };
-	for (int i = 0; names[i]; i++)
-		if (strcmp(names[i], name) == 0)
-			return i + 1;
-	return luaL_error(L, "unknown activation '%s' (expected tanh, relu, elu or silu)", name);
+	int act = sbi_act_parse(name);
+	if (act == 0)
+		return luaL_error(L, "unknown activation '%s' (expected %s)", name, sbi_act_names());
+	return act;
 }
 
 void

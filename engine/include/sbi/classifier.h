@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sbi/act.h"
 #include "sbi/ad.h"
 #include "sbi/err.h"
 
@@ -27,7 +28,7 @@ typedef struct sbi_classifier_config {
 	size_t hidden;  /* units per layer */
 	size_t layers;  /* hidden blocks after the first layer */
 	int residual;   /* 1: residual blocks */
-	int act;        /* sbi_act from flow.h */
+	int act;        /* sbi_act (act.h) */
 	uint64_t seed;
 } sbi_classifier_config;
 

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <gsl/gsl_rng.h>
 
+#include "sbi/act.h"
 #include "sbi/ad.h"
 #include "sbi/err.h"
 
@@ -31,7 +32,6 @@
 #define SBI_FLOW_FORMAT 2
 
 typedef enum sbi_flow_kind { SBI_FLOW_MAF = 1, SBI_FLOW_NSF = 2, SBI_FLOW_MDN = 3 } sbi_flow_kind;
-typedef enum sbi_act { SBI_ACT_TANH = 1, SBI_ACT_RELU = 2, SBI_ACT_ELU = 3, SBI_ACT_SILU = 4 } sbi_act;
 
 typedef struct sbi_flow_config {
 	int kind;          /* sbi_flow_kind */

@@ -1,4 +1,4 @@
-/* Column statistics of sample matrices (over GSL). */
+/* Column statistics of sample matrices (over GSL) and of training data. */
 #ifndef SBI_STATS_H
 #define SBI_STATS_H
 
@@ -24,5 +24,12 @@ int sbi_stats_scales(const sbi_mat *m, const char *method, double *scale, sbi_er
  * skewness is above 1 and the log makes it smaller in magnitude (long
  * right tails of multiplicative noise). Both have m->ncol entries. */
 int sbi_stats_log_candidates(const sbi_mat *m, int *positive, int *skewed, sbi_err *err);
+
+/* The mean and sample standard deviation of each column of x (n x d,
+ * row-major), for z-scoring a network's inputs: sums in row order, then
+ * the squared deviations from the mean (two passes); a standard deviation
+ * that is not finite or at most 1e-14 becomes 1 (constant columns). The
+ * operation order is part of every trained model: do not change it. */
+void sbi_stats_mean_std(const double *x, size_t n, size_t d, double *mean, double *std);
 
 #endif
