@@ -10,12 +10,13 @@ l_classifier *
 sbi__check_classifier(lua_State *L, int idx)
 {
 	l_classifier *lc = luaL_checkudata(L, idx, SBI_MT_CLASSIFIER);
-	if (lc->c == NULL)
+	if (lc->c == NULL || lc->released)
 		sbi__argerror(L, idx, "released classifier");
 	return lc;
 }
 
-/* core.classifier_train(spec) -> model blob, report */
+/* core.classifier_train(spec) -> model blob, report
+ * [spec] -> [spec, values read, box, model, report] */
 static int
 l_classifier_train(lua_State *L)
 {
@@ -36,17 +37,17 @@ l_classifier_train(lua_State *L)
 	sbi_train_opts o;
 	sbi__train_opts(L, 1, &o, cfg.seed);
 	sbi__blas_threads();
-	/* Nothing raises until push_trained frees what this made. */
+	sbi_trained *tr = sbi__push_trained_box(L); /* frees the results if anything below raises */
 	sbi_err err = { 0 };
-	sbi_train_report rep;
 	sbi_classifier *c;
-	unsigned char *blob = NULL;
-	size_t len = 0;
-	int rc = sbi_fit_classifier(&cfg, atoms, &o, th->data, x->data, th->nrow, &c, &rep, &err);
+	int rc = sbi_fit_classifier(&cfg, atoms, &o, th->data, x->data, th->nrow, &c, &tr->rep, &err);
 	if (rc == SBI_OK)
-		rc = sbi_classifier_save(c, &blob, &len, &err);
+		rc = sbi_classifier_save(c, &tr->blob, &tr->len, &err);
 	sbi_classifier_free(c);
-	return sbi__push_trained(L, rc, blob, len, &rep, &err);
+	if (rc != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	sbi__push_trained(L, tr);
+	return 2;
 }
 
 /* core.classifier_load(blob) -> Classifier */
@@ -56,9 +57,10 @@ l_classifier_load(lua_State *L)
 	size_t len;
 	const char *blob = luaL_checklstring(L, 1, &len);
 	sbi__refuse_closing(L);
-	l_classifier *lc = lua_newuserdatauv(L, sizeof *lc, 0);
+	l_classifier *lc = lua_newuserdatauv(L, sizeof *lc, 0); /* [blob, Classifier] */
 	lc->c = NULL;
 	lc->t = NULL;
+	lc->released = 0;
 	luaL_setmetatable(L, SBI_MT_CLASSIFIER);
 	sbi_err err = { 0 };
 	if ((lc->c = sbi_classifier_load((const unsigned char *)blob, len, &err)) == NULL)
@@ -108,6 +110,29 @@ l_classifier_gc(lua_State *L)
 	return 0;
 }
 
+/* __close: releases the classifier (freed by __gc). [c] -> [c] */
+static int
+l_classifier_close(lua_State *L)
+{
+	((l_classifier *)luaL_checkudata(L, 1, SBI_MT_CLASSIFIER))->released = 1;
+	return 0;
+}
+
+/* __tostring: "sbi.Classifier(theta 2, x 3)" or "sbi.Classifier (released)".
+ * [c] -> [c, s] */
+static int
+l_classifier_tostring(lua_State *L)
+{
+	l_classifier *lc = luaL_checkudata(L, 1, SBI_MT_CLASSIFIER);
+	if (lc->c == NULL || lc->released) {
+		lua_pushliteral(L, SBI_MT_CLASSIFIER " (released)");
+		return 1;
+	}
+	const sbi_classifier_config *cfg = sbi_classifier_config_of(lc->c);
+	lua_pushfstring(L, SBI_MT_CLASSIFIER "(theta %I, x %I)", (lua_Integer)cfg->dtheta, (lua_Integer)cfg->dx);
+	return 1;
+}
+
 static const luaL_Reg classifier_methods[] = {
 	{ "log_ratio", l_classifier_log_ratio }, { "dims", l_classifier_dims }, { NULL, NULL },
 };
@@ -123,6 +148,10 @@ sbi__open_classifier(lua_State *L)
 	sbi__newmetatable(L, SBI_MT_CLASSIFIER); /* [core, mt] */
 	lua_pushcfunction(L, l_classifier_gc);
 	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, l_classifier_close);
+	lua_setfield(L, -2, "__close");
+	lua_pushcfunction(L, l_classifier_tostring);
+	lua_setfield(L, -2, "__tostring");
 	luaL_newlib(L, classifier_methods);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);                           /* [core] */

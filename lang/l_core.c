@@ -63,8 +63,25 @@ box_gc(lua_State *L)
 	return 0;
 }
 
+/* __close of an artifact box: nothing. The reference is dropped by __gc
+ * only, since C code that made views from the box may still use it. */
+static int
+box_close(lua_State *L)
+{
+	(void)L;
+	return 0;
+}
+
+/* __tostring of an artifact box. [box] -> [box, s] */
+static int
+box_tostring(lua_State *L)
+{
+	lua_pushliteral(L, "sbi.ArtifactBox");
+	return 1;
+}
+
 /* Pushes a box owning one reference to the artifact it holds (NULL for
- * now); the views of the artifact's matrices hold the box. */
+ * now); the views of the artifact's matrices hold the box. [..] -> [.., box] */
 static sbi_artifact **
 push_box(lua_State *L)
 {
@@ -73,6 +90,10 @@ push_box(lua_State *L)
 	if (sbi__newmetatable(L, "sbi.ArtifactBox")) {             /* [box, mt] */
 		lua_pushcfunction(L, box_gc);
 		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, box_close);
+		lua_setfield(L, -2, "__close");
+		lua_pushcfunction(L, box_tostring);
+		lua_setfield(L, -2, "__tostring");
 	}
 	lua_setmetatable(L, -2);                                    /* [box] */
 	return box;
@@ -417,33 +438,51 @@ readable_path(lua_State *L)
 	return path;
 }
 
-/* core.read_matrix(path) -> Mat, names | nil, message */
+/* The header of a CSV file while it is turned into a table. */
+typedef struct names_box {
+	char **names; /* owned, as each name */
+	size_t n;
+} names_box;
+
+/* __gc and __close of a names box. [box] -> [box] */
+static int
+names_box_free(lua_State *L)
+{
+	names_box *b = lua_touserdata(L, 1);
+	for (size_t i = 0; i < b->n; i++)
+		sbi_free(b->names[i]);
+	sbi_free(b->names);
+	b->names = NULL;
+	b->n = 0;
+	return 0;
+}
+
+/* core.read_matrix(path) -> Mat, names | nil, message
+ * [path] -> [path, found, box, Mat, names] | [path, found, box, nil, msg] */
 static int
 l_read_matrix(lua_State *L)
 {
 	const char *path = readable_path(L);
 	if (path == NULL)
 		return 2; /* [.., nil, msg] */
+	/* What the file gives goes into userdata before anything can raise. */
+	names_box *nb = sbi__push_box(L, sizeof *nb, "sbi.NamesBox", names_box_free);
 	sbi_mat *m = NULL;
-	char **names = NULL;
-	size_t nnames = 0;
 	sbi_err err = { 0 };
 	int rc = ends_with(path, ".npy") ? sbi_npy_read(path, &m, &err)
-					 : sbi_csv_read(path, &m, &names, &nnames, &err);
+					 : sbi_csv_read(path, &m, &nb->names, &nb->n, &err);
 	if (rc != SBI_OK) {
 		lua_pushnil(L);
 		lua_pushstring(L, err.msg);
 		return 2;
 	}
+	sbi__push_mat(L, m); /* owns m, also if it raises */
 	record_read(L, lua_tostring(L, 1), path);
-	sbi__push_mat(L, m);
-	lua_createtable(L, (int)nnames, 0);
-	for (size_t i = 0; i < nnames; i++) {
-		lua_pushstring(L, names[i]);
+	lua_createtable(L, (int)nb->n, 0);
+	for (size_t i = 0; i < nb->n; i++) {
+		lua_pushstring(L, nb->names[i]);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
-		sbi_free(names[i]);
 	}
-	sbi_free(names);
 	return 2;
 }
 
@@ -481,8 +520,10 @@ l_write_samples(lua_State *L)
 	const char **names = lua_newuserdatauv(L, (m->ncol ? m->ncol : 1) * sizeof *names, 0);
 	lua_createtable(L, (int)m->ncol, 0); /* [.., names, anchor]: an __index may make fresh strings */
 	for (size_t j = 0; j < m->ncol; j++) {
-		lua_geti(L, 4, (lua_Integer)j + 1);
-		names[j] = luaL_checkstring(L, -1);
+		if (lua_geti(L, 4, (lua_Integer)j + 1) != LUA_TSTRING)
+			luaL_argerror(L, 4, lua_pushfstring(L, "element %I must be a string, got %s", (lua_Integer)j + 1,
+			    luaL_typename(L, -1)));
+		names[j] = lua_tostring(L, -1);
 		lua_rawseti(L, -2, (lua_Integer)j + 1);
 	}
 	sbi_err err = { 0 };

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "lnn.h"
-#include "sbi/alloc.h"
 #include "sbi/fit.h"
 #include "sbi/rng.h"
 
@@ -16,7 +15,7 @@ l_flow *
 sbi__check_flow(lua_State *L, int idx)
 {
 	l_flow *lf = luaL_checkudata(L, idx, SBI_MT_FLOW);
-	if (lf->f == NULL)
+	if (lf->f == NULL || lf->released)
 		sbi__argerror(L, idx, "released flow");
 	return lf;
 }
@@ -28,22 +27,44 @@ sbi__check_flow(lua_State *L, int idx)
 typedef struct flow_job {
 	sbi_flow_config cfg;
 	sbi_train_opts o;
-	const sbi_mat *y, *c; /* borrowed from the spec, which outlives the job */
-	unsigned char *blob;  /* owned until pushed */
-	size_t len;
-	sbi_train_report rep;
+	const sbi_mat *y, *c; /* borrowed from the spec, whose values stay on the stack */
+	sbi_trained out;      /* owned by the jobs' box */
 	sbi_err err;
 	int rc;
 } flow_job;
 
-/* Reads j from the spec at index spec; every option is required (the
+/* Flow jobs in a box, which frees their results when collected or closed,
+ * so an error at any point leaks nothing. */
+typedef struct flow_jobs {
+	size_t n;
+	flow_job job[];
+} flow_jobs;
+
+/* __gc and __close of the jobs' box. [box] -> [box] */
+static int
+jobs_free(lua_State *L)
+{
+	flow_jobs *js = lua_touserdata(L, 1);
+	for (size_t i = 0; i < js->n; i++)
+		sbi__trained_free(&js->job[i].out);
+	return 0;
+}
+
+/* [..] -> [.., box] */
+static flow_jobs *
+push_jobs(lua_State *L, size_t n)
+{
+	flow_jobs *js = sbi__push_box(L, sizeof *js + n * sizeof js->job[0], "sbi.FlowJobs", jobs_free);
+	js->n = n;
+	return js;
+}
+
+/* Reads j from the spec, a table at index spec; every option is required (the
  * stdlib fills the defaults), except those the kind does not use.
  * [..] -> [.., values kept alive while j is used] */
 static void
 read_flow_job(lua_State *L, int spec, flow_job *j)
 {
-	luaL_checktype(L, spec, LUA_TTABLE);
-	memset(j, 0, sizeof *j);
 	const sbi_mat *y = sbi__spec_mat(L, spec, "y", 1), *c = sbi__spec_mat(L, spec, "context", 0);
 	sbi__check_cols(L, y, "y");
 	sbi__check_cols(L, c, "context");
@@ -79,21 +100,28 @@ static void
 run_flow_job(flow_job *j)
 {
 	sbi_flow *f;
-	j->rc = sbi_fit_flow(&j->cfg, &j->o, j->y->data, j->c ? j->c->data : NULL, j->y->nrow, &f, &j->rep, &j->err);
+	j->rc = sbi_fit_flow(&j->cfg, &j->o, j->y->data, j->c ? j->c->data : NULL, j->y->nrow, &f, &j->out.rep,
+	    &j->err);
 	if (j->rc == SBI_OK)
-		j->rc = sbi_flow_save(f, &j->blob, &j->len, &j->err);
+		j->rc = sbi_flow_save(f, &j->out.blob, &j->out.len, &j->err);
 	sbi_flow_free(f);
 }
 
-/* core.flow_train(spec) -> model blob (string), report */
+/* core.flow_train(spec) -> model blob (string), report
+ * [spec] -> [spec, box, values read, model, report] */
 static int
 l_flow_train(lua_State *L)
 {
-	flow_job j;
-	read_flow_job(L, 1, &j);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	flow_jobs *js = push_jobs(L, 1);
+	flow_job *j = &js->job[0];
+	read_flow_job(L, 1, j);
 	sbi__blas_threads();
-	run_flow_job(&j); /* nothing raises until push_trained frees what it made */
-	return sbi__push_trained(L, j.rc, j.blob, j.len, &j.rep, &j.err);
+	run_flow_job(j);
+	if (j->rc != SBI_OK)
+		return luaL_error(L, "%s", j->err.msg);
+	sbi__push_trained(L, &j->out);
+	return 2;
 }
 
 typedef struct job_queue {
@@ -140,36 +168,27 @@ l_flow_train_each(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_Integer n = luaL_len(L, 1);
 	luaL_argcheck(L, n >= 1 && n <= 64, 1, "expected 1 to 64 flow specifications");
-	sbi__refuse_closing(L); /* before any job holds a blob */
-	flow_job *jobs = lua_newuserdatauv(L, (size_t)n * sizeof *jobs, 0); /* freed by the GC */
+	flow_jobs *js = push_jobs(L, (size_t)n); /* [specs, box] */
 	for (lua_Integer i = 0; i < n; i++) {
 		luaL_checkstack(L, 2, "reading flow specifications");
-		lua_geti(L, 1, i + 1);
-		read_flow_job(L, lua_gettop(L), &jobs[i]); /* leaves the values it keeps on the stack */
+		if (lua_geti(L, 1, i + 1) != LUA_TTABLE)
+			luaL_argerror(L, 1, lua_pushfstring(L, "element %I must be a table, got %s", i + 1,
+			    luaL_typename(L, -1)));
+		read_flow_job(L, lua_gettop(L), &js->job[i]); /* leaves the values it keeps on the stack */
 	}
 	sbi_runctx *ctx = sbi__runctx(L);
 	sbi__blas_threads();
-	run_flow_jobs(jobs, (size_t)n, ctx && ctx->jobs > 1 ? (size_t)ctx->jobs : 1);
-	/* Report the first failure after freeing every job's results. */
-	for (lua_Integer i = 0; i < n; i++)
-		if (jobs[i].rc != SBI_OK) {
-			sbi_err e = jobs[i].err;
-			for (lua_Integer k = 0; k < n; k++) {
-				sbi_free(jobs[k].blob);
-				sbi_train_report_free(&jobs[k].rep);
-			}
-			return luaL_error(L, "%s", e.msg);
-		}
-	lua_createtable(L, (int)n, 0);
-	for (lua_Integer i = 0; i < n; i++) {
-		/* push_trained frees job i's blob and report; later jobs' are still
-		 * owned here, so free them if it raises: it only raises on OOM. */
-		lua_createtable(L, 0, 2);
-		sbi__push_trained(L, SBI_OK, jobs[i].blob, jobs[i].len, &jobs[i].rep, &jobs[i].err);
-		jobs[i].blob = NULL;
+	run_flow_jobs(js->job, js->n, ctx && ctx->jobs > 1 ? (size_t)ctx->jobs : 1);
+	for (size_t i = 0; i < js->n; i++) /* the first failure; the box frees every result */
+		if (js->job[i].rc != SBI_OK)
+			return luaL_error(L, "%s", js->job[i].err.msg);
+	lua_createtable(L, (int)n, 0);                 /* [.., list] */
+	for (size_t i = 0; i < js->n; i++) {
+		lua_createtable(L, 0, 2);              /* [.., list, e] */
+		sbi__push_trained(L, &js->job[i].out); /* [.., list, e, model, report] */
 		lua_setfield(L, -3, "report");
-		lua_setfield(L, -2, "model");
-		lua_rawseti(L, -2, i + 1);
+		lua_setfield(L, -2, "model");          /* [.., list, e] */
+		lua_rawseti(L, -2, (lua_Integer)i + 1); /* [.., list] */
 	}
 	return 1;
 }
@@ -183,9 +202,10 @@ l_flow_load(lua_State *L)
 	size_t len;
 	const char *blob = luaL_checklstring(L, 1, &len);
 	sbi__refuse_closing(L);
-	l_flow *lf = lua_newuserdatauv(L, sizeof *lf, 0);
+	l_flow *lf = lua_newuserdatauv(L, sizeof *lf, 0); /* [blob, Flow] */
 	lf->f = NULL;
 	lf->t = NULL;
+	lf->released = 0;
 	luaL_setmetatable(L, SBI_MT_FLOW);
 	sbi_err err = { 0 };
 	if ((lf->f = sbi_flow_load((const unsigned char *)blob, len, &err)) == NULL)
@@ -261,6 +281,31 @@ l_flow_gc(lua_State *L)
 	return 0;
 }
 
+/* __close: releases the flow (freed by __gc). [f] -> [f] */
+static int
+l_flow_close(lua_State *L)
+{
+	((l_flow *)luaL_checkudata(L, 1, SBI_MT_FLOW))->released = 1;
+	return 0;
+}
+
+/* __tostring: "sbi.Flow(nsf, dim 2, context 3)" or "sbi.Flow (released)".
+ * [f] -> [f, s] */
+static int
+l_flow_tostring(lua_State *L)
+{
+	l_flow *lf = luaL_checkudata(L, 1, SBI_MT_FLOW);
+	if (lf->f == NULL || lf->released) {
+		lua_pushliteral(L, SBI_MT_FLOW " (released)");
+		return 1;
+	}
+	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
+	const char *kind = cfg->kind == SBI_FLOW_NSF ? "nsf" : cfg->kind == SBI_FLOW_MDN ? "mdn" : "maf";
+	lua_pushfstring(L, SBI_MT_FLOW "(%s, dim %I, context %I)", kind, (lua_Integer)cfg->dim,
+	    (lua_Integer)cfg->context);
+	return 1;
+}
+
 static const luaL_Reg flow_methods[] = {
 	{ "sample", l_flow_sample }, { "log_prob", l_flow_log_prob }, { "dims", l_flow_dims }, { NULL, NULL },
 };
@@ -277,6 +322,10 @@ sbi__open_flow(lua_State *L)
 	sbi__newmetatable(L, SBI_MT_FLOW); /* [core, mt] */
 	lua_pushcfunction(L, l_flow_gc);
 	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, l_flow_close);
+	lua_setfield(L, -2, "__close");
+	lua_pushcfunction(L, l_flow_tostring);
+	lua_setfield(L, -2, "__tostring");
 	luaL_newlib(L, flow_methods);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);                     /* [core] */

@@ -298,25 +298,24 @@ l_mat_select_rows(lua_State *L)
 {
 	sbi_mat *m = sbi__check_mat(L, 1)->m;
 	luaL_checktype(L, 2, LUA_TTABLE);
-	size_t n = (size_t)luaL_len(L, 2);
+	size_t n = table_dim(L, 2, "select_rows");
+	/* The indices are read once, into userdata: reading the table runs
+	 * its metamethods, which may raise or answer differently each time. */
+	size_t *ix = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ix, 0); /* [m, t, ix] */
 	for (size_t k = 0; k < n; k++) {
 		lua_geti(L, 2, (lua_Integer)k + 1);
 		if (!lua_isinteger(L, -1))
 			luaL_argerror(L, 2, lua_pushfstring(L, "element %I must be an integer row index, got %s",
 			    (lua_Integer)k + 1, luaL_typename(L, -1)));
-		check_index(L, -1, m->nrow, "row");
+		ix[k] = check_index(L, -1, m->nrow, "row");
 		lua_pop(L, 1);
 	}
 	sbi_mat *out = sbi_mat_alloc(n, m->ncol);
+	sbi__push_mat(L, out); /* [m, t, ix, out] */
 	if (out == NULL)
 		return luaL_error(L, "out of memory");
-	for (size_t k = 0; k < n; k++) {
-		lua_geti(L, 2, (lua_Integer)k + 1);
-		size_t i = (size_t)lua_tointeger(L, -1) - 1;
-		lua_pop(L, 1);
-		memcpy(sbi_mat_row(out, k), sbi_mat_row(m, i), m->ncol * sizeof(double));
-	}
-	sbi__push_mat(L, out);
+	for (size_t k = 0; k < n; k++)
+		memcpy(sbi_mat_row(out, k), sbi_mat_row(m, ix[k]), m->ncol * sizeof(double));
 	return 1;
 }
 

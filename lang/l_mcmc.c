@@ -124,6 +124,16 @@ choose_starts(lua_State *L, target *tg, const mcmc_run *r, double *start, sbi_er
 	return sbi_mcmc_pick_starts(cand, ld, r->ncand, r->d, r->chains, r->seed, start, err);
 }
 
+/* __gc and __close of the sampler's box. [box] -> [box] */
+static int
+mcmc_box_free(lua_State *L)
+{
+	sbi_mcmc **box = lua_touserdata(L, 1);
+	sbi_mcmc_free(*box);
+	*box = NULL;
+	return 0;
+}
+
 /* core.mcmc{ prior =, flow = Flow, posterior =, x = row | classifier =, x = row
  *   | loglik = fn, kind, num_samples, chains, warmup, thin, seed, candidates }
  *   -> samples Mat, diagnostics */
@@ -183,8 +193,12 @@ l_mcmc(lua_State *L)
 	sbi__blas_threads();
 	double t0 = sbi_now();
 	sbi_err err = { 0 };
+	/* The sampler lives in a box: the callbacks and the results below may
+	 * raise, and the box frees it then. */
+	sbi_mcmc **box = sbi__push_box(L, sizeof *box, "sbi.McmcBox", mcmc_box_free); /* [.., box] */
 	int rc = choose_starts(L, &tg, &r, start, &err);
 	sbi_mcmc *m = rc == SBI_OK ? sbi_mcmc_alloc(r.kind, r.d, r.chains, target_logdens, &tg, r.seed, &err) : NULL;
+	*box = m;
 	if (m == NULL && rc == SBI_OK)
 		rc = err.code;
 	if (rc == SBI_OK)
@@ -192,7 +206,6 @@ l_mcmc(lua_State *L)
 	if (rc == SBI_OK)
 		rc = sbi_mcmc_run(m, r.warmup, r.thin, r.nsamples, samples, &err);
 	if (rc != SBI_OK) {
-		sbi_mcmc_free(m);
 		int dup = tg.msg[0] && strstr(err.msg, tg.msg) != NULL;
 		return luaL_error(L, "MCMC: %s%s%s", err.msg, tg.msg[0] && !dup ? ": " : "", dup ? "" : tg.msg);
 	}
@@ -214,7 +227,8 @@ l_mcmc(lua_State *L)
 	lua_setfield(L, -2, "seconds");
 	lua_pushinteger(L, (lua_Integer)r.chains);
 	lua_setfield(L, -2, "chains");
-	sbi_mcmc_free(m);
+	sbi_mcmc_free(m); /* now rather than when the box is collected */
+	*box = NULL;
 	return 2;
 }
 

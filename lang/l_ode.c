@@ -566,6 +566,15 @@ l_ode(lua_State *L)
 	return 1;
 }
 
+/* __tostring of the workspace box. [w] -> [w, s] */
+static int
+work_tostring(lua_State *L)
+{
+	lua_pushliteral(L, SBI_MT_ODEWORK);
+	return 1;
+}
+
+/* [core] -> [core] */
 void
 sbi__open_ode(lua_State *L)
 {
@@ -574,6 +583,8 @@ sbi__open_ode(lua_State *L)
 	lua_setfield(L, -2, "__gc");
 	lua_pushcfunction(L, work_gc);
 	lua_setfield(L, -2, "__close");
+	lua_pushcfunction(L, work_tostring);
+	lua_setfield(L, -2, "__tostring");
 	lua_pop(L, 1);                        /* [core] */
 	lua_pushcfunction(L, l_ode);
 	lua_setfield(L, -2, "ode");

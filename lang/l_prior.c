@@ -11,7 +11,9 @@
 #define SBI_PRIOR_MAX_DIM 100000
 
 typedef struct l_prior {
-	sbi_prior *p;
+	sbi_prior *p; /* owned; NULL once consumed by a joint prior */
+	int released; /* closed: unusable, but p is freed only by __gc (a C
+	               * function that called back into Lua may still use it) */
 } l_prior;
 
 sbi_prior *
@@ -20,6 +22,8 @@ sbi__check_prior(lua_State *L, int idx)
 	l_prior *lp = luaL_checkudata(L, idx, SBI_MT_PRIOR);
 	if (lp->p == NULL)
 		sbi__argerror(L, idx, "prior was consumed by a joint prior");
+	if (lp->released)
+		sbi__argerror(L, idx, "released prior");
 	return lp->p;
 }
 
@@ -80,6 +84,7 @@ push_prior(lua_State *L, sbi_prior *p, const sbi_err *err)
 	}
 	l_prior *lp = lua_newuserdatauv(L, sizeof *lp, 0); /* [.., ud] */
 	lp->p = NULL;
+	lp->released = 0;
 	luaL_setmetatable(L, SBI_MT_PRIOR);
 	lp->p = p;
 }
@@ -124,12 +129,16 @@ new_joint(lua_State *L, int params, int depth)
 	luaL_checkstack(L, (int)n + 8, "prior.joint: too many blocks");
 	sbi_prior **ps = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ps, 0); /* [.., blocks, ps] */
 	for (size_t i = 0; i < n; i++) {
-		lua_geti(L, blocks, (lua_Integer)i + 1); /* [.., e] */
+		if (lua_geti(L, blocks, (lua_Integer)i + 1) != LUA_TTABLE) /* [.., e] */
+			luaL_error(L, "prior.joint: block %I must be a table, got %s", (lua_Integer)i + 1,
+			    luaL_typename(L, -1));
 		int e = lua_gettop(L);
-		lua_getfield(L, e, "kind");
-		lua_getfield(L, e, "params"); /* [.., e, kind, params] */
-		const char *k = luaL_checkstring(L, -2);
-		luaL_checktype(L, -1, LUA_TTABLE);
+		int tk = lua_getfield(L, e, "kind");
+		int tp = lua_getfield(L, e, "params"); /* [.., e, kind, params] */
+		if (tk != LUA_TSTRING || tp != LUA_TTABLE)
+			luaL_error(L, "prior.joint: block %I needs a string 'kind' and a table 'params', got %s and %s",
+			    (lua_Integer)i + 1, lua_typename(L, tk), lua_typename(L, tp));
+		const char *k = lua_tostring(L, -2);
 		new_prior(L, k, lua_gettop(L), depth + 1); /* [.., e, kind, params, ud] */
 		lua_replace(L, e);                 /* [.., ud, kind, params] */
 		lua_pop(L, 2);                     /* [.., ud] */
@@ -344,6 +353,26 @@ l_prior_gc(lua_State *L)
 	return 0;
 }
 
+/* __close: releases the prior (freed by __gc). [p] -> [p] */
+static int
+l_prior_close(lua_State *L)
+{
+	((l_prior *)luaL_checkudata(L, 1, SBI_MT_PRIOR))->released = 1;
+	return 0;
+}
+
+/* __tostring: "sbi.Prior(dim 2)", or why it cannot be used. [p] -> [p, s] */
+static int
+l_prior_tostring(lua_State *L)
+{
+	l_prior *lp = luaL_checkudata(L, 1, SBI_MT_PRIOR);
+	if (lp->p == NULL || lp->released)
+		lua_pushstring(L, lp->p == NULL ? SBI_MT_PRIOR " (consumed by a joint prior)" : SBI_MT_PRIOR " (released)");
+	else
+		lua_pushfstring(L, SBI_MT_PRIOR "(dim %I)", (lua_Integer)sbi_prior_dim(lp->p));
+	return 1;
+}
+
 static const luaL_Reg prior_methods[] = {
 	{ "sample", l_prior_sample }, { "sample_mat", l_prior_sample_mat },
 	{ "log_density", l_prior_log_density }, { "in_support", l_prior_in_support },
@@ -357,6 +386,10 @@ sbi__open_prior(lua_State *L)
 	sbi__newmetatable(L, SBI_MT_PRIOR); /* [core, mt] */
 	lua_pushcfunction(L, l_prior_gc);
 	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, l_prior_close);
+	lua_setfield(L, -2, "__close");
+	lua_pushcfunction(L, l_prior_tostring);
+	lua_setfield(L, -2, "__tostring");
 	luaL_newlib(L, prior_methods);      /* [core, mt, methods] */
 	lua_setfield(L, -2, "__index");     /* [core, mt] */
 	lua_pop(L, 1);                      /* [core] */

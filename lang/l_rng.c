@@ -225,6 +225,15 @@ l_rng_close(lua_State *L)
 	return 0;
 }
 
+/* __tostring: "sbi.Rng", or "sbi.Rng (released)". [r] -> [r, s] */
+static int
+l_rng_tostring(lua_State *L)
+{
+	l_rng *lr = luaL_checkudata(L, 1, SBI_MT_RNG);
+	lua_pushstring(L, lr->r == NULL || lr->released ? SBI_MT_RNG " (released)" : SBI_MT_RNG);
+	return 1;
+}
+
 static const luaL_Reg rng_methods[] = {
 	{ "uniform", l_uniform }, { "normal", l_normal }, { "lognormal", l_lognormal },
 	{ "exponential", l_exponential }, { "gamma", l_gamma }, { "beta", l_beta },
@@ -241,6 +250,8 @@ sbi__open_rng(lua_State *L)
 	lua_setfield(L, -2, "__gc");
 	lua_pushcfunction(L, l_rng_close);
 	lua_setfield(L, -2, "__close");
+	lua_pushcfunction(L, l_rng_tostring);
+	lua_setfield(L, -2, "__tostring");
 	luaL_newlibtable(L, rng_methods); /* [core, mt, methods] */
 	lua_pushvalue(L, -2);             /* [core, mt, methods, mt] */
 	luaL_setfuncs(L, rng_methods, 1); /* [core, mt, methods] */

@@ -332,6 +332,33 @@ sbi__newmetatable(lua_State *L, const char *tname)
 	return 1;
 }
 
+/* __tostring of boxes: their type name. [box] -> [box, name] */
+static int
+box_tostring(lua_State *L)
+{
+	if (luaL_getmetafield(L, 1, "__name") != LUA_TSTRING)
+		lua_pushliteral(L, "sbi.Box");
+	return 1;
+}
+
+void *
+sbi__push_box(lua_State *L, size_t size, const char *tname, lua_CFunction free_fn)
+{
+	sbi__refuse_closing(L); /* a box made now would never be finalized */
+	void *box = lua_newuserdatauv(L, size ? size : 1, 0); /* [.., box] */
+	memset(box, 0, size ? size : 1);
+	if (sbi__newmetatable(L, tname)) {                   /* [.., box, mt] */
+		lua_pushcfunction(L, free_fn);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, free_fn);
+		lua_setfield(L, -2, "__close");
+		lua_pushcfunction(L, box_tostring);
+		lua_setfield(L, -2, "__tostring");
+	}
+	lua_setmetatable(L, -2);                             /* [.., box] */
+	return box;
+}
+
 lua_State *
 sbi__state_new(sbi_runctx *ctx, int sandbox)
 {

@@ -160,42 +160,32 @@ push_report(lua_State *L, const sbi_train_report *rep)
 	lua_setfield(L, -2, "losses");
 }
 
-static int
-free_box(lua_State *L)
+void
+sbi__trained_free(sbi_trained *tr)
 {
-	unsigned char **box = lua_touserdata(L, 1);
-	sbi_free(*box);
-	*box = NULL;
+	sbi_free(tr->blob);
+	tr->blob = NULL;
+	tr->len = 0;
+	sbi_train_report_free(&tr->rep);
+}
+
+/* __gc and __close of a trained box. [box] -> [box] */
+static int
+trained_box_free(lua_State *L)
+{
+	sbi__trained_free(lua_touserdata(L, 1));
 	return 0;
 }
 
-int
-sbi__push_trained(lua_State *L, int rc, unsigned char *blob, size_t len, sbi_train_report *rep,
-    const sbi_err *err)
+sbi_trained *
+sbi__push_trained_box(lua_State *L)
 {
-	if (rc != SBI_OK) {
-		sbi_train_report_free(rep);
-		sbi_free(blob);
-		return luaL_error(L, "%s", err->msg);
-	}
-	sbi_runctx *ctx = sbi__runctx(L);
-	if (ctx && ctx->closing) {
-		sbi_train_report_free(rep);
-		sbi_free(blob);
-		sbi__refuse_closing(L);
-	}
-	/* lua_pushlstring can raise on OOM: keep blob in a box the GC frees. */
-	unsigned char **box = lua_newuserdatauv(L, sizeof *box, 0);
-	*box = NULL;
-	if (sbi__newmetatable(L, "sbi.FreeBox")) {
-		lua_pushcfunction(L, free_box);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_setmetatable(L, -2);
-	*box = blob;
-	lua_pushlstring(L, (const char *)blob, len);
-	lua_remove(L, -2); /* the box frees blob when collected */
-	push_report(L, rep);
-	sbi_train_report_free(rep);
-	return 2;
+	return sbi__push_box(L, sizeof(sbi_trained), "sbi.TrainedBox", trained_box_free);
+}
+
+void
+sbi__push_trained(lua_State *L, const sbi_trained *tr)
+{
+	lua_pushlstring(L, (const char *)tr->blob, tr->len);
+	push_report(L, &tr->rep);
 }

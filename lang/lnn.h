@@ -12,17 +12,20 @@
 #define SBI_MT_FLOW "sbi.Flow"
 #define SBI_MT_CLASSIFIER "sbi.Classifier"
 
-/* A Flow userdata: owns the flow and a tape for evaluating it (both NULL
- * once closed). */
+/* A Flow userdata: owns the flow and a tape for evaluating it. Closed
+ * (<close>), it is unusable, but both are freed only by __gc: core.mcmc,
+ * which calls back into Lua, may still be using them. */
 typedef struct l_flow {
 	sbi_flow *f;
 	sbi_tape *t;
+	int released;
 } l_flow;
 
 /* A Classifier userdata, like l_flow. */
 typedef struct l_classifier {
 	sbi_classifier *c;
 	sbi_tape *t;
+	int released;
 } l_classifier;
 
 /* l_flow.c, l_classifier.c: the open userdata at idx; raises otherwise. */
@@ -62,10 +65,22 @@ int sbi__activation(lua_State *L, const char *name);
  * the model's). Leaves the label on the stack. [..] -> [.., label] */
 void sbi__train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed);
 
-/* The end of a training call: pushes the model blob and the report, or
- * raises err; blob (owned) and rep are released either way.
- * [..] -> [.., blob, report] */
-int sbi__push_trained(lua_State *L, int rc, unsigned char *blob, size_t len, sbi_train_report *rep,
-    const sbi_err *err);
+/* A trained model: owned by a box (sbi__push_trained_box, or the jobs of
+ * l_flow.c) until that is collected or closed, so no error leaks it. */
+typedef struct sbi_trained {
+	unsigned char *blob; /* the model file (owned) */
+	size_t len;
+	sbi_train_report rep; /* owned */
+} sbi_trained;
+
+/* Frees what tr holds and empties it; may run twice. */
+void sbi__trained_free(sbi_trained *tr);
+
+/* A new, empty box owning one sbi_trained. [..] -> [.., box] */
+sbi_trained *sbi__push_trained_box(lua_State *L);
+
+/* Pushes the model (a string) and the report of tr; tr keeps what it owns.
+ * [..] -> [.., model, report] */
+void sbi__push_trained(lua_State *L, const sbi_trained *tr);
 
 #endif

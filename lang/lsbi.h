@@ -142,6 +142,13 @@ int sbi__argerror(lua_State *L, int idx, const char *msg);
  * userdata metatable is made with it. */
 int sbi__newmetatable(lua_State *L, const char *tname);
 
+/* Pushes a new zeroed userdata of size bytes that owns C memory, so a
+ * binding holds no C memory across calls that can raise: free_fn releases
+ * what the box holds and is both its __gc and its __close (so it must
+ * leave the box empty and may run twice); __tostring gives tname. Raises
+ * when the state is closing (sbi__refuse_closing). [..] -> [.., box] */
+void *sbi__push_box(lua_State *L, size_t size, const char *tname, lua_CFunction free_fn);
+
 /* Raises naming fn when a simulator runs (or, with steps_too, any step):
  * fn is nondeterministic and its value would escape the cache key. */
 void sbi__refuse_in_step(lua_State *L, const char *fn, int steps_too);

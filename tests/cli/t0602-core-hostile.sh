@@ -65,6 +65,51 @@ for i, c in ipairs(checks) do
   assert(not ok and tostring(e):find(c[2], 1, true), "check " .. i .. ": " .. tostring(e))
 end
 assert(tostring(m) == "sbi.Mat (released)")
+-- Every userdata type closes (<close>: unusable, freed by __gc) and prints.
+local y = core.mat(20, 1)
+for i = 1, 20 do y:set(i, 1, i % 7) end
+local t = { y = y, theta = y, x = y, kind = "maf", transforms = 1, hidden = 2, layers = 1, activation = "tanh",
+  residual = true, atoms = 2, seed = 1, batch_size = 5, learning_rate = 5e-4, validation_fraction = 0.2,
+  patience = 1, max_epochs = 1, clip = 5, label = "t" }
+local flow, clsf = core.flow_load(core.flow_train(t)), core.classifier_load(core.classifier_train(t))
+local live = core.prior("normal", { mean = { 0 }, std = { 1 } })
+assert(tostring(r) == "sbi.Rng (released)" and tostring(core.rng(1)) == "sbi.Rng")
+assert(tostring(live) == "sbi.Prior(dim 1)", tostring(live))
+assert(tostring(flow) == "sbi.Flow(maf, dim 1, context 0)", tostring(flow))
+assert(tostring(clsf) == "sbi.Classifier(theta 1, x 1)", tostring(clsf))
+local function closed(v) do local c <close> = v end return v end
+local p = closed(core.prior("normal", { mean = { 0 }, std = { 1 } }))
+closed(flow)
+closed(clsf)
+assert(tostring(p) == "sbi.Prior (released)" and tostring(flow) == "sbi.Flow (released)"
+  and tostring(clsf) == "sbi.Classifier (released)")
+local later = {
+  { function() return p:dim() end, "calling 'dim' on bad self (released prior)" },
+  { function() return flow:dims() end, "calling 'dims' on bad self (released flow)" },
+  { function() return clsf:dims() end, "calling 'dims' on bad self (released classifier)" },
+  -- arguments and options are named by their real position or name
+  { function() return core.write_samples(".", "never", core.mat(1, 1), { 5 }) end,
+    "bad argument #4 to 'write_samples' (element 1 must be a string, got number)" },
+  { function() return core.flow_train_each { 5 } end,
+    "bad argument #1 to 'flow_train_each' (element 1 must be a table, got number)" },
+  { function() return core.prior("joint", { blocks = { 5 } }) end, "prior.joint: block 1 must be a table, got number" },
+  { function() return core.prior("joint", { blocks = { { kind = 1 } } }) end,
+    "block 1 needs a string 'kind' and a table 'params', got number and nil" },
+  { function() t.hidden = "x"; return core.flow_train(t) end, "option 'hidden' must be an integer, got string" },
+  { function() t.hidden = nil; return core.classifier_train(t) end, "option 'hidden' is required" },
+  { function() return core.mcmc { prior = live, loglik = function() return 0 end } end, "option 'kind' is required" },
+}
+for i, c in ipairs(later) do
+  local ok, e = pcall(c[1])
+  assert(not ok and tostring(e):find(c[2], 1, true), "later check " .. i .. ": " .. tostring(e))
+end
+-- select_rows reads its indices once: an __index that raises on a second
+-- pass is never reached (it was, with the result allocated: a leak).
+local reads = 0
+local idx = setmetatable({}, { __len = function() return 2 end,
+  __index = function() reads = reads + 1; if reads > 2 then error("second pass") end return 1 end })
+local picked = core.mat(2, 2, 3):select_rows(idx)
+assert(picked:rows() == 2 and picked:get(2, 2) == 3 and reads == 2)
 -- A matrix closed by a metamethod while a method reads it: the method ends
 -- on memory still owned by the Mat, and the Mat is released afterwards.
 local v = core.mat(1, 3)
