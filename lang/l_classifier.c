@@ -90,6 +90,7 @@ l_classifier_log_ratio(lua_State *L)
 	return 1;
 }
 
+/* c:dims() -> dtheta, dx. [c] -> [c, dtheta, dx] */
 static int
 l_classifier_dims(lua_State *L)
 {
@@ -99,6 +100,7 @@ l_classifier_dims(lua_State *L)
 	return 2;
 }
 
+/* __gc: frees the classifier and its tape. [c] -> [c] */
 static int
 l_classifier_gc(lua_State *L)
 {

@@ -54,6 +54,7 @@ sbi__argerror(lua_State *L, int idx, const char *msg)
 
 /* ---- artifacts <-> tables ---- */
 
+/* __gc of an artifact box: drops its reference. [box] -> [box] */
 static int
 box_gc(lua_State *L)
 {

@@ -261,6 +261,7 @@ l_flow_log_prob(lua_State *L)
 	return 1;
 }
 
+/* f:dims() -> dim, context. [f] -> [f, dim, context] */
 static int
 l_flow_dims(lua_State *L)
 {
@@ -270,6 +271,7 @@ l_flow_dims(lua_State *L)
 	return 2;
 }
 
+/* __gc: frees the flow and its tape. [f] -> [f] */
 static int
 l_flow_gc(lua_State *L)
 {

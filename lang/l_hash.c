@@ -459,6 +459,7 @@ l_register_library(lua_State *L)
 	return 0;
 }
 
+/* [core] -> [core] */
 void
 sbi__open_hash(lua_State *L)
 {

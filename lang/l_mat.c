@@ -75,6 +75,7 @@ check_writable(lua_State *L, int idx, const char *method)
 	return lm->m;
 }
 
+/* The dimension argument idx, in 0..2^40. [..] -> [..] */
 static size_t
 check_dim(lua_State *L, int idx)
 {
@@ -114,6 +115,8 @@ table_dim(lua_State *L, int idx, const char *what)
 	return (size_t)n;
 }
 
+/* The rows of the table at idx; *ncol: the length of its first row when
+ * that is a table, else 0 (a flat list). [..] -> [..] */
 static size_t
 row_count(lua_State *L, int idx, size_t *ncol, const char *what)
 {
@@ -200,6 +203,7 @@ elem_mat(lua_State *L, int arg, lua_Integer i)
 	return lm->m;
 }
 
+/* The 1-based index argument idx as a 0-based index below n. [..] -> [..] */
 static size_t
 check_index(lua_State *L, int idx, size_t n, const char *what)
 {
@@ -209,6 +213,7 @@ check_index(lua_State *L, int idx, size_t n, const char *what)
 	return (size_t)i - 1;
 }
 
+/* m:get(i, j) -> number. [m, i, j] -> [m, i, j, v] */
 static int
 l_mat_get(lua_State *L)
 {
@@ -218,6 +223,7 @@ l_mat_get(lua_State *L)
 	return 1;
 }
 
+/* m:set(i, j, v). [m, i, j, v] -> [m, i, j, v] */
 static int
 l_mat_set(lua_State *L)
 {
@@ -227,6 +233,7 @@ l_mat_set(lua_State *L)
 	return 0;
 }
 
+/* m:rows() -> integer. [m] -> [m, n] */
 static int
 l_mat_rows(lua_State *L)
 {
@@ -234,6 +241,7 @@ l_mat_rows(lua_State *L)
 	return 1;
 }
 
+/* m:cols() -> integer. [m] -> [m, n] */
 static int
 l_mat_cols(lua_State *L)
 {
@@ -370,6 +378,7 @@ l_mat_copy(lua_State *L)
 	return 1;
 }
 
+/* __tostring: "sbi.Mat(R x C)" or "sbi.Mat (released)". [m] -> [m, s] */
 static int
 l_mat_tostring(lua_State *L)
 {
@@ -381,6 +390,8 @@ l_mat_tostring(lua_State *L)
 	return 1;
 }
 
+/* __gc: frees the matrix unless borrowed; a view drops its reference.
+ * [m] -> [m] */
 static int
 l_mat_gc(lua_State *L)
 {
@@ -412,6 +423,7 @@ static const luaL_Reg mat_meta[] = {
 	{ "__gc", l_mat_gc }, { "__close", l_mat_close }, { "__tostring", l_mat_tostring }, { NULL, NULL },
 };
 
+/* [core] -> [core] */
 void
 sbi__open_mat(lua_State *L)
 {

@@ -84,6 +84,7 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 	return SBI_OK;
 }
 
+/* [..] -> [.., { v[1], ..., v[n] }] */
 static void
 push_numbers(lua_State *L, const double *v, size_t n)
 {

@@ -65,6 +65,7 @@ work_free(ode_work *w)
 	w->buf = NULL;
 }
 
+/* __gc and __close of the workspace box. [w] -> [w] */
 static int
 work_gc(lua_State *L)
 {

@@ -72,6 +72,7 @@ numbers(lua_State *L, int params, const char *kind, const char *field, size_t *n
 	return buf;
 }
 
+/* Pushes a Prior owning p, or raises err when p is NULL. [..] -> [.., Prior] */
 static void
 push_prior(lua_State *L, sbi_prior *p, const sbi_err *err)
 {
@@ -89,6 +90,7 @@ push_prior(lua_State *L, sbi_prior *p, const sbi_err *err)
 	lp->p = p;
 }
 
+/* Raises unless the fields a and b have as many entries. [..] -> [..] */
 static void
 same_length(lua_State *L, const char *kind, const char *a, size_t na, const char *b, size_t nb)
 {
@@ -99,6 +101,8 @@ same_length(lua_State *L, const char *kind, const char *a, size_t na, const char
 /* Builds the prior of kind from params (at index params) and pushes it. */
 static void new_prior(lua_State *L, const char *kind, int params, int depth);
 
+/* A prior of two equally long parameter lists fa and fb of params.
+ * [.., params ..] -> [.., params .., Prior] */
 static void
 new_pair(lua_State *L, const char *kind, int params, const char *fa, const char *fb,
     sbi_prior *(*alloc)(size_t, const double *, const double *, sbi_err *))
@@ -113,6 +117,8 @@ new_pair(lua_State *L, const char *kind, int params, const char *fa, const char 
 	push_prior(L, p, &err);
 }
 
+/* A joint prior of params.blocks, each block { kind =, params = } made
+ * by new_prior and handed over. [..] -> [.., Prior] */
 static void
 new_joint(lua_State *L, int params, int depth)
 {
@@ -215,12 +221,14 @@ check_theta(lua_State *L, int idx, const sbi_prior *p, double *buf)
 	}
 }
 
+/* Userdata-backed scratch of n doubles (freed by the GC). [..] -> [.., buf] */
 static double *
 scratch(lua_State *L, size_t n)
 {
 	return lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
 }
 
+/* [..] -> [.., { v[1], ..., v[n] }] */
 static void
 push_vector(lua_State *L, const double *v, size_t n)
 {
@@ -263,6 +271,7 @@ l_prior_sample_mat(lua_State *L)
 	return 1;
 }
 
+/* p:log_density(theta) -> number. [p, theta] -> [.., lp] */
 static int
 l_prior_log_density(lua_State *L)
 {
@@ -273,6 +282,7 @@ l_prior_log_density(lua_State *L)
 	return 1;
 }
 
+/* p:in_support(theta) -> boolean. [p, theta] -> [.., b] */
 static int
 l_prior_in_support(lua_State *L)
 {
@@ -306,6 +316,7 @@ l_prior_filter(lua_State *L)
 	return 1;
 }
 
+/* p:dim() -> D. [p] -> [p, D] */
 static int
 l_prior_dim(lua_State *L)
 {
@@ -313,6 +324,7 @@ l_prior_dim(lua_State *L)
 	return 1;
 }
 
+/* p:mean() -> D numbers. [p] -> [p, t] */
 static int
 l_prior_mean(lua_State *L)
 {
@@ -323,6 +335,7 @@ l_prior_mean(lua_State *L)
 	return 1;
 }
 
+/* p:variance() -> D numbers. [p] -> [p, t] */
 static int
 l_prior_variance(lua_State *L)
 {
@@ -333,6 +346,7 @@ l_prior_variance(lua_State *L)
 	return 1;
 }
 
+/* p:describe() -> the canonical description. [p] -> [p, buf, s] */
 static int
 l_prior_describe(lua_State *L)
 {
@@ -344,6 +358,7 @@ l_prior_describe(lua_State *L)
 	return 1;
 }
 
+/* __gc: frees the prior. [p] -> [p] */
 static int
 l_prior_gc(lua_State *L)
 {
@@ -380,6 +395,7 @@ static const luaL_Reg prior_methods[] = {
 	{ "describe", l_prior_describe }, { NULL, NULL },
 };
 
+/* [core] -> [core] */
 void
 sbi__open_prior(lua_State *L)
 {

@@ -68,6 +68,7 @@ l_rng_new(lua_State *L)
 	return 1;
 }
 
+/* The number argument idx, which must be > 0 (name: for the message). [..] -> [..] */
 static double
 positive(lua_State *L, int idx, const char *name)
 {
@@ -103,6 +104,7 @@ l_normal(lua_State *L)
 	return 1;
 }
 
+/* r:lognormal(mu, sigma) -> number. [r, mu, sigma] -> [.., x] */
 static int
 l_lognormal(lua_State *L)
 {
@@ -129,6 +131,7 @@ l_gamma(lua_State *L)
 	return 1;
 }
 
+/* r:beta(a, b) -> number in (0, 1). [r, a, b] -> [.., x] */
 static int
 l_beta(lua_State *L)
 {
@@ -137,6 +140,7 @@ l_beta(lua_State *L)
 	return 1;
 }
 
+/* r:chisq(nu) -> number. [r, nu] -> [.., x] */
 static int
 l_chisq(lua_State *L)
 {
@@ -145,6 +149,7 @@ l_chisq(lua_State *L)
 	return 1;
 }
 
+/* r:student_t(nu) -> number. [r, nu] -> [.., x] */
 static int
 l_student_t(lua_State *L)
 {
@@ -153,6 +158,7 @@ l_student_t(lua_State *L)
 	return 1;
 }
 
+/* r:poisson(mean) -> integer. [r, mean] -> [.., k] */
 static int
 l_poisson(lua_State *L)
 {
@@ -179,6 +185,7 @@ l_binomial(lua_State *L)
 	return 1;
 }
 
+/* r:bernoulli(p) -> 0 or 1. [r, p] -> [.., k] */
 static int
 l_bernoulli(lua_State *L)
 {
@@ -202,6 +209,7 @@ l_integer(lua_State *L)
 	return 1;
 }
 
+/* __gc: frees the stream. [r] -> [r] */
 static int
 l_rng_gc(lua_State *L)
 {
@@ -242,6 +250,7 @@ static const luaL_Reg rng_methods[] = {
 	{ NULL, NULL },
 };
 
+/* [core] -> [core] */
 void
 sbi__open_rng(lua_State *L)
 {

@@ -39,6 +39,7 @@ get_required(lua_State *L, int spec, const char *k)
 	return t;
 }
 
+/* [..] -> [..] */
 lua_Integer
 sbi__spec_int(lua_State *L, int spec, const char *k, lua_Integer min, lua_Integer max)
 {
@@ -54,6 +55,7 @@ sbi__spec_int(lua_State *L, int spec, const char *k, lua_Integer min, lua_Intege
 	return v;
 }
 
+/* [..] -> [..] */
 double
 sbi__spec_num(lua_State *L, int spec, const char *k)
 {
@@ -66,6 +68,7 @@ sbi__spec_num(lua_State *L, int spec, const char *k)
 	return v;
 }
 
+/* [..] -> [..] */
 int
 sbi__spec_bool(lua_State *L, int spec, const char *k)
 {
