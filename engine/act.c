@@ -47,6 +47,7 @@ sbi_act_apply(sbi_tape *t, int act, sbi_var h)
 	case SBI_ACT_SILU: return sbi_ad_silu(t, h);
 	case SBI_ACT_TANH: return sbi_ad_tanh(t, h);
 	}
-	SBI_ASSERT(!"an activation (networks check theirs when made or loaded)");
+	/* Not an activation: networks check theirs when made or loaded. */
+	SBI_ASSERT(sbi_act_valid(act));
 	return -1;
 }
