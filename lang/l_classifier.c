@@ -37,7 +37,7 @@ l_classifier_train(lua_State *L)
 	sbi_train_opts o;
 	sbi__train_opts(L, 1, &o, cfg.seed);
 	sbi__blas_threads();
-	sbi_trained *tr = sbi__push_trained_box(L); /* frees the results if anything below raises */
+	l_trained *tr = sbi__push_trained_box(L); /* frees the results if anything below raises */
 	sbi_err err = { 0 };
 	sbi_classifier *c;
 	int rc = sbi_fit_classifier(&cfg, atoms, &o, th->data, x->data, th->nrow, &c, &tr->rep, &err);

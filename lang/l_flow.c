@@ -28,7 +28,7 @@ typedef struct flow_job {
 	sbi_flow_config cfg;
 	sbi_train_opts o;
 	const sbi_mat *y, *c; /* borrowed from the spec, whose values stay on the stack */
-	sbi_trained out;      /* owned by the jobs' box */
+	l_trained out;      /* owned by the jobs' box */
 	sbi_err err;
 	int rc;
 } flow_job;

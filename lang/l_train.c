@@ -164,7 +164,7 @@ push_report(lua_State *L, const sbi_train_report *rep)
 }
 
 void
-sbi__trained_free(sbi_trained *tr)
+sbi__trained_free(l_trained *tr)
 {
 	sbi_free(tr->blob);
 	tr->blob = NULL;
@@ -180,14 +180,14 @@ trained_box_free(lua_State *L)
 	return 0;
 }
 
-sbi_trained *
+l_trained *
 sbi__push_trained_box(lua_State *L)
 {
-	return sbi__push_box(L, sizeof(sbi_trained), "sbi.TrainedBox", trained_box_free);
+	return sbi__push_box(L, sizeof(l_trained), "sbi.TrainedBox", trained_box_free);
 }
 
 void
-sbi__push_trained(lua_State *L, const sbi_trained *tr)
+sbi__push_trained(lua_State *L, const l_trained *tr)
 {
 	lua_pushlstring(L, (const char *)tr->blob, tr->len);
 	push_report(L, &tr->rep);

@@ -67,20 +67,20 @@ void sbi__train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed);
 
 /* A trained model: owned by a box (sbi__push_trained_box, or the jobs of
  * l_flow.c) until that is collected or closed, so no error leaks it. */
-typedef struct sbi_trained {
+typedef struct l_trained {
 	unsigned char *blob; /* the model file (owned) */
 	size_t len;
 	sbi_train_report rep; /* owned */
-} sbi_trained;
+} l_trained;
 
 /* Frees what tr holds and empties it; may run twice. */
-void sbi__trained_free(sbi_trained *tr);
+void sbi__trained_free(l_trained *tr);
 
-/* A new, empty box owning one sbi_trained. [..] -> [.., box] */
-sbi_trained *sbi__push_trained_box(lua_State *L);
+/* A new, empty box owning one l_trained. [..] -> [.., box] */
+l_trained *sbi__push_trained_box(lua_State *L);
 
 /* Pushes the model (a string) and the report of tr; tr keeps what it owns.
  * [..] -> [.., model, report] */
-void sbi__push_trained(lua_State *L, const sbi_trained *tr);
+void sbi__push_trained(lua_State *L, const l_trained *tr);
 
 #endif
