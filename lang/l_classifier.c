@@ -139,6 +139,11 @@ static const luaL_Reg classifier_methods[] = {
 	{ "log_ratio", l_classifier_log_ratio }, { "dims", l_classifier_dims }, { NULL, NULL },
 };
 
+static const luaL_Reg classifier_meta[] = {
+	{ "__gc", l_classifier_gc }, { "__close", l_classifier_close }, { "__tostring", l_classifier_tostring },
+	{ NULL, NULL },
+};
+
 static const luaL_Reg classifier_funcs[] = {
 	{ "classifier_train", l_classifier_train }, { "classifier_load", l_classifier_load }, { NULL, NULL },
 };
@@ -147,15 +152,6 @@ static const luaL_Reg classifier_funcs[] = {
 void
 sbi__open_classifier(lua_State *L)
 {
-	sbi__newmetatable(L, SBI_MT_CLASSIFIER); /* [core, mt] */
-	lua_pushcfunction(L, l_classifier_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, l_classifier_close);
-	lua_setfield(L, -2, "__close");
-	lua_pushcfunction(L, l_classifier_tostring);
-	lua_setfield(L, -2, "__tostring");
-	luaL_newlib(L, classifier_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);                           /* [core] */
+	sbi__new_type(L, SBI_MT_CLASSIFIER, classifier_meta, classifier_methods);
 	luaL_setfuncs(L, classifier_funcs, 0);
 }

@@ -312,6 +312,10 @@ static const luaL_Reg flow_methods[] = {
 	{ "sample", l_flow_sample }, { "log_prob", l_flow_log_prob }, { "dims", l_flow_dims }, { NULL, NULL },
 };
 
+static const luaL_Reg flow_meta[] = {
+	{ "__gc", l_flow_gc }, { "__close", l_flow_close }, { "__tostring", l_flow_tostring }, { NULL, NULL },
+};
+
 static const luaL_Reg flow_funcs[] = {
 	{ "flow_train", l_flow_train }, { "flow_train_each", l_flow_train_each }, { "flow_load", l_flow_load },
 	{ NULL, NULL },
@@ -321,16 +325,7 @@ static const luaL_Reg flow_funcs[] = {
 void
 sbi__open_flow(lua_State *L)
 {
-	sbi__newmetatable(L, SBI_MT_FLOW); /* [core, mt] */
-	lua_pushcfunction(L, l_flow_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, l_flow_close);
-	lua_setfield(L, -2, "__close");
-	lua_pushcfunction(L, l_flow_tostring);
-	lua_setfield(L, -2, "__tostring");
-	luaL_newlib(L, flow_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);                     /* [core] */
+	sbi__new_type(L, SBI_MT_FLOW, flow_meta, flow_methods);
 	luaL_setfuncs(L, flow_funcs, 0);
 	lua_pushinteger(L, SBI_FLOW_FORMAT);
 	lua_setfield(L, -2, "FLOW_FORMAT");

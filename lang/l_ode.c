@@ -579,14 +579,10 @@ work_tostring(lua_State *L)
 void
 sbi__open_ode(lua_State *L)
 {
-	sbi__newmetatable(L, SBI_MT_ODEWORK); /* [core, mt] */
-	lua_pushcfunction(L, work_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, work_gc);
-	lua_setfield(L, -2, "__close");
-	lua_pushcfunction(L, work_tostring);
-	lua_setfield(L, -2, "__tostring");
-	lua_pop(L, 1);                        /* [core] */
+	static const luaL_Reg work_meta[] = {
+		{ "__gc", work_gc }, { "__close", work_gc }, { "__tostring", work_tostring }, { NULL, NULL },
+	};
+	sbi__new_type(L, SBI_MT_ODEWORK, work_meta, NULL);
 	lua_pushcfunction(L, l_ode);
 	lua_setfield(L, -2, "ode");
 }

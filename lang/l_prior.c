@@ -388,6 +388,10 @@ l_prior_tostring(lua_State *L)
 	return 1;
 }
 
+static const luaL_Reg prior_meta[] = {
+	{ "__gc", l_prior_gc }, { "__close", l_prior_close }, { "__tostring", l_prior_tostring }, { NULL, NULL },
+};
+
 static const luaL_Reg prior_methods[] = {
 	{ "sample", l_prior_sample }, { "sample_mat", l_prior_sample_mat },
 	{ "log_density", l_prior_log_density }, { "in_support", l_prior_in_support },
@@ -399,16 +403,7 @@ static const luaL_Reg prior_methods[] = {
 void
 sbi__open_prior(lua_State *L)
 {
-	sbi__newmetatable(L, SBI_MT_PRIOR); /* [core, mt] */
-	lua_pushcfunction(L, l_prior_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, l_prior_close);
-	lua_setfield(L, -2, "__close");
-	lua_pushcfunction(L, l_prior_tostring);
-	lua_setfield(L, -2, "__tostring");
-	luaL_newlib(L, prior_methods);      /* [core, mt, methods] */
-	lua_setfield(L, -2, "__index");     /* [core, mt] */
-	lua_pop(L, 1);                      /* [core] */
+	sbi__new_type(L, SBI_MT_PRIOR, prior_meta, prior_methods);
 	lua_pushcfunction(L, l_prior_new);
 	lua_setfield(L, -2, "prior");
 }

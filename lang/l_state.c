@@ -332,6 +332,19 @@ sbi__newmetatable(lua_State *L, const char *tname)
 	return 1;
 }
 
+void
+sbi__new_type(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+	sbi__newmetatable(L, tname);    /* [.., mt] */
+	luaL_setfuncs(L, meta, 0);
+	if (methods) {
+		lua_newtable(L);         /* [.., mt, methods] */
+		luaL_setfuncs(L, methods, 0);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_pop(L, 1);                  /* [..] */
+}
+
 /* __tostring of boxes: their type name. [box] -> [box, name] */
 static int
 box_tostring(lua_State *L)

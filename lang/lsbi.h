@@ -142,6 +142,11 @@ int sbi__argerror(lua_State *L, int idx, const char *msg);
  * userdata metatable is made with it. */
 int sbi__newmetatable(lua_State *L, const char *tname);
 
+/* Registers the userdata type tname (sbi__newmetatable): its metamethods
+ * meta (__gc, __close, __tostring) and, unless methods is NULL, its methods
+ * as __index. [..] -> [..] */
+void sbi__new_type(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods);
+
 /* Pushes a new zeroed userdata of size bytes that owns C memory, so a
  * binding holds no C memory across calls that can raise: free_fn releases
  * what the box holds and is both its __gc and its __close (so it must
