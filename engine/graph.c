@@ -28,6 +28,9 @@ sbi_graph_free(sbi_graph *g)
 		sbi_free(n->inputs);
 		sbi_artifact_free(n->art);
 	}
+	for (size_t i = 0; i < g->noutputs; i++)
+		sbi_free(g->outputs[i].name);
+	sbi_free(g->outputs);
 	sbi_free(g->nodes);
 	sbi_free(g->engine_version);
 	sbi_free(g);
@@ -54,8 +57,28 @@ sbi_graph_add(sbi_graph *g, const char *kind, const char *label, const sbi_key *
 		sbi_free(n->label);
 		return SBI_ENOMEM;
 	}
-	n->opts = *opts;
+	if (opts)
+		n->opts = *opts;
+	n->seed = -1;
 	*id = g->nnodes++;
+	return SBI_OK;
+}
+
+int
+sbi_graph_add_output(sbi_graph *g, const char *name, size_t node)
+{
+	if (g->noutputs == g->outcap) {
+		size_t cap = g->outcap ? 2 * g->outcap : 4;
+		sbi_output *o = sbi_realloc(g->outputs, cap * sizeof *o);
+		if (o == NULL)
+			return SBI_ENOMEM;
+		g->outputs = o;
+		g->outcap = cap;
+	}
+	char *copy = sbi_strdup(name);
+	if (copy == NULL)
+		return SBI_ENOMEM;
+	g->outputs[g->noutputs++] = (sbi_output){ copy, node };
 	return SBI_OK;
 }
 

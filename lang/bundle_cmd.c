@@ -333,9 +333,8 @@ add_cache(sbi_session *s, sbi_bundle_files *f, json_t *nodes, int without_sims, 
 			json_array_append_new(in, json_integer((json_int_t)n->inputs[k] + 1));
 		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)i + 1, "kind", n->kind,
 		    "label", n->label, "key", key, "inputs", in);
-		long long seed = sbi_session_node_seed(s, i);
-		if (seed >= 0)
-			json_object_set_new(o, "seed", json_integer((json_int_t)seed));
+		if (n->seed >= 0)
+			json_object_set_new(o, "seed", json_integer((json_int_t)n->seed));
 		int sim = strcmp(n->kind, "simulate") == 0;
 		if (lock && !(sim && without_sims)) {
 			sbi_key obj;

@@ -331,71 +331,6 @@ pass_settings(sbi_session *s, int *exit_code)
 	return call_sbi(s, "_begin", 3, 0);
 }
 
-/* Adds node i (the Lua node table at -1) to the graph. */
-static void
-add_node(sbi_session *s, lua_Integer i, sbi_err *err)
-{
-	lua_State *L = s->L;
-	lua_getfield(L, -1, "kind");
-	lua_getfield(L, -2, "label");
-	const char *kind = luaL_checkstring(L, -2), *label = luaL_checkstring(L, -1);
-	lua_getfield(L, -3, "opts"); /* [node, kind, label, opts] */
-	sbi_key opts;
-	sbi__hash_value(L, -1, &opts);
-	size_t id = 0, cap = 4 * strlen(label) + 8;
-	/* Labels are printed everywhere, and a recipe (from a bundle) chooses
-	 * them: control characters are escaped once, here. */
-	char *shown = sbi_malloc(cap);
-	int rc = shown ? sbi_graph_add(s->g, kind, sbi_bundle_escape(label, shown, cap), &opts, &id) : SBI_ENOMEM;
-	sbi_free(shown);
-	if (rc != SBI_OK)
-		luaL_error(L, "out of memory");
-	SBI_ASSERT(id == (size_t)i - 1);
-	lua_pushstring(L, s->g->nodes[id].label); /* [node, kind, label, opts, shown] */
-	lua_setfield(L, -5, "label");             /* the stdlib prints it too */
-	lua_pop(L, 3);
-	lua_getfield(L, -1, "inputs"); /* [node, inputs] */
-	lua_Integer n = luaL_len(L, -1);
-	for (lua_Integer k = 1; k <= n; k++) {
-		lua_geti(L, -1, k);
-		lua_getfield(L, -1, "_id");
-		lua_Integer in = lua_tointeger(L, -1);
-		if (in < 1 || in > i - 1)
-			luaL_error(L, "%s: input %d is not a node declared before it", label, (int)k);
-		if (sbi_graph_add_input(s->g, id, (size_t)in - 1) != SBI_OK)
-			luaL_error(L, "out of memory");
-		lua_pop(L, 2);
-	}
-	lua_pop(L, 1);
-	(void)err;
-}
-
-static int
-build_graph_protected(lua_State *L)
-{
-	sbi_session *s = lua_touserdata(L, 1);
-	push_sbi(L);
-	lua_getfield(L, -1, "_nodes"); /* [s, sbi, nodes] */
-	lua_Integer n = luaL_len(L, -1);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_geti(L, -1, i); /* [.., node] */
-		add_node(s, i, NULL);
-		lua_pop(L, 1);
-	}
-	sbi_err err = { 0 };
-	if (sbi_graph_compute_keys(s->g, &err) != SBI_OK)
-		return luaL_error(L, "%s", err.msg);
-	for (lua_Integer i = 1; i <= n; i++) {
-		char hex[SBI_KEY_HEX];
-		sbi_key_hex(&s->g->nodes[i - 1].key, hex);
-		lua_geti(L, -1, i);
-		lua_pushstring(L, hex);
-		lua_setfield(L, -2, "_key");
-		lua_pop(L, 1);
-	}
-	return 0;
-}
-
 sbi_session *
 sbi_session_load(const sbi_session_opts *o, int *exit_code)
 {
@@ -407,8 +342,8 @@ sbi_session_load(const sbi_session_opts *o, int *exit_code)
 	s->t0 = sbi_now();
 	s->ctx.jobs = o->jobs;
 	s->ctx.quiet = o->quiet;
-	if (init_paths(s) || (s->L = sbi__state_new(&s->ctx, 1)) == NULL ||
-	    (s->g = alloc_graph()) == NULL) {
+	if (init_paths(s) || (s->g = alloc_graph()) == NULL || (s->ctx.g = s->g,
+	    (s->L = sbi__state_new(&s->ctx, 1)) == NULL)) {
 		print_error("out of memory");
 		sbi_session_close(s);
 		return NULL;
@@ -434,9 +369,8 @@ sbi_session_load(const sbi_session_opts *o, int *exit_code)
 	if (!bad)
 		bad = call_sbi(s, "_end", 0, 0);
 	if (!bad) {
-		lua_pushcfunction(L, build_graph_protected);
-		lua_pushlightuserdata(L, s);
-		if (sbi__pcall(L, 1, 0) != LUA_OK) {
+		lua_pushcfunction(L, sbi__graph_key);
+		if (sbi__pcall(L, 0, 0) != LUA_OK) {
 			print_error(lua_tostring(L, -1));
 			bad = 1;
 		}
@@ -502,9 +436,7 @@ run_node_protected(lua_State *L)
 	sbi_session *s = lua_touserdata(L, 1);
 	sbi_node *n = lua_touserdata(L, 2);
 	sbi_artifact **out = lua_touserdata(L, 3);
-	push_sbi(L);
-	lua_getfield(L, -1, "_nodes");
-	lua_geti(L, -1, (lua_Integer)n->id + 1); /* [.., node] */
+	sbi__push_node(L, n->id);                /* [.., node] */
 	lua_getfield(L, -1, "run");
 	lua_pushvalue(L, -2);                    /* [.., node, run, node] */
 	lua_createtable(L, (int)n->ninputs, 0);
@@ -614,25 +546,6 @@ versions_json(void)
 	    "jansson", JANSSON_VERSION);
 }
 
-/* The integer opts.seed of node i, or -1. */
-static lua_Integer
-node_seed(lua_State *L, size_t i)
-{
-	push_sbi(L);
-	lua_getfield(L, -1, "_nodes");
-	lua_geti(L, -1, (lua_Integer)i + 1);
-	lua_getfield(L, -1, "opts");
-	lua_Integer seed = -1;
-	if (lua_istable(L, -1)) {
-		lua_getfield(L, -1, "seed");
-		if (lua_isinteger(L, -1))
-			seed = lua_tointeger(L, -1);
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 4);
-	return seed;
-}
-
 static json_t *
 nodes_json(sbi_session *s)
 {
@@ -651,9 +564,8 @@ nodes_json(sbi_session *s)
 		    n->recomputed);
 		if (n->art)
 			json_object_set_new(o, "artifact", json_string(art));
-		lua_Integer seed = node_seed(s->L, i);
-		if (seed >= 0)
-			json_object_set_new(o, "seed", json_integer((json_int_t)seed));
+		if (n->seed >= 0)
+			json_object_set_new(o, "seed", json_integer((json_int_t)n->seed));
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -818,25 +730,13 @@ write_run_json(sbi_session *s, const sbi_executor *x, int ok)
 static int
 materialize_outputs(sbi_session *s, sbi_executor *x)
 {
-	lua_State *L = s->L;
-	push_sbi(L);
-	lua_getfield(L, -1, "_outputs");
-	lua_remove(L, -2); /* [outputs] */
-	lua_Integer n = luaL_len(L, -1);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_geti(L, -1, i);
-		lua_getfield(L, -1, "node");
-		lua_getfield(L, -1, "_id");
-		size_t id = (size_t)lua_tointeger(L, -1) - 1;
-		lua_pop(L, 3);
+	for (size_t i = 0; i < s->g->noutputs; i++) {
 		sbi_err err = { 0 };
-		if (sbi_exec_materialize(x, id, &err) != SBI_OK) {
+		if (sbi_exec_materialize(x, s->g->outputs[i].node, &err) != SBI_OK) {
 			print_error(err.msg);
-			lua_pop(L, 1);
 			return 1;
 		}
 	}
-	lua_pop(L, 1); /* [] */
 	return 0;
 }
 
@@ -845,24 +745,15 @@ static int
 write_outputs(sbi_session *s)
 {
 	lua_State *L = s->L;
-	push_sbi(L);
-	lua_getfield(L, -1, "_outputs");
-	lua_remove(L, -2); /* [outputs] */
-	lua_Integer n = luaL_len(L, -1);
-	lua_createtable(L, (int)n, 0); /* [outputs, arts] */
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_geti(L, -2, i);
-		lua_getfield(L, -1, "node");
-		lua_getfield(L, -1, "_id");
-		size_t id = (size_t)lua_tointeger(L, -1) - 1;
-		lua_pop(L, 3);
-		sbi__push_artifact(L, s->g->nodes[id].art);
-		lua_seti(L, -2, i);
+	sbi__push_outputs(L);
+	lua_createtable(L, (int)s->g->noutputs, 0); /* [outputs, arts] */
+	for (size_t i = 0; i < s->g->noutputs; i++) {
+		sbi__push_artifact(L, s->g->nodes[s->g->outputs[i].node].art);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
-	lua_remove(L, -2);
 	lua_pushstring(L, s->out_dir);
 	lua_pushboolean(L, s->o.quiet);
-	return call_sbi(s, "_write_outputs", 3, 0);
+	return call_sbi(s, "_write_outputs", 4, 0);
 }
 
 /* Locks the output folder (an flock on the folder itself) while this run
@@ -1021,17 +912,8 @@ sbi_session_sample(sbi_session *s)
 	unsigned char *need = sbi_calloc(s->g->nnodes ? s->g->nnodes : 1, 1);
 	if (need == NULL)
 		return 1;
-	lua_State *L = s->L;
-	push_sbi(L);
-	lua_getfield(L, -1, "_outputs");
-	for (lua_Integer i = 1; i <= luaL_len(L, -1); i++) {
-		lua_geti(L, -1, i);
-		lua_getfield(L, -1, "node");
-		lua_getfield(L, -1, "_id");
-		mark_needed(s, (size_t)lua_tointeger(L, -1) - 1, need);
-		lua_pop(L, 3);
-	}
-	lua_pop(L, 2);
+	for (size_t i = 0; i < s->g->noutputs; i++)
+		mark_needed(s, s->g->outputs[i].node, need);
 	int rc = 0;
 	for (size_t i = 0; i < s->g->nnodes && rc == 0; i++) {
 		sbi_node *n = &s->g->nodes[i];
@@ -1192,12 +1074,6 @@ json_t *
 sbi_session_versions_json(void)
 {
 	return versions_json();
-}
-
-long long
-sbi_session_node_seed(sbi_session *s, size_t i)
-{
-	return (long long)node_seed(s->L, i);
 }
 
 const char *

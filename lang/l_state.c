@@ -34,7 +34,25 @@ stdlib_dir(void)
 	return d && *d ? d : NULL;
 }
 
-/* package.searchers entry: finds "sbi" and "sbi.*" in the stdlib. */
+/* The loader of a stdlib module: runs its chunk with (name, path,
+ * internal), internal being the registry's SBI_REG_INTERNAL table, what
+ * only the stdlib may use (lang/l_graph.c: declaring steps into the
+ * engine's graph). require returns the module and the path, never the
+ * table, so it reaches the stdlib's chunks and no recipe. Upvalue: the
+ * chunk. [name, path] -> [module] */
+static int
+stdlib_loader(lua_State *L)
+{
+	lua_settop(L, 2);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_INTERNAL); /* [chunk, name, path, internal] */
+	lua_call(L, 3, 1);
+	return 1;
+}
+
+/* package.searchers entry: finds "sbi" and "sbi.*" in the stdlib.
+ * [name] -> [loader, path] */
 static int
 stdlib_searcher(lua_State *L)
 {
@@ -54,7 +72,8 @@ stdlib_searcher(lua_State *L)
 		}
 		if (rc != LUA_OK)
 			return lua_error(L);
-		lua_pushstring(L, f->path); /* [.., chunk, path] */
+		lua_pushcclosure(L, stdlib_loader, 1);
+		lua_pushstring(L, f->path); /* [.., loader, path] */
 		return 2;
 	}
 	lua_pushfstring(L, "no stdlib module '%s'", name);
@@ -343,6 +362,7 @@ sbi__state_new(sbi_runctx *ctx, int sandbox)
 	sbi__set_module_dir(L, ".");
 	lua_pushlightuserdata(L, ctx);
 	lua_setfield(L, LUA_REGISTRYINDEX, SBI_RUNCTX);
+	sbi__open_graph(L);
 	if (sandbox)
 		strip_state(L);
 	return L;

@@ -37,6 +37,7 @@ typedef struct l_mat {
 #define SBI_RUNCTX "sbi.runctx"
 typedef struct sbi_runctx {
 	sbi_cache *cache; /* NULL while only loading or printing the graph */
+	sbi_graph *g;     /* the recipe's steps, declared into it as the recipe loads (borrowed) */
 	sbi_node *node;   /* the node being run, or NULL */
 	int in_simulator; /* a simulator call is under way */
 	int refused;      /* the sandbox refused a function (sbi__refuse_in_step) */
@@ -89,6 +90,23 @@ void sbi__open_nn(lua_State *L);
 
 /* l_ode.c: core.ode, ODE initial value problems for simulators. */
 void sbi__open_ode(lua_State *L);
+
+/* l_graph.c: the Lua side of the engine's step graph (ctx->g). The
+ * registry's SBI_REG_INTERNAL table holds what only the stdlib may call
+ * (the stdlib's chunks get it from their loader, l_state.c): node(n)
+ * adds the node table n to the graph, output(name, node) an output.
+ * SBI_REG_NODES maps a node's id + 1 to its Lua table: the options the
+ * key hashes, the run function and the stdlib's own fields. */
+#define SBI_REG_INTERNAL "sbi.internal"
+#define SBI_REG_NODES "sbi.nodes"
+void sbi__open_graph(lua_State *L);
+/* Pushes the Lua table of node id. [] -> [node] */
+void sbi__push_node(lua_State *L, size_t id);
+/* Hashes every node's options into the graph and computes the keys
+ * (lua_CFunction, raises on error). [] -> [] */
+int sbi__graph_key(lua_State *L);
+/* Pushes the outputs as a list of { name =, node = }. [] -> [outputs] */
+void sbi__push_outputs(lua_State *L);
 
 /* l_sim.c */
 int sbi__l_simulate(lua_State *L);

@@ -47,8 +47,6 @@ struct json_t *sbi_session_versions_json(void);
 /* The real path of the folder the recipe is restricted to (an unpacked
  * bundle, detected by its marker file, without --trust), or NULL. */
 const char *sbi_session_restricted_root(const sbi_session *s);
-/* The integer seed in node i's options, or -1. */
-long long sbi_session_node_seed(sbi_session *s, size_t i);
 
 /* A Lua table's string keys with number, string or boolean values, as a
  * new JSON object (other entries are skipped); used for parameters in
