@@ -25,7 +25,8 @@ struct sbi_session {
 	sbi_session_opts o;
 	lua_State *L;
 	sbi_runctx ctx;
-	sbi_graph *g;
+	sbi_graph *g;     /* owned; the Lua state borrows it (ctx.g) */
+	sbi_prov *prov;   /* owned; what the run read and loaded (ctx.prov) */
 	sbi_cache *cache;
 	char *recipe_dir, *recipe_name, *cache_dir, *out_dir; /* owned */
 	char *root; /* owned: the real path a restricted recipe may read in, or NULL */
@@ -56,20 +57,6 @@ print_error(const char *msg)
 		msg += k;
 	}
 	fputc('\n', stderr);
-}
-
-/* Parses the JSON file at path; NULL when it is missing, not a regular
- * file (a FIFO would block json_load_file) or not JSON. */
-static json_t *
-load_json(const char *path)
-{
-	char *text;
-	size_t n;
-	if (path == NULL || sbi_fs_read_all(path, &text, &n, NULL) != SBI_OK)
-		return NULL;
-	json_t *j = json_loadb(text, n, 0, NULL);
-	sbi_free(text);
-	return j;
 }
 
 /* Pushes require("sbi"). */
@@ -132,49 +119,8 @@ init_paths(sbi_session *s)
 
 /* A recipe in an unpacked bundle (a folder with the bundle marker) runs
  * restricted unless --trust: reads inside the folder, writes into the
- * output folder only (the registry keys read by sbi__check_read/write). */
-/* In an unpacked bundle: the map SBI_REG_DATA_MAP of the paths the recipe
- * gave core.read_matrix / core.file_hash to their bundled copies, from
- * SBI_BUNDLE_PATHS (written by unpack). Entries that would leave the folder
- * are ignored. */
-static void
-load_data_map(sbi_session *s, const char *folder)
-{
-	char *file = sbi_path_join(folder, SBI_BUNDLE_PATHS);
-	json_t *a = load_json(file);
-	sbi_free(file);
-	if (!json_is_array(a)) {
-		json_decref(a);
-		return;
-	}
-	lua_State *L = s->L;
-	lua_createtable(L, 0, 2); /* [map] */
-	lua_newtable(L);
-	lua_newtable(L);          /* [map, rel, exact] */
-	size_t i;
-	json_t *e;
-	json_array_foreach(a, i, e) {
-		const char *path = json_string_value(json_object_get(e, "path"));
-		const char *rel = json_string_value(json_object_get(e, "rel"));
-		const char *unpack = json_string_value(json_object_get(e, "unpack"));
-		char name[1100];
-		if (path == NULL || unpack == NULL)
-			continue;
-		snprintf(name, sizeof name, "data/%s", unpack);
-		if (sbi_bundle_check_name(name) != NULL)
-			continue;
-		char *where = sbi_path_join(folder, unpack);
-		if (where == NULL)
-			continue;
-		lua_pushstring(L, where);
-		lua_setfield(L, rel ? -3 : -2, rel ? rel : path);
-		sbi_free(where);
-	}
-	json_decref(a);
-	lua_setfield(L, -3, "exact");
-	lua_setfield(L, -2, "rel");
-	lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_MAP); /* [] */
-}
+ * output folder only (the registry keys read by sbi__check_read/write).
+ * The paths it reads map to the bundled copies (sbi_prov_load_map). */
 
 /* The unpacked bundle the folder real is in: the nearest of real and its
  * parents holding the marker (a recipe in a subfolder of an unpacked
@@ -235,7 +181,10 @@ init_restriction(sbi_session *s)
 	}
 	if (folder == NULL)
 		return 0;
-	load_data_map(s, nested ? folder : s->recipe_dir);
+	if (sbi_prov_load_map(s->prov, nested ? folder : s->recipe_dir) != SBI_OK) {
+		sbi_free(folder);
+		return 1;
+	}
 	if (nested && s->o.cache_dir == NULL) { /* the bundle's cache, not one beside the recipe */
 		sbi_free(s->cache_dir);
 		if ((s->cache_dir = sbi_path_join(folder, ".sbirun")) == NULL) {
@@ -324,8 +273,6 @@ pass_settings(sbi_session *s, int *exit_code)
 		lua_pushstring(L, eq + 1);
 		lua_rawset(L, -3);
 	}
-	lua_pushstring(L, s->recipe_dir);
-	lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_RECIPE_DIR);
 	lua_pushstring(L, s->o.recipe);
 	lua_pushstring(L, s->recipe_dir);
 	return call_sbi(s, "_begin", 3, 0);
@@ -342,8 +289,8 @@ sbi_session_load(const sbi_session_opts *o, int *exit_code)
 	s->t0 = sbi_now();
 	s->ctx.jobs = o->jobs;
 	s->ctx.quiet = o->quiet;
-	if (init_paths(s) || (s->g = alloc_graph()) == NULL || (s->ctx.g = s->g,
-	    (s->L = sbi__state_new(&s->ctx, 1)) == NULL)) {
+	if (init_paths(s) || (s->g = alloc_graph()) == NULL || (s->prov = sbi_prov_alloc(s->recipe_dir)) == NULL ||
+	    (s->ctx.g = s->g, s->ctx.prov = s->prov, (s->L = sbi__state_new(&s->ctx, 1)) == NULL)) {
 		print_error("out of memory");
 		sbi_session_close(s);
 		return NULL;
@@ -394,6 +341,7 @@ sbi_session_close(sbi_session *s)
 		lua_close(s->L);
 	}
 	sbi_graph_free(s->g);
+	sbi_prov_free(s->prov);
 	sbi_cache_close(s->cache);
 	sbi_free(s->recipe_dir);
 	sbi_free(s->recipe_name);
@@ -463,19 +411,8 @@ run_node(void *ud, sbi_graph *g, sbi_node *n, sbi_artifact **out, sbi_err *err)
 	lua_pushlightuserdata(L, out);
 	int rc = sbi__pcall(L, 3, 0);
 	s->ctx.node = NULL;
-	if (rc == LUA_OK) { /* for the record of the files steps read */
-		char key[SBI_KEY_HEX];
-		sbi_key_hex(&n->key, key);
-		if (lua_getfield(L, LUA_REGISTRYINDEX, "sbi.ran_keys") != LUA_TTABLE) {
-			lua_pop(L, 1);
-			lua_newtable(L);
-			lua_pushvalue(L, -1);
-			lua_setfield(L, LUA_REGISTRYINDEX, "sbi.ran_keys");
-		}
-		lua_pushboolean(L, 1);
-		lua_setfield(L, -2, key);
-		lua_pop(L, 1);
-	}
+	if (rc == LUA_OK && sbi_prov_add_ran(s->prov, &n->key) != SBI_OK) /* for the record of reads */
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	if (rc != LUA_OK) {
 		/* A position inside the stdlib means nothing to the recipe's
 		 * author: replace it by the node's label (which names the
@@ -623,57 +560,13 @@ sbi__table_json(lua_State *L, int idx)
 	return o;
 }
 
-/* Updates CACHE/reads.json, { "format": "sbirun-reads 1", "nodes": { key:
- * [ { path, rel, found } ] } }: for every step that ran, the files it read
- * through core.read_matrix / core.file_hash (sbirun bundle packs them). */
+/* Updates the cache's record of the files each step read (for bundles). */
 static void
 write_reads_record(sbi_session *s)
 {
-	lua_State *L = s->L;
-	if (lua_getfield(L, LUA_REGISTRYINDEX, "sbi.ran_keys") != LUA_TTABLE) {
-		lua_pop(L, 1);
-		return;
-	}
-	char *path = sbi_path_join(s->cache_dir, SBI_READS_RECORD);
-	json_t *rec = load_json(path), *nodes = json_object_get(rec, "nodes");
-	if (!json_is_object(nodes)) {
-		json_decref(rec);
-		rec = json_pack("{s:s, s:{}}", "format", "sbirun-reads 1", "nodes");
-		nodes = json_object_get(rec, "nodes");
-	}
-	lua_pushnil(L);
-	while (nodes && lua_next(L, -2)) { /* [ran, key, true] */
-		json_object_set_new(nodes, lua_tostring(L, -2), json_array());
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 1);
-	if (nodes && lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_READS) == LUA_TTABLE) { /* [reads] */
-		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-		for (lua_Integer i = 1; i <= n; i++) {
-			lua_rawgeti(L, -1, i);
-			lua_getfield(L, -1, "node");
-			lua_getfield(L, -2, "path");
-			lua_getfield(L, -3, "rel");
-			lua_getfield(L, -4, "found"); /* [reads, e, node, path, rel, found] */
-			json_t *list = lua_isstring(L, -4) ? json_object_get(nodes, lua_tostring(L, -4)) : NULL;
-			if (json_is_array(list) && lua_isstring(L, -3) && lua_isstring(L, -1)) {
-				json_t *o = json_pack("{s:s, s:s}", "path", lua_tostring(L, -3), "found", lua_tostring(L, -1));
-				if (o && lua_isstring(L, -2))
-					json_object_set_new(o, "rel", json_string(lua_tostring(L, -2)));
-				json_array_append_new(list, o);
-			}
-			lua_pop(L, 5);
-		}
-	}
-	lua_pop(L, 1);
-	char *text = rec ? json_dumps(rec, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
 	sbi_err err = { 0 };
-	if (text && path && sbi_fs_exists(s->cache_dir) &&
-	    sbi_fs_write_atomic(path, text, strlen(text), &err) != SBI_OK)
-		fprintf(stderr, "sbirun: warning: cannot write %s: %s\n", path, err.msg);
-	free(text);
-	json_decref(rec);
-	sbi_free(path);
+	if (sbi_prov_write_record(s->prov, s->cache_dir, &err) != SBI_OK)
+		fprintf(stderr, "sbirun: warning: cannot write %s/%s: %s\n", s->cache_dir, SBI_READS_RECORD, err.msg);
 }
 
 /* sbi._written (filled by report.write_outputs) as a JSON array: per
@@ -1020,13 +913,11 @@ sbi_session_clean(sbi_session *s)
 	}
 	long refs = 0, objects = 0;
 	for (size_t i = 0; i < s->g->nnodes; i++) {
-		char hex[SBI_KEY_HEX];
 		long r = 0;
-		sbi_key_hex(&s->g->nodes[i].key, hex);
 		if (sbi_cache_has(s->cache, &s->g->nodes[i].key))
 			refs++;
 		sbi_cache_remove(s->cache, &s->g->nodes[i].key);
-		sbi_cache_remove_labelled(s->cache, hex, &r, NULL);
+		sbi_cache_remove_chunks(s->cache, &s->g->nodes[i].key, &r, NULL);
 		refs += r;
 	}
 	sbi_err err = { 0 };
@@ -1050,6 +941,12 @@ sbi_graph *
 sbi_session_get_graph(sbi_session *s)
 {
 	return s->g;
+}
+
+const sbi_prov *
+sbi_session_prov(const sbi_session *s)
+{
+	return s->prov;
 }
 
 const sbi_session_opts *

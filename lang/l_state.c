@@ -120,22 +120,6 @@ sbi__check_write(lua_State *L, const char *dir)
 	return 0;
 }
 
-/* Appends path to the registry list SBI_REG_MODULE_FILES (the module
- * files a recipe loaded, for bundles). */
-static void
-record_module(lua_State *L, const char *path)
-{
-	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_MODULE_FILES) != LUA_TTABLE) { /* [list?] */
-		lua_pop(L, 1);
-		lua_newtable(L);                                          /* [list] */
-		lua_pushvalue(L, -1);
-		lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_MODULE_FILES);
-	}
-	lua_pushstring(L, path);                                          /* [list, path] */
-	lua_seti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);              /* [list] */
-	lua_pop(L, 1);                                                    /* [] */
-}
-
 /* Pushes the package table, which a sandboxed state keeps only here. */
 static void
 push_package(lua_State *L)
@@ -164,7 +148,7 @@ module_searcher(lua_State *L)
 	if (luaL_loadfilex(L, path, "t") != LUA_OK)
 		return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
 		    lua_tostring(L, -1));
-	record_module(L, path);
+	sbi__prov_module(L, path); /* for bundles */
 	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_RECIPE_ENV) == LUA_TTABLE) {
 		if (lua_setupvalue(L, -2, 1) == NULL)
 			lua_pop(L, 1);
@@ -363,6 +347,7 @@ sbi__state_new(sbi_runctx *ctx, int sandbox)
 	lua_pushlightuserdata(L, ctx);
 	lua_setfield(L, LUA_REGISTRYINDEX, SBI_RUNCTX);
 	sbi__open_graph(L);
+	sbi__open_prov(L);
 	if (sandbox)
 		strip_state(L);
 	return L;

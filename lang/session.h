@@ -39,6 +39,9 @@ struct sbi_graph;
 struct json_t;
 struct lua_State *sbi_session_lua(sbi_session *s);
 struct sbi_graph *sbi_session_get_graph(sbi_session *s);
+/* What the recipe read and loaded so far (provenance.h). */
+struct sbi_prov;
+const struct sbi_prov *sbi_session_prov(const sbi_session *s);
 const sbi_session_opts *sbi_session_get_opts(const sbi_session *s);
 const char *sbi_session_recipe_dir(const sbi_session *s);
 const char *sbi_session_cache_dir(const sbi_session *s);
