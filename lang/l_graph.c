@@ -4,11 +4,14 @@
  * indexed by the node's id, only what is Lua: the node table with its
  * options, its run function and the stdlib's own fields. Keying hashes
  * those options into the graph once the recipe has loaded. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lsbi.h"
 #include "sbi/alloc.h"
 #include "sbi/bundle.h"
+#include "sbi/fsutil.h"
+#include "sbi_config.h"
 
 static sbi_graph *
 graph_of(lua_State *L)
@@ -164,4 +167,45 @@ sbi__push_outputs(lua_State *L)
 		lua_setfield(L, -2, "node");
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
+}
+
+/* The hash of the stdlib a run loads: the files built in, or with
+ * SBI_STDLIB_DIR set (l_state.c) those files read from that folder, so an
+ * edit of the stdlib changes every key. A file that cannot be read hashes
+ * as missing (loading it fails anyway). */
+static void
+stdlib_hash(sbi_key *out)
+{
+	const char *dir = getenv("SBI_STDLIB_DIR");
+	sbi_hasher h;
+	sbi_hash_init(&h);
+	sbi_hash_str(&h, "sbirun-stdlib", 13);
+	for (size_t i = 0; i < sbi_stdlib_nfiles; i++) {
+		const sbi_stdlib_file *f = &sbi_stdlib_files[i];
+		sbi_hash_str(&h, f->path, strlen(f->path));
+		char *path = dir && *dir ? sbi_path_join(dir, f->path) : NULL, *text = NULL;
+		size_t n = 0;
+		if (path == NULL)
+			sbi_hash_str(&h, f->source, f->len);
+		else if (sbi_fs_read_all(path, &text, &n, NULL) == SBI_OK)
+			sbi_hash_str(&h, text, n);
+		else
+			sbi_hash_u64(&h, 0); /* missing: unlike any string */
+		sbi_free(text);
+		sbi_free(path);
+	}
+	sbi_hash_final(&h, out);
+}
+
+/* What every key starts with (docs/caching.md): the version, the hash of
+ * the stdlib loaded and the hash of the engine's code. */
+sbi_graph *
+sbi__graph_new(void)
+{
+	sbi_key k;
+	char hex[SBI_KEY_HEX], id[256];
+	stdlib_hash(&k);
+	sbi_key_hex(&k, hex);
+	snprintf(id, sizeof id, "%s stdlib %s code %s", SBI_VERSION, hex, sbi_code_hash);
+	return sbi_graph_alloc(id);
 }

@@ -102,6 +102,9 @@ void sbi__open_ode(lua_State *L);
 #define SBI_REG_INTERNAL "sbi.internal"
 #define SBI_REG_NODES "sbi.nodes"
 void sbi__open_graph(lua_State *L);
+/* A new graph whose keys start with the engine's identity (version,
+ * stdlib hash, code hash); caller frees; NULL when out of memory. */
+sbi_graph *sbi__graph_new(void);
 /* Pushes the Lua table of node id. [] -> [node] */
 void sbi__push_node(lua_State *L, size_t id);
 /* Hashes every node's options into the graph and computes the keys

@@ -2,7 +2,7 @@
 -- graph, which is the one list of steps (lang/l_graph.c); the node table
 -- made here keeps the Lua parts (options, run function). Nothing runs at
 -- declaration; the engine keys and runs the nodes after the recipe has
--- loaded (lang/l_session.c).
+-- loaded (lang/l_run.c).
 local core = require "sbi.core"
 
 -- What only the stdlib may call, from the loader (lang/l_state.c): a
