@@ -263,19 +263,13 @@ write_ref(const char *path, const char *text, size_t n, int sync, sbi_err *err)
 	return sbi_awriter_commit(&w, path, err);
 }
 
-int
-sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
-    sbi_key *hash, sbi_err *err)
-{
-	return sbi_cache_put_flags(c, key, a, label, 0, hash, err);
-}
-
-int
-sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
-    int flags, sbi_key *hash, sbi_err *err)
+/* Stores a under key with label; without fsync unless sync (chunks are
+ * verified on read and recomputed when a power loss tore them). */
+static int
+put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label, int sync, sbi_key *hash,
+    sbi_err *err)
 {
 	sbi_key h;
-	int sync = !(flags & SBI_CACHE_NOSYNC);
 	int rc = sbi_artifact_store_sync(a, c->objects, key, sync, &h, err);
 	if (rc != SBI_OK)
 		return rc;
@@ -299,13 +293,20 @@ sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, con
 }
 
 int
+sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
+    sbi_key *hash, sbi_err *err)
+{
+	return put(c, key, a, label, 1, hash, err);
+}
+
+int
 sbi_cache_put_chunk(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const sbi_key *owner,
     size_t index, sbi_err *err)
 {
 	char label[128], hex[SBI_KEY_HEX];
 	sbi_key_hex(owner, hex);
 	snprintf(label, sizeof label, "chunk %zu of %s", index, hex);
-	return sbi_cache_put_flags(c, key, a, label, SBI_CACHE_NOSYNC, NULL, err);
+	return put(c, key, a, label, 0, NULL, err);
 }
 
 /* Reads the object hash a ref names. */
@@ -416,38 +417,6 @@ walk(const char *root, int (*fn)(const char *path, const char *name, void *ud), 
 	}
 	closedir(d);
 	return rc;
-}
-
-typedef struct label_match {
-	const char *text;
-	long removed;
-} label_match;
-
-static int
-drop_labelled(const char *path, const char *name, void *ud)
-{
-	label_match *m = ud;
-	char *text = NULL;
-	size_t n;
-	if (sbi_fs_read_all(path, &text, &n, NULL) != SBI_OK)
-		return SBI_OK;
-	if (strncmp(text, REF_MAGIC, strlen(REF_MAGIC)) == 0 && strstr(text + strlen(REF_MAGIC), m->text)
-	    && unlink(path) == 0)
-		m->removed++;
-	sbi_free(text);
-	return SBI_OK;
-}
-
-int
-sbi_cache_remove_labelled(sbi_cache *c, const char *text, long *removed, sbi_err *err)
-{
-	label_match m = { text, 0 };
-	int rc = walk(c->refs, drop_labelled, &m);
-	if (removed)
-		*removed = m.removed;
-	if (rc != SBI_OK)
-		return sbi_err_set(err, rc, "cannot scan cache %s", c->dir);
-	return SBI_OK;
 }
 
 typedef struct chunk_walk {

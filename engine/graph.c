@@ -36,17 +36,28 @@ sbi_graph_free(sbi_graph *g)
 	sbi_free(g);
 }
 
+/* v (n elements of size bytes, capacity *cap) with room for one more: v
+ * itself or a larger block (*cap updated, capacity doubled from first);
+ * NULL when out of memory (v stays valid). */
+static void *
+room_for_one(void *v, size_t *cap, size_t n, size_t size, size_t first)
+{
+	if (n < *cap)
+		return v;
+	size_t c = *cap ? 2 * *cap : first;
+	void *nv = sbi_realloc(v, c * size);
+	if (nv != NULL)
+		*cap = c;
+	return nv;
+}
+
 int
 sbi_graph_add(sbi_graph *g, const char *kind, const char *label, const sbi_key *opts, size_t *id)
 {
-	if (g->nnodes == g->cap) {
-		size_t cap = g->cap ? 2 * g->cap : 16;
-		sbi_node *nn = sbi_realloc(g->nodes, cap * sizeof *nn);
-		if (nn == NULL)
-			return SBI_ENOMEM;
-		g->nodes = nn;
-		g->cap = cap;
-	}
+	sbi_node *nodes = room_for_one(g->nodes, &g->cap, g->nnodes, sizeof *nodes, 16);
+	if (nodes == NULL)
+		return SBI_ENOMEM;
+	g->nodes = nodes;
 	sbi_node *n = &g->nodes[g->nnodes];
 	memset(n, 0, sizeof *n);
 	n->id = g->nnodes;
@@ -67,14 +78,10 @@ sbi_graph_add(sbi_graph *g, const char *kind, const char *label, const sbi_key *
 int
 sbi_graph_add_output(sbi_graph *g, const char *name, size_t node)
 {
-	if (g->noutputs == g->outcap) {
-		size_t cap = g->outcap ? 2 * g->outcap : 4;
-		sbi_output *o = sbi_realloc(g->outputs, cap * sizeof *o);
-		if (o == NULL)
-			return SBI_ENOMEM;
-		g->outputs = o;
-		g->outcap = cap;
-	}
+	sbi_output *outs = room_for_one(g->outputs, &g->outcap, g->noutputs, sizeof *outs, 4);
+	if (outs == NULL)
+		return SBI_ENOMEM;
+	g->outputs = outs;
 	char *copy = sbi_strdup(name);
 	if (copy == NULL)
 		return SBI_ENOMEM;

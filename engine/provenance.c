@@ -117,19 +117,26 @@ sbi_prov_add_module(sbi_prov *p, const char *path)
 	return SBI_OK;
 }
 
+/* Copies x to *a and y to *b, both or neither. */
+static int
+dup_pair(char **a, const char *x, char **b, const char *y)
+{
+	*a = sbi_strdup(x);
+	*b = sbi_strdup(y);
+	if (*a == NULL || *b == NULL) {
+		sbi_free(*a);
+		sbi_free(*b);
+		return SBI_ENOMEM;
+	}
+	return SBI_OK;
+}
+
 int
 sbi_prov_add_data(sbi_prov *p, const char *path, const char *found)
 {
 	sbi_prov_data *d = vec_slot(&p->data, sizeof *d);
-	if (d == NULL)
+	if (d == NULL || dup_pair(&d->path, path, &d->found, found) != SBI_OK)
 		return SBI_ENOMEM;
-	d->path = sbi_strdup(path);
-	d->found = sbi_strdup(found);
-	if (d->path == NULL || d->found == NULL) {
-		sbi_free(d->path);
-		sbi_free(d->found);
-		return SBI_ENOMEM;
-	}
 	p->data.n++;
 	return SBI_OK;
 }
@@ -228,14 +235,9 @@ static int
 map_add(sbi_prov *p, const char *from, const char *to, int rel)
 {
 	map_entry *e = vec_slot(&p->map, sizeof *e);
-	if (e == NULL)
+	if (e == NULL || dup_pair(&e->from, from, &e->to, to) != SBI_OK)
 		return SBI_ENOMEM;
-	*e = (map_entry){ sbi_strdup(from), sbi_strdup(to), rel };
-	if (e->from == NULL || e->to == NULL) {
-		sbi_free(e->from);
-		sbi_free(e->to);
-		return SBI_ENOMEM;
-	}
+	e->rel = rel;
 	p->map.n++;
 	return SBI_OK;
 }

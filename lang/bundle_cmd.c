@@ -64,20 +64,6 @@ cmd_append(char **cmd, const char *word)
 	return 0;
 }
 
-/* "dir/x/y.lua" -> "x/y.lua" when path is inside dir, else NULL. */
-static const char *
-relative_to(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-	if (strcmp(dir, ".") != 0 && (strncmp(path, dir, n) != 0 || path[n] != '/'))
-		return NULL;
-	if (strcmp(dir, ".") != 0)
-		path += n + 1;
-	while (strncmp(path, "./", 2) == 0)
-		path += 2;
-	return path;
-}
-
 /* Adds name <- src; prints the error and returns 1 on failure. */
 static int
 add_file(sbi_bundle_files *f, const char *name, const char *src)
@@ -96,7 +82,7 @@ add_modules(sbi_session *s, sbi_bundle_files *f, json_t *list)
 	const char *dir = sbi_session_recipe_dir(s);
 	int bad = 0;
 	for (size_t i = 0; i < sbi_prov_nmodules(p) && !bad; i++) {
-		const char *path = sbi_prov_module(p, i), *rel = relative_to(path, dir);
+		const char *path = sbi_prov_module(p, i), *rel = sbi_prov_recipe_rel(path, dir);
 		char name[1100];
 		snprintf(name, sizeof name, "recipe/%s", rel ? rel : "");
 		if (rel == NULL || sbi_bundle_check_name(name) != NULL)
@@ -181,14 +167,6 @@ add_read(sbi_bundle_files *f, json_t *list, json_t *seen, json_t *byfound, const
 	return 0;
 }
 
-/* 1 when the real path p is dir or below it. */
-static int
-is_under(const char *p, const char *dir)
-{
-	size_t n = strlen(dir);
-	return strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/' || (n == 1 && dir[0] == '/'));
-}
-
 /* A file the cache's record says a step read may be bundled only when its
  * real path is inside tree (the recipe's folder, or the unpacked bundle
  * it is in) or inside an --include: the record is a file anyone who
@@ -198,10 +176,10 @@ check_recorded(const char *found, const char *label, const char *tree, const sbi
     const char *record)
 {
 	char *real = realpath(found, NULL);
-	int ok = real && tree && is_under(real, tree);
+	int ok = real && tree && sbi_fs_within(real, tree);
 	for (size_t i = 0; real && !ok && i < o->nincludes; i++) {
 		char *inc = realpath(o->includes[i], NULL);
-		ok = inc && is_under(real, inc);
+		ok = inc && sbi_fs_within(real, inc);
 		free(inc);
 	}
 	if (!ok)

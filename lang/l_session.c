@@ -137,8 +137,7 @@ inside(const char *path, const char *folder)
 		real = copy ? realpath(dirname(copy), NULL) : NULL;
 		sbi_free(copy);
 	}
-	size_t n = strlen(folder);
-	int in = real && strncmp(real, folder, n) == 0 && (real[n] == '/' || real[n] == '\0');
+	int in = real && sbi_fs_within(real, folder);
 	free(real);
 	return in;
 }

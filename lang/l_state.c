@@ -21,6 +21,7 @@
 
 #include "lstate.h"
 #include "sbi/alloc.h"
+#include "sbi/fsutil.h"
 
 static const char *
 stdlib_dir(void)
@@ -88,9 +89,8 @@ sbi__check_read(lua_State *L, const char *path)
 		return 1;
 	}
 	const char *root = lua_tostring(L, -1);
-	size_t n = strlen(root);
 	char *real = realpath(path, NULL);
-	int ok = real == NULL || (strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0'));
+	int ok = real == NULL || sbi_fs_within(real, root);
 	free(real);
 	if (ok) {
 		lua_pop(L, 1);                                                        /* [] */

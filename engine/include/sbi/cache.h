@@ -37,13 +37,6 @@ void sbi_cache_close(sbi_cache *c); /* NULL is fine */
 int sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
     sbi_key *hash, sbi_err *err);
 
-/* Like sbi_cache_put with flags: SBI_CACHE_NOSYNC skips fsync, for
- * intermediate data (simulation chunks) that is verified on read and
- * recomputed when a power loss tore it. */
-enum { SBI_CACHE_NOSYNC = 1 };
-int sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
-    int flags, sbi_key *hash, sbi_err *err);
-
 /* Stores a chunk: an intermediate artifact of the step owner (the
  * simulations of a simulate step, chunk by chunk), without fsync (it is
  * verified on read and recomputed when a power loss tore it). Its ref
@@ -60,10 +53,6 @@ int sbi_cache_has(sbi_cache *c, const sbi_key *key);
 
 /* Removes the ref of key (not the object). */
 int sbi_cache_remove(sbi_cache *c, const sbi_key *key);
-
-/* Removes every ref whose label contains text (e.g. the chunks of a node,
- * labelled with its key); *removed receives how many. */
-int sbi_cache_remove_labelled(sbi_cache *c, const char *text, long *removed, sbi_err *err);
 
 /* Removes the refs of every chunk of owner; *removed (may be NULL)
  * receives how many. */
