@@ -16,10 +16,10 @@
 
 #include "sbi/alloc.h"
 #include "sbi/bundle.h"
+#include "sbi/cache.h"
 #include "sbi/fsutil.h"
 
 #define BLOCK ((size_t)1 << 16)
-#define REF_MAGIC "sbirun-ref 1\n"
 #define MANIFEST "manifest.json"
 #define MANIFEST_HASH "manifest.blake2b"
 
@@ -314,34 +314,18 @@ sbi_bundle_files_add(sbi_bundle_files *f, const char *name, const char *src, sbi
 	return rc != SBI_OK ? rc : files_push(f, name, src, &t, err);
 }
 
-static char *
-hashed_path(const char *root, const char *sub, const sbi_key *k)
-{
-	char hex[SBI_KEY_HEX], tail[SBI_KEY_HEX + 16];
-	sbi_key_hex(k, hex);
-	snprintf(tail, sizeof tail, "%s/%.2s/%s", sub, hex, hex + 2);
-	return sbi_path_join(root, tail);
-}
-
 /* Adds the ref at ref_path (named key) and its object, after checking
  * both. */
 static int
 add_ref_file(sbi_bundle_files *f, const char *cache_dir, const char *ref_path, const sbi_key *key,
     sbi_key *obj, sbi_err *err)
 {
-	char *text = NULL, *opath = NULL;
-	size_t n;
-	int rc = sbi_fs_read_all(ref_path, &text, &n, err);
+	sbi_key o;
+	int rc = sbi_cache_read_ref(ref_path, &o, err);
 	if (rc != SBI_OK)
 		return rc;
-	size_t m = strlen(REF_MAGIC);
-	sbi_key o;
-	if (n < m + 64 || memcmp(text, REF_MAGIC, m) != 0 || sbi_key_from_hex(text + m, &o) != SBI_OK) {
-		sbi_free(text);
-		return sbi_err_set(err, SBI_ECORRUPT, "cache ref %s is corrupt", ref_path);
-	}
-	sbi_free(text);
-	if ((opath = hashed_path(cache_dir, "objects", &o)) == NULL)
+	char *opath = sbi_cache_object_path(cache_dir, &o);
+	if (opath == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	thash th, tr;
 	rc = hash_file(opath, &th, err);
@@ -368,7 +352,7 @@ int
 sbi_bundle_add_cached(sbi_bundle_files *f, const char *cache_dir, const sbi_key *key, sbi_key *obj,
     sbi_err *err)
 {
-	char *rpath = hashed_path(cache_dir, "refs", key);
+	char *rpath = sbi_cache_ref_path(cache_dir, key);
 	if (rpath == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	int rc = add_ref_file(f, cache_dir, rpath, key, obj, err);
@@ -376,61 +360,34 @@ sbi_bundle_add_cached(sbi_bundle_files *f, const char *cache_dir, const sbi_key 
 	return rc;
 }
 
+typedef struct chunk_adder {
+	sbi_bundle_files *f;
+	const char *cache_dir;
+	long count;
+} chunk_adder;
+
+/* sbi_cache_ref_fn: adds one chunk; a damaged one is skipped. */
+static int
+add_chunk(void *ud, const char *ref_path, const sbi_key *key)
+{
+	chunk_adder *c = ud;
+	sbi_err e = { 0 };
+	int rc = add_ref_file(c->f, c->cache_dir, ref_path, key, NULL, &e);
+	if (rc == SBI_OK)
+		c->count++;
+	return rc == SBI_ENOMEM ? rc : SBI_OK;
+}
+
 int
 sbi_bundle_add_chunks(sbi_bundle_files *f, const char *cache_dir, const sbi_key *owner, long *count,
     sbi_err *err)
 {
-	char owner_hex[SBI_KEY_HEX], suffix[SBI_KEY_HEX + 8];
-	sbi_key_hex(owner, owner_hex);
-	snprintf(suffix, sizeof suffix, " of %s\n", owner_hex);
-	*count = 0;
-	char *refs = sbi_path_join(cache_dir, "refs");
-	if (refs == NULL)
-		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
-	DIR *d = opendir(refs);
-	int rc = SBI_OK;
-	struct dirent *e;
-	while (d && rc == SBI_OK && (e = readdir(d)) != NULL) {
-		if (strlen(e->d_name) != 2)
-			continue;
-		char *sub = sbi_path_join(refs, e->d_name);
-		DIR *d2 = sub ? opendir(sub) : NULL;
-		struct dirent *g;
-		while (d2 && rc == SBI_OK && (g = readdir(d2)) != NULL) {
-			char hex[SBI_KEY_HEX + 8];
-			sbi_key k;
-			if (strlen(g->d_name) != 62)
-				continue;
-			memcpy(hex, e->d_name, 2);
-			memcpy(hex + 2, g->d_name, 63);
-			if (sbi_key_from_hex(hex, &k) != SBI_OK)
-				continue;
-			char *p = sbi_path_join(sub, g->d_name), *text = NULL;
-			size_t n;
-			if (p && sbi_fs_read_all(p, &text, &n, NULL) == SBI_OK) {
-				char *label = n > strlen(REF_MAGIC) + 65 ? text + strlen(REF_MAGIC) + 65 : NULL;
-				size_t sl = strlen(suffix);
-				if (label && strncmp(label, "chunk ", 6) == 0 && strlen(label) >= sl &&
-				    strcmp(label + strlen(label) - sl, suffix) == 0) {
-					sbi_err e2 = { 0 };
-					int r = add_ref_file(f, cache_dir, p, &k, NULL, &e2);
-					if (r == SBI_OK)
-						(*count)++;
-					else if (r == SBI_ENOMEM)
-						rc = sbi_err_set(err, r, "out of memory");
-				}
-			}
-			sbi_free(text);
-			sbi_free(p);
-		}
-		if (d2)
-			closedir(d2);
-		sbi_free(sub);
-	}
-	if (d)
-		closedir(d);
-	sbi_free(refs);
-	return rc;
+	chunk_adder c = { f, cache_dir, 0 };
+	int rc = sbi_cache_each_chunk(cache_dir, owner, add_chunk, &c);
+	*count = c.count;
+	if (rc != SBI_OK)
+		return sbi_err_set(err, rc, "out of memory");
+	return SBI_OK;
 }
 
 /* ---- writing ---- */

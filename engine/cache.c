@@ -183,6 +183,64 @@ ref_path(sbi_cache *c, const sbi_key *key)
 	return sbi_artifact_path(c->refs, key);
 }
 
+/* A path below the cache folder dir: sub/xx/yyyy... (caller frees). */
+static char *
+hashed_path(const char *dir, const char *sub, const sbi_key *k)
+{
+	char *root = sbi_path_join(dir, sub), *p = root ? sbi_artifact_path(root, k) : NULL;
+	sbi_free(root);
+	return p;
+}
+
+char *
+sbi_cache_ref_path(const char *dir, const sbi_key *key)
+{
+	return hashed_path(dir, "refs", key);
+}
+
+char *
+sbi_cache_object_path(const char *dir, const sbi_key *obj)
+{
+	return hashed_path(dir, "objects", obj);
+}
+
+/* The object hash a ref's text names; SBI_ECORRUPT when it is not a ref. */
+static int
+parse_ref(const char *text, size_t n, sbi_key *obj)
+{
+	size_t m = strlen(REF_MAGIC);
+	if (n < m + 64 || memcmp(text, REF_MAGIC, m) != 0 || sbi_key_from_hex(text + m, obj) != SBI_OK)
+		return SBI_ECORRUPT;
+	return SBI_OK;
+}
+
+/* 1 when the ref text (NUL-terminated) is a chunk's whose label names
+ * owner: "chunk <index> of <owner hex>\n" after the object hash. */
+static int
+chunk_of(const char *text, size_t n, const sbi_key *owner)
+{
+	size_t m = strlen(REF_MAGIC) + 65;
+	char hex[SBI_KEY_HEX], want[SBI_KEY_HEX + 8];
+	if (n <= m || strncmp(text + m, "chunk ", 6) != 0)
+		return 0;
+	sbi_key_hex(owner, hex);
+	snprintf(want, sizeof want, " of %s\n", hex);
+	size_t len = strlen(text + m), wl = strlen(want);
+	return len >= wl && strcmp(text + m + len - wl, want) == 0;
+}
+
+int
+sbi_cache_read_ref(const char *path, sbi_key *obj, sbi_err *err)
+{
+	char *text = NULL;
+	size_t n;
+	int rc = sbi_fs_read_all(path, &text, &n, err);
+	if (rc == SBI_OK && parse_ref(text, n, obj) != SBI_OK)
+		rc = sbi_err_set(err, SBI_ECORRUPT, "cache ref %s is corrupt", path);
+	sbi_free(text);
+	return rc;
+}
+
 static int
 write_ref(const char *path, const char *text, size_t n, int sync, sbi_err *err)
 {
@@ -205,19 +263,13 @@ write_ref(const char *path, const char *text, size_t n, int sync, sbi_err *err)
 	return sbi_awriter_commit(&w, path, err);
 }
 
-int
-sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
-    sbi_key *hash, sbi_err *err)
-{
-	return sbi_cache_put_flags(c, key, a, label, 0, hash, err);
-}
-
-int
-sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
-    int flags, sbi_key *hash, sbi_err *err)
+/* Stores a under key with label; without fsync unless sync (chunks are
+ * verified on read and recomputed when a power loss tore them). */
+static int
+put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label, int sync, sbi_key *hash,
+    sbi_err *err)
 {
 	sbi_key h;
-	int sync = !(flags & SBI_CACHE_NOSYNC);
 	int rc = sbi_artifact_store_sync(a, c->objects, key, sync, &h, err);
 	if (rc != SBI_OK)
 		return rc;
@@ -240,23 +292,33 @@ sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, con
 	return rc;
 }
 
+int
+sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
+    sbi_key *hash, sbi_err *err)
+{
+	return put(c, key, a, label, 1, hash, err);
+}
+
+int
+sbi_cache_put_chunk(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const sbi_key *owner,
+    size_t index, sbi_err *err)
+{
+	char label[128], hex[SBI_KEY_HEX];
+	sbi_key_hex(owner, hex);
+	snprintf(label, sizeof label, "chunk %zu of %s", index, hex);
+	return put(c, key, a, label, 0, NULL, err);
+}
+
 /* Reads the object hash a ref names. */
 static int
 read_ref(sbi_cache *c, const sbi_key *key, sbi_key *obj, sbi_err *err)
 {
-	char *path = ref_path(c, key), *text = NULL;
-	size_t n;
+	char *path = ref_path(c, key);
 	if (path == NULL)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
-	int rc = sbi_fs_read_all(path, &text, &n, err);
+	int rc = sbi_cache_read_ref(path, obj, err);
 	if (rc == SBI_EINVAL) /* not a regular file */
 		rc = SBI_ECORRUPT;
-	if (rc == SBI_OK) {
-		size_t m = strlen(REF_MAGIC);
-		if (n < m + 64 || memcmp(text, REF_MAGIC, m) != 0 || sbi_key_from_hex(text + m, obj) != SBI_OK)
-			rc = sbi_err_set(err, SBI_ECORRUPT, "cache ref %s is corrupt", path);
-	}
-	sbi_free(text);
 	sbi_free(path);
 	return rc;
 }
@@ -357,33 +419,53 @@ walk(const char *root, int (*fn)(const char *path, const char *name, void *ud), 
 	return rc;
 }
 
-typedef struct label_match {
-	const char *text;
+typedef struct chunk_walk {
+	const sbi_key *owner;
+	sbi_cache_ref_fn fn; /* NULL: remove the ref */
+	void *ud;
 	long removed;
-} label_match;
+} chunk_walk;
 
 static int
-drop_labelled(const char *path, const char *name, void *ud)
+visit_chunk(const char *path, const char *name, void *ud)
 {
-	label_match *m = ud;
+	chunk_walk *w = ud;
+	sbi_key k;
 	char *text = NULL;
 	size_t n;
-	if (sbi_fs_read_all(path, &text, &n, NULL) != SBI_OK)
+	if (strlen(name) != 2 * SBI_KEY_BYTES || sbi_key_from_hex(name, &k) != SBI_OK ||
+	    sbi_fs_read_all(path, &text, &n, NULL) != SBI_OK)
 		return SBI_OK;
-	if (strncmp(text, REF_MAGIC, strlen(REF_MAGIC)) == 0 && strstr(text + strlen(REF_MAGIC), m->text)
-	    && unlink(path) == 0)
-		m->removed++;
+	int rc = SBI_OK;
+	if (chunk_of(text, n, w->owner)) {
+		if (w->fn)
+			rc = w->fn(w->ud, path, &k);
+		else if (unlink(path) == 0)
+			w->removed++;
+	}
 	sbi_free(text);
-	return SBI_OK;
+	return rc;
 }
 
 int
-sbi_cache_remove_labelled(sbi_cache *c, const char *text, long *removed, sbi_err *err)
+sbi_cache_each_chunk(const char *dir, const sbi_key *owner, sbi_cache_ref_fn fn, void *ud)
 {
-	label_match m = { text, 0 };
-	int rc = walk(c->refs, drop_labelled, &m);
+	chunk_walk w = { owner, fn, ud, 0 };
+	char *refs = sbi_path_join(dir, "refs");
+	if (refs == NULL)
+		return SBI_ENOMEM;
+	int rc = sbi_fs_exists(refs) ? walk(refs, visit_chunk, &w) : SBI_OK;
+	sbi_free(refs);
+	return rc == SBI_EIO ? SBI_OK : rc; /* an unreadable folder: no chunks, as before */
+}
+
+int
+sbi_cache_remove_chunks(sbi_cache *c, const sbi_key *owner, long *removed, sbi_err *err)
+{
+	chunk_walk w = { owner, NULL, NULL, 0 };
+	int rc = walk(c->refs, visit_chunk, &w);
 	if (removed)
-		*removed = m.removed;
+		*removed = w.removed;
 	if (rc != SBI_OK)
 		return sbi_err_set(err, rc, "cannot scan cache %s", c->dir);
 	return SBI_OK;

@@ -106,6 +106,13 @@ sbi_fs_read_all(const char *path, char **data, size_t *n, sbi_err *err)
 }
 
 int
+sbi_fs_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+int
 sbi_fs_exists(const char *path)
 {
 	struct stat st;

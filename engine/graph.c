@@ -28,22 +28,36 @@ sbi_graph_free(sbi_graph *g)
 		sbi_free(n->inputs);
 		sbi_artifact_free(n->art);
 	}
+	for (size_t i = 0; i < g->noutputs; i++)
+		sbi_free(g->outputs[i].name);
+	sbi_free(g->outputs);
 	sbi_free(g->nodes);
 	sbi_free(g->engine_version);
 	sbi_free(g);
 }
 
+/* v (n elements of size bytes, capacity *cap) with room for one more: v
+ * itself or a larger block (*cap updated, capacity doubled from first);
+ * NULL when out of memory (v stays valid). */
+static void *
+room_for_one(void *v, size_t *cap, size_t n, size_t size, size_t first)
+{
+	if (n < *cap)
+		return v;
+	size_t c = *cap ? 2 * *cap : first;
+	void *nv = sbi_realloc(v, c * size);
+	if (nv != NULL)
+		*cap = c;
+	return nv;
+}
+
 int
 sbi_graph_add(sbi_graph *g, const char *kind, const char *label, const sbi_key *opts, size_t *id)
 {
-	if (g->nnodes == g->cap) {
-		size_t cap = g->cap ? 2 * g->cap : 16;
-		sbi_node *nn = sbi_realloc(g->nodes, cap * sizeof *nn);
-		if (nn == NULL)
-			return SBI_ENOMEM;
-		g->nodes = nn;
-		g->cap = cap;
-	}
+	sbi_node *nodes = room_for_one(g->nodes, &g->cap, g->nnodes, sizeof *nodes, 16);
+	if (nodes == NULL)
+		return SBI_ENOMEM;
+	g->nodes = nodes;
 	sbi_node *n = &g->nodes[g->nnodes];
 	memset(n, 0, sizeof *n);
 	n->id = g->nnodes;
@@ -54,8 +68,24 @@ sbi_graph_add(sbi_graph *g, const char *kind, const char *label, const sbi_key *
 		sbi_free(n->label);
 		return SBI_ENOMEM;
 	}
-	n->opts = *opts;
+	if (opts)
+		n->opts = *opts;
+	n->seed = -1;
 	*id = g->nnodes++;
+	return SBI_OK;
+}
+
+int
+sbi_graph_add_output(sbi_graph *g, const char *name, size_t node)
+{
+	sbi_output *outs = room_for_one(g->outputs, &g->outcap, g->noutputs, sizeof *outs, 4);
+	if (outs == NULL)
+		return SBI_ENOMEM;
+	g->outputs = outs;
+	char *copy = sbi_strdup(name);
+	if (copy == NULL)
+		return SBI_ENOMEM;
+	g->outputs[g->noutputs++] = (sbi_output){ copy, node };
 	return SBI_OK;
 }
 

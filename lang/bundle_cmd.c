@@ -22,6 +22,7 @@
 #include "sbi/alloc.h"
 #include "sbi/bundle.h"
 #include "sbi/fsutil.h"
+#include "sbi/provenance.h"
 #include "sbi_config.h"
 
 static int
@@ -63,20 +64,6 @@ cmd_append(char **cmd, const char *word)
 	return 0;
 }
 
-/* "dir/x/y.lua" -> "x/y.lua" when path is inside dir, else NULL. */
-static const char *
-relative_to(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-	if (strcmp(dir, ".") != 0 && (strncmp(path, dir, n) != 0 || path[n] != '/'))
-		return NULL;
-	if (strcmp(dir, ".") != 0)
-		path += n + 1;
-	while (strncmp(path, "./", 2) == 0)
-		path += 2;
-	return path;
-}
-
 /* Adds name <- src; prints the error and returns 1 on failure. */
 static int
 add_file(sbi_bundle_files *f, const char *name, const char *src)
@@ -91,28 +78,39 @@ add_file(sbi_bundle_files *f, const char *name, const char *src)
 static int
 add_modules(sbi_session *s, sbi_bundle_files *f, json_t *list)
 {
-	lua_State *L = sbi_session_lua(s);
+	const sbi_prov *p = sbi_session_prov(s);
 	const char *dir = sbi_session_recipe_dir(s);
 	int bad = 0;
-	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_MODULE_FILES) == LUA_TTABLE) { /* [mods] */
-		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-		for (lua_Integer i = 1; i <= n && !bad; i++) {
-			lua_rawgeti(L, -1, i);                                      /* [mods, path] */
-			const char *path = lua_tostring(L, -1), *rel = path ? relative_to(path, dir) : NULL;
-			char name[1100];
-			snprintf(name, sizeof name, "recipe/%s", rel ? rel : "");
-			if (rel == NULL || sbi_bundle_check_name(name) != NULL)
-				fprintf(stderr, "sbirun: warning: module %s is not inside the recipe's folder; "
-				    "it is not bundled\n", E(path ? path : "?"));
-			else if (!sbi_bundle_files_has(f, name)) {
-				bad = add_file(f, name, path);
-				json_array_append_new(list, json_pack("{s:s, s:s}", "path", path, "file", name));
-			}
-			lua_pop(L, 1);                                              /* [mods] */
+	for (size_t i = 0; i < sbi_prov_nmodules(p) && !bad; i++) {
+		const char *path = sbi_prov_module(p, i), *rel = sbi_prov_recipe_rel(path, dir);
+		char name[1100];
+		snprintf(name, sizeof name, "recipe/%s", rel ? rel : "");
+		if (rel == NULL || sbi_bundle_check_name(name) != NULL)
+			fprintf(stderr, "sbirun: warning: module %s is not inside the recipe's folder; "
+			    "it is not bundled\n", E(path));
+		else if (!sbi_bundle_files_has(f, name)) {
+			bad = add_file(f, name, path);
+			json_array_append_new(list, json_pack("{s:s, s:s}", "path", path, "file", name));
 		}
 	}
-	lua_pop(L, 1);                                                              /* [] */
 	return bad;
+}
+
+/* The name under data/ of a file the recipe read as found: data/<rel>
+ * when rel (a plain relative path) makes a valid entry name, else
+ * data/external/<file name>, numbered when that is taken. */
+static void
+data_name(const sbi_bundle_files *f, const char *rel, const char *found, char name[1100])
+{
+	snprintf(name, 1100, "data/%s", rel ? rel : "");
+	if (rel != NULL && sbi_bundle_check_name(name) == NULL)
+		return;
+	char *copy = sbi_strdup(found);
+	const char *base = copy ? basename(copy) : "file";
+	snprintf(name, 1100, "data/external/%s", base);
+	for (int k = 2; sbi_bundle_files_has(f, name) && k < 1000; k++)
+		snprintf(name, 1100, "data/external/%d-%s", k, base);
+	sbi_free(copy);
 }
 
 /* Observation files -> data/<path as the recipe wrote it> when that is a
@@ -120,40 +118,19 @@ add_modules(sbi_session *s, sbi_bundle_files *f, json_t *list)
 static int
 add_data(sbi_session *s, sbi_bundle_files *f, json_t *byfound, json_t *list)
 {
-	lua_State *L = sbi_session_lua(s);
+	const sbi_prov *p = sbi_session_prov(s);
 	int bad = 0;
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);                   /* [loaded] */
-	lua_getfield(L, -1, "sbi.observation");                                 /* [loaded, obs] */
-	if (lua_istable(L, -1) && lua_getfield(L, -1, "files") == LUA_TTABLE) { /* [loaded, obs, files] */
-		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-		for (lua_Integer i = 1; i <= n && !bad; i++) {
-			lua_rawgeti(L, -1, i);                                      /* [.., file] */
-			lua_getfield(L, -1, "path");
-			lua_getfield(L, -2, "found");                               /* [.., file, path, found] */
-			const char *path = lua_tostring(L, -2), *found = lua_tostring(L, -1);
-			if (path && found) {
-				char name[1100], unpack[1100];
-				snprintf(name, sizeof name, "data/%s", path);
-				if (sbi_bundle_check_name(name) != NULL) {
-					char *copy = sbi_strdup(found);
-					const char *base = copy ? basename(copy) : "file";
-					snprintf(name, sizeof name, "data/external/%s", base);
-					for (int k = 2; sbi_bundle_files_has(f, name) && k < 1000; k++)
-						snprintf(name, sizeof name, "data/external/%d-%s", k, base);
-					sbi_free(copy);
-				}
-				snprintf(unpack, sizeof unpack, "%s", name + 5);
-				json_object_set_new(byfound, found, json_string(name));
-				if (!sbi_bundle_files_has(f, name)) {
-					bad = add_file(f, name, found);
-					json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "path", path, "file",
-					    name, "unpack", unpack));
-				}
-			}
-			lua_pop(L, 3);                                              /* [loaded, obs, files] */
+	for (size_t i = 0; i < sbi_prov_ndata(p) && !bad; i++) {
+		const sbi_prov_data *d = sbi_prov_data_at(p, i);
+		char name[1100];
+		data_name(f, d->path, d->found, name);
+		json_object_set_new(byfound, d->found, json_string(name));
+		if (!sbi_bundle_files_has(f, name)) {
+			bad = add_file(f, name, d->found);
+			json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "path", d->path, "file", name,
+			    "unpack", name + 5));
 		}
 	}
-	lua_settop(L, 0);
 	return bad;
 }
 
@@ -173,37 +150,21 @@ add_read(sbi_bundle_files *f, json_t *list, json_t *seen, json_t *byfound, const
 		    E(found), E(path));
 		return 0;
 	}
-	char name[1100], unpack[1100];
-	snprintf(name, sizeof name, "data/%s", rel ? rel : "");
+	char name[1100];
 	const char *same = json_string_value(json_object_get(byfound, found));
 	if (same) /* the same file, already bundled (an observation file, or another path to it) */
 		snprintf(name, sizeof name, "%s", same);
-	else if (rel == NULL || sbi_bundle_check_name(name) != NULL) {
-		char *copy = sbi_strdup(found);
-		const char *base = copy ? basename(copy) : "file";
-		snprintf(name, sizeof name, "data/external/%s", base);
-		for (int k = 2; sbi_bundle_files_has(f, name) && k < 1000; k++)
-			snprintf(name, sizeof name, "data/external/%d-%s", k, base);
-		sbi_free(copy);
-	}
-	snprintf(unpack, sizeof unpack, "%s", name + 5);
+	else
+		data_name(f, rel, found, name);
 	if (!sbi_bundle_files_has(f, name) && add_file(f, name, found))
 		return 1;
 	json_object_set_new(seen, id, json_true());
 	json_object_set_new(byfound, found, json_string(name));
-	json_t *o = json_pack("{s:s, s:s, s:s}", "path", path, "file", name, "unpack", unpack);
+	json_t *o = json_pack("{s:s, s:s, s:s}", "path", path, "file", name, "unpack", name + 5);
 	if (o && rel)
 		json_object_set_new(o, "rel", json_string(rel));
 	json_array_append_new(list, o);
 	return 0;
-}
-
-/* 1 when the real path p is dir or below it. */
-static int
-is_under(const char *p, const char *dir)
-{
-	size_t n = strlen(dir);
-	return strncmp(p, dir, n) == 0 && (p[n] == '\0' || p[n] == '/' || (n == 1 && dir[0] == '/'));
 }
 
 /* A file the cache's record says a step read may be bundled only when its
@@ -215,10 +176,10 @@ check_recorded(const char *found, const char *label, const char *tree, const sbi
     const char *record)
 {
 	char *real = realpath(found, NULL);
-	int ok = real && tree && is_under(real, tree);
+	int ok = real && tree && sbi_fs_within(real, tree);
 	for (size_t i = 0; real && !ok && i < o->nincludes; i++) {
 		char *inc = realpath(o->includes[i], NULL);
-		ok = inc && is_under(real, inc);
+		ok = inc && sbi_fs_within(real, inc);
 		free(inc);
 	}
 	if (!ok)
@@ -236,40 +197,23 @@ check_recorded(const char *found, const char *label, const char *tree, const sbi
 static int
 add_reads(sbi_session *s, const sbi_bundle_cmd_opts *o, sbi_bundle_files *f, json_t *byfound, json_t *list)
 {
-	lua_State *L = sbi_session_lua(s);
+	const sbi_prov *p = sbi_session_prov(s);
 	json_t *seen = json_object();
 	int bad = 0;
-	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_READS) == LUA_TTABLE) {
-		lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-		for (lua_Integer i = 1; i <= n && !bad; i++) {
-			lua_rawgeti(L, -1, i);
-			lua_getfield(L, -1, "path");
-			lua_getfield(L, -2, "rel");
-			lua_getfield(L, -3, "found"); /* [reads, e, path, rel, found] */
-			const char *path = lua_tostring(L, -3), *rel = lua_tostring(L, -2), *found = lua_tostring(L, -1);
-			if (path && found)
-				bad = add_read(f, list, seen, byfound, path, rel, found);
-			lua_pop(L, 4);
-		}
+	for (size_t i = 0; i < sbi_prov_nreads(p) && !bad; i++) {
+		const sbi_prov_read *r = sbi_prov_read_at(p, i);
+		bad = add_read(f, list, seen, byfound, r->path, r->rel, r->found);
 	}
-	lua_settop(L, 0);
 	sbi_graph *g = sbi_session_get_graph(s);
 	char *rpath = sbi_path_join(sbi_session_cache_dir(s), SBI_READS_RECORD);
-	/* Read as a regular file only: a FIFO planted there would block json_load_file. */
-	char *text = NULL;
-	size_t ntext = 0;
-	json_t *rec = rpath && sbi_fs_read_all(rpath, &text, &ntext, NULL) == SBI_OK ? json_loadb(text, ntext, 0, NULL) : NULL;
-	sbi_free(text);
-	json_t *nodes = json_object_get(rec, "nodes");
+	json_t *rec = sbi_prov_record_load(sbi_session_cache_dir(s));
 	const char *root = sbi_session_restricted_root(s);
 	char *tree = root ? sbi_strdup(root) : realpath(sbi_session_recipe_dir(s), NULL); /* owned */
 	size_t nunknown = 0;
 	for (size_t i = 0; i < g->nnodes && !bad; i++) {
-		char key[SBI_KEY_HEX];
-		sbi_key_hex(&g->nodes[i].key, key);
-		json_t *reads = json_object_get(nodes, key), *e;
+		json_t *reads = sbi_prov_record_reads(rec, &g->nodes[i].key), *e;
 		size_t k;
-		if (!json_is_array(reads)) {
+		if (reads == NULL) {
 			if (nunknown++ == 0)
 				fprintf(stderr, "sbirun: note: these steps never ran with the cache %s, so the files they "
 				    "read while running (through sbi.core.read_matrix or sbi.core.file_hash) could not be "
@@ -333,9 +277,8 @@ add_cache(sbi_session *s, sbi_bundle_files *f, json_t *nodes, int without_sims, 
 			json_array_append_new(in, json_integer((json_int_t)n->inputs[k] + 1));
 		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)i + 1, "kind", n->kind,
 		    "label", n->label, "key", key, "inputs", in);
-		long long seed = sbi_session_node_seed(s, i);
-		if (seed >= 0)
-			json_object_set_new(o, "seed", json_integer((json_int_t)seed));
+		if (n->seed >= 0)
+			json_object_set_new(o, "seed", json_integer((json_int_t)n->seed));
 		int sim = strcmp(n->kind, "simulate") == 0;
 		if (lock && !(sim && without_sims)) {
 			sbi_key obj;

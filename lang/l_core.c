@@ -329,105 +329,14 @@ ends_with(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* ---- data files (bundles) ---- */
-
-const char *
-sbi__recipe_rel(const char *path, const char *dir)
-{
-	if (dir == NULL)
-		return NULL;
-	if (strcmp(dir, ".") == 0) {
-		if (*path == '/')
-			return NULL;
-	} else {
-		size_t n = strlen(dir);
-		if (strncmp(path, dir, n) != 0 || path[n] != '/')
-			return NULL;
-		path += n + 1;
-	}
-	while (strncmp(path, "./", 2) == 0)
-		path += 2;
-	return *path ? path : NULL;
-}
-
-/* The bundled copy of path in an unpacked bundle, else path. The string
- * returned is kept alive by the registry (or is path). */
-static const char *
-map_path(lua_State *L, const char *path)
-{
-	const char *res = path;
-	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_MAP) != LUA_TTABLE) { /* [map?] */
-		lua_pop(L, 1);
-		return path;
-	}
-	lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_RECIPE_DIR);                 /* [map, dir] */
-	const char *rel = sbi__recipe_rel(path, lua_tostring(L, -1));
-	lua_pop(L, 1);                                                          /* [map] */
-	int top = lua_gettop(L);
-	/* The registry's map keeps the strings alive after the pops. */
-	if (rel && lua_getfield(L, top, "rel") == LUA_TTABLE && lua_getfield(L, -1, rel) == LUA_TSTRING)
-		res = lua_tostring(L, -1);
-	else if (lua_getfield(L, top, "exact") == LUA_TTABLE && lua_getfield(L, -1, path) == LUA_TSTRING)
-		res = lua_tostring(L, -1);
-	lua_settop(L, top - 1);
-	return res;
-}
-
-/* Appends { path, rel, found, node } to SBI_REG_DATA_READS (once per path
- * and node). */
-static void
-record_read(lua_State *L, const char *path, const char *found)
-{
-	int top = lua_gettop(L);
-	sbi_runctx *ctx = sbi__runctx(L);
-	char key[SBI_KEY_HEX] = "";
-	if (ctx && ctx->node)
-		sbi_key_hex(&ctx->node->key, key);
-	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_READS) != LUA_TTABLE) { /* [list?] */
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_DATA_READS);          /* [list] */
-	}
-	if (lua_getfield(L, -1, "seen") != LUA_TTABLE) {                         /* [list, seen?] */
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setfield(L, -3, "seen");                                     /* [list, seen] */
-	}
-	lua_pushfstring(L, "%s\n%s", path, key);                                /* [list, seen, id] */
-	if (lua_rawget(L, -2) == LUA_TNIL) {
-		lua_pushfstring(L, "%s\n%s", path, key);
-		lua_pushboolean(L, 1);
-		lua_rawset(L, -4);
-		lua_createtable(L, 0, 4);                                        /* [list, seen, nil, e] */
-		lua_pushstring(L, path);
-		lua_setfield(L, -2, "path");
-		lua_pushstring(L, found);
-		lua_setfield(L, -2, "found");
-		lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_RECIPE_DIR);
-		const char *rel = sbi__recipe_rel(path, lua_tostring(L, -1));
-		if (rel)
-			lua_pushstring(L, rel);
-		else
-			lua_pushnil(L);
-		lua_setfield(L, -3, "rel");
-		lua_pop(L, 1);
-		if (*key) {
-			lua_pushstring(L, key);
-			lua_setfield(L, -2, "node");
-		}
-		lua_rawseti(L, -4, (lua_Integer)lua_rawlen(L, -4) + 1);
-	}
-	lua_settop(L, top);
-}
+/* ---- data files (bundles: lang/l_prov.c records them) ---- */
 
 /* The file argument 1 names, after a bundle's path map, at stack index 2;
  * NULL with nil and a message pushed when reading it is not allowed. */
 static const char *
 readable_path(lua_State *L)
 {
-	const char *given = luaL_checkstring(L, 1), *path = map_path(L, given);
+	const char *given = luaL_checkstring(L, 1), *path = sbi__prov_map(L, given);
 	lua_settop(L, 1);
 	lua_pushstring(L, path); /* [given, path] */
 	path = lua_tostring(L, 2);
@@ -478,7 +387,7 @@ l_read_matrix(lua_State *L)
 		return 2;
 	}
 	sbi__push_mat(L, m); /* owns m, also if it raises */
-	record_read(L, lua_tostring(L, 1), path);
+	sbi__prov_read(L, lua_tostring(L, 1), path);
 	lua_createtable(L, (int)nb->n, 0);
 	for (size_t i = 0; i < nb->n; i++) {
 		lua_pushstring(L, nb->names[i]);
@@ -563,7 +472,7 @@ l_file_hash(lua_State *L)
 		lua_pushstring(L, err.msg);
 		return 2;
 	}
-	record_read(L, lua_tostring(L, 1), path);
+	sbi__prov_read(L, lua_tostring(L, 1), path);
 	lua_pushstring(L, hex);
 	return 1;
 }
@@ -600,7 +509,7 @@ l_summary(lua_State *L)
 static int
 l_file_exists(lua_State *L)
 {
-	const char *path = map_path(L, luaL_checkstring(L, 1));
+	const char *path = sbi__prov_map(L, luaL_checkstring(L, 1));
 	lua_settop(L, 1);
 	lua_pushstring(L, path);
 	path = lua_tostring(L, 2);

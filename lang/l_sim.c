@@ -302,13 +302,10 @@ store_chunk(sim_job *j, chunk_out *o)
 		rc = sbi_artifact_set_str(a, "first_failure", o->first, strlen(o->first));
 	if (rc != SBI_OK)
 		rc = sbi_err_set(&j->slot->err, rc, "out of memory");
-	char label[128], hex[SBI_KEY_HEX];
 	sbi_key key;
-	sbi_key_hex(&j->node_key, hex);
-	snprintf(label, sizeof label, "chunk %zu of %s", j->task, hex);
 	chunk_key(j, j->task, &key);
 	if (rc == SBI_OK)
-		rc = sbi_cache_put_flags(j->cache, &key, a, label, SBI_CACHE_NOSYNC, NULL, &j->slot->err);
+		rc = sbi_cache_put_chunk(j->cache, &key, a, &j->node_key, j->task, &j->slot->err);
 	sbi_artifact_free(a);
 	return rc;
 }

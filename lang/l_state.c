@@ -21,6 +21,7 @@
 
 #include "lstate.h"
 #include "sbi/alloc.h"
+#include "sbi/fsutil.h"
 
 static const char *
 stdlib_dir(void)
@@ -34,7 +35,25 @@ stdlib_dir(void)
 	return d && *d ? d : NULL;
 }
 
-/* package.searchers entry: finds "sbi" and "sbi.*" in the stdlib. */
+/* The loader of a stdlib module: runs its chunk with (name, path,
+ * internal), internal being the registry's SBI_REG_INTERNAL table, what
+ * only the stdlib may use (lang/l_graph.c: declaring steps into the
+ * engine's graph). require returns the module and the path, never the
+ * table, so it reaches the stdlib's chunks and no recipe. Upvalue: the
+ * chunk. [name, path] -> [module] */
+static int
+stdlib_loader(lua_State *L)
+{
+	lua_settop(L, 2);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_INTERNAL); /* [chunk, name, path, internal] */
+	lua_call(L, 3, 1);
+	return 1;
+}
+
+/* package.searchers entry: finds "sbi" and "sbi.*" in the stdlib.
+ * [name] -> [loader, path] */
 static int
 stdlib_searcher(lua_State *L)
 {
@@ -54,7 +73,8 @@ stdlib_searcher(lua_State *L)
 		}
 		if (rc != LUA_OK)
 			return lua_error(L);
-		lua_pushstring(L, f->path); /* [.., chunk, path] */
+		lua_pushcclosure(L, stdlib_loader, 1);
+		lua_pushstring(L, f->path); /* [.., loader, path] */
 		return 2;
 	}
 	lua_pushfstring(L, "no stdlib module '%s'", name);
@@ -69,9 +89,8 @@ sbi__check_read(lua_State *L, const char *path)
 		return 1;
 	}
 	const char *root = lua_tostring(L, -1);
-	size_t n = strlen(root);
 	char *real = realpath(path, NULL);
-	int ok = real == NULL || (strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0'));
+	int ok = real == NULL || sbi_fs_within(real, root);
 	free(real);
 	if (ok) {
 		lua_pop(L, 1);                                                        /* [] */
@@ -99,22 +118,6 @@ sbi__check_write(lua_State *L, const char *dir)
 	    "only to its output folder (run it with --trust to lift this)", dir, out); /* [out, msg] */
 	lua_remove(L, -2);                                                           /* [msg] */
 	return 0;
-}
-
-/* Appends path to the registry list SBI_REG_MODULE_FILES (the module
- * files a recipe loaded, for bundles). */
-static void
-record_module(lua_State *L, const char *path)
-{
-	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_MODULE_FILES) != LUA_TTABLE) { /* [list?] */
-		lua_pop(L, 1);
-		lua_newtable(L);                                          /* [list] */
-		lua_pushvalue(L, -1);
-		lua_setfield(L, LUA_REGISTRYINDEX, SBI_REG_MODULE_FILES);
-	}
-	lua_pushstring(L, path);                                          /* [list, path] */
-	lua_seti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);              /* [list] */
-	lua_pop(L, 1);                                                    /* [] */
 }
 
 /* Pushes the package table, which a sandboxed state keeps only here. */
@@ -145,7 +148,7 @@ module_searcher(lua_State *L)
 	if (luaL_loadfilex(L, path, "t") != LUA_OK)
 		return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, path,
 		    lua_tostring(L, -1));
-	record_module(L, path);
+	sbi__prov_module(L, path); /* for bundles */
 	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_RECIPE_ENV) == LUA_TTABLE) {
 		if (lua_setupvalue(L, -2, 1) == NULL)
 			lua_pop(L, 1);
@@ -383,6 +386,8 @@ sbi__state_new(sbi_runctx *ctx, int sandbox)
 	sbi__set_module_dir(L, ".");
 	lua_pushlightuserdata(L, ctx);
 	lua_setfield(L, LUA_REGISTRYINDEX, SBI_RUNCTX);
+	sbi__open_graph(L);
+	sbi__open_prov(L);
 	if (sandbox)
 		strip_state(L);
 	return L;

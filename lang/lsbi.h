@@ -13,6 +13,7 @@
 #include "sbi/graph.h"
 #include "sbi/mat.h"
 #include "sbi/prior.h"
+#include "sbi/provenance.h"
 
 #define SBI_MT_MAT "sbi.Mat"
 #define SBI_MT_RNG "sbi.Rng"
@@ -37,6 +38,8 @@ typedef struct l_mat {
 #define SBI_RUNCTX "sbi.runctx"
 typedef struct sbi_runctx {
 	sbi_cache *cache; /* NULL while only loading or printing the graph */
+	sbi_graph *g;     /* the recipe's steps, declared into it as the recipe loads (borrowed) */
+	sbi_prov *prov;   /* what the run reads and loads (borrowed), or NULL: nothing recorded */
 	sbi_node *node;   /* the node being run, or NULL */
 	int in_simulator; /* a simulator call is under way */
 	int refused;      /* the sandbox refused a function (sbi__refuse_in_step) */
@@ -94,6 +97,26 @@ void sbi__open_mcmc(lua_State *L);       /* l_mcmc.c: core.mcmc */
 /* l_ode.c: core.ode, ODE initial value problems for simulators. */
 void sbi__open_ode(lua_State *L);
 
+/* l_graph.c: the Lua side of the engine's step graph (ctx->g). The
+ * registry's SBI_REG_INTERNAL table holds what only the stdlib may call
+ * (the stdlib's chunks get it from their loader, l_state.c): node(n)
+ * adds the node table n to the graph, output(name, node) an output.
+ * SBI_REG_NODES maps a node's id + 1 to its Lua table: the options the
+ * key hashes, the run function and the stdlib's own fields. */
+#define SBI_REG_INTERNAL "sbi.internal"
+#define SBI_REG_NODES "sbi.nodes"
+void sbi__open_graph(lua_State *L);
+/* A new graph whose keys start with the engine's identity (version,
+ * stdlib hash, code hash); caller frees; NULL when out of memory. */
+sbi_graph *sbi__graph_new(void);
+/* Pushes the Lua table of node id. [] -> [node] */
+void sbi__push_node(lua_State *L, size_t id);
+/* Hashes every node's options into the graph and computes the keys
+ * (lua_CFunction, raises on error). [] -> [] */
+int sbi__graph_key(lua_State *L);
+/* Pushes the outputs as a list of { name =, node = }. [] -> [outputs] */
+void sbi__push_outputs(lua_State *L);
+
 /* l_sim.c */
 int sbi__l_simulate(lua_State *L);
 
@@ -104,22 +127,16 @@ int sbi__l_simulate(lua_State *L);
 #define SBI_REG_ALLOWED_ROOT "sbi.allowed_root"
 #define SBI_REG_ALLOWED_OUT "sbi.allowed_out"
 
-/* Files read through core.read_matrix and core.file_hash (for bundles):
- * SBI_REG_DATA_READS is a list of { path = as given, rel = path relative to
- * the recipe's folder when it was relative to it, found = the file opened,
- * node = key hex of the node running or nil while loading }.
- * SBI_REG_RECIPE_DIR is the recipe's folder as sbi.recipe_dir() gives it.
- * In an unpacked bundle SBI_REG_DATA_MAP = { rel = {[rel] = file},
- * exact = {[path] = file} } maps those paths to the bundled copies, consulted
- * first by read_matrix, file_hash and file_exists (docs/bundles.md). */
-#define SBI_REG_DATA_READS "sbi.data_reads"
-#define SBI_REG_RECIPE_DIR "sbi.recipe_dir"
-#define SBI_REG_DATA_MAP "sbi.data_map"
-
-/* path relative to the recipe's folder (dir) when it is given relative to
- * it (dir/x or, when dir is ".", any relative path), with leading "./"
- * removed; else NULL. */
-const char *sbi__recipe_rel(const char *path, const char *dir);
+/* l_prov.c: provenance (provenance.h) in ctx->prov, raising when out of
+ * memory. The bundled copy of path in an unpacked bundle, else path
+ * (borrowed from the record or path). */
+const char *sbi__prov_map(lua_State *L, const char *path);
+/* Records that core.read_matrix / core.file_hash read found for path. */
+void sbi__prov_read(lua_State *L, const char *path, const char *found);
+/* Records a module file require loaded. */
+void sbi__prov_module(lua_State *L, const char *path);
+/* Adds internal.data_file (sbi.observation's files) to SBI_REG_INTERNAL. */
+void sbi__open_prov(lua_State *L);
 
 /* 1 when the recipe may read path; else 0 with the reason pushed. A path
  * that does not exist is allowed (reading it fails anyway). */

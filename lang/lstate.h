@@ -7,10 +7,6 @@
 
 #include "lsbi.h"
 
-/* Registry key of the list of Lua module files the recipe loaded with
- * require (paths as found on package.path), in load order. */
-#define SBI_REG_MODULE_FILES "sbi.module_files"
-
 /* Registry keys of the package table (gone from _G in a sandbox) and of
  * the recipe's _ENV, which modules beside the recipe share. */
 #define SBI_REG_PACKAGE "sbi.package"

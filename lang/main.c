@@ -232,9 +232,12 @@ run_script(int argc, char **argv)
 		return bad_usage("lua: no script given", NULL);
 	sbi_runctx ctx = { 0 };
 	ctx.jobs = 1;
-	lua_State *L = sbi__state_new(&ctx, 0);
-	if (L == NULL)
+	ctx.g = sbi_graph_alloc("sbirun lua"); /* steps a script declares (never run) */
+	lua_State *L = ctx.g ? sbi__state_new(&ctx, 0) : NULL;
+	if (L == NULL) {
+		sbi_graph_free(ctx.g);
 		return 1;
+	}
 	lua_createtable(L, argc, 0);
 	for (int i = 2; i < argc; i++) {
 		lua_pushstring(L, argv[i]);
@@ -251,6 +254,7 @@ run_script(int argc, char **argv)
 		fprintf(stderr, "sbirun: error: %s\n", lua_tostring(L, -1));
 	ctx.closing = 1; /* finalizers may not make userdata (sbi__refuse_closing) */
 	lua_close(L);
+	sbi_graph_free(ctx.g);
 	return rc == LUA_OK ? 0 : 1;
 }
 

@@ -39,6 +39,9 @@ struct sbi_graph;
 struct json_t;
 struct lua_State *sbi_session_lua(sbi_session *s);
 struct sbi_graph *sbi_session_get_graph(sbi_session *s);
+/* What the recipe read and loaded so far (provenance.h). */
+struct sbi_prov;
+const struct sbi_prov *sbi_session_prov(const sbi_session *s);
 const sbi_session_opts *sbi_session_get_opts(const sbi_session *s);
 const char *sbi_session_recipe_dir(const sbi_session *s);
 const char *sbi_session_cache_dir(const sbi_session *s);
@@ -47,8 +50,6 @@ struct json_t *sbi_session_versions_json(void);
 /* The real path of the folder the recipe is restricted to (an unpacked
  * bundle, detected by its marker file, without --trust), or NULL. */
 const char *sbi_session_restricted_root(const sbi_session *s);
-/* The integer seed in node i's options, or -1. */
-long long sbi_session_node_seed(sbi_session *s, size_t i);
 
 /* A Lua table's string keys with number, string or boolean values, as a
  * new JSON object (other entries are skipped); used for parameters in

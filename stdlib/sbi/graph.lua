@@ -1,9 +1,16 @@
--- The declared graph: every sbi declaration appends a node here. Nothing
--- runs at declaration; the engine keys and runs the nodes after the recipe
--- has loaded (lang/l_session.c).
+-- The declared graph: every sbi declaration adds a node to the engine's
+-- graph, which is the one list of steps (lang/l_graph.c); the node table
+-- made here keeps the Lua parts (options, run function). Nothing runs at
+-- declaration; the engine keys and runs the nodes after the recipe has
+-- loaded (lang/l_run.c).
 local core = require "sbi.core"
 
-local M = { nodes = {}, outputs = {} }
+-- What only the stdlib may call, from the loader (lang/l_state.c): a
+-- recipe never sees it.
+local internal = select(3, ...)
+core.register_library(internal, "sbi.graph.internal")
+
+local M = {}
 
 local Node = { __name = "sbi.Node" }
 Node.__index = Node
@@ -25,9 +32,18 @@ end
 function M.node(kind, where, opts, inputs, run)
   local n = setmetatable({ kind = kind, label = kind .. " (" .. where .. ")", opts = opts,
                            inputs = inputs or {}, run = run }, Node)
-  M.nodes[#M.nodes + 1] = n
-  n._id = #M.nodes
+  n._id, n.label = internal.node(n) -- the label as printed: control characters escaped
   return n
+end
+
+-- Declares that the run writes node's artifact as name.
+function M.output(name, node)
+  internal.output(name, node)
+end
+
+-- The number of outputs declared.
+function M.noutputs()
+  return internal.noutputs()
 end
 
 -- Records that a method compares the simulations of node sims with the

@@ -24,8 +24,6 @@ local sbi = {
   nre = neural.nre,
   likelihood = neural.likelihood,
   is_node = graph.is_node,
-  _nodes = graph.nodes,
-  _outputs = graph.outputs,
   _params = {},       -- name -> true, for every sbi.param call
   _param_values = {}, -- name -> value used (for run.json)
   _set = {},          -- --set name -> string
@@ -75,7 +73,7 @@ function sbi.output(opts)
     if not name:match("^[%w_%-]+$") then
       error(string.format("sbi.output: the name '%s' may only use letters, digits, '_' and '-'", name), 2)
     end
-    graph.outputs[#graph.outputs + 1] = { name = name, node = node }
+    graph.output(name, node)
   end
 end
 
@@ -97,14 +95,16 @@ function sbi._end()
                         #known > 0 and ("parameters " .. table.concat(known, ", ") .. " (declared with sbi.param)")
                         or "no parameters (declare them with sbi.param)"), 0)
   end
-  if #graph.outputs == 0 then
+  if graph.noutputs() == 0 then
     error(sbi._recipe .. ": the recipe declares no outputs; add sbi.output{ posterior_samples = ... }", 0)
   end
 end
 
-function sbi._write_outputs(arts, dir, quiet)
+-- outputs: list of { name =, node = } (the engine's, lang/l_graph.c);
+-- arts: their artifacts, in order.
+function sbi._write_outputs(outputs, arts, dir, quiet)
   sbi._written = {} -- read by run.json
-  report.write_outputs(graph.outputs, arts, dir, quiet, sbi._written)
+  report.write_outputs(outputs, arts, dir, quiet, sbi._written)
 end
 
 -- Library tables hash by name in cache keys (their code is versioned with

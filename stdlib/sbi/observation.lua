@@ -5,11 +5,10 @@ local check = require "sbi.check"
 local graph = require "sbi.graph"
 local simulate = require "sbi.simulate"
 
-local M = {}
+-- What only the stdlib may call, from the loader (lang/l_state.c).
+local internal = select(3, ...)
 
--- Every observation file the recipe read: { path = as written, found = the
--- path opened, hash = BLAKE2b-256 hex }, in order (read by `sbirun bundle`).
-M.files = {}
+local M = {}
 
 -- Relative paths are tried from the current directory, then beside the recipe.
 -- The second result says why a file that exists may not be read (a recipe
@@ -61,7 +60,7 @@ local function from_file(path, where, level)
   end
   local hash, msg = core.file_hash(found)
   if not hash then error("sbi.observation: cannot read observation file: " .. msg, level + 1) end
-  M.files[#M.files + 1] = { path = path, found = found, hash = hash } -- for bundles
+  internal.data_file(path, found) -- provenance, for bundles
   local opts = { file_hash = hash, npy = found:sub(-4) == ".npy" }
   -- Its length, for the simulate step's early check (errors are left to
   -- the step that reads it).

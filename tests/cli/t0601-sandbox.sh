@@ -259,4 +259,21 @@ fi
 run graph un/esc.lua
 expect_ok
 grep -q ESCAPED "$OUT" && fail "graph on an unpacked bundle escaped"
+
+# ---- 6. the graph's internal functions reach the stdlib only ----
+# (their loader hands them to the stdlib's chunks; require returns no
+# loader data for a module already loaded, and the node list is C's)
+cat > internal.lua <<'LUA'
+local sbi = require "sbi"
+for _, name in ipairs { "sbi", "sbi.graph", "sbi.core", "sbi.observation", "sbi.report" } do
+  local m, extra = require(name)
+  if extra ~= nil then print("ESCAPED", name, extra) end
+end
+local g = require "sbi.graph"
+if g.nodes or g.outputs or sbi._nodes or sbi._outputs then print("ESCAPED", "node list") end
+sbi.output { x = sbi.observation { 1 } }
+LUA
+run internal.lua --quiet
+expect_ok
+grep -q ESCAPED "$OUT" && fail "a recipe reached the graph's internal functions"
 finish

@@ -76,6 +76,16 @@ TEST(artifact_round_trip)
 }
 
 /* Flips one byte at offset off of file path. */
+/* sbi_cache_ref_fn counting chunks in *(long *)ud. */
+static int
+count_chunk(void *ud, const char *ref_path, const sbi_key *key)
+{
+	(void)ref_path;
+	(void)key;
+	++*(long *)ud;
+	return SBI_OK;
+}
+
 static void
 flip_byte(const char *path, long off)
 {
@@ -164,11 +174,15 @@ TEST(cache_put_get_corrupt_and_gc)
 	/* gc keeps referenced objects only. */
 	CHECK(sbi_cache_put(c, &k1, a, "one", NULL, &err) == SBI_OK);
 	sbi_artifact_set_num(a, "eps", 0.5);
-	CHECK(sbi_cache_put(c, &k2, a, "chunk 0 of abc", NULL, &err) == SBI_OK);
-	long freed = -1, removed = -1;
+	CHECK(sbi_cache_put_chunk(c, &k2, a, &k1, 0, &err) == SBI_OK);
+	long freed = -1, removed = -1, seen = 0;
+	CHECK(sbi_cache_each_chunk(dir, &k1, count_chunk, &seen) == SBI_OK);
+	CHECK(seen == 1);
+	CHECK(sbi_cache_each_chunk(dir, &k2, count_chunk, &seen) == SBI_OK);
+	CHECK(seen == 1); /* k2 owns no chunk */
 	CHECK(sbi_cache_gc(c, &freed, &err) == SBI_OK);
 	CHECK(freed == 0);
-	CHECK(sbi_cache_remove_labelled(c, "of abc", &removed, &err) == SBI_OK);
+	CHECK(sbi_cache_remove_chunks(c, &k1, &removed, &err) == SBI_OK);
 	CHECK(removed == 1);
 	CHECK(sbi_cache_gc(c, &freed, &err) == SBI_OK);
 	CHECK(freed == 1);

@@ -43,9 +43,6 @@
  * array of { path, rel, unpack } mapping the paths a recipe gave
  * core.read_matrix / core.file_hash to their bundled copies. */
 #define SBI_BUNDLE_PATHS ".sbirun-bundle-paths"
-/* The record of the files each step read while running, kept in the cache
- * folder by every run (read by sbirun bundle). */
-#define SBI_READS_RECORD "reads.json"
 #define SBI_BUNDLE_MAX_ENTRY ((uint64_t)4 << 30)      /* 4 GiB: default per-entry limit */
 
 /* Limits of the readers; a field 0 (or a NULL pointer to the struct)

@@ -5,7 +5,8 @@
  *
  *   objects/xx/yyyy...  artifacts, named by the BLAKE2b-256 of their bytes
  *                       (format in artifact.h)
- *   refs/xx/yyyy...     one file per node key: "sbirun-ref 1\n<object hash>\n<label>\n"
+ *   refs/xx/yyyy...     one file per node key: "sbirun-ref 1\n<object hash>\n<label>\n";
+ *                       a chunk's label is "chunk <index> of <owner key>"
  *   lock                flock()ed by a run, so two runs never interleave
  *
  * Temporary files (.tmp-*) live beside their destination until renamed.
@@ -36,12 +37,12 @@ void sbi_cache_close(sbi_cache *c); /* NULL is fine */
 int sbi_cache_put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
     sbi_key *hash, sbi_err *err);
 
-/* Like sbi_cache_put with flags: SBI_CACHE_NOSYNC skips fsync, for
- * intermediate data (simulation chunks) that is verified on read and
- * recomputed when a power loss tore it. */
-enum { SBI_CACHE_NOSYNC = 1 };
-int sbi_cache_put_flags(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label,
-    int flags, sbi_key *hash, sbi_err *err);
+/* Stores a chunk: an intermediate artifact of the step owner (the
+ * simulations of a simulate step, chunk by chunk), without fsync (it is
+ * verified on read and recomputed when a power loss tore it). Its ref
+ * names owner (sbi_cache_each_chunk, sbi_cache_remove_chunks). */
+int sbi_cache_put_chunk(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const sbi_key *owner,
+    size_t index, sbi_err *err);
 
 /* Loads the artifact of key. SBI_ENOTFOUND on a miss; SBI_ECORRUPT when the
  * entry was damaged (it is removed, err says what was wrong). */
@@ -53,9 +54,25 @@ int sbi_cache_has(sbi_cache *c, const sbi_key *key);
 /* Removes the ref of key (not the object). */
 int sbi_cache_remove(sbi_cache *c, const sbi_key *key);
 
-/* Removes every ref whose label contains text (e.g. the chunks of a node,
- * labelled with its key); *removed receives how many. */
-int sbi_cache_remove_labelled(sbi_cache *c, const char *text, long *removed, sbi_err *err);
+/* Removes the refs of every chunk of owner; *removed (may be NULL)
+ * receives how many. */
+int sbi_cache_remove_chunks(sbi_cache *c, const sbi_key *owner, long *removed, sbi_err *err);
+
+/* Paths in the cache folder dir (the cache need not be open): the ref of
+ * key, the object with content hash obj. Caller frees; NULL when out of
+ * memory. */
+char *sbi_cache_ref_path(const char *dir, const sbi_key *key);
+char *sbi_cache_object_path(const char *dir, const sbi_key *obj);
+
+/* Reads the ref file at path: *obj receives the object it names.
+ * SBI_ECORRUPT when it is not a ref; errors of reading it as they are. */
+int sbi_cache_read_ref(const char *path, sbi_key *obj, sbi_err *err);
+
+/* Calls fn(ud, ref_path, key) for the ref of every chunk of owner in the
+ * cache folder dir, stopping at the first result other than SBI_OK, which
+ * is returned. A missing folder has no chunks. */
+typedef int (*sbi_cache_ref_fn)(void *ud, const char *ref_path, const sbi_key *key);
+int sbi_cache_each_chunk(const char *dir, const sbi_key *owner, sbi_cache_ref_fn fn, void *ud);
 
 /* Deletes objects that no ref names and stale temporary files; *freed
  * receives the number of objects removed. */

@@ -26,6 +26,10 @@ void sbi_fs_remove_tree(const char *path);
 /* 1 when path exists (any type). */
 int sbi_fs_exists(const char *path);
 
+/* 1 when path is dir or below it, by the strings (give real paths to ask
+ * about folders on disk): "/a/b" is within "/a" and "/", not within "/ab". */
+int sbi_fs_within(const char *path, const char *dir);
+
 /* An atomic writer: data goes to a temporary file in the destination's
  * directory and appears under its final name only at commit, after fsync,
  * so readers never see a partial file, even after a SIGKILL or power loss. */

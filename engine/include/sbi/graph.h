@@ -36,19 +36,34 @@ typedef struct sbi_node {
 	sbi_key art_hash;
 	double seconds;  /* wall time spent running it */
 	double cpu_seconds; /* CPU time of this process and its threads (not of workers) */
+	long long seed;  /* the integer seed in the node's options, or -1 (for run.json and bundles) */
 } sbi_node;
 
+/* An output of the recipe: a name and the node whose artifact it writes. */
+typedef struct sbi_output {
+	char *name;  /* owned */
+	size_t node;
+} sbi_output;
+
+/* The graph is the one list of a recipe's steps: lang/ adds a node as the
+ * recipe declares it and keeps only the Lua parts (options table, run
+ * function) beside it, indexed by the node's id (lang/l_graph.c). */
 typedef struct sbi_graph {
 	size_t nnodes, cap;
 	sbi_node *nodes; /* owned */
 	char *engine_version; /* owned; part of every key */
+	size_t noutputs, outcap;
+	sbi_output *outputs; /* owned, in declaration order */
 } sbi_graph;
 
 sbi_graph *sbi_graph_alloc(const char *engine_version); /* NULL when out of memory */
 void sbi_graph_free(sbi_graph *g);                         /* NULL is fine */
 
-/* Adds a node and returns its id in *id. */
+/* Adds a node and returns its id in *id. opts may be NULL when the hash of
+ * the options is set (node->opts) before sbi_graph_compute_keys. */
 int sbi_graph_add(sbi_graph *g, const char *kind, const char *label, const sbi_key *opts, size_t *id);
+/* Appends an output (name is copied). */
+int sbi_graph_add_output(sbi_graph *g, const char *name, size_t node);
 /* Appends input to node's inputs. */
 int sbi_graph_add_input(sbi_graph *g, size_t node, size_t input);
 
