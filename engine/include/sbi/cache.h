@@ -53,6 +53,14 @@ int sbi_cache_has(sbi_cache *c, const sbi_key *key);
 /* Removes the ref of key (not the object). */
 int sbi_cache_remove(sbi_cache *c, const sbi_key *key);
 
+/* Drops the entry of key (its ref and its object) as soon as the artifact
+ * of owner has been stored through this handle with sync (sbi_cache_put),
+ * i.e. durably and atomically: for intermediate results that owner's
+ * artifact supersedes (the chunks of a simulate node). Until then the entry
+ * stays, so a run that dies first can still use it. SBI_ENOMEM when the
+ * request cannot be recorded (then the entry just stays). */
+int sbi_cache_drop_when_stored(sbi_cache *c, const sbi_key *owner, const sbi_key *key);
+
 /* Removes every ref whose label contains text (e.g. the chunks of a node,
  * labelled with its key); *removed receives how many. */
 int sbi_cache_remove_labelled(sbi_cache *c, const char *text, long *removed, sbi_err *err);
