@@ -279,22 +279,55 @@ l_abc_distances(lua_State *L)
 	return 1;
 }
 
-/* core.abc_select(dist Mat, quantile, epsilon) -> indices (1-based), eps */
+/* __gc of a block box: frees the block, once. */
+static int
+block_gc(lua_State *L)
+{
+	void **box = lua_touserdata(L, 1);
+	sbi_free(*box);
+	*box = NULL;
+	return 0;
+}
+
+/* Pushes a box for one sbi_malloc'ed block (NULL for now), freed by its
+ * __gc: C memory that a call holds while it may raise, so a Lua error
+ * cannot leak it.  [..] -> [.., box] */
+static void **
+push_block_box(lua_State *L)
+{
+	sbi__refuse_closing(L); /* a box made at lua_close would never be finalized */
+	void **box = lua_newuserdatauv(L, sizeof *box, 0); /* [.., box] */
+	*box = NULL;
+	if (sbi__newmetatable(L, "sbi.BlockBox")) {         /* [.., box, mt] */
+		lua_pushcfunction(L, block_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2); /* [.., box] */
+	return box;
+}
+
+/* core.abc_select(dist Mat, quantile, epsilon) -> indices (1-based), eps
+ * [dist, quantile?, epsilon?] -> [.., box, indices, eps]: the accepted
+ * indices live in the box until the table is filled (lua_createtable may
+ * raise a memory error). */
 static int
 l_abc_select(lua_State *L)
 {
 	sbi_mat *d = sbi__check_mat(L, 1)->m;
 	double q = luaL_optnumber(L, 2, 0), e = luaL_optnumber(L, 3, 0);
-	size_t *idx, n;
+	void **box = push_block_box(L); /* [.., box] */
+	size_t *idx = NULL, n;
 	double eps;
 	sbi_err err = { 0 };
 	if (sbi_abc_select(d->data, d->nrow * d->ncol, q, e, &idx, &n, &eps, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
-	lua_createtable(L, (int)n, 0); /* cannot raise after this except OOM */
+	*box = idx; /* nothing raised since the allocation */
+	lua_createtable(L, (int)n, 0); /* [.., box, indices] */
 	for (size_t i = 0; i < n; i++) {
 		lua_pushinteger(L, (lua_Integer)idx[i] + 1);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
+	*box = NULL;
 	sbi_free(idx);
 	lua_pushnumber(L, eps);
 	return 2;
