@@ -81,3 +81,96 @@ sbi_abc_select(const double *dist, size_t n, double quantile, double epsilon,
 	*nacc = k;
 	return SBI_OK;
 }
+
+double
+sbi_abc_kde_grid(int k)
+{
+	/* Lua's 10 ^ (-2 + 2 * k / 30): pow, an integer product, a float division. */
+	return pow(10.0, -2.0 + (double)(2 * k) / 30.0);
+}
+
+/* Row i of Q (standardized squared distances to every row, q[i] = +inf so
+ * that it is skipped); returns the smallest over k != i. */
+static double
+distance_row(const sbi_mat *x, const double *inv_std, size_t i, double *q)
+{
+	const double *a = sbi_mat_row(x, i);
+	double m = INFINITY;
+	for (size_t k = 0; k < x->nrow; k++) {
+		const double *b = sbi_mat_row(x, k);
+		double s = 0;
+		for (size_t j = 0; j < x->ncol; j++) {
+			double z = (a[j] - b[j]) * inv_std[j];
+			s += z * z;
+		}
+		q[k] = s;
+		if (k != i && s < m)
+			m = s;
+	}
+	q[i] = INFINITY;
+	return m;
+}
+
+/* Adds row i's leave-one-out log density at every grid value to ll, with
+ * the largest term (distance m) factored out, as the stdlib did. A term
+ * exp(-t) with t > cut is left out: with cut = 42 + log n the terms left
+ * out sum to less than 2^-60 of the row's sum (which is >= 1), far below
+ * its rounding. Each grid value still sums its terms in row order; a term
+ * left out at h is left out at every smaller h, hence the early break. */
+static void
+add_row(const double *q, size_t n, double m, size_t d, const double *h, double *ll)
+{
+	double c[SBI_ABC_KDE_GRID], sum[SBI_ABC_KDE_GRID] = { 0 };
+	double cut = 42 + log((double)n);
+	for (int g = 0; g < SBI_ABC_KDE_GRID; g++)
+		c[g] = 0.5 / (h[g] * h[g]);
+	for (size_t k = 0; k < n; k++) {
+		double dq = q[k] - m; /* +inf for k = i */
+		for (int g = SBI_ABC_KDE_GRID - 1; g >= 0 && dq * c[g] <= cut; g--)
+			sum[g] += exp(-dq * c[g]);
+	}
+	for (int g = 0; g < SBI_ABC_KDE_GRID; g++)
+		ll[g] += -m * c[g] + log(sum[g] / (double)(n - 1)) - (double)d * log(h[g]);
+}
+
+int
+sbi_abc_kde_cv(const sbi_mat *x, const double *std, double *factor, double *loglik, sbi_progress *progress,
+    sbi_err *err)
+{
+	size_t n = x->nrow, d = x->ncol;
+	if (n < 2)
+		return sbi_err_set(err, SBI_EINVAL, "cross-validation needs at least 2 samples, got %zu", n);
+	for (size_t j = 0; j < d; j++)
+		if (!(std[j] > 0) || !isfinite(std[j]))
+			return sbi_err_set(err, SBI_EINVAL, "std[%zu] must be positive and finite", j + 1);
+	double *q = sbi_malloc(n * sizeof *q), *inv_std = sbi_malloc((d ? d : 1) * sizeof *inv_std);
+	if (q == NULL || inv_std == NULL) {
+		sbi_free(q);
+		sbi_free(inv_std);
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory for cross-validation of %zu samples", n);
+	}
+	for (size_t j = 0; j < d; j++)
+		inv_std[j] = 1 / std[j];
+	double h[SBI_ABC_KDE_GRID], ll[SBI_ABC_KDE_GRID] = { 0 };
+	for (int g = 0; g < SBI_ABC_KDE_GRID; g++)
+		h[g] = sbi_abc_kde_grid(g);
+	for (size_t i = 0; i < n; i++) {
+		add_row(q, n, distance_row(x, inv_std, i, q), d, h, ll);
+		if (progress)
+			sbi_progress_update(progress, i + 1);
+	}
+	sbi_free(q);
+	sbi_free(inv_std);
+	/* The first strict maximum, starting from h = 1 at -inf, as the stdlib. */
+	double best_h = 1, best_ll = -INFINITY;
+	for (int g = 0; g < SBI_ABC_KDE_GRID; g++) {
+		if (ll[g] > best_ll) {
+			best_h = h[g];
+			best_ll = ll[g];
+		}
+		if (loglik)
+			loglik[g] = ll[g];
+	}
+	*factor = best_h;
+	return SBI_OK;
+}

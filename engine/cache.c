@@ -12,9 +12,16 @@
 
 #define REF_MAGIC "sbirun-ref 1\n"
 
+/* A key to drop once the artifact of owner is stored (sbi_cache_drop_when_stored). */
+typedef struct pending_drop {
+	sbi_key owner, key;
+} pending_drop;
+
 struct sbi_cache {
 	char *dir, *objects, *refs; /* owned */
 	int lockfd;
+	pending_drop *drops; /* owned */
+	size_t ndrops, capdrops;
 };
 
 /* A handle on the cache at dir, not yet opened: its paths, no lock.
@@ -174,6 +181,7 @@ sbi_cache_close(sbi_cache *c)
 	sbi_free(c->dir);
 	sbi_free(c->objects);
 	sbi_free(c->refs);
+	sbi_free(c->drops);
 	sbi_free(c);
 }
 
@@ -263,6 +271,52 @@ write_ref(const char *path, const char *text, size_t n, int sync, sbi_err *err)
 	return sbi_awriter_commit(&w, path, err);
 }
 
+static int read_ref(sbi_cache *c, const sbi_key *key, sbi_key *obj, sbi_err *err);
+
+/* Removes the ref of key and the object it names. Only key's ref can name
+ * that object (an artifact holds the key it was stored under), so no other
+ * entry loses its data. The ref goes first: a crash in between leaves an
+ * unreferenced object for gc, never a ref to a missing object. */
+static void
+drop_entry(sbi_cache *c, const sbi_key *key)
+{
+	sbi_key obj;
+	int named = read_ref(c, key, &obj, NULL) == SBI_OK;
+	sbi_cache_remove(c, key);
+	char *path = named ? sbi_artifact_path(c->objects, &obj) : NULL;
+	if (path)
+		unlink(path);
+	sbi_free(path);
+}
+
+/* Drops the entries waiting for owner's artifact, now stored and synced. */
+static void
+drop_superseded(sbi_cache *c, const sbi_key *owner)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < c->ndrops; i++)
+		if (sbi_key_equal(&c->drops[i].owner, owner))
+			drop_entry(c, &c->drops[i].key);
+		else
+			c->drops[kept++] = c->drops[i];
+	c->ndrops = kept;
+}
+
+int
+sbi_cache_drop_when_stored(sbi_cache *c, const sbi_key *owner, const sbi_key *key)
+{
+	if (c->ndrops == c->capdrops) {
+		size_t cap = c->capdrops ? 2 * c->capdrops : 64;
+		pending_drop *d = sbi_realloc(c->drops, cap * sizeof *d);
+		if (d == NULL)
+			return SBI_ENOMEM;
+		c->drops = d;
+		c->capdrops = cap;
+	}
+	c->drops[c->ndrops++] = (pending_drop){ *owner, *key };
+	return SBI_OK;
+}
+
 /* Stores a under key with label; without fsync unless sync (chunks are
  * verified on read and recomputed when a power loss tore them). */
 static int
@@ -289,6 +343,8 @@ put(sbi_cache *c, const sbi_key *key, const sbi_artifact *a, const char *label, 
 		rc = write_ref(path, buf, (size_t)n, sync, err);
 	sbi_free(sub);
 	sbi_free(path);
+	if (rc == SBI_OK && sync)
+		drop_superseded(c, key);
 	return rc;
 }
 

@@ -10,6 +10,7 @@
 #include "sbi/alloc.h"
 #include "sbi/fsutil.h"
 #include "sbi/io.h"
+#include "sbi/progress.h"
 #include "sbi/stats.h"
 
 sbi_runctx *
@@ -301,24 +302,93 @@ l_abc_distances(lua_State *L)
 	return 1;
 }
 
-/* core.abc_select(dist Mat, quantile, epsilon) -> indices (1-based), eps */
+/* __gc of a block box: frees the block, once. */
+static int
+block_gc(lua_State *L)
+{
+	void **box = lua_touserdata(L, 1);
+	sbi_free(*box);
+	*box = NULL;
+	return 0;
+}
+
+/* Pushes a box for one sbi_malloc'ed block (NULL for now), freed by its
+ * __gc: C memory that a call holds while it may raise, so a Lua error
+ * cannot leak it.  [..] -> [.., box] */
+static void **
+push_block_box(lua_State *L)
+{
+	sbi__refuse_closing(L); /* a box made at lua_close would never be finalized */
+	void **box = lua_newuserdatauv(L, sizeof *box, 0); /* [.., box] */
+	*box = NULL;
+	if (sbi__newmetatable(L, "sbi.BlockBox")) {         /* [.., box, mt] */
+		lua_pushcfunction(L, block_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2); /* [.., box] */
+	return box;
+}
+
+/* core.abc_select(dist Mat, quantile, epsilon) -> indices (1-based), eps
+ * [dist, quantile?, epsilon?] -> [.., box, indices, eps]: the accepted
+ * indices live in the box until the table is filled (lua_createtable may
+ * raise a memory error). */
 static int
 l_abc_select(lua_State *L)
 {
 	sbi_mat *d = sbi__check_mat(L, 1)->m;
 	double q = luaL_optnumber(L, 2, 0), e = luaL_optnumber(L, 3, 0);
-	size_t *idx, n;
+	void **box = push_block_box(L); /* [.., box] */
+	size_t *idx = NULL, n;
 	double eps;
 	sbi_err err = { 0 };
 	if (sbi_abc_select(d->data, d->nrow * d->ncol, q, e, &idx, &n, &eps, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
-	lua_createtable(L, (int)n, 0); /* cannot raise after this except OOM */
+	*box = idx; /* nothing raised since the allocation */
+	lua_createtable(L, (int)n, 0); /* [.., box, indices] */
 	for (size_t i = 0; i < n; i++) {
 		lua_pushinteger(L, (lua_Integer)idx[i] + 1);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
+	*box = NULL;
 	sbi_free(idx);
 	lua_pushnumber(L, eps);
+	return 2;
+}
+
+/* core.kde_bandwidth_cv(samples Mat, std [, label]) -> factor, logliks:
+ * the KDE bandwidth factor chosen by leave-one-out cross-validation over
+ * the grid of sbi_abc_kde_cv, and the LOO log likelihood at each grid
+ * value. With a label, a run that is not --quiet shows progress, and a
+ * final line when it took a second or more (short runs print nothing).
+ * [samples, std, label?] -> [samples, std, label, v, factor, logliks] */
+static int
+l_kde_bandwidth_cv(lua_State *L)
+{
+	size_t ncol = sbi__check_mat(L, 1)->m->ncol;
+	const char *label = luaL_optstring(L, 3, NULL);
+	lua_settop(L, 3);
+	double *std = sbi__to_vector(L, 2, ncol, "the std"); /* [.., v] */
+	sbi_mat *x = sbi__check_mat(L, 1)->m; /* again: the std's metamethods ran */
+	if (x->ncol != ncol)
+		return luaL_error(L, "the samples changed while reading the std");
+	sbi_runctx *ctx = sbi__runctx(L);
+	sbi_progress p;
+	char what[96];
+	snprintf(what, sizeof what, "%s: bandwidth", label ? label : "");
+	sbi_progress_start(&p, what, x->nrow, label == NULL || (ctx && ctx->quiet));
+	double h, ll[SBI_ABC_KDE_GRID];
+	sbi_err err = { 0 };
+	if (sbi_abc_kde_cv(x, std, &h, ll, &p, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	if (p.drawn || sbi_now() - p.t0 >= 1.0) /* a bar on screen is replaced by the final line */
+		sbi_progress_finish(&p, "samples cross-validated");
+	lua_pushnumber(L, h);                    /* [.., v, factor] */
+	lua_createtable(L, SBI_ABC_KDE_GRID, 0); /* [.., v, factor, logliks] */
+	for (int g = 0; g < SBI_ABC_KDE_GRID; g++) {
+		lua_pushnumber(L, ll[g]);
+		lua_rawseti(L, -2, g + 1);
+	}
 	return 2;
 }
 
@@ -538,6 +608,7 @@ static const luaL_Reg core_funcs[] = {
 	{ "simulate", sbi__l_simulate }, { "scales", l_scales }, { "log_candidates", l_log_candidates },
 	{ "abc_distances", l_abc_distances },
 	{ "abc_select", l_abc_select }, { "read_matrix", l_read_matrix }, { "write_samples", l_write_samples },
+	{ "kde_bandwidth_cv", l_kde_bandwidth_cv },
 	{ "file_hash", l_file_hash }, { "file_exists", l_file_exists }, { "summary", l_summary },
 	{ "clock", l_clock }, { NULL, NULL },
 };

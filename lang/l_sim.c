@@ -5,7 +5,8 @@
  * (seed, i). Simulations are grouped in chunks; each finished chunk is
  * stored in the cache under H(node key, chunk size, chunk index), so an
  * interrupted run resumes from its last completed chunk and --jobs N
- * (chunks spread over forked workers) gives bit-identical results. */
+ * (chunks spread over forked workers) gives bit-identical results. The
+ * chunks are dropped once the node's artifact is stored. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -569,6 +570,20 @@ push_result(lua_State *L, sbi_mat *theta, sbi_mat *x, const double counts[4], co
 	lua_setfield(L, -2, "first_failure");
 }
 
+/* The chunks only serve resume: once the executor has stored the node's
+ * artifact (synced, after this node returns), the cache drops them, so the
+ * simulations are kept once. A run that dies before keeps them. */
+static void
+drop_chunks_when_stored(sim_job *j, size_t nchunks)
+{
+	for (size_t c = 0; c < nchunks; c++) {
+		sbi_key k;
+		chunk_key(j, c, &k);
+		if (sbi_cache_drop_when_stored(j->cache, &j->node_key, &k) != SBI_OK)
+			return; /* out of memory: the rest stay, garbage that clean removes */
+	}
+}
+
 /* Concatenates all chunks; a chunk found corrupt is recomputed inline. */
 static void
 gather(lua_State *L, sim_job *j, size_t nchunks)
@@ -597,6 +612,7 @@ gather(lua_State *L, sim_job *j, size_t nchunks)
 	}
 	sbi_mat_truncate(theta, row);
 	sbi_mat_truncate(x, row);
+	drop_chunks_when_stored(j, nchunks);
 	/* Hand the matrices to the result table. */
 	((l_mat *)lua_touserdata(L, -2))->m = NULL;
 	((l_mat *)lua_touserdata(L, -1))->m = NULL;

@@ -21,55 +21,23 @@ local function lua_distances(x, obs, distance)
   return d
 end
 
--- Leave-one-out log-likelihood of a Gaussian KDE with bandwidth factor h
--- (kernel sd h * std_j per column) on the rows of samples.
-local function loo_loglik(rows, std, h)
-  local n, d = #rows, #std
-  local total = 0
-  for i = 1, n do
-    local a, best, terms = rows[i], -math.huge, {}
-    for k = 1, n do
-      if k ~= i then
-        local b, q = rows[k], 0
-        for j = 1, d do
-          local z = (a[j] - b[j]) / (h * std[j])
-          q = q + z * z
-        end
-        terms[#terms + 1] = -0.5 * q
-        if -0.5 * q > best then best = -0.5 * q end
-      end
-    end
-    local sum = 0
-    for _, t in ipairs(terms) do sum = sum + math.exp(t - best) end
-    total = total + best + math.log(sum / (n - 1)) - d * math.log(h)
-  end
-  return total
-end
-
 -- The KDE bandwidth factor: a number, "scott" (n^(-1/(d+4))) or "cv":
 -- maximum leave-one-out likelihood over a log grid from 0.01 to 1 (the
 -- cross-validated choice of sbibm's REJ-ABC, which matters for multimodal
 -- posteriors, where the spread of all accepted points is not the width of
--- each mode).
-local function bandwidth_factor(samples, std, how)
+-- each mode), computed in C (engine/abc.c, sbi_abc_kde_cv).
+local function bandwidth_factor(samples, std, how, label)
   local n, d = samples:rows(), samples:cols()
   if type(how) == "number" then return how end
   if how == "scott" or n < 3 then return n ^ (-1 / (d + 4)) end
-  local rows = samples:totable()
-  local best_h, best_ll = 1, -math.huge
-  for k = 0, 30 do
-    local h = 10 ^ (-2 + 2 * k / 30)
-    local ll = loo_loglik(rows, std, h)
-    if ll > best_ll then best_h, best_ll = h, ll end
-  end
-  return best_h
+  return (core.kde_bandwidth_cv(samples, std, label))
 end
 
 -- Draws num_samples rows from the accepted samples: with kde, each draw is
 -- an accepted row plus Gaussian noise with per-column sd factor * std_j,
 -- redrawn until inside the prior support (after 1000 tries the accepted row
 -- itself, which is inside, is kept).
-local function resample(samples, num, kde, bandwidth, prior, seed)
+local function resample(samples, num, kde, bandwidth, prior, seed, label)
   local n, d = samples:rows(), samples:cols()
   local rng = core.rng(seed, 3, 0)
   local out = core.mat(num, d)
@@ -77,7 +45,7 @@ local function resample(samples, num, kde, bandwidth, prior, seed)
   if kde then
     local s, std = core.summary(samples), {}
     for j = 1, d do std[j] = s[j].std > 0 and s[j].std or 1 end
-    local f = bandwidth_factor(samples, std, bandwidth)
+    local f = bandwidth_factor(samples, std, bandwidth, label)
     for j = 1, d do bw[j] = std[j] * f end
   end
   local row = {}
@@ -148,7 +116,8 @@ function M.rejection(opts)
     end
     local samples = s.theta:select_rows(idx)
     if key_opts.num_samples then
-      samples = resample(samples, key_opts.num_samples, key_opts.kde, key_opts.bandwidth, sims.prior, key_opts.seed)
+      samples = resample(samples, key_opts.num_samples, key_opts.kde, key_opts.bandwidth, sims.prior, key_opts.seed,
+                         node.label)
     end
     return { samples = samples, names = s.names, epsilon = eps, n_accepted = #idx,
              n_simulations = s.x:rows(), method = "rejection ABC" }

@@ -1,6 +1,7 @@
 #!/bin/bash
 # A run killed with SIGKILL resumes from its completed chunks and produces
 # artifacts identical to an uninterrupted run; no partial artifact is read.
+# Once the step is complete its chunks are gone: simulations are stored once.
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/tests/cli/slow_recipe.lua" recipe.lua
 
@@ -32,4 +33,10 @@ expect_eq "$(artifact_of out/run.json simulate)" "$(artifact_of ref/run.json sim
 expect_eq "$(artifact_of out/run.json abc.rejection)" "$(artifact_of ref/run.json abc.rejection)" "abc artifact after resume"
 cmp -s out/posterior_samples.csv ref/posterior_samples.csv || fail "posterior differs after resume"
 no_temp_files cache
+
+# Stored once: a complete run keeps the three steps' entries, no chunk (ref
+# or object); the resumed run dropped the chunks it had reused.
+expect_eq "$(refs_count ref-cache) $(find ref-cache/objects -type f | wc -l)" "3 3" "refs and objects after a complete run"
+expect_eq "$(grep -rl '^chunk ' cache/refs | wc -l)" 0 "chunk refs left after the resumed run"
+expect_eq "$(refs_count cache)" 3 "refs after the resumed run"
 finish

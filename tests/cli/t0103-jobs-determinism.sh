@@ -1,6 +1,6 @@
 #!/bin/bash
 # The same recipe and seed give bit-identical artifacts whatever --jobs is,
-# and a crashed worker is reported with its parameters without losing chunks.
+# no chunk outlives the complete step, and a crashed worker is reported with its parameters without losing chunks.
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/tests/cli/slow_recipe.lua" recipe.lua
 
@@ -9,6 +9,8 @@ artifacts() { grep '"artifact"' "$1" | tr -d ' ,'; }
 for j in 1 2 3; do
 	run recipe.lua --set work=10 --set chunk=700 --jobs $j --cache cache$j --out out$j --quiet
 	expect_ok
+	# The chunks the workers stored are dropped with the step's artifact.
+	expect_eq "$(refs_count cache$j) $(find cache$j/objects -type f | wc -l)" "3 3" "entries after --jobs $j"
 done
 expect_eq "$(artifacts out2/run.json)" "$(artifacts out1/run.json)" "--jobs 2 vs 1"
 expect_eq "$(artifacts out3/run.json)" "$(artifacts out1/run.json)" "--jobs 3 vs 1"

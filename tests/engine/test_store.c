@@ -194,6 +194,40 @@ TEST(cache_put_get_corrupt_and_gc)
 	sbi_free(obj);
 }
 
+/* An entry waiting for its owner is dropped, ref and object, when the
+ * owner's artifact is stored with sync, not before (nor by a chunk's
+ * unsynced put under the owner's key). */
+TEST(cache_drop_when_stored)
+{
+	char *dir;
+	sbi_err err = { 0 };
+	sbi_key k1, k2, h2;
+	sbi_cache *c = new_cache(&dir, &k1, &k2);
+	if (c == NULL)
+		return;
+	sbi_artifact *a = sample_artifact();
+	CHECK(sbi_cache_put_chunk(c, &k2, a, &k1, 0, &err) == SBI_OK);
+	char *ref2 = sbi_cache_ref_path(dir, &k2);
+	CHECK(sbi_cache_read_ref(ref2, &h2, &err) == SBI_OK);
+	sbi_free(ref2);
+	CHECK(sbi_cache_drop_when_stored(c, &k1, &k2) == SBI_OK);
+	CHECK(sbi_cache_has(c, &k2));
+	CHECK(sbi_cache_put_chunk(c, &k1, a, &k2, 0, &err) == SBI_OK);
+	CHECK(sbi_cache_has(c, &k2));
+	CHECK(sbi_cache_put(c, &k1, a, "one", NULL, &err) == SBI_OK);
+	CHECK(!sbi_cache_has(c, &k2));
+	CHECK(sbi_cache_has(c, &k1));
+	char *objdir = sbi_path_join(dir, "objects"), *obj = sbi_artifact_path(objdir, &h2);
+	CHECK(!sbi_fs_exists(obj));
+	long freed = -1;
+	CHECK(sbi_cache_gc(c, &freed, &err) == SBI_OK);
+	CHECK(freed == 0);
+	sbi_cache_close(c);
+	sbi_artifact_free(a);
+	sbi_free(objdir);
+	sbi_free(obj);
+}
+
 /* Copies the file at from over the file at to. */
 static void
 copy_file(const char *from, const char *to)

@@ -49,4 +49,66 @@ H.test("matrices", function()
   H.raises(function() m:get(4, 1) end, "row index 4 out of range")
 end)
 
+-- The leave-one-out log likelihood of a Gaussian KDE as the stdlib computed
+-- it in Lua before it moved to C (sbi_abc_kde_cv): the reference.
+local function loo_loglik(rows, std, h)
+  local n, d = #rows, #std
+  local total = 0
+  for i = 1, n do
+    local a, best, terms = rows[i], -math.huge, {}
+    for k = 1, n do
+      if k ~= i then
+        local b, q = rows[k], 0
+        for j = 1, d do
+          local z = (a[j] - b[j]) / (h * std[j])
+          q = q + z * z
+        end
+        terms[#terms + 1] = -0.5 * q
+        if -0.5 * q > best then best = -0.5 * q end
+      end
+    end
+    local sum = 0
+    for _, t in ipairs(terms) do sum = sum + math.exp(t - best) end
+    total = total + best + math.log(sum / (n - 1)) - d * math.log(h)
+  end
+  return total
+end
+
+H.test("cross-validated KDE bandwidth matches the Lua formula", function()
+  for _, case in ipairs { { n = 40, d = 3, seed = 1 }, { n = 25, d = 1, seed = 2 }, { n = 60, d = 2, seed = 3 } } do
+    local r = core.rng(case.seed)
+    local x, std = core.mat(case.n, case.d), {}
+    for i = 1, case.n do
+      for j = 1, case.d do x:set(i, j, (i % 3) * 2 + r:normal(0, 0.3 * j)) end -- three clusters
+    end
+    for j = 1, case.d do std[j] = 0.5 + 0.25 * j end
+    local factor, ll = core.kde_bandwidth_cv(x, std)
+    local rows, best_h, best_ll = x:totable(), 1, -math.huge
+    H.check(#ll == 31, "31 grid values")
+    for k = 0, 30 do
+      local h = 10 ^ (-2 + 2 * k / 30)
+      local ref = loo_loglik(rows, std, h)
+      H.near(ll[k + 1], ref, 1e-9 * math.abs(ref), string.format("LOO(h = %g), n = %d", h, case.n))
+      if ref > best_ll then best_h, best_ll = h, ref end
+    end
+    H.check(factor == best_h, string.format("factor %.17g, Lua's %.17g", factor, best_h))
+  end
+end)
+
+H.test("cross-validated KDE bandwidth: a known answer and errors", function()
+  -- Pairs delta apart, the pairs far from each other: every point's one
+  -- neighbour is at delta, so LOO(h) = n (-delta^2 / (2 h^2) - log h) + const,
+  -- largest at h = delta, which is grid value 20.
+  local delta = 10 ^ (-2 + 2 * 20 / 30)
+  local x = core.mat { { 0 }, { delta }, { 1000 }, { 1000 + delta }, { 2000 }, { 2000 + delta } }
+  H.check(core.kde_bandwidth_cv(x, { 1 }) == delta, "factor = delta")
+  -- With std 2 the distances halve: the best h is delta / 2 = 10^(-2 + 2*15.48/30),
+  -- between grid values 15 and 16.
+  local f2 = core.kde_bandwidth_cv(x, { 2 })
+  H.check(f2 == 10 ^ (-2 + 2 * 15 / 30) or f2 == 10 ^ (-2 + 2 * 16 / 30), "factor for std 2: " .. f2)
+  H.raises(function() core.kde_bandwidth_cv(core.mat { { 1 } }, { 1 }) end, "at least 2 samples")
+  H.raises(function() core.kde_bandwidth_cv(x, { 0 }) end, "std[1] must be positive")
+  H.raises(function() core.kde_bandwidth_cv(x, { 1, 2 }) end, "the std has 2 values, expected 1")
+end)
+
 H.done()

@@ -6,6 +6,7 @@
 
 #include "sbi/err.h"
 #include "sbi/mat.h"
+#include "sbi/progress.h"
 
 /* dist[i] = sqrt(sum_j ((x[i,j] - obs[j]) / scale[j])^2): the Euclidean
  * distance on standardized data. A row with a non-finite value gets +inf. */
@@ -19,5 +20,25 @@ void sbi_abc_distances(const sbi_mat *x, const double *obs, const double *scale,
  * SBI_EINVAL when nothing can be accepted. */
 int sbi_abc_select(const double *dist, size_t n, double quantile, double epsilon,
     size_t **idx, size_t *nacc, double *eps, sbi_err *err);
+
+/* The candidate bandwidth factors of sbi_abc_kde_cv: h_k = 10^(-2 + 2k/30),
+ * k = 0..30, a log grid from 0.01 to 1 (computed as the stdlib did, so the
+ * grid values are the same bits). */
+#define SBI_ABC_KDE_GRID 31
+double sbi_abc_kde_grid(int k);
+
+/* The bandwidth factor of a Gaussian KDE on the n >= 2 rows of x (kernel
+ * sd h * std[j] in column j) chosen by leave-one-out cross-validation: the
+ * grid value h_k with the largest
+ *   LOO(h) = sum_i [ log( 1/(n-1) sum_{k != i} exp(-Q_ik / (2 h^2)) ) - d log h ],
+ *   Q_ik = sum_j ((x[i,j] - x[k,j]) / std[j])^2
+ * (the first one on a tie). O(n^2 d) for the distances and O(n^2) exps per
+ * grid value; no extra memory beyond one row of distances. *factor
+ * receives h; loglik (SBI_ABC_KDE_GRID values, may be NULL) receives LOO(h_k);
+ * progress (may be NULL, started by the caller) is updated with the rows
+ * done.
+ * SBI_EINVAL when n < 2 or a std[j] is not positive and finite, SBI_ENOMEM. */
+int sbi_abc_kde_cv(const sbi_mat *x, const double *std, double *factor, double *loglik,
+    sbi_progress *progress, sbi_err *err);
 
 #endif

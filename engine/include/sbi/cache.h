@@ -74,6 +74,14 @@ int sbi_cache_read_ref(const char *path, sbi_key *obj, sbi_err *err);
 typedef int (*sbi_cache_ref_fn)(void *ud, const char *ref_path, const sbi_key *key);
 int sbi_cache_each_chunk(const char *dir, const sbi_key *owner, sbi_cache_ref_fn fn, void *ud);
 
+/* Drops the entry of key (its ref and its object) as soon as the artifact
+ * of owner has been stored through this handle with sync (sbi_cache_put),
+ * i.e. durably and atomically: for intermediate results that owner's
+ * artifact supersedes (the chunks of a simulate node). Until then the entry
+ * stays, so a run that dies first can still use it. SBI_ENOMEM when the
+ * request cannot be recorded (then the entry just stays). */
+int sbi_cache_drop_when_stored(sbi_cache *c, const sbi_key *owner, const sbi_key *key);
+
 /* Deletes objects that no ref names and stale temporary files; *freed
  * receives the number of objects removed. */
 int sbi_cache_gc(sbi_cache *c, long *freed, sbi_err *err);
