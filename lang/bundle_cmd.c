@@ -1,5 +1,5 @@
 /* sbirun bundle / show / verify / unpack (see bundle_cmd.h). The engine
- * (engine/bundle.c) writes and reads archives; this file decides what goes
+ * (engine/store/bundle.c) writes and reads archives; this file decides what goes
  * in: it reads the recipe's modules, observation files, parameters and
  * graph from the loaded session. replay unpacks into a temporary folder and
  * runs the recipe there as a session with an empty cache. */

@@ -1,5 +1,5 @@
 /* The bundle commands of sbirun: bundle, show, verify, unpack
- * (bundle_cmd.c over engine/bundle.c; docs/bundles.md). */
+ * (bundle_cmd.c over engine/store/bundle.c; docs/bundles.md). */
 #ifndef SBI_BUNDLE_CMD_H
 #define SBI_BUNDLE_CMD_H
 

@@ -1,5 +1,5 @@
 /* core.mcmc for Lua: samples a posterior with the engine's samplers
- * (engine/mcmc.c), evaluating a flow (NLE, or NPE restricted to the prior
+ * (engine/infer/mcmc.c), evaluating a flow (NLE, or NPE restricted to the prior
  * support), a classifier (NRE) or a Lua log-likelihood under the prior. */
 #include <math.h>
 #include <stdio.h>

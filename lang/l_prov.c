@@ -1,4 +1,4 @@
-/* The Lua side of provenance (engine/provenance.c): the session's record
+/* The Lua side of provenance (engine/store/provenance.c): the session's record
  * (ctx->prov) filled from the sbi.core file functions, require and the
  * stdlib, and a bundle's path map consulted. Without a record (sbirun
  * lua) nothing is recorded or mapped. */

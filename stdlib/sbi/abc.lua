@@ -25,7 +25,7 @@ end
 -- maximum leave-one-out likelihood over a log grid from 0.01 to 1 (the
 -- cross-validated choice of sbibm's REJ-ABC, which matters for multimodal
 -- posteriors, where the spread of all accepted points is not the width of
--- each mode), computed in C (engine/abc.c, sbi_abc_kde_cv).
+-- each mode), computed in C (engine/infer/abc.c, sbi_abc_kde_cv).
 local function bandwidth_factor(samples, std, how, label)
   local n, d = samples:rows(), samples:cols()
   if type(how) == "number" then return how end

@@ -1,4 +1,4 @@
--- Priors: thin Lua objects over the engine's priors (engine/prior.c). A
+-- Priors: thin Lua objects over the engine's priors (engine/numerics/prior.c). A
 -- prior knows its kind, its parameters and a name per dimension.
 local core = require "sbi.core"
 local check = require "sbi.check"

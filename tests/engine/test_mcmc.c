@@ -1,4 +1,4 @@
-/* Tests of the MCMC samplers and diagnostics (engine/mcmc.c): moments of
+/* Tests of the MCMC samplers and diagnostics (engine/infer/mcmc.c): moments of
  * known targets within Monte Carlo error, mode weights, supports, R-hat and
  * ESS against known answers, start picking, error paths, determinism,
  * batching and out-of-memory behaviour.

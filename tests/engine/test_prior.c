@@ -1,4 +1,4 @@
-/* Tests of the prior distributions (engine/prior.c): sampling moments,
+/* Tests of the prior distributions (engine/numerics/prior.c): sampling moments,
  * log densities against independent formulas, normalization, supports,
  * parameter validation, descriptions and out-of-memory behaviour. */
 #include <float.h>

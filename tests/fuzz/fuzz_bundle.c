@@ -1,4 +1,4 @@
-/* libFuzzer target for the bundle reader (engine/bundle.c): the input is
+/* libFuzzer target for the bundle reader (engine/store/bundle.c): the input is
  * a bundle file; it is read as sbirun show, verify and unpack read it.
  * Build with clang: CC=clang meson setup build-fuzz -Dfuzz=true, then
  * build-fuzz/tests/fuzz/fuzz_bundle tests/fuzz/corpus/bundle (see
