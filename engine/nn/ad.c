@@ -82,6 +82,33 @@ sbi_param_free(sbi_param *p)
 	sbi_free(p);
 }
 
+void
+sbi_params_write(sbi_blobw *w, sbi_param *const *p, size_t n)
+{
+	sbi_blobw_u64(w, n);
+	for (size_t i = 0; i < n; i++) {
+		sbi_blobw_u64(w, p[i]->rows);
+		sbi_blobw_u64(w, p[i]->cols);
+		sbi_blobw_f32s(w, p[i]->w, p[i]->rows * p[i]->cols);
+	}
+}
+
+int
+sbi_params_read(sbi_blobr *r, sbi_param *const *p, size_t n, size_t *at)
+{
+	*at = n;
+	if (sbi_blobr_u64(r) != n)
+		return -1;
+	for (size_t i = 0; i < n && !r->bad; i++) {
+		if (sbi_blobr_u64(r) != p[i]->rows || sbi_blobr_u64(r) != p[i]->cols) {
+			*at = i;
+			return -1;
+		}
+		sbi_blobr_f32s(r, p[i]->w, p[i]->rows * p[i]->cols);
+	}
+	return 0;
+}
+
 sbi_tape *
 sbi_tape_alloc(void)
 {

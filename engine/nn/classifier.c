@@ -138,13 +138,10 @@ void
 sbi_classifier_standardize(const sbi_classifier *c, const double *theta, const double *x, size_t n,
     float *ts, float *xs)
 {
-	size_t dt = c->cfg.dtheta, dx = c->cfg.dx;
-	for (size_t i = 0; theta && i < n; i++)
-		for (size_t j = 0; j < dt; j++)
-			ts[i * dt + j] = (float)((theta[i * dt + j] - c->t_mean[j]) / c->t_std[j]);
-	for (size_t i = 0; x && i < n; i++)
-		for (size_t j = 0; j < dx; j++)
-			xs[i * dx + j] = (float)((x[i * dx + j] - c->x_mean[j]) / c->x_std[j]);
+	if (theta)
+		sbi_stats_zscore(theta, n, c->cfg.dtheta, c->t_mean, c->t_std, ts);
+	if (x)
+		sbi_stats_zscore(x, n, c->cfg.dx, c->x_mean, c->x_std, xs);
 }
 
 sbi_var
@@ -239,12 +236,7 @@ sbi_classifier_save(const sbi_classifier *c, unsigned char **buf, size_t *len, s
 	sbi_blobw_bytes(&w, c->t_std, g->dtheta * sizeof(double));
 	sbi_blobw_bytes(&w, c->x_mean, g->dx * sizeof(double));
 	sbi_blobw_bytes(&w, c->x_std, g->dx * sizeof(double));
-	sbi_blobw_u64(&w, c->nparams);
-	for (size_t i = 0; i < c->nparams; i++) {
-		sbi_blobw_u64(&w, c->params[i]->rows);
-		sbi_blobw_u64(&w, c->params[i]->cols);
-		sbi_blobw_f32s(&w, c->params[i]->w, c->params[i]->rows * c->params[i]->cols);
-	}
+	sbi_params_write(&w, c->params, c->nparams);
 	if (sbi_blobw_finish(&w) != 0)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory saving a classifier");
 	*buf = w.p;
@@ -285,14 +277,8 @@ sbi_classifier_load(const unsigned char *buf, size_t len, sbi_err *err)
 	sbi_blobr_bytes(&r, c->t_std, g.dtheta * sizeof(double));
 	sbi_blobr_bytes(&r, c->x_mean, g.dx * sizeof(double));
 	sbi_blobr_bytes(&r, c->x_std, g.dx * sizeof(double));
-	int bad = sbi_blobr_u64(&r) != c->nparams;
-	for (size_t i = 0; !bad && i < c->nparams; i++) {
-		sbi_param *p = c->params[i];
-		bad = sbi_blobr_u64(&r) != p->rows || sbi_blobr_u64(&r) != p->cols;
-		if (!bad)
-			sbi_blobr_f32s(&r, p->w, p->rows * p->cols);
-	}
-	if (bad || r.bad || r.off != r.n) {
+	size_t at;
+	if (sbi_params_read(&r, c->params, c->nparams, &at) != 0 || r.bad || r.off != r.n) {
 		sbi_classifier_free(c);
 		sbi_err_set(err, SBI_ECORRUPT, "classifier model truncated or malformed");
 		return NULL;

@@ -316,13 +316,10 @@ sbi_flow_set_standardization(sbi_flow *f, const double *y, const double *c, size
 void
 sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, size_t n, float *ys, float *cs)
 {
-	size_t D = f->cfg.dim, C = f->cfg.context;
-	for (size_t i = 0; y && i < n; i++)
-		for (size_t j = 0; j < D; j++)
-			ys[i * D + j] = (float)((y[i * D + j] - f->y_mean[j]) / f->y_std[j]);
-	for (size_t i = 0; c && i < n; i++)
-		for (size_t j = 0; j < C; j++)
-			cs[i * C + j] = (float)((c[i * C + j] - f->c_mean[j]) / f->c_std[j]);
+	if (y)
+		sbi_stats_zscore(y, n, f->cfg.dim, f->y_mean, f->y_std, ys);
+	if (c)
+		sbi_stats_zscore(c, n, f->cfg.context, f->c_mean, f->c_std, cs);
 }
 
 /* The MADE's outputs for inputs y (n x D) and context c (n x C or -1). */
@@ -656,12 +653,7 @@ sbi_flow_save(const sbi_flow *f, unsigned char **buf, size_t *len, sbi_err *err)
 	sbi_blobw_bytes(&w, f->c_std, c->context * sizeof(double));
 	for (size_t i = 0; i < c->transforms * c->dim; i++)
 		sbi_blobw_u32(&w, (uint32_t)f->perm[i]);
-	sbi_blobw_u64(&w, f->nparams);
-	for (size_t i = 0; i < f->nparams; i++) {
-		sbi_blobw_u64(&w, f->params[i]->rows);
-		sbi_blobw_u64(&w, f->params[i]->cols);
-		sbi_blobw_f32s(&w, f->params[i]->w, f->params[i]->rows * f->params[i]->cols);
-	}
+	sbi_params_write(&w, f->params, f->nparams);
 	if (sbi_blobw_finish(&w) != 0)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory saving a flow");
 	*buf = w.p;
@@ -706,14 +698,10 @@ read_body(sbi_blobr *r, sbi_flow *f, sbi_err *err)
 			return sbi_err_set(err, SBI_ECORRUPT, "flow model: bad permutation");
 		f->perm[i] = (int)p;
 	}
-	if (sbi_blobr_u64(r) != f->nparams)
-		return sbi_err_set(err, SBI_ECORRUPT, "flow model: parameter count mismatch");
-	for (size_t i = 0; i < f->nparams && !r->bad; i++) {
-		sbi_param *p = f->params[i];
-		if (sbi_blobr_u64(r) != p->rows || sbi_blobr_u64(r) != p->cols)
-			return sbi_err_set(err, SBI_ECORRUPT, "flow model: parameter %zu has the wrong shape", i);
-		sbi_blobr_f32s(r, p->w, p->rows * p->cols);
-	}
+	size_t at;
+	if (sbi_params_read(r, f->params, f->nparams, &at) != 0)
+		return at == f->nparams ? sbi_err_set(err, SBI_ECORRUPT, "flow model: parameter count mismatch")
+		                        : sbi_err_set(err, SBI_ECORRUPT, "flow model: parameter %zu has the wrong shape", at);
 	if (r->bad || r->off != r->n)
 		return sbi_err_set(err, SBI_ECORRUPT, "flow model truncated or with trailing bytes");
 	f->log_std_sum = 0;

@@ -109,3 +109,11 @@ sbi_stats_mean_std(const double *x, size_t n, size_t d, double *mean, double *st
 		std[j] = sd > 1e-14 && isfinite(sd) ? sd : 1;
 	}
 }
+
+void
+sbi_stats_zscore(const double *x, size_t n, size_t d, const double *mean, const double *std, float *z)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < d; j++)
+			z[i * d + j] = (float)((x[i * d + j] - mean[j]) / std[j]);
+}

@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 
+#include "sbi/blob.h"
+
 /* A trainable matrix with its gradient and Adam moments (all owned). */
 typedef struct sbi_param {
 	size_t rows, cols;
@@ -27,6 +29,15 @@ typedef struct sbi_param {
 /* Allocates a zeroed parameter; NULL when out of memory. */
 sbi_param *sbi_param_alloc(size_t rows, size_t cols);
 void sbi_param_free(sbi_param *p); /* NULL is fine */
+
+/* The weights of a model file: u64 n, then per parameter u64 rows, u64 cols
+ * and rows x cols f32 values. */
+void sbi_params_write(sbi_blobw *w, sbi_param *const *p, size_t n);
+/* Reads what sbi_params_write wrote into n parameters of the expected
+ * shapes, stopping at the first read past the end (then r->bad is set):
+ * returns 0, or -1 when the count differs (*at = n) or parameter *at has
+ * another shape. */
+int sbi_params_read(sbi_blobr *r, sbi_param *const *p, size_t n, size_t *at);
 
 typedef struct sbi_tape sbi_tape;
 

@@ -32,4 +32,8 @@ int sbi_stats_log_candidates(const sbi_mat *m, int *positive, int *skewed, sbi_e
  * operation order is part of every trained model: do not change it. */
 void sbi_stats_mean_std(const double *x, size_t n, size_t d, double *mean, double *std);
 
+/* z[i*d + j] = (float)((x[i*d + j] - mean[j]) / std[j]) for n rows of d
+ * columns: a network's standardized inputs. */
+void sbi_stats_zscore(const double *x, size_t n, size_t d, const double *mean, const double *std, float *z);
+
 #endif
