@@ -4,6 +4,14 @@
 #include "sbi/alloc.h"
 #include "sbi/fit.h"
 
+/* Copies rows idx[0..n) of src (rows of d floats) to the batch dst. */
+static void
+gather_rows(float *dst, const float *src, size_t d, const size_t *idx, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		memcpy(dst + i * d, src + idx[i] * d, d * sizeof(float));
+}
+
 /* ---- flows ---- */
 
 typedef struct flow_fit {
@@ -17,11 +25,9 @@ static sbi_var
 flow_loss(void *ud, sbi_tape *t, const size_t *idx, size_t n)
 {
 	flow_fit *F = ud;
-	for (size_t i = 0; i < n; i++) {
-		memcpy(F->yb + i * F->dy, F->ys + idx[i] * F->dy, F->dy * sizeof(float));
-		if (F->dc)
-			memcpy(F->cb + i * F->dc, F->cs + idx[i] * F->dc, F->dc * sizeof(float));
-	}
+	gather_rows(F->yb, F->ys, F->dy, idx, n);
+	if (F->dc)
+		gather_rows(F->cb, F->cs, F->dc, idx, n);
 	sbi_var y = sbi_ad_const(t, F->yb, n, F->dy), c = F->dc ? sbi_ad_const(t, F->cb, n, F->dc) : -1;
 	return sbi_ad_scale(t, sbi_ad_mean(t, sbi_flow_log_prob_std(F->f, t, y, c)), -1.0f);
 }
@@ -67,10 +73,8 @@ static sbi_var
 clsf_loss(void *ud, sbi_tape *t, const size_t *idx, size_t n)
 {
 	clsf_fit *F = ud;
-	for (size_t i = 0; i < n; i++) {
-		memcpy(F->tb + i * F->dt, F->ts + idx[i] * F->dt, F->dt * sizeof(float));
-		memcpy(F->xb + i * F->dx, F->xs + idx[i] * F->dx, F->dx * sizeof(float));
-	}
+	gather_rows(F->tb, F->ts, F->dt, idx, n);
+	gather_rows(F->xb, F->xs, F->dx, idx, n);
 	return sbi_classifier_loss(F->c, t, F->tb, F->xb, n, F->atoms, F->scratch);
 }
 
