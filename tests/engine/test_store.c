@@ -97,14 +97,26 @@ flip_byte(const char *path, long off)
 	fclose(f);
 }
 
-TEST(artifact_every_flipped_byte_detected)
+/* The sample artifact stored under key 7 in a new temporary folder: its hash
+ * *h and file *path (caller frees the artifact and *path). */
+static sbi_artifact *
+stored_sample(sbi_key *h, char **path)
 {
 	char *dir = tmpdir();
 	sbi_artifact *a = sample_artifact();
-	sbi_key h, k = { { 7 } };
+	sbi_key k = { { 7 } };
 	sbi_err err = { 0 };
-	CHECK(sbi_artifact_store(a, dir, &k, &h, &err) == SBI_OK);
-	char *path = sbi_artifact_path(dir, &h);
+	CHECK(sbi_artifact_store(a, dir, &k, h, &err) == SBI_OK);
+	*path = sbi_artifact_path(dir, h);
+	return a;
+}
+
+TEST(artifact_every_flipped_byte_detected)
+{
+	sbi_key h;
+	char *path;
+	sbi_artifact *a = stored_sample(&h, &path);
+	sbi_err err = { 0 };
 	struct stat st;
 	stat(path, &st);
 	long live = sbi_test_live_blocks();
@@ -306,12 +318,10 @@ TEST(cache_unwritable_is_an_error)
 
 TEST(artifact_oom_every_allocation)
 {
-	char *dir = tmpdir();
-	sbi_artifact *a = sample_artifact();
-	sbi_key h, k = { { 7 } };
+	sbi_key h;
+	char *path;
+	sbi_artifact *a = stored_sample(&h, &path);
 	sbi_err err = { 0 };
-	CHECK(sbi_artifact_store(a, dir, &k, &h, &err) == SBI_OK);
-	char *path = sbi_artifact_path(dir, &h);
 	long live = sbi_test_live_blocks();
 	for (long n = 0, rc = -1; rc != SBI_OK; n++) {
 		sbi_artifact *b = NULL;
