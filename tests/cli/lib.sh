@@ -225,6 +225,28 @@ unpack_refused() {
 	ls -A | grep -q "^\.$2\.unpack" && fail "unpack of $1 left its temporary folder"
 }
 
+# abc_helper_recipe [OPTS]: data/obs.csv and recipe.lua, a rejection ABC whose
+# simulator lives in the module helper.lua (so that a bundle must carry it);
+# OPTS (e.g. "chunk_size = 500,") go into the sbi.simulate options.
+abc_helper_recipe() {
+	mkdir data
+	cat > helper.lua <<'LUA'
+local M = {}
+function M.sim(theta, rng) return { theta[1] + 0.1 * rng:normal(), theta[2] + 0.1 * rng:normal() } end
+return M
+LUA
+	cat > recipe.lua <<LUA
+local sbi = require "sbi"
+local helper = require "helper"
+local prior = sbi.prior.uniform { low = { -1, -1 }, high = { 1, 1 } }
+local sims = sbi.simulate { prior = prior, n = sbi.param("simulations", 2000), seed = 1,${1:+ $1}
+  simulator = function(theta, rng) return helper.sim(theta, rng) end }
+local obs = sbi.observation(sbi.param("observation", "data/obs.csv"))
+sbi.output { posterior_samples = sbi.abc.rejection { sims = sims, observation = obs, quantile = 0.05 } }
+LUA
+	printf '0.3,-0.2\n' > data/obs.csv
+}
+
 # own_tmpdir: TMPDIR is a new empty folder of the test (replay makes its
 # folders there; a test can check that none is left).
 own_tmpdir() {

@@ -3,22 +3,7 @@
 # the same posterior; a flipped byte is found by verify (plain tar and
 # zstd) and makes unpack refuse, leaving nothing behind.
 . "$(dirname "$0")/lib.sh"
-mkdir data
-cat > helper.lua <<'LUA'
-local M = {}
-function M.sim(theta, rng) return { theta[1] + 0.1 * rng:normal(), theta[2] + 0.1 * rng:normal() } end
-return M
-LUA
-cat > recipe.lua <<'LUA'
-local sbi = require "sbi"
-local helper = require "helper"
-local prior = sbi.prior.uniform { low = { -1, -1 }, high = { 1, 1 } }
-local sims = sbi.simulate { prior = prior, n = sbi.param("simulations", 2000), seed = 1,
-  simulator = function(theta, rng) return helper.sim(theta, rng) end }
-local obs = sbi.observation(sbi.param("observation", "data/obs.csv"))
-sbi.output { posterior_samples = sbi.abc.rejection { sims = sims, observation = obs, quantile = 0.05 } }
-LUA
-printf '0.3,-0.2\n' > data/obs.csv
+abc_helper_recipe
 
 run recipe.lua --set simulations=3000 --out out1 --quiet
 expect_ok
