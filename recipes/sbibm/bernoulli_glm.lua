@@ -28,14 +28,14 @@ local TASK, D, T = "bernoulli_glm", 10, 100
 local model = require "bernoulli_glm_model"
 local X, prior = model.X, model.prior
 
+local spikes = model.spikes
+
 local function simulator(theta, rng)
-  local x = {}
+  local y, x = spikes(theta, rng), {}
   for j = 1, D do x[j] = 0 end
   for t = 1, T do
-    local row, psi = X[t], 0
-    for j = 1, D do psi = psi + row[j] * theta[j] end
-    if rng:uniform() < 1 / (1 + math.exp(-psi)) then -- y_t = 1: add row t of X to X^T y
-      for j = 1, D do x[j] = x[j] + row[j] end
+    if y[t] == 1 then -- add row t of X to X^T y
+      for j = 1, D do x[j] = x[j] + X[t][j] end
     end
   end
   return x

@@ -1,6 +1,7 @@
 -- The Bernoulli GLM shared by bernoulli_glm.lua and bernoulli_glm_raw.lua
 -- (shared/benchmarks/TASKS.md sections 5 and 6): the design matrix X
--- (100 x 10) and the prior N(0, P^-1), read from sbibm's simulator_data.
+-- (100 x 10), the prior N(0, P^-1), read from sbibm's simulator_data, and
+-- the spike train's draw.
 local sbi = require "sbi"
 local task = require "task"
 
@@ -48,4 +49,16 @@ for i = 1, D do
 end
 local prior = sbi.prior.mvn { mean = mean, cov = cov }
 
-return { D = D, T = T, X = X, prior = prior }
+-- The spike train y (T values in {0, 1}): psi = X theta,
+-- y_t ~ Bernoulli(1 / (1 + exp(-psi_t))), one uniform draw per t in order.
+local function spikes(theta, rng)
+  local y = {}
+  for t = 1, T do
+    local row, psi = X[t], 0
+    for j = 1, D do psi = psi + row[j] * theta[j] end
+    y[t] = rng:uniform() < 1 / (1 + math.exp(-psi)) and 1 or 0
+  end
+  return y
+end
+
+return { D = D, T = T, X = X, prior = prior, spikes = spikes }

@@ -23,19 +23,7 @@
 -- files' parameter_1..parameter_10).
 local sbi = require "sbi"
 
-local TASK, D, T = "bernoulli_glm_raw", 10, 100
+local TASK, T = "bernoulli_glm_raw", 100
 
 local model = require "bernoulli_glm_model"
-local X, prior = model.X, model.prior
-
-local function simulator(theta, rng)
-  local y = {}
-  for t = 1, T do
-    local row, psi = X[t], 0
-    for j = 1, D do psi = psi + row[j] * theta[j] end
-    y[t] = rng:uniform() < 1 / (1 + math.exp(-psi)) and 1 or 0
-  end
-  return y
-end
-
-require("task").run { name = TASK, prior = prior, simulator = sbi.simulator { fn = simulator, dim = T } }
+require("task").run { name = TASK, prior = model.prior, simulator = sbi.simulator { fn = model.spikes, dim = T } }

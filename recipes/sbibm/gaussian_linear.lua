@@ -18,17 +18,11 @@
 -- files' parameter_1..parameter_10).
 local sbi = require "sbi"
 
-local TASK, D = "gaussian_linear", 10
+local model = require "gaussian_linear_model"
+local TASK, D = "gaussian_linear", model.D
 
 local mean, std = {}, {}
 for i = 1, D do mean[i], std[i] = 0, math.sqrt(0.1) end
 local prior = sbi.prior.normal { mean = mean, std = std }
 
-local NOISE_SD = math.sqrt(0.1)
-local function simulator(theta, rng)
-  local x = {}
-  for i = 1, D do x[i] = theta[i] + rng:normal(0, NOISE_SD) end
-  return x
-end
-
-require("task").run { name = TASK, prior = prior, simulator = sbi.simulator { fn = simulator, dim = D } }
+require("task").run { name = TASK, prior = prior, simulator = sbi.simulator { fn = model.simulator, dim = D } }

@@ -17,17 +17,11 @@
 -- files' parameter_1..parameter_10).
 local sbi = require "sbi"
 
-local TASK, D = "gaussian_linear_uniform", 10
+local model = require "gaussian_linear_model"
+local TASK, D = "gaussian_linear_uniform", model.D
 
 local low, high = {}, {}
 for i = 1, D do low[i], high[i] = -1, 1 end
 local prior = sbi.prior.uniform { low = low, high = high }
 
-local NOISE_SD = math.sqrt(0.1)
-local function simulator(theta, rng)
-  local x = {}
-  for i = 1, D do x[i] = theta[i] + rng:normal(0, NOISE_SD) end
-  return x
-end
-
-require("task").run { name = TASK, prior = prior, simulator = sbi.simulator { fn = simulator, dim = D } }
+require("task").run { name = TASK, prior = prior, simulator = sbi.simulator { fn = model.simulator, dim = D } }
