@@ -19,6 +19,12 @@ local function merge(...)
   return out
 end
 
+-- The inputs of every estimator: simulations and the observation.
+local inputs_spec = {
+  sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
+  observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+}
+
 -- Training options shared by every estimator (docs/neural.md explains each).
 local training_spec = {
   x_transform = { check.one_of("auto", "log", "none") },
@@ -235,10 +241,7 @@ end
 -- sbi.npe{ sims =, observation =, ...estimator and training options...,
 --          num_samples = 10000, seed = 1 }
 function M.npe(opts)
-  check.options("sbi.npe", opts, merge({
-    sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
-    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
-  }, estimator_spec, sampling_spec))
+  check.options("sbi.npe", opts, merge(inputs_spec, estimator_spec, sampling_spec))
   check_inputs("sbi.npe", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
@@ -316,10 +319,7 @@ end
 
 -- sbi.nle{ sims =, observation =, ...estimator, training and MCMC options... }
 function M.nle(opts)
-  check.options("sbi.nle", opts, merge({
-    sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
-    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
-  }, estimator_spec, sampling_spec, mcmc_spec))
+  check.options("sbi.nle", opts, merge(inputs_spec, estimator_spec, sampling_spec, mcmc_spec))
   check_inputs("sbi.nle", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
@@ -347,10 +347,7 @@ local classifier_spec = merge({
 -- sbi.nre{ sims =, observation =, loss = "contrastive" (NRE-B, default) | "binary" (NRE-A),
 --          atoms = 10, ...classifier, training and MCMC options... }
 function M.nre(opts)
-  check.options("sbi.nre", opts, merge({
-    sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
-    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
-  }, classifier_spec, sampling_spec, mcmc_spec))
+  check.options("sbi.nre", opts, merge(inputs_spec, classifier_spec, sampling_spec, mcmc_spec))
   check_inputs("sbi.nre", opts)
   if opts.loss == "binary" and opts.atoms then
     error("sbi.nre: 'atoms' only applies to loss = \"contrastive\"", 2)
