@@ -154,6 +154,16 @@ expect_refused(const char *bundle, uint64_t max_entry, const char *want)
 	expect_refused_lim(bundle, &lim, want);
 }
 
+/* In a new root: the bundle crafted from decl and ents is refused (as in
+ * expect_refused). */
+static void
+crafted_refused(const ent *decl, size_t nd, const ent *ents, size_t ne, uint64_t max_entry, const char *want)
+{
+	setup();
+	expect_refused(craft(decl, nd, ents, ne), max_entry, want);
+	teardown();
+}
+
 TEST(bundle_good_unpacks)
 {
 	setup();
@@ -177,77 +187,51 @@ TEST(bundle_good_unpacks)
 
 TEST(bundle_refuses_traversal)
 {
-	setup();
 	ent e[] = { good[0], good[1], { "recipe/../../x", "pwned", REG, 0 } };
-	expect_refused(craft(good, 2, e, 3), 0, "'..' component");
-	teardown();
-	setup();
+	crafted_refused(good, 2, e, 3, 0, "'..' component");
 	ent d[] = { { "recipe/../../x", "pwned", REG, 0 } };
-	expect_refused(craft(d, 1, d, 1), 0, "'..' component");
-	teardown();
+	crafted_refused(d, 1, d, 1, 0, "'..' component");
 }
 
 TEST(bundle_refuses_absolute)
 {
-	setup();
 	ent e[] = { good[0], { "/tmp/x", "pwned", REG, 0 } };
-	expect_refused(craft(good, 1, e, 2), 0, "absolute path");
-	teardown();
+	crafted_refused(good, 1, e, 2, 0, "absolute path");
 }
 
 TEST(bundle_refuses_links_and_fifos)
 {
-	setup();
 	ent s[] = { good[0], { "recipe/l", "", SYMLINK, 0 } };
-	expect_refused(craft(good, 1, s, 2), 0, "a symbolic link");
-	teardown();
-	setup();
+	crafted_refused(good, 1, s, 2, 0, "a symbolic link");
 	ent f[] = { good[0], { "recipe/f", "", FIFO, 0 } };
-	expect_refused(craft(good, 1, f, 2), 0, "a FIFO");
-	teardown();
-	setup();
+	crafted_refused(good, 1, f, 2, 0, "a FIFO");
 	ent h[] = { good[0], { "recipe/h", "", HARDLINK, 0 } };
-	expect_refused(craft(good, 1, h, 2), 0, "a hard link");
-	teardown();
+	crafted_refused(good, 1, h, 2, 0, "a hard link");
 }
 
 TEST(bundle_refuses_duplicates_and_extras)
 {
-	setup();
 	ent d[] = { good[0], good[1], good[0] };
-	expect_refused(craft(good, 2, d, 3), 0, "duplicate entry recipe/r.lua");
-	teardown();
-	setup();
+	crafted_refused(good, 2, d, 3, 0, "duplicate entry recipe/r.lua");
 	ent x[] = { good[0], good[1], { "recipe/extra.lua", "x", REG, 0 } };
-	expect_refused(craft(good, 2, x, 3), 0, "not in the manifest");
-	teardown();
-	setup();
+	crafted_refused(good, 2, x, 3, 0, "not in the manifest");
 	ent m[] = { good[0], { "manifest.json", "{}", REG, 0 } };
-	expect_refused(craft(good, 1, m, 2), 0, "duplicate entry manifest.json");
-	teardown();
+	crafted_refused(good, 1, m, 2, 0, "duplicate entry manifest.json");
 }
 
 TEST(bundle_refuses_oversize_and_size_mismatch)
 {
-	setup();
 	ent big[] = { { "data/big.bin", "0123456789012345678901234567890123456789", REG, 0 } };
-	expect_refused(craft(big, 1, big, 1), 16, "over the limit of 16");
-	teardown();
-	setup();
+	crafted_refused(big, 1, big, 1, 16, "over the limit of 16");
 	ent decl[] = { { "recipe/r.lua", "local sbi = require 'sbi'\n", REG, 5 } };
-	expect_refused(craft(decl, 1, good, 1), 0, "the manifest says 5");
-	teardown();
+	crafted_refused(decl, 1, good, 1, 0, "the manifest says 5");
 }
 
 TEST(bundle_refuses_damage)
 {
-	setup();
 	ent bad[] = { { "recipe/r.lua", "local sbi = require 'sbX'\n", REG, 0 }, good[1] };
-	expect_refused(craft(good, 2, bad, 2), 0, "recipe/r.lua: hash mismatch");
-	teardown();
-	setup();
-	expect_refused(craft(good, 2, good, 1), 0, "data/obs/x.csv is missing");
-	teardown();
+	crafted_refused(good, 2, bad, 2, 0, "recipe/r.lua: hash mismatch");
+	crafted_refused(good, 2, good, 1, 0, "data/obs/x.csv is missing");
 	/* A truncated archive: cut inside the last entry's data. */
 	setup();
 	char big[20000];
@@ -331,10 +315,8 @@ TEST(bundle_recipe_file)
 	const char *bad[] = { "recipe/../r.lua", "recipe/sub/../../../x.lua", "data/obs/x.csv", "/etc/passwd",
 		"recipe/other.lua" };
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-		setup();
 		recipe_file = bad[i];
-		expect_refused(craft(good, 2, good, 2), 0, "recipe.file");
-		teardown();
+		crafted_refused(good, 2, good, 2, 0, "recipe.file");
 	}
 	recipe_file = "recipe/r.lua";
 }
@@ -346,10 +328,8 @@ TEST(bundle_refuses_cache_metadata)
 	const char *names[] = { "recipe/.sbirun/reads.json", "data/.sbirun/reads.json", "recipe/sub/.sbirun/x",
 		"recipe/.sbirun", "recipe/.sbirun-bundle-paths", "data/.sbirun-bundle" };
 	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-		setup();
 		ent e[] = { good[0], { names[i], "[]", REG, 0 } };
-		expect_refused(craft(e, 2, e, 2), 0, i < 4 ? "a .sbirun folder" : "reserved name");
-		teardown();
+		crafted_refused(e, 2, e, 2, 0, i < 4 ? "a .sbirun folder" : "reserved name");
 	}
 	CHECK(sbi_bundle_check_name("recipe/.sbirunx/a") == NULL);
 	CHECK(sbi_bundle_check_name("recipe/x.sbirun") == NULL);
@@ -439,13 +419,9 @@ TEST(bundle_unpack_write_error)
 TEST(bundle_refuses_colliding_destinations)
 {
 	ent same[] = { good[0], { "recipe/x.csv", "1", REG, 0 }, { "data/x.csv", "2", REG, 0 } };
-	setup();
-	expect_refused(craft(same, 3, same, 3), 0, "two entries unpack to the same file x.csv");
-	teardown();
+	crafted_refused(same, 3, same, 3, 0, "two entries unpack to the same file x.csv");
 	ent nest[] = { good[0], { "data/a", "1", REG, 0 }, { "data/a-b", "1", REG, 0 }, { "recipe/a/b", "2", REG, 0 } };
-	setup();
-	expect_refused(craft(nest, 4, nest, 4), 0, "a would be both a file and a folder");
-	teardown();
+	crafted_refused(nest, 4, nest, 4, 0, "a would be both a file and a folder");
 	ent ok[] = { good[0], { "data/a-b", "1", REG, 0 }, { "recipe/a/b", "2", REG, 0 }, { "data/a/c", "3", REG, 0 } };
 	setup();
 	sbi_bundle_problems p = { 0 };
