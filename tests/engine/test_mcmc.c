@@ -211,33 +211,36 @@ check_gauss_moments(const char *what, const double *s, size_t nsamples, size_t n
  * about 1 per 20 (ESS ~ 1000, autocorrelation time ~ 15 sweeps). The
  * floors are a third of that, so only a sampler mixing much worse, whose
  * MCSEs would be too wide to mean anything, fails them. */
-TEST(slice_correlated_gaussian)
-{
-	dens t = { .target = GAUSS };
-	double start[8 * 2];
-	uint64_t evals;
-
-	starts_near(start, 8, 2, g_mean, 1.0);
-	double *s = sample(SBI_MCMC_SLICE, &t, 2, 8, start, 11, 200, 1, NSAMP, &evals);
-	double ess = check_gauss_moments("slice gaussian", s, NSAMP, 8, 2000);
-	printf("mcmc: slice gaussian: after warm-up %.2f evaluations per sample, %.1f per "
-	    "effective sample (of x1); %.2f points per callback\n", (double)evals / NSAMP,
-	    (double)evals / ess, (double)t.evals / (double)t.calls);
-	free(s);
-}
-
-TEST(ensemble_correlated_gaussian)
+/* The correlated Gaussian from nchains starts near its mean: its moments
+ * with an ESS floor of min_ess, and the cost per sample printed. */
+static void
+check_gauss(sbi_mcmc_kind kind, size_t nchains, uint64_t seed, size_t warmup, double min_ess)
 {
 	dens t = { .target = GAUSS };
 	double start[16 * 2];
 	uint64_t evals;
+	char what[32];
 
-	starts_near(start, 16, 2, g_mean, 1.0);
-	double *s = sample(SBI_MCMC_ENSEMBLE, &t, 2, 16, start, 12, 500, 1, NSAMP, &evals);
-	double ess = check_gauss_moments("ensemble gaussian", s, NSAMP, 16, 300);
-	printf("mcmc: ensemble gaussian: after warm-up %.2f evaluations per sample, %.1f per "
-	    "effective sample (of x1)\n", (double)evals / NSAMP, (double)evals / ess);
+	snprintf(what, sizeof what, "%s gaussian", sbi_mcmc_kind_name(kind));
+	starts_near(start, nchains, 2, g_mean, 1.0);
+	double *s = sample(kind, &t, 2, nchains, start, seed, warmup, 1, NSAMP, &evals);
+	double ess = check_gauss_moments(what, s, NSAMP, nchains, min_ess);
+	printf("mcmc: %s: after warm-up %.2f evaluations per sample, %.1f per "
+	    "effective sample (of x1)", what, (double)evals / NSAMP, (double)evals / ess);
+	if (kind == SBI_MCMC_SLICE) /* it evaluates several points per callback */
+		printf("; %.2f points per callback", (double)t.evals / (double)t.calls);
+	printf("\n");
 	free(s);
+}
+
+TEST(slice_correlated_gaussian)
+{
+	check_gauss(SBI_MCMC_SLICE, 8, 11, 200, 2000);
+}
+
+TEST(ensemble_correlated_gaussian)
+{
+	check_gauss(SBI_MCMC_ENSEMBLE, 16, 12, 500, 300);
 }
 
 /* Modes 6 standard deviations apart with weights 0.3 and 0.7; half the
