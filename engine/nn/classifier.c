@@ -23,7 +23,7 @@ struct sbi_classifier {
 	sbi_classifier_config cfg;
 	sbi_param **params; /* w_in, b_in, (w, b) x layers, w_out, b_out (owned) */
 	size_t nparams;
-	double *t_mean, *t_std, *x_mean, *x_std;
+	sbi_zscore t, x; /* the inputs' standardization (owned) */
 };
 
 void
@@ -34,10 +34,8 @@ sbi_classifier_free(sbi_classifier *c)
 	for (size_t i = 0; i < c->nparams; i++)
 		sbi_param_free(c->params[i]);
 	sbi_free(c->params);
-	sbi_free(c->t_mean);
-	sbi_free(c->t_std);
-	sbi_free(c->x_mean);
-	sbi_free(c->x_std);
+	sbi_zscore_clear(&c->t);
+	sbi_zscore_clear(&c->x);
 	sbi_free(c);
 }
 
@@ -57,11 +55,7 @@ classifier_new(const sbi_classifier_config *cfg, sbi_err *err)
 	c->cfg = *cfg;
 	size_t H = cfg->hidden, L = cfg->layers, n = 2 * L + 4;
 	c->params = sbi_calloc(n, sizeof *c->params);
-	c->t_mean = sbi_calloc(cfg->dtheta, sizeof(double));
-	c->t_std = sbi_calloc(cfg->dtheta, sizeof(double));
-	c->x_mean = sbi_calloc(cfg->dx, sizeof(double));
-	c->x_std = sbi_calloc(cfg->dx, sizeof(double));
-	int bad = !c->params || !c->t_mean || !c->t_std || !c->x_mean || !c->x_std;
+	int bad = !c->params || sbi_zscore_init(&c->t, cfg->dtheta) != 0 || sbi_zscore_init(&c->x, cfg->dx) != 0;
 	size_t shapes[64][2];
 	size_t k = 0;
 	shapes[k][0] = cfg->dtheta + cfg->dx, shapes[k++][1] = H;
@@ -82,10 +76,6 @@ classifier_new(const sbi_classifier_config *cfg, sbi_err *err)
 		sbi_err_set(err, SBI_ENOMEM, "out of memory for a classifier");
 		return NULL;
 	}
-	for (size_t j = 0; j < cfg->dtheta; j++)
-		c->t_std[j] = 1;
-	for (size_t j = 0; j < cfg->dx; j++)
-		c->x_std[j] = 1;
 	return c;
 }
 
@@ -130,8 +120,8 @@ sbi_classifier_params(sbi_classifier *c, size_t *n)
 void
 sbi_classifier_set_standardization(sbi_classifier *c, const double *theta, const double *x, size_t n)
 {
-	sbi_stats_mean_std(theta, n, c->cfg.dtheta, c->t_mean, c->t_std);
-	sbi_stats_mean_std(x, n, c->cfg.dx, c->x_mean, c->x_std);
+	sbi_zscore_fit(&c->t, theta, n);
+	sbi_zscore_fit(&c->x, x, n);
 }
 
 void
@@ -139,9 +129,9 @@ sbi_classifier_standardize(const sbi_classifier *c, const double *theta, const d
     float *ts, float *xs)
 {
 	if (theta)
-		sbi_stats_zscore(theta, n, c->cfg.dtheta, c->t_mean, c->t_std, ts);
+		sbi_zscore_apply(&c->t, theta, n, ts);
 	if (x)
-		sbi_stats_zscore(x, n, c->cfg.dx, c->x_mean, c->x_std, xs);
+		sbi_zscore_apply(&c->x, x, n, xs);
 }
 
 sbi_var
@@ -232,10 +222,8 @@ sbi_classifier_save(const sbi_classifier *c, unsigned char **buf, size_t *len, s
 	sbi_blobw_u32(&w, (uint32_t)g->residual);
 	sbi_blobw_u32(&w, (uint32_t)g->act);
 	sbi_blobw_u64(&w, g->seed);
-	sbi_blobw_bytes(&w, c->t_mean, g->dtheta * sizeof(double));
-	sbi_blobw_bytes(&w, c->t_std, g->dtheta * sizeof(double));
-	sbi_blobw_bytes(&w, c->x_mean, g->dx * sizeof(double));
-	sbi_blobw_bytes(&w, c->x_std, g->dx * sizeof(double));
+	sbi_zscore_write(&c->t, &w);
+	sbi_zscore_write(&c->x, &w);
 	sbi_params_write(&w, c->params, c->nparams);
 	if (sbi_blobw_finish(&w) != 0)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory saving a classifier");
@@ -273,10 +261,8 @@ sbi_classifier_load(const unsigned char *buf, size_t len, sbi_err *err)
 	sbi_classifier *c = classifier_new(&g, err);
 	if (c == NULL)
 		return NULL;
-	sbi_blobr_bytes(&r, c->t_mean, g.dtheta * sizeof(double));
-	sbi_blobr_bytes(&r, c->t_std, g.dtheta * sizeof(double));
-	sbi_blobr_bytes(&r, c->x_mean, g.dx * sizeof(double));
-	sbi_blobr_bytes(&r, c->x_std, g.dx * sizeof(double));
+	sbi_zscore_read(&c->t, &r);
+	sbi_zscore_read(&c->x, &r);
 	size_t at;
 	if (sbi_params_read(&r, c->params, c->nparams, &at) != 0 || r.bad || r.off != r.n) {
 		sbi_classifier_free(c);

@@ -43,7 +43,7 @@ struct sbi_flow {
 	mdn_net *mdn;       /* the MDN's network (NULL for flows) */
 	int *perm;          /* transforms x dim */
 	int *inv_perm;
-	double *y_mean, *y_std, *c_mean, *c_std;
+	sbi_zscore y, c; /* the standardization of y and of the context (owned) */
 	double log_std_sum;
 	sbi_param **params; /* flat list (not owning: freed via mades) */
 	size_t nparams;
@@ -168,10 +168,8 @@ sbi_flow_free(sbi_flow *f)
 	sbi_free(f->mdn);
 	sbi_free(f->perm);
 	sbi_free(f->inv_perm);
-	sbi_free(f->y_mean);
-	sbi_free(f->y_std);
-	sbi_free(f->c_mean);
-	sbi_free(f->c_std);
+	sbi_zscore_clear(&f->y);
+	sbi_zscore_clear(&f->c);
 	sbi_free(f->params);
 	sbi_free(f);
 }
@@ -232,12 +230,8 @@ flow_new(const sbi_flow_config *cfg, sbi_err *err)
 		f->mades = sbi_calloc(T, sizeof *f->mades);
 	f->perm = sbi_malloc(T * D * sizeof(int));
 	f->inv_perm = sbi_malloc(T * D * sizeof(int));
-	f->y_mean = sbi_calloc(D, sizeof(double));
-	f->y_std = sbi_calloc(D, sizeof(double));
-	f->c_mean = sbi_calloc(C ? C : 1, sizeof(double));
-	f->c_std = sbi_calloc(C ? C : 1, sizeof(double));
-	int bad = !(mdn ? (void *)f->mdn : (void *)f->mades) || !f->perm || !f->inv_perm || !f->y_mean || !f->y_std ||
-	    !f->c_mean || !f->c_std;
+	int bad = !(mdn ? (void *)f->mdn : (void *)f->mades) || !f->perm || !f->inv_perm ||
+	    sbi_zscore_init(&f->y, D) != 0 || sbi_zscore_init(&f->c, C) != 0;
 	if (!bad && mdn)
 		bad = alloc_mdn(f) != 0;
 	for (size_t i = 0; !bad && !mdn && i < T; i++)
@@ -247,10 +241,6 @@ flow_new(const sbi_flow_config *cfg, sbi_err *err)
 		sbi_err_set(err, SBI_ENOMEM, "out of memory for a flow");
 		return NULL;
 	}
-	for (size_t j = 0; j < D; j++)
-		f->y_std[j] = 1;
-	for (size_t j = 0; j < C; j++)
-		f->c_std[j] = 1;
 	return f;
 }
 
@@ -305,21 +295,21 @@ sbi_flow_params(sbi_flow *f, size_t *n)
 void
 sbi_flow_set_standardization(sbi_flow *f, const double *y, const double *c, size_t n)
 {
-	sbi_stats_mean_std(y, n, f->cfg.dim, f->y_mean, f->y_std);
+	sbi_zscore_fit(&f->y, y, n);
 	if (f->cfg.context)
-		sbi_stats_mean_std(c, n, f->cfg.context, f->c_mean, f->c_std);
+		sbi_zscore_fit(&f->c, c, n);
 	f->log_std_sum = 0;
 	for (size_t j = 0; j < f->cfg.dim; j++)
-		f->log_std_sum += log(f->y_std[j]);
+		f->log_std_sum += log(f->y.std[j]);
 }
 
 void
 sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, size_t n, float *ys, float *cs)
 {
 	if (y)
-		sbi_stats_zscore(y, n, f->cfg.dim, f->y_mean, f->y_std, ys);
+		sbi_zscore_apply(&f->y, y, n, ys);
 	if (c)
-		sbi_stats_zscore(c, n, f->cfg.context, f->c_mean, f->c_std, cs);
+		sbi_zscore_apply(&f->c, c, n, cs);
 }
 
 /* The MADE's outputs for inputs y (n x D) and context c (n x C or -1). */
@@ -493,7 +483,7 @@ sbi_flow_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r,
 	}
 	for (size_t i = 0; rc == SBI_OK && i < n; i++)
 		for (size_t j = 0; j < D; j++)
-			out[i * D + j] = f->y_mean[j] + f->y_std[j] * (double)z[i * D + j];
+			out[i * D + j] = f->y.mean[j] + f->y.std[j] * (double)z[i * D + j];
 	sbi_free(z);
 	sbi_free(y);
 	sbi_free(cs);
@@ -621,7 +611,7 @@ mdn_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, doub
 				x[i] = acc / ((u_ii > 20 ? u_ii : log1pf(expf(u_ii))) + 1e-3);
 			}
 			for (size_t j = 0; j < D; j++)
-				out[s * D + j] = f->y_mean[j] + f->y_std[j] * (o[K + k * D + j] + x[j]);
+				out[s * D + j] = f->y.mean[j] + f->y.std[j] * (o[K + k * D + j] + x[j]);
 		}
 	}
 	sbi_free(cs);
@@ -647,10 +637,8 @@ sbi_flow_save(const sbi_flow *f, unsigned char **buf, size_t *len, sbi_err *err)
 	sbi_blobw_f64(&w, c->bound);
 	sbi_blobw_u32(&w, (uint32_t)c->act);
 	sbi_blobw_u64(&w, c->seed);
-	sbi_blobw_bytes(&w, f->y_mean, c->dim * sizeof(double));
-	sbi_blobw_bytes(&w, f->y_std, c->dim * sizeof(double));
-	sbi_blobw_bytes(&w, f->c_mean, c->context * sizeof(double));
-	sbi_blobw_bytes(&w, f->c_std, c->context * sizeof(double));
+	sbi_zscore_write(&f->y, &w);
+	sbi_zscore_write(&f->c, &w);
 	for (size_t i = 0; i < c->transforms * c->dim; i++)
 		sbi_blobw_u32(&w, (uint32_t)f->perm[i]);
 	sbi_params_write(&w, f->params, f->nparams);
@@ -688,10 +676,8 @@ static int
 read_body(sbi_blobr *r, sbi_flow *f, sbi_err *err)
 {
 	const sbi_flow_config *c = &f->cfg;
-	sbi_blobr_bytes(r, f->y_mean, c->dim * sizeof(double));
-	sbi_blobr_bytes(r, f->y_std, c->dim * sizeof(double));
-	sbi_blobr_bytes(r, f->c_mean, c->context * sizeof(double));
-	sbi_blobr_bytes(r, f->c_std, c->context * sizeof(double));
+	sbi_zscore_read(&f->y, r);
+	sbi_zscore_read(&f->c, r);
 	for (size_t i = 0; i < c->transforms * c->dim; i++) {
 		uint32_t p = sbi_blobr_u32(r);
 		if (p >= c->dim)
@@ -706,7 +692,7 @@ read_body(sbi_blobr *r, sbi_flow *f, sbi_err *err)
 		return sbi_err_set(err, SBI_ECORRUPT, "flow model truncated or with trailing bytes");
 	f->log_std_sum = 0;
 	for (size_t j = 0; j < c->dim; j++)
-		f->log_std_sum += log(f->y_std[j]);
+		f->log_std_sum += log(f->y.std[j]);
 	set_inverse_perms(f);
 	return SBI_OK;
 }

@@ -110,10 +110,54 @@ sbi_stats_mean_std(const double *x, size_t n, size_t d, double *mean, double *st
 	}
 }
 
-void
-sbi_stats_zscore(const double *x, size_t n, size_t d, const double *mean, const double *std, float *z)
+int
+sbi_zscore_init(sbi_zscore *z, size_t d)
 {
+	z->d = d;
+	z->mean = sbi_calloc(d ? d : 1, sizeof(double));
+	z->std = sbi_calloc(d ? d : 1, sizeof(double));
+	if (z->mean == NULL || z->std == NULL) {
+		sbi_zscore_clear(z);
+		return -1;
+	}
+	for (size_t j = 0; j < d; j++)
+		z->std[j] = 1;
+	return 0;
+}
+
+void
+sbi_zscore_clear(sbi_zscore *z)
+{
+	sbi_free(z->mean);
+	sbi_free(z->std);
+	z->mean = z->std = NULL;
+}
+
+void
+sbi_zscore_fit(sbi_zscore *z, const double *x, size_t n)
+{
+	sbi_stats_mean_std(x, n, z->d, z->mean, z->std);
+}
+
+void
+sbi_zscore_apply(const sbi_zscore *z, const double *x, size_t n, float *out)
+{
+	size_t d = z->d;
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < d; j++)
-			z[i * d + j] = (float)((x[i * d + j] - mean[j]) / std[j]);
+			out[i * d + j] = (float)((x[i * d + j] - z->mean[j]) / z->std[j]);
+}
+
+void
+sbi_zscore_write(const sbi_zscore *z, sbi_blobw *w)
+{
+	sbi_blobw_bytes(w, z->mean, z->d * sizeof(double));
+	sbi_blobw_bytes(w, z->std, z->d * sizeof(double));
+}
+
+void
+sbi_zscore_read(sbi_zscore *z, sbi_blobr *r)
+{
+	sbi_blobr_bytes(r, z->mean, z->d * sizeof(double));
+	sbi_blobr_bytes(r, z->std, z->d * sizeof(double));
 }

@@ -2,6 +2,7 @@
 #ifndef SBI_STATS_H
 #define SBI_STATS_H
 
+#include "sbi/blob.h"
 #include "sbi/err.h"
 #include "sbi/mat.h"
 
@@ -32,8 +33,22 @@ int sbi_stats_log_candidates(const sbi_mat *m, int *positive, int *skewed, sbi_e
  * operation order is part of every trained model: do not change it. */
 void sbi_stats_mean_std(const double *x, size_t n, size_t d, double *mean, double *std);
 
-/* z[i*d + j] = (float)((x[i*d + j] - mean[j]) / std[j]) for n rows of d
- * columns: a network's standardized inputs. */
-void sbi_stats_zscore(const double *x, size_t n, size_t d, const double *mean, const double *std, float *z);
+/* The z-scoring of a network's inputs, d columns: z = (x - mean) / std. */
+typedef struct sbi_zscore {
+	size_t d;
+	double *mean, *std; /* d entries each (owned) */
+} sbi_zscore;
+
+/* Mean 0 and std 1 for d columns: 0, or -1 when out of memory (then z
+ * holds nothing, as after sbi_zscore_clear). */
+int sbi_zscore_init(sbi_zscore *z, size_t d);
+void sbi_zscore_clear(sbi_zscore *z); /* frees the arrays; a zeroed z is fine */
+/* Mean and std from x (n x d, row-major), by sbi_stats_mean_std. */
+void sbi_zscore_fit(sbi_zscore *z, const double *x, size_t n);
+/* out[i*d + j] = (float)((x[i*d + j] - mean[j]) / std[j]) for n rows. */
+void sbi_zscore_apply(const sbi_zscore *z, const double *x, size_t n, float *out);
+/* The model-file form: f64 mean[d], f64 std[d]. */
+void sbi_zscore_write(const sbi_zscore *z, sbi_blobw *w);
+void sbi_zscore_read(sbi_zscore *z, sbi_blobr *r);
 
 #endif
