@@ -14,8 +14,8 @@
 typedef struct target {
 	lua_State *L;
 	sbi_prior *prior;
-	l_flow *flow;       /* NLE: log q(x_obs | theta) */
-	l_classifier *clsf; /* NRE: log r(theta, x_obs) */
+	l_model *flow;      /* NLE: log q(x_obs | theta) */
+	l_model *clsf;      /* NRE: log r(theta, x_obs) */
 	const double *xobs;
 	int npe;            /* the flow is q(theta | x_obs): no prior term, support only */
 	int fn;             /* stack index of a Lua log-likelihood, or 0 */
@@ -32,7 +32,7 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 		out[i] = sbi_prior_log_density(tg->prior, theta + i * d);
 	if (tg->clsf) {
 		sbi_err err = { 0 };
-		if (sbi_classifier_log_ratio(tg->clsf->c, tg->clsf->t, theta, tg->xobs, n, tg->lp, &err) != SBI_OK) {
+		if (sbi_classifier_log_ratio(tg->clsf->m, tg->clsf->t, theta, tg->xobs, n, tg->lp, &err) != SBI_OK) {
 			memcpy(tg->msg, err.msg, sizeof err.msg);
 			return SBI_ENOMEM;
 		}
@@ -42,8 +42,8 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 	}
 	if (tg->flow) {
 		sbi_err err = { 0 };
-		int rc = tg->npe ? sbi_flow_log_prob(tg->flow->f, tg->flow->t, theta, 0, tg->xobs, 1, n, tg->lp, &err)
-				 : sbi_flow_log_prob(tg->flow->f, tg->flow->t, tg->xobs, 1, theta, 0, n, tg->lp, &err);
+		int rc = tg->npe ? sbi_flow_log_prob(tg->flow->m, tg->flow->t, theta, 0, tg->xobs, 1, n, tg->lp, &err)
+				 : sbi_flow_log_prob(tg->flow->m, tg->flow->t, tg->xobs, 1, theta, 0, n, tg->lp, &err);
 		if (tg->npe)
 			for (size_t i = 0; i < n; i++)
 				out[i] = isfinite(out[i]) ? 0.0 : -INFINITY;
@@ -160,8 +160,8 @@ l_mcmc(lua_State *L)
 	r.seed = (uint64_t)sbi__spec_int(L, 1, "seed", 0, LUA_MAXINTEGER);
 	if (lua_getfield(L, 1, "flow") != LUA_TNIL) {
 		sbi__check_field_udata(L, -1, SBI_MT_FLOW, "option 'flow'");
-		tg.flow = sbi__check_flow(L, -1);
-		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->f);
+		tg.flow = sbi__check_model(L, -1, &sbi__flow_kind);
+		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->m);
 		tg.npe = sbi__spec_bool(L, 1, "posterior");
 		size_t dtheta = tg.npe ? cfg->dim : cfg->context, dx = tg.npe ? cfg->context : cfg->dim;
 		if (dtheta != r.d)
@@ -170,8 +170,8 @@ l_mcmc(lua_State *L)
 		tg.xobs = sbi__to_vector(L, lua_gettop(L), dx, "the observation");
 	} else if (lua_getfield(L, 1, "classifier") != LUA_TNIL) {
 		sbi__check_field_udata(L, -1, SBI_MT_CLASSIFIER, "option 'classifier'");
-		tg.clsf = sbi__check_classifier(L, -1);
-		const sbi_classifier_config *cfg = sbi_classifier_config_of(tg.clsf->c);
+		tg.clsf = sbi__check_model(L, -1, &sbi__classifier_kind);
+		const sbi_classifier_config *cfg = sbi_classifier_config_of(tg.clsf->m);
 		if (cfg->dtheta != r.d)
 			return luaL_error(L, "the ratio estimator has %d parameters, the prior has %d", (int)cfg->dtheta, (int)r.d);
 		lua_getfield(L, 1, "x");

@@ -338,8 +338,15 @@ sbi__newmetatable(lua_State *L, const char *tname)
 void
 sbi__new_type(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods)
 {
-	sbi__newmetatable(L, tname);    /* [.., mt] */
-	luaL_setfuncs(L, meta, 0);
+	sbi__new_type_up(L, tname, meta, methods, 0);
+}
+
+void
+sbi__new_type_up(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods, int nup)
+{
+	sbi__newmetatable(L, tname);    /* [.., up.., mt] */
+	lua_insert(L, -(nup + 1));      /* [.., mt, up..] */
+	luaL_setfuncs(L, meta, nup);    /* [.., mt] */
 	if (methods) {
 		lua_newtable(L);         /* [.., mt, methods] */
 		luaL_setfuncs(L, methods, 0);

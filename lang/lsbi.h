@@ -163,6 +163,9 @@ int sbi__newmetatable(lua_State *L, const char *tname);
  * meta (__gc, __close, __tostring) and, unless methods is NULL, its methods
  * as __index. [..] -> [..] */
 void sbi__new_type(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods);
+/* sbi__new_type whose metamethods share the nup values on top of the
+ * stack as upvalues (popped). [.., up..] -> [..] */
+void sbi__new_type_up(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods, int nup);
 
 /* Pushes a new zeroed userdata of size bytes that owns C memory, so a
  * binding holds no C memory across calls that can raise: free_fn releases
