@@ -226,9 +226,25 @@ sbi__to_artifact(lua_State *L, int idx, const char *what)
 /* ---- primitives ---- */
 
 double *
+sbi__scratch(lua_State *L, size_t n)
+{
+	return lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
+}
+
+void
+sbi__push_numbers(lua_State *L, const double *v, size_t n)
+{
+	lua_createtable(L, (int)n, 0);
+	for (size_t j = 0; j < n; j++) {
+		lua_pushnumber(L, v[j]);
+		lua_rawseti(L, -2, (lua_Integer)j + 1);
+	}
+}
+
+double *
 sbi__to_vector(lua_State *L, int idx, size_t n, const char *what)
 {
-	double *v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
+	double *v = sbi__scratch(L, n);
 	if (luaL_testudata(L, idx, SBI_MT_MAT)) {
 		sbi_mat *m = sbi__check_mat(L, idx)->m;
 		if (m->nrow * m->ncol != n)
@@ -254,15 +270,11 @@ l_scales(lua_State *L)
 {
 	sbi_mat *x = sbi__check_mat(L, 1)->m;
 	const char *method = luaL_optstring(L, 2, "std");
-	double *s = lua_newuserdatauv(L, (x->ncol ? x->ncol : 1) * sizeof *s, 0);
+	double *s = sbi__scratch(L, x->ncol);
 	sbi_err err = { 0 };
 	if (sbi_stats_scales(x, method, s, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
-	lua_createtable(L, (int)x->ncol, 0);
-	for (size_t j = 0; j < x->ncol; j++) {
-		lua_pushnumber(L, s[j]);
-		lua_seti(L, -2, (lua_Integer)j + 1);
-	}
+	sbi__push_numbers(L, s, x->ncol);
 	return 1;
 }
 
@@ -384,11 +396,7 @@ l_kde_bandwidth_cv(lua_State *L)
 	if (p.drawn || sbi_now() - p.t0 >= 1.0) /* a bar on screen is replaced by the final line */
 		sbi_progress_finish(&p, "samples cross-validated");
 	lua_pushnumber(L, h);                    /* [.., v, factor] */
-	lua_createtable(L, SBI_ABC_KDE_GRID, 0); /* [.., v, factor, logliks] */
-	for (int g = 0; g < SBI_ABC_KDE_GRID; g++) {
-		lua_pushnumber(L, ll[g]);
-		lua_rawseti(L, -2, g + 1);
-	}
+	sbi__push_numbers(L, ll, SBI_ABC_KDE_GRID); /* [.., v, factor, logliks] */
 	return 2;
 }
 

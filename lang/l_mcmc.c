@@ -84,24 +84,6 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 	return SBI_OK;
 }
 
-/* [..] -> [.., { v[1], ..., v[n] }] */
-static void
-push_numbers(lua_State *L, const double *v, size_t n)
-{
-	lua_createtable(L, (int)n, 0);
-	for (size_t j = 0; j < n; j++) {
-		lua_pushnumber(L, v[j]);
-		lua_rawseti(L, -2, (lua_Integer)j + 1);
-	}
-}
-
-/* Userdata-backed scratch of n doubles (freed by the GC). */
-static double *
-scratch(lua_State *L, size_t n)
-{
-	return lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
-}
-
 typedef struct mcmc_run {
 	sbi_mcmc_kind kind;
 	size_t d, chains, warmup, thin, nsamples, ncand;
@@ -113,7 +95,7 @@ typedef struct mcmc_run {
 static int
 choose_starts(lua_State *L, target *tg, const mcmc_run *r, double *start, sbi_err *err)
 {
-	double *cand = scratch(L, r->ncand * r->d), *ld = scratch(L, r->ncand);
+	double *cand = sbi__scratch(L, r->ncand * r->d), *ld = sbi__scratch(L, r->ncand);
 	gsl_rng *g = sbi__push_rng(L, r->seed, SBI_STREAM_METHOD, 2);
 	for (size_t i = 0; i < r->ncand; i++)
 		sbi_prior_sample(tg->prior, g, cand + i * r->d);
@@ -183,8 +165,8 @@ l_mcmc(lua_State *L)
 	}
 	/* One callback evaluates at most 2 x chains points (slice stepping out
 	 * on both sides) or 1000 candidates. */
-	tg.lp = scratch(L, 2 * r.chains > 1000 ? 2 * r.chains : 1000);
-	double *start = scratch(L, r.chains * r.d), *samples = NULL;
+	tg.lp = sbi__scratch(L, 2 * r.chains > 1000 ? 2 * r.chains : 1000);
+	double *start = sbi__scratch(L, r.chains * r.d), *samples = NULL;
 	sbi_mat *out = sbi_mat_alloc(r.nsamples, r.d);
 	sbi__push_mat(L, out);
 	int outi = lua_gettop(L);
@@ -210,15 +192,15 @@ l_mcmc(lua_State *L)
 		int dup = tg.msg[0] && strstr(err.msg, tg.msg) != NULL;
 		return luaL_error(L, "MCMC: %s%s%s", err.msg, tg.msg[0] && !dup ? ": " : "", dup ? "" : tg.msg);
 	}
-	double *draws = scratch(L, r.nsamples * r.d), *rhat = scratch(L, r.d), *ess = scratch(L, r.d);
+	double *draws = sbi__scratch(L, r.nsamples * r.d), *rhat = sbi__scratch(L, r.d), *ess = sbi__scratch(L, r.d);
 	size_t niter = sbi_mcmc_draws_by_chain(samples, r.nsamples, r.chains, r.d, draws);
 	sbi_mcmc_rhat(draws, r.chains, niter, r.d, rhat);
 	sbi_mcmc_ess(draws, r.chains, niter, r.d, ess);
 	lua_pushvalue(L, outi);
 	lua_createtable(L, 0, 6);
-	push_numbers(L, rhat, r.d);
+	sbi__push_numbers(L, rhat, r.d);
 	lua_setfield(L, -2, "rhat");
-	push_numbers(L, ess, r.d);
+	sbi__push_numbers(L, ess, r.d);
 	lua_setfield(L, -2, "ess");
 	lua_pushnumber(L, sbi_mcmc_acceptance(m));
 	lua_setfield(L, -2, "acceptance");

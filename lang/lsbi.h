@@ -188,6 +188,11 @@ int luaopen_sbi_core(lua_State *L);
 /* n numbers from a table or a Mat with n elements at idx, into a new
  * userdata on the stack (collected by the GC); raises naming what. */
 double *sbi__to_vector(lua_State *L, int idx, size_t n, const char *what);
+/* Scratch room for n doubles: a new userdata (collected by the GC).
+ * [..] -> [.., buf] */
+double *sbi__scratch(lua_State *L, size_t n);
+/* Pushes the list { v[0], ..., v[n - 1] }. [..] -> [.., t] */
+void sbi__push_numbers(lua_State *L, const double *v, size_t n);
 
 /* Converting artifacts. Pushes a table for a: its matrices as read-only
  * views that hold a reference to a (sbi_artifact_retain), so a stays
