@@ -87,17 +87,11 @@ box_tostring(lua_State *L)
 static sbi_artifact **
 push_box(lua_State *L)
 {
-	sbi_artifact **box = lua_newuserdatauv(L, sizeof *box, 0); /* [box] */
+	static const luaL_Reg meta[] = {
+		{ "__gc", box_gc }, { "__close", box_close }, { "__tostring", box_tostring }, { NULL, NULL },
+	};
+	sbi_artifact **box = sbi__push_udata(L, sizeof *box, "sbi.ArtifactBox", meta); /* [box] */
 	*box = NULL;
-	if (sbi__newmetatable(L, "sbi.ArtifactBox")) {             /* [box, mt] */
-		lua_pushcfunction(L, box_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, box_close);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, box_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_setmetatable(L, -2);                                    /* [box] */
 	return box;
 }
 

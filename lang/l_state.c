@@ -375,21 +375,27 @@ box_tostring(lua_State *L)
 }
 
 void *
+sbi__push_udata(lua_State *L, size_t size, const char *tname, const luaL_Reg *meta)
+{
+	void *u = lua_newuserdatauv(L, size ? size : 1, 0); /* [.., u] */
+	memset(u, 0, size ? size : 1);
+	if (luaL_getmetatable(L, tname) == LUA_TNIL) {      /* [.., u, mt?] */
+		lua_pop(L, 1);
+		sbi__new_type(L, tname, meta, NULL);
+		luaL_getmetatable(L, tname);                 /* [.., u, mt] */
+	}
+	lua_setmetatable(L, -2);                            /* [.., u] */
+	return u;
+}
+
+void *
 sbi__push_box(lua_State *L, size_t size, const char *tname, lua_CFunction free_fn)
 {
 	sbi__refuse_closing(L); /* a box made now would never be finalized */
-	void *box = lua_newuserdatauv(L, size ? size : 1, 0); /* [.., box] */
-	memset(box, 0, size ? size : 1);
-	if (sbi__newmetatable(L, tname)) {                   /* [.., box, mt] */
-		lua_pushcfunction(L, free_fn);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, free_fn);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, box_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_setmetatable(L, -2);                             /* [.., box] */
-	return box;
+	const luaL_Reg meta[] = {
+		{ "__gc", free_fn }, { "__close", free_fn }, { "__tostring", box_tostring }, { NULL, NULL },
+	};
+	return sbi__push_udata(L, size, tname, meta);
 }
 
 lua_State *

@@ -174,6 +174,12 @@ void sbi__new_type_up(lua_State *L, const char *tname, const luaL_Reg *meta, con
  * when the state is closing (sbi__refuse_closing). [..] -> [.., box] */
 void *sbi__push_box(lua_State *L, size_t size, const char *tname, lua_CFunction free_fn);
 
+/* Pushes a new zeroed userdata of size bytes with the metatable tname,
+ * registered on first use with the metamethods meta (sbi__new_type). The
+ * caller calls sbi__refuse_closing first if meta has a __gc that frees.
+ * [..] -> [.., u] */
+void *sbi__push_udata(lua_State *L, size_t size, const char *tname, const luaL_Reg *meta);
+
 /* Raises naming fn when a simulator runs (or, with steps_too, any step):
  * fn is nondeterministic and its value would escape the cache key. */
 void sbi__refuse_in_step(lua_State *L, const char *fn, int steps_too);
