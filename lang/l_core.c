@@ -403,6 +403,15 @@ ends_with(const char *s, const char *suffix)
 
 /* ---- data files (bundles: lang/l_prov.c records them) ---- */
 
+/* The failure result of the file functions. [..] -> [.., nil, msg] */
+static int
+push_failure(lua_State *L, const char *msg)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, msg);
+	return 2;
+}
+
 /* The file argument 1 names, after a bundle's path map, at stack index 2;
  * NULL with nil and a message pushed when reading it is not allowed. */
 static const char *
@@ -453,11 +462,8 @@ l_read_matrix(lua_State *L)
 	sbi_err err = { 0 };
 	int rc = ends_with(path, ".npy") ? sbi_npy_read(path, &m, &err)
 					 : sbi_csv_read(path, &m, &nb->names, &nb->n, &err);
-	if (rc != SBI_OK) {
-		lua_pushnil(L);
-		lua_pushstring(L, err.msg);
-		return 2;
-	}
+	if (rc != SBI_OK)
+		return push_failure(L, err.msg);
 	sbi__push_mat(L, m); /* owns m, also if it raises */
 	sbi__prov_read(L, lua_tostring(L, 1), path);
 	lua_createtable(L, (int)nb->n, 0);
@@ -539,11 +545,8 @@ l_file_hash(lua_State *L)
 		return 2; /* [.., nil, msg] */
 	char hex[SBI_KEY_HEX];
 	sbi_err err = { 0 };
-	if (hash_file(path, hex, &err) != SBI_OK) {
-		lua_pushnil(L);
-		lua_pushstring(L, err.msg);
-		return 2;
-	}
+	if (hash_file(path, hex, &err) != SBI_OK)
+		return push_failure(L, err.msg);
 	sbi__prov_read(L, lua_tostring(L, 1), path);
 	lua_pushstring(L, hex);
 	return 1;
