@@ -58,10 +58,7 @@ l_classifier_log_ratio(lua_State *L)
 	double *x = sbi__to_vector(L, 3, cfg->dx, "x");
 	if (th->ncol != cfg->dtheta)
 		return luaL_error(L, "log_ratio: theta needs %d columns", (int)cfg->dtheta);
-	sbi_mat *out = sbi_mat_alloc(th->nrow, 1);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, th->nrow, 1);
 	sbi_err err = { 0 };
 	if (sbi_classifier_log_ratio(lc->m, lc->t, th->data, x, th->nrow, out->data, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);

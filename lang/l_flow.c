@@ -205,10 +205,7 @@ l_flow_sample(lua_State *L)
 	double *c = cfg->context ? sbi__to_vector(L, 3, cfg->context, "the context") : NULL;
 	sbi__blas_threads();
 	gsl_rng *r = sbi__push_rng(L, seed, SBI_STREAM_METHOD, index);
-	sbi_mat *out = sbi_mat_alloc((size_t)n, cfg->dim);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, (size_t)n, cfg->dim);
 	sbi_err err = { 0 };
 	if (sbi_flow_sample(lf->m, lf->t, c, (size_t)n, r, out->data, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
@@ -228,10 +225,7 @@ l_flow_log_prob(lua_State *L)
 	if ((y->nrow != n && y->nrow != 1) || (c && c->nrow != n && c->nrow != 1))
 		return luaL_error(L, "log_prob: row counts %d and %d do not broadcast", (int)y->nrow, (int)c->nrow);
 	sbi__blas_threads();
-	sbi_mat *out = sbi_mat_alloc(n, 1);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, n, 1);
 	sbi_err err = { 0 };
 	if (sbi_flow_log_prob(lf->m, lf->t, y->data, y->nrow == 1, c ? c->data : NULL, c && c->nrow == 1, n,
 	    out->data, &err) != SBI_OK)

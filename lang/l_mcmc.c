@@ -167,11 +167,8 @@ l_mcmc(lua_State *L)
 	 * on both sides) or 1000 candidates. */
 	tg.lp = sbi__scratch(L, 2 * r.chains > 1000 ? 2 * r.chains : 1000);
 	double *start = sbi__scratch(L, r.chains * r.d), *samples = NULL;
-	sbi_mat *out = sbi_mat_alloc(r.nsamples, r.d);
-	sbi__push_mat(L, out);
+	sbi_mat *out = sbi__push_new_mat(L, r.nsamples, r.d);
 	int outi = lua_gettop(L);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
 	samples = out->data;
 	sbi__blas_threads();
 	double t0 = sbi_now();

@@ -288,10 +288,7 @@ l_prior_filter(lua_State *L)
 	size_t k = 0;
 	for (size_t i = 0; i < m->nrow; i++)
 		k += sbi_prior_in_support(p, sbi_mat_row(m, i)) != 0;
-	sbi_mat *out = sbi_mat_alloc(k, m->ncol);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, k, m->ncol);
 	k = 0;
 	for (size_t i = 0; i < m->nrow; i++)
 		if (sbi_prior_in_support(p, sbi_mat_row(m, i)))

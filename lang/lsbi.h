@@ -61,6 +61,9 @@ void sbi__open_mat(lua_State *L);
 l_mat *sbi__check_mat(lua_State *L, int idx);
 /* Pushes a new Mat owning m (freed here if the push fails). */
 void sbi__push_mat(lua_State *L, sbi_mat *m);
+/* Pushes a new nrow x ncol Mat (sbi_mat_alloc) that owns its matrix;
+ * raises when out of memory. [..] -> [.., Mat] */
+sbi_mat *sbi__push_new_mat(lua_State *L, size_t nrow, size_t ncol);
 /* Pushes a Mat that borrows m (writable; the caller clears it). */
 void sbi__push_mat_borrowed(lua_State *L, sbi_mat *m);
 /* Pushes a read-only Mat viewing m, an artifact's matrix; owner is the
