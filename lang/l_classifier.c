@@ -6,15 +6,6 @@
 #include "lnn.h"
 #include "sbi/fit.h"
 
-l_classifier *
-sbi__check_classifier(lua_State *L, int idx)
-{
-	l_classifier *lc = luaL_checkudata(L, idx, SBI_MT_CLASSIFIER);
-	if (lc->c == NULL || lc->released)
-		sbi__argerror(L, idx, "released classifier");
-	return lc;
-}
-
 /* core.classifier_train(spec) -> model blob, report
  * [spec] -> [spec, values read, box, model, report] */
 static int
@@ -54,38 +45,22 @@ l_classifier_train(lua_State *L)
 static int
 l_classifier_load(lua_State *L)
 {
-	size_t len;
-	const char *blob = luaL_checklstring(L, 1, &len);
-	sbi__refuse_closing(L);
-	l_classifier *lc = lua_newuserdatauv(L, sizeof *lc, 0); /* [blob, Classifier] */
-	lc->c = NULL;
-	lc->t = NULL;
-	lc->released = 0;
-	luaL_setmetatable(L, SBI_MT_CLASSIFIER);
-	sbi_err err = { 0 };
-	if ((lc->c = sbi_classifier_load((const unsigned char *)blob, len, &err)) == NULL)
-		return luaL_error(L, "cannot load the trained model: %s", err.msg);
-	if ((lc->t = sbi_tape_alloc()) == NULL)
-		return luaL_error(L, "out of memory");
-	return 1;
+	return sbi__load_model(L, &sbi__classifier_kind);
 }
 
 /* classifier:log_ratio(theta Mat, x row) -> Mat (n x 1) */
 static int
 l_classifier_log_ratio(lua_State *L)
 {
-	l_classifier *lc = sbi__check_classifier(L, 1);
-	const sbi_classifier_config *cfg = sbi_classifier_config_of(lc->c);
+	l_model *lc = sbi__check_model(L, 1, &sbi__classifier_kind);
+	const sbi_classifier_config *cfg = sbi_classifier_config_of(lc->m);
 	sbi_mat *th = sbi__check_mat(L, 2)->m;
 	double *x = sbi__to_vector(L, 3, cfg->dx, "x");
 	if (th->ncol != cfg->dtheta)
 		return luaL_error(L, "log_ratio: theta needs %d columns", (int)cfg->dtheta);
-	sbi_mat *out = sbi_mat_alloc(th->nrow, 1);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, th->nrow, 1);
 	sbi_err err = { 0 };
-	if (sbi_classifier_log_ratio(lc->c, lc->t, th->data, x, th->nrow, out->data, &err) != SBI_OK)
+	if (sbi_classifier_log_ratio(lc->m, lc->t, th->data, x, th->nrow, out->data, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
 	return 1;
 }
@@ -94,54 +69,44 @@ l_classifier_log_ratio(lua_State *L)
 static int
 l_classifier_dims(lua_State *L)
 {
-	const sbi_classifier_config *cfg = sbi_classifier_config_of(sbi__check_classifier(L, 1)->c);
+	const sbi_classifier_config *cfg = sbi_classifier_config_of(sbi__check_model(L, 1, &sbi__classifier_kind)->m);
 	lua_pushinteger(L, (lua_Integer)cfg->dtheta);
 	lua_pushinteger(L, (lua_Integer)cfg->dx);
 	return 2;
 }
 
-/* __gc: frees the classifier and its tape. [c] -> [c] */
-static int
-l_classifier_gc(lua_State *L)
+/* ---- the kind ---- */
+
+static void *
+classifier_load(const unsigned char *blob, size_t len, sbi_err *err)
 {
-	l_classifier *lc = luaL_checkudata(L, 1, SBI_MT_CLASSIFIER);
-	sbi_classifier_free(lc->c);
-	sbi_tape_free(lc->t);
-	lc->c = NULL;
-	lc->t = NULL;
-	return 0;
+	return sbi_classifier_load(blob, len, err);
 }
 
-/* __close: releases the classifier (freed by __gc). [c] -> [c] */
-static int
-l_classifier_close(lua_State *L)
+static void
+classifier_free(void *m)
 {
-	((l_classifier *)luaL_checkudata(L, 1, SBI_MT_CLASSIFIER))->released = 1;
-	return 0;
+	sbi_classifier_free(m);
 }
 
-/* __tostring: "sbi.Classifier(theta 2, x 3)" or "sbi.Classifier (released)".
- * [c] -> [c, s] */
-static int
-l_classifier_tostring(lua_State *L)
+/* "sbi.Classifier(theta 2, x 3)". [..] -> [.., s] */
+static void
+classifier_name(lua_State *L, const void *m)
 {
-	l_classifier *lc = luaL_checkudata(L, 1, SBI_MT_CLASSIFIER);
-	if (lc->c == NULL || lc->released) {
-		lua_pushliteral(L, SBI_MT_CLASSIFIER " (released)");
-		return 1;
-	}
-	const sbi_classifier_config *cfg = sbi_classifier_config_of(lc->c);
+	const sbi_classifier_config *cfg = sbi_classifier_config_of(m);
 	lua_pushfstring(L, SBI_MT_CLASSIFIER "(theta %I, x %I)", (lua_Integer)cfg->dtheta, (lua_Integer)cfg->dx);
-	return 1;
 }
+
+const l_model_kind sbi__classifier_kind = {
+	.tname = SBI_MT_CLASSIFIER,
+	.released = "released classifier",
+	.load = classifier_load,
+	.free = classifier_free,
+	.push_name = classifier_name,
+};
 
 static const luaL_Reg classifier_methods[] = {
 	{ "log_ratio", l_classifier_log_ratio }, { "dims", l_classifier_dims }, { NULL, NULL },
-};
-
-static const luaL_Reg classifier_meta[] = {
-	{ "__gc", l_classifier_gc }, { "__close", l_classifier_close }, { "__tostring", l_classifier_tostring },
-	{ NULL, NULL },
 };
 
 static const luaL_Reg classifier_funcs[] = {
@@ -152,6 +117,6 @@ static const luaL_Reg classifier_funcs[] = {
 void
 sbi__open_classifier(lua_State *L)
 {
-	sbi__new_type(L, SBI_MT_CLASSIFIER, classifier_meta, classifier_methods);
+	sbi__new_model_type(L, &sbi__classifier_kind, classifier_methods);
 	luaL_setfuncs(L, classifier_funcs, 0);
 }

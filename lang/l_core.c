@@ -87,17 +87,11 @@ box_tostring(lua_State *L)
 static sbi_artifact **
 push_box(lua_State *L)
 {
-	sbi_artifact **box = lua_newuserdatauv(L, sizeof *box, 0); /* [box] */
+	static const luaL_Reg meta[] = {
+		{ "__gc", box_gc }, { "__close", box_close }, { "__tostring", box_tostring }, { NULL, NULL },
+	};
+	sbi_artifact **box = sbi__push_udata(L, sizeof *box, "sbi.ArtifactBox", meta); /* [box] */
 	*box = NULL;
-	if (sbi__newmetatable(L, "sbi.ArtifactBox")) {             /* [box, mt] */
-		lua_pushcfunction(L, box_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, box_close);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, box_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_setmetatable(L, -2);                                    /* [box] */
 	return box;
 }
 
@@ -226,9 +220,25 @@ sbi__to_artifact(lua_State *L, int idx, const char *what)
 /* ---- primitives ---- */
 
 double *
+sbi__scratch(lua_State *L, size_t n)
+{
+	return lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
+}
+
+void
+sbi__push_numbers(lua_State *L, const double *v, size_t n)
+{
+	lua_createtable(L, (int)n, 0);
+	for (size_t j = 0; j < n; j++) {
+		lua_pushnumber(L, v[j]);
+		lua_rawseti(L, -2, (lua_Integer)j + 1);
+	}
+}
+
+double *
 sbi__to_vector(lua_State *L, int idx, size_t n, const char *what)
 {
-	double *v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
+	double *v = sbi__scratch(L, n);
 	if (luaL_testudata(L, idx, SBI_MT_MAT)) {
 		sbi_mat *m = sbi__check_mat(L, idx)->m;
 		if (m->nrow * m->ncol != n)
@@ -254,15 +264,11 @@ l_scales(lua_State *L)
 {
 	sbi_mat *x = sbi__check_mat(L, 1)->m;
 	const char *method = luaL_optstring(L, 2, "std");
-	double *s = lua_newuserdatauv(L, (x->ncol ? x->ncol : 1) * sizeof *s, 0);
+	double *s = sbi__scratch(L, x->ncol);
 	sbi_err err = { 0 };
 	if (sbi_stats_scales(x, method, s, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
-	lua_createtable(L, (int)x->ncol, 0);
-	for (size_t j = 0; j < x->ncol; j++) {
-		lua_pushnumber(L, s[j]);
-		lua_seti(L, -2, (lua_Integer)j + 1);
-	}
+	sbi__push_numbers(L, s, x->ncol);
 	return 1;
 }
 
@@ -384,11 +390,7 @@ l_kde_bandwidth_cv(lua_State *L)
 	if (p.drawn || sbi_now() - p.t0 >= 1.0) /* a bar on screen is replaced by the final line */
 		sbi_progress_finish(&p, "samples cross-validated");
 	lua_pushnumber(L, h);                    /* [.., v, factor] */
-	lua_createtable(L, SBI_ABC_KDE_GRID, 0); /* [.., v, factor, logliks] */
-	for (int g = 0; g < SBI_ABC_KDE_GRID; g++) {
-		lua_pushnumber(L, ll[g]);
-		lua_rawseti(L, -2, g + 1);
-	}
+	sbi__push_numbers(L, ll, SBI_ABC_KDE_GRID); /* [.., v, factor, logliks] */
 	return 2;
 }
 
@@ -400,6 +402,15 @@ ends_with(const char *s, const char *suffix)
 }
 
 /* ---- data files (bundles: lang/l_prov.c records them) ---- */
+
+/* The failure result of the file functions. [..] -> [.., nil, msg] */
+static int
+push_failure(lua_State *L, const char *msg)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, msg);
+	return 2;
+}
 
 /* The file argument 1 names, after a bundle's path map, at stack index 2;
  * NULL with nil and a message pushed when reading it is not allowed. */
@@ -451,11 +462,8 @@ l_read_matrix(lua_State *L)
 	sbi_err err = { 0 };
 	int rc = ends_with(path, ".npy") ? sbi_npy_read(path, &m, &err)
 					 : sbi_csv_read(path, &m, &nb->names, &nb->n, &err);
-	if (rc != SBI_OK) {
-		lua_pushnil(L);
-		lua_pushstring(L, err.msg);
-		return 2;
-	}
+	if (rc != SBI_OK)
+		return push_failure(L, err.msg);
 	sbi__push_mat(L, m); /* owns m, also if it raises */
 	sbi__prov_read(L, lua_tostring(L, 1), path);
 	lua_createtable(L, (int)nb->n, 0);
@@ -537,11 +545,8 @@ l_file_hash(lua_State *L)
 		return 2; /* [.., nil, msg] */
 	char hex[SBI_KEY_HEX];
 	sbi_err err = { 0 };
-	if (hash_file(path, hex, &err) != SBI_OK) {
-		lua_pushnil(L);
-		lua_pushstring(L, err.msg);
-		return 2;
-	}
+	if (hash_file(path, hex, &err) != SBI_OK)
+		return push_failure(L, err.msg);
 	sbi__prov_read(L, lua_tostring(L, 1), path);
 	lua_pushstring(L, hex);
 	return 1;

@@ -11,15 +11,6 @@
 
 #define SBI_MAX_TRAIN_THREADS 64
 
-l_flow *
-sbi__check_flow(lua_State *L, int idx)
-{
-	l_flow *lf = luaL_checkudata(L, idx, SBI_MT_FLOW);
-	if (lf->f == NULL || lf->released)
-		sbi__argerror(L, idx, "released flow");
-	return lf;
-}
-
 /* ---- training ---- */
 
 /* One flow to train: read from a Lua spec, then trained without touching
@@ -199,40 +190,24 @@ l_flow_train_each(lua_State *L)
 static int
 l_flow_load(lua_State *L)
 {
-	size_t len;
-	const char *blob = luaL_checklstring(L, 1, &len);
-	sbi__refuse_closing(L);
-	l_flow *lf = lua_newuserdatauv(L, sizeof *lf, 0); /* [blob, Flow] */
-	lf->f = NULL;
-	lf->t = NULL;
-	lf->released = 0;
-	luaL_setmetatable(L, SBI_MT_FLOW);
-	sbi_err err = { 0 };
-	if ((lf->f = sbi_flow_load((const unsigned char *)blob, len, &err)) == NULL)
-		return luaL_error(L, "cannot load the trained model: %s", err.msg);
-	if ((lf->t = sbi_tape_alloc()) == NULL)
-		return luaL_error(L, "out of memory");
-	return 1;
+	return sbi__load_model(L, &sbi__flow_kind);
 }
 
 /* flow:sample(n, context, seed [, index]) -> Mat */
 static int
 l_flow_sample(lua_State *L)
 {
-	l_flow *lf = sbi__check_flow(L, 1);
+	l_model *lf = sbi__check_model(L, 1, &sbi__flow_kind);
 	lua_Integer n = luaL_checkinteger(L, 2);
 	luaL_argcheck(L, n >= 1 && n <= (1 << 30), 2, "sample count out of range");
-	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
+	const sbi_flow_config *cfg = sbi_flow_config_of(lf->m);
 	uint64_t seed = (uint64_t)luaL_checkinteger(L, 4), index = (uint64_t)luaL_optinteger(L, 5, 0);
 	double *c = cfg->context ? sbi__to_vector(L, 3, cfg->context, "the context") : NULL;
 	sbi__blas_threads();
 	gsl_rng *r = sbi__push_rng(L, seed, SBI_STREAM_METHOD, index);
-	sbi_mat *out = sbi_mat_alloc((size_t)n, cfg->dim);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, (size_t)n, cfg->dim);
 	sbi_err err = { 0 };
-	if (sbi_flow_sample(lf->f, lf->t, c, (size_t)n, r, out->data, &err) != SBI_OK)
+	if (sbi_flow_sample(lf->m, lf->t, c, (size_t)n, r, out->data, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
 	return 1;
 }
@@ -241,8 +216,8 @@ l_flow_sample(lua_State *L)
 static int
 l_flow_log_prob(lua_State *L)
 {
-	l_flow *lf = sbi__check_flow(L, 1);
-	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
+	l_model *lf = sbi__check_model(L, 1, &sbi__flow_kind);
+	const sbi_flow_config *cfg = sbi_flow_config_of(lf->m);
 	sbi_mat *y = sbi__check_mat(L, 2)->m, *c = cfg->context ? sbi__check_mat(L, 3)->m : NULL;
 	if (y->ncol != cfg->dim || (c && c->ncol != cfg->context))
 		return luaL_error(L, "log_prob: y needs %d columns and the context %d", (int)cfg->dim, (int)cfg->context);
@@ -250,12 +225,9 @@ l_flow_log_prob(lua_State *L)
 	if ((y->nrow != n && y->nrow != 1) || (c && c->nrow != n && c->nrow != 1))
 		return luaL_error(L, "log_prob: row counts %d and %d do not broadcast", (int)y->nrow, (int)c->nrow);
 	sbi__blas_threads();
-	sbi_mat *out = sbi_mat_alloc(n, 1);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, n, 1);
 	sbi_err err = { 0 };
-	if (sbi_flow_log_prob(lf->f, lf->t, y->data, y->nrow == 1, c ? c->data : NULL, c && c->nrow == 1, n,
+	if (sbi_flow_log_prob(lf->m, lf->t, y->data, y->nrow == 1, c ? c->data : NULL, c && c->nrow == 1, n,
 	    out->data, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
 	return 1;
@@ -265,55 +237,46 @@ l_flow_log_prob(lua_State *L)
 static int
 l_flow_dims(lua_State *L)
 {
-	const sbi_flow_config *cfg = sbi_flow_config_of(sbi__check_flow(L, 1)->f);
+	const sbi_flow_config *cfg = sbi_flow_config_of(sbi__check_model(L, 1, &sbi__flow_kind)->m);
 	lua_pushinteger(L, (lua_Integer)cfg->dim);
 	lua_pushinteger(L, (lua_Integer)cfg->context);
 	return 2;
 }
 
-/* __gc: frees the flow and its tape. [f] -> [f] */
-static int
-l_flow_gc(lua_State *L)
+/* ---- the kind ---- */
+
+static void *
+flow_load(const unsigned char *blob, size_t len, sbi_err *err)
 {
-	l_flow *lf = luaL_checkudata(L, 1, SBI_MT_FLOW);
-	sbi_flow_free(lf->f);
-	sbi_tape_free(lf->t);
-	lf->f = NULL;
-	lf->t = NULL;
-	return 0;
+	return sbi_flow_load(blob, len, err);
 }
 
-/* __close: releases the flow (freed by __gc). [f] -> [f] */
-static int
-l_flow_close(lua_State *L)
+static void
+flow_free(void *m)
 {
-	((l_flow *)luaL_checkudata(L, 1, SBI_MT_FLOW))->released = 1;
-	return 0;
+	sbi_flow_free(m);
 }
 
-/* __tostring: "sbi.Flow(nsf, dim 2, context 3)" or "sbi.Flow (released)".
- * [f] -> [f, s] */
-static int
-l_flow_tostring(lua_State *L)
+/* "sbi.Flow(nsf, dim 2, context 3)". [..] -> [.., s] */
+static void
+flow_name(lua_State *L, const void *m)
 {
-	l_flow *lf = luaL_checkudata(L, 1, SBI_MT_FLOW);
-	if (lf->f == NULL || lf->released) {
-		lua_pushliteral(L, SBI_MT_FLOW " (released)");
-		return 1;
-	}
-	const sbi_flow_config *cfg = sbi_flow_config_of(lf->f);
+	const sbi_flow_config *cfg = sbi_flow_config_of(m);
 	const char *kind = cfg->kind == SBI_FLOW_NSF ? "nsf" : cfg->kind == SBI_FLOW_MDN ? "mdn" : "maf";
 	lua_pushfstring(L, SBI_MT_FLOW "(%s, dim %I, context %I)", kind, (lua_Integer)cfg->dim,
 	    (lua_Integer)cfg->context);
-	return 1;
 }
+
+const l_model_kind sbi__flow_kind = {
+	.tname = SBI_MT_FLOW,
+	.released = "released flow",
+	.load = flow_load,
+	.free = flow_free,
+	.push_name = flow_name,
+};
 
 static const luaL_Reg flow_methods[] = {
 	{ "sample", l_flow_sample }, { "log_prob", l_flow_log_prob }, { "dims", l_flow_dims }, { NULL, NULL },
-};
-
-static const luaL_Reg flow_meta[] = {
-	{ "__gc", l_flow_gc }, { "__close", l_flow_close }, { "__tostring", l_flow_tostring }, { NULL, NULL },
 };
 
 static const luaL_Reg flow_funcs[] = {
@@ -325,7 +288,7 @@ static const luaL_Reg flow_funcs[] = {
 void
 sbi__open_flow(lua_State *L)
 {
-	sbi__new_type(L, SBI_MT_FLOW, flow_meta, flow_methods);
+	sbi__new_model_type(L, &sbi__flow_kind, flow_methods);
 	luaL_setfuncs(L, flow_funcs, 0);
 	lua_pushinteger(L, SBI_FLOW_FORMAT);
 	lua_setfield(L, -2, "FLOW_FORMAT");

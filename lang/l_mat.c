@@ -36,6 +36,16 @@ sbi__push_mat(lua_State *L, sbi_mat *m)
 	new_mat_ud(L)->m = m; /* [ud] */
 }
 
+sbi_mat *
+sbi__push_new_mat(lua_State *L, size_t nrow, size_t ncol)
+{
+	sbi_mat *m = sbi_mat_alloc(nrow, ncol);
+	sbi__push_mat(L, m); /* owns m, also if it raises */
+	if (m == NULL)
+		luaL_error(L, "out of memory");
+	return m;
+}
+
 void
 sbi__push_mat_borrowed(lua_State *L, sbi_mat *m)
 {
@@ -318,10 +328,7 @@ l_mat_select_rows(lua_State *L)
 		ix[k] = check_index(L, -1, m->nrow, "row");
 		lua_pop(L, 1);
 	}
-	sbi_mat *out = sbi_mat_alloc(n, m->ncol);
-	sbi__push_mat(L, out); /* [m, t, ix, out] */
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, n, m->ncol); /* [m, t, ix, out] */
 	for (size_t k = 0; k < n; k++)
 		memcpy(sbi_mat_row(out, k), sbi_mat_row(m, ix[k]), m->ncol * sizeof(double));
 	return 1;
@@ -347,10 +354,7 @@ l_mat_vstack(lua_State *L)
 	lua_Integer cap = luaL_optinteger(L, 2, (lua_Integer)rows);
 	if (cap >= 0 && (size_t)cap < rows)
 		rows = (size_t)cap;
-	sbi_mat *out = sbi_mat_alloc(rows, cols);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, rows, cols);
 	size_t at = 0;
 	for (lua_Integer i = 1; i <= n && at < rows; i++) {
 		lua_geti(L, 1, i);

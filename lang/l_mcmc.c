@@ -14,8 +14,8 @@
 typedef struct target {
 	lua_State *L;
 	sbi_prior *prior;
-	l_flow *flow;       /* NLE: log q(x_obs | theta) */
-	l_classifier *clsf; /* NRE: log r(theta, x_obs) */
+	l_model *flow;      /* NLE: log q(x_obs | theta) */
+	l_model *clsf;      /* NRE: log r(theta, x_obs) */
 	const double *xobs;
 	int npe;            /* the flow is q(theta | x_obs): no prior term, support only */
 	int fn;             /* stack index of a Lua log-likelihood, or 0 */
@@ -32,7 +32,7 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 		out[i] = sbi_prior_log_density(tg->prior, theta + i * d);
 	if (tg->clsf) {
 		sbi_err err = { 0 };
-		if (sbi_classifier_log_ratio(tg->clsf->c, tg->clsf->t, theta, tg->xobs, n, tg->lp, &err) != SBI_OK) {
+		if (sbi_classifier_log_ratio(tg->clsf->m, tg->clsf->t, theta, tg->xobs, n, tg->lp, &err) != SBI_OK) {
 			memcpy(tg->msg, err.msg, sizeof err.msg);
 			return SBI_ENOMEM;
 		}
@@ -42,8 +42,8 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 	}
 	if (tg->flow) {
 		sbi_err err = { 0 };
-		int rc = tg->npe ? sbi_flow_log_prob(tg->flow->f, tg->flow->t, theta, 0, tg->xobs, 1, n, tg->lp, &err)
-				 : sbi_flow_log_prob(tg->flow->f, tg->flow->t, tg->xobs, 1, theta, 0, n, tg->lp, &err);
+		int rc = tg->npe ? sbi_flow_log_prob(tg->flow->m, tg->flow->t, theta, 0, tg->xobs, 1, n, tg->lp, &err)
+				 : sbi_flow_log_prob(tg->flow->m, tg->flow->t, tg->xobs, 1, theta, 0, n, tg->lp, &err);
 		if (tg->npe)
 			for (size_t i = 0; i < n; i++)
 				out[i] = isfinite(out[i]) ? 0.0 : -INFINITY;
@@ -84,24 +84,6 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 	return SBI_OK;
 }
 
-/* [..] -> [.., { v[1], ..., v[n] }] */
-static void
-push_numbers(lua_State *L, const double *v, size_t n)
-{
-	lua_createtable(L, (int)n, 0);
-	for (size_t j = 0; j < n; j++) {
-		lua_pushnumber(L, v[j]);
-		lua_rawseti(L, -2, (lua_Integer)j + 1);
-	}
-}
-
-/* Userdata-backed scratch of n doubles (freed by the GC). */
-static double *
-scratch(lua_State *L, size_t n)
-{
-	return lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
-}
-
 typedef struct mcmc_run {
 	sbi_mcmc_kind kind;
 	size_t d, chains, warmup, thin, nsamples, ncand;
@@ -113,7 +95,7 @@ typedef struct mcmc_run {
 static int
 choose_starts(lua_State *L, target *tg, const mcmc_run *r, double *start, sbi_err *err)
 {
-	double *cand = scratch(L, r->ncand * r->d), *ld = scratch(L, r->ncand);
+	double *cand = sbi__scratch(L, r->ncand * r->d), *ld = sbi__scratch(L, r->ncand);
 	gsl_rng *g = sbi__push_rng(L, r->seed, SBI_STREAM_METHOD, 2);
 	for (size_t i = 0; i < r->ncand; i++)
 		sbi_prior_sample(tg->prior, g, cand + i * r->d);
@@ -160,8 +142,8 @@ l_mcmc(lua_State *L)
 	r.seed = (uint64_t)sbi__spec_int(L, 1, "seed", 0, LUA_MAXINTEGER);
 	if (lua_getfield(L, 1, "flow") != LUA_TNIL) {
 		sbi__check_field_udata(L, -1, SBI_MT_FLOW, "option 'flow'");
-		tg.flow = sbi__check_flow(L, -1);
-		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->f);
+		tg.flow = sbi__check_model(L, -1, &sbi__flow_kind);
+		const sbi_flow_config *cfg = sbi_flow_config_of(tg.flow->m);
 		tg.npe = sbi__spec_bool(L, 1, "posterior");
 		size_t dtheta = tg.npe ? cfg->dim : cfg->context, dx = tg.npe ? cfg->context : cfg->dim;
 		if (dtheta != r.d)
@@ -170,8 +152,8 @@ l_mcmc(lua_State *L)
 		tg.xobs = sbi__to_vector(L, lua_gettop(L), dx, "the observation");
 	} else if (lua_getfield(L, 1, "classifier") != LUA_TNIL) {
 		sbi__check_field_udata(L, -1, SBI_MT_CLASSIFIER, "option 'classifier'");
-		tg.clsf = sbi__check_classifier(L, -1);
-		const sbi_classifier_config *cfg = sbi_classifier_config_of(tg.clsf->c);
+		tg.clsf = sbi__check_model(L, -1, &sbi__classifier_kind);
+		const sbi_classifier_config *cfg = sbi_classifier_config_of(tg.clsf->m);
 		if (cfg->dtheta != r.d)
 			return luaL_error(L, "the ratio estimator has %d parameters, the prior has %d", (int)cfg->dtheta, (int)r.d);
 		lua_getfield(L, 1, "x");
@@ -183,13 +165,10 @@ l_mcmc(lua_State *L)
 	}
 	/* One callback evaluates at most 2 x chains points (slice stepping out
 	 * on both sides) or 1000 candidates. */
-	tg.lp = scratch(L, 2 * r.chains > 1000 ? 2 * r.chains : 1000);
-	double *start = scratch(L, r.chains * r.d), *samples = NULL;
-	sbi_mat *out = sbi_mat_alloc(r.nsamples, r.d);
-	sbi__push_mat(L, out);
+	tg.lp = sbi__scratch(L, 2 * r.chains > 1000 ? 2 * r.chains : 1000);
+	double *start = sbi__scratch(L, r.chains * r.d), *samples = NULL;
+	sbi_mat *out = sbi__push_new_mat(L, r.nsamples, r.d);
 	int outi = lua_gettop(L);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
 	samples = out->data;
 	sbi__blas_threads();
 	double t0 = sbi_now();
@@ -210,15 +189,15 @@ l_mcmc(lua_State *L)
 		int dup = tg.msg[0] && strstr(err.msg, tg.msg) != NULL;
 		return luaL_error(L, "MCMC: %s%s%s", err.msg, tg.msg[0] && !dup ? ": " : "", dup ? "" : tg.msg);
 	}
-	double *draws = scratch(L, r.nsamples * r.d), *rhat = scratch(L, r.d), *ess = scratch(L, r.d);
+	double *draws = sbi__scratch(L, r.nsamples * r.d), *rhat = sbi__scratch(L, r.d), *ess = sbi__scratch(L, r.d);
 	size_t niter = sbi_mcmc_draws_by_chain(samples, r.nsamples, r.chains, r.d, draws);
 	sbi_mcmc_rhat(draws, r.chains, niter, r.d, rhat);
 	sbi_mcmc_ess(draws, r.chains, niter, r.d, ess);
 	lua_pushvalue(L, outi);
 	lua_createtable(L, 0, 6);
-	push_numbers(L, rhat, r.d);
+	sbi__push_numbers(L, rhat, r.d);
 	lua_setfield(L, -2, "rhat");
-	push_numbers(L, ess, r.d);
+	sbi__push_numbers(L, ess, r.d);
 	lua_setfield(L, -2, "ess");
 	lua_pushnumber(L, sbi_mcmc_acceptance(m));
 	lua_setfield(L, -2, "acceptance");

@@ -204,11 +204,13 @@ l_prior_new(lua_State *L)
 	return 1;
 }
 
-/* Reads theta (a table of dim numbers) into buf. */
-static void
-check_theta(lua_State *L, int idx, const sbi_prior *p, double *buf)
+/* Reads theta, the table of dim numbers at idx, into new scratch.
+ * [..] -> [.., buf] */
+static double *
+check_theta(lua_State *L, int idx, const sbi_prior *p)
 {
 	size_t d = sbi_prior_dim(p);
+	double *buf = sbi__scratch(L, d);
 	luaL_checktype(L, idx, LUA_TTABLE);
 	if ((size_t)luaL_len(L, idx) != d)
 		luaL_error(L, "theta has %d values, the prior has dimension %d", (int)luaL_len(L, idx), (int)d);
@@ -219,24 +221,7 @@ check_theta(lua_State *L, int idx, const sbi_prior *p, double *buf)
 		buf[j] = lua_tonumber(L, -1);
 		lua_pop(L, 1);
 	}
-}
-
-/* Userdata-backed scratch of n doubles (freed by the GC). [..] -> [.., buf] */
-static double *
-scratch(lua_State *L, size_t n)
-{
-	return lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
-}
-
-/* [..] -> [.., { v[1], ..., v[n] }] */
-static void
-push_vector(lua_State *L, const double *v, size_t n)
-{
-	lua_createtable(L, (int)n, 0);
-	for (size_t j = 0; j < n; j++) {
-		lua_pushnumber(L, v[j]);
-		lua_seti(L, -2, (lua_Integer)j + 1);
-	}
+	return buf;
 }
 
 /* p:sample(rng) -> table */
@@ -246,9 +231,9 @@ l_prior_sample(lua_State *L)
 	sbi_prior *p = sbi__check_prior(L, 1);
 	gsl_rng *r = sbi__check_rng(L, 2);
 	size_t d = sbi_prior_dim(p);
-	double *t = scratch(L, d);
+	double *t = sbi__scratch(L, d);
 	sbi_prior_sample(p, r, t);
-	push_vector(L, t, d);
+	sbi__push_numbers(L, t, d);
 	return 1;
 }
 
@@ -276,8 +261,7 @@ static int
 l_prior_log_density(lua_State *L)
 {
 	sbi_prior *p = sbi__check_prior(L, 1);
-	double *t = scratch(L, sbi_prior_dim(p));
-	check_theta(L, 2, p, t);
+	double *t = check_theta(L, 2, p);
 	lua_pushnumber(L, sbi_prior_log_density(p, t));
 	return 1;
 }
@@ -287,8 +271,7 @@ static int
 l_prior_in_support(lua_State *L)
 {
 	sbi_prior *p = sbi__check_prior(L, 1);
-	double *t = scratch(L, sbi_prior_dim(p));
-	check_theta(L, 2, p, t);
+	double *t = check_theta(L, 2, p);
 	lua_pushboolean(L, sbi_prior_in_support(p, t));
 	return 1;
 }
@@ -305,10 +288,7 @@ l_prior_filter(lua_State *L)
 	size_t k = 0;
 	for (size_t i = 0; i < m->nrow; i++)
 		k += sbi_prior_in_support(p, sbi_mat_row(m, i)) != 0;
-	sbi_mat *out = sbi_mat_alloc(k, m->ncol);
-	sbi__push_mat(L, out);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, k, m->ncol);
 	k = 0;
 	for (size_t i = 0; i < m->nrow; i++)
 		if (sbi_prior_in_support(p, sbi_mat_row(m, i)))
@@ -324,26 +304,30 @@ l_prior_dim(lua_State *L)
 	return 1;
 }
 
-/* p:mean() -> D numbers. [p] -> [p, t] */
+/* Pushes the D numbers moment gives of the prior at 1 (its mean or its
+ * variance). [p] -> [p, buf, t] */
 static int
-l_prior_mean(lua_State *L)
+push_moment(lua_State *L, void (*moment)(const sbi_prior *, double *))
 {
 	sbi_prior *p = sbi__check_prior(L, 1);
-	double *t = scratch(L, sbi_prior_dim(p));
-	sbi_prior_mean(p, t);
-	push_vector(L, t, sbi_prior_dim(p));
+	double *t = sbi__scratch(L, sbi_prior_dim(p));
+	moment(p, t);
+	sbi__push_numbers(L, t, sbi_prior_dim(p));
 	return 1;
 }
 
-/* p:variance() -> D numbers. [p] -> [p, t] */
+/* p:mean() -> D numbers. [p] -> [p, buf, t] */
+static int
+l_prior_mean(lua_State *L)
+{
+	return push_moment(L, sbi_prior_mean);
+}
+
+/* p:variance() -> D numbers. [p] -> [p, buf, t] */
 static int
 l_prior_variance(lua_State *L)
 {
-	sbi_prior *p = sbi__check_prior(L, 1);
-	double *t = scratch(L, sbi_prior_dim(p));
-	sbi_prior_variance(p, t);
-	push_vector(L, t, sbi_prior_dim(p));
-	return 1;
+	return push_moment(L, sbi_prior_variance);
 }
 
 /* p:describe() -> the canonical description. [p] -> [p, buf, s] */

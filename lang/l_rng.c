@@ -242,6 +242,10 @@ l_rng_tostring(lua_State *L)
 	return 1;
 }
 
+static const luaL_Reg rng_meta[] = {
+	{ "__gc", l_rng_gc }, { "__close", l_rng_close }, { "__tostring", l_rng_tostring }, { NULL, NULL },
+};
+
 static const luaL_Reg rng_methods[] = {
 	{ "uniform", l_uniform }, { "normal", l_normal }, { "lognormal", l_lognormal },
 	{ "exponential", l_exponential }, { "gamma", l_gamma }, { "beta", l_beta },
@@ -254,13 +258,9 @@ static const luaL_Reg rng_methods[] = {
 void
 sbi__open_rng(lua_State *L)
 {
-	sbi__newmetatable(L, SBI_MT_RNG); /* [core, mt] */
-	lua_pushcfunction(L, l_rng_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, l_rng_close);
-	lua_setfield(L, -2, "__close");
-	lua_pushcfunction(L, l_rng_tostring);
-	lua_setfield(L, -2, "__tostring");
+	sbi__new_type(L, SBI_MT_RNG, rng_meta, NULL);
+	luaL_getmetatable(L, SBI_MT_RNG); /* [core, mt] */
+	/* The methods get mt as upvalue (see self_rng). */
 	luaL_newlibtable(L, rng_methods); /* [core, mt, methods] */
 	lua_pushvalue(L, -2);             /* [core, mt, methods, mt] */
 	luaL_setfuncs(L, rng_methods, 1); /* [core, mt, methods] */

@@ -101,11 +101,7 @@ simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double 
 {
 	lua_State *L = j->L;
 	lua_pushvalue(L, fn);
-	lua_createtable(L, (int)j->dtheta, 0); /* [.., fn, theta] */
-	for (size_t k = 0; k < j->dtheta; k++) {
-		lua_pushnumber(L, theta[k]);
-		lua_rawseti(L, -2, (lua_Integer)k + 1);
-	}
+	sbi__push_numbers(L, theta, j->dtheta); /* [.., fn, theta] */
 	if (meta) {
 		lua_pushvalue(L, meta);
 		lua_setmetatable(L, -2);

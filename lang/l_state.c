@@ -81,43 +81,53 @@ stdlib_searcher(lua_State *L)
 	return 1;
 }
 
+/* The limit of a restricted recipe under key in the registry (a string),
+ * pushed; NULL and nothing pushed when there is none (a trusted recipe).
+ * [..] -> [.., limit] | [..] */
+static const char *
+push_limit(lua_State *L, const char *key)
+{
+	if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TSTRING)
+		return lua_tostring(L, -1);
+	lua_pop(L, 1);
+	return NULL;
+}
+
+/* Drops the limit, leaving the reason pushed above it when refused.
+ * [.., limit] -> [..] | [.., limit, msg] -> [.., msg] */
+static int
+end_check(lua_State *L, int ok)
+{
+	lua_remove(L, ok ? -1 : -2);
+	return ok;
+}
+
 int
 sbi__check_read(lua_State *L, const char *path)
 {
-	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_ROOT) != LUA_TSTRING) { /* [root?] */
-		lua_pop(L, 1);                                                        /* [] */
+	const char *root = push_limit(L, SBI_REG_ALLOWED_ROOT); /* [root] | [] */
+	if (root == NULL)
 		return 1;
-	}
-	const char *root = lua_tostring(L, -1);
 	char *real = realpath(path, NULL);
 	int ok = real == NULL || sbi_fs_within(real, root);
 	free(real);
-	if (ok) {
-		lua_pop(L, 1);                                                        /* [] */
-		return 1;
-	}
-	lua_pushfstring(L, "%s is outside the bundle folder %s: a recipe from a bundle runs restricted and "
-	    "reads only files inside its folder (run it with --trust to lift this)", path, root); /* [root, msg] */
-	lua_remove(L, -2);                                                            /* [msg] */
-	return 0;
+	if (!ok)
+		lua_pushfstring(L, "%s is outside the bundle folder %s: a recipe from a bundle runs restricted and "
+		    "reads only files inside its folder (run it with --trust to lift this)", path, root); /* [root, msg] */
+	return end_check(L, ok);
 }
 
 int
 sbi__check_write(lua_State *L, const char *dir)
 {
-	if (lua_getfield(L, LUA_REGISTRYINDEX, SBI_REG_ALLOWED_OUT) != LUA_TSTRING) { /* [out?] */
-		lua_pop(L, 1);                                                       /* [] */
+	const char *out = push_limit(L, SBI_REG_ALLOWED_OUT); /* [out] | [] */
+	if (out == NULL)
 		return 1;
-	}
-	const char *out = lua_tostring(L, -1);
-	if (strcmp(out, dir) == 0) {
-		lua_pop(L, 1);                                                       /* [] */
-		return 1;
-	}
-	lua_pushfstring(L, "%s is not the output folder %s: a recipe from a bundle runs restricted and writes "
-	    "only to its output folder (run it with --trust to lift this)", dir, out); /* [out, msg] */
-	lua_remove(L, -2);                                                           /* [msg] */
-	return 0;
+	int ok = strcmp(out, dir) == 0;
+	if (!ok)
+		lua_pushfstring(L, "%s is not the output folder %s: a recipe from a bundle runs restricted and writes "
+		    "only to its output folder (run it with --trust to lift this)", dir, out); /* [out, msg] */
+	return end_check(L, ok);
 }
 
 /* Pushes the package table, which a sandboxed state keeps only here. */
@@ -338,8 +348,15 @@ sbi__newmetatable(lua_State *L, const char *tname)
 void
 sbi__new_type(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods)
 {
-	sbi__newmetatable(L, tname);    /* [.., mt] */
-	luaL_setfuncs(L, meta, 0);
+	sbi__new_type_up(L, tname, meta, methods, 0);
+}
+
+void
+sbi__new_type_up(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods, int nup)
+{
+	sbi__newmetatable(L, tname);    /* [.., up.., mt] */
+	lua_insert(L, -(nup + 1));      /* [.., mt, up..] */
+	luaL_setfuncs(L, meta, nup);    /* [.., mt] */
 	if (methods) {
 		lua_newtable(L);         /* [.., mt, methods] */
 		luaL_setfuncs(L, methods, 0);
@@ -358,21 +375,27 @@ box_tostring(lua_State *L)
 }
 
 void *
+sbi__push_udata(lua_State *L, size_t size, const char *tname, const luaL_Reg *meta)
+{
+	void *u = lua_newuserdatauv(L, size ? size : 1, 0); /* [.., u] */
+	memset(u, 0, size ? size : 1);
+	if (luaL_getmetatable(L, tname) == LUA_TNIL) {      /* [.., u, mt?] */
+		lua_pop(L, 1);
+		sbi__new_type(L, tname, meta, NULL);
+		luaL_getmetatable(L, tname);                 /* [.., u, mt] */
+	}
+	lua_setmetatable(L, -2);                            /* [.., u] */
+	return u;
+}
+
+void *
 sbi__push_box(lua_State *L, size_t size, const char *tname, lua_CFunction free_fn)
 {
 	sbi__refuse_closing(L); /* a box made now would never be finalized */
-	void *box = lua_newuserdatauv(L, size ? size : 1, 0); /* [.., box] */
-	memset(box, 0, size ? size : 1);
-	if (sbi__newmetatable(L, tname)) {                   /* [.., box, mt] */
-		lua_pushcfunction(L, free_fn);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, free_fn);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, box_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_setmetatable(L, -2);                             /* [.., box] */
-	return box;
+	const luaL_Reg meta[] = {
+		{ "__gc", free_fn }, { "__close", free_fn }, { "__tostring", box_tostring }, { NULL, NULL },
+	};
+	return sbi__push_udata(L, size, tname, meta);
 }
 
 lua_State *

@@ -1,5 +1,6 @@
 /* What the estimator bindings share: reading training options from a
- * Lua spec and pushing a trained model with its report. */
+ * Lua spec, pushing a trained model with its report, and the userdata of
+ * a loaded model (sbi.Flow, sbi.Classifier). */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,4 +192,89 @@ sbi__push_trained(lua_State *L, const l_trained *tr)
 {
 	lua_pushlstring(L, (const char *)tr->blob, tr->len);
 	push_report(L, &tr->rep);
+}
+
+/* ---- loaded models ----
+ *
+ * The metamethods get their kind as upvalue 1 (sbi__new_model_type). */
+
+l_model *
+sbi__check_model(lua_State *L, int idx, const l_model_kind *k)
+{
+	l_model *lm = luaL_checkudata(L, idx, k->tname);
+	if (lm->m == NULL || lm->released)
+		sbi__argerror(L, idx, k->released);
+	return lm;
+}
+
+int
+sbi__load_model(lua_State *L, const l_model_kind *k)
+{
+	size_t len;
+	const char *blob = luaL_checklstring(L, 1, &len);
+	sbi__refuse_closing(L);
+	l_model *lm = lua_newuserdatauv(L, sizeof *lm, 0); /* [blob, model] */
+	lm->m = NULL;
+	lm->t = NULL;
+	lm->released = 0;
+	luaL_setmetatable(L, k->tname);
+	sbi_err err = { 0 };
+	if ((lm->m = k->load((const unsigned char *)blob, len, &err)) == NULL)
+		return luaL_error(L, "cannot load the trained model: %s", err.msg);
+	if ((lm->t = sbi_tape_alloc()) == NULL)
+		return luaL_error(L, "out of memory");
+	return 1;
+}
+
+/* The kind of the metamethod running. */
+static const l_model_kind *
+model_kind(lua_State *L)
+{
+	return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* __gc: frees the model and its tape. [model] -> [model] */
+static int
+model_gc(lua_State *L)
+{
+	const l_model_kind *k = model_kind(L);
+	l_model *lm = luaL_checkudata(L, 1, k->tname);
+	k->free(lm->m);
+	sbi_tape_free(lm->t);
+	lm->m = NULL;
+	lm->t = NULL;
+	return 0;
+}
+
+/* __close: releases the model (freed by __gc). [model] -> [model] */
+static int
+model_close(lua_State *L)
+{
+	((l_model *)luaL_checkudata(L, 1, model_kind(L)->tname))->released = 1;
+	return 0;
+}
+
+/* __tostring: the kind's name of an open model, "sbi.Flow (released)" and
+ * the like of another. [model] -> [model, s] */
+static int
+model_tostring(lua_State *L)
+{
+	const l_model_kind *k = model_kind(L);
+	l_model *lm = luaL_checkudata(L, 1, k->tname);
+	if (lm->m == NULL || lm->released)
+		lua_pushfstring(L, "%s (released)", k->tname);
+	else
+		k->push_name(L, lm->m);
+	return 1;
+}
+
+static const luaL_Reg model_meta[] = {
+	{ "__gc", model_gc }, { "__close", model_close }, { "__tostring", model_tostring }, { NULL, NULL },
+};
+
+void
+sbi__new_model_type(lua_State *L, const l_model_kind *k, const luaL_Reg *methods)
+{
+	lua_pushlightuserdata(L, (void *)k); /* [.., k] */
+	sbi__new_type_up(L, k->tname, model_meta, methods, 1);
 }

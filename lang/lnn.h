@@ -1,5 +1,5 @@
 /* Internal declarations shared by the bindings of the neural estimators:
- * l_train.c (options and results of training), l_flow.c (sbi.Flow),
+ * l_train.c (options and results of training, loaded models), l_flow.c (sbi.Flow),
  * l_classifier.c (sbi.Classifier) and l_mcmc.c (core.mcmc). */
 #ifndef SBI_LNN_H
 #define SBI_LNN_H
@@ -12,25 +12,29 @@
 #define SBI_MT_FLOW "sbi.Flow"
 #define SBI_MT_CLASSIFIER "sbi.Classifier"
 
-/* A Flow userdata: owns the flow and a tape for evaluating it. Closed
- * (<close>), it is unusable, but both are freed only by __gc: core.mcmc,
- * which calls back into Lua, may still be using them. */
-typedef struct l_flow {
-	sbi_flow *f;
+/* A loaded model userdata (sbi.Flow, sbi.Classifier): owns the model and
+ * a tape for evaluating it. Closed (<close>), it is unusable, but both are
+ * freed only by __gc: core.mcmc, which calls back into Lua, may still be
+ * using them. */
+typedef struct l_model {
+	void *m; /* an sbi_flow or an sbi_classifier, as its metatable says */
 	sbi_tape *t;
 	int released;
-} l_flow;
+} l_model;
 
-/* A Classifier userdata, like l_flow. */
-typedef struct l_classifier {
-	sbi_classifier *c;
-	sbi_tape *t;
-	int released;
-} l_classifier;
+/* What differs between the kinds of loaded model (l_flow.c, l_classifier.c);
+ * l_train.c does the rest. */
+typedef struct l_model_kind {
+	const char *tname;    /* SBI_MT_FLOW, ... */
+	const char *released; /* the argument error for a closed one ("released flow") */
+	void *(*load)(const unsigned char *blob, size_t len, sbi_err *err); /* caller frees */
+	void (*free)(void *m);                                            /* NULL is fine */
+	/* Pushes what __tostring says of an open model. [..] -> [.., s] */
+	void (*push_name)(lua_State *L, const void *m);
+} l_model_kind;
 
-/* l_flow.c, l_classifier.c: the open userdata at idx; raises otherwise. */
-l_flow *sbi__check_flow(lua_State *L, int idx);
-l_classifier *sbi__check_classifier(lua_State *L, int idx);
+extern const l_model_kind sbi__flow_kind;       /* l_flow.c */
+extern const l_model_kind sbi__classifier_kind; /* l_classifier.c */
 
 /* ---- l_train.c ---- */
 
@@ -82,5 +86,18 @@ l_trained *sbi__push_trained_box(lua_State *L);
 /* Pushes the model (a string) and the report of tr; tr keeps what it owns.
  * [..] -> [.., model, report] */
 void sbi__push_trained(lua_State *L, const l_trained *tr);
+
+/* ---- l_train.c: loaded models ---- */
+
+/* The open model of kind k at idx; raises otherwise. [..] -> [..] */
+l_model *sbi__check_model(lua_State *L, int idx, const l_model_kind *k);
+
+/* core.flow_load and the like: a new model of kind k from the model file
+ * (a string) at index 1. [blob] -> [blob, model] */
+int sbi__load_model(lua_State *L, const l_model_kind *k);
+
+/* Registers the type of kind k: the shared __gc, __close and __tostring,
+ * and methods as __index. [..] -> [..] */
+void sbi__new_model_type(lua_State *L, const l_model_kind *k, const luaL_Reg *methods);
 
 #endif

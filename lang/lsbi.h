@@ -61,6 +61,9 @@ void sbi__open_mat(lua_State *L);
 l_mat *sbi__check_mat(lua_State *L, int idx);
 /* Pushes a new Mat owning m (freed here if the push fails). */
 void sbi__push_mat(lua_State *L, sbi_mat *m);
+/* Pushes a new nrow x ncol Mat (sbi_mat_alloc) that owns its matrix;
+ * raises when out of memory. [..] -> [.., Mat] */
+sbi_mat *sbi__push_new_mat(lua_State *L, size_t nrow, size_t ncol);
 /* Pushes a Mat that borrows m (writable; the caller clears it). */
 void sbi__push_mat_borrowed(lua_State *L, sbi_mat *m);
 /* Pushes a read-only Mat viewing m, an artifact's matrix; owner is the
@@ -163,6 +166,9 @@ int sbi__newmetatable(lua_State *L, const char *tname);
  * meta (__gc, __close, __tostring) and, unless methods is NULL, its methods
  * as __index. [..] -> [..] */
 void sbi__new_type(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods);
+/* sbi__new_type whose metamethods share the nup values on top of the
+ * stack as upvalues (popped). [.., up..] -> [..] */
+void sbi__new_type_up(lua_State *L, const char *tname, const luaL_Reg *meta, const luaL_Reg *methods, int nup);
 
 /* Pushes a new zeroed userdata of size bytes that owns C memory, so a
  * binding holds no C memory across calls that can raise: free_fn releases
@@ -170,6 +176,12 @@ void sbi__new_type(lua_State *L, const char *tname, const luaL_Reg *meta, const 
  * leave the box empty and may run twice); __tostring gives tname. Raises
  * when the state is closing (sbi__refuse_closing). [..] -> [.., box] */
 void *sbi__push_box(lua_State *L, size_t size, const char *tname, lua_CFunction free_fn);
+
+/* Pushes a new zeroed userdata of size bytes with the metatable tname,
+ * registered on first use with the metamethods meta (sbi__new_type). The
+ * caller calls sbi__refuse_closing first if meta has a __gc that frees.
+ * [..] -> [.., u] */
+void *sbi__push_udata(lua_State *L, size_t size, const char *tname, const luaL_Reg *meta);
 
 /* Raises naming fn when a simulator runs (or, with steps_too, any step):
  * fn is nondeterministic and its value would escape the cache key. */
@@ -185,6 +197,11 @@ int luaopen_sbi_core(lua_State *L);
 /* n numbers from a table or a Mat with n elements at idx, into a new
  * userdata on the stack (collected by the GC); raises naming what. */
 double *sbi__to_vector(lua_State *L, int idx, size_t n, const char *what);
+/* Scratch room for n doubles: a new userdata (collected by the GC).
+ * [..] -> [.., buf] */
+double *sbi__scratch(lua_State *L, size_t n);
+/* Pushes the list { v[0], ..., v[n - 1] }. [..] -> [.., t] */
+void sbi__push_numbers(lua_State *L, const double *v, size_t n);
 
 /* Converting artifacts. Pushes a table for a: its matrices as read-only
  * views that hold a reference to a (sbi_artifact_retain), so a stays
