@@ -10,6 +10,8 @@ luaopen_sbi_core(lua_State *L)
 {
 	lua_newtable(L); /* [core] */
 	sbi__open_core(L);
+	sbi__open_stats(L);
+	sbi__open_files(L);
 	sbi__open_mat(L);
 	sbi__open_rng(L);
 	sbi__open_prior(L);

@@ -272,7 +272,7 @@ sbi_session_close(sbi_session *s)
 {
 	if (s == NULL)
 		return;
-	/* Lua's views of artifacts hold their own references (l_core.c). */
+	/* Lua's views of artifacts hold their own references (l_artifact.c). */
 	if (s->L) {
 		s->ctx.closing = 1; /* finalizers may not make userdata (sbi__refuse_closing) */
 		lua_close(s->L);

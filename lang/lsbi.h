@@ -67,7 +67,7 @@ sbi_mat *sbi__push_new_mat(lua_State *L, size_t nrow, size_t ncol);
 /* Pushes a Mat that borrows m (writable; the caller clears it). */
 void sbi__push_mat_borrowed(lua_State *L, sbi_mat *m);
 /* Pushes a read-only Mat viewing m, an artifact's matrix; owner is the
- * index of an artifact box (l_core.c): the view takes its own reference. */
+ * index of an artifact box (l_artifact.c): the view takes its own reference. */
 void sbi__push_mat_view(lua_State *L, sbi_mat *m, int owner);
 /* Turns the Mat at idx, whose matrix was just moved into an artifact, into
  * a read-only view with its own reference to the artifact in the box at
@@ -92,7 +92,9 @@ int sbi__hash_value(lua_State *L, int idx, sbi_key *out);
 
 /* The parts of sbi.core, each adding its functions to the table at the
  * top: [core] -> [core]. l_open.c (luaopen_sbi_core) calls them all. */
-void sbi__open_core(lua_State *L);       /* l_core.c */
+void sbi__open_core(lua_State *L);       /* l_core.c: simulate, clock */
+void sbi__open_stats(lua_State *L);      /* l_stats.c: summary, scales, ABC */
+void sbi__open_files(lua_State *L);      /* l_files.c: read_matrix, write_samples, ... */
 void sbi__open_flow(lua_State *L);       /* l_flow.c: sbi.Flow, flow_train */
 void sbi__open_classifier(lua_State *L); /* l_classifier.c: sbi.Classifier */
 void sbi__open_mcmc(lua_State *L);       /* l_mcmc.c: core.mcmc */
@@ -157,7 +159,7 @@ void *sbi__check_field_udata(lua_State *L, int idx, const char *tname, const cha
  * from a table (idx < 0). */
 int sbi__argerror(lua_State *L, int idx, const char *msg);
 
-/* luaL_newmetatable that also locks the metatable (__metatable), so
+/* l_udata.c: luaL_newmetatable that also locks the metatable (__metatable), so
  * getmetatable cannot reach __gc and the like from a recipe. Every
  * userdata metatable is made with it. */
 int sbi__newmetatable(lua_State *L, const char *tname);
@@ -194,7 +196,7 @@ void sbi__open_console(lua_State *L);
 /* l_open.c: the sbi.core module. */
 int luaopen_sbi_core(lua_State *L);
 
-/* n numbers from a table or a Mat with n elements at idx, into a new
+/* l_core.c: n numbers from a table or a Mat with n elements at idx, into a new
  * userdata on the stack (collected by the GC); raises naming what. */
 double *sbi__to_vector(lua_State *L, int idx, size_t n, const char *what);
 /* Scratch room for n doubles: a new userdata (collected by the GC).
@@ -203,7 +205,7 @@ double *sbi__scratch(lua_State *L, size_t n);
 /* Pushes the list { v[0], ..., v[n - 1] }. [..] -> [.., t] */
 void sbi__push_numbers(lua_State *L, const double *v, size_t n);
 
-/* Converting artifacts. Pushes a table for a: its matrices as read-only
+/* l_artifact.c: converting artifacts. Pushes a table for a: its matrices as read-only
  * views that hold a reference to a (sbi_artifact_retain), so a stays
  * alive while any of them is reachable. */
 void sbi__push_artifact(lua_State *L, sbi_artifact *a);

@@ -1,0 +1,185 @@
+/* Part of sbi.core: statistics of sample matrices (engine/numerics/stats.c)
+ * and the rejection-ABC primitives over them (engine/infer/abc.c):
+ * core.summary, core.scales, core.log_candidates, core.abc_distances,
+ * core.abc_select, core.kde_bandwidth_cv. */
+#include "lsbi.h"
+#include "sbi/abc.h"
+#include "sbi/alloc.h"
+#include "sbi/progress.h"
+#include "sbi/stats.h"
+
+/* core.summary(Mat) -> { {mean=, std=, q05=, q50=, q95=}, ... } */
+static int
+l_summary(lua_State *L)
+{
+	sbi_mat *m = sbi__check_mat(L, 1)->m;
+	lua_createtable(L, (int)m->ncol, 0);
+	for (size_t j = 0; j < m->ncol; j++) {
+		sbi_col_summary s;
+		sbi_err err = { 0 };
+		if (sbi_stats_column(m, j, &s, &err) != SBI_OK)
+			return luaL_error(L, "%s", err.msg);
+		lua_createtable(L, 0, 5);
+		lua_pushnumber(L, s.mean);
+		lua_setfield(L, -2, "mean");
+		lua_pushnumber(L, s.std);
+		lua_setfield(L, -2, "std");
+		lua_pushnumber(L, s.q05);
+		lua_setfield(L, -2, "q05");
+		lua_pushnumber(L, s.q50);
+		lua_setfield(L, -2, "q50");
+		lua_pushnumber(L, s.q95);
+		lua_setfield(L, -2, "q95");
+		lua_seti(L, -2, (lua_Integer)j + 1);
+	}
+	return 1;
+}
+
+/* core.scales(x Mat, "std"|"mad") -> table */
+static int
+l_scales(lua_State *L)
+{
+	sbi_mat *x = sbi__check_mat(L, 1)->m;
+	const char *method = luaL_optstring(L, 2, "std");
+	double *s = sbi__scratch(L, x->ncol);
+	sbi_err err = { 0 };
+	if (sbi_stats_scales(x, method, s, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	sbi__push_numbers(L, s, x->ncol);
+	return 1;
+}
+
+/* core.log_candidates(x Mat) -> positive, skewed: two lists of booleans,
+ * one per column (sbi_stats_log_candidates). */
+static int
+l_log_candidates(lua_State *L)
+{
+	sbi_mat *x = sbi__check_mat(L, 1)->m;
+	size_t n = x->ncol ? x->ncol : 1;
+	int *flags = lua_newuserdatauv(L, 2 * n * sizeof *flags, 0); /* freed by Lua */
+	sbi_err err = { 0 };
+	if (sbi_stats_log_candidates(x, flags, flags + n, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	for (size_t k = 0; k < 2; k++) {
+		lua_createtable(L, (int)x->ncol, 0);
+		for (size_t j = 0; j < x->ncol; j++) {
+			lua_pushboolean(L, flags[k * n + j]);
+			lua_seti(L, -2, (lua_Integer)j + 1);
+		}
+	}
+	return 2;
+}
+
+/* core.abc_distances(x Mat, obs, scale) -> Mat (n x 1) */
+static int
+l_abc_distances(lua_State *L)
+{
+	sbi_mat *x = sbi__check_mat(L, 1)->m;
+	double *obs = sbi__to_vector(L, 2, x->ncol, "the observation");
+	double *scale = sbi__to_vector(L, 3, x->ncol, "the scale");
+	sbi_mat *d = sbi_mat_alloc(x->nrow, 1);
+	if (d == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_abc_distances(x, obs, scale, d->data);
+	sbi__push_mat(L, d);
+	return 1;
+}
+
+/* __gc of a block box: frees the block, once. */
+static int
+block_gc(lua_State *L)
+{
+	void **box = lua_touserdata(L, 1);
+	sbi_free(*box);
+	*box = NULL;
+	return 0;
+}
+
+/* Pushes a box for one sbi_malloc'ed block (NULL for now), freed by its
+ * __gc: C memory that a call holds while it may raise, so a Lua error
+ * cannot leak it.  [..] -> [.., box] */
+static void **
+push_block_box(lua_State *L)
+{
+	sbi__refuse_closing(L); /* a box made at lua_close would never be finalized */
+	void **box = lua_newuserdatauv(L, sizeof *box, 0); /* [.., box] */
+	*box = NULL;
+	if (sbi__newmetatable(L, "sbi.BlockBox")) {         /* [.., box, mt] */
+		lua_pushcfunction(L, block_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2); /* [.., box] */
+	return box;
+}
+
+/* core.abc_select(dist Mat, quantile, epsilon) -> indices (1-based), eps
+ * [dist, quantile?, epsilon?] -> [.., box, indices, eps]: the accepted
+ * indices live in the box until the table is filled (lua_createtable may
+ * raise a memory error). */
+static int
+l_abc_select(lua_State *L)
+{
+	sbi_mat *d = sbi__check_mat(L, 1)->m;
+	double q = luaL_optnumber(L, 2, 0), e = luaL_optnumber(L, 3, 0);
+	void **box = push_block_box(L); /* [.., box] */
+	size_t *idx = NULL, n;
+	double eps;
+	sbi_err err = { 0 };
+	if (sbi_abc_select(d->data, d->nrow * d->ncol, q, e, &idx, &n, &eps, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	*box = idx; /* nothing raised since the allocation */
+	lua_createtable(L, (int)n, 0); /* [.., box, indices] */
+	for (size_t i = 0; i < n; i++) {
+		lua_pushinteger(L, (lua_Integer)idx[i] + 1);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	*box = NULL;
+	sbi_free(idx);
+	lua_pushnumber(L, eps);
+	return 2;
+}
+
+/* core.kde_bandwidth_cv(samples Mat, std [, label]) -> factor, logliks:
+ * the KDE bandwidth factor chosen by leave-one-out cross-validation over
+ * the grid of sbi_abc_kde_cv, and the LOO log likelihood at each grid
+ * value. With a label, a run that is not --quiet shows progress, and a
+ * final line when it took a second or more (short runs print nothing).
+ * [samples, std, label?] -> [samples, std, label, v, factor, logliks] */
+static int
+l_kde_bandwidth_cv(lua_State *L)
+{
+	size_t ncol = sbi__check_mat(L, 1)->m->ncol;
+	const char *label = luaL_optstring(L, 3, NULL);
+	lua_settop(L, 3);
+	double *std = sbi__to_vector(L, 2, ncol, "the std"); /* [.., v] */
+	sbi_mat *x = sbi__check_mat(L, 1)->m; /* again: the std's metamethods ran */
+	if (x->ncol != ncol)
+		return luaL_error(L, "the samples changed while reading the std");
+	sbi_runctx *ctx = sbi__runctx(L);
+	sbi_progress p;
+	char what[96];
+	snprintf(what, sizeof what, "%s: bandwidth", label ? label : "");
+	sbi_progress_start(&p, what, x->nrow, label == NULL || (ctx && ctx->quiet));
+	double h, ll[SBI_ABC_KDE_GRID];
+	sbi_err err = { 0 };
+	if (sbi_abc_kde_cv(x, std, &h, ll, &p, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	if (p.drawn || sbi_now() - p.t0 >= 1.0) /* a bar on screen is replaced by the final line */
+		sbi_progress_finish(&p, "samples cross-validated");
+	lua_pushnumber(L, h);                    /* [.., v, factor] */
+	sbi__push_numbers(L, ll, SBI_ABC_KDE_GRID); /* [.., v, factor, logliks] */
+	return 2;
+}
+
+static const luaL_Reg stats_funcs[] = {
+	{ "summary", l_summary }, { "scales", l_scales }, { "log_candidates", l_log_candidates },
+	{ "abc_distances", l_abc_distances }, { "abc_select", l_abc_select },
+	{ "kde_bandwidth_cv", l_kde_bandwidth_cv }, { NULL, NULL },
+};
+
+/* [core] -> [core] */
+void
+sbi__open_stats(lua_State *L)
+{
+	luaL_setfuncs(L, stats_funcs, 0);
+}
