@@ -21,7 +21,7 @@ mkdir -p "$work"
 # build REV DIR: a worktree of REV at DIR, built without tests.
 build() {
 	git -C "$root" worktree add -q --detach "$2" "$1"
-	(cd "$2" && meson setup -q build -Dtests=false >/dev/null && ninja -C build >/dev/null)
+	(cd "$2" && meson setup build -Dtests=false >/dev/null && ninja -C build >/dev/null)
 }
 
 # outputs TREE DIR: runs TREE's recipes with TREE's build/lang/sbirun,
