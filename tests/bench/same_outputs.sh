@@ -44,9 +44,9 @@ outputs() {
 	done
 }
 
+trap 'git -C "$root" worktree remove --force "$work/base" 2>/dev/null;
+      git -C "$root" worktree remove --force "$work/new" 2>/dev/null; git -C "$root" worktree prune' EXIT
 build "$1" "$work/base"
-trap 'git -C "$root" worktree remove --force "$work/base" 2>/dev/null || true;
-      [ -d "$work/new" ] && git -C "$root" worktree remove --force "$work/new" 2>/dev/null || true' EXIT
 new=$root
 if [ $# -ge 2 ]; then
 	build "$2" "$work/new"
