@@ -2,6 +2,10 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include <gsl/gsl_blas.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_multifit.h>
+
 #include "sbi/abc.h"
 #include "sbi/alloc.h"
 
@@ -173,4 +177,150 @@ sbi_abc_kde_cv(const sbi_mat *x, const double *std, double *factor, double *logl
 	}
 	*factor = best_h;
 	return SBI_OK;
+}
+
+/* The checks of sbi_abc_adjust_linear that need no fit: finite inputs, a
+ * positive width, K + 1 rows of positive weight (w, n values, receives the
+ * weights), and no column constant over them. */
+static int
+adjust_check(const sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
+    const double *dist, double h, double *w, sbi_err *err)
+{
+	size_t n = x->nrow, k = x->ncol, pos = 0;
+	if (!(h > 0) || !isfinite(h))
+		return sbi_err_set(err, SBI_EINVAL, "the kernel width must be positive and finite, got %g "
+		    "(every accepted simulation matches the observation exactly?)", h);
+	for (size_t j = 0; j < k; j++)
+		if (!(scale[j] > 0) || !isfinite(scale[j]) || !isfinite(obs[j]))
+			return sbi_err_set(err, SBI_EINVAL, "summary %zu: the observation and the scale must be "
+			    "finite, the scale positive", j + 1);
+	for (size_t i = 0; i < n; i++) {
+		double u = dist[i] / h;
+		w[i] = u < 1 ? 1 - u * u : 0; /* also 0 for a NaN distance */
+		pos += w[i] > 0;
+		for (size_t j = 0; j < k; j++)
+			if (!isfinite(sbi_mat_row(x, i)[j]))
+				return sbi_err_set(err, SBI_EINVAL, "summary %zu of accepted simulation %zu is not "
+				    "finite", j + 1, i + 1);
+		for (size_t j = 0; j < theta->ncol; j++)
+			if (!isfinite(sbi_mat_row(theta, i)[j]))
+				return sbi_err_set(err, SBI_EINVAL, "parameter %zu of accepted simulation %zu is not "
+				    "finite", j + 1, i + 1);
+	}
+	if (pos < k + 1)
+		return sbi_err_set(err, SBI_EINVAL, "the linear adjustment needs at least %zu accepted "
+		    "simulations with a positive weight (the number of summaries + 1), got %zu; accept more "
+		    "simulations", k + 1, pos);
+	for (size_t j = 0; j < k; j++) {
+		double lo = INFINITY, hi = -INFINITY;
+		for (size_t i = 0; i < n; i++)
+			if (w[i] > 0) {
+				lo = fmin(lo, sbi_mat_row(x, i)[j]);
+				hi = fmax(hi, sbi_mat_row(x, i)[j]);
+			}
+		if (lo == hi)
+			return sbi_err_set(err, SBI_EINVAL, "summary %zu is constant (%g) over the accepted "
+			    "simulations: the regression cannot separate it from the intercept", j + 1, lo);
+	}
+	return SBI_OK;
+}
+
+/* Fits the weighted regression: X (n x K+1, rows sqrt(w_i) [1, z_i]) is
+ * decomposed once; column d of theta is solved for its coefficients,
+ * whose slopes (c[1..K]) go into column d of b (K x D). */
+static int
+adjust_fit(const sbi_mat *theta, const double *w, gsl_matrix *X, gsl_matrix *b, sbi_err *err)
+{
+	size_t n = X->size1, p = X->size2;
+	gsl_multifit_linear_workspace *ws = gsl_multifit_linear_alloc(n, p);
+	gsl_vector *y = gsl_vector_alloc(n), *c = gsl_vector_alloc(p);
+	int rc = SBI_OK;
+	if (ws == NULL || y == NULL || c == NULL) {
+		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory for the linear adjustment");
+		goto done;
+	}
+	size_t rank = 0;
+	if (gsl_multifit_linear_svd(X, ws) != GSL_SUCCESS
+	    || (rank = gsl_multifit_linear_rank(1e-10, ws)) < p) {
+		rc = sbi_err_set(err, SBI_EINVAL, "the summaries of the accepted simulations are linearly "
+		    "dependent (the weighted design with an intercept has rank %zu < %zu): drop or combine "
+		    "redundant summaries", rank, p);
+		goto done;
+	}
+	for (size_t d = 0; d < theta->ncol; d++) {
+		for (size_t i = 0; i < n; i++)
+			gsl_vector_set(y, i, sqrt(w[i]) * sbi_mat_row(theta, i)[d]);
+		double rnorm, snorm;
+		gsl_multifit_linear_solve(0.0, X, y, c, &rnorm, &snorm, ws);
+		for (size_t j = 0; j + 1 < p; j++)
+			gsl_matrix_set(b, j, d, gsl_vector_get(c, j + 1));
+	}
+done:
+	gsl_vector_free(c);
+	gsl_vector_free(y);
+	if (ws)
+		gsl_multifit_linear_free(ws);
+	return rc;
+}
+
+/* Z (n x K) = the scaled summaries z_ij; X (n x K+1) = rows sqrt(w_i) [1, z_i]. */
+static void
+adjust_design(const sbi_mat *x, const double *obs, const double *scale, const double *w, gsl_matrix *Z,
+    gsl_matrix *X)
+{
+	for (size_t i = 0; i < x->nrow; i++) {
+		double sw = sqrt(w[i]);
+		gsl_matrix_set(X, i, 0, sw);
+		for (size_t j = 0; j < x->ncol; j++) {
+			double z = (sbi_mat_row(x, i)[j] - obs[j]) / scale[j];
+			gsl_matrix_set(Z, i, j, z);
+			gsl_matrix_set(X, i, j + 1, sw * z);
+		}
+	}
+}
+
+/* The regression runs on the scaled summaries z (columns of comparable
+ * size, a better-conditioned design); the adjustment itself does not
+ * depend on per-column scaling. */
+int
+sbi_abc_adjust_linear(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
+    const double *dist, double h, sbi_mat *beta, sbi_err *err)
+{
+	size_t n = x->nrow, k = x->ncol, dim = theta->ncol;
+	if (theta->nrow != n)
+		return sbi_err_set(err, SBI_EINVAL, "%zu parameter rows but %zu summary rows", theta->nrow, n);
+	if (beta && (beta->nrow != k || beta->ncol != dim))
+		return sbi_err_set(err, SBI_EINVAL, "beta must be %zu x %zu", k, dim);
+	double *w = sbi_malloc((n ? n : 1) * sizeof *w);
+	if (w == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory for the linear adjustment");
+	int rc = adjust_check(theta, x, obs, scale, dist, h, w, err);
+	if (rc != SBI_OK || k == 0 || dim == 0) { /* nothing to regress on or to adjust */
+		sbi_free(w);
+		return rc;
+	}
+	gsl_error_handler_t *old = gsl_set_error_handler_off(); /* errors are return codes here */
+	gsl_matrix *Z = gsl_matrix_alloc(n, k), *X = gsl_matrix_alloc(n, k + 1), *b = gsl_matrix_alloc(k, dim);
+	if (Z == NULL || X == NULL || b == NULL)
+		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory for the linear adjustment");
+	if (rc == SBI_OK) {
+		adjust_design(x, obs, scale, w, Z, X);
+		rc = adjust_fit(theta, w, X, b, err);
+	}
+	if (rc == SBI_OK) { /* theta -= Z b */
+		gsl_matrix_view t = gsl_matrix_view_array(theta->data, n, dim);
+		gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, -1.0, Z, b, 1.0, &t.matrix);
+	}
+	for (size_t j = 0; rc == SBI_OK && beta && j < k; j++)
+		for (size_t d = 0; d < dim; d++)
+			sbi_mat_row(beta, j)[d] = gsl_matrix_get(b, j, d) / scale[j];
+	gsl_set_error_handler(old);
+	if (Z)
+		gsl_matrix_free(Z);
+	if (X)
+		gsl_matrix_free(X);
+	if (b)
+		gsl_matrix_free(b);
+	sbi_free(w);
+	return rc;
 }

@@ -66,6 +66,21 @@ local function resample(samples, num, kde, bandwidth, prior, seed, label)
   return out
 end
 
+-- The regression adjustment of Beaumont, Zhang & Balding (2002), in C
+-- (engine/infer/abc.c, sbi_abc_adjust_linear): Epanechnikov weights with
+-- width h (the acceptance threshold), regression on the summaries scaled by
+-- scale, the result kept even outside the prior's support (counted).
+-- Returns the adjusted samples and that count.
+local function adjust_linear(samples, x, obs, scale, dist, h, prior, label)
+  local ok, adj = pcall(core.abc_adjust_linear, samples, x, obs, scale, dist, h)
+  if not ok then error(string.format("%s: adjust = \"linear\": %s", label, tostring(adj)), 0) end
+  local outside, row = 0, {}
+  for i = 1, adj:rows() do
+    if not prior:in_support(adj:row(i, row)) then outside = outside + 1 end
+  end
+  return adj, outside
+end
+
 function M.rejection(opts)
   check.options("sbi.abc.rejection", opts, {
     sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
@@ -78,6 +93,7 @@ function M.rejection(opts)
     kde = { check.boolean() },
     bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
     seed = { check.integer(0) },
+    adjust = { check.one_of("none", "linear") },
   })
   if opts.sims.kind ~= "simulate" then error("sbi.abc.rejection: 'sims' must come from sbi.simulate", 2) end
   if opts.observation.kind ~= "observation" then
@@ -92,6 +108,7 @@ function M.rejection(opts)
     distance = opts.distance, scale = opts.scale or "std", num_samples = opts.num_samples,
     kde = opts.kde ~= false, seed = math.tointeger(opts.seed or 1),
     bandwidth = opts.num_samples and opts.kde ~= false and (opts.bandwidth or "cv") or nil,
+    adjust = opts.adjust == "linear" and "linear" or nil, -- absent by default: keys of unadjusted runs unchanged
   }
   local sims = opts.sims
   return graph.node("abc.rejection", graph.where(2), key_opts, { sims, opts.observation }, function(node, inp)
@@ -103,11 +120,12 @@ function M.rejection(opts)
       error(string.format("%s: the observation has %d values but the simulator produces %d", node.label,
                           o.x:cols(), s.x:cols()), 0)
     end
-    local d
+    local d, scales
     if key_opts.distance then
       d = lua_distances(s.x, o.x, key_opts.distance)
     else
-      d = core.abc_distances(s.x, o.x, core.scales(s.x, key_opts.scale))
+      scales = core.scales(s.x, key_opts.scale)
+      d = core.abc_distances(s.x, o.x, scales)
     end
     local ok, idx, eps = pcall(core.abc_select, d, key_opts.quantile, key_opts.epsilon)
     if not ok then
@@ -115,12 +133,18 @@ function M.rejection(opts)
       error(string.format("%s: %s%s", node.label, tostring(idx), hint), 0)
     end
     local samples = s.theta:select_rows(idx)
+    local outside
+    if key_opts.adjust then
+      samples, outside = adjust_linear(samples, s.x:select_rows(idx), o.x, scales or core.scales(s.x, key_opts.scale),
+                                       d:select_rows(idx), key_opts.epsilon or eps, sims.prior, node.label)
+    end
     if key_opts.num_samples then
       samples = resample(samples, key_opts.num_samples, key_opts.kde, key_opts.bandwidth, sims.prior, key_opts.seed,
                          node.label)
     end
     return { samples = samples, names = s.names, epsilon = eps, n_accepted = #idx,
-             n_simulations = s.x:rows(), method = "rejection ABC" }
+             n_simulations = s.x:rows(), n_outside_support = outside,
+             method = key_opts.adjust and "rejection ABC, linear adjustment" or "rejection ABC" }
   end)
 end
 

@@ -19,6 +19,9 @@ function M.summary(name, art, out)
       head = head .. string.format(", %d of %d simulations accepted, epsilon = %.4g", art.n_accepted,
                                    art.n_simulations, art.epsilon or 0)
     end
+    if art.n_outside_support and art.n_outside_support > 0 then
+      head = head .. string.format(", %d adjusted outside the prior's support", art.n_outside_support)
+    end
     head = head .. ")"
   end
   out(head, "\n")

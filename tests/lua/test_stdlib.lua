@@ -111,4 +111,113 @@ H.test("cross-validated KDE bandwidth: a known answer and errors", function()
   H.raises(function() core.kde_bandwidth_cv(x, { 1, 2 }) end, "the std has 2 values, expected 1")
 end)
 
+-- Synthetic regression data: n rows of K summaries (columns of very
+-- different sizes) and D = 2 parameters theta = a + (s - obs) B + noise *
+-- N(0, 1) + curve * s_1^2.
+local function regression_data(n, noise, curve)
+  local rng = core.rng(7, 0, 0)
+  local obs, a = { 0.3, -1.2, 5 }, { 0.1, -4 }
+  local B = { { 1.5, -0.5 }, { -2, 0.25 }, { 0.7, 3 } }
+  local th, x = core.mat(n, 2), core.mat(n, 3)
+  for i = 1, n do
+    local s = { rng:normal(), 10 * rng:normal(), 5 + 0.01 * rng:normal() }
+    for j = 1, 3 do x:set(i, j, s[j]) end
+    for d = 1, 2 do
+      local v = a[d] + noise * rng:normal() + curve * s[1] ^ 2
+      for j = 1, 3 do v = v + (s[j] - obs[j]) * B[j][d] end
+      th:set(i, d, v)
+    end
+  end
+  local scale = core.scales(x, "std")
+  local dist = core.abc_distances(x, obs, scale)
+  local h = 0
+  for i = 1, n do h = math.max(h, dist:get(i, 1)) end
+  return th, x, obs, scale, dist, h, a, B
+end
+
+-- The reference: weighted normal equations in raw units, (X'WX) c = X'W y,
+-- by Gauss-Jordan elimination with partial pivoting; returns the slopes.
+local function reference_beta(th, x, obs, dist, h, d)
+  local p = x:cols() + 1
+  local A = {}
+  for r = 1, p do A[r] = {} for c = 1, p + 1 do A[r][c] = 0 end end
+  for i = 1, x:rows() do
+    local w = math.max(0, 1 - (dist:get(i, 1) / h) ^ 2)
+    local z = { 1 }
+    for j = 1, p - 1 do z[j + 1] = x:get(i, j) - obs[j] end
+    for r = 1, p do
+      for c = 1, p do A[r][c] = A[r][c] + w * z[r] * z[c] end
+      A[r][p + 1] = A[r][p + 1] + w * z[r] * th:get(i, d)
+    end
+  end
+  for c = 1, p do
+    local piv = c
+    for r = c + 1, p do if math.abs(A[r][c]) > math.abs(A[piv][c]) then piv = r end end
+    A[c], A[piv] = A[piv], A[c]
+    for r = 1, p do
+      if r ~= c then
+        local f = A[r][c] / A[c][c]
+        for k = c, p + 1 do A[r][k] = A[r][k] - f * A[c][k] end
+      end
+    end
+  end
+  local beta = {}
+  for j = 2, p do beta[j - 1] = A[j][p + 1] / A[j][j] end
+  return beta
+end
+
+H.test("linear regression adjustment: an exact linear model becomes constant", function()
+  local th, x, obs, scale, dist, h, a, B = regression_data(400, 1e-6, 0)
+  local adj, beta = core.abc_adjust_linear(th, x, obs, scale, dist, h)
+  H.check(adj:rows() == 400 and adj:cols() == 2 and beta:rows() == 3 and beta:cols() == 2, "shapes")
+  for i = 1, 400 do
+    for d = 1, 2 do
+      H.check(math.abs(adj:get(i, d) - a[d]) < 2e-5, "adjusted theta = its value at s_obs")
+    end
+  end
+  -- Slope 3 of column 3 (sd 0.01) is the least determined: noise 1e-6 / (0.01 sqrt(n)).
+  for j = 1, 3 do
+    for d = 1, 2 do H.check(math.abs(beta:get(j, d) - B[j][d]) < 1e-3, "beta " .. j .. "," .. d) end
+  end
+  H.check(th:get(1, 1) ~= adj:get(1, 1), "the input is not changed")
+end)
+
+H.test("linear regression adjustment matches the weighted normal equations", function()
+  local th, x, obs, scale, dist, h = regression_data(300, 0.5, 0.8)
+  local adj, beta = core.abc_adjust_linear(th, x, obs, scale, dist, h)
+  for d = 1, 2 do
+    local ref = reference_beta(th, x, obs, dist, h, d)
+    for j = 1, 3 do
+      local tol = 1e-8 * math.max(1, math.abs(ref[j]))
+      H.check(math.abs(beta:get(j, d) - ref[j]) < tol, string.format("beta %d,%d: %.17g vs %.17g", j, d,
+                                                                      beta:get(j, d), ref[j]))
+    end
+    for i = 1, 300 do
+      local v = th:get(i, d)
+      for j = 1, 3 do v = v - (x:get(i, j) - obs[j]) * ref[j] end
+      H.check(math.abs(adj:get(i, d) - v) < 1e-7, "adjusted row " .. i)
+    end
+  end
+  -- The farthest row has weight 0, yet is adjusted.
+  local far = 1
+  for i = 1, 300 do if dist:get(i, 1) == h then far = i end end
+  H.check(adj:get(far, 1) ~= th:get(far, 1), "the farthest row is adjusted too")
+end)
+
+H.test("linear regression adjustment: errors name the problem", function()
+  local th, x, obs, scale, dist, h = regression_data(50, 0.5, 0)
+  local function adjust(t, m, hh) return core.abc_adjust_linear(t, m, obs, core.scales(m, "std"),
+                                                                core.abc_distances(m, obs, scale), hh or h) end
+  H.raises(function() adjust(th:select_rows { 1, 2, 3 }, x:select_rows { 1, 2, 3 }) end,
+           "needs at least 4 accepted simulations with a positive weight")
+  local c = x:select_rows((function() local t = {} for i = 1, 50 do t[i] = i end return t end)())
+  for i = 1, 50 do c:set(i, 2, 7) end
+  H.raises(function() adjust(th, c) end, "summary 2 is constant")
+  for i = 1, 50 do c:set(i, 2, c:get(i, 1) + 2 * c:get(i, 3)) end
+  H.raises(function() adjust(th, c) end, "linearly dependent (the weighted design with an intercept has rank 3 < 4)")
+  H.raises(function() adjust(th, x, 0) end, "the kernel width must be positive")
+  H.raises(function() core.abc_adjust_linear(th, x, obs, scale, dist:select_rows { 1 }, h) end,
+           "the distances has 1 values, expected 50")
+end)
+
 H.done()

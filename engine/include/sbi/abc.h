@@ -41,4 +41,19 @@ double sbi_abc_kde_grid(int k);
 int sbi_abc_kde_cv(const sbi_mat *x, const double *std, double *factor, double *loglik,
     sbi_progress *progress, sbi_err *err);
 
+/* The linear regression adjustment of Beaumont, Zhang & Balding (2002).
+ * theta: the n x D accepted parameters, adjusted in place; x: their n x K
+ * summaries; obs, scale: K values (the observed summaries and positive
+ * column scales); dist: their n distances; h > 0: the kernel width. With
+ * Epanechnikov weights w_i = max(0, 1 - (dist_i / h)^2) and
+ * z_ij = (x_ij - obs_j) / scale_j, fits by weighted least squares (one SVD,
+ * all D columns) theta_i = alpha + z_i^T b + e_i and sets
+ * theta_i -= z_i^T b. beta (K x D, may be NULL) receives the slopes in the
+ * units of x: beta_jd = b_jd / scale_j. SBI_EINVAL, naming the problem,
+ * when fewer than K + 1 rows have a positive weight, when a column of z is
+ * constant over them, or when the weighted design has rank < K + 1 (a
+ * singular value below 1e-10 of the largest); SBI_ENOMEM. */
+int sbi_abc_adjust_linear(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
+    const double *dist, double h, sbi_mat *beta, sbi_err *err);
+
 #endif
