@@ -28,7 +28,7 @@ sbi.output {
   none = sbi.abc.rejection { sims = sims, observation = obs, quantile = q, adjust = "none" },
   -- with epsilon (the kernel width is then epsilon) and KDE resampling after the adjustment
   by_eps = sbi.abc.rejection { sims = sims, observation = obs, epsilon = 1.6, adjust = "linear",
-                               num_samples = 3000, seed = 2 },
+                               num_samples = 3000, seed = 2, bandwidth = "scott" },
   -- a user distance: the regression still uses all five summaries
   mean_dist = sbi.abc.rejection { sims = sims, observation = obs, quantile = q, adjust = "linear",
     distance = function(x, o) return math.abs((x[1] + x[2] + x[3] + x[4] + x[5] - 5) / 5) end },
