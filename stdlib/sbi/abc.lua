@@ -1,7 +1,8 @@
 -- Approximate Bayesian computation. Rejection ABC keeps the simulations
 -- whose data lie nearest the observation (Pritchard et al. 1999); distances
 -- are Euclidean on data standardized per column, unless a distance function
--- is given.
+-- is given. With adjust = "linear", the accepted parameters are corrected
+-- by a local linear regression on the data (Beaumont et al. 2002).
 local core = require "sbi.core"
 local check = require "sbi.check"
 local graph = require "sbi.graph"
@@ -36,7 +37,7 @@ end
 -- Draws num_samples rows from the accepted samples: with kde, each draw is
 -- an accepted row plus Gaussian noise with per-column sd factor * std_j,
 -- redrawn until inside the prior support (after 1000 tries the accepted row
--- itself, which is inside, is kept).
+-- itself is kept: inside, unless the adjustment moved it out).
 local function resample(samples, num, kde, bandwidth, prior, seed, label)
   local n, d = samples:rows(), samples:cols()
   local rng = core.rng(seed, 3, 0)
