@@ -67,7 +67,7 @@ elseif mode == "posterior" then
   local sims = sbi.simulate { prior = prior, simulator = simulator, n = 5000, seed = 7 }
   local post = sbi.abc.rejection { sims = sims, observation = sbi.observation { 0.2, -0.3 }, quantile = 0.04 }
   local pred = sbi.simulate { prior = prior, simulator = simulator, thetas = post, seed = 8, round = 1 }
-  sbi.output { posterior_samples = post, predictive = nodes.dump(pred) }
+  sbi.output { posterior_samples = post, predictive = pred }
 elseif mode == "notnode" then
   sbi.simulate { prior = prior, simulator = simulator, thetas = rows }
 elseif mode == "non" then
