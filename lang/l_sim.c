@@ -1,8 +1,9 @@
 /* core.simulate: draws (theta, x) pairs by calling a Lua simulator.
  *
- * Simulation i draws theta from stream (seed, PRIOR, i) and gives the
- * simulator an Rng on stream (seed, SIM, i), so every pair depends only on
- * (seed, i). Simulations are grouped in chunks; each finished chunk is
+ * Simulation i of round r draws theta from stream (seed, PRIOR of r, i),
+ * or takes row i of a given matrix (spec.thetas), and gives the simulator
+ * an Rng on stream (seed, SIM of r, i) (sbi_rng_round_purpose), so every
+ * pair depends only on (seed, r, i). Simulations are grouped in chunks; each finished chunk is
  * stored in the cache under H(node key, chunk size, chunk index), so an
  * interrupted run resumes from its last completed chunk and --jobs N
  * (chunks spread over forked workers) gives bit-identical results. The
@@ -30,6 +31,8 @@ typedef struct sim_job {
 	sbi_runctx *ctx;    /* L's: read once, not per simulation */
 	int spec;           /* stack index of the spec table */
 	sbi_prior *prior;
+	const sbi_mat *thetas; /* row i is simulation i's theta; NULL: draw from the prior (borrowed) */
+	uint64_t p_prior, p_sim; /* stream purposes of this round */
 	int batched, drop;
 	size_t dtheta, dx;  /* dx == 0 until known */
 	size_t expect_dx;   /* the observation's length, or 0 when unknown */
@@ -187,6 +190,19 @@ tick_inline(sim_job *j, uint64_t done)
 		sbi_progress_update(&j->progress, j->done_before + done);
 }
 
+/* Theta of simulation idx: row idx of the given matrix, or a draw from
+ * stream (seed, prior purpose, idx) with pr. */
+static inline void
+theta_at(const sim_job *j, gsl_rng *pr, uint64_t idx, double *t)
+{
+	if (j->thetas != NULL) {
+		memcpy(t, sbi_mat_row(j->thetas, (size_t)idx), j->dtheta * sizeof *t);
+		return;
+	}
+	sbi_rng_set_stream(pr, j->seed, j->p_prior, idx);
+	sbi_prior_sample(j->prior, pr, t);
+}
+
 static void
 run_rows(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rng, int fn, int meta, int rng)
 {
@@ -197,9 +213,8 @@ run_rows(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rn
 		j->slot->current = idx;
 		j->slot->busy = 1;
 		double *t = sbi_mat_row(o->theta, kept);
-		sbi_rng_set_stream(prior_rng, j->seed, SBI_STREAM_PRIOR, idx);
-		sbi_prior_sample(j->prior, prior_rng, t);
-		sbi_rng_set_stream(sim_rng, j->seed, SBI_STREAM_SIM, idx);
+		theta_at(j, prior_rng, idx, t);
+		sbi_rng_set_stream(sim_rng, j->seed, j->p_sim, idx);
 		size_t len;
 		int f = simulate_one(j, fn, meta, rng, t, sbi_mat_row(o->x, kept), &len);
 		if (f == FAIL_NONE)
@@ -225,13 +240,11 @@ static void
 run_batched(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rng, int fn, int rng)
 {
 	lua_State *L = j->L;
-	for (uint64_t i = 0; i < m; i++) {
-		sbi_rng_set_stream(prior_rng, j->seed, SBI_STREAM_PRIOR, first + i);
-		sbi_prior_sample(j->prior, prior_rng, sbi_mat_row(o->theta, i));
-	}
+	for (uint64_t i = 0; i < m; i++)
+		theta_at(j, prior_rng, first + i, sbi_mat_row(o->theta, i));
 	for (size_t k = 0; k < m * j->dx; k++)
 		o->x->data[k] = NAN;
-	sbi_rng_set_stream(sbi__check_rng(L, rng), j->seed, SBI_STREAM_SIM, first);
+	sbi_rng_set_stream(sbi__check_rng(L, rng), j->seed, j->p_sim, first);
 	j->slot->current = first;
 	j->slot->busy = 1;
 	/* The two Mats borrow the chunk's buffers; they are released after the
@@ -321,9 +334,9 @@ chunk_protected(lua_State *L)
 	int fn = lua_gettop(L);
 	lua_getfield(L, j->spec, "theta_meta"); /* [.., fn, meta] */
 	int meta = lua_istable(L, -1) ? lua_gettop(L) : 0;
-	sbi__push_rng(L, j->seed, SBI_STREAM_SIM, first); /* [.., fn, meta, rng] */
+	sbi__push_rng(L, j->seed, j->p_sim, first); /* [.., fn, meta, rng] */
 	int rng = lua_gettop(L);
-	gsl_rng *prior_rng = sbi__push_rng(L, j->seed, SBI_STREAM_PRIOR, first);
+	gsl_rng *prior_rng = sbi__push_rng(L, j->seed, j->p_prior, first);
 	o->theta = sbi_mat_alloc(m, j->dtheta);
 	o->x = sbi_mat_alloc(m, j->dx);
 	if (o->theta == NULL || o->x == NULL)
@@ -374,10 +387,56 @@ tick_forked(void *ud, uint64_t done)
 
 /* ---- the whole node ---- */
 
-/* Reads spec fields into j (errors raise). Leaves the prior and the two
- * labels on the stack: the simulator may clear them in the spec (or an
- * __index make them fresh), and j keeps pointers into all three.
- * [..] -> [.., prior, expect_label, label] */
+/* Reads spec.thetas, when given, into a copy (so nothing the simulator
+ * does can free it) that j borrows: n is its row count, and every row
+ * must lie in the prior's support.
+ * [..] -> [.., thetas Mat or nil] */
+static void
+read_thetas(lua_State *L, sim_job *j, lua_Integer n)
+{
+	lua_getfield(L, j->spec, "thetas");
+	if (lua_isnil(L, -1))
+		return;
+	if (!luaL_testudata(L, -1, SBI_MT_MAT))
+		luaL_error(L, "%s: spec.thetas must be a Mat, got %s", j->label, luaL_typename(L, -1));
+	sbi_mat *m = sbi__to_mat(L, -1, "spec.thetas");
+	lua_pop(L, 1);
+	sbi__push_mat(L, m); /* owns m */
+	j->thetas = m;
+	if (m->ncol != j->dtheta)
+		luaL_error(L, "%s: thetas has %d columns but the prior has %d parameters", j->label, (int)m->ncol,
+		    (int)j->dtheta);
+	if (m->nrow < 1 || m->nrow > SIM_MAX_N)
+		luaL_error(L, "%s: thetas has %d rows; it needs 1 to %d", j->label, (int)m->nrow, SIM_MAX_N);
+	if (n != 0 && (uint64_t)n != m->nrow)
+		luaL_error(L, "%s: n = %d but thetas has %d rows (n may be left out: it is the number of rows)",
+		    j->label, (int)n, (int)m->nrow);
+	for (size_t i = 0; i < m->nrow; i++) {
+		if (!sbi_prior_in_support(j->prior, sbi_mat_row(m, i))) {
+			char buf[512];
+			format_theta(L, j->spec, sbi_mat_row(m, i), j->dtheta, buf, sizeof buf);
+			luaL_error(L, "%s: thetas row %d = %s lies outside the prior's support", j->label, (int)i + 1, buf);
+		}
+	}
+}
+
+/* The stream purposes of round spec.round (0 when absent). */
+static void
+read_round(lua_State *L, sim_job *j)
+{
+	lua_getfield(L, j->spec, "round");
+	lua_Integer r = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+	lua_pop(L, 1);
+	if (r < 0 || r > SBI_RNG_MAX_ROUND)
+		luaL_error(L, "%s: round must be from 0 to %d", j->label, SBI_RNG_MAX_ROUND);
+	j->p_prior = sbi_rng_round_purpose(SBI_STREAM_PRIOR, (uint64_t)r);
+	j->p_sim = sbi_rng_round_purpose(SBI_STREAM_SIM, (uint64_t)r);
+}
+
+/* Reads spec fields into j (errors raise). Leaves the prior, the two
+ * labels and the thetas on the stack: the simulator may clear them in the
+ * spec (or an __index make them fresh), and j keeps pointers into all.
+ * [..] -> [.., prior, expect_label, label, thetas or nil] */
 static void
 read_spec(lua_State *L, sim_job *j)
 {
@@ -395,7 +454,10 @@ read_spec(lua_State *L, sim_job *j)
 		v[k] = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
 		lua_pop(L, 1);
 	}
-	if (v[0] < 1 || v[0] > SIM_MAX_N || v[1] < 0 || v[2] < 0 || v[3] < 0)
+	lua_getfield(L, j->spec, "thetas");
+	int given = !lua_isnil(L, -1); /* then n may be absent (0) */
+	lua_pop(L, 1);
+	if (v[0] < (given ? 0 : 1) || v[0] > SIM_MAX_N || v[1] < 0 || v[2] < 0 || v[3] < 0)
 		luaL_error(L, "simulate: n must be from 1 to %d and seed, chunk_size, dim >= 0", SIM_MAX_N);
 	j->n = (uint64_t)v[0];
 	j->seed = (uint64_t)v[1];
@@ -418,6 +480,10 @@ read_spec(lua_State *L, sim_job *j)
 	j->label = luaL_optstring(L, -1, "simulate"); /* [.., prior, expect_label, label] */
 	if (j->batched && j->dx == 0)
 		luaL_error(L, "%s: a batched simulator needs its data dimension: sbi.simulator{ ..., dim = K }", j->label);
+	read_round(L, j);
+	read_thetas(L, j, v[0]);
+	if (j->thetas != NULL)
+		j->n = j->thetas->nrow;
 }
 
 /* Learns the data dimension from simulation 0 (or the first that works). */
@@ -428,14 +494,13 @@ infer_dim(lua_State *L, sim_job *j)
 	int fn = lua_gettop(L);
 	lua_getfield(L, j->spec, "theta_meta");
 	int meta = lua_istable(L, -1) ? lua_gettop(L) : 0;
-	gsl_rng *pr = sbi__push_rng(L, j->seed, SBI_STREAM_PRIOR, 0);
-	sbi__push_rng(L, j->seed, SBI_STREAM_SIM, 0);
+	gsl_rng *pr = sbi__push_rng(L, j->seed, j->p_prior, 0);
+	sbi__push_rng(L, j->seed, j->p_sim, 0);
 	int rng = lua_gettop(L);
 	double *t = lua_newuserdatauv(L, j->dtheta * sizeof *t + 1, 0);
 	for (uint64_t idx = 0; idx < j->n && idx < 100; idx++) {
-		sbi_rng_set_stream(pr, j->seed, SBI_STREAM_PRIOR, idx);
-		sbi_prior_sample(j->prior, pr, t);
-		sbi_rng_set_stream(sbi__check_rng(L, rng), j->seed, SBI_STREAM_SIM, idx);
+		theta_at(j, pr, idx, t);
+		sbi_rng_set_stream(sbi__check_rng(L, rng), j->seed, j->p_sim, idx);
 		size_t len = 0;
 		int f = simulate_one(j, fn, meta, rng, t, NULL, &len);
 		if (f == FAIL_NONE || (f == FAIL_NAN && len > 0)) {
@@ -510,8 +575,7 @@ raise_failure(lua_State *L, sim_job *j, const sbi_pool_failure *f, const sbi_err
 	if (err->code != SBI_ECHILD || !f->has_current)
 		luaL_error(L, "%s", err->msg);
 	double *t = lua_newuserdatauv(L, j->dtheta * sizeof *t + 1, 0);
-	gsl_rng *pr = sbi__push_rng(L, j->seed, SBI_STREAM_PRIOR, f->current);
-	sbi_prior_sample(j->prior, pr, t);
+	theta_at(j, sbi__push_rng(L, j->seed, j->p_prior, f->current), f->current, t);
 	char buf[512];
 	format_theta(L, j->spec, t, j->dtheta, buf, sizeof buf);
 	luaL_error(L, "%s: %s while running simulation %d at theta = %s; finished chunks are kept, "

@@ -34,6 +34,23 @@ function M.summary(name, art, out)
   end
 end
 
+-- A simulate step's artifact as samples: the parameters, then the data
+-- x[1] .. x[K] (a posterior predictive, say); nil for any other artifact.
+local function simulations_as_samples(art)
+  if art.samples or not (art.theta and art.x and art.names) then return nil end
+  local t, x = art.theta, art.x
+  local d, k = t:cols(), x:cols()
+  local m, names, row = core.mat(t:rows(), d + k), {}, {}
+  for i = 1, t:rows() do
+    t:row(i, row)
+    for j = 1, k do row[d + j] = x:get(i, j) end
+    m:set_row(i, row)
+  end
+  for j = 1, d do names[j] = art.names[j] end
+  for j = 1, k do names[d + j] = string.format("x[%d]", j) end
+  return { samples = m, names = names, method = "simulations" }
+end
+
 -- outputs: list of { name = , node = }; arts: their artifacts, in order.
 -- Appends to written one { name =, files = { [file] = content hash } } per
 -- output written, or { name =, error = message } for the write that failed
@@ -41,7 +58,7 @@ end
 function M.write_outputs(outputs, arts, dir, quiet, written)
   written = written or {}
   for i, o in ipairs(outputs) do
-    local art = arts[i]
+    local art = simulations_as_samples(arts[i]) or arts[i]
     if art.samples and art.names then
       local ok, csv, npy = pcall(core.write_samples, dir, o.name, art.samples, art.names)
       if not ok then

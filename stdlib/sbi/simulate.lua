@@ -1,5 +1,5 @@
--- sbi.simulator and sbi.simulate: n draws of (theta, x) from the prior and
--- the simulator. The hot loop is in C (lang/l_sim.c); this module checks
+-- sbi.simulator and sbi.simulate: n draws of (theta, x) from the prior (or
+-- at the rows of a node's matrix, `thetas`) and the simulator. The hot loop is in C (lang/l_sim.c); this module checks
 -- options, declares the node and reports failures.
 local core = require "sbi.core"
 local check = require "sbi.check"
@@ -62,28 +62,59 @@ local function report_failures(label, r)
   end
 end
 
+-- The matrix of parameters in the artifact a of node `thetas`: its field
+-- `samples` (a posterior) or else `theta` (simulations).
+local function thetas_matrix(label, a, from, dim)
+  local m = a.samples
+  local field = "samples"
+  if m == nil then m, field = a.theta, "theta" end
+  local ok, cols = pcall(function() return m:cols() end)
+  if type(m) ~= "userdata" or not ok then
+    error(string.format("%s: thetas: the artifact of %s has no matrix 'samples' or 'theta'", label, from.label), 0)
+  end
+  if cols ~= dim then
+    error(string.format("%s: thetas: %s's '%s' has %d columns but the prior has %d parameters", label,
+                        from.label, field, cols, dim), 0)
+  end
+  return m
+end
+
 function M.simulate(opts)
   check.options("sbi.simulate", opts, {
     prior = { check.is(prior.Prior, "a prior (sbi.prior.*)"), required = true },
     simulator = { check.any(check.func(), check.is(Simulator, "an sbi.simulator")), required = true },
-    n = { check.integer(1, 1000000000), required = true },
+    n = { check.integer(1, 1000000000) },
+    thetas = { check.is(graph.Node, "a node whose artifact holds a matrix 'samples' or 'theta' (a posterior, "
+                                    .. "sbi.simulate)") },
+    round = { check.integer(0, 1000000000) },
     seed = { check.integer(0) },
     on_failure = { check.one_of("fail", "drop") },
     chunk_size = { check.integer(1) },
   })
+  if opts.n == nil and opts.thetas == nil then
+    error("sbi.simulate: option 'n' is required (an integer from 1 to 1000000000) unless 'thetas' is given", 2)
+  end
   local sim = M.as_simulator(opts.simulator)
   local p = opts.prior
   local key_opts = {
     prior = p, simulator = sim.fn, dim = sim.dim, batched = sim.batched,
     n = math.tointeger(opts.n), seed = math.tointeger(opts.seed or 1), on_failure = opts.on_failure or "fail",
   }
+  -- Round 0 uses the streams of a single-round run: the same key too.
+  local round = math.tointeger(opts.round or 0)
+  if round ~= 0 then key_opts.round = round end
+  -- The thetas node is an input: its key enters this node's.
+  if opts.thetas then key_opts.thetas = true end
+  local inputs = opts.thetas and { opts.thetas } or {}
   local chunk = opts.chunk_size and math.tointeger(opts.chunk_size) or nil
   -- A batched simulator draws a chunk's noise from one stream, so its results
   -- depend on the chunk size: then the chunk size is part of the key.
   if sim.batched then key_opts.chunk_size = chunk or 10000 end
-  local node = graph.node("simulate", graph.where(2), key_opts, {}, function(node)
+  local node = graph.node("simulate", graph.where(2), key_opts, inputs, function(node, inp)
     local expect = expected_length(node)
+    local thetas = opts.thetas and thetas_matrix(node.label, inp[1], opts.thetas, p:dim())
     local ok, r = pcall(core.simulate, {
+      thetas = thetas, round = round,
       expect_dim = expect and expect.dim, expect_label = expect and expect.label,
       prior = p.c, simulator = sim.fn, batched = sim.batched, dim = sim.dim, n = key_opts.n,
       seed = key_opts.seed, chunk_size = chunk, on_failure = key_opts.on_failure,
@@ -107,7 +138,7 @@ function M.simulate(opts)
     report_failures(node.label, r)
     if r.n_kept == 0 then
       error(string.format("%s: every one of the %d simulations failed and was dropped; first: %s",
-                          node.label, key_opts.n, r.first_failure), 0)
+                          node.label, r.n_error + r.n_nan + r.n_length, r.first_failure), 0)
     end
     return { theta = r.theta, x = r.x, names = p.names, n_kept = r.n_kept, n_error = r.n_error,
              n_nan = r.n_nan, n_length = r.n_length, first_failure = r.first_failure }

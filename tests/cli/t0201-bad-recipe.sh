@@ -39,7 +39,7 @@ local sims = sbi.simulate {
   n = 100, sed = 3 }
 EOF
 bad 1 "unknown_opt.lua:3:" "sbi.simulate: unknown option 'sed'" \
-	"(accepted: chunk_size, n, on_failure, prior, seed, simulator)" -- unknown_opt.lua
+	"(accepted: chunk_size, n, on_failure, prior, round, seed, simulator, thetas)" -- unknown_opt.lua
 
 # 5. Misspelled option in sbi.abc.rejection.
 cat > unknown_abc.lua <<'EOF'

@@ -7,7 +7,7 @@ local core = sbi.core
 H.test("option tables reject unknown keys and list the accepted ones", function()
   local p = sbi.prior.uniform { low = { 0 }, high = { 1 } }
   H.raises(function() sbi.simulate { prior = p, simulator = function() end, n = 10, sed = 1 } end,
-           "unknown option 'sed' (accepted: chunk_size, n, on_failure, prior, seed, simulator)")
+           "unknown option 'sed' (accepted: chunk_size, n, on_failure, prior, round, seed, simulator, thetas)")
   H.raises(function() sbi.simulate { prior = p, simulator = function() end } end, "option 'n' is required")
   H.raises(function() sbi.simulate { prior = p, simulator = function() end, n = "many" } end,
            "option 'n' must be an integer from 1 to 1000000000")

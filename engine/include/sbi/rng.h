@@ -3,7 +3,8 @@
  * Every random draw in sbirun comes from a stream identified by
  * (seed, purpose, index): simulation i of a node with seed s draws its
  * parameters from stream (s, SBI_STREAM_PRIOR, i) and its noise from
- * (s, SBI_STREAM_SIM, i). Results therefore do not depend on the order in
+ * (s, SBI_STREAM_SIM, i) (in round r of sequential inference, the purposes
+ * of sbi_rng_round_purpose). Results therefore do not depend on the order in
  * which simulations run or on how they are spread over worker processes.
  *
  * The generator is xoshiro256** wrapped as a gsl_rng_type, so that all of
@@ -25,6 +26,18 @@ enum sbi_stream {
 	SBI_STREAM_METHOD = 3, /* a method's own randomness (resampling, ...) */
 	SBI_STREAM_OBS = 4,    /* simulated observations */
 };
+
+/* Rounds of sequential inference have streams of their own: the purpose
+ * of round r is purpose + r * 2^32, so round 0 keeps the plain purposes
+ * (and every stream a single-round run has always used) and no round's
+ * purpose equals another purpose. */
+#define SBI_RNG_MAX_ROUND 1000000000
+
+static inline uint64_t
+sbi_rng_round_purpose(uint64_t purpose, uint64_t round)
+{
+	return purpose + (round << 32);
+}
 
 /* The gsl_rng_type of the generator ("sbi-xoshiro256**"). */
 extern const gsl_rng_type *sbi_rng_xoshiro256;
