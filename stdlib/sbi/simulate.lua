@@ -110,7 +110,9 @@ function M.simulate(opts)
   -- A batched simulator draws a chunk's noise from one stream, so its results
   -- depend on the chunk size: then the chunk size is part of the key.
   if sim.batched then key_opts.chunk_size = chunk or 10000 end
-  local node = graph.node("simulate", graph.where(2), key_opts, inputs, function(node, inp)
+  -- A round other than 0 shows in the label (sbirun graph, messages).
+  local where = graph.where(2) .. (round ~= 0 and ", round " .. round or "")
+  local node = graph.node("simulate", where, key_opts, inputs, function(node, inp)
     local expect = expected_length(node)
     local thetas = opts.thetas and thetas_matrix(node.label, inp[1], opts.thetas, p:dim())
     local ok, r = pcall(core.simulate, {

@@ -101,6 +101,11 @@ run recipe.lua --set round=1 --out r1 --quiet
 expect_ok
 expect_eq "$(first_cols r1/dump.csv | md5sum)" "$(first_cols ref/dump.csv | md5sum)" "thetas of round 1"
 [ "$(x_cols r1/dump.csv | md5sum)" != "$(x_cols ref/dump.csv | md5sum)" ] || fail "round 1 has round 0's noise"
+# The round shows in the step's label (sbirun graph), round 0 does not.
+run graph recipe.lua --set round=1
+expect_out "simulate (recipe.lua:23, round 1)"
+run graph recipe.lua --set round=0
+grep -q ", round " "$OUT" && fail "round 0 shows in the label"
 # n, when given, must be the row count; the field may be 'theta'.
 run recipe.lua --set n=600 --out n600 --quiet
 expect_ok
