@@ -338,8 +338,8 @@ local function population(node, k, t, s, o, prev, prior)
     for i = 1, #idx do w:set(i, 1, 1 / #idx) end
   end
   local h = history_with(prev, eps, #idx, nsim, w)
-  core.stderr(string.format("%s: population %d: epsilon = %.4g, %d of %d simulations accepted, ESS %.0f\n",
-                            node.label, t, eps, #idx, nsim, h:get(h:rows(), 5)))
+  core.stderr(string.format("%s: epsilon = %.4g, %d of %d simulations accepted, ESS %.0f\n",
+                            node.label, eps, #idx, nsim, h:get(h:rows(), 5)))
   return { particles = particles, weights = w, distances = d:select_rows(idx), scales = scales,
            names = s.names, epsilon = eps, population = t, n_simulations = total,
            history = h,
@@ -386,15 +386,16 @@ function M.smc(opts)
   local obs, prev
   for t = 0, math.tointeger(opts.populations or 5) - 1 do
     local sims
+    local at = string.format("%s, population %d", where, t)
     if t == 0 then
-      sims = simulate.declare(sim_opts(k.sims_per_population), 2)
+      sims = simulate.declare(sim_opts(k.sims_per_population), 2, at)
     else
       local from = prev
-      local prop = graph.node("abc.smc.propose", where, { population = t, keys = k, prior = p }, { from }, function(node, inp)
+      local prop = graph.node("abc.smc.propose", at, { population = t, keys = k, prior = p }, { from }, function(node, inp)
         if inp[1].stop_reason ~= "" then return { theta = core.mat(0, p:dim()) } end
         return { theta = propose(inp[1], k.sims_per_population, p, k.seed, t, node.label) }
       end)
-      sims = simulate.declare(sim_opts(nil, prop, t), 2)
+      sims = simulate.declare(sim_opts(nil, prop, t), 2, at)
       -- A stopped run simulates nothing.
       local run = sims.run
       sims.run = function(node, inp)
@@ -407,7 +408,7 @@ function M.smc(opts)
     end
     graph.pair(sims, opts.observation)
     local inputs = { sims, opts.observation, prev }
-    prev = graph.node("abc.smc.population", where, { population = t, keys = k, prior = p }, inputs, function(node, inp)
+    prev = graph.node("abc.smc.population", at, { population = t, keys = k, prior = p }, inputs, function(node, inp)
       if inp[3] and inp[3].stop_reason ~= "" then return inp[3] end
       return population(node, k, t, inp[1], inp[2], inp[3], p)
     end)

@@ -81,8 +81,9 @@ end
 
 -- Declares the step; level is the stack level of the recipe line that
 -- declares it, counted from declare's caller (stdlib methods that declare
--- simulate steps for the recipe, such as sbi.abc.smc, pass theirs).
-local function declare(opts, level)
+-- simulate steps for the recipe, such as sbi.abc.smc, pass theirs; where,
+-- when given, replaces the location in the step's label).
+local function declare(opts, level, where)
   check.options("sbi.simulate", opts, {
     prior = { check.is(prior.Prior, "a prior (sbi.prior.*)"), required = true },
     simulator = { check.any(check.func(), check.is(Simulator, "an sbi.simulator")), required = true },
@@ -113,7 +114,7 @@ local function declare(opts, level)
   -- A batched simulator draws a chunk's noise from one stream, so its results
   -- depend on the chunk size: then the chunk size is part of the key.
   if sim.batched then key_opts.chunk_size = chunk or 10000 end
-  local node = graph.node("simulate", graph.where(level + 1), key_opts, inputs, function(node, inp)
+  local node = graph.node("simulate", where or graph.where(level + 1), key_opts, inputs, function(node, inp)
     local expect = expected_length(node)
     local thetas = opts.thetas and thetas_matrix(node.label, inp[1], opts.thetas, p:dim())
     local ok, r = pcall(core.simulate, {

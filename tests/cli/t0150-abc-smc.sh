@@ -27,7 +27,7 @@ read -r m s <<<"$(col_stats sbirun-out/smc/posterior_samples.csv 1)"
 within "$m" 0.8 0.13 "SMC-ABC posterior mean"
 within "$s" 0.4472 0.1 "SMC-ABC posterior sd"
 # epsilon decreases population by population
-eps=$(grep -o 'population [0-9]*: epsilon = [0-9.e+-]*' "$ERR" | awk '{ print $5 }')
+eps=$(grep -o 'population [0-9]*): epsilon = [0-9.e+-]*' "$ERR" | awk '{ print $5 }')
 [ "$(echo "$eps" | wc -l)" -eq 5 ] || fail "expected 5 populations, got: $eps"
 echo "$eps" | awk 'NR > 1 && !($1 < prev) { bad = 1 } { prev = $1 } END { exit bad }' ||
 	fail "epsilon does not decrease across populations: $eps"
@@ -52,11 +52,11 @@ cmp -s first.csv sbirun-out/smc/posterior_samples.csv || fail "two SMC-ABC runs 
 run smc.lua --set budget=20000 --set n=8000
 expect_ok
 expect_out "of 16000 simulations accepted"
-[ "$(grep -c 'population [0-9]*: epsilon' "$ERR")" -eq 2 ] || fail "the budget did not stop after 2 populations"
+[ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 2 ] || fail "the budget did not stop after 2 populations"
 # raising the number of populations reuses the ones already run
 run smc.lua --quiet --set T=6
 expect_ok
-[ "$(grep -c 'population [0-9]*: epsilon' "$ERR")" -eq 1 ] || fail "T=6 after T=5 should run only population 5"
+[ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 1 ] || fail "T=6 after T=5 should run only population 5"
 
 run smc.lua --set budget=100
 expect_fail
