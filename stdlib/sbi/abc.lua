@@ -193,18 +193,6 @@ local function kernel_factor(p, w)
   return l
 end
 
--- Solves l y = v (l lower triangular) into y; returns |y|^2.
-local function mahalanobis2(l, v, y)
-  local s = 0
-  for a = 1, #l do
-    local t = v[a]
-    for k = 1, a - 1 do t = t - l[a][k] * y[k] end
-    y[a] = t / l[a][a]
-    s = s + y[a] * y[a]
-  end
-  return s
-end
-
 -- Draws rows from the particles by weight (cumulative weights and
 -- bisection): returns the row number.
 local function pick(cum, u)
@@ -254,23 +242,21 @@ end
 
 -- The importance weights of the accepted thetas given population prev,
 -- normalized: prior(theta) / sum_j w_j K(theta | theta_j) (the kernel's
--- constant cancels).
+-- constant cancels; the O(n m) sums are in C, sbi_abc_smc_kernel_sums).
 local function smc_weights(thetas, prev, prior)
-  local p, pw = prev.particles, prev.weights
-  local n, m, d = thetas:rows(), p:rows(), p:cols()
-  local l = kernel_factor(p, pw)
-  local rows, wj = {}, {}
-  for j = 1, m do rows[j] = p:row(j); wj[j] = pw:get(j, 1) end
-  local w, th, v, y, total = core.mat(n, 1), {}, {}, {}, 0
+  local p, d = prev.particles, prev.particles:cols()
+  local l = kernel_factor(p, prev.weights)
+  local rows = {}
+  for a = 1, d do
+    rows[a] = {}
+    for b = 1, d do rows[a][b] = b <= a and l[a][b] or 0 end
+  end
+  local den = core.abc_smc_kernel_sums(thetas, p, prev.weights, core.mat(rows))
+  local n = thetas:rows()
+  local w, th, total = core.mat(n, 1), {}, 0
   for i = 1, n do
-    thetas:row(i, th)
-    local den = 0
-    for j = 1, m do
-      local r = rows[j]
-      for a = 1, d do v[a] = th[a] - r[a] end
-      den = den + wj[j] * math.exp(-0.5 * mahalanobis2(l, v, y))
-    end
-    local wi = den > 0 and math.exp(prior:log_density(th)) / den or 0
+    local di = den:get(i, 1)
+    local wi = di > 0 and math.exp(prior:log_density(thetas:row(i, th))) / di or 0
     w:set(i, 1, wi)
     total = total + wi
   end
