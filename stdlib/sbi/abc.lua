@@ -306,6 +306,8 @@ local function population(node, k, t, s, o, prev, prior)
   if not ok then
     if prev == nil then error(node.label .. ": " .. tostring(idx), 0) end
     -- Nothing accepted: the run ends with the previous population.
+    core.stderr(string.format("%s: no simulation within epsilon = %.4g; the result is population %d's\n",
+                              node.label, eps, t - 1))
     local r = {}
     for key, v in pairs(prev) do r[key] = v end
     r.n_simulations, r.stop_reason = total, "min_acceptance"
@@ -369,15 +371,15 @@ function M.smc(opts)
     return { prior = p, simulator = opts.simulator, seed = k.seed, on_failure = opts.on_failure, n = n,
              thetas = thetas, round = round }
   end
-  local obs, prev
+  local prev
   for t = 0, math.tointeger(opts.populations or 5) - 1 do
     local sims
     local at = string.format("%s, population %d", where, t)
     if t == 0 then
       sims = simulate.declare(sim_opts(k.sims_per_population), 2, at)
     else
-      local from = prev
-      local prop = graph.node("abc.smc.propose", at, { population = t, keys = k, prior = p }, { from }, function(node, inp)
+      local key = { population = t, keys = k, prior = p }
+      local prop = graph.node("abc.smc.propose", at, key, { prev }, function(node, inp)
         if inp[1].stop_reason ~= "" then return { theta = core.mat(0, p:dim()) } end
         return { theta = propose(inp[1], k.sims_per_population, p, k.seed, t, node.label) }
       end)
@@ -398,11 +400,10 @@ function M.smc(opts)
       if inp[3] and inp[3].stop_reason ~= "" then return inp[3] end
       return population(node, k, t, inp[1], inp[2], inp[3], p)
     end)
-    obs = opts.observation
   end
   local num = math.tointeger(opts.num_samples or 1000)
   local key = { num_samples = num, seed = k.seed }
-  return graph.node("abc.smc", where, key, { prev, obs }, function(_, inp)
+  return graph.node("abc.smc", where, key, { prev, opts.observation }, function(_, inp)
     local a = inp[1]
     local cum, rng = cumulative(a.weights), core.rng(k.seed, 3, 0)
     local out, row = core.mat(num, a.particles:cols()), {}
@@ -411,7 +412,8 @@ function M.smc(opts)
     return { samples = out, names = a.names, particles = a.particles, weights = a.weights,
              epsilon = a.epsilon, history = h,
              history_columns = HISTORY, n_accepted = a.particles:rows(), n_simulations = a.n_simulations,
-             populations = h:rows(), stop_reason = a.stop_reason ~= "" and a.stop_reason or "populations", method = "SMC-ABC" }
+             populations = h:rows(), stop_reason = a.stop_reason ~= "" and a.stop_reason or "populations",
+             method = "SMC-ABC" }
   end)
 end
 

@@ -58,6 +58,18 @@ run smc.lua --quiet --set T=6
 expect_ok
 [ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 1 ] || fail "T=6 after T=5 should run only population 5"
 
+# epsilon: population 3's quantile (about 0.12) is below 0.2, so its epsilon is 0.2 and it is the last.
+sed -e 's/seed = 11,/seed = 11, epsilon = 0.2,/' smc.lua > eps.lua
+run eps.lua --quiet
+expect_ok
+[ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 4 ] || fail "epsilon = 0.2 did not stop after 4 populations"
+expect_out "epsilon = 0.2)"
+# min_acceptance: the acceptance rates are about 0.5, 0.32, 0.2: 0.25 stops after population 2.
+sed -e 's/seed = 11,/seed = 11, min_acceptance = 0.25,/' smc.lua > acc.lua
+run acc.lua --quiet
+expect_ok
+[ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 3 ] || fail "min_acceptance = 0.25 did not stop after 3 populations"
+
 run smc.lua --set budget=100
 expect_fail
 expect_err "'simulations' (100) is less than one population's 8000 simulations"
