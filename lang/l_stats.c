@@ -87,6 +87,30 @@ l_abc_distances(lua_State *L)
 	return 1;
 }
 
+/* core.abc_smc_kernel_sums(theta Mat, particles Mat, weights Mat, chol Mat)
+ * -> Mat (n x 1) (sbi_abc_smc_kernel_sums) */
+static int
+l_abc_smc_kernel_sums(lua_State *L)
+{
+	sbi_mat *t = sbi__check_mat(L, 1)->m, *p = sbi__check_mat(L, 2)->m;
+	sbi_mat *w = sbi__check_mat(L, 3)->m, *c = sbi__check_mat(L, 4)->m;
+	size_t d = t->ncol;
+	if (d > SBI_ABC_SMC_MAXDIM || p->ncol != d || c->nrow != d || c->ncol != d)
+		return luaL_error(L, "theta, particles and chol must have the same number of columns (at most 64), "
+		    "chol d x d");
+	if (w->nrow * w->ncol != p->nrow)
+		return luaL_error(L, "there are %d particles but %d weights", (int)p->nrow, (int)(w->nrow * w->ncol));
+	for (size_t a = 0; a < d; a++)
+		if (!(sbi_mat_row(c, a)[a] > 0))
+			return luaL_error(L, "chol's diagonal must be positive");
+	sbi_mat *out = sbi_mat_alloc(t->nrow, 1);
+	if (out == NULL)
+		return luaL_error(L, "out of memory");
+	sbi_abc_smc_kernel_sums(t, p, w->data, c, out->data);
+	sbi__push_mat(L, out);
+	return 1;
+}
+
 /* __gc of a block box: frees the block, once. */
 static int
 block_gc(lua_State *L)
@@ -203,7 +227,8 @@ l_abc_adjust_linear(lua_State *L)
 
 static const luaL_Reg stats_funcs[] = {
 	{ "summary", l_summary }, { "scales", l_scales }, { "log_candidates", l_log_candidates },
-	{ "abc_distances", l_abc_distances }, { "abc_select", l_abc_select },
+	{ "abc_distances", l_abc_distances }, { "abc_smc_kernel_sums", l_abc_smc_kernel_sums },
+	{ "abc_select", l_abc_select },
 	{ "kde_bandwidth_cv", l_kde_bandwidth_cv }, { "abc_adjust_linear", l_abc_adjust_linear },
 	{ NULL, NULL },
 };

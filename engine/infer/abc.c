@@ -23,6 +23,32 @@ sbi_abc_distances(const sbi_mat *x, const double *obs, const double *scale, doub
 	}
 }
 
+void
+sbi_abc_smc_kernel_sums(const sbi_mat *theta, const sbi_mat *particles, const double *w, const sbi_mat *chol,
+                        double *out)
+{
+	size_t d = theta->ncol;
+	double yy[SBI_ABC_SMC_MAXDIM];
+	for (size_t i = 0; i < theta->nrow; i++) {
+		const double *t = sbi_mat_row(theta, i);
+		double sum = 0;
+		for (size_t j = 0; j < particles->nrow; j++) {
+			const double *p = sbi_mat_row(particles, j);
+			double q = 0;
+			for (size_t a = 0; a < d && a < SBI_ABC_SMC_MAXDIM; a++) { /* forward substitution: chol y = t - p */
+				const double *l = sbi_mat_row(chol, a);
+				double v = t[a] - p[a];
+				for (size_t b = 0; b < a; b++)
+					v -= l[b] * yy[b];
+				yy[a] = v / l[a];
+				q += yy[a] * yy[a];
+			}
+			sum += w[j] * exp(-0.5 * q);
+		}
+		out[i] = sum;
+	}
+}
+
 typedef struct ranked {
 	double d;
 	size_t i;

@@ -6,6 +6,7 @@
 local core = require "sbi.core"
 local check = require "sbi.check"
 local graph = require "sbi.graph"
+local simulate = require "sbi.simulate"
 
 local M = {}
 
@@ -146,6 +147,273 @@ function M.rejection(opts)
     return { samples = samples, names = s.names, epsilon = eps, n_accepted = #idx,
              n_simulations = s.x:rows(), n_outside_support = outside,
              method = key_opts.adjust and "rejection ABC, linear adjustment" or "rejection ABC" }
+  end)
+end
+
+-- SMC-ABC (ABC population Monte Carlo, Beaumont et al. 2009). Population 0
+-- is rejection ABC from the prior; population t proposes by drawing a
+-- particle of population t-1 by weight and moving it with a Gaussian kernel
+-- of covariance 2 x the weighted covariance of population t-1 (redrawn
+-- until inside the prior's support), simulates, keeps the proposals within
+-- epsilon_t (the quantile of population t-1's distances) and weights them
+-- by prior(theta) / sum_j w_j K(theta | theta_j). Each population is three
+-- steps (propose, simulate, population), declared when the recipe loads;
+-- once a stopping rule fires, the later ones pass the result on unchanged.
+
+-- The Cholesky factor (lower, a table of rows) of 2 x the weighted
+-- covariance of the particles; a direction without spread gets variance
+-- 1e-12 so that the factor exists.
+local function kernel_factor(p, w)
+  local n, d = p:rows(), p:cols()
+  local mean, row = {}, {}
+  for j = 1, d do mean[j] = 0 end
+  for i = 1, n do
+    p:row(i, row)
+    local wi = w:get(i, 1)
+    for j = 1, d do mean[j] = mean[j] + wi * row[j] end
+  end
+  local c = {}
+  for a = 1, d do c[a] = {} for b = 1, d do c[a][b] = 0 end end
+  for i = 1, n do
+    p:row(i, row)
+    local wi = w:get(i, 1)
+    for a = 1, d do
+      for b = 1, a do c[a][b] = c[a][b] + 2 * wi * (row[a] - mean[a]) * (row[b] - mean[b]) end
+    end
+  end
+  local l = {}
+  for a = 1, d do
+    l[a] = {}
+    for b = 1, a do
+      local v = c[a][b]
+      for k = 1, b - 1 do v = v - l[a][k] * l[b][k] end
+      if a == b then l[a][a] = math.sqrt(math.max(v, 1e-12)) else l[a][b] = v / l[b][b] end
+    end
+  end
+  return l
+end
+
+-- Draws rows from the particles by weight (cumulative weights and
+-- bisection): returns the row number.
+local function pick(cum, u)
+  local lo, hi = 1, #cum
+  while lo < hi do
+    local mid = (lo + hi) // 2
+    if cum[mid] < u then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+local function cumulative(w)
+  local cum, s = {}, 0
+  for i = 1, w:rows() do s = s + w:get(i, 1); cum[i] = s end
+  for i = 1, #cum do cum[i] = cum[i] / s end
+  return cum
+end
+
+-- The proposals of population t from population prev: n rows, stream
+-- (seed, 5, t).
+local function propose(prev, n, prior, seed, t, label)
+  local p, d = prev.particles, prev.particles:cols()
+  local l = kernel_factor(p, prev.weights)
+  local cum = cumulative(prev.weights)
+  local rng = core.rng(seed, 5, t)
+  local out, row, z = core.mat(n, d), {}, {}
+  for i = 1, n do
+    local ok = false
+    for _ = 1, 1000 do
+      p:row(pick(cum, rng:uniform()), row)
+      for a = 1, d do z[a] = rng:normal(0, 1) end
+      for a = 1, d do
+        local v = 0
+        for b = 1, a do v = v + l[a][b] * z[b] end
+        row[a] = row[a] + v
+      end
+      ok = prior:in_support(row)
+      if ok then break end
+    end
+    if not ok then
+      error(label .. ": 1000 perturbed particles in a row fell outside the prior's support", 0)
+    end
+    out:set_row(i, row)
+  end
+  return out
+end
+
+-- The importance weights of the accepted thetas given population prev,
+-- normalized: prior(theta) / sum_j w_j K(theta | theta_j) (the kernel's
+-- constant cancels; the O(n m) sums are in C, sbi_abc_smc_kernel_sums).
+local function smc_weights(thetas, prev, prior)
+  local p, d = prev.particles, prev.particles:cols()
+  local l = kernel_factor(p, prev.weights)
+  local rows = {}
+  for a = 1, d do
+    rows[a] = {}
+    for b = 1, d do rows[a][b] = b <= a and l[a][b] or 0 end
+  end
+  local den = core.abc_smc_kernel_sums(thetas, p, prev.weights, core.mat(rows))
+  local n = thetas:rows()
+  local w, th, total = core.mat(n, 1), {}, 0
+  for i = 1, n do
+    local di = den:get(i, 1)
+    local wi = di > 0 and math.exp(prior:log_density(thetas:row(i, th))) / di or 0
+    w:set(i, 1, wi)
+    total = total + wi
+  end
+  if not (total > 0 and total < math.huge) then error("the importance weights are degenerate", 0) end
+  for i = 1, n do w:set(i, 1, w:get(i, 1) / total) end
+  return w
+end
+
+-- A history row: epsilon, accepted, simulations, acceptance rate, ESS.
+local HISTORY = { "epsilon", "accepted", "simulations", "acceptance", "ess" }
+
+local function history_with(prev, eps, acc, nsim, w)
+  local ess = 0
+  for i = 1, w:rows() do ess = ess + w:get(i, 1) ^ 2 end
+  local row = { eps, acc, nsim, acc / nsim, 1 / ess }
+  if prev == nil then return core.mat { row } end
+  return core.vstack { prev.history, core.mat { row } }
+end
+
+-- The rule that stops the run after this population, or "" to go on. (The
+-- count of populations is not one: it is not in the populations' keys, so
+-- raising it reuses the populations already run.)
+local function stop_reason(k, eps, rate, total)
+  if k.epsilon and eps <= k.epsilon then return "epsilon" end
+  if k.min_acceptance and rate < k.min_acceptance then return "min_acceptance" end
+  if k.simulations and total + k.sims_per_population > k.simulations then return "simulations" end
+  return ""
+end
+
+-- Population t's result from its simulations s and population prev (nil
+-- for t = 0).
+local function population(node, k, t, s, o, prev, prior)
+  if s.x:rows() > 0 and o.x:cols() ~= s.x:cols() then
+    error(string.format("%s: the observation has %d values but the simulator produces %d", node.label,
+                        o.x:cols(), s.x:cols()), 0)
+  end
+  local nsim = s.x:rows() + s.n_error + s.n_nan + s.n_length
+  local total = (prev and prev.n_simulations or 0) + nsim
+  local scales = prev and prev.scales or core.mat { core.scales(s.x, k.scale) }
+  local d = core.abc_distances(s.x, o.x, scales:row(1))
+  local eps
+  if prev then
+    local _, e = core.abc_select(prev.distances, k.quantile)
+    eps = math.max(e, k.epsilon or 0)
+  end
+  local ok, idx, e = pcall(core.abc_select, d, eps == nil and k.quantile or 0, eps)
+  if not ok then
+    if prev == nil then error(node.label .. ": " .. tostring(idx), 0) end
+    -- Nothing accepted: the run ends with the previous population.
+    core.stderr(string.format("%s: no simulation within epsilon = %.4g; the result is population %d's\n",
+                              node.label, eps, t - 1))
+    local r = {}
+    for key, v in pairs(prev) do r[key] = v end
+    r.n_simulations, r.stop_reason = total, "min_acceptance"
+    r.history = history_with(prev, eps, 0, nsim, prev.weights)
+    return r
+  end
+  eps = eps or e
+  local particles = s.theta:select_rows(idx)
+  local w
+  if prev then
+    local wok, ww = pcall(smc_weights, particles, prev, prior)
+    if not wok then error(node.label .. ": " .. tostring(ww), 0) end
+    w = ww
+  else
+    w = core.mat(#idx, 1)
+    for i = 1, #idx do w:set(i, 1, 1 / #idx) end
+  end
+  local h = history_with(prev, eps, #idx, nsim, w)
+  core.stderr(string.format("%s: epsilon = %.4g, %d of %d simulations accepted, ESS %.0f\n",
+                            node.label, eps, #idx, nsim, h:get(h:rows(), 5)))
+  return { particles = particles, weights = w, distances = d:select_rows(idx), scales = scales,
+           names = s.names, epsilon = eps, population = t, n_simulations = total,
+           history = h,
+           stop_reason = stop_reason(k, eps, #idx / nsim, total) }
+end
+
+-- sbi.abc.smc{ prior =, simulator =, observation =, ... }
+function M.smc(opts)
+  check.options("sbi.abc.smc", opts, {
+    prior = { check.is(require("sbi.prior").Prior, "a prior (sbi.prior.*)"), required = true },
+    simulator = { check.any(check.func(), check.is(simulate.Simulator, "an sbi.simulator")), required = true },
+    observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+    sims_per_population = { check.integer(2, 1000000000) },
+    populations = { check.integer(1, 1000) },
+    quantile = { check.fraction() },
+    epsilon = { check.positive() },
+    min_acceptance = { check.fraction() },
+    simulations = { check.integer(1) },
+    num_samples = { check.integer(1) },
+    scale = { check.one_of("std", "mad") },
+    seed = { check.integer(0) },
+    on_failure = { check.one_of("fail", "drop") },
+  })
+  if opts.observation.kind ~= "observation" then
+    error("sbi.abc.smc: 'observation' must come from sbi.observation", 2)
+  end
+  local k = {
+    sims_per_population = math.tointeger(opts.sims_per_population or 1000),
+    quantile = opts.quantile or 0.5,
+    epsilon = opts.epsilon, min_acceptance = opts.min_acceptance,
+    simulations = opts.simulations and math.tointeger(opts.simulations), scale = opts.scale or "std",
+    seed = math.tointeger(opts.seed or 1),
+  }
+  if k.simulations and k.simulations < k.sims_per_population then
+    error(string.format("sbi.abc.smc: 'simulations' (%d) is less than one population's %d simulations",
+                        k.simulations, k.sims_per_population), 2)
+  end
+  local p, where = opts.prior, graph.where(2)
+  -- A fresh option table per step: simulate's run reads it later.
+  local function sim_opts(n, thetas, round)
+    return { prior = p, simulator = opts.simulator, seed = k.seed, on_failure = opts.on_failure, n = n,
+             thetas = thetas, round = round }
+  end
+  local prev
+  for t = 0, math.tointeger(opts.populations or 5) - 1 do
+    local sims
+    local at = string.format("%s, population %d", where, t)
+    if t == 0 then
+      sims = simulate.declare(sim_opts(k.sims_per_population), 2, at)
+    else
+      local key = { population = t, keys = k, prior = p }
+      local prop = graph.node("abc.smc.propose", at, key, { prev }, function(node, inp)
+        if inp[1].stop_reason ~= "" then return { theta = core.mat(0, p:dim()) } end
+        return { theta = propose(inp[1], k.sims_per_population, p, k.seed, t, node.label) }
+      end)
+      sims = simulate.declare(sim_opts(nil, prop, t), 2, at)
+      -- A stopped run simulates nothing.
+      local run = sims.run
+      sims.run = function(node, inp)
+        if inp[1].theta:rows() == 0 then
+          local none = core.mat(0, p:dim())
+          return { theta = none, x = none, names = p.names, n_kept = 0, n_error = 0, n_nan = 0, n_length = 0 }
+        end
+        return run(node, inp)
+      end
+    end
+    graph.pair(sims, opts.observation)
+    local inputs = { sims, opts.observation, prev }
+    prev = graph.node("abc.smc.population", at, { population = t, keys = k, prior = p }, inputs, function(node, inp)
+      if inp[3] and inp[3].stop_reason ~= "" then return inp[3] end
+      return population(node, k, t, inp[1], inp[2], inp[3], p)
+    end)
+  end
+  local num = math.tointeger(opts.num_samples or 1000)
+  local key = { num_samples = num, seed = k.seed }
+  return graph.node("abc.smc", where, key, { prev, opts.observation }, function(_, inp)
+    local a = inp[1]
+    local cum, rng = cumulative(a.weights), core.rng(k.seed, 3, 0)
+    local out, row = core.mat(num, a.particles:cols()), {}
+    for i = 1, num do out:set_row(i, a.particles:row(pick(cum, rng:uniform()), row)) end
+    local h = a.history
+    return { samples = out, names = a.names, particles = a.particles, weights = a.weights,
+             epsilon = a.epsilon, history = h,
+             history_columns = HISTORY, n_accepted = a.particles:rows(), n_simulations = a.n_simulations,
+             populations = h:rows(), stop_reason = a.stop_reason ~= "" and a.stop_reason or "populations",
+             method = "SMC-ABC" }
   end)
 end
 

@@ -15,7 +15,7 @@ local sbi = {
   version = core.version,
   core = core,
   prior = prior,
-  abc = { rejection = abc.rejection },
+  abc = { rejection = abc.rejection, smc = abc.smc },
   simulator = simulate.simulator,
   simulate = simulate.simulate,
   observation = observation.observation,

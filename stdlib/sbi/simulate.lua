@@ -79,7 +79,11 @@ local function thetas_matrix(label, a, from, dim)
   return m
 end
 
-function M.simulate(opts)
+-- Declares the step; level is the stack level of the recipe line that
+-- declares it, counted from declare's caller (stdlib methods that declare
+-- simulate steps for the recipe, such as sbi.abc.smc, pass theirs; where,
+-- when given, replaces the location in the step's label).
+local function declare(opts, level, where)
   check.options("sbi.simulate", opts, {
     prior = { check.is(prior.Prior, "a prior (sbi.prior.*)"), required = true },
     simulator = { check.any(check.func(), check.is(Simulator, "an sbi.simulator")), required = true },
@@ -90,9 +94,9 @@ function M.simulate(opts)
     seed = { check.integer(0) },
     on_failure = { check.one_of("fail", "drop") },
     chunk_size = { check.integer(1) },
-  })
+  }, level + 2)
   if opts.n == nil and opts.thetas == nil then
-    error("sbi.simulate: option 'n' is required (an integer from 1 to 1000000000) unless 'thetas' is given", 2)
+    error("sbi.simulate: option 'n' is required (an integer from 1 to 1000000000) unless 'thetas' is given", level + 1)
   end
   local sim = M.as_simulator(opts.simulator)
   local p = opts.prior
@@ -110,8 +114,9 @@ function M.simulate(opts)
   -- A batched simulator draws a chunk's noise from one stream, so its results
   -- depend on the chunk size: then the chunk size is part of the key.
   if sim.batched then key_opts.chunk_size = chunk or 10000 end
-  -- A round other than 0 shows in the label (sbirun graph, messages).
-  local where = graph.where(2) .. (round ~= 0 and ", round " .. round or "")
+  -- A round other than 0 shows in the label (sbirun graph, messages),
+  -- unless the declaring method names the step itself.
+  where = where or graph.where(level + 1) .. (round ~= 0 and ", round " .. round or "")
   local node = graph.node("simulate", where, key_opts, inputs, function(node, inp)
     local expect = expected_length(node)
     local thetas = opts.thetas and thetas_matrix(node.label, inp[1], opts.thetas, p:dim())
@@ -149,5 +154,11 @@ function M.simulate(opts)
   return node
 end
 
+function M.simulate(opts)
+  local node = declare(opts, 2) -- not a tail call: the levels count this frame
+  return node
+end
+
+M.declare = declare
 M.theta_meta = theta_meta
 return M

@@ -12,6 +12,15 @@
  * distance on standardized data. A row with a non-finite value gets +inf. */
 void sbi_abc_distances(const sbi_mat *x, const double *obs, const double *scale, double *dist);
 
+/* The SMC-ABC weight denominator (without the kernel's constant):
+ * out[i] = sum_j w[j] exp(-|chol^-1 (theta_i - particle_j)|^2 / 2), chol the
+ * lower Cholesky factor (d x d, its diagonal positive) of the kernel's
+ * covariance. theta is n x d, particles m x d, w m numbers, out n;
+ * d <= SBI_ABC_SMC_MAXDIM. */
+#define SBI_ABC_SMC_MAXDIM 64
+void sbi_abc_smc_kernel_sums(const sbi_mat *theta, const sbi_mat *particles, const double *w, const sbi_mat *chol,
+                             double *out);
+
 /* Selects accepted rows: with quantile in (0, 1], the ceil(quantile * n)
  * nearest (at least 1; ties broken by lower row index); otherwise every row
  * with dist <= epsilon. *idx (caller frees with sbi_free) receives the

@@ -1,0 +1,76 @@
+#!/bin/bash
+# SMC-ABC (sbi.abc.smc) on a conjugate normal model recovers the analytic
+# posterior, shrinks epsilon population by population, respects the
+# simulation budget and is deterministic.
+. "$(dirname "$0")/lib.sh"
+
+# theta ~ N(0, 1), x ~ N(theta, 0.5^2), x_obs = 1: posterior N(0.8, 0.2), sd 0.4472.
+cat > smc.lua <<'EOF2'
+local sbi = require "sbi"
+local prior = sbi.prior.normal { mean = { 0 }, std = { 1 } }
+local post = sbi.abc.smc { prior = prior, observation = sbi.observation { 1.0 }, seed = 11,
+  sims_per_population = sbi.param("n", 8000), populations = sbi.param("T", 5),
+  simulations = sbi.param("budget", 1000000000),
+  simulator = function(theta, rng) return { theta[1] + 0.5 * rng:normal() } end }
+sbi.output { posterior_samples = post }
+EOF2
+run smc.lua --quiet --jobs 2
+expect_ok
+expect_out "1000 samples (SMC-ABC"
+expect_out "of 40000 simulations accepted"
+# The last population keeps about 400 particles (ESS about 370) at epsilon
+# about 0.058 scaled units (0.065 in x): the epsilon inflates the posterior
+# variance by about 0.8^2 x 0.065^2 / 3 (sd 0.4472 -> 0.4483). Standard
+# errors with ESS >= 300 plus the 1000 resampled draws: mean 0.026, sd 0.021;
+# the tolerances are 5 of them.
+read -r m s <<<"$(col_stats sbirun-out/smc/posterior_samples.csv 1)"
+within "$m" 0.8 0.13 "SMC-ABC posterior mean"
+within "$s" 0.4472 0.1 "SMC-ABC posterior sd"
+# epsilon decreases population by population
+eps=$(grep -o 'population [0-9]*): epsilon = [0-9.e+-]*' "$ERR" | awk '{ print $5 }')
+[ "$(echo "$eps" | wc -l)" -eq 5 ] || fail "expected 5 populations, got: $eps"
+echo "$eps" | awk 'NR > 1 && !($1 < prev) { bad = 1 } { prev = $1 } END { exit bad }' ||
+	fail "epsilon does not decrease across populations: $eps"
+cp sbirun-out/smc/posterior_samples.csv first.csv
+
+# Population 0 alone (rejection ABC keeping half the prior simulations) is
+# much broader: its sd is about 0.75.
+run smc.lua --quiet --set T=1
+expect_ok
+read -r m0 s0 <<<"$(col_stats sbirun-out/smc/posterior_samples.csv 1)"
+in_range "$s0" 0.6 2 "population 0 sd (broader than the final population's)"
+awk -v a="$s" -v b="$s0" 'BEGIN { exit !(a + 0.2 < b) }' || fail "SMC-ABC sd $s is not tighter than population 0's $s0"
+
+# Deterministic: a fresh cache with one job gives the same bytes.
+rm -rf .sbirun
+run smc.lua --quiet --jobs 1
+expect_ok
+cmp -s first.csv sbirun-out/smc/posterior_samples.csv || fail "two SMC-ABC runs differ"
+
+# The budget: 8000 per population and 20000 in all stops after 2 populations
+# (a third would need 24000); the later populations pass through and simulate nothing.
+run smc.lua --set budget=20000 --set n=8000
+expect_ok
+expect_out "of 16000 simulations accepted"
+[ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 2 ] || fail "the budget did not stop after 2 populations"
+# raising the number of populations reuses the ones already run
+run smc.lua --quiet --set T=6
+expect_ok
+[ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 1 ] || fail "T=6 after T=5 should run only population 5"
+
+# epsilon: population 3's quantile (about 0.12) is below 0.2, so its epsilon is 0.2 and it is the last.
+sed -e 's/seed = 11,/seed = 11, epsilon = 0.2,/' smc.lua > eps.lua
+run eps.lua --quiet
+expect_ok
+[ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 4 ] || fail "epsilon = 0.2 did not stop after 4 populations"
+expect_out "epsilon = 0.2)"
+# min_acceptance: the acceptance rates are about 0.5, 0.32, 0.2: 0.25 stops after population 2.
+sed -e 's/seed = 11,/seed = 11, min_acceptance = 0.25,/' smc.lua > acc.lua
+run acc.lua --quiet
+expect_ok
+[ "$(grep -c 'population [0-9]*): epsilon' "$ERR")" -eq 3 ] || fail "min_acceptance = 0.25 did not stop after 3 populations"
+
+run smc.lua --set budget=100
+expect_fail
+expect_err "'simulations' (100) is less than one population's 8000 simulations"
+finish
