@@ -79,11 +79,8 @@ l_abc_distances(lua_State *L)
 	sbi_mat *x = sbi__check_mat(L, 1)->m;
 	double *obs = sbi__to_vector(L, 2, x->ncol, "the observation");
 	double *scale = sbi__to_vector(L, 3, x->ncol, "the scale");
-	sbi_mat *d = sbi_mat_alloc(x->nrow, 1);
-	if (d == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *d = sbi__push_new_mat(L, x->nrow, 1); /* [.., d] */
 	sbi_abc_distances(x, obs, scale, d->data);
-	sbi__push_mat(L, d);
 	return 1;
 }
 
@@ -103,11 +100,8 @@ l_abc_smc_kernel_sums(lua_State *L)
 	for (size_t a = 0; a < d; a++)
 		if (!(sbi_mat_row(c, a)[a] > 0))
 			return luaL_error(L, "chol's diagonal must be positive");
-	sbi_mat *out = sbi_mat_alloc(t->nrow, 1);
-	if (out == NULL)
-		return luaL_error(L, "out of memory");
+	sbi_mat *out = sbi__push_new_mat(L, t->nrow, 1); /* [.., sums] */
 	sbi_abc_smc_kernel_sums(t, p, w->data, c, out->data);
-	sbi__push_mat(L, out);
 	return 1;
 }
 
