@@ -87,7 +87,7 @@ target_logdens(void *ud, const double *theta, size_t n, size_t d, double *out)
 typedef struct mcmc_run {
 	sbi_mcmc_kind kind;
 	size_t d, chains, warmup, thin, nsamples, ncand;
-	uint64_t seed;
+	uint64_t seed, round;
 } mcmc_run;
 
 /* Starts: the chains' starting points chosen among prior draws by their
@@ -96,7 +96,7 @@ static int
 choose_starts(lua_State *L, target *tg, const mcmc_run *r, double *start, sbi_err *err)
 {
 	double *cand = sbi__scratch(L, r->ncand * r->d), *ld = sbi__scratch(L, r->ncand);
-	gsl_rng *g = sbi__push_rng(L, r->seed, SBI_STREAM_METHOD, 2);
+	gsl_rng *g = sbi__push_rng(L, r->seed, sbi_rng_round_purpose(SBI_STREAM_METHOD, r->round), 2);
 	for (size_t i = 0; i < r->ncand; i++)
 		sbi_prior_sample(tg->prior, g, cand + i * r->d);
 	for (size_t s = 0; s < r->ncand; s += 1000) {
@@ -104,7 +104,7 @@ choose_starts(lua_State *L, target *tg, const mcmc_run *r, double *start, sbi_er
 		if (target_logdens(tg, cand + s * r->d, b, r->d, ld + s) != SBI_OK)
 			return sbi_err_set(err, SBI_EINVAL, "%s", tg->msg);
 	}
-	return sbi_mcmc_pick_starts(cand, ld, r->ncand, r->d, r->chains, r->seed, start, err);
+	return sbi_mcmc_pick_starts(cand, ld, r->ncand, r->d, r->chains, r->seed, r->round, start, err);
 }
 
 /* __gc and __close of the sampler's box. [box] -> [box] */
@@ -118,7 +118,7 @@ mcmc_box_free(lua_State *L)
 }
 
 /* core.mcmc{ prior =, flow = Flow, posterior =, x = row | classifier =, x = row
- *   | loglik = fn, kind, num_samples, chains, warmup, thin, seed, candidates }
+ *   | loglik = fn, kind, num_samples, chains, warmup, thin, seed, candidates [, round] }
  *   -> samples Mat, diagnostics */
 static int
 l_mcmc(lua_State *L)
@@ -140,6 +140,10 @@ l_mcmc(lua_State *L)
 	r.nsamples = (size_t)sbi__spec_int(L, 1, "num_samples", 1, SBI_MAX_COUNT);
 	r.ncand = (size_t)sbi__spec_int(L, 1, "candidates", 1, SBI_MAX_COUNT);
 	r.seed = (uint64_t)sbi__spec_int(L, 1, "seed", 0, LUA_MAXINTEGER);
+	/* Optional: the round of sequential inference whose streams to use. */
+	if (lua_getfield(L, 1, "round") != LUA_TNIL)
+		r.round = (uint64_t)sbi__spec_int(L, 1, "round", 0, SBI_RNG_MAX_ROUND);
+	lua_pop(L, 1);
 	if (lua_getfield(L, 1, "flow") != LUA_TNIL) {
 		sbi__check_field_udata(L, -1, SBI_MT_FLOW, "option 'flow'");
 		tg.flow = sbi__check_model(L, -1, &sbi__flow_kind);
@@ -177,7 +181,7 @@ l_mcmc(lua_State *L)
 	 * raise, and the box frees it then. */
 	sbi_mcmc **box = sbi__push_box(L, sizeof *box, "sbi.McmcBox", mcmc_box_free); /* [.., box] */
 	int rc = choose_starts(L, &tg, &r, start, &err);
-	sbi_mcmc *m = rc == SBI_OK ? sbi_mcmc_alloc(r.kind, r.d, r.chains, target_logdens, &tg, r.seed, &err) : NULL;
+	sbi_mcmc *m = rc == SBI_OK ? sbi_mcmc_alloc(r.kind, r.d, r.chains, target_logdens, &tg, r.seed, r.round, &err) : NULL;
 	*box = m;
 	if (m == NULL && rc == SBI_OK)
 		rc = err.code;

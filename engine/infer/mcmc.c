@@ -81,7 +81,7 @@ sbi_mcmc_kind_name(sbi_mcmc_kind kind)
 
 sbi_mcmc *
 sbi_mcmc_alloc(sbi_mcmc_kind kind, size_t d, size_t nchains, sbi_logdens_fn f, void *ud,
-    uint64_t seed, sbi_err *err)
+    uint64_t seed, uint64_t round, sbi_err *err)
 {
 	size_t n = nchains, nd, ndouble;
 
@@ -139,7 +139,7 @@ sbi_mcmc_alloc(sbi_mcmc_kind kind, size_t d, size_t nchains, sbi_logdens_fn f, v
 	m->who = m->ibuf;
 	m->budget = m->who + 2 * n;
 	m->act = m->budget + 2 * n;
-	sbi_rng_set_stream(m->rng, seed, SBI_STREAM_METHOD, STREAM_SAMPLER);
+	sbi_rng_set_stream(m->rng, seed, sbi_rng_round_purpose(SBI_STREAM_METHOD, round), STREAM_SAMPLER);
 	return m;
 }
 
@@ -558,7 +558,7 @@ cmp_keyed(const void *pa, const void *pb)
 
 int
 sbi_mcmc_pick_starts(const double *cand, const double *logdens, size_t m, size_t d,
-    size_t nchains, uint64_t seed, double *start, sbi_err *err)
+    size_t nchains, uint64_t seed, uint64_t round, double *start, sbi_err *err)
 {
 	size_t nfinite = 0, filled = 0;
 	keyed *k;
@@ -581,7 +581,7 @@ sbi_mcmc_pick_starts(const double *cand, const double *logdens, size_t m, size_t
 		return sbi_err_set(err, SBI_ENOMEM, "mcmc.pick_starts: out of memory for %zu candidates",
 		    m);
 	}
-	sbi_rng_set_stream(r, seed, SBI_STREAM_METHOD, STREAM_STARTS);
+	sbi_rng_set_stream(r, seed, sbi_rng_round_purpose(SBI_STREAM_METHOD, round), STREAM_STARTS);
 	/* Gumbel top-k: the candidates with the nchains largest
 	 * logdens + Gumbel noise are a sample without replacement with
 	 * successive probabilities proportional to the weights (Efraimidis and

@@ -138,7 +138,7 @@ sample(sbi_mcmc_kind kind, dens *t, size_t d, size_t nchains, const double *star
 {
 	sbi_err err;
 	double *s = malloc(nsamples * d * sizeof *s);
-	sbi_mcmc *m = sbi_mcmc_alloc(kind, d, nchains, logdens, t, seed, &err);
+	sbi_mcmc *m = sbi_mcmc_alloc(kind, d, nchains, logdens, t, seed, 0, &err);
 
 	CHECK(m != NULL);
 	if (m == NULL)
@@ -330,7 +330,7 @@ TEST(slice_width_adaptation)
 			start[2 * c] = g_mean[0] + spread * (c - 1.5);
 			start[2 * c + 1] = g_mean[1] + spread * (1.5 - c) * (c % 2 ? 1 : 0.5);
 		}
-		sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 4, logdens, &t, 16, &err);
+		sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 4, logdens, &t, 16, 0, &err);
 		CHECK(sbi_mcmc_init(m, start, &err) == SBI_OK);
 		double w0 = sbi_mcmc_width(m)[1];
 		printf("mcmc: initial widths %.3g %.3g\n", sbi_mcmc_width(m)[0], w0);
@@ -502,9 +502,9 @@ TEST(pick_starts_favoured_region)
 	}
 	printf("mcmc: %zu of %d candidates within 2 of (5, 5)\n", inside, NCAND);
 	CHECK(inside >= 20);
-	CHECK(sbi_mcmc_pick_starts(cand, ld, NCAND, 2, 10, 7, s1, &err) == SBI_OK);
-	CHECK(sbi_mcmc_pick_starts(cand, ld, NCAND, 2, 10, 7, s2, &err) == SBI_OK);
-	CHECK(sbi_mcmc_pick_starts(cand, ld, NCAND, 2, 10, 8, s3, &err) == SBI_OK);
+	CHECK(sbi_mcmc_pick_starts(cand, ld, NCAND, 2, 10, 7, 0, s1, &err) == SBI_OK);
+	CHECK(sbi_mcmc_pick_starts(cand, ld, NCAND, 2, 10, 7, 0, s2, &err) == SBI_OK);
+	CHECK(sbi_mcmc_pick_starts(cand, ld, NCAND, 2, 10, 8, 0, s3, &err) == SBI_OK);
 	CHECK(memcmp(s1, s2, sizeof s1) == 0);
 	CHECK(memcmp(s1, s3, sizeof s1) != 0);
 	for (int c = 0; c < 10; c++) {
@@ -525,7 +525,7 @@ TEST(pick_starts_frequencies)
 
 	for (uint64_t seed = 0; seed < NSEED; seed++) {
 		double s;
-		CHECK(sbi_mcmc_pick_starts(cand, ld, 3, 1, 1, seed, &s, NULL) == SBI_OK);
+		CHECK(sbi_mcmc_pick_starts(cand, ld, 3, 1, 1, seed, 0, &s, NULL) == SBI_OK);
 		count[(int)(s / 10) - 1]++;
 	}
 	for (int i = 0; i < 3; i++) {
@@ -541,7 +541,7 @@ TEST(pick_starts_few_candidates)
 	int seen1 = 0, seen3 = 0;
 	sbi_err err;
 
-	CHECK(sbi_mcmc_pick_starts(cand, ld, 4, 1, 5, 1, s, &err) == SBI_OK);
+	CHECK(sbi_mcmc_pick_starts(cand, ld, 4, 1, 5, 1, 0, s, &err) == SBI_OK);
 	for (int c = 0; c < 5; c++) {
 		CHECK(s[c] == 1 || s[c] == 3);
 		seen1 += s[c] == 1, seen3 += s[c] == 3;
@@ -549,10 +549,10 @@ TEST(pick_starts_few_candidates)
 	CHECK(seen1 >= 2 && seen3 >= 2);
 	CHECK(s[0] != s[1] && s[2] != s[3]);
 	ld[0] = ld[2] = -INFINITY;
-	CHECK(sbi_mcmc_pick_starts(cand, ld, 4, 1, 5, 1, s, &err) == SBI_EINVAL);
+	CHECK(sbi_mcmc_pick_starts(cand, ld, 4, 1, 5, 1, 0, s, &err) == SBI_EINVAL);
 	CHECK_CONTAINS(err.msg, "none of the 4 candidates has a finite log density");
 	ld[2] = INFINITY;
-	CHECK(sbi_mcmc_pick_starts(cand, ld, 4, 1, 5, 1, s, &err) == SBI_EINVAL);
+	CHECK(sbi_mcmc_pick_starts(cand, ld, 4, 1, 5, 1, 0, s, &err) == SBI_EINVAL);
 	CHECK_CONTAINS(err.msg, "candidate 3 has log density +inf");
 }
 
@@ -568,7 +568,7 @@ TEST(error_start_outside_support)
 	for (int k = 0; k < 2; k++) {
 		sbi_mcmc_kind kind = k ? SBI_MCMC_ENSEMBLE : SBI_MCMC_SLICE;
 		t.calls = 0;
-		sbi_mcmc *m = sbi_mcmc_alloc(kind, 2, 8, logdens, &t, 1, &err);
+		sbi_mcmc *m = sbi_mcmc_alloc(kind, 2, 8, logdens, &t, 1, 0, &err);
 		CHECK(sbi_mcmc_init(m, start, &err) == SBI_EINVAL);
 		CHECK_CONTAINS(err.msg, "start of chain 3 has log density -inf");
 		CHECK(sbi_mcmc_iterate(m, &err) == SBI_EINVAL);
@@ -591,7 +591,7 @@ TEST(error_callback_fails)
 	for (int k = 0; k < 2; k++) {
 		sbi_mcmc_kind kind = k ? SBI_MCMC_ENSEMBLE : SBI_MCMC_SLICE;
 		dens t = { .target = GAUSS, .fail_at = 1 };
-		sbi_mcmc *m = sbi_mcmc_alloc(kind, 2, 8, logdens, &t, 1, &err);
+		sbi_mcmc *m = sbi_mcmc_alloc(kind, 2, 8, logdens, &t, 1, 0, &err);
 		CHECK(sbi_mcmc_init(m, start, &err) == SBI_ESIM);
 		CHECK_CONTAINS(err.msg, "callback failed with code -6 (ESIM)");
 		/* Fail within the first sweeps; the state stays consistent. */
@@ -626,7 +626,7 @@ TEST(nan_is_outside_plus_inf_is_error)
 		free(b);
 
 		dens t3 = { .target = BOX, .plus_inf_at = 3 };
-		sbi_mcmc *m = sbi_mcmc_alloc(kind, 2, 8, logdens, &t3, 1, &err);
+		sbi_mcmc *m = sbi_mcmc_alloc(kind, 2, 8, logdens, &t3, 1, 0, &err);
 		CHECK(sbi_mcmc_init(m, start, &err) == SBI_OK);
 		CHECK(sbi_mcmc_run(m, 10, 1, 0, NULL, &err) == SBI_EINVAL);
 		CHECK_CONTAINS(err.msg, "the log density is +inf");
@@ -639,23 +639,23 @@ TEST(error_bad_arguments)
 	dens t = { .target = GAUSS };
 	sbi_err err;
 
-	CHECK(sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 3, 7, logdens, &t, 1, &err) == NULL);
+	CHECK(sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 3, 7, logdens, &t, 1, 0, &err) == NULL);
 	CHECK(err.code == SBI_EINVAL);
 	CHECK_CONTAINS(err.msg, "nchains = 7 walkers is too few for dimension 3");
 	CHECK_CONTAINS(err.msg, "at least 2 d + 2 = 8 walkers");
-	sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 3, 8, logdens, &t, 1, &err);
+	sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 3, 8, logdens, &t, 1, 0, &err);
 	CHECK(m != NULL);
 	sbi_mcmc_free(m);
-	CHECK(sbi_mcmc_alloc(SBI_MCMC_SLICE, 0, 4, logdens, &t, 1, &err) == NULL);
+	CHECK(sbi_mcmc_alloc(SBI_MCMC_SLICE, 0, 4, logdens, &t, 1, 0, &err) == NULL);
 	CHECK_CONTAINS(err.msg, "dimension must be at least 1");
-	CHECK(sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 0, logdens, &t, 1, &err) == NULL);
+	CHECK(sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 0, logdens, &t, 1, 0, &err) == NULL);
 	CHECK_CONTAINS(err.msg, "nchains must be at least 1");
-	CHECK(sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 4, NULL, &t, 1, &err) == NULL);
+	CHECK(sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 4, NULL, &t, 1, 0, &err) == NULL);
 	CHECK_CONTAINS(err.msg, "callback is missing");
-	CHECK(sbi_mcmc_alloc(SBI_MCMC_SLICE, SIZE_MAX / 4, SIZE_MAX / 4, logdens, &t, 1, &err) == NULL);
+	CHECK(sbi_mcmc_alloc(SBI_MCMC_SLICE, SIZE_MAX / 4, SIZE_MAX / 4, logdens, &t, 1, 0, &err) == NULL);
 	CHECK(err.code == SBI_ENOMEM);
 
-	m = sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 4, logdens, &t, 1, &err);
+	m = sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 4, logdens, &t, 1, 0, &err);
 	double start[8] = { 1, -2, 1.1, -2, 0.9, -1, 1, -3 }, s[8];
 	CHECK(sbi_mcmc_init(m, start, &err) == SBI_OK);
 	CHECK(sbi_mcmc_run(m, 0, 0, 4, s, &err) == SBI_EINVAL);
@@ -670,7 +670,7 @@ TEST(error_degenerate_ensemble)
 	dens t = { .target = GAUSS };
 	double start[6 * 2];
 	sbi_err err;
-	sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 2, 6, logdens, &t, 1, &err);
+	sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 2, 6, logdens, &t, 1, 0, &err);
 
 	for (int c = 0; c < 6; c++)  /* on the line x2 = 2 x1 - 4 */
 		start[2 * c] = 1 + 0.1 * c, start[2 * c + 1] = 2 * start[2 * c] - 4;
@@ -716,7 +716,7 @@ TEST(slice_batches_chains)
 	sbi_err err;
 
 	starts_near(start, 20, 2, g_mean, 1.0);
-	sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 20, logdens, &t, 5, &err);
+	sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_SLICE, 2, 20, logdens, &t, 5, 0, &err);
 	CHECK(sbi_mcmc_init(m, start, &err) == SBI_OK);
 	CHECK(t.calls == 1 && t.evals == 20);
 	CHECK(sbi_mcmc_run(m, 50, 1, 0, NULL, &err) == SBI_OK);
@@ -742,7 +742,7 @@ TEST(run_thinning_and_layout)
 	sbi_err err;
 
 	starts_near(start, 6, 2, g_mean, 1.0);
-	sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 2, 6, logdens, &t, 3, &err);
+	sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 2, 6, logdens, &t, 3, 0, &err);
 	CHECK(sbi_mcmc_init(m, start, &err) == SBI_OK);
 	CHECK(sbi_mcmc_run(m, 4, 3, 17, s, &err) == SBI_OK);
 	/* 17 rows = 3 sweeps of 6 rows (the last one partial) = 9 sweeps. */
@@ -771,8 +771,8 @@ TEST(out_of_memory)
 	for (long n = 0; n < 20 && !done; n++) {
 		sbi_err e1, e2;
 		sbi_test_fail_alloc_after(n);
-		sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 2, 8, logdens, &t, 1, &e1);
-		int rc = sbi_mcmc_pick_starts(cand, ld, 8, 2, 4, 1, s, &e2);
+		sbi_mcmc *m = sbi_mcmc_alloc(SBI_MCMC_ENSEMBLE, 2, 8, logdens, &t, 1, 0, &e1);
+		int rc = sbi_mcmc_pick_starts(cand, ld, 8, 2, 4, 1, 0, s, &e2);
 		sbi_test_fail_alloc_after(-1);
 		CHECK(m != NULL || e1.code == SBI_ENOMEM);
 		CHECK(rc == SBI_OK || rc == SBI_ENOMEM);

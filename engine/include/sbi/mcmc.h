@@ -19,9 +19,10 @@
  *                      2010, a = 2), split ensemble; the chains are the
  *                      walkers and need nchains >= 2 d + 2.
  *
- * Randomness comes from stream (seed, SBI_STREAM_METHOD, 0) for a sampler
- * and (seed, SBI_STREAM_METHOD, 1) for sbi_mcmc_pick_starts, so results are
- * bit-identical given the seed and the callback's values. */
+ * Randomness comes from stream (seed, P, 0) for a sampler and (seed, P, 1)
+ * for sbi_mcmc_pick_starts, where P = sbi_rng_round_purpose(SBI_STREAM_METHOD,
+ * round) (round 0 outside sequential inference), so results are
+ * bit-identical given the seed, the round and the callback's values. */
 #ifndef SBI_MCMC_H
 #define SBI_MCMC_H
 
@@ -51,7 +52,7 @@ typedef enum sbi_mcmc_kind {
  * f NULL, too few walkers for the ensemble: SBI_EINVAL) or out of memory
  * (SBI_ENOMEM). Free with sbi_mcmc_free. */
 sbi_mcmc *sbi_mcmc_alloc(sbi_mcmc_kind kind, size_t d, size_t nchains, sbi_logdens_fn f,
-    void *ud, uint64_t seed, sbi_err *err);
+    void *ud, uint64_t seed, uint64_t round, sbi_err *err);
 
 /* Frees m; NULL is fine. */
 void sbi_mcmc_free(sbi_mcmc *m);
@@ -124,13 +125,13 @@ size_t sbi_mcmc_draws_by_chain(const double *samples, size_t nsamples, size_t nc
  * candidates cand (m x d, e.g. prior draws) and their log densities,
  * chooses nchains of them into start (nchains x d) by sampling-importance-
  * resampling with weights proportional to exp(logdens), using stream
- * (seed, SBI_STREAM_METHOD, 1). Draws are without replacement, so the
+ * (seed, sbi_rng_round_purpose(SBI_STREAM_METHOD, round), 1). Draws are without replacement, so the
  * starts are distinct as the ensemble needs; only when fewer than nchains
  * candidates have a finite log density are they reused (the draws start
  * over once all are taken). SBI_EINVAL when no candidate has a finite log
  * density; SBI_ENOMEM when out of memory. */
 int sbi_mcmc_pick_starts(const double *cand, const double *logdens, size_t m, size_t d,
-    size_t nchains, uint64_t seed, double *start, sbi_err *err);
+    size_t nchains, uint64_t seed, uint64_t round, double *start, sbi_err *err);
 
 /* Classic split-R-hat (Gelman et al., BDA3) per dimension, over draws laid
  * out chains x iterations x d (draws[(c * niter + t) * d + j]): every chain
