@@ -8,6 +8,8 @@
 --        sbirun recipes/tutorial.lua --set observation=my_data.csv
 --        sbirun recipes/tutorial.lua --set method=npe        (or nle, nre)
 --        sbirun recipes/tutorial.lua --set method=likelihood (the exact Gaussian likelihood + MCMC)
+--        sbirun recipes/tutorial.lua --set method=snpe --set rounds=10 --set simulations=10000
+--                                    (sequential: snpe, tsnpe, snle, snre; smc_abc; docs/sequential.md)
 --
 -- The lecture's comparison: with method=likelihood the recipe writes down
 -- the model's log-likelihood and samples it with the engine's MCMC; the
@@ -55,10 +57,13 @@ else
 end
 
 local method = sbi.param("method", "rejection_abc")
-local methods = { rejection_abc = true, npe = true, nle = true, nre = true, likelihood = true }
+local methods = { rejection_abc = true, npe = true, nle = true, nre = true, likelihood = true, snpe = true,
+                  tsnpe = true, snle = true, snre = true, smc_abc = true }
 if not methods[method] then
-  error("unknown --set method=" .. tostring(method) .. " (available: rejection_abc, npe, nle, nre, likelihood)", 0)
+  error("unknown --set method=" .. tostring(method) .. " (available: rejection_abc, npe, nle, nre, likelihood, "
+        .. "snpe, tsnpe, snle, snre, smc_abc)", 0)
 end
+local sequential = { snpe = true, tsnpe = true, snle = true, snre = true }
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
@@ -75,6 +80,21 @@ if method == "likelihood" then
       end
       return ll
     end,
+  }
+elseif sequential[method] then
+  -- Rounds of simulations placed by the current posterior (docs/sequential.md).
+  local acquisition = sbi.param("acquisition", "posterior")
+  posterior = sbi[method == "tsnpe" and "snpe" or method] {
+    prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
+    rounds = sbi.param("rounds", 10), simulations = sbi.param("simulations", 10000),
+    truncate = method == "tsnpe" or nil, acquisition = method ~= "tsnpe" and acquisition or nil,
+    num_samples = num_samples, seed = seed,
+  }
+elseif method == "smc_abc" then
+  posterior = sbi.abc.smc {
+    prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
+    simulations = sbi.param("simulations", 100000), populations = sbi.param("rounds", 10),
+    sims_per_population = sbi.param("sims_per_population", 10000), num_samples = num_samples, seed = seed,
   }
 else
   local sims = sbi.simulate {

@@ -9,6 +9,7 @@ local simulate = require "sbi.simulate"
 local observation = require "sbi.observation"
 local abc = require "sbi.abc"
 local neural = require "sbi.neural"
+local sequential = require "sbi.sequential"
 local report = require "sbi.report"
 
 local sbi = {
@@ -23,6 +24,9 @@ local sbi = {
   nle = neural.nle,
   nre = neural.nre,
   likelihood = neural.likelihood,
+  snpe = sequential.snpe,
+  snle = sequential.snle,
+  snre = sequential.snre,
   is_node = graph.is_node,
   _params = {},       -- name -> true, for every sbi.param call
   _param_values = {}, -- name -> value used (for run.json)

@@ -159,12 +159,18 @@ end
 -- log columns as an artifact field (nil when none). The transform is
 -- a fixed bijection of the data: for NLE its Jacobian does not depend on
 -- theta, for NPE and NRE it only changes what the network sees, so the
--- posterior targeted is the same.
-local function scaled_simulations(label, s, mode)
-  local cols = log_columns(label, s.x, mode)
+-- posterior targeted is the same. cols, when given, are the columns to use
+-- (a later round of sequential inference keeps round 0's).
+local function scaled_simulations(label, s, mode, cols)
+  cols = cols or log_columns(label, s.x, mode)
   if #cols == 0 then return s, nil end
+  local x, i, j = log_transform(s.x, cols)
+  if not x then
+    error(string.format("%s: simulation %d has value %g in column %d of x, which the estimator uses on the log "
+                        .. "scale (chosen in round 0); use x_transform = \"none\"", label, i, s.x:get(i, j), j), 0)
+  end
   core.stderr(string.format("%s: %d of %d columns of x used on the log scale\n", label, #cols, s.x:cols()))
-  return merge(s, { x = log_transform(s.x, cols) }), core.mat({ cols })
+  return merge(s, { x = x }), core.mat({ cols })
 end
 
 -- The observation on the scale of the trained estimator (trained: the
@@ -180,14 +186,25 @@ local function scaled_observation(label, trained, obs)
   return x
 end
 
+-- The simulations of several steps as one set, rows in the order given.
+local function joined(parts)
+  if #parts == 1 then return parts[1] end
+  local th, xs = {}, {}
+  for i, s in ipairs(parts) do th[i], xs[i] = s.theta, s.x end
+  return merge(parts[1], { theta = core.vstack(th), x = core.vstack(xs) })
+end
+
 -- The training node: fits q(y | context) where y and context are columns of
--- the simulations ("theta" or "x"). density = "auto" fits a MAF and an NSF
+-- the simulations ("theta" or "x") of the steps in sims (a list). density = "auto" fits a MAF and an NSF
 -- on the same training/validation split and keeps the one with the lower
 -- validation loss: splines win on multimodal and skewed densities, the
 -- affine MAF on near-Gaussian ones at small budgets (docs/neural.md).
 -- key.x_transform chooses the columns of x used on the log scale; the
 -- result lists them in log_columns.
-local function train_node(kind, where, sims, opts, y_field, c_field, density)
+-- seq (sequential inference, nil otherwise): { round =, prev = the previous
+-- round's training node, atoms = K (the APT loss, with prior), prior =,
+-- warm_start = bool, members = K (an ensemble of K flows, seeds seed + k) }.
+local function train_node(kind, where, sims, opts, y_field, c_field, density, seq)
   local key = with_defaults(opts, estimator_spec, merge(FLOW_DEFAULTS, { density = density }))
   if key.density == "nsf" or key.density == "auto" then
     key = with_defaults(key, estimator_spec, NSF_DEFAULTS)
@@ -202,12 +219,33 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
   key.seed = integer_seed(opts)
   key.fit = y_field .. "|" .. c_field
   key.format = core.FLOW_FORMAT -- a new model format retrains instead of failing to load
-  return graph.node(kind, where, key, { sims }, function(node, inp)
-    local s, log_cols = scaled_simulations(node.label, inp[1], key.x_transform)
+  local inputs = { table.unpack(sims) }
+  if seq then
+    key.round, key.atoms, key.warm_start, key.members = seq.round, seq.atoms, seq.warm_start, seq.members
+    if seq.atoms then key.prior = seq.prior end
+    if seq.prev then inputs[#inputs + 1] = seq.prev end
+  end
+  local nsims = #sims
+  return graph.node(kind, where, key, inputs, function(node, inp)
+    local prev = seq and seq.prev and inp[nsims + 1]
+    local s, log_cols = scaled_simulations(node.label, joined({ table.unpack(inp, 1, nsims) }), key.x_transform,
+                                           prev and (prev.log_columns and prev.log_columns:row(1) or {}))
     local candidates = key.density == "auto" and { "maf", "nsf" } or { key.density }
+    local members = key.members or 1
     local specs = {}
     for i, d in ipairs(candidates) do
       specs[i] = flow_spec(key, d, s, y_field, c_field, #candidates > 1 and node.label .. " " .. d or node.label)
+    end
+    for k = 2, members do
+      specs[k] = flow_spec(merge(key, { seed = key.seed + k - 1 }), key.density, s, y_field, c_field,
+                           string.format("%s member %d", node.label, k))
+    end
+    for i, spec in ipairs(specs) do
+      if key.atoms then spec.atoms, spec.prior = key.atoms, seq.prior.c end
+      if key.warm_start and prev then
+        local pm = prev.models and prev.models[i] or (i == 1 and prev.model)
+        if pm and prev.density == (candidates[i] or key.density) then spec.init = pm end
+      end
     end
     -- Candidates train in parallel threads with --jobs 2 or more; each is
     -- trained as it would be alone, so the result does not depend on --jobs.
@@ -226,9 +264,15 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density)
     if #candidates > 1 then
       core.stderr(string.format("%s: kept the %s (lower validation loss)\n", node.label, best.density))
     end
-    return { model = best.model, density = best.density, losses = r.losses, epochs = r.epochs,
+    local models
+    if members > 1 then
+      models = {}
+      for k = 1, members do models[k] = fits[k].model end
+    end
+    return { model = best.model, models = models, density = best.density, losses = r.losses, epochs = r.epochs,
              best_epoch = r.best_epoch, best_val_loss = r.best_val_loss, val_losses = val_losses,
-             candidates = candidates, names = s.names, log_columns = log_cols }
+             candidates = candidates, names = s.names, log_columns = log_cols,
+             n_train = seq and s.theta:rows() or nil }
   end)
 end
 
@@ -238,6 +282,36 @@ local function check_observation(label, obs, dim)
   end
 end
 
+-- want draws of q(theta | x) inside the prior's support, and the fraction
+-- of flow draws that fell inside. Draws in batches; after the first batch,
+-- draws what the acceptance so far says is missing (plus 10% and 100), not
+-- another full batch. Round r (sequential inference) has streams of its
+-- own; round 0 those of single-round NPE.
+local function sample_flow_posterior(label, flow, x, prior, want, seed, round)
+  local got, drawn, batch = 0, 0, 0
+  local parts = {}
+  while got < want and drawn < 100 * want do
+    local n = want
+    if drawn > 0 then
+      n = math.min(math.ceil(1.1 * (want - got) * drawn / math.max(got, 1)) + 100, 100 * want - drawn)
+    end
+    n = math.max(n, 1000)
+    local s = prior.c:filter(flow:sample(n, x, seed, (round << 32) + batch))
+    drawn, batch = drawn + n, batch + 1
+    if s:rows() > 0 then parts[#parts + 1] = s; got = got + s:rows() end
+  end
+  local acceptance = got / drawn
+  if got >= want then return core.vstack(parts, want), acceptance end
+  -- Almost all mass outside the prior: MCMC on q restricted to the support.
+  core.stderr(string.format("%s: only %.3g%% of flow samples fall inside the prior; sampling q by MCMC\n",
+                                label, 100 * acceptance))
+  local d = MCMC_DEFAULTS
+  local samples = core.mcmc { prior = prior.c, flow = flow, posterior = true, x = x, num_samples = want,
+                              seed = seed, kind = d.sampler, chains = d.chains, warmup = d.warmup, thin = d.thin,
+                              candidates = d.candidates, round = round }
+  return samples, acceptance
+end
+
 -- sbi.npe{ sims =, observation =, ...estimator and training options...,
 --          num_samples = 10000, seed = 1 }
 function M.npe(opts)
@@ -245,7 +319,7 @@ function M.npe(opts)
   check_inputs("sbi.npe", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local train = train_node("npe.train", where, sims, opts, "theta", "x", "auto")
+  local train = train_node("npe.train", where, { sims }, opts, "theta", "x", "auto")
   local key = { num_samples = math.tointeger(opts.num_samples or SAMPLING_DEFAULTS.num_samples),
                 seed = integer_seed(opts) }
   local node = graph.node("npe.sample", where, key, { train, opts.observation }, function(node, inp)
@@ -254,34 +328,8 @@ function M.npe(opts)
     local _, dc = flow:dims()
     check_observation(node.label, obs, dc)
     local x = scaled_observation(node.label, t, obs)
-    -- Draw in batches and keep draws inside the prior support; after the
-    -- first batch, draw what the acceptance so far says is missing (plus
-    -- 10% and 100), not another full batch.
-    local want, got, drawn, batch = key.num_samples, 0, 0, 0
-    local parts = {}
-    while got < want and drawn < 100 * want do
-      local n = want
-      if drawn > 0 then
-        n = math.min(math.ceil(1.1 * (want - got) * drawn / math.max(got, 1)) + 100, 100 * want - drawn)
-      end
-      n = math.max(n, 1000)
-      local s = prior.c:filter(flow:sample(n, x, key.seed, batch))
-      drawn, batch = drawn + n, batch + 1
-      if s:rows() > 0 then parts[#parts + 1] = s; got = got + s:rows() end
-    end
-    local acceptance = got / drawn
-    local samples
-    if got >= want then
-      samples = core.vstack(parts, want)
-    else
-      -- Almost all mass outside the prior: MCMC on q restricted to the support.
-      core.stderr(string.format("%s: only %.3g%% of flow samples fall inside the prior; sampling q by MCMC\n",
-                                    node.label, 100 * acceptance))
-      local d = MCMC_DEFAULTS
-      samples = core.mcmc { prior = prior.c, flow = flow, posterior = true, x = x, num_samples = want,
-                            seed = key.seed, kind = d.sampler, chains = d.chains, warmup = d.warmup, thin = d.thin,
-                            candidates = d.candidates }
-    end
+    local want = key.num_samples
+    local samples, acceptance = sample_flow_posterior(node.label, flow, x, prior, want, key.seed, 0)
     core.stderr(string.format("%s: %d samples, acceptance inside the prior %.4f\n", node.label, want, acceptance))
     return { samples = samples, names = t.names, acceptance = acceptance, method = "NPE" }
   end)
@@ -293,7 +341,7 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
   return graph.node(kind, where, key, inputs, function(node, inp)
     local spec = make_target(node, inp)
     spec.prior, spec.kind, spec.chains, spec.warmup = prior.c, key.sampler, key.chains, key.warmup
-    spec.thin, spec.num_samples, spec.seed = key.thin, key.num_samples, key.seed
+    spec.thin, spec.num_samples, spec.seed, spec.round = key.thin, key.num_samples, key.seed, key.round
     spec.candidates = MCMC_DEFAULTS.candidates
     local samples, diag = core.mcmc(spec)
     local worst = 0
@@ -304,7 +352,8 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
                                   node.label, key.sampler, diag.chains, key.num_samples, diag.seconds, worst, min_ess))
     -- No wall times in artifacts: they would make equal results hash differently
     -- (run.json has the seconds of every step).
-    return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess, method = label_method }
+    return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess, method = label_method,
+             rhat = key.round and diag.rhat or nil }
   end)
 end
 
@@ -323,7 +372,7 @@ function M.nle(opts)
   check_inputs("sbi.nle", opts)
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local train = train_node("nle.train", where, sims, opts, "x", "theta", "maf")
+  local train = train_node("nle.train", where, { sims }, opts, "x", "theta", "maf")
   local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts, prior.c:dim()), prior, "NLE",
     function(node, inp)
       local flow = core.flow_load(inp[1].model)
@@ -344,6 +393,47 @@ local classifier_spec = merge({
   atoms = { check.integer(2, 1 << 10) },
 }, training_spec)
 
+-- The training node of a ratio classifier on the simulations of the steps
+-- in sims; seq as for train_node (atoms there is the APT loss's; the
+-- classifier's own contrastive atoms are opts.atoms).
+local function classifier_train_node(kind, where, sims, opts, seq)
+  local key = with_defaults(opts, classifier_spec, CLASSIFIER_DEFAULTS)
+  key.seed = integer_seed(opts)
+  key.loss = opts.loss or NRE_DEFAULTS.loss
+  key.atoms = key.loss == "binary" and 0 or math.tointeger(opts.atoms or NRE_DEFAULTS.atoms)
+  local inputs = { table.unpack(sims) }
+  if seq then
+    key.round, key.warm_start, key.members = seq.round, seq.warm_start, seq.members
+    if seq.prev then inputs[#inputs + 1] = seq.prev end
+  end
+  local nsims = #sims
+  return graph.node(kind, where, key, inputs, function(node, inp)
+    local prev = seq and seq.prev and inp[nsims + 1]
+    local s, log_cols = scaled_simulations(node.label, joined({ table.unpack(inp, 1, nsims) }), key.x_transform,
+                                           prev and (prev.log_columns and prev.log_columns:row(1) or {}))
+    local members = key.members or 1
+    local models, first = {}, nil
+    for k = 1, members do
+      local init = key.warm_start and prev and (prev.models and prev.models[k] or (k == 1 and prev.model)) or nil
+      local model, report = core.classifier_train {
+        theta = s.theta, x = s.x, hidden = key.hidden, layers = key.layers, residual = key.residual,
+        activation = key.activation, atoms = key.atoms, batch_size = key.batch_size,
+        learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
+        max_epochs = key.max_epochs, clip = key.clip, seed = key.seed + k - 1, init = init,
+        label = k == 1 and node.label or string.format("%s member %d", node.label, k),
+      }
+      core.stderr(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
+                                    report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
+      models[k] = model
+      first = first or { model = model, report = report }
+    end
+    local report = first.report
+    return { model = first.model, models = members > 1 and models or nil, losses = report.losses,
+             epochs = report.epochs, best_epoch = report.best_epoch, best_val_loss = report.best_val_loss,
+             names = s.names, log_columns = log_cols, n_train = seq and s.theta:rows() or nil }
+  end)
+end
+
 -- sbi.nre{ sims =, observation =, loss = "contrastive" (NRE-B, default) | "binary" (NRE-A),
 --          atoms = 10, ...classifier, training and MCMC options... }
 function M.nre(opts)
@@ -354,23 +444,7 @@ function M.nre(opts)
   end
   local where = graph.where(2)
   local sims, prior = opts.sims, opts.sims.prior
-  local key = with_defaults(opts, classifier_spec, CLASSIFIER_DEFAULTS)
-  key.seed = integer_seed(opts)
-  key.loss = opts.loss or NRE_DEFAULTS.loss
-  key.atoms = key.loss == "binary" and 0 or math.tointeger(opts.atoms or NRE_DEFAULTS.atoms)
-  local train = graph.node("nre.train", where, key, { sims }, function(node, inp)
-    local s, log_cols = scaled_simulations(node.label, inp[1], key.x_transform)
-    local model, report = core.classifier_train {
-      theta = s.theta, x = s.x, hidden = key.hidden, layers = key.layers, residual = key.residual,
-      activation = key.activation, atoms = key.atoms, batch_size = key.batch_size,
-      learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
-      max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = node.label,
-    }
-    core.stderr(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
-                                  report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
-    return { model = model, losses = report.losses, epochs = report.epochs, best_epoch = report.best_epoch,
-             best_val_loss = report.best_val_loss, names = s.names, log_columns = log_cols }
-  end)
+  local train = classifier_train_node("nre.train", where, { sims }, opts)
   local node = mcmc_node("nre.sample", where, { train, opts.observation }, mcmc_key(opts, prior.c:dim()), prior, "NRE",
     function(node, inp)
       local c = core.classifier_load(inp[1].model)
@@ -402,5 +476,15 @@ function M.likelihood(opts)
   node.prior = opts.prior
   return node
 end
+
+-- What the sequential methods (sbi.sequential) build on: the same training
+-- and sampling steps, with a round.
+M.parts = {
+  merge = merge, estimator_spec = estimator_spec, classifier_spec = classifier_spec, sampling_spec = sampling_spec,
+  mcmc_spec = mcmc_spec, train_node = train_node, classifier_train_node = classifier_train_node,
+  mcmc_node = mcmc_node, mcmc_key = mcmc_key, sample_flow_posterior = sample_flow_posterior,
+  scaled_observation = scaled_observation, check_observation = check_observation, integer_seed = integer_seed,
+  MCMC_DEFAULTS = MCMC_DEFAULTS, SAMPLING_DEFAULTS = SAMPLING_DEFAULTS,
+}
 
 return M

@@ -1,0 +1,409 @@
+-- Sequential neural inference: sbi.snpe (SNPE-C / APT, and TSNPE with
+-- truncate = true), sbi.snle and sbi.snre. Each round is a few graph
+-- steps, labelled with their round:
+--   round 0:  simulate from the prior -> train
+--   round r:  propose (acquisition, from round r-1's estimator at the
+--             observation) -> simulate at those theta -> train on the
+--             simulations of rounds 0..r
+--   then:     sample the last round's estimator at the observation.
+-- Every step is cached like any other, so an interrupted run resumes from
+-- the last completed step (and inside a round's simulations, from the last
+-- completed chunk), and raising `rounds` re-uses the rounds already run
+-- when the per-round budget stays the same (docs/sequential.md).
+local core = require "sbi.core"
+local check = require "sbi.check"
+local graph = require "sbi.graph"
+local prior_mod = require "sbi.prior"
+local simulate = require "sbi.simulate"
+local neural = require "sbi.neural"
+
+local P = neural.parts
+local merge = P.merge
+
+local M = {}
+
+-- Defaults of the sequential options (docs/sequential.md).
+local DEFAULTS = { rounds = 10, ensemble = 5, candidates = 10, atoms = 10, warm_start = false,
+                   truncation_quantile = 1e-4 }
+local ACQUISITIONS = { posterior = true, truncated = true, uncertainty = true, likely = true }
+
+local sequential_spec = {
+  prior = { check.is(prior_mod.Prior, "a prior (sbi.prior.*)"), required = true },
+  simulator = { check.any(check.func(), check.is(simulate.Simulator, "an sbi.simulator")), required = true },
+  observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+  rounds = { check.integer(1, 1000) },
+  simulations = { check.integer(1, 1000000000) },
+  simulations_per_round = { check.integer(1, 1000000000) },
+  acquisition = { check.any(check.one_of("posterior", "truncated", "uncertainty", "likely"), check.func()) },
+  ensemble = { check.integer(1, 64) },
+  candidates = { check.integer(1, 1000) },
+  truncation_quantile = { check.fraction() },
+  warm_start = { check.boolean() },
+  on_failure = { check.one_of("fail", "drop") },
+  chunk_size = { check.integer(1) },
+}
+
+-- The number of simulations of each round (a list, round 0 first):
+-- simulations_per_round each, or `simulations` split evenly, the first
+-- rounds taking one more when it does not divide.
+local function budgets(fname, opts, rounds)
+  if opts.simulations and opts.simulations_per_round then
+    error(fname .. ": give 'simulations' (the total) or 'simulations_per_round', not both", 4)
+  end
+  local n = {}
+  if opts.simulations_per_round then
+    for r = 1, rounds do n[r] = math.tointeger(opts.simulations_per_round) end
+    return n
+  end
+  if not opts.simulations then
+    error(fname .. ": option 'simulations' (the total budget) or 'simulations_per_round' is required", 4)
+  end
+  local total = math.tointeger(opts.simulations)
+  if total < rounds then
+    error(string.format("%s: %d simulations cannot be spread over %d rounds", fname, total, rounds), 4)
+  end
+  local each, extra = total // rounds, total % rounds
+  for r = 1, rounds do n[r] = each + (r <= extra and 1 or 0) end
+  return n
+end
+
+-- ---- the current estimator at the observation ----
+--
+-- est = { sample = function(n) -> Mat, log_prob = function(Mat) -> Mat
+-- (n x 1, log posterior density up to a constant, -inf outside the prior),
+-- members = { log_prob, ... } (one per ensemble member; member 1 is the
+-- estimator), method = "snpe" | "snle" | "snre" }.
+
+-- log p(theta) per row (-inf outside the support), added to lp in place.
+local function add_log_prior(prior, thetas, lp)
+  local row = {}
+  for i = 1, thetas:rows() do
+    local ld = prior.c:log_density(thetas:row(i, row))
+    lp:set(i, 1, (ld == ld and ld > -math.huge) and lp:get(i, 1) + ld or -math.huge)
+  end
+  return lp
+end
+
+local function npe_estimator(label, t, obs, prior, seed, round)
+  local x = P.scaled_observation(label, t, obs)
+  local flows = {}
+  for k, blob in ipairs(t.models or { t.model }) do flows[k] = core.flow_load(blob) end
+  local _, dc = flows[1]:dims()
+  P.check_observation(label, obs, dc)
+  local members = {}
+  for k, f in ipairs(flows) do
+    members[k] = function(thetas)
+      local lp = f:log_prob(thetas, core.mat { x })
+      local row = {}
+      for i = 1, thetas:rows() do
+        if not prior.c:in_support(thetas:row(i, row)) then lp:set(i, 1, -math.huge) end
+      end
+      return lp
+    end
+  end
+  return { method = "snpe", members = members, log_prob = members[1],
+           sample = function(n) return (P.sample_flow_posterior(label, flows[1], x, prior, n, seed, round)) end }
+end
+
+-- An MCMC-sampled estimator (NLE, NRE): target(model) gives core.mcmc's
+-- target fields, log_lik(model, thetas) the log-likelihood (or ratio).
+local function mcmc_estimator(method, label, t, prior, key, round, load, target, log_lik)
+  local models = {}
+  for k, blob in ipairs(t.models or { t.model }) do models[k] = load(blob) end
+  local members = {}
+  for k, m in ipairs(models) do
+    members[k] = function(thetas) return add_log_prior(prior, thetas, log_lik(m, thetas)) end
+  end
+  local function sample(n)
+    local spec = target(models[1])
+    spec.prior, spec.kind, spec.chains, spec.warmup, spec.thin = prior.c, key.sampler, key.chains, key.warmup, key.thin
+    spec.num_samples, spec.seed, spec.round, spec.candidates = n, key.seed, round, P.MCMC_DEFAULTS.candidates
+    local samples, diag = core.mcmc(spec)
+    local worst = 0
+    for _, r in ipairs(diag.rhat) do worst = math.max(worst, r) end
+    core.stderr(string.format("%s: %s sampling, %d draws, max R-hat %.3f\n", label, key.sampler, n, worst))
+    return samples
+  end
+  return { method = method, members = members, log_prob = members[1], sample = sample }
+end
+
+-- ---- acquisitions ----
+
+-- The n rows of candidates with the largest score (ties: the earlier row).
+local function top_rows(candidates, score, n)
+  local idx = {}
+  for i = 1, candidates:rows() do
+    local s = score[i]
+    if s ~= s then score[i] = -math.huge end -- NaN ranks last
+    idx[i] = i
+  end
+  table.sort(idx, function(a, b)
+    if score[a] ~= score[b] then return score[a] > score[b] end
+    return a < b
+  end)
+  local pick = {}
+  for i = 1, math.min(n, #idx) do pick[i] = idx[i] end
+  table.sort(pick)
+  return candidates:select_rows(pick)
+end
+
+-- Per candidate row: the mean and the variance over the members' log densities.
+local function member_moments(est, candidates)
+  local lps = {}
+  for k, f in ipairs(est.members) do lps[k] = f(candidates) end
+  local mean, var = {}, {}
+  local K = #lps
+  for i = 1, candidates:rows() do
+    local s, ss = 0, 0
+    for k = 1, K do s = s + lps[k]:get(i, 1) end
+    local m = s / K
+    for k = 1, K do ss = ss + (lps[k]:get(i, 1) - m) ^ 2 end
+    mean[i], var[i] = m, K > 1 and ss / (K - 1) or 0
+  end
+  return mean, var
+end
+
+-- The prior restricted to { theta : log_prob(theta) >= threshold }, where
+-- the threshold is the q-quantile of log_prob over draws of the current
+-- posterior (the highest-density region holding 1 - q of its mass;
+-- Deistler et al. 2022): n draws by rejection from the prior.
+local function truncated_prior(label, est, prior, n, draws, q, seed, round)
+  local lp = est.log_prob(draws)
+  local v = {}
+  for i = 1, lp:rows() do v[i] = lp:get(i, 1) end
+  table.sort(v)
+  local threshold = v[math.max(1, math.floor(q * #v))]
+  local rng = core.rng(seed, 3 + (round << 32), 1 << 31)
+  local parts, got, drawn, batch = {}, 0, 0, math.max(n, 10000)
+  while got < n do
+    if drawn >= 1000 * n then
+      error(string.format("%s: only %d of %d prior draws fall in the posterior's highest-density region; the "
+                          .. "posterior is too narrow to sample by rejection from the prior (use acquisition = "
+                          .. "\"posterior\")", label, got, drawn), 0)
+    end
+    local rows = {}
+    for i = 1, batch do rows[i] = prior.c:sample(rng) end
+    local th = core.mat(rows)
+    local l = est.log_prob(th)
+    local keep = {}
+    for i = 1, batch do
+      if l:get(i, 1) >= threshold then keep[#keep + 1] = i end
+    end
+    drawn = drawn + batch
+    if #keep > 0 then parts[#parts + 1] = th:select_rows(keep); got = got + #keep end
+  end
+  core.stderr(string.format("%s: truncated prior: log density threshold %.4g, %.3g%% of prior draws kept\n",
+                            label, threshold, 100 * got / drawn))
+  return core.vstack(parts, n)
+end
+
+-- The theta of round r's simulations: n of them (a user function chooses
+-- its own count).
+local function acquire(label, key, est, prior, n, round)
+  local a = key.acquisition
+  if a == "posterior" then return est.sample(n) end
+  local candidates = est.sample(n * key.candidates)
+  if a == "truncated" then
+    return truncated_prior(label, est, prior, n, candidates, key.truncation_quantile, key.seed, round)
+  elseif a == "likely" then
+    local mean = member_moments(est, candidates)
+    return top_rows(candidates, mean, n)
+  elseif a == "uncertainty" then
+    local _, var = member_moments(est, candidates)
+    return top_rows(candidates, var, n)
+  end
+  -- A user function: fn(round, estimator, candidates) -> Mat or rows.
+  local user = { method = est.method, sample = est.sample, log_prob = est.log_prob, members = est.members,
+                 n = n }
+  local ok, out = pcall(a, round, user, candidates)
+  if not ok then error(string.format("%s: the acquisition function failed: %s", label, tostring(out)), 0) end
+  if type(out) == "table" and getmetatable(out) == nil then
+    if #out == 0 then error(label .. ": the acquisition function returned no theta", 0) end
+    local okm, m = pcall(core.mat, out)
+    if not okm then error(string.format("%s: the acquisition function's rows: %s", label, tostring(m)), 0) end
+    out = m
+  end
+  local okc, cols = pcall(function() return out:cols() end)
+  if not okc then
+    error(string.format("%s: the acquisition function must return a Mat or a list of rows, got %s", label,
+                        type(out)), 0)
+  end
+  if cols ~= prior.c:dim() or out:rows() == 0 then
+    error(string.format("%s: the acquisition function returned %d x %d, expected rows of %d parameters", label,
+                        out:rows(), cols, prior.c:dim()), 0)
+  end
+  return out
+end
+
+-- ---- the rounds ----
+
+-- Declares the rounds of method m ("snpe", "snle", "snre"); hooks:
+--   train(r, sims_list, prev) -> training node of round r
+--   estimator(node, train_artifact, obs_artifact, r) -> est (above)
+-- Returns the last training node.
+local function declare_rounds(fname, m, opts, key, hooks)
+  local where = graph.where(3)
+  local p, n = opts.prior, budgets(fname, opts, key.rounds)
+  local sims_list, train = {}, nil
+  for r = 0, key.rounds - 1 do
+    local at = string.format("%s, round %d", where, r)
+    local sopts = { prior = p, simulator = opts.simulator, seed = key.seed, on_failure = opts.on_failure,
+                    chunk_size = opts.chunk_size, round = r }
+    if r == 0 then
+      sopts.n = n[1]
+    else
+      local pkey = { round = r, n = n[r + 1], acquisition = key.acquisition, candidates = key.candidates,
+                     truncation_quantile = key.truncation_quantile, seed = key.seed, prior = p,
+                     mcmc = key.mcmc }
+      sopts.thetas = graph.node(m .. ".propose", at, pkey, { train, opts.observation }, function(node, inp)
+        local est = hooks.estimator(node, inp[1], inp[2], r)
+        local theta = acquire(node.label, pkey, est, p, pkey.n, r)
+        core.stderr(string.format("%s: %d theta (%s)\n", node.label, theta:rows(),
+                                  type(key.acquisition) == "string" and key.acquisition or "user function"))
+        return { theta = theta, names = p.names }
+      end)
+    end
+    local sims = simulate.declare(sopts, 3, at)
+    graph.pair(sims, opts.observation)
+    sims_list[#sims_list + 1] = sims
+    train = hooks.train(r, at, { table.unpack(sims_list) }, train)
+  end
+  return train, where
+end
+
+-- The sequential key shared by the three methods (also what docs list).
+local function sequential_key(fname, opts)
+  local a = opts.acquisition or "posterior"
+  local ensemble = math.tointeger(opts.ensemble or (a == "uncertainty" and DEFAULTS.ensemble or 1))
+  if a == "uncertainty" and ensemble < 2 then
+    error(fname .. ": acquisition = \"uncertainty\" needs an ensemble of at least 2 estimators", 3)
+  end
+  return {
+    rounds = math.tointeger(opts.rounds or DEFAULTS.rounds), acquisition = a, ensemble = ensemble,
+    candidates = math.tointeger(opts.candidates or DEFAULTS.candidates),
+    truncation_quantile = opts.truncation_quantile or DEFAULTS.truncation_quantile,
+    warm_start = opts.warm_start == true, seed = P.integer_seed(opts),
+  }
+end
+
+local function check_density(fname, opts, key)
+  if key.ensemble > 1 and opts.density == "auto" then
+    error(fname .. ": an ensemble (ensemble > 1) needs one density: \"maf\", \"nsf\" or \"mdn\", not \"auto\"", 3)
+  end
+end
+
+local function seq_of(key, r, prev, extra)
+  return merge({ round = r, prev = prev, warm_start = key.warm_start or nil,
+                 members = key.ensemble > 1 and key.ensemble or nil }, extra or {})
+end
+
+-- sbi.snpe{ prior =, simulator =, observation =, rounds = 10, simulations = N
+--           | simulations_per_round = n, truncate = false, atoms = 10, ... }
+function M.snpe(opts)
+  check.options("sbi.snpe", opts, merge(sequential_spec, P.estimator_spec, P.sampling_spec, {
+    truncate = { check.boolean() }, atoms = { check.integer(2, 1000) },
+  }))
+  local key = sequential_key("sbi.snpe", opts)
+  if opts.truncate then
+    if opts.acquisition and opts.acquisition ~= "truncated" then
+      error("sbi.snpe: truncate = true (TSNPE) draws from the truncated prior; it takes no other acquisition", 2)
+    end
+    if opts.atoms then error("sbi.snpe: truncate = true trains with the plain NPE loss; 'atoms' does not apply", 2) end
+    key.acquisition = "truncated"
+  end
+  check_density("sbi.snpe", opts, key)
+  local p = opts.prior
+  local topts = merge(opts, { density = opts.density or "maf" })
+  local atoms = not opts.truncate and math.tointeger(opts.atoms or DEFAULTS.atoms) or nil
+  local fname = opts.truncate and "tsnpe" or "snpe"
+  local train, where = declare_rounds("sbi.snpe", "snpe", opts, key, {
+    train = function(r, at, sims, prev)
+      -- Round 0's simulations are from the prior: the plain loss. Later
+      -- rounds' mix proposals: the atomic loss (APT), unless truncated.
+      local seq = seq_of(key, r, prev, { atoms = r > 0 and atoms or nil, prior = p })
+      return P.train_node(fname .. ".train", at, sims, topts, "theta", "x", "maf", seq)
+    end,
+    estimator = function(node, t, obs, r) return npe_estimator(node.label, t, obs, p, key.seed, r) end,
+  })
+  local skey = { num_samples = math.tointeger(opts.num_samples or P.SAMPLING_DEFAULTS.num_samples), seed = key.seed }
+  local node = graph.node(fname .. ".sample", where, skey, { train, opts.observation }, function(node, inp)
+    local est = npe_estimator(node.label, inp[1], inp[2], p, key.seed, 0)
+    local samples = est.sample(skey.num_samples)
+    core.stderr(string.format("%s: %d samples\n", node.label, skey.num_samples))
+    return { samples = samples, names = p.names, method = opts.truncate and "TSNPE" or "SNPE",
+             rounds = key.rounds }
+  end)
+  node.estimator, node.prior = train, p
+  return node
+end
+
+-- The MCMC key of a sequential method's proposals and final sampling.
+local function mcmc_key_of(opts, p) return P.mcmc_key(opts, p.c:dim()) end
+
+local function snle_target(label, t, obs)
+  local flow = core.flow_load(t.model)
+  local dy = flow:dims()
+  P.check_observation(label, obs, dy)
+  return { flow = flow, posterior = false, x = P.scaled_observation(label, t, obs) }
+end
+
+-- sbi.snle{ prior =, simulator =, observation =, rounds =, simulations =, ...MCMC options... }
+function M.snle(opts)
+  check.options("sbi.snle", opts, merge(sequential_spec, P.estimator_spec, P.sampling_spec, P.mcmc_spec))
+  local key = sequential_key("sbi.snle", opts)
+  check_density("sbi.snle", opts, key)
+  local p, mkey = opts.prior, mcmc_key_of(opts, opts.prior)
+  key.mcmc = mkey
+  local train, where = declare_rounds("sbi.snle", "snle", opts, key, {
+    train = function(r, at, sims, prev)
+      return P.train_node("snle.train", at, sims, opts, "x", "theta", "maf", seq_of(key, r, prev))
+    end,
+    estimator = function(node, t, obs, r)
+      local x = snle_target(node.label, t, obs).x
+      local xm = core.mat { x }
+      return mcmc_estimator("snle", node.label, t, p, mkey, r, core.flow_load,
+        function(flow) return { flow = flow, posterior = false, x = x } end,
+        function(flow, thetas) return flow:log_prob(xm, thetas) end)
+    end,
+  })
+  local node = P.mcmc_node("snle.sample", where, { train, opts.observation }, mkey, p, "SNLE",
+    function(node, inp) return snle_target(node.label, inp[1], inp[2]) end)
+  node.estimator, node.prior = train, p
+  return node
+end
+
+-- sbi.snre{ prior =, simulator =, observation =, rounds =, simulations =, ...classifier and MCMC options... }
+function M.snre(opts)
+  check.options("sbi.snre", opts, merge(sequential_spec, P.classifier_spec, P.sampling_spec, P.mcmc_spec))
+  if opts.loss == "binary" and opts.atoms then
+    error("sbi.snre: 'atoms' only applies to loss = \"contrastive\"", 2)
+  end
+  local key = sequential_key("sbi.snre", opts)
+  local p, mkey = opts.prior, mcmc_key_of(opts, opts.prior)
+  key.mcmc = mkey
+  local function target(label, t, obs)
+    local c = core.classifier_load(t.model)
+    local _, dx = c:dims()
+    P.check_observation(label, obs, dx)
+    return { classifier = c, x = P.scaled_observation(label, t, obs) }
+  end
+  local train, where = declare_rounds("sbi.snre", "snre", opts, key, {
+    train = function(r, at, sims, prev)
+      return P.classifier_train_node("snre.train", at, sims, opts, seq_of(key, r, prev))
+    end,
+    estimator = function(node, t, obs, r)
+      local x = target(node.label, t, obs).x
+      return mcmc_estimator("snre", node.label, t, p, mkey, r, core.classifier_load,
+        function(c) return { classifier = c, x = x } end,
+        function(c, thetas) return c:log_ratio(thetas, x) end)
+    end,
+  })
+  local node = P.mcmc_node("snre.sample", where, { train, opts.observation }, mkey, p, "SNRE",
+    function(node, inp) return target(node.label, inp[1], inp[2]) end)
+  node.estimator, node.prior = train, p
+  return node
+end
+
+M.DEFAULTS = DEFAULTS
+M.ACQUISITIONS = ACQUISITIONS
+return M
