@@ -64,6 +64,10 @@ if not methods[method] then
         .. "snpe, tsnpe, snle, snre, smc_abc)", 0)
 end
 local sequential = { snpe = true, tsnpe = true, snle = true, snre = true }
+-- Declared whatever the method, so one command line serves every method.
+local simulations = sbi.param("simulations", (method == "rejection_abc" or method == "smc_abc") and 100000 or 10000)
+local rounds = sbi.param("rounds", 10)
+local acquisition = sbi.param("acquisition", "posterior")
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
@@ -83,24 +87,23 @@ if method == "likelihood" then
   }
 elseif sequential[method] then
   -- Rounds of simulations placed by the current posterior (docs/sequential.md).
-  local acquisition = sbi.param("acquisition", "posterior")
   posterior = sbi[method == "tsnpe" and "snpe" or method] {
     prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
-    rounds = sbi.param("rounds", 10), simulations = sbi.param("simulations", 10000),
+    rounds = rounds, simulations = simulations,
     truncate = method == "tsnpe" or nil, acquisition = method ~= "tsnpe" and acquisition or nil,
     num_samples = num_samples, seed = seed,
   }
 elseif method == "smc_abc" then
   posterior = sbi.abc.smc {
     prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
-    simulations = sbi.param("simulations", 100000), populations = sbi.param("rounds", 10),
+    simulations = simulations, populations = rounds,
     sims_per_population = sbi.param("sims_per_population", 10000), num_samples = num_samples, seed = seed,
   }
 else
   local sims = sbi.simulate {
     prior = prior,
     simulator = sbi.simulator { fn = simulator, dim = N },
-    n = sbi.param("simulations", method == "rejection_abc" and 100000 or 10000),
+    n = simulations,
     seed = seed,
   }
   if method == "rejection_abc" then

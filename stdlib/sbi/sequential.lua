@@ -93,7 +93,7 @@ local function npe_estimator(label, t, obs, prior, seed, round)
   local members = {}
   for k, f in ipairs(flows) do
     members[k] = function(thetas)
-      local lp = f:log_prob(thetas, core.mat { x })
+      local lp = f:log_prob(thetas, x)
       local row = {}
       for i = 1, thetas:rows() do
         if not prior.c:in_support(thetas:row(i, row)) then lp:set(i, 1, -math.huge) end
@@ -163,24 +163,48 @@ local function member_moments(est, candidates)
   return mean, var
 end
 
+-- n draws by sampling-importance-resampling of the prior restricted to
+-- { log_prob >= threshold }: candidates from the current posterior (which
+-- covers that region), weights prior / posterior inside it.
+local function truncated_sir(est, prior, n, threshold, factor, rng)
+  local cand = est.sample(n * factor)
+  local lp = est.log_prob(cand)
+  local lw, top, row = {}, -math.huge, {}
+  for i = 1, cand:rows() do
+    local l = lp:get(i, 1)
+    lw[i] = l >= threshold and prior.c:log_density(cand:row(i, row)) - l or -math.huge
+    if lw[i] ~= lw[i] then lw[i] = -math.huge end
+    top = math.max(top, lw[i])
+  end
+  local cum, total = {}, 0
+  for i = 1, #lw do total = total + math.exp(lw[i] - top); cum[i] = total end
+  local pick = {}
+  for k = 1, n do
+    local u, lo, hi = rng:uniform() * total, 1, #cum
+    while lo < hi do
+      local mid = (lo + hi) // 2
+      if cum[mid] > u then hi = mid else lo = mid + 1 end
+    end
+    pick[k] = lo
+  end
+  return cand:select_rows(pick)
+end
+
 -- The prior restricted to { theta : log_prob(theta) >= threshold }, where
 -- the threshold is the q-quantile of log_prob over draws of the current
 -- posterior (the highest-density region holding 1 - q of its mass;
--- Deistler et al. 2022): n draws by rejection from the prior.
-local function truncated_prior(label, est, prior, n, draws, q, seed, round)
+-- Deistler et al. 2022): n draws by rejection from the prior, or, when
+-- that region holds too little of the prior for rejection (fewer than n
+-- kept out of 200,000 draws), by sampling-importance-resampling.
+local function truncated_prior(label, est, prior, n, draws, q, seed, round, factor)
   local lp = est.log_prob(draws)
   local v = {}
   for i = 1, lp:rows() do v[i] = lp:get(i, 1) end
   table.sort(v)
   local threshold = v[math.max(1, math.floor(q * #v))]
   local rng = core.rng(seed, 3 + (round << 32), 1 << 31)
-  local parts, got, drawn, batch = {}, 0, 0, math.max(n, 10000)
-  while got < n do
-    if drawn >= 1000 * n then
-      error(string.format("%s: only %d of %d prior draws fall in the posterior's highest-density region; the "
-                          .. "posterior is too narrow to sample by rejection from the prior (use acquisition = "
-                          .. "\"posterior\")", label, got, drawn), 0)
-    end
+  local parts, got, drawn, batch = {}, 0, 0, 10000
+  while got < n and drawn < math.max(200000, 20 * n) do
     local rows = {}
     for i = 1, batch do rows[i] = prior.c:sample(rng) end
     local th = core.mat(rows)
@@ -192,9 +216,15 @@ local function truncated_prior(label, est, prior, n, draws, q, seed, round)
     drawn = drawn + batch
     if #keep > 0 then parts[#parts + 1] = th:select_rows(keep); got = got + #keep end
   end
-  core.stderr(string.format("%s: truncated prior: log density threshold %.4g, %.3g%% of prior draws kept\n",
-                            label, threshold, 100 * got / drawn))
-  return core.vstack(parts, n)
+  if got >= n then
+    core.stderr(string.format("%s: truncated prior: log density threshold %.4g, %.3g%% of prior draws kept\n",
+                              label, threshold, 100 * got / drawn))
+    return core.vstack(parts, n)
+  end
+  core.stderr(string.format("%s: truncated prior: log density threshold %.4g holds %.3g%% of the prior; "
+                            .. "sampling it by importance resampling of %d posterior draws\n", label, threshold,
+                            100 * got / drawn, n * factor))
+  return truncated_sir(est, prior, n, threshold, factor, rng)
 end
 
 -- The theta of round r's simulations: n of them (a user function chooses
@@ -204,7 +234,7 @@ local function acquire(label, key, est, prior, n, round)
   if a == "posterior" then return est.sample(n) end
   local candidates = est.sample(n * key.candidates)
   if a == "truncated" then
-    return truncated_prior(label, est, prior, n, candidates, key.truncation_quantile, key.seed, round)
+    return truncated_prior(label, est, prior, n, candidates, key.truncation_quantile, key.seed, round, key.candidates)
   elseif a == "likely" then
     local mean = member_moments(est, candidates)
     return top_rows(candidates, mean, n)
@@ -316,7 +346,7 @@ function M.snpe(opts)
   local topts = merge(opts, { density = opts.density or "maf" })
   local atoms = not opts.truncate and math.tointeger(opts.atoms or DEFAULTS.atoms) or nil
   local fname = opts.truncate and "tsnpe" or "snpe"
-  local train, where = declare_rounds("sbi.snpe", "snpe", opts, key, {
+  local train, where = declare_rounds("sbi.snpe", fname, opts, key, {
     train = function(r, at, sims, prev)
       -- Round 0's simulations are from the prior: the plain loss. Later
       -- rounds' mix proposals: the atomic loss (APT), unless truncated.
@@ -360,10 +390,9 @@ function M.snle(opts)
     end,
     estimator = function(node, t, obs, r)
       local x = snle_target(node.label, t, obs).x
-      local xm = core.mat { x }
       return mcmc_estimator("snle", node.label, t, p, mkey, r, core.flow_load,
         function(flow) return { flow = flow, posterior = false, x = x } end,
-        function(flow, thetas) return flow:log_prob(xm, thetas) end)
+        function(flow, thetas) return flow:log_prob(x, thetas) end)
     end,
   })
   local node = P.mcmc_node("snle.sample", where, { train, opts.observation }, mkey, p, "SNLE",
