@@ -194,6 +194,23 @@ local function joined(parts)
   return merge(parts[1], { theta = core.vstack(th), x = core.vstack(xs) })
 end
 
+-- Ensembles: artifacts hold lists of text only, so member k's model (a
+-- binary string) is the field member_k (k >= 2; member 1 is `model`).
+local function with_members(artifact, models)
+  if models then
+    artifact.members = #models
+    for k = 2, #models do artifact["member_" .. k] = models[k] end
+  end
+  return artifact
+end
+
+-- The model strings of a training artifact, member 1 first.
+local function members_of(t)
+  local out = { t.model }
+  for k = 2, math.tointeger(t.members or 1) do out[k] = t["member_" .. k] end
+  return out
+end
+
 -- The training node: fits q(y | context) where y and context are columns of
 -- the simulations ("theta" or "x") of the steps in sims (a list). density = "auto" fits a MAF and an NSF
 -- on the same training/validation split and keeps the one with the lower
@@ -243,7 +260,7 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density, se
     for i, spec in ipairs(specs) do
       if key.atoms then spec.atoms, spec.prior = key.atoms, seq.prior.c end
       if key.warm_start and prev then
-        local pm = prev.models and prev.models[i] or (i == 1 and prev.model)
+        local pm = members_of(prev)[i]
         if pm and prev.density == (candidates[i] or key.density) then spec.init = pm end
       end
     end
@@ -269,10 +286,10 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density, se
       models = {}
       for k = 1, members do models[k] = fits[k].model end
     end
-    return { model = best.model, models = models, density = best.density, losses = r.losses, epochs = r.epochs,
+    return with_members({ model = best.model, density = best.density, losses = r.losses, epochs = r.epochs,
              best_epoch = r.best_epoch, best_val_loss = r.best_val_loss, val_losses = val_losses,
              candidates = candidates, names = s.names, log_columns = log_cols,
-             n_train = seq and s.theta:rows() or nil }
+             n_train = seq and s.theta:rows() or nil }, models)
   end)
 end
 
@@ -414,7 +431,7 @@ local function classifier_train_node(kind, where, sims, opts, seq)
     local members = key.members or 1
     local models, first = {}, nil
     for k = 1, members do
-      local init = key.warm_start and prev and (prev.models and prev.models[k] or (k == 1 and prev.model)) or nil
+      local init = key.warm_start and prev and members_of(prev)[k] or nil
       local model, report = core.classifier_train {
         theta = s.theta, x = s.x, hidden = key.hidden, layers = key.layers, residual = key.residual,
         activation = key.activation, atoms = key.atoms, batch_size = key.batch_size,
@@ -428,9 +445,10 @@ local function classifier_train_node(kind, where, sims, opts, seq)
       first = first or { model = model, report = report }
     end
     local report = first.report
-    return { model = first.model, models = members > 1 and models or nil, losses = report.losses,
+    return with_members({ model = first.model, losses = report.losses,
              epochs = report.epochs, best_epoch = report.best_epoch, best_val_loss = report.best_val_loss,
-             names = s.names, log_columns = log_cols, n_train = seq and s.theta:rows() or nil }
+             names = s.names, log_columns = log_cols, n_train = seq and s.theta:rows() or nil },
+             members > 1 and models or nil)
   end)
 end
 
@@ -483,7 +501,7 @@ M.parts = {
   merge = merge, estimator_spec = estimator_spec, classifier_spec = classifier_spec, sampling_spec = sampling_spec,
   mcmc_spec = mcmc_spec, train_node = train_node, classifier_train_node = classifier_train_node,
   mcmc_node = mcmc_node, mcmc_key = mcmc_key, sample_flow_posterior = sample_flow_posterior,
-  scaled_observation = scaled_observation, check_observation = check_observation, integer_seed = integer_seed,
+  scaled_observation = scaled_observation, members_of = members_of, check_observation = check_observation, integer_seed = integer_seed,
   MCMC_DEFAULTS = MCMC_DEFAULTS, SAMPLING_DEFAULTS = SAMPLING_DEFAULTS,
 }
 

@@ -87,7 +87,7 @@ end
 local function npe_estimator(label, t, obs, prior, seed, round)
   local x = P.scaled_observation(label, t, obs)
   local flows = {}
-  for k, blob in ipairs(t.models or { t.model }) do flows[k] = core.flow_load(blob) end
+  for k, blob in ipairs(P.members_of(t)) do flows[k] = core.flow_load(blob) end
   local _, dc = flows[1]:dims()
   P.check_observation(label, obs, dc)
   local members = {}
@@ -109,7 +109,7 @@ end
 -- target fields, log_lik(model, thetas) the log-likelihood (or ratio).
 local function mcmc_estimator(method, label, t, prior, key, round, load, target, log_lik)
   local models = {}
-  for k, blob in ipairs(t.models or { t.model }) do models[k] = load(blob) end
+  for k, blob in ipairs(P.members_of(t)) do models[k] = load(blob) end
   local members = {}
   for k, m in ipairs(models) do
     members[k] = function(thetas) return add_log_prior(prior, thetas, log_lik(m, thetas)) end
