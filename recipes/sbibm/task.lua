@@ -5,8 +5,14 @@
 -- Parameters (--set NAME=VALUE), the same for every task:
 --   observation  1..10: sbibm's observation N, read from data/<task>/obs<N>/observation.csv
 --                beside this file; anything else: a CSV/.npy path (default 1)
---   method       rejection_abc (default), npe, nle, nre
---   simulations  simulation budget (default 100000 for rejection_abc, 10000 otherwise)
+--   method       rejection_abc (default), npe, nle, nre; sequential: snpe, tsnpe,
+--                snle, snre (docs/sequential.md), smc_abc
+--   simulations  simulation budget (default 100000 for rejection_abc and smc_abc,
+--                10000 otherwise); the sequential methods spread it over the rounds
+--   rounds       sequential methods: rounds (default 10, as in the sbibm paper);
+--                smc_abc: populations (default 10)
+--   acquisition  sequential methods other than tsnpe: posterior (default), truncated,
+--                likely, uncertainty
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
@@ -17,7 +23,7 @@ local sbi = require "sbi"
 
 local M = {}
 
-M.METHODS = { "rejection_abc", "npe", "nle", "nre" }
+M.METHODS = { "rejection_abc", "npe", "nle", "nre", "snpe", "tsnpe", "snle", "snre", "smc_abc" }
 
 local function is_method(m)
   for _, v in ipairs(M.METHODS) do
@@ -56,7 +62,10 @@ function M.run(spec)
     error(string.format("unknown --set method=%s (available: %s)", tostring(method), table.concat(M.METHODS, ", ")), 0)
   end
   local observation = M.observation(spec.name)
-  local n_sims = sbi.param("simulations", method == "rejection_abc" and 100000 or 10000)
+  local abc = method == "rejection_abc" or method == "smc_abc"
+  local n_sims = sbi.param("simulations", abc and 100000 or 10000)
+  local rounds = sbi.param("rounds", 10)
+  local acquisition = sbi.param("acquisition", "posterior")
   local seed = sbi.param("seed", 1)
   local num_samples = sbi.param("num_samples", 10000)
   -- Every parameter is declared whatever the method, so one command line
@@ -67,8 +76,28 @@ function M.run(spec)
   local quantile = sbi.param("quantile", math.min(1, 100 / n_sims))
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
+  local common = { prior = spec.prior, simulator = spec.simulator, observation = observation, seed = seed,
+                   on_failure = spec.on_failure, num_samples = num_samples }
+  local function with(t)
+    for k, v in pairs(common) do t[k] = v end
+    return t
+  end
   local posterior
-  if method == "rejection_abc" then
+  if method == "snpe" or method == "tsnpe" then
+    posterior = sbi.snpe(with { rounds = rounds, simulations = n_sims, density = density,
+                                truncate = method == "tsnpe" or nil,
+                                acquisition = method == "snpe" and acquisition or nil })
+  elseif method == "snle" then
+    posterior = sbi.snle(with { rounds = rounds, simulations = n_sims, density = density, sampler = sampler,
+                                acquisition = acquisition })
+  elseif method == "snre" then
+    posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition })
+  elseif method == "smc_abc" then
+    -- The sbibm paper's SMC-ABC: populations of 1,000 (10,000 at 10^5);
+    -- here rounds populations, each of simulations / rounds.
+    posterior = sbi.abc.smc(with { simulations = n_sims, populations = rounds,
+                                   sims_per_population = math.max(2, n_sims // rounds) })
+  elseif method == "rejection_abc" then
     posterior = sbi.abc.rejection { sims = sims, observation = observation,
       quantile = quantile, num_samples = num_samples, kde = true, seed = seed }
   elseif method == "npe" then
