@@ -95,7 +95,7 @@ cmp -s gl/posterior_samples.csv gl_path/posterior_samples.csv || fail "observati
 # Unknown method: fails and lists the available ones.
 run "$R/two_moons.lua" --cache cache --out bad --set method=smc
 expect_fail
-expect_err "unknown --set method=smc (available: rejection_abc, npe, nle, nre)"
+expect_err "unknown --set method=smc (available: rejection_abc, npe, nle, nre, snpe, tsnpe, snle, snre, smc_abc)"
 
 # Observations are 1..10.
 run "$R/slcp.lua" --cache cache --out bad --set observation=11
