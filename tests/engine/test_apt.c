@@ -228,6 +228,7 @@ TEST(classifier_warm_start)
 	    ra.best_val_loss, rb.val_loss[0], rc.val_loss[0]);
 	CHECK_NEAR(rb.val_loss[0], ra.best_val_loss, 0.02);
 	CHECK(rc.val_loss[0] > ra.best_val_loss + 0.1);
+	sbi_train_report_free(&rc);
 	cfg.layers = 2;
 	sbi_classifier *d = (sbi_classifier *)1;
 	CHECK(sbi_fit_classifier_ex(&cfg, 5, a, &o, theta, x, N_PAIRS, &d, &rc, &err) == SBI_EINVAL);
