@@ -27,11 +27,17 @@ l_classifier_train(lua_State *L)
 	size_t atoms = (size_t)sbi__spec_int(L, 1, "atoms", 0, SBI_MAX_SMALL);
 	sbi_train_opts o;
 	sbi__train_opts(L, 1, &o, cfg.seed);
+	size_t init_len;
+	const char *init_blob = sbi__spec_model(L, 1, "init", &init_len);
 	sbi__blas_threads();
 	l_trained *tr = sbi__push_trained_box(L); /* frees the results if anything below raises */
 	sbi_err err = { 0 };
-	sbi_classifier *c;
-	int rc = sbi_fit_classifier(&cfg, atoms, &o, th->data, x->data, th->nrow, &c, &tr->rep, &err);
+	/* No Lua runs from here to the error below, so init cannot leak. */
+	sbi_classifier *init = init_blob ? sbi_classifier_load((const unsigned char *)init_blob, init_len, &err) : NULL, *c;
+	if (init_blob && init == NULL)
+		return luaL_error(L, "option 'init': %s", err.msg);
+	int rc = sbi_fit_classifier_ex(&cfg, atoms, init, &o, th->data, x->data, th->nrow, &c, &tr->rep, &err);
+	sbi_classifier_free(init);
 	if (rc == SBI_OK)
 		rc = sbi_classifier_save(c, &tr->blob, &tr->len, &err);
 	sbi_classifier_free(c);

@@ -19,6 +19,9 @@ typedef struct flow_job {
 	sbi_flow_config cfg;
 	sbi_train_opts o;
 	const sbi_mat *y, *c; /* borrowed from the spec, whose values stay on the stack */
+	sbi_flow_fit_opts fo; /* atoms and log_prior (a Mat on the stack); init set while training */
+	const char *init;     /* the warm start's model file (on the stack) or NULL */
+	size_t init_len;
 	l_trained out;      /* owned by the jobs' box */
 	sbi_err err;
 	int rc;
@@ -48,6 +51,44 @@ push_jobs(lua_State *L, size_t n)
 	flow_jobs *js = sbi__push_box(L, sizeof *js + n * sizeof js->job[0], "sbi.FlowJobs", jobs_free);
 	js->n = n;
 	return js;
+}
+
+/* log p(y_i) under the spec's prior, for the atomic loss. Computed now:
+ * Lua code that runs later (another spec's metamethods) could release the
+ * prior or fold it into a joint one. [..] -> [.., prior, log p (Mat)] */
+static const double *
+spec_log_prior(lua_State *L, int spec, const sbi_mat *y)
+{
+	luaL_checkstack(L, 3, "reading options");
+	if (lua_getfield(L, spec, "prior") == LUA_TNIL)
+		luaL_error(L, "option 'prior' (the .c of the sbi.prior of y) is required with 'atoms'");
+	if (!luaL_testudata(L, -1, SBI_MT_PRIOR))
+		luaL_error(L, "option 'prior' must be the C prior (the .c of an sbi.prior), got %s",
+		    lua_istable(L, -1) ? "a table" : luaL_typename(L, -1));
+	sbi_prior *p = sbi__check_prior(L, -1);
+	if (sbi_prior_dim(p) != y->ncol)
+		luaL_error(L, "option 'prior' has dimension %d but y has %d columns", (int)sbi_prior_dim(p), (int)y->ncol);
+	sbi_mat *lp = sbi__push_new_mat(L, y->nrow, 1);
+	sbi_fit_log_prior(p, y->data, y->nrow, lp->data);
+	return lp->data;
+}
+
+/* The optional atoms (with prior) and init of a flow spec.
+ * [..] -> [.., values kept alive while j is used] */
+static void
+read_flow_extras(lua_State *L, int spec, flow_job *j)
+{
+	memset(&j->fo, 0, sizeof j->fo);
+	luaL_checkstack(L, 2, "reading options");
+	int atoms = lua_getfield(L, spec, "atoms") != LUA_TNIL;
+	lua_pop(L, 1);
+	if (atoms) {
+		j->fo.atoms = (size_t)sbi__spec_int(L, spec, "atoms", 2, SBI_MAX_SMALL);
+		if (j->cfg.context == 0)
+			luaL_error(L, "option 'atoms' needs a context (the atomic loss fits q(y | context))");
+		j->fo.log_prior = spec_log_prior(L, spec, j->y);
+	}
+	j->init = sbi__spec_model(L, spec, "init", &j->init_len);
 }
 
 /* Reads j from the spec, a table at index spec; every option is required (the
@@ -83,6 +124,7 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 	if (c && c->nrow != y->nrow)
 		luaL_error(L, "y has %d rows but context has %d", (int)y->nrow, (int)c->nrow);
 	j->y = y, j->c = c;
+	read_flow_extras(L, spec, j);
 }
 
 /* Trains j and saves the model into j->blob: no Lua calls, no shared
@@ -90,9 +132,17 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 static void
 run_flow_job(flow_job *j)
 {
-	sbi_flow *f;
-	j->rc = sbi_fit_flow(&j->cfg, &j->o, j->y->data, j->c ? j->c->data : NULL, j->y->nrow, &f, &j->out.rep,
-	    &j->err);
+	sbi_err e = { 0 };
+	sbi_flow *init = j->init ? sbi_flow_load((const unsigned char *)j->init, j->init_len, &e) : NULL, *f;
+	if (j->init && init == NULL) {
+		j->rc = sbi_err_set(&j->err, e.code, "option 'init': %s", e.msg);
+		return;
+	}
+	j->fo.init = init;
+	j->rc = sbi_fit_flow_ex(&j->cfg, &j->fo, &j->o, j->y->data, j->c ? j->c->data : NULL, j->y->nrow, &f,
+	    &j->out.rep, &j->err);
+	j->fo.init = NULL;
+	sbi_flow_free(init);
 	if (j->rc == SBI_OK)
 		j->rc = sbi_flow_save(f, &j->out.blob, &j->out.len, &j->err);
 	sbi_flow_free(f);

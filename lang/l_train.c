@@ -105,6 +105,21 @@ sbi__spec_mat(lua_State *L, int spec, const char *k, int required)
 	return m;
 }
 
+const char *
+sbi__spec_model(lua_State *L, int spec, const char *k, size_t *len)
+{
+	luaL_checkstack(L, 2, "reading options");
+	int t = lua_getfield(L, spec, k);
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	if (t != LUA_TSTRING)
+		luaL_error(L, "option '%s' must be a model string (as a training call returns), got %s", k,
+		    luaL_typename(L, -1));
+	return lua_tolstring(L, -1, len);
+}
+
 void
 sbi__check_cols(lua_State *L, const sbi_mat *m, const char *k)
 {

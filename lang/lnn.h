@@ -60,6 +60,10 @@ int sbi__spec_bool(lua_State *L, int spec, const char *k);
 const char *sbi__spec_str(lua_State *L, int spec, const char *k);
 /* A matrix option; required or nil (NULL). */
 sbi_mat *sbi__spec_mat(lua_State *L, int spec, const char *k, int required);
+/* An optional model option (a string, the model file of a trained model):
+ * NULL when nil, leaving nothing; else the string, left on the stack.
+ * [..] -> [..] or [.., v] */
+const char *sbi__spec_model(lua_State *L, int spec, const char *k, size_t *len);
 /* Raises unless the matrix option k has at most SBI_MAX_DIM columns. */
 void sbi__check_cols(lua_State *L, const sbi_mat *m, const char *k);
 /* The sbi_act of an activation name; raises on an unknown name. */

@@ -101,13 +101,13 @@ end
 local y = core.mat(30, 2)
 for i = 1, 30 do y:set(i, 1, R:normal()); y:set(i, 2, R:normal()) end
 local small = { kind = "maf", max_epochs = 2, hidden = 4, layers = 2, transforms = 1, bins = 4, bound = 3,
-  components = 2, activation = "tanh", residual = true, atoms = 4, seed = 1, batch_size = 10, learning_rate = 5e-4,
+  components = 2, activation = "tanh", residual = true, seed = 1, batch_size = 10, learning_rate = 5e-4,
   validation_fraction = 0.1, patience = 0, clip = 5, label = "train" }
 local function spec(t) local s = {} for k, v in pairs(small) do s[k] = v end for k, v in pairs(t) do s[k] = v end return s end
 local flow_blob = core.flow_train(spec { y = y, context = y })
 local flow = core.flow_load(flow_blob)
 local uflow = core.flow_load(core.flow_train(spec { y = y }))
-local clsf_blob = core.classifier_train(spec { theta = y, x = y })
+local clsf_blob = core.classifier_train(spec { theta = y, x = y, atoms = 4 })
 local clsf = core.classifier_load(clsf_blob)
 
 local methods = {
@@ -170,7 +170,7 @@ local function targeted(in_step)
   try(core.mcmc, mc { prior = prior, loglik = function() return 0 end, chains = 1 << 61, candidates = 4,
     num_samples = 2 })
   try(core.mcmc, mc { prior = prior, loglik = function() return 0 end, num_samples = 1 << 62, candidates = 4 })
-  try(core.classifier_train, spec { theta = y, x = y, batch_size = 1 << 62 })
+  try(core.classifier_train, spec { theta = y, x = y, atoms = 4, batch_size = 1 << 62 })
   try(core.classifier_train, spec { theta = y, x = y, atoms = 1 << 62 })
   try(core.flow_train, spec { y = y, batch_size = 1 << 62 })
   try(core.flow_train_each, { spec { y = y, batch_size = 1 << 62 } })
@@ -179,7 +179,25 @@ local function targeted(in_step)
   try(core.flow_train, spec { y = y, kind = "nsf", bins = 1 << 62 })
   try(core.flow_train, spec { y = y, layers = 1 << 40 })
   try(core.flow_train, spec { y = y, kind = "mdn", context = y, components = 1 << 62 })
-  try(core.classifier_train, spec { theta = y, x = y, hidden = 1 << 62 })
+  try(core.classifier_train, spec { theta = y, x = y, atoms = 4, hidden = 1 << 62 })
+  -- the atomic loss and warm starts: bad priors, models and sizes
+  local prior2 = core.prior("normal", { mean = { 0, 0 }, std = { 1, 1 } })
+  try(core.flow_train, spec { y = y, context = y, atoms = 4, prior = prior2, init = flow_blob })
+  try(core.flow_train, spec { y = y, context = y, atoms = 1 << 62, prior = prior2 })
+  try(core.flow_train, spec { y = y, context = y, atoms = 4, prior = prior })
+  try(core.flow_train, spec { y = y, context = y, atoms = 4, prior = prior1 })
+  try(core.flow_train, spec { y = y, context = y, atoms = 4,
+    prior = core.prior("uniform", { low = { 0, 0 }, high = { 1, 1 } }) })
+  local closed_prior = core.prior("normal", { mean = { 0, 0 }, std = { 1, 1 } })
+  do local c <close> = closed_prior end
+  try(core.flow_train, spec { y = y, context = y, atoms = 4, prior = closed_prior })
+  try(core.flow_train, spec { y = y, context = y, init = clsf_blob })
+  try(core.flow_train, spec { y = y, context = y, init = flow_blob:sub(1, -2) })
+  try(core.flow_train, spec { y = y, init = flow_blob })
+  try(core.flow_train_each, { spec { y = y, context = y, atoms = 4, prior = prior2, batch_size = 1 << 62 } })
+  try(core.classifier_train, spec { theta = y, x = y, atoms = 4, init = flow_blob })
+  try(core.classifier_train, spec { theta = y, x = y, atoms = 4, init = clsf_blob, hidden = 5 })
+  try(core.classifier_train, spec { theta = y, x = y, atoms = 4, init = clsf_blob })
   try(prior.sample_mat, prior, 1 << 62, 1)
   try(prior.sample_mat, prior, math.mininteger, -1)
   try(flow.sample, flow, 1 << 40, { 0, 0 }, 1)
@@ -199,8 +217,18 @@ local function targeted(in_step)
     raw = spec { y = core.mat(30, 2, 1), label = string.rep("L", 60) }
     raw.y:set(1, 1, 5)
     try(core.flow_train_each, { vanishing(raw, { [k] = true }) })
-    raw = spec { theta = core.mat(30, 2, 1), x = core.mat(30, 2, 2), label = string.rep("L", 60) }
+    raw = spec { theta = core.mat(30, 2, 1), x = core.mat(30, 2, 2), atoms = 4, label = string.rep("L", 60) }
     raw.theta:set(1, 1, 5)
+    try(core.classifier_train, vanishing(raw, { [k] = true }))
+  end
+  -- the prior, read and then taken out of the spec and collected while it is in use
+  for _, k in ipairs { "atoms", "prior", "init" } do
+    local raw = spec { y = core.mat(30, 2, 1), context = core.mat(30, 2, 2), atoms = 4, init = flow_blob,
+      prior = core.prior("normal", { mean = { 0, 0 }, std = { 1, 1 } }), label = string.rep("L", 60) }
+    try(core.flow_train, vanishing(raw, { [k] = true }))
+    try(core.flow_train_each, { vanishing(raw, { [k] = true }) })
+    raw = spec { theta = core.mat(30, 2, 1), x = core.mat(30, 2, 2), atoms = 4, init = clsf_blob,
+      label = string.rep("L", 60) }
     try(core.classifier_train, vanishing(raw, { [k] = true }))
   end
   local ms = { prior = core.prior("uniform", { low = { 0 }, high = { 1 } }), num_samples = 20, chains = 2,

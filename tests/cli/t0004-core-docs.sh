@@ -24,12 +24,12 @@ keys("core.", core)
 keys("check.", check)
 local y = core.mat(40, 1)
 for i = 1, 40 do y:set(i, 1, i) end
-local t = { kind = "maf", transforms = 1, hidden = 4, layers = 1, activation = "tanh", residual = true, atoms = 2,
+local t = { kind = "maf", transforms = 1, hidden = 4, layers = 1, activation = "tanh", residual = true,
   seed = 1, batch_size = 10, learning_rate = 5e-4, validation_fraction = 0.1, patience = 1, max_epochs = 1,
   clip = 5, label = "train" }
 t.y = y
 local flow = core.flow_load(core.flow_train(t))
-t.theta, t.x = y, y
+t.theta, t.x, t.atoms = y, y, 2 -- atoms: a flow's would ask for the atomic loss
 local clsf = core.classifier_load(core.classifier_train(t))
 for prefix, obj in pairs { ["m:"] = core.mat(1, 1), ["rng:"] = core.rng(1), ["f:"] = flow, ["c:"] = clsf,
                            ["p:"] = core.prior("normal", { mean = { 0 }, std = { 1 } }) } do
