@@ -72,7 +72,7 @@ sbi__push_artifact(lua_State *L, sbi_artifact *a)
 		default:
 			lua_createtable(L, (int)f->len, 0);
 			for (size_t k = 0; k < f->len; k++) {
-				lua_pushstring(L, f->strs[k]);
+				lua_pushlstring(L, f->strs[k], f->lens[k]);
 				lua_seti(L, -2, (lua_Integer)k + 1);
 			}
 		}
@@ -123,17 +123,18 @@ to_field(lua_State *L, sbi_artifact *a, int owner, const char *what)
 			luaL_error(L, "%s: field '%s' is a list of %I strings, more than %d", what, name, len, 1 << 24);
 		size_t n = (size_t)len;
 		check_list(L, n, what, name);
-		const char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0); /* [.., k, t, v] */
-		lua_createtable(L, (int)n, 0); /* [.., k, t, v, anchor]: an __index may make fresh strings */
+		const char **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);          /* [.., k, t, v] */
+		size_t *lens = lua_newuserdatauv(L, (n ? n : 1) * sizeof *lens, 0);       /* [.., k, t, v, lens] */
+		lua_createtable(L, (int)n, 0); /* [.., k, t, v, lens, anchor]: an __index may make fresh strings */
 		for (size_t i = 0; i < n; i++) {
-			lua_geti(L, -3, (lua_Integer)i + 1);
+			lua_geti(L, -4, (lua_Integer)i + 1);
 			if (lua_type(L, -1) != LUA_TSTRING)
 				luaL_error(L, "%s: field '%s' must be a list of strings", what, name);
-			v[i] = lua_tostring(L, -1);
+			v[i] = lua_tolstring(L, -1, &lens[i]); /* binary strings (models) may hold NULs */
 			lua_rawseti(L, -2, (lua_Integer)i + 1);
 		}
-		rc = sbi_artifact_set_strs(a, name, v, n);
-		lua_pop(L, 2);
+		rc = sbi_artifact_set_strs(a, name, v, lens, n);
+		lua_pop(L, 3);
 	} else
 		luaL_error(L, "%s: field '%s' has type %s; artifacts hold matrices, strings, numbers and "
 		    "lists of strings", what, name, luaL_typename(L, -1));

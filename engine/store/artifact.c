@@ -41,6 +41,7 @@ field_clear(sbi_field *f)
 		for (size_t i = 0; i < f->len; i++)
 			sbi_free(f->strs[i]);
 	sbi_free(f->strs);
+	sbi_free(f->lens);
 	memset(f, 0, sizeof *f);
 }
 
@@ -122,25 +123,32 @@ sbi_artifact_set_num(sbi_artifact *a, const char *name, double v)
 }
 
 int
-sbi_artifact_set_strs(sbi_artifact *a, const char *name, const char *const *s, size_t n)
+sbi_artifact_set_strs(sbi_artifact *a, const char *name, const char *const *s, const size_t *lens, size_t n)
 {
 	char **copy = sbi_calloc(n ? n : 1, sizeof *copy);
-	if (copy == NULL)
-		return SBI_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if ((copy[i] = sbi_strdup(s[i])) == NULL)
+	size_t *len = sbi_calloc(n ? n : 1, sizeof *len);
+	if (copy == NULL || len == NULL)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		len[i] = lens ? lens[i] : strlen(s[i]);
+		if ((copy[i] = sbi_malloc(len[i] + 1)) == NULL)
 			goto nomem;
+		memcpy(copy[i], s[i], len[i]);
+		copy[i][len[i]] = '\0';
+	}
 	sbi_field *f = slot(a, name);
 	if (f == NULL)
 		goto nomem;
 	f->type = SBI_FIELD_STRS;
 	f->strs = copy;
+	f->lens = len;
 	f->len = n;
 	return SBI_OK;
 nomem:
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; copy && i < n; i++)
 		sbi_free(copy[i]);
 	sbi_free(copy);
+	sbi_free(len);
 	return SBI_ENOMEM;
 }
 
@@ -228,8 +236,8 @@ put_field(writer *w, const sbi_field *f)
 	case SBI_FIELD_STRS:
 		put_u64(w, f->len);
 		for (size_t i = 0; i < f->len; i++) {
-			put_u64(w, strlen(f->strs[i]));
-			put(w, f->strs[i], strlen(f->strs[i]));
+			put_u64(w, f->lens[i]);
+			put(w, f->strs[i], f->lens[i]);
 		}
 		break;
 	}
@@ -432,18 +440,24 @@ get_strs(reader *r, sbi_artifact *a, const char *name)
 		return;
 	}
 	char **v = r->rc == SBI_OK ? sbi_calloc(n ? n : 1, sizeof *v) : NULL;
-	if (v == NULL) {
+	size_t *lens = v ? sbi_calloc(n ? n : 1, sizeof *lens) : NULL;
+	if (lens == NULL) {
 		if (r->rc == SBI_OK)
 			r->rc = sbi_err_set(r->err, SBI_ENOMEM, "out of memory");
+		sbi_free(v);
 		return;
 	}
-	for (uint64_t i = 0; i < n && r->rc == SBI_OK; i++)
-		v[i] = get_string(r, get_u64(r), 1 << 20);
-	if (r->rc == SBI_OK && sbi_artifact_set_strs(a, name, (const char *const *)v, n) != SBI_OK)
+	for (uint64_t i = 0; i < n && r->rc == SBI_OK; i++) {
+		uint64_t len = get_u64(r);
+		v[i] = get_string(r, len, (uint64_t)1 << 32);
+		lens[i] = (size_t)len;
+	}
+	if (r->rc == SBI_OK && sbi_artifact_set_strs(a, name, (const char *const *)v, lens, n) != SBI_OK)
 		r->rc = sbi_err_set(r->err, SBI_ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < n; i++)
 		sbi_free(v[i]);
 	sbi_free(v);
+	sbi_free(lens);
 }
 
 static void

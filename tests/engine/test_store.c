@@ -29,7 +29,10 @@ sample_artifact(void)
 	sbi_artifact_set_str(a, "note", "hello", 5);
 	sbi_artifact_set_num(a, "eps", 0.125);
 	const char *names[] = { "a", "bb" };
-	sbi_artifact_set_strs(a, "names", names, 2);
+	sbi_artifact_set_strs(a, "names", names, NULL, 2);
+	const char *blobs[] = { "x\0y", "" }; /* binary strings (models) keep their NULs */
+	const size_t blob_lens[] = { 3, 0 };
+	sbi_artifact_set_strs(a, "blobs", blobs, blob_lens, 2);
 	return a;
 }
 
@@ -47,6 +50,9 @@ check_same(const sbi_artifact *a, const sbi_artifact *b)
 	const sbi_field *n = sbi_artifact_get(b, "names", SBI_FIELD_STRS);
 	CHECK(n && n->len == 2);
 	CHECK_STR(n ? n->strs[1] : NULL, "bb");
+	const sbi_field *bl = sbi_artifact_get(b, "blobs", SBI_FIELD_STRS);
+	CHECK(bl && bl->len == 2 && bl->lens[0] == 3 && bl->lens[1] == 0);
+	CHECK(bl && memcmp(bl->strs[0], "x\0y", 3) == 0);
 }
 
 TEST(artifact_round_trip)

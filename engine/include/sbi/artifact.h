@@ -42,7 +42,8 @@ typedef struct sbi_field {
 	char *str;      /* SBI_FIELD_STR, owned */
 	size_t len;     /* SBI_FIELD_STR length; SBI_FIELD_STRS count */
 	double num;     /* SBI_FIELD_NUM */
-	char **strs;    /* SBI_FIELD_STRS, owned with each string */
+	char **strs;    /* SBI_FIELD_STRS, owned with each string (NUL-terminated too) */
+	size_t *lens;   /* SBI_FIELD_STRS, owned: each string's length (a string may hold NULs) */
 } sbi_field;
 
 typedef struct sbi_artifact {
@@ -65,7 +66,9 @@ void sbi_artifact_free(sbi_artifact *a);
 int sbi_artifact_set_mat(sbi_artifact *a, const char *name, sbi_mat *m);
 int sbi_artifact_set_str(sbi_artifact *a, const char *name, const char *s, size_t len);
 int sbi_artifact_set_num(sbi_artifact *a, const char *name, double v);
-int sbi_artifact_set_strs(sbi_artifact *a, const char *name, const char *const *s, size_t n);
+/* set_strs copies the n strings s[i] of lens[i] bytes (binary data such as
+ * models may hold NULs); lens NULL: each is NUL-terminated. */
+int sbi_artifact_set_strs(sbi_artifact *a, const char *name, const char *const *s, const size_t *lens, size_t n);
 
 /* The field with that name and type, or NULL. */
 const sbi_field *sbi_artifact_get(const sbi_artifact *a, const char *name, int type);

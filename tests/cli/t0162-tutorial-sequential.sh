@@ -1,0 +1,59 @@
+#!/bin/bash
+# The tutorial's sequential methods (--set method=snpe|tsnpe|snle|snre and
+# smc_abc) run on a tiny budget (2 rounds of 200 simulations) and write
+# their posterior samples; `sbirun graph` lists every round's steps,
+# labelled with their round, all cached after the run.
+. "$(dirname "$0")/lib.sh"
+cp "$SRCDIR/recipes/tutorial.lua" tutorial.lua
+TINY=(--set rounds=2 --set simulations=400 --set num_samples=200)
+
+# samples_ok WHAT: the run wrote 200 samples of the 5 parameters.
+samples_ok() {
+	local f=sbirun-out/tutorial/posterior_samples.csv
+	expect_eq "$(wc -l < "$f" 2>/dev/null)" 201 "$1: lines of posterior_samples.csv"
+	expect_eq "$(head -1 "$f" 2>/dev/null)" "l,m,s,a,b" "$1: header of posterior_samples.csv"
+}
+
+# graph_has KIND LABEL: `sbirun graph`'s last output lists a cached step of
+# KIND labelled LABEL (after the file:line).
+graph_has() {
+	awk -v kind="$1" -v label="$2" '$2 == kind && $4 == "cached" && index($0, label) { found = 1 }
+		END { exit !found }' "$OUT" || fail "graph has no cached $1 step labelled '$2': $(cat "$OUT")"
+}
+
+for m in snpe tsnpe snle snre; do
+	run tutorial.lua --set method=$m "${TINY[@]}" --jobs 2
+	expect_ok
+	samples_ok "$m"
+	expect_err "$m.propose (tutorial.lua:90, round 1): 200 theta"
+	expect_err "simulate (tutorial.lua:90, round 1): 200 simulations in"
+	[ $m != tsnpe ] || expect_err "tsnpe.propose (tutorial.lua:90, round 1): truncated prior"
+	run graph tutorial.lua --set method=$m "${TINY[@]}"
+	expect_ok
+	expect_eq "$(grep -c ' cached ' "$OUT")" 7 "$m: cached steps in the graph"
+	graph_has simulate "tutorial.lua:90, round 0)"
+	graph_has "$m.train" "tutorial.lua:90, round 0)"
+	graph_has "$m.propose" "tutorial.lua:90, round 1)"
+	graph_has simulate "tutorial.lua:90, round 1)"
+	graph_has "$m.train" "tutorial.lua:90, round 1)"
+	graph_has "$m.sample" "$m.sample (tutorial.lua:90)"
+done
+
+# An acquisition from the command line: "uncertainty" trains an ensemble.
+run tutorial.lua --set method=snpe --set acquisition=uncertainty "${TINY[@]}" --jobs 2
+expect_ok
+samples_ok "snpe, uncertainty"
+expect_err "snpe.propose (tutorial.lua:90, round 1): 200 theta (uncertainty)"
+
+# SMC-ABC: populations of 200 (the default 10,000 is above this budget).
+run tutorial.lua --set method=smc_abc "${TINY[@]}" --set sims_per_population=200 --jobs 2
+expect_ok
+samples_ok "smc_abc"
+run graph tutorial.lua --set method=smc_abc "${TINY[@]}" --set sims_per_population=200
+expect_ok
+graph_has abc.smc.population "tutorial.lua:97, population 0)"
+graph_has abc.smc.propose "tutorial.lua:97, population 1)"
+graph_has simulate "tutorial.lua:97, population 1)"
+graph_has abc.smc.population "tutorial.lua:97, population 1)"
+graph_has abc.smc "abc.smc (tutorial.lua:97)"
+finish
