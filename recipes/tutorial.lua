@@ -68,6 +68,7 @@ local sequential = { snpe = true, tsnpe = true, snle = true, snre = true }
 local simulations = sbi.param("simulations", (method == "rejection_abc" or method == "smc_abc") and 100000 or 10000)
 local rounds = sbi.param("rounds", 10)
 local acquisition = sbi.param("acquisition", "posterior")
+local warm_start = sbi.param("warm_start", true)
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
@@ -91,6 +92,7 @@ elseif sequential[method] then
     prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
     rounds = rounds, simulations = simulations,
     truncate = method == "tsnpe" or nil, acquisition = method ~= "tsnpe" and acquisition or nil,
+    warm_start = warm_start,
     num_samples = num_samples, seed = seed,
   }
 elseif method == "smc_abc" then

@@ -14,7 +14,7 @@
 --   acquisition  sequential methods other than tsnpe: posterior (default), truncated,
 --                likely, uncertainty
 --   warm_start   sequential neural methods: start each round's training from the
---                previous round's weights (default false)
+--                previous round's weights (default true)
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
@@ -68,7 +68,7 @@ function M.run(spec)
   local n_sims = sbi.param("simulations", abc and 100000 or 10000)
   local rounds = sbi.param("rounds", 10)
   local acquisition = sbi.param("acquisition", "posterior")
-  local warm_start = sbi.param("warm_start", false)
+  local warm_start = sbi.param("warm_start", true)
   local seed = sbi.param("seed", 1)
   local num_samples = sbi.param("num_samples", 10000)
   -- Every parameter is declared whatever the method, so one command line

@@ -23,7 +23,7 @@ local merge = P.merge
 local M = {}
 
 -- Defaults of the sequential options (docs/sequential.md).
-local DEFAULTS = { rounds = 10, ensemble = 5, candidates = 10, atoms = 10, warm_start = false,
+local DEFAULTS = { rounds = 10, ensemble = 5, candidates = 10, atoms = 10, warm_start = true,
                    truncation_quantile = 1e-4 }
 local ACQUISITIONS = { posterior = true, truncated = true, uncertainty = true, likely = true }
 
@@ -312,7 +312,7 @@ local function sequential_key(fname, opts)
     rounds = math.tointeger(opts.rounds or DEFAULTS.rounds), acquisition = a, ensemble = ensemble,
     candidates = math.tointeger(opts.candidates or DEFAULTS.candidates),
     truncation_quantile = opts.truncation_quantile or DEFAULTS.truncation_quantile,
-    warm_start = opts.warm_start == true, seed = P.integer_seed(opts),
+    warm_start = opts.warm_start == nil and DEFAULTS.warm_start or opts.warm_start, seed = P.integer_seed(opts),
   }
 end
 

@@ -31,9 +31,11 @@ for task in $tasks; do for m in $methods; do for b in $budgets; do for o in $obs
 	out=$tmp/out
 	start=$(date +%s.%N)
 	# A method may name its density: npe_nsf = NPE with a neural spline flow.
-	extra=()
-	case $m in *_*) extra=(--set density=${m#*_}) ;; esac
-	if ! "$sbirun" "$root/recipes/sbibm/$task.lua" --set method=${m%%_*} "${extra[@]}" --set simulations=$b --set observation=$o \
+	extra=() method=$m
+	case $m in *_maf | *_nsf | *_mdn) extra=(--set density=${m##*_}) method=${m%_*} ;; esac
+	# SETS: more --set NAME=VALUE for every run (e.g. "rounds=10 warm_start=true").
+	for s in ${SETS:-}; do extra+=(--set "$s"); done
+	if ! "$sbirun" "$root/recipes/sbibm/$task.lua" --set method=$method "${extra[@]}" --set simulations=$b --set observation=$o \
 		--set seed=$o --cache "$tmp/cache" --out "$out" --quiet >/dev/null 2>"$tmp/err"; then
 		echo "$task $m $b $o failed: $(tail -1 "$tmp/err")" >&2
 		continue
@@ -48,8 +50,12 @@ for task in $tasks; do for m in $methods; do for b in $budgets; do for o in $obs
 done; done; done; done
 
 # Published mean C2ST (PUBLISHED.md): NPE / NLE / NRE rows of the paper, and the best of any algorithm.
+# The paper's row of a method: TSNPE is compared with SNPE (the paper has
+# no TSNPE), smc_abc is SMC-ABC.
 published() { # task method budget -> figure or "-"
-	awk -v t="$1" -v m="$2" -v b="$3" -f "$here/published.awk" "$shared/benchmarks/PUBLISHED.md"
+	local m=$2
+	case $m in tsnpe) m=snpe ;; smc_abc) m=smc-abc ;; esac
+	awk -v t="$1" -v m="$m" -v b="$3" -f "$here/published.awk" "$shared/benchmarks/PUBLISHED.md"
 }
 
 # One line per run (a run repeated by two streams counts once); mean over
@@ -62,14 +68,16 @@ awk '!seen[$1 " " $2 " " $3 " " $4]++ { k = $1 " " $2 " " $3; n[k]++; s[k] += $5
 	END { for (k in n) { m = s[k] / n[k]; v = n[k] > 1 ? (q[k] - n[k] * m * m) / (n[k] - 1) : 0
 		printf "%s %d %.3f %.3f %.0f\n", k, n[k], m, (v > 0 ? sqrt(v) : 0), t[k] } }' \
 	"$results" | sort -k1,1 -k3,3n -k2,2 | while read -r task m b n mean sd secs; do
-	read -r pub best <<<"$(published "$task" "${m%%_*}" "$b")"
+	base=$m
+	case $m in *_maf | *_nsf | *_mdn) base=${m%_*} ;; esac
+	read -r pub best <<<"$(published "$task" "$base" "$b")"
 	met="-"
-	if [ "$b" = 10000 ] && [ -n "$pub" ] && [ "${m#*_}" = "$m" ]; then
+	if [ "$b" = 10000 ] && [ -n "$pub" ] && [ "$base" = "$m" ]; then
 		met=$(awk -v x="$mean" -v p="$pub" 'BEGIN { print (x <= p + 0.02) ? "yes" : "**no**" }')
 	fi
 	minus="-"
 	[ -n "$best" ] && minus=$(awk -v x="$mean" -v p="$best" 'BEGIN { printf "%+.3f", x - p }')
-	echo "| $task | $(echo "$m" | tr a-z A-Z | tr _ ' ') | $b | $n | $mean | $sd | ${pub:--} | $met | ${best:--} | $minus | $secs |"
+	echo "| $task | $(echo "$m" | tr a-z A-Z) | $b | $n | $mean | $sd | ${pub:--} | $met | ${best:--} | $minus | $secs |"
 done
 echo
-echo "reproduce: TASKS=\"$tasks\" METHODS=\"$methods\" BUDGETS=\"$budgets\" OBS=\"$obs\" bash tests/bench/neural_c2st.sh"
+echo "reproduce: TASKS=\"$tasks\" METHODS=\"$methods\" BUDGETS=\"$budgets\" OBS=\"$obs\" SETS=\"${SETS:-}\" bash $0"
