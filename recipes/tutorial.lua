@@ -69,6 +69,8 @@ local simulations = sbi.param("simulations", (method == "rejection_abc" or metho
 local rounds = sbi.param("rounds", 10)
 local acquisition = sbi.param("acquisition", "posterior")
 local warm_start = sbi.param("warm_start", true)
+local sims_per_population = sbi.param("sims_per_population", 10000)
+local epsilon_quantile = sbi.param("epsilon_quantile", 0.01)
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
@@ -99,7 +101,7 @@ elseif method == "smc_abc" then
   posterior = sbi.abc.smc {
     prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
     simulations = simulations, populations = rounds,
-    sims_per_population = sbi.param("sims_per_population", 10000), num_samples = num_samples, seed = seed,
+    sims_per_population = math.min(sims_per_population, simulations), num_samples = num_samples, seed = seed,
   }
 else
   local sims = sbi.simulate {
@@ -112,7 +114,7 @@ else
     posterior = sbi.abc.rejection {
       sims = sims,
       observation = observation,
-      quantile = sbi.param("epsilon_quantile", 0.01),
+      quantile = epsilon_quantile,
     }
   else
     posterior = sbi[method] { sims = sims, observation = observation, num_samples = num_samples, seed = seed }

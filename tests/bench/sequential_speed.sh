@@ -1,0 +1,44 @@
+#!/bin/bash
+# Speed benchmark (not a test): sequential SNPE and SNLE on two_moons,
+# 10 rounds of 1,000 simulations, observation 1, seed 1, one BLAS thread,
+# end to end (simulations, every round's proposal and training, 10,000 final
+# samples), next to the Python sbi package's figures for the same runs
+# (shared/benchmarks/BASELINES.md, "Sequential methods"), with C2ST against
+# the reference posterior (needs python3-sklearn).
+#
+#   bash tests/bench/sequential_speed.sh
+#   VARIANTS="snpe:warm_start=false snle" bash tests/bench/sequential_speed.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+sbirun=${SBIRUN:-$root/build/lang/sbirun}
+shared=$root/../shared
+ref=$shared/benchmarks/sbibm/two_moons/obs1/reference_posterior_samples.csv
+# A variant is METHOD[:NAME=VALUE,...], e.g. snpe:density=nsf.
+variants=${VARIANTS:-snpe snpe:warm_start=false snpe:density=nsf snle snle:warm_start=false}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+baseline() { # method -> "CPU-s C2ST" of the reference package
+	case $1 in snpe) echo "624.6 0.595" ;; snle) echo "256.4 0.539" ;; *) echo "- -" ;; esac
+}
+echo "| variant | CPU s | wall s | ref CPU s | CPU speed-up | C2ST | ref C2ST |"
+echo "|---|---|---|---|---|---|---|"
+for v in $variants; do
+	m=${v%%:*} sets=()
+	if [ "$v" != "$m" ]; then
+		IFS=, read -r -a kv <<<"${v#*:}"
+		for s in "${kv[@]}"; do sets+=(--set "$s"); done
+	fi
+	rm -rf "$tmp/cache" "$tmp/out"
+	/usr/bin/time -f "%U %S %e" -o "$tmp/time" "$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method="$m" \
+		--set rounds=10 --set simulations=10000 --set observation=1 --set seed=1 "${sets[@]}" \
+		--cache "$tmp/cache" --out "$tmp/out" --quiet >/dev/null 2>"$tmp/err" || { echo "$v failed: $(tail -1 "$tmp/err")" >&2; continue; }
+	read -r u s e <"$tmp/time"
+	cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.1f", u + s }')
+	read -r rcpu rc2st <<<"$(baseline "$m")"
+	up=$(awk -v r="$rcpu" -v c="$cpu" 'BEGIN { if (r == "-") print "-"; else printf "%.1fx", r / c }')
+	c2st=$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$shared/tools/c2st.py" "$ref" "$tmp/out/posterior_samples.csv" 2>/dev/null || echo -)
+	echo "| $v | $cpu | $e | $rcpu | $up | $c2st | $rc2st |"
+done
+echo
+echo "reproduce: VARIANTS=\"$variants\" bash tests/bench/sequential_speed.sh"
