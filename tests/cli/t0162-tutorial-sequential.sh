@@ -4,6 +4,10 @@
 # their posterior samples; `sbirun graph` lists every round's steps,
 # labelled with their round, all cached after the run.
 . "$(dirname "$0")/lib.sh"
+# The line of the tutorial's sequential call (labels name it).
+line=$(grep -n 'posterior = sbi\[method == "tsnpe"' "$SRCDIR/recipes/tutorial.lua" | cut -d: -f1)
+smc_line=$(grep -n 'posterior = sbi.abc.smc {' "$SRCDIR/recipes/tutorial.lua" | cut -d: -f1)
+[ -n "$line" ] && [ -n "$smc_line" ] || fail "the tutorial's sequential calls were not found"
 cp "$SRCDIR/recipes/tutorial.lua" tutorial.lua
 TINY=(--set rounds=2 --set simulations=400 --set num_samples=200)
 
@@ -25,25 +29,25 @@ for m in snpe tsnpe snle snre; do
 	run tutorial.lua --set method=$m "${TINY[@]}" --jobs 2
 	expect_ok
 	samples_ok "$m"
-	expect_err "$m.propose (tutorial.lua:90, round 1): 200 theta"
-	expect_err "simulate (tutorial.lua:90, round 1): 200 simulations in"
-	[ $m != tsnpe ] || expect_err "tsnpe.propose (tutorial.lua:90, round 1): truncated prior"
+	expect_err "$m.propose (tutorial.lua:$line, round 1): 200 theta"
+	expect_err "simulate (tutorial.lua:$line, round 1): 200 simulations in"
+	[ $m != tsnpe ] || expect_err "tsnpe.propose (tutorial.lua:$line, round 1): truncated prior"
 	run graph tutorial.lua --set method=$m "${TINY[@]}"
 	expect_ok
 	expect_eq "$(grep -c ' cached ' "$OUT")" 7 "$m: cached steps in the graph"
-	graph_has simulate "tutorial.lua:90, round 0)"
-	graph_has "$m.train" "tutorial.lua:90, round 0)"
-	graph_has "$m.propose" "tutorial.lua:90, round 1)"
-	graph_has simulate "tutorial.lua:90, round 1)"
-	graph_has "$m.train" "tutorial.lua:90, round 1)"
-	graph_has "$m.sample" "$m.sample (tutorial.lua:90)"
+	graph_has simulate "tutorial.lua:$line, round 0)"
+	graph_has "$m.train" "tutorial.lua:$line, round 0)"
+	graph_has "$m.propose" "tutorial.lua:$line, round 1)"
+	graph_has simulate "tutorial.lua:$line, round 1)"
+	graph_has "$m.train" "tutorial.lua:$line, round 1)"
+	graph_has "$m.sample" "$m.sample (tutorial.lua:$line)"
 done
 
 # An acquisition from the command line: "uncertainty" trains an ensemble.
 run tutorial.lua --set method=snpe --set acquisition=uncertainty "${TINY[@]}" --jobs 2
 expect_ok
 samples_ok "snpe, uncertainty"
-expect_err "snpe.propose (tutorial.lua:90, round 1): 200 theta (uncertainty)"
+expect_err "snpe.propose (tutorial.lua:$line, round 1): 200 theta (uncertainty)"
 
 # SMC-ABC: populations of 200 (the default 10,000 is above this budget).
 run tutorial.lua --set method=smc_abc "${TINY[@]}" --set sims_per_population=200 --jobs 2
@@ -51,9 +55,9 @@ expect_ok
 samples_ok "smc_abc"
 run graph tutorial.lua --set method=smc_abc "${TINY[@]}" --set sims_per_population=200
 expect_ok
-graph_has abc.smc.population "tutorial.lua:97, population 0)"
-graph_has abc.smc.propose "tutorial.lua:97, population 1)"
-graph_has simulate "tutorial.lua:97, population 1)"
-graph_has abc.smc.population "tutorial.lua:97, population 1)"
-graph_has abc.smc "abc.smc (tutorial.lua:97)"
+graph_has abc.smc.population "tutorial.lua:$smc_line, population 0)"
+graph_has abc.smc.propose "tutorial.lua:$smc_line, population 1)"
+graph_has simulate "tutorial.lua:$smc_line, population 1)"
+graph_has abc.smc.population "tutorial.lua:$smc_line, population 1)"
+graph_has abc.smc "abc.smc (tutorial.lua:$smc_line)"
 finish
