@@ -97,10 +97,10 @@ function M.run(spec)
   elseif method == "snre" then
     posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition })
   elseif method == "smc_abc" then
-    -- The sbibm paper's SMC-ABC: populations of 1,000 (10,000 at 10^5);
-    -- here rounds populations, each of simulations / rounds.
+    -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
+    -- `rounds` populations, each of simulations / rounds simulations.
     posterior = sbi.abc.smc(with { simulations = n_sims, populations = rounds,
-                                   sims_per_population = math.max(2, n_sims // rounds) })
+                                   sims_per_population = math.max(2, n_sims // rounds), kde = true })
   elseif method == "rejection_abc" then
     posterior = sbi.abc.rejection { sims = sims, observation = observation,
       quantile = quantile, num_samples = num_samples, kde = true, seed = seed }

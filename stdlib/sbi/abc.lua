@@ -334,6 +334,58 @@ local function population(node, k, t, s, o, prev, prior)
            stop_reason = stop_reason(k, eps, #idx / nsim, total) }
 end
 
+-- The per-column KDE bandwidths of the final SMC population: factor x the
+-- weighted sd of each column. The factor: a number, "scott" with the
+-- effective sample size, or "cv" (as for rejection ABC) on an unweighted
+-- resample of the population by weight (at most 2,000 rows; stream
+-- (seed, 3, 1)), which stands for the weighted particles.
+local function smc_kde_bandwidths(a, cum, how, seed, label)
+  local p, w = a.particles, a.weights
+  local n, d = p:rows(), p:cols()
+  local mean, var, sw, sw2 = {}, {}, 0, 0
+  for j = 1, d do mean[j], var[j] = 0, 0 end
+  for i = 1, n do
+    local wi = w:get(i, 1)
+    sw, sw2 = sw + wi, sw2 + wi * wi
+    for j = 1, d do mean[j] = mean[j] + wi * p:get(i, j) end
+  end
+  for j = 1, d do mean[j] = mean[j] / sw end
+  for i = 1, n do
+    local wi = w:get(i, 1) / sw
+    for j = 1, d do var[j] = var[j] + wi * (p:get(i, j) - mean[j]) ^ 2 end
+  end
+  local std = {}
+  for j = 1, d do std[j] = var[j] > 0 and math.sqrt(var[j]) or 1 end
+  local f
+  if type(how) == "number" then
+    f = how
+  elseif how == "scott" or n < 3 then
+    f = ((sw * sw) / sw2) ^ (-1 / (d + 4))
+  else
+    local m, rng, row = math.min(n, 2000), core.rng(seed, 3, 1), {}
+    local r = core.mat(m, d)
+    for i = 1, m do r:set_row(i, p:row(pick(cum, rng:uniform()), row)) end
+    f = core.kde_bandwidth_cv(r, std, label)
+  end
+  local bw = {}
+  for j = 1, d do bw[j] = f * std[j] end
+  return bw
+end
+
+-- One KDE draw: a particle chosen by weight plus Gaussian noise of sd bw,
+-- redrawn until inside the prior's support (after 1000 tries, the
+-- particle itself).
+local function kde_draw(particles, cum, bw, prior, rng, row)
+  local i
+  for _ = 1, 1000 do
+    i = pick(cum, rng:uniform())
+    particles:row(i, row)
+    for j = 1, #bw do row[j] = row[j] + rng:normal(0, bw[j]) end
+    if prior.c:in_support(row) then return row end
+  end
+  return particles:row(i, row)
+end
+
 -- sbi.abc.smc{ prior =, simulator =, observation =, ... }
 function M.smc(opts)
   check.options("sbi.abc.smc", opts, {
@@ -350,9 +402,14 @@ function M.smc(opts)
     scale = { check.one_of("std", "mad") },
     seed = { check.integer(0) },
     on_failure = { check.one_of("fail", "drop") },
+    kde = { check.boolean() },
+    bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
   })
   if opts.observation.kind ~= "observation" then
     error("sbi.abc.smc: 'observation' must come from sbi.observation", 2)
+  end
+  if opts.bandwidth and not opts.kde then
+    error("sbi.abc.smc: 'bandwidth' only applies with kde = true", 2)
   end
   local k = {
     sims_per_population = math.tointeger(opts.sims_per_population or 1000),
@@ -403,16 +460,25 @@ function M.smc(opts)
   end
   local num = math.tointeger(opts.num_samples or 1000)
   local key = { num_samples = num, seed = k.seed }
-  return graph.node("abc.smc", where, key, { prev, opts.observation }, function(_, inp)
+  if opts.kde then key.kde, key.bandwidth = true, opts.bandwidth or "cv" end
+  return graph.node("abc.smc", where, key, { prev, opts.observation }, function(node, inp)
     local a = inp[1]
     local cum, rng = cumulative(a.weights), core.rng(k.seed, 3, 0)
     local out, row = core.mat(num, a.particles:cols()), {}
-    for i = 1, num do out:set_row(i, a.particles:row(pick(cum, rng:uniform()), row)) end
+    local bw = key.kde and smc_kde_bandwidths(a, cum, key.bandwidth, k.seed, node.label)
+    for i = 1, num do
+      if bw then
+        out:set_row(i, kde_draw(a.particles, cum, bw, p, rng, row))
+      else
+        out:set_row(i, a.particles:row(pick(cum, rng:uniform()), row))
+      end
+    end
     local h = a.history
     return { samples = out, names = a.names, particles = a.particles, weights = a.weights,
              epsilon = a.epsilon, history = h,
              history_columns = HISTORY, n_accepted = a.particles:rows(), n_simulations = a.n_simulations,
              populations = h:rows(), stop_reason = a.stop_reason ~= "" and a.stop_reason or "populations",
+             kde_bandwidths = bw and core.mat { bw } or nil,
              method = "SMC-ABC" }
   end)
 end
