@@ -367,8 +367,13 @@ function M.snpe(opts)
   return node
 end
 
--- The MCMC key of a sequential method's proposals and final sampling.
-local function mcmc_key_of(opts, p) return P.mcmc_key(opts, p.c:dim()) end
+-- The MCMC key of a sequential method's final sampling, and the part of
+-- it that the proposals use (not num_samples: changing the final number
+-- of samples must not re-run the rounds).
+local function mcmc_key_of(opts, p)
+  local k = P.mcmc_key(opts, p.c:dim())
+  return k, { sampler = k.sampler, chains = k.chains, warmup = k.warmup, thin = k.thin, seed = k.seed }
+end
 
 local function snle_target(label, t, obs)
   local flow = core.flow_load(t.model)
@@ -382,15 +387,15 @@ function M.snle(opts)
   check.options("sbi.snle", opts, merge(sequential_spec, P.estimator_spec, P.sampling_spec, P.mcmc_spec))
   local key = sequential_key("sbi.snle", opts)
   check_density("sbi.snle", opts, key)
-  local p, mkey = opts.prior, mcmc_key_of(opts, opts.prior)
-  key.mcmc = mkey
+  local p, mkey, proposal_mcmc = opts.prior, mcmc_key_of(opts, opts.prior)
+  key.mcmc = proposal_mcmc
   local train, where = declare_rounds("sbi.snle", "snle", opts, key, {
     train = function(r, at, sims, prev)
       return P.train_node("snle.train", at, sims, opts, "x", "theta", "maf", seq_of(key, r, prev))
     end,
     estimator = function(node, t, obs, r)
       local x = snle_target(node.label, t, obs).x
-      return mcmc_estimator("snle", node.label, t, p, mkey, r, core.flow_load,
+      return mcmc_estimator("snle", node.label, t, p, proposal_mcmc, r, core.flow_load,
         function(flow) return { flow = flow, posterior = false, x = x } end,
         function(flow, thetas) return flow:log_prob(x, thetas) end)
     end,
@@ -408,8 +413,8 @@ function M.snre(opts)
     error("sbi.snre: 'atoms' only applies to loss = \"contrastive\"", 2)
   end
   local key = sequential_key("sbi.snre", opts)
-  local p, mkey = opts.prior, mcmc_key_of(opts, opts.prior)
-  key.mcmc = mkey
+  local p, mkey, proposal_mcmc = opts.prior, mcmc_key_of(opts, opts.prior)
+  key.mcmc = proposal_mcmc
   local function target(label, t, obs)
     local c = core.classifier_load(t.model)
     local _, dx = c:dims()
@@ -422,7 +427,7 @@ function M.snre(opts)
     end,
     estimator = function(node, t, obs, r)
       local x = target(node.label, t, obs).x
-      return mcmc_estimator("snre", node.label, t, p, mkey, r, core.classifier_load,
+      return mcmc_estimator("snre", node.label, t, p, proposal_mcmc, r, core.classifier_load,
         function(c) return { classifier = c, x = x } end,
         function(c, thetas) return c:log_ratio(thetas, x) end)
     end,
