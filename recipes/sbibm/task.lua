@@ -19,7 +19,8 @@
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
---                validation loss), maf, nsf or mdn; nle: maf (default), nsf, mdn or auto
+--                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
+--                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
 --   sampler      nle/nre: slice (default) or ensemble
 local sbi = require "sbi"
 
@@ -88,7 +89,9 @@ function M.run(spec)
   end
   local posterior
   if method == "snpe" or method == "tsnpe" then
-    posterior = sbi.snpe(with { rounds = rounds, simulations = n_sims, density = density,
+    -- The sbibm paper's SNPE used a neural spline flow (sbi.snpe's own
+    -- default is the reference package's MAF).
+    posterior = sbi.snpe(with { rounds = rounds, simulations = n_sims, density = density or "nsf",
                                 truncate = method == "tsnpe" or nil,
                                 acquisition = method == "snpe" and acquisition or nil })
   elseif method == "snle" then
