@@ -323,7 +323,8 @@ local function check_density(fname, opts, key)
 end
 
 local function seq_of(key, r, prev, extra)
-  return merge({ round = r, prev = prev, warm_start = key.warm_start or nil,
+  -- Round 0 has nothing to start from: its key is the same either way.
+  return merge({ round = r, prev = prev, warm_start = (r > 0 and key.warm_start) or nil,
                  members = key.ensemble > 1 and key.ensemble or nil }, extra or {})
 end
 
