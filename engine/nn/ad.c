@@ -291,6 +291,51 @@ sbi_ad_matmul(sbi_tape *t, sbi_var a, sbi_var b)
 	return y;
 }
 
+/* Flat elementwise loops (restrict, so they vectorize): o += a, o -= a,
+ * o *= a, o += a b. */
+static SBI_AD_VECTOR void
+add_into(float *restrict o, const float *restrict a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] += a[i];
+}
+
+static SBI_AD_VECTOR void
+sub_into(float *restrict o, const float *restrict a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] -= a[i];
+}
+
+static SBI_AD_VECTOR void
+mul_into(float *restrict o, const float *restrict a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] *= a[i];
+}
+
+static SBI_AD_VECTOR void
+fma_into(float *restrict o, const float *restrict a, const float *restrict b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] += a[i] * b[i];
+}
+
+/* o = a + b, a - b or a b over n elements. */
+static SBI_AD_VECTOR void
+binary_array(int op, float *restrict o, const float *restrict a, const float *restrict b, size_t n)
+{
+	if (op == OP_ADD)
+		for (size_t i = 0; i < n; i++)
+			o[i] = a[i] + b[i];
+	else if (op == OP_SUB)
+		for (size_t i = 0; i < n; i++)
+			o[i] = a[i] - b[i];
+	else
+		for (size_t i = 0; i < n; i++)
+			o[i] = a[i] * b[i];
+}
+
 /* Y = X W + b.  dX = dY W^T;  dW = X^T dY (masked);  db = column sums of dY. */
 static void
 back_linear(sbi_tape *t, node *y)
@@ -304,15 +349,11 @@ back_linear(sbi_tape *t, node *y)
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, x->v, (int)k,
 		    y->g, (int)m, 1.0f, w->g, (int)m);
 		if (w->p && w->p->mask)
-			for (size_t i = 0; i < k * m; i++)
-				w->g[i] *= w->p->mask[i];
+			mul_into(w->g, w->p->mask, k * m);
 	}
-	if (y->c >= 0 && N(y->c)->g) {
-		float *gb = N(y->c)->g;
+	if (y->c >= 0 && N(y->c)->g)
 		for (size_t i = 0; i < n; i++)
-			for (size_t j = 0; j < m; j++)
-				gb[j] += y->g[i * m + j];
-	}
+			add_into(N(y->c)->g, y->g + i * m, m);
 }
 
 /* C = A B.  dA = dC B^T;  dB = A^T dC. */
@@ -341,21 +382,12 @@ binary(sbi_tape *t, int op, sbi_var a, sbi_var b)
 	if (y < 0)
 		return -1;
 	na = N(a), nb = N(b);
-	size_t m = na->cols, bstride = nb->rows == 1 ? 0 : m;
-	float *o = N(y)->v;
-	for (size_t i = 0; i < na->rows; i++) {
-		const float *x = na->v + i * m, *z = nb->v + i * bstride;
-		float *r = o + i * m;
-		if (op == OP_ADD)
-			for (size_t j = 0; j < m; j++)
-				r[j] = x[j] + z[j];
-		else if (op == OP_SUB)
-			for (size_t j = 0; j < m; j++)
-				r[j] = x[j] - z[j];
-		else
-			for (size_t j = 0; j < m; j++)
-				r[j] = x[j] * z[j];
-	}
+	size_t m = na->cols;
+	if (nb->rows == na->rows) /* one pass over the whole matrix */
+		binary_array(op, N(y)->v, na->v, nb->v, na->rows * m);
+	else
+		for (size_t i = 0; i < na->rows; i++)
+			binary_array(op, N(y)->v + i * m, na->v + i * m, nb->v, m);
 	return y;
 }
 
@@ -369,26 +401,25 @@ static void
 back_binary(sbi_tape *t, node *y)
 {
 	node *a = N(y->a), *b = N(y->b);
-	size_t m = y->cols, bstride = b->rows == 1 ? 0 : m;
-	float sign = y->op == OP_SUB ? -1.0f : 1.0f;
-	for (size_t i = 0; i < y->rows; i++) {
+	/* Whole matrices at once unless b is broadcast; then row by row. */
+	size_t m = y->cols, bstride = b->rows == 1 ? 0 : m, rows = bstride ? 1 : y->rows;
+	size_t len = bstride ? y->rows * m : m;
+	for (size_t i = 0; i < rows; i++) {
 		const float *gy = y->g + i * m, *av = a->v + i * m, *bv = b->v + i * bstride;
 		float *ga = a->g ? a->g + i * m : NULL, *gb = b->g ? b->g + i * bstride : NULL;
 		if (y->op == OP_MUL) {
 			if (ga)
-				for (size_t j = 0; j < m; j++)
-					ga[j] += gy[j] * bv[j];
+				fma_into(ga, gy, bv, len);
 			if (gb)
-				for (size_t j = 0; j < m; j++)
-					gb[j] += gy[j] * av[j];
-			continue;
+				fma_into(gb, gy, av, len);
+		} else {
+			if (ga)
+				add_into(ga, gy, len);
+			if (gb && y->op == OP_SUB)
+				sub_into(gb, gy, len);
+			else if (gb)
+				add_into(gb, gy, len);
 		}
-		if (ga)
-			for (size_t j = 0; j < m; j++)
-				ga[j] += gy[j];
-		if (gb)
-			for (size_t j = 0; j < m; j++)
-				gb[j] += sign * gy[j];
 	}
 }
 
@@ -433,14 +464,14 @@ fast_tanh(float x)
 }
 
 /* Separate loops with restrict pointers so they vectorize. */
-static void
+static SBI_AD_VECTOR void
 tanh_array(float *restrict out, const float *restrict in, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		out[i] = fast_tanh(in[i]);
 }
 
-static void
+static SBI_AD_VECTOR void
 tanh_back_array(float *restrict ga, const float *restrict gy, const float *restrict y, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

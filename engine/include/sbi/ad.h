@@ -18,6 +18,20 @@
 
 #include "sbi/blob.h"
 
+/* For the training loops' hot elementwise functions (ad.c, train.c): AVX-512
+ * and AVX2 copies chosen when the program loads, since the build targets
+ * baseline x86-64 and these loops ran 2-4x faster wider. -ffp-contract=off
+ * (engine/meson.build) makes every copy round alike, so results do not
+ * depend on the machine's vector width. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SBI_AD_VECTOR __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef SBI_AD_VECTOR
+#define SBI_AD_VECTOR
+#endif
+
 /* A trainable matrix with its gradient and Adam moments (all owned). */
 typedef struct sbi_param {
 	size_t rows, cols;
