@@ -32,6 +32,8 @@ typedef struct node {
 	size_t i0, k;   /* column start; spline bins */
 	const int *perm;
 	int inverse;
+	int gfresh;     /* g not yet written: the first gradient to arrive may
+	                   be stored rather than added, so g needs no clearing */
 } node;
 
 /* Arena blocks never move while a pass runs; on reset, several blocks are
@@ -204,8 +206,8 @@ needs_grad(const sbi_tape *t, sbi_var v)
 	return v >= 0 && t->nodes[v].g != NULL;
 }
 
-/* A new node of the given shape; its gradient buffer exists (zeroed) when
- * any of a, b, c carries a gradient or grad is forced. */
+/* A new node of the given shape; its gradient buffer exists (uncleared,
+ * gfresh) when any of a, b, c carries a gradient or grad is forced. */
 static sbi_var
 push(sbi_tape *t, int op, size_t rows, size_t cols, sbi_var a, sbi_var b, sbi_var c, int grad)
 {
@@ -218,14 +220,35 @@ push(sbi_tape *t, int op, size_t rows, size_t cols, sbi_var a, sbi_var b, sbi_va
 	n->rows = rows, n->cols = cols;
 	grad = !t->nograd && (grad || needs_grad(t, a) || needs_grad(t, b) || needs_grad(t, c));
 	n->v = arena(t, rows * cols);
-	if (grad && (n->g = arena(t, rows * cols)) != NULL)
-		memset(n->g, 0, rows * cols * sizeof(float));
+	if (grad)
+		n->g = arena(t, rows * cols), n->gfresh = 1;
 	if (n->v == NULL || (grad && n->g == NULL))
 		return -1;
 	return (sbi_var)t->nnodes++;
 }
 
 #define N(v) (&t->nodes[v])
+
+/* Before a gradient arrives at a (backward): returns 1 when the caller
+ * may store it (assign_ok and nothing arrived yet); otherwise clears a
+ * fresh buffer so the caller adds. */
+static int
+grad_begin(node *a, int assign_ok)
+{
+	int fresh = a->gfresh;
+	a->gfresh = 0;
+	if (fresh && !assign_ok)
+		memset(a->g, 0, a->rows * a->cols * sizeof(float));
+	return fresh && assign_ok;
+}
+
+/* a's gradient, cleared if nothing arrived yet, to add into. */
+static float *
+grad_add(node *a)
+{
+	grad_begin(a, 0);
+	return a->g;
+}
 /* Operations on a failed tape return -1 and do nothing. */
 #define GUARD(...) do { if (t->failed) return -1; } while (0)
 
@@ -258,6 +281,25 @@ sbi_ad_param(sbi_tape *t, sbi_param *p)
 
 /* ---- linear algebra ---- */
 
+/* The bias b (1 x m) in each of n rows of out: one loop rather than n
+ * memcpy calls of a few hundred bytes. */
+static SBI_AD_VECTOR void
+bias_rows(float *restrict out, const float *restrict b, size_t n, size_t m)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < m; j++)
+			out[i * m + j] = b[j];
+}
+
+/* o (1 x m) += the column sums of g (n x m). */
+static SBI_AD_VECTOR void
+colsum_into(float *restrict o, const float *restrict g, size_t n, size_t m)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < m; j++)
+			o[j] += g[i * m + j];
+}
+
 sbi_var
 sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
 {
@@ -269,8 +311,7 @@ sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
 		return -1;
 	float *out = N(y)->v;
 	if (b >= 0)
-		for (size_t i = 0; i < n; i++)
-			memcpy(out + i * m, N(b)->v, m * sizeof(float));
+		bias_rows(out, N(b)->v, n, m);
 	/* Masked weights are kept zero by the optimizer, so W is used as is. */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(x)->v,
 	    (int)k, N(w)->v, (int)m, b >= 0 ? 1.0f : 0.0f, out, (int)m);
@@ -344,16 +385,15 @@ back_linear(sbi_tape *t, node *y)
 	size_t n = x->rows, k = x->cols, m = w->cols;
 	if (x->g)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
-		    w->v, (int)m, 1.0f, x->g, (int)k);
+		    w->v, (int)m, grad_begin(x, 1) ? 0.0f : 1.0f, x->g, (int)k);
 	if (w->g) {
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, x->v, (int)k,
-		    y->g, (int)m, 1.0f, w->g, (int)m);
+		    y->g, (int)m, grad_begin(w, 1) ? 0.0f : 1.0f, w->g, (int)m);
 		if (w->p && w->p->mask)
 			mul_into(w->g, w->p->mask, k * m);
 	}
 	if (y->c >= 0 && N(y->c)->g)
-		for (size_t i = 0; i < n; i++)
-			add_into(N(y->c)->g, y->g + i * m, m);
+		colsum_into(grad_add(N(y->c)), y->g, n, m);
 }
 
 /* C = A B.  dA = dC B^T;  dB = A^T dC. */
@@ -364,10 +404,10 @@ back_matmul(sbi_tape *t, node *y)
 	size_t n = a->rows, k = a->cols, m = b->cols;
 	if (a->g)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
-		    b->v, (int)m, 1.0f, a->g, (int)k);
+		    b->v, (int)m, grad_begin(a, 1) ? 0.0f : 1.0f, a->g, (int)k);
 	if (b->g)
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, a->v, (int)k,
-		    y->g, (int)m, 1.0f, b->g, (int)m);
+		    y->g, (int)m, grad_begin(b, 1) ? 0.0f : 1.0f, b->g, (int)m);
 }
 
 /* ---- elementwise binary (b may be a broadcast row) ---- */
@@ -395,32 +435,47 @@ sbi_var sbi_ad_add(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_ADD,
 sbi_var sbi_ad_sub(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_SUB, a, b); }
 sbi_var sbi_ad_mul(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_MUL, a, b); }
 
-/* d(a+b) = (dy, dy); d(a-b) = (dy, -dy); d(ab) = (dy b, dy a); a broadcast
- * b sums its gradient over rows. */
+/* d(ab) = (dy b, dy a); a broadcast b sums its gradient over rows. */
+static void
+back_mul(node *y, node *a, node *b)
+{
+	size_t m = y->cols, n = y->rows * m;
+	int whole = b->rows == y->rows;
+	if (a->g && whole)
+		fma_into(grad_add(a), y->g, b->v, n);
+	else if (a->g)
+		for (size_t i = 0; i < y->rows; i++)
+			fma_into(grad_add(a) + i * m, y->g + i * m, b->v, m);
+	if (b->g && whole)
+		fma_into(grad_add(b), y->g, a->v, n);
+	else if (b->g)
+		for (size_t i = 0; i < y->rows; i++)
+			fma_into(grad_add(b), y->g + i * m, a->v + i * m, m);
+}
+
+/* d(a+b) = (dy, dy); d(a-b) = (dy, -dy), dy stored as is into a fresh
+ * gradient; a broadcast b sums its gradient over rows. */
 static void
 back_binary(sbi_tape *t, node *y)
 {
 	node *a = N(y->a), *b = N(y->b);
-	/* Whole matrices at once unless b is broadcast; then row by row. */
-	size_t m = y->cols, bstride = b->rows == 1 ? 0 : m, rows = bstride ? 1 : y->rows;
-	size_t len = bstride ? y->rows * m : m;
-	for (size_t i = 0; i < rows; i++) {
-		const float *gy = y->g + i * m, *av = a->v + i * m, *bv = b->v + i * bstride;
-		float *ga = a->g ? a->g + i * m : NULL, *gb = b->g ? b->g + i * bstride : NULL;
-		if (y->op == OP_MUL) {
-			if (ga)
-				fma_into(ga, gy, bv, len);
-			if (gb)
-				fma_into(gb, gy, av, len);
-		} else {
-			if (ga)
-				add_into(ga, gy, len);
-			if (gb && y->op == OP_SUB)
-				sub_into(gb, gy, len);
-			else if (gb)
-				add_into(gb, gy, len);
-		}
+	size_t m = y->cols, n = y->rows * m;
+	if (y->op == OP_MUL) {
+		back_mul(y, a, b);
+		return;
 	}
+	if (a->g && grad_begin(a, 1))
+		memcpy(a->g, y->g, n * sizeof(float));
+	else if (a->g)
+		add_into(a->g, y->g, n);
+	if (b->g == NULL)
+		return;
+	int whole = b->rows == y->rows;
+	if (whole && y->op == OP_ADD && grad_begin(b, 1))
+		memcpy(b->g, y->g, n * sizeof(float));
+	else
+		for (size_t i = 0, rows = whole ? 1 : y->rows, len = whole ? n : m; i < rows; i++)
+			(y->op == OP_SUB ? sub_into : add_into)(grad_add(b), y->g + i * len, len);
 }
 
 /* ---- elementwise unary ---- */
@@ -476,6 +531,13 @@ tanh_back_array(float *restrict ga, const float *restrict gy, const float *restr
 {
 	for (size_t i = 0; i < n; i++)
 		ga[i] += gy[i] * (1 - y[i] * y[i]);
+}
+
+static SBI_AD_VECTOR void
+tanh_back_set(float *restrict ga, const float *restrict gy, const float *restrict y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ga[i] = gy[i] * (1 - y[i] * y[i]);
 }
 
 float sbi__ad_tanh_scalar(float x);
@@ -550,11 +612,15 @@ back_unary(sbi_tape *t, node *y)
 {
 	node *a = N(y->a);
 	size_t n = y->rows * y->cols;
-	if (y->op == OP_TANH)
+	if (y->op == OP_TANH && grad_begin(a, 1))
+		tanh_back_set(a->g, y->g, y->v, n);
+	else if (y->op == OP_TANH)
 		tanh_back_array(a->g, y->g, y->v, n);
-	else
+	else {
+		float *ga = grad_add(a);
 		for (size_t i = 0; i < n; i++)
-			a->g[i] += y->g[i] * unary_df(y->op, a->v[i], y->v[i], y->s);
+			ga[i] += y->g[i] * unary_df(y->op, a->v[i], y->v[i], y->s);
+	}
 }
 
 sbi_var sbi_ad_scale(sbi_tape *t, sbi_var a, float s) { return unary(t, OP_SCALE, a, s); }
@@ -636,6 +702,10 @@ static void
 back_shape(sbi_tape *t, node *y)
 {
 	node *a = N(y->a);
+	if (a->g)
+		grad_add(a);
+	if (y->op == OP_CONCAT && N(y->b)->g)
+		grad_add(N(y->b));
 	size_t m = y->cols;
 	for (size_t i = 0; i < y->rows; i++) {
 		const float *gy = y->g + i * m;
@@ -719,6 +789,7 @@ back_reduce(sbi_tape *t, node *y)
 {
 	node *a = N(y->a);
 	size_t m = a->cols;
+	grad_add(a);
 	if (y->op == OP_MEAN) {
 		float g = y->g[0] / (float)(a->rows * m);
 		for (size_t i = 0; i < a->rows * m; i++)
@@ -923,6 +994,14 @@ back_rqs(sbi_tape *t, node *ny, node *nl)
 	node *nx = N(ny->a), *np = N(ny->b);
 	size_t n = ny->rows, d = ny->cols, K = ny->k, P = 3 * K - 1;
 	float B = ny->s;
+	/* y's and the log-det's gradients are complete here; unset is zero. */
+	if (ny->g)
+		grad_add(ny);
+	grad_add(nl);
+	if (nx->g)
+		grad_add(nx);
+	if (np->g)
+		grad_add(np);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < d; j++) {
 			size_t e = i * d + j;
@@ -968,11 +1047,21 @@ sbi_ad_backward(sbi_tape *t, sbi_var loss)
 {
 	if (t->failed || loss < 0 || N(loss)->g == NULL)
 		return;
-	N(loss)->g[0] += 1.0f;
+	/* Nodes past the loss get no gradient. */
+	for (size_t v = t->nnodes; v-- > (size_t)loss + 1;)
+		if (t->nodes[v].g)
+			grad_add(&t->nodes[v]);
+	grad_add(N(loss))[0] += 1.0f;
 	for (sbi_var v = loss; v >= 0; v--) {
 		node *y = N(v);
 		if (y->g == NULL)
 			continue;
+		/* Nothing reached y (its gradient is zero): nothing to pass on.
+		 * A spline's two outputs are handled together, at the log-det. */
+		if (y->gfresh && y->op != OP_RQS_LOGDET) {
+			grad_add(y);
+			continue;
+		}
 		switch (y->op) {
 		case OP_CONST:
 		case OP_PARAM:

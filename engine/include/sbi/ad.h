@@ -122,7 +122,8 @@ sbi_var sbi_ad_mean(sbi_tape *t, sbi_var a);
 void sbi_ad_rqs(sbi_tape *t, sbi_var x, sbi_var params, size_t K, float bound, int inverse,
     sbi_var *y, sbi_var *logdet);
 
-/* Value and gradient buffers of a node (rows x cols). */
+/* Value and gradient buffers of a node (rows x cols); a gradient is
+ * defined once sbi_ad_backward has run (it is zero where none flowed). */
 float *sbi_ad_value(sbi_tape *t, sbi_var v);
 float *sbi_ad_grad(sbi_tape *t, sbi_var v);
 size_t sbi_ad_rows(const sbi_tape *t, sbi_var v);
