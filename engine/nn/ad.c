@@ -25,6 +25,7 @@ enum op {
 typedef struct node {
 	int op;
 	sbi_var a, b, c;
+	sbi_var d, e;   /* OP_LINEAR's second input and weight, or -1 */
 	size_t rows, cols;
 	float *v, *g;   /* value; gradient (NULL when no gradient flows here) */
 	sbi_param *p;   /* OP_PARAM */
@@ -217,6 +218,7 @@ push(sbi_tape *t, int op, size_t rows, size_t cols, sbi_var a, sbi_var b, sbi_va
 	memset(n, 0, sizeof *n);
 	n->op = op;
 	n->a = a, n->b = b, n->c = c;
+	n->d = n->e = -1;
 	n->rows = rows, n->cols = cols;
 	grad = !t->nograd && (grad || needs_grad(t, a) || needs_grad(t, b) || needs_grad(t, c));
 	n->v = arena(t, rows * cols);
@@ -301,21 +303,32 @@ colsum_into(float *restrict o, const float *restrict g, size_t n, size_t m)
 }
 
 sbi_var
-sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
+sbi_ad_linear2(sbi_tape *t, sbi_var x, sbi_var w, sbi_var x2, sbi_var w2, sbi_var b)
 {
 	GUARD();
 	size_t n = N(x)->rows, k = N(x)->cols, m = N(w)->cols;
 	SBI_ASSERT(N(w)->rows == k && (b < 0 || (N(b)->rows == 1 && N(b)->cols == m)));
-	sbi_var y = push(t, OP_LINEAR, n, m, x, w, b, 0);
+	SBI_ASSERT(x2 < 0 || (N(x2)->rows == n && N(w2)->rows == N(x2)->cols && N(w2)->cols == m));
+	sbi_var y = push(t, OP_LINEAR, n, m, x, w, b, x2 >= 0 && (needs_grad(t, x2) || needs_grad(t, w2)));
 	if (y < 0)
 		return -1;
+	N(y)->d = x2, N(y)->e = w2;
 	float *out = N(y)->v;
 	if (b >= 0)
 		bias_rows(out, N(b)->v, n, m);
 	/* Masked weights are kept zero by the optimizer, so W is used as is. */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(x)->v,
 	    (int)k, N(w)->v, (int)m, b >= 0 ? 1.0f : 0.0f, out, (int)m);
+	if (x2 >= 0)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)N(x2)->cols, 1.0f,
+		    N(x2)->v, (int)N(x2)->cols, N(w2)->v, (int)m, 1.0f, out, (int)m);
 	return y;
+}
+
+sbi_var
+sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
+{
+	return sbi_ad_linear2(t, x, w, -1, -1, b);
 }
 
 sbi_var
@@ -377,11 +390,11 @@ binary_array(int op, float *restrict o, const float *restrict a, const float *re
 			o[i] = a[i] * b[i];
 }
 
-/* Y = X W + b.  dX = dY W^T;  dW = X^T dY (masked);  db = column sums of dY. */
+/* Y = X W + X2 W2 + b.  dX = dY W^T;  dW = X^T dY (masked), the same
+ * for X2 and W2;  db = column sums of dY. */
 static void
-back_linear(sbi_tape *t, node *y)
+back_product(node *y, node *x, node *w)
 {
-	node *x = N(y->a), *w = N(y->b);
 	size_t n = x->rows, k = x->cols, m = w->cols;
 	if (x->g)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
@@ -392,8 +405,16 @@ back_linear(sbi_tape *t, node *y)
 		if (w->p && w->p->mask)
 			mul_into(w->g, w->p->mask, k * m);
 	}
+}
+
+static void
+back_linear(sbi_tape *t, node *y)
+{
+	back_product(y, N(y->a), N(y->b));
+	if (y->d >= 0)
+		back_product(y, N(y->d), N(y->e));
 	if (y->c >= 0 && N(y->c)->g)
-		colsum_into(grad_add(N(y->c)), y->g, n, m);
+		colsum_into(grad_add(N(y->c)), y->g, y->rows, y->cols);
 }
 
 /* C = A B.  dA = dC B^T;  dB = A^T dC. */
