@@ -3,9 +3,10 @@
 /* The elementwise loops are the training hot path next to GEMM; the
  * vectorizer only runs on them at -O3 (the project builds at -O2), and
  * only if-converts the tanh clamp without trapping math (no FP exceptions
- * are ever inspected, so results are unchanged). */
+ * are ever inspected, so results are unchanged). Short row loops stay
+ * loops rather than becoming memcpy calls (bias_rows). */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3", "no-trapping-math")
+#pragma GCC optimize("O3", "no-trapping-math", "no-tree-loop-distribute-patterns")
 #endif
 
 #include <cblas.h>

@@ -23,9 +23,11 @@
  * baseline x86-64 and these loops ran 2-4x faster wider. -ffp-contract=off
  * (engine/meson.build) makes every copy round alike, so results do not
  * depend on the machine's vector width. */
+#ifndef SBI_AD_VECTOR /* -DSBI_AD_VECTOR= builds one baseline copy */
 #if defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define SBI_AD_VECTOR __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 #endif
 #endif
 #ifndef SBI_AD_VECTOR
