@@ -21,6 +21,7 @@ enum op {
 	OP_CONST, OP_PARAM, OP_LINEAR, OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_SCALE, OP_ADDS,
 	OP_RELU, OP_TANH, OP_ELU, OP_SILU, OP_SOFTPLUS, OP_LOGSIG, OP_EXP, OP_LOG, OP_SQUARE,
 	OP_COLS, OP_CONCAT, OP_PERMUTE, OP_RESHAPE, OP_SUMROWS, OP_LSE, OP_MEAN, OP_RQS, OP_RQS_LOGDET,
+	OP_LINEAR_TANH,
 };
 
 typedef struct node {
@@ -562,6 +563,50 @@ tanh_back_set(float *restrict ga, const float *restrict gy, const float *restric
 		ga[i] = gy[i] * (1 - y[i] * y[i]);
 }
 
+/* v = tanh(v + b) in place, v n x m, b 1 x m. */
+static SBI_AD_VECTOR void
+bias_tanh(float *restrict v, const float *restrict b, size_t n, size_t m)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < m; j++)
+			v[i * m + j] = fast_tanh(v[i * m + j] + b[j]);
+}
+
+/* g *= 1 - y^2 in place: tanh's gradient, turned into its input's. */
+static SBI_AD_VECTOR void
+tanh_grad_inplace(float *restrict g, const float *restrict y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		g[i] *= 1 - y[i] * y[i];
+}
+
+/* tanh(x W + b) as one node: the product goes straight into the output
+ * and the bias joins in tanh's pass, saving a node and two passes over
+ * the hidden units (the MADE's hidden blocks). */
+sbi_var
+sbi_ad_linear_tanh(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
+{
+	GUARD();
+	size_t n = N(x)->rows, k = N(x)->cols, m = N(w)->cols;
+	SBI_ASSERT(N(w)->rows == k && N(b)->rows == 1 && N(b)->cols == m);
+	sbi_var y = push(t, OP_LINEAR_TANH, n, m, x, w, b, 0);
+	if (y < 0)
+		return -1;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(x)->v,
+	    (int)k, N(w)->v, (int)m, 0.0f, N(y)->v, (int)m);
+	bias_tanh(N(y)->v, N(b)->v, n, m);
+	return y;
+}
+
+/* The gradient with respect to x W + b is dy (1 - y^2), formed in dy's
+ * buffer (no one reads dy after this node), then as for a linear node. */
+static void
+back_linear_tanh(sbi_tape *t, node *y)
+{
+	tanh_grad_inplace(y->g, y->v, y->rows * y->cols);
+	back_linear(t, y);
+}
+
 float sbi__ad_tanh_scalar(float x);
 float
 sbi__ad_tanh_scalar(float x)
@@ -1089,6 +1134,7 @@ sbi_ad_backward(sbi_tape *t, sbi_var loss)
 		case OP_PARAM:
 			break;
 		case OP_LINEAR: back_linear(t, y); break;
+		case OP_LINEAR_TANH: back_linear_tanh(t, y); break;
 		case OP_MATMUL: back_matmul(t, y); break;
 		case OP_ADD: case OP_SUB: case OP_MUL: back_binary(t, y); break;
 		case OP_COLS: case OP_CONCAT: case OP_PERMUTE: case OP_RESHAPE: back_shape(t, y); break;

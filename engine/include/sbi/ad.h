@@ -80,6 +80,10 @@ sbi_var sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b);
 /* y = x W + x2 W2 (+ b) in one node, x2 n x k2 and W2 k2 x m (x2 = -1:
  * sbi_ad_linear): a MADE's first layer, without a sum node's passes. */
 sbi_var sbi_ad_linear2(sbi_tape *t, sbi_var x, sbi_var w, sbi_var x2, sbi_var w2, sbi_var b);
+/* tanh(x W + b) in one node (b required): the values of
+ * sbi_ad_tanh(sbi_ad_linear(...)) with fewer passes over memory; after
+ * sbi_ad_backward its gradient buffer holds that of x W + b. */
+sbi_var sbi_ad_linear_tanh(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b);
 /* a @ b for two tape values. */
 sbi_var sbi_ad_matmul(sbi_tape *t, sbi_var a, sbi_var b);
 
