@@ -3,9 +3,10 @@
 /* The elementwise loops are the training hot path next to GEMM; the
  * vectorizer only runs on them at -O3 (the project builds at -O2), and
  * only if-converts the tanh clamp without trapping math (no FP exceptions
- * are ever inspected, so results are unchanged). */
+ * are ever inspected, so results are unchanged). Short row loops stay
+ * loops rather than becoming memcpy calls (bias_rows). */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3", "no-trapping-math")
+#pragma GCC optimize("O3", "no-trapping-math", "no-tree-loop-distribute-patterns")
 #endif
 
 #include <cblas.h>
@@ -20,11 +21,13 @@ enum op {
 	OP_CONST, OP_PARAM, OP_LINEAR, OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_SCALE, OP_ADDS,
 	OP_RELU, OP_TANH, OP_ELU, OP_SILU, OP_SOFTPLUS, OP_LOGSIG, OP_EXP, OP_LOG, OP_SQUARE,
 	OP_COLS, OP_CONCAT, OP_PERMUTE, OP_RESHAPE, OP_SUMROWS, OP_LSE, OP_MEAN, OP_RQS, OP_RQS_LOGDET,
+	OP_LINEAR_TANH,
 };
 
 typedef struct node {
 	int op;
 	sbi_var a, b, c;
+	sbi_var d, e;   /* OP_LINEAR's second input and weight, or -1 */
 	size_t rows, cols;
 	float *v, *g;   /* value; gradient (NULL when no gradient flows here) */
 	sbi_param *p;   /* OP_PARAM */
@@ -32,6 +35,8 @@ typedef struct node {
 	size_t i0, k;   /* column start; spline bins */
 	const int *perm;
 	int inverse;
+	int gfresh;     /* g not yet written: the first gradient to arrive may
+	                   be stored rather than added, so g needs no clearing */
 } node;
 
 /* Arena blocks never move while a pass runs; on reset, several blocks are
@@ -204,8 +209,8 @@ needs_grad(const sbi_tape *t, sbi_var v)
 	return v >= 0 && t->nodes[v].g != NULL;
 }
 
-/* A new node of the given shape; its gradient buffer exists (zeroed) when
- * any of a, b, c carries a gradient or grad is forced. */
+/* A new node of the given shape; its gradient buffer exists (uncleared,
+ * gfresh) when any of a, b, c carries a gradient or grad is forced. */
 static sbi_var
 push(sbi_tape *t, int op, size_t rows, size_t cols, sbi_var a, sbi_var b, sbi_var c, int grad)
 {
@@ -215,17 +220,39 @@ push(sbi_tape *t, int op, size_t rows, size_t cols, sbi_var a, sbi_var b, sbi_va
 	memset(n, 0, sizeof *n);
 	n->op = op;
 	n->a = a, n->b = b, n->c = c;
+	n->d = n->e = -1;
 	n->rows = rows, n->cols = cols;
 	grad = !t->nograd && (grad || needs_grad(t, a) || needs_grad(t, b) || needs_grad(t, c));
 	n->v = arena(t, rows * cols);
-	if (grad && (n->g = arena(t, rows * cols)) != NULL)
-		memset(n->g, 0, rows * cols * sizeof(float));
+	if (grad)
+		n->g = arena(t, rows * cols), n->gfresh = 1;
 	if (n->v == NULL || (grad && n->g == NULL))
 		return -1;
 	return (sbi_var)t->nnodes++;
 }
 
 #define N(v) (&t->nodes[v])
+
+/* Before a gradient arrives at a (backward): returns 1 when the caller
+ * may store it (assign_ok and nothing arrived yet); otherwise clears a
+ * fresh buffer so the caller adds. */
+static int
+grad_begin(node *a, int assign_ok)
+{
+	int fresh = a->gfresh;
+	a->gfresh = 0;
+	if (fresh && !assign_ok)
+		memset(a->g, 0, a->rows * a->cols * sizeof(float));
+	return fresh && assign_ok;
+}
+
+/* a's gradient, cleared if nothing arrived yet, to add into. */
+static float *
+grad_add(node *a)
+{
+	grad_begin(a, 0);
+	return a->g;
+}
 /* Operations on a failed tape return -1 and do nothing. */
 #define GUARD(...) do { if (t->failed) return -1; } while (0)
 
@@ -258,23 +285,52 @@ sbi_ad_param(sbi_tape *t, sbi_param *p)
 
 /* ---- linear algebra ---- */
 
+/* The bias b (1 x m) in each of n rows of out: one loop rather than n
+ * memcpy calls of a few hundred bytes. */
+static SBI_AD_VECTOR void
+bias_rows(float *restrict out, const float *restrict b, size_t n, size_t m)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < m; j++)
+			out[i * m + j] = b[j];
+}
+
+/* o (1 x m) += the column sums of g (n x m). */
+static SBI_AD_VECTOR void
+colsum_into(float *restrict o, const float *restrict g, size_t n, size_t m)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < m; j++)
+			o[j] += g[i * m + j];
+}
+
 sbi_var
-sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
+sbi_ad_linear2(sbi_tape *t, sbi_var x, sbi_var w, sbi_var x2, sbi_var w2, sbi_var b)
 {
 	GUARD();
 	size_t n = N(x)->rows, k = N(x)->cols, m = N(w)->cols;
 	SBI_ASSERT(N(w)->rows == k && (b < 0 || (N(b)->rows == 1 && N(b)->cols == m)));
-	sbi_var y = push(t, OP_LINEAR, n, m, x, w, b, 0);
+	SBI_ASSERT(x2 < 0 || (N(x2)->rows == n && N(w2)->rows == N(x2)->cols && N(w2)->cols == m));
+	sbi_var y = push(t, OP_LINEAR, n, m, x, w, b, x2 >= 0 && (needs_grad(t, x2) || needs_grad(t, w2)));
 	if (y < 0)
 		return -1;
+	N(y)->d = x2, N(y)->e = w2;
 	float *out = N(y)->v;
 	if (b >= 0)
-		for (size_t i = 0; i < n; i++)
-			memcpy(out + i * m, N(b)->v, m * sizeof(float));
+		bias_rows(out, N(b)->v, n, m);
 	/* Masked weights are kept zero by the optimizer, so W is used as is. */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(x)->v,
 	    (int)k, N(w)->v, (int)m, b >= 0 ? 1.0f : 0.0f, out, (int)m);
+	if (x2 >= 0)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)N(x2)->cols, 1.0f,
+		    N(x2)->v, (int)N(x2)->cols, N(w2)->v, (int)m, 1.0f, out, (int)m);
 	return y;
+}
+
+sbi_var
+sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
+{
+	return sbi_ad_linear2(t, x, w, -1, -1, b);
 }
 
 sbi_var
@@ -291,28 +347,76 @@ sbi_ad_matmul(sbi_tape *t, sbi_var a, sbi_var b)
 	return y;
 }
 
-/* Y = X W + b.  dX = dY W^T;  dW = X^T dY (masked);  db = column sums of dY. */
-static void
-back_linear(sbi_tape *t, node *y)
+/* Flat elementwise loops (restrict, so they vectorize): o += a, o -= a,
+ * o *= a, o += a b. */
+static SBI_AD_VECTOR void
+add_into(float *restrict o, const float *restrict a, size_t n)
 {
-	node *x = N(y->a), *w = N(y->b);
+	for (size_t i = 0; i < n; i++)
+		o[i] += a[i];
+}
+
+static SBI_AD_VECTOR void
+sub_into(float *restrict o, const float *restrict a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] -= a[i];
+}
+
+static SBI_AD_VECTOR void
+mul_into(float *restrict o, const float *restrict a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] *= a[i];
+}
+
+static SBI_AD_VECTOR void
+fma_into(float *restrict o, const float *restrict a, const float *restrict b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] += a[i] * b[i];
+}
+
+/* o = a + b, a - b or a b over n elements. */
+static SBI_AD_VECTOR void
+binary_array(int op, float *restrict o, const float *restrict a, const float *restrict b, size_t n)
+{
+	if (op == OP_ADD)
+		for (size_t i = 0; i < n; i++)
+			o[i] = a[i] + b[i];
+	else if (op == OP_SUB)
+		for (size_t i = 0; i < n; i++)
+			o[i] = a[i] - b[i];
+	else
+		for (size_t i = 0; i < n; i++)
+			o[i] = a[i] * b[i];
+}
+
+/* Y = X W + X2 W2 + b.  dX = dY W^T;  dW = X^T dY (masked), the same
+ * for X2 and W2;  db = column sums of dY. */
+static void
+back_product(node *y, node *x, node *w)
+{
 	size_t n = x->rows, k = x->cols, m = w->cols;
 	if (x->g)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
-		    w->v, (int)m, 1.0f, x->g, (int)k);
+		    w->v, (int)m, grad_begin(x, 1) ? 0.0f : 1.0f, x->g, (int)k);
 	if (w->g) {
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, x->v, (int)k,
-		    y->g, (int)m, 1.0f, w->g, (int)m);
+		    y->g, (int)m, grad_begin(w, 1) ? 0.0f : 1.0f, w->g, (int)m);
 		if (w->p && w->p->mask)
-			for (size_t i = 0; i < k * m; i++)
-				w->g[i] *= w->p->mask[i];
+			mul_into(w->g, w->p->mask, k * m);
 	}
-	if (y->c >= 0 && N(y->c)->g) {
-		float *gb = N(y->c)->g;
-		for (size_t i = 0; i < n; i++)
-			for (size_t j = 0; j < m; j++)
-				gb[j] += y->g[i * m + j];
-	}
+}
+
+static void
+back_linear(sbi_tape *t, node *y)
+{
+	back_product(y, N(y->a), N(y->b));
+	if (y->d >= 0)
+		back_product(y, N(y->d), N(y->e));
+	if (y->c >= 0 && N(y->c)->g)
+		colsum_into(grad_add(N(y->c)), y->g, y->rows, y->cols);
 }
 
 /* C = A B.  dA = dC B^T;  dB = A^T dC. */
@@ -323,10 +427,10 @@ back_matmul(sbi_tape *t, node *y)
 	size_t n = a->rows, k = a->cols, m = b->cols;
 	if (a->g)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
-		    b->v, (int)m, 1.0f, a->g, (int)k);
+		    b->v, (int)m, grad_begin(a, 1) ? 0.0f : 1.0f, a->g, (int)k);
 	if (b->g)
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, a->v, (int)k,
-		    y->g, (int)m, 1.0f, b->g, (int)m);
+		    y->g, (int)m, grad_begin(b, 1) ? 0.0f : 1.0f, b->g, (int)m);
 }
 
 /* ---- elementwise binary (b may be a broadcast row) ---- */
@@ -341,21 +445,12 @@ binary(sbi_tape *t, int op, sbi_var a, sbi_var b)
 	if (y < 0)
 		return -1;
 	na = N(a), nb = N(b);
-	size_t m = na->cols, bstride = nb->rows == 1 ? 0 : m;
-	float *o = N(y)->v;
-	for (size_t i = 0; i < na->rows; i++) {
-		const float *x = na->v + i * m, *z = nb->v + i * bstride;
-		float *r = o + i * m;
-		if (op == OP_ADD)
-			for (size_t j = 0; j < m; j++)
-				r[j] = x[j] + z[j];
-		else if (op == OP_SUB)
-			for (size_t j = 0; j < m; j++)
-				r[j] = x[j] - z[j];
-		else
-			for (size_t j = 0; j < m; j++)
-				r[j] = x[j] * z[j];
-	}
+	size_t m = na->cols;
+	if (nb->rows == na->rows) /* one pass over the whole matrix */
+		binary_array(op, N(y)->v, na->v, nb->v, na->rows * m);
+	else
+		for (size_t i = 0; i < na->rows; i++)
+			binary_array(op, N(y)->v + i * m, na->v + i * m, nb->v, m);
 	return y;
 }
 
@@ -363,33 +458,47 @@ sbi_var sbi_ad_add(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_ADD,
 sbi_var sbi_ad_sub(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_SUB, a, b); }
 sbi_var sbi_ad_mul(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_MUL, a, b); }
 
-/* d(a+b) = (dy, dy); d(a-b) = (dy, -dy); d(ab) = (dy b, dy a); a broadcast
- * b sums its gradient over rows. */
+/* d(ab) = (dy b, dy a); a broadcast b sums its gradient over rows. */
+static void
+back_mul(node *y, node *a, node *b)
+{
+	size_t m = y->cols, n = y->rows * m;
+	int whole = b->rows == y->rows;
+	if (a->g && whole)
+		fma_into(grad_add(a), y->g, b->v, n);
+	else if (a->g)
+		for (size_t i = 0; i < y->rows; i++)
+			fma_into(grad_add(a) + i * m, y->g + i * m, b->v, m);
+	if (b->g && whole)
+		fma_into(grad_add(b), y->g, a->v, n);
+	else if (b->g)
+		for (size_t i = 0; i < y->rows; i++)
+			fma_into(grad_add(b), y->g + i * m, a->v + i * m, m);
+}
+
+/* d(a+b) = (dy, dy); d(a-b) = (dy, -dy), dy stored as is into a fresh
+ * gradient; a broadcast b sums its gradient over rows. */
 static void
 back_binary(sbi_tape *t, node *y)
 {
 	node *a = N(y->a), *b = N(y->b);
-	size_t m = y->cols, bstride = b->rows == 1 ? 0 : m;
-	float sign = y->op == OP_SUB ? -1.0f : 1.0f;
-	for (size_t i = 0; i < y->rows; i++) {
-		const float *gy = y->g + i * m, *av = a->v + i * m, *bv = b->v + i * bstride;
-		float *ga = a->g ? a->g + i * m : NULL, *gb = b->g ? b->g + i * bstride : NULL;
-		if (y->op == OP_MUL) {
-			if (ga)
-				for (size_t j = 0; j < m; j++)
-					ga[j] += gy[j] * bv[j];
-			if (gb)
-				for (size_t j = 0; j < m; j++)
-					gb[j] += gy[j] * av[j];
-			continue;
-		}
-		if (ga)
-			for (size_t j = 0; j < m; j++)
-				ga[j] += gy[j];
-		if (gb)
-			for (size_t j = 0; j < m; j++)
-				gb[j] += sign * gy[j];
+	size_t m = y->cols, n = y->rows * m;
+	if (y->op == OP_MUL) {
+		back_mul(y, a, b);
+		return;
 	}
+	if (a->g && grad_begin(a, 1))
+		memcpy(a->g, y->g, n * sizeof(float));
+	else if (a->g)
+		add_into(a->g, y->g, n);
+	if (b->g == NULL)
+		return;
+	int whole = b->rows == y->rows;
+	if (whole && y->op == OP_ADD && grad_begin(b, 1))
+		memcpy(b->g, y->g, n * sizeof(float));
+	else
+		for (size_t i = 0, rows = whole ? 1 : y->rows, len = whole ? n : m; i < rows; i++)
+			(y->op == OP_SUB ? sub_into : add_into)(grad_add(b), y->g + i * len, len);
 }
 
 /* ---- elementwise unary ---- */
@@ -433,18 +542,69 @@ fast_tanh(float x)
 }
 
 /* Separate loops with restrict pointers so they vectorize. */
-static void
+static SBI_AD_VECTOR void
 tanh_array(float *restrict out, const float *restrict in, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		out[i] = fast_tanh(in[i]);
 }
 
-static void
+static SBI_AD_VECTOR void
 tanh_back_array(float *restrict ga, const float *restrict gy, const float *restrict y, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		ga[i] += gy[i] * (1 - y[i] * y[i]);
+}
+
+static SBI_AD_VECTOR void
+tanh_back_set(float *restrict ga, const float *restrict gy, const float *restrict y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ga[i] = gy[i] * (1 - y[i] * y[i]);
+}
+
+/* v = tanh(v + b) in place, v n x m, b 1 x m. */
+static SBI_AD_VECTOR void
+bias_tanh(float *restrict v, const float *restrict b, size_t n, size_t m)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < m; j++)
+			v[i * m + j] = fast_tanh(v[i * m + j] + b[j]);
+}
+
+/* g *= 1 - y^2 in place: tanh's gradient, turned into its input's. */
+static SBI_AD_VECTOR void
+tanh_grad_inplace(float *restrict g, const float *restrict y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		g[i] *= 1 - y[i] * y[i];
+}
+
+/* tanh(x W + b) as one node: the product goes straight into the output
+ * and the bias joins in tanh's pass, saving a node and two passes over
+ * the hidden units (the MADE's hidden blocks). */
+sbi_var
+sbi_ad_linear_tanh(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
+{
+	GUARD();
+	size_t n = N(x)->rows, k = N(x)->cols, m = N(w)->cols;
+	SBI_ASSERT(N(w)->rows == k && N(b)->rows == 1 && N(b)->cols == m);
+	sbi_var y = push(t, OP_LINEAR_TANH, n, m, x, w, b, 0);
+	if (y < 0)
+		return -1;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(x)->v,
+	    (int)k, N(w)->v, (int)m, 0.0f, N(y)->v, (int)m);
+	bias_tanh(N(y)->v, N(b)->v, n, m);
+	return y;
+}
+
+/* The gradient with respect to x W + b is dy (1 - y^2), formed in dy's
+ * buffer (no one reads dy after this node), then as for a linear node. */
+static void
+back_linear_tanh(sbi_tape *t, node *y)
+{
+	tanh_grad_inplace(y->g, y->v, y->rows * y->cols);
+	back_linear(t, y);
 }
 
 float sbi__ad_tanh_scalar(float x);
@@ -519,11 +679,15 @@ back_unary(sbi_tape *t, node *y)
 {
 	node *a = N(y->a);
 	size_t n = y->rows * y->cols;
-	if (y->op == OP_TANH)
+	if (y->op == OP_TANH && grad_begin(a, 1))
+		tanh_back_set(a->g, y->g, y->v, n);
+	else if (y->op == OP_TANH)
 		tanh_back_array(a->g, y->g, y->v, n);
-	else
+	else {
+		float *ga = grad_add(a);
 		for (size_t i = 0; i < n; i++)
-			a->g[i] += y->g[i] * unary_df(y->op, a->v[i], y->v[i], y->s);
+			ga[i] += y->g[i] * unary_df(y->op, a->v[i], y->v[i], y->s);
+	}
 }
 
 sbi_var sbi_ad_scale(sbi_tape *t, sbi_var a, float s) { return unary(t, OP_SCALE, a, s); }
@@ -605,6 +769,10 @@ static void
 back_shape(sbi_tape *t, node *y)
 {
 	node *a = N(y->a);
+	if (a->g)
+		grad_add(a);
+	if (y->op == OP_CONCAT && N(y->b)->g)
+		grad_add(N(y->b));
 	size_t m = y->cols;
 	for (size_t i = 0; i < y->rows; i++) {
 		const float *gy = y->g + i * m;
@@ -688,6 +856,7 @@ back_reduce(sbi_tape *t, node *y)
 {
 	node *a = N(y->a);
 	size_t m = a->cols;
+	grad_add(a);
 	if (y->op == OP_MEAN) {
 		float g = y->g[0] / (float)(a->rows * m);
 		for (size_t i = 0; i < a->rows * m; i++)
@@ -892,6 +1061,14 @@ back_rqs(sbi_tape *t, node *ny, node *nl)
 	node *nx = N(ny->a), *np = N(ny->b);
 	size_t n = ny->rows, d = ny->cols, K = ny->k, P = 3 * K - 1;
 	float B = ny->s;
+	/* y's and the log-det's gradients are complete here; unset is zero. */
+	if (ny->g)
+		grad_add(ny);
+	grad_add(nl);
+	if (nx->g)
+		grad_add(nx);
+	if (np->g)
+		grad_add(np);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < d; j++) {
 			size_t e = i * d + j;
@@ -937,16 +1114,27 @@ sbi_ad_backward(sbi_tape *t, sbi_var loss)
 {
 	if (t->failed || loss < 0 || N(loss)->g == NULL)
 		return;
-	N(loss)->g[0] += 1.0f;
+	/* Nodes past the loss get no gradient. */
+	for (size_t v = t->nnodes; v-- > (size_t)loss + 1;)
+		if (t->nodes[v].g)
+			grad_add(&t->nodes[v]);
+	grad_add(N(loss))[0] += 1.0f;
 	for (sbi_var v = loss; v >= 0; v--) {
 		node *y = N(v);
 		if (y->g == NULL)
 			continue;
+		/* Nothing reached y (its gradient is zero): nothing to pass on.
+		 * A spline's two outputs are handled together, at the log-det. */
+		if (y->gfresh && y->op != OP_RQS_LOGDET) {
+			grad_add(y);
+			continue;
+		}
 		switch (y->op) {
 		case OP_CONST:
 		case OP_PARAM:
 			break;
 		case OP_LINEAR: back_linear(t, y); break;
+		case OP_LINEAR_TANH: back_linear_tanh(t, y); break;
 		case OP_MATMUL: back_matmul(t, y); break;
 		case OP_ADD: case OP_SUB: case OP_MUL: back_binary(t, y); break;
 		case OP_COLS: case OP_CONCAT: case OP_PERMUTE: case OP_RESHAPE: back_shape(t, y); break;

@@ -5,12 +5,14 @@
 #include "sbi/alloc.h"
 #include "sbi/fit.h"
 
-/* Copies rows idx[0..n) of src (rows of d floats) to the batch dst. */
+/* Copies rows idx[0..n) of src (rows of d floats) to the batch dst (a
+ * loop: rows are a few floats, too short for a memcpy call each). */
 static void
-gather_rows(float *dst, const float *src, size_t d, const size_t *idx, size_t n)
+gather_rows(float *restrict dst, const float *restrict src, size_t d, const size_t *idx, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		memcpy(dst + i * d, src + idx[i] * d, d * sizeof(float));
+		for (size_t j = 0; j < d; j++)
+			dst[i * d + j] = src[idx[i] * d + j];
 }
 
 /* ---- warm starts: a copy of the initial model, whose configuration must be the fit's ---- */
@@ -132,8 +134,10 @@ flow_atomic_loss(void *ud, sbi_tape *t, const size_t *idx, size_t n)
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < K; k++) {
 			size_t a = idx[(i + k) % n], r = i * K + k;
-			memcpy(F->yb + r * dy, F->ys + a * dy, dy * sizeof(float));
-			memcpy(F->cb + r * dc, F->cs + idx[i] * dc, dc * sizeof(float));
+			for (size_t j = 0; j < dy; j++)
+				F->yb[r * dy + j] = F->ys[a * dy + j];
+			for (size_t j = 0; j < dc; j++)
+				F->cb[r * dc + j] = F->cs[idx[i] * dc + j];
 			F->lpb[r] = (float)F->log_prior[a];
 		}
 	sbi_var y = sbi_ad_const(t, F->yb, n * K, dy), c = sbi_ad_const(t, F->cb, n * K, dc);

@@ -316,11 +316,14 @@ sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, size_t
 static sbi_var
 made_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c)
 {
-	sbi_var h = sbi_ad_linear(t, y, sbi_ad_param(t, m->w_in), sbi_ad_param(t, m->b_in));
-	if (c >= 0 && m->w_ctx)
-		h = sbi_ad_add(t, h, sbi_ad_linear(t, c, sbi_ad_param(t, m->w_ctx), -1));
-	for (size_t l = 0; l < f->cfg.layers; l++)
-		h = sbi_act_apply(t, f->cfg.act, sbi_ad_linear(t, h, sbi_ad_param(t, m->w_h[l]), sbi_ad_param(t, m->b_h[l])));
+	int ctx = c >= 0 && m->w_ctx;
+	sbi_var h = sbi_ad_linear2(t, y, sbi_ad_param(t, m->w_in), ctx ? c : -1, ctx ? sbi_ad_param(t, m->w_ctx) : -1,
+	    sbi_ad_param(t, m->b_in));
+	for (size_t l = 0; l < f->cfg.layers; l++) {
+		sbi_var w = sbi_ad_param(t, m->w_h[l]), b = sbi_ad_param(t, m->b_h[l]);
+		h = f->cfg.act == SBI_ACT_TANH ? sbi_ad_linear_tanh(t, h, w, b)
+		                               : sbi_act_apply(t, f->cfg.act, sbi_ad_linear(t, h, w, b));
+	}
 	return sbi_ad_linear(t, h, sbi_ad_param(t, m->w_out), sbi_ad_param(t, m->b_out));
 }
 

@@ -23,7 +23,7 @@ static double
 loss_of(build_fn build, sbi_param **ps, int np, const float *R, int grad, size_t *rows_out)
 {
 	sbi_tape *t = sbi_tape_alloc();
-	sbi_var in[4];
+	sbi_var in[5];
 	for (int i = 0; i < np; i++)
 		in[i] = sbi_ad_param(t, ps[i]);
 	sbi_var y = build(t, in);
@@ -95,6 +95,17 @@ free_params(sbi_param **ps, int n)
 
 /* ---- one builder per operation ---- */
 static sbi_var b_linear(sbi_tape *t, sbi_var *in) { return sbi_ad_linear(t, in[0], in[1], in[2]); }
+static sbi_var b_linear2(sbi_tape *t, sbi_var *in) { return sbi_ad_linear2(t, in[0], in[1], in[2], in[3], in[4]); }
+/* One node as both operands: its gradient gets both contributions. */
+static sbi_var b_add_self(sbi_tape *t, sbi_var *in) { return sbi_ad_add(t, in[0], in[0]); }
+static sbi_var b_mul_self(sbi_tape *t, sbi_var *in) { return sbi_ad_mul(t, in[0], in[0]); }
+/* A branch the loss does not use (its gradient is zero) next to one it does. */
+static sbi_var b_unused(sbi_tape *t, sbi_var *in)
+{
+	sbi_ad_tanh(t, sbi_ad_linear(t, in[0], in[1], -1));
+	return sbi_ad_tanh(t, sbi_ad_scale(t, in[0], 0.7f));
+}
+static sbi_var b_linear_tanh(sbi_tape *t, sbi_var *in) { return sbi_ad_linear_tanh(t, in[0], in[1], in[2]); }
 static sbi_var b_matmul(sbi_tape *t, sbi_var *in) { return sbi_ad_matmul(t, in[0], in[1]); }
 static sbi_var b_add(sbi_tape *t, sbi_var *in) { return sbi_ad_add(t, in[0], in[1]); }
 static sbi_var b_sub(sbi_tape *t, sbi_var *in) { return sbi_ad_sub(t, in[0], in[1]); }
@@ -141,6 +152,9 @@ TEST(ad_grad_linear_and_matmul)
 		rand_param(1, 3, 3, -0.5f, 0.6f) };
 	GRAD_OK(b_linear, p, 3, 2e-2);
 	GRAD_OK(b_matmul, p, 2, 2e-2);
+	GRAD_OK(b_unused, p, 2, 2e-2);
+	GRAD_OK(b_add_self, p, 1, 2e-2);
+	GRAD_OK(b_mul_self, p, 1, 2e-2);
 	/* A mask: masked weights get no gradient and do not matter. */
 	float mask[12] = { 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1 };
 	p[1]->mask = mask;
@@ -153,6 +167,30 @@ TEST(ad_grad_linear_and_matmul)
 		if (mask[i] == 0)
 			CHECK(p[1]->g[i] == 0);
 	free_params(p, 3);
+}
+
+/* x W + x2 W2 + b: its gradients, and its value is the two linears' sum;
+ * tanh(x W + b) in one node: its gradients and values. */
+TEST(ad_grad_linear2)
+{
+	sbi_param *p[5] = { rand_param(5, 4, 11, -1.2f, 1.4f), rand_param(4, 3, 12, -0.9f, 1.1f),
+		rand_param(5, 2, 13, -1.0f, 1.0f), rand_param(2, 3, 14, -0.8f, 0.9f), rand_param(1, 3, 15, -0.5f, 0.6f) };
+	GRAD_OK(b_linear2, p, 5, 2e-2);
+	sbi_param *q[3] = { p[0], p[1], p[4] };
+	GRAD_OK(b_linear_tanh, q, 3, 2e-2);
+	sbi_tape *t = sbi_tape_alloc();
+	sbi_var in[5];
+	for (int i = 0; i < 5; i++)
+		in[i] = sbi_ad_param(t, p[i]);
+	sbi_var y = sbi_ad_linear2(t, in[0], in[1], in[2], in[3], in[4]);
+	sbi_var z = sbi_ad_add(t, sbi_ad_linear(t, in[0], in[1], in[4]), sbi_ad_linear(t, in[2], in[3], -1));
+	sbi_var u = sbi_ad_linear_tanh(t, in[0], in[1], in[4]), v = sbi_ad_tanh(t, sbi_ad_linear(t, in[0], in[1], in[4]));
+	for (int i = 0; i < 15; i++) {
+		CHECK(fabsf(sbi_ad_value(t, y)[i] - sbi_ad_value(t, z)[i]) < 1e-5f);
+		CHECK(fabsf(sbi_ad_value(t, u)[i] - sbi_ad_value(t, v)[i]) < 1e-6f);
+	}
+	sbi_tape_free(t);
+	free_params(p, 5);
 }
 
 TEST(ad_grad_elementwise_binary_with_broadcast)

@@ -18,6 +18,22 @@
 
 #include "sbi/blob.h"
 
+/* For the training loops' hot elementwise functions (ad.c, train.c): AVX-512
+ * and AVX2 copies chosen when the program loads, since the build targets
+ * baseline x86-64 and these loops ran 2-4x faster wider. -ffp-contract=off
+ * (engine/meson.build) makes every copy round alike, so results do not
+ * depend on the machine's vector width. */
+#ifndef SBI_AD_VECTOR /* -DSBI_AD_VECTOR= builds one baseline copy */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SBI_AD_VECTOR __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#endif
+#ifndef SBI_AD_VECTOR
+#define SBI_AD_VECTOR
+#endif
+
 /* A trainable matrix with its gradient and Adam moments (all owned). */
 typedef struct sbi_param {
 	size_t rows, cols;
@@ -61,6 +77,13 @@ sbi_var sbi_ad_param(sbi_tape *t, sbi_param *p);
 
 /* y = x W (+ b): x n x k, W k x m, b 1 x m (or -1); W's mask applies. */
 sbi_var sbi_ad_linear(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b);
+/* y = x W + x2 W2 (+ b) in one node, x2 n x k2 and W2 k2 x m (x2 = -1:
+ * sbi_ad_linear): a MADE's first layer, without a sum node's passes. */
+sbi_var sbi_ad_linear2(sbi_tape *t, sbi_var x, sbi_var w, sbi_var x2, sbi_var w2, sbi_var b);
+/* tanh(x W + b) in one node (b required): the values of
+ * sbi_ad_tanh(sbi_ad_linear(...)) with fewer passes over memory; after
+ * sbi_ad_backward its gradient buffer holds that of x W + b. */
+sbi_var sbi_ad_linear_tanh(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b);
 /* a @ b for two tape values. */
 sbi_var sbi_ad_matmul(sbi_tape *t, sbi_var a, sbi_var b);
 
@@ -108,7 +131,8 @@ sbi_var sbi_ad_mean(sbi_tape *t, sbi_var a);
 void sbi_ad_rqs(sbi_tape *t, sbi_var x, sbi_var params, size_t K, float bound, int inverse,
     sbi_var *y, sbi_var *logdet);
 
-/* Value and gradient buffers of a node (rows x cols). */
+/* Value and gradient buffers of a node (rows x cols); a gradient is
+ * defined once sbi_ad_backward has run (it is zero where none flowed). */
 float *sbi_ad_value(sbi_tape *t, sbi_var v);
 float *sbi_ad_grad(sbi_tape *t, sbi_var v);
 size_t sbi_ad_rows(const sbi_tape *t, sbi_var v);
