@@ -4,7 +4,8 @@
 # simulations and the observation (checked on `sbirun graph`); rejection ABC
 # on MOPED's 5 summaries is narrower than on the 50 raw values with the same
 # simulations; autoencoder and regression are a clear "not yet available";
-# without summary=, the recipe's keys do not mention summaries at all.
+# without summary=, the recipe's graph has no summary steps; every recipe
+# example of docs/summaries.md runs and writes samples.
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/recipes/tutorial.lua" t.lua
 for m in rejection_abc npe nle nre snpe tsnpe snle snre smc_abc; do
@@ -41,4 +42,17 @@ expect_err "unknown --set summary=fisher (available: none, moped, score, pca"
 run t.lua --quiet --set summary=pca --set method=likelihood
 expect_fail
 expect_err "method=likelihood uses the exact likelihood of the 50 values"
+
+awk '/^```lua$/ { n++; f = sprintf("doc%02d.lua", n); inblock = 1; next }
+	/^```$/ && inblock { inblock = 0; close(f); next }
+	inblock { print > f }' "$SRCDIR/docs/summaries.md"
+count=0
+for f in doc*.lua; do
+	[ -f "$f" ] || break
+	count=$((count + 1))
+	run "$f" --quiet
+	expect_ok
+	[ -s "sbirun-out/${f%.lua}/posterior_samples.csv" ] || fail "docs/summaries.md example $f wrote no samples"
+done
+[ "$count" -ge 4 ] || fail "docs/summaries.md: only $count recipe examples found"
 finish
