@@ -2,8 +2,9 @@
 -- graph node whose artifact is a fitted map from a row of data x to a few
 -- summaries; a method given `summary = <compressor>` sees the simulations
 -- and the observation through it. Each application is a node of its own
--- ("summary.apply": inputs the compressor and the simulations, or the
--- compressor and the observation), so a changed method re-uses the fitted
+-- ("summary.apply": inputs the compressor and the simulations;
+-- "summary.observation": the compressor and the observation, a kind that
+-- `sbirun sample` may run for a new observation, lang/l_run.c), so a changed method re-uses the fitted
 -- compressor and its applications from the cache, and `sbirun graph` and
 -- bundles show and carry them.
 --
@@ -98,7 +99,8 @@ local function apply_node(comp, v, what, where)
   applied[comp] = applied[comp] or setmetatable({}, { __mode = "k" })
   local done = applied[comp][v]
   if done then return done end
-  local n = graph.node("summary.apply", where .. ", " .. what, { what = what }, { comp, v }, function(node, inp)
+  local kind = what == "observation" and "summary.observation" or "summary.apply"
+  local n = graph.node(kind, where .. ", " .. what, { what = what }, { comp, v }, function(node, inp)
     local a, s = inp[1], inp[2]
     local out = {}
     for k, val in pairs(s) do out[k] = val end

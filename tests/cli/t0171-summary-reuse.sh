@@ -2,6 +2,7 @@
 # A compressor is a cached node: changing only the downstream method re-uses
 # the fitted compressor and its applications (counted from run.json);
 # changing the compressor re-runs it and what follows, not the simulations;
+# `sbirun sample` at a new observation applies the fitted compressor to it;
 # `sbirun graph` shows the compressor and its applications; a bundle carries
 # them and replays them bit for bit.
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +15,7 @@ local function simulator(theta, rng)
   return x
 end
 local sims = sbi.simulate { prior = prior, simulator = simulator, n = 3000, seed = 3 }
-local obs = sbi.observation { simulator = simulator, theta = { 0.3, -0.4 }, seed = 1 }
+local obs = sbi.observation { simulator = simulator, theta = { sbi.param("obs_a", 0.3), -0.4 }, seed = 1 }
 local kind = sbi.param("summary", "pca")
 local summary = kind == "pca" and sbi.summary.pca { sims = sims, components = sbi.param("components", 2) }
   or sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = 200, derivative_sims = 20 }
@@ -61,11 +62,17 @@ expect_eq "$(ran_nodes sbirun-out/r/run.json)" 14 "summary=moped: nodes that ran
 run r.lua --quiet --set summary=moped --set method=npe
 expect_ok
 expect_eq "$(ran_nodes sbirun-out/r/run.json)" 2 "moped, method npe: nodes that ran"
+# sbirun sample at a new observation: the observation, its summaries and the sampling.
+run sample r.lua --quiet --set summary=moped --set method=npe --set obs_a=0.1
+expect_ok
+expect_eq "$(ran_nodes sbirun-out/r/run.json)" 3 "sample at a new observation: nodes that ran"
+expect_eq "$(state_of sbirun-out/r/run.json summary.observation)" ran "sample: the new observation's summaries"
 run graph r.lua --set summary=moped
 expect_ok
 expect_out "summary.moped"
 expect_out "summary.moped.design"
 expect_out "summary.apply"
+expect_out "summary.observation"
 expect_out "simulations"
 expect_out "derivative a+"
 # A bundle carries the compressor; a replay reproduces it bit for bit.

@@ -36,6 +36,7 @@ end
 sbi.output { posterior_samples = post }
 EOF2
 applications() { grep -c '"kind": "summary.apply"' "$1"; }
+observations() { grep -c '"kind": "summary.observation"' "$1"; }
 # Exact posterior: mean 10 * 0.9 / 11 = 0.818, sd 0.302.
 for m in nle smc snpe snle snre; do
 	run m.lua --quiet --set method=$m
@@ -44,10 +45,11 @@ for m in nle smc snpe snle snre; do
 	within "$mean" 0.818 0.15 "$m with MOPED: posterior mean"
 	within "$sd" 0.302 0.12 "$m with MOPED: posterior sd"
 	case $m in
-	nle) n=2 ;;   # the simulations and the observation
-	smc) n=4 ;;   # 3 populations' simulations and the observation
-	*) n=3 ;;     # 2 rounds' simulations and the observation
+	nle) n=1 ;;   # the simulations
+	smc) n=3 ;;   # 3 populations' simulations
+	*) n=2 ;;     # 2 rounds' simulations
 	esac
 	expect_eq "$(applications sbirun-out/m/run.json)" $n "$m: summary.apply nodes"
+	expect_eq "$(observations sbirun-out/m/run.json)" 1 "$m: summary.observation nodes"
 done
 finish
