@@ -51,6 +51,39 @@ within "$pct" 52.5 1.5 "PCA: percentage of the standardized variance in one comp
 read -r m3 s3 <<<"$(col_stats sbirun-out/u/posterior_samples.csv 1)"
 within "$m3" "$m" 0.05 "PCA's first component (the mean, up to scale): posterior mean"
 
+# MOPED's fiducial point from a pilot posterior: its samples' mean; the
+# derivative blocks sit at it +- 0.05 prior sd (uniform on [0, 2]: sd 0.577).
+cat > pilot.lua <<'EOF2'
+local sbi = require "sbi"
+local graph = require "sbi.graph"
+local prior = sbi.prior.uniform { low = { 0 }, high = { 2 }, names = { "k" } }
+local function simulator(theta, rng)
+  local x = {}
+  for i = 1, 5 do x[i] = math.exp(-theta[1] * i / 5) + 0.05 * rng:normal() end
+  return x
+end
+local sims = sbi.simulate { prior = prior, simulator = simulator, n = 5000 }
+local obs = sbi.observation { simulator = simulator, theta = { 1.3 } }
+local pilot = sbi.abc.rejection { sims = sims, observation = obs, quantile = 0.02 }
+local moped = sbi.summary.moped { prior = prior, simulator = simulator, fiducial = pilot, covariance_sims = 50,
+                                  derivative_sims = 5 }
+local check = graph.node("check", graph.where(1), {}, { moped, pilot }, function(_, inp)
+  local s, m = inp[2].samples, 0
+  for i = 1, s:rows() do m = m + s:get(i, 1) end
+  return { samples = sbi.core.mat { { inp[1].fiducial:get(1, 1), m / s:rows() } }, names = { "fiducial", "pilot" } }
+end)
+sbi.output { check = check }
+EOF2
+run pilot.lua --quiet
+expect_ok
+read -r f _ <<<"$(col_stats sbirun-out/pilot/check.csv 1)"
+read -r p _ <<<"$(col_stats sbirun-out/pilot/check.csv 2)"
+within "$f" "$p" 1e-9 "MOPED's fiducial point: the pilot's mean"
+in_range "$f" 1.0 1.8 "the pilot's mean (true k = 1.3, a broad posterior)"
+run graph pilot.lua
+expect_ok
+expect_out "summary.moped.design (pilot.lua:12, derivative k+)"
+
 # Errors name the option.
 bad() {
 	cat > bad.lua <<EOF2
