@@ -102,7 +102,7 @@ static int
 may_run_when_sampling(const char *kind)
 {
 	size_t n = strlen(kind);
-	return strcmp(kind, "observation") == 0 || strcmp(kind, "summary.observation") == 0
+	return strcmp(kind, "observation") == 0 || strcmp(kind, "summary.obs") == 0
 	    || (n > 7 && strcmp(kind + n - 7, ".sample") == 0);
 }
 

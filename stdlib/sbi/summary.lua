@@ -3,7 +3,7 @@
 -- summaries; a method given `summary = <compressor>` sees the simulations
 -- and the observation through it. Each application is a node of its own
 -- ("summary.apply": inputs the compressor and the simulations;
--- "summary.observation": the compressor and the observation, a kind that
+-- "summary.obs": the compressor and the observation, a kind that
 -- `sbirun sample` may run for a new observation, lang/l_run.c), so a changed method re-uses the fitted
 -- compressor and its applications from the cache, and `sbirun graph` and
 -- bundles show and carry them.
@@ -99,7 +99,7 @@ local function apply_node(comp, v, what, where)
   applied[comp] = applied[comp] or setmetatable({}, { __mode = "k" })
   local done = applied[comp][v]
   if done then return done end
-  local kind = what == "observation" and "summary.observation" or "summary.apply"
+  local kind = what == "observation" and "summary.obs" or "summary.apply"
   local n = graph.node(kind, where .. ", " .. what, { what = what }, { comp, v }, function(node, inp)
     local a, s = inp[1], inp[2]
     local out = {}
@@ -272,7 +272,7 @@ function M.moped(opts)
   -- moved by +-h along parameter i; n rows of it.
   local function design(what, i, sign, n)
     local dkey = { what = what, parameter = i, sign = sign, n = n, moped = k }
-    return graph.node("summary.moped.design", where .. ", " .. what, dkey, pilot, function(node, inp)
+    return graph.node("summary.design", where .. ", " .. what, dkey, pilot, function(node, inp)
       local theta = table.move(fiducial_of(node.label, k.fiducial, inp[1], p), 1, dim, 1, {})
       if i then theta[i] = theta[i] + sign * h[i] end
       if not p.c:in_support(theta) then

@@ -66,13 +66,13 @@ expect_eq "$(ran_nodes sbirun-out/r/run.json)" 2 "moped, method npe: nodes that 
 run sample r.lua --quiet --set summary=moped --set method=npe --set obs_a=0.1
 expect_ok
 expect_eq "$(ran_nodes sbirun-out/r/run.json)" 3 "sample at a new observation: nodes that ran"
-expect_eq "$(state_of sbirun-out/r/run.json summary.observation)" ran "sample: the new observation's summaries"
+expect_eq "$(state_of sbirun-out/r/run.json summary.obs)" ran "sample: the new observation's summaries"
 run graph r.lua --set summary=moped
 expect_ok
 expect_out "summary.moped"
-expect_out "summary.moped.design"
+expect_out "summary.design"
 expect_out "summary.apply"
-expect_out "summary.observation"
+expect_out "summary.obs"
 expect_out "simulations"
 expect_out "derivative a+"
 # A bundle carries the compressor; a replay reproduces it bit for bit.

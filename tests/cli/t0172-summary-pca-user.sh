@@ -82,7 +82,7 @@ within "$f" "$p" 1e-9 "MOPED's fiducial point: the pilot's mean"
 in_range "$f" 1.0 1.8 "the pilot's mean (true k = 1.3, a broad posterior)"
 run graph pilot.lua
 expect_ok
-expect_out "summary.moped.design (pilot.lua:12, derivative k+)"
+expect_out "summary.design (pilot.lua:12, derivative k+)"
 
 # Errors name the option.
 bad() {

@@ -36,7 +36,7 @@ end
 sbi.output { posterior_samples = post }
 EOF2
 applications() { grep -c '"kind": "summary.apply"' "$1"; }
-observations() { grep -c '"kind": "summary.observation"' "$1"; }
+observations() { grep -c '"kind": "summary.obs"' "$1"; }
 # Exact posterior: mean 10 * 0.9 / 11 = 0.818, sd 0.302.
 for m in nle smc snpe snle snre; do
 	run m.lua --quiet --set method=$m
@@ -50,6 +50,6 @@ for m in nle smc snpe snle snre; do
 	*) n=2 ;;     # 2 rounds' simulations
 	esac
 	expect_eq "$(applications sbirun-out/m/run.json)" $n "$m: summary.apply nodes"
-	expect_eq "$(observations sbirun-out/m/run.json)" 1 "$m: summary.observation nodes"
+	expect_eq "$(observations sbirun-out/m/run.json)" 1 "$m: summary.obs nodes"
 done
 finish

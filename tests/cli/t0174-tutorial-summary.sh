@@ -13,7 +13,7 @@ for m in rejection_abc npe nle nre snpe tsnpe snle snre smc_abc; do
 	expect_ok
 	expect_out "summary.moped"
 	expect_out "summary.apply"
-	expect_out "summary.observation"
+	expect_out "summary.obs"
 	run graph t.lua --set method=$m --set summary=pca
 	expect_ok
 	expect_out "summary.pca"
