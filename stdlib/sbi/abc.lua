@@ -7,6 +7,7 @@ local core = require "sbi.core"
 local check = require "sbi.check"
 local graph = require "sbi.graph"
 local simulate = require "sbi.simulate"
+local summary = require "sbi.summary"
 
 local M = {}
 
@@ -96,6 +97,7 @@ function M.rejection(opts)
     bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
     seed = { check.integer(0) },
     adjust = { check.one_of("none", "linear") },
+    summary = summary.option,
   })
   if opts.sims.kind ~= "simulate" then error("sbi.abc.rejection: 'sims' must come from sbi.simulate", 2) end
   if opts.observation.kind ~= "observation" then
@@ -112,8 +114,9 @@ function M.rejection(opts)
     bandwidth = opts.num_samples and opts.kde ~= false and (opts.bandwidth or "cv") or nil,
     adjust = opts.adjust == "linear" and "linear" or nil, -- absent by default: keys of unadjusted runs unchanged
   }
-  local sims = opts.sims
-  return graph.node("abc.rejection", graph.where(2), key_opts, { sims, opts.observation }, function(node, inp)
+  local where = graph.where(2)
+  local sims, obs = summary.inputs("sbi.abc.rejection", opts.summary, opts.sims, opts.observation, where, 2)
+  return graph.node("abc.rejection", where, key_opts, { sims, obs }, function(node, inp)
     local s, o = inp[1], inp[2]
     if s.x:rows() == 0 then
       error(node.label .. ": there are no simulations to compare with the observation", 0)
@@ -404,6 +407,7 @@ function M.smc(opts)
     on_failure = { check.one_of("fail", "drop") },
     kde = { check.boolean() },
     bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
+    summary = summary.option,
   })
   if opts.observation.kind ~= "observation" then
     error("sbi.abc.smc: 'observation' must come from sbi.observation", 2)
@@ -423,6 +427,7 @@ function M.smc(opts)
                         k.simulations, k.sims_per_population), 2)
   end
   local p, where = opts.prior, graph.where(2)
+  local _, obs = summary.inputs("sbi.abc.smc", opts.summary, nil, opts.observation, where, 2)
   -- A fresh option table per step: simulate's run reads it later.
   local function sim_opts(n, thetas, round)
     return { prior = p, simulator = opts.simulator, seed = k.seed, on_failure = opts.on_failure, n = n,
@@ -452,7 +457,7 @@ function M.smc(opts)
       end
     end
     graph.pair(sims, opts.observation)
-    local inputs = { sims, opts.observation, prev }
+    local inputs = { summary.inputs("sbi.abc.smc", opts.summary, sims, nil, at, 2), obs, prev }
     prev = graph.node("abc.smc.population", at, { population = t, keys = k, prior = p }, inputs, function(node, inp)
       if inp[3] and inp[3].stop_reason ~= "" then return inp[3] end
       return population(node, k, t, inp[1], inp[2], inp[3], p)
