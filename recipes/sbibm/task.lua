@@ -18,6 +18,7 @@
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
+--   particles    smc_abc: population size (default a tenth of simulations / rounds)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
 --                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
 --                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
@@ -99,6 +100,11 @@ function M.run(spec)
   density = density ~= "default" and density or nil -- nil: the method's own default
   local sampler = sbi.param("sampler", "slice")
   local quantile = sbi.param("quantile", math.min(1, 100 / n_sims))
+  local per_population = math.max(2, n_sims // rounds)
+  -- smc_abc: a tenth of each population (100 at 10,000 simulations, the
+  -- population size of sbibm's SMC-ABC): at 10,000 simulations, observation
+  -- 1, it gave a lower C2ST than half on 5 of the 7 tasks (docs/benchmarks-sequential.md).
+  local particles = sbi.param("particles", math.max(2, per_population // 10))
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local summary = M.summary(spec, sims, seed)
@@ -125,7 +131,7 @@ function M.run(spec)
     -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
     -- `rounds` populations, each of simulations / rounds simulations.
     posterior = sbi.abc.smc(with { simulations = n_sims, populations = rounds,
-                                   sims_per_population = math.max(2, n_sims // rounds), kde = true })
+                                   sims_per_population = per_population, particles = particles, kde = true })
   elseif method == "rejection_abc" then
     posterior = sbi.abc.rejection { sims = sims, observation = observation,
       quantile = quantile, num_samples = num_samples, kde = true, seed = seed, summary = summary }
