@@ -190,6 +190,45 @@ l_mlp_decode(lua_State *L)
 	return run(L, "decode", sbi_mlp_decode, -1, 0);
 }
 
+/* net:gauss_loglik(theta, x, W): the emulated Gaussian log-likelihood
+ * -|W (x - net(theta))|^2 / 2 of one theta (a table of numbers: returns a
+ * number) or of the rows of a Mat (returns an n x 1 Mat); x is the data
+ * row (a table or a 1-row Mat), W a d x d Mat.
+ * [net, theta, x, W] -> [net, theta, x, W, .., result] */
+static int
+l_mlp_gauss_loglik(lua_State *L)
+{
+	l_model *lm = sbi__check_model(L, 1, &mlp_kind);
+	const sbi_mlp_config *c = sbi_mlp_config_of(lm->m);
+	size_t p = c->width[0], d = c->width[c->layers];
+	int one = lua_istable(L, 2);
+	const double *theta;
+	size_t n = 1;
+	if (one)
+		theta = sbi__to_vector(L, 2, p, "theta");
+	else {
+		sbi_mat *th = sbi__check_mat(L, 2)->m;
+		if (th->ncol != p)
+			return luaL_error(L, "gauss_loglik: theta has %I columns, the network takes %I", (lua_Integer)th->ncol,
+			    (lua_Integer)p);
+		theta = th->data, n = th->nrow;
+	}
+	const double *x = sbi__to_vector(L, 3, d, "x");
+	sbi_mat *W = sbi__check_mat(L, 4)->m;
+	if (W->nrow != d || W->ncol != d)
+		return luaL_error(L, "gauss_loglik: W is %I x %I, the network has %I outputs", (lua_Integer)W->nrow,
+		    (lua_Integer)W->ncol, (lua_Integer)d);
+	double v;
+	double *out = one ? &v : sbi__push_new_mat(L, n, 1)->data;
+	sbi__blas_threads();
+	sbi_err err = { 0 };
+	if (sbi_mlp_gauss_loglik(lm->m, lm->t, theta, n, x, W->data, out, &err) != SBI_OK)
+		return luaL_error(L, "gauss_loglik: %s", err.msg);
+	if (one)
+		lua_pushnumber(L, v);
+	return 1;
+}
+
 /* net:dims() -> inputs, outputs, code width (0 for a regressor).
  * [net] -> [net, din, dout, k] */
 static int
@@ -238,7 +277,7 @@ static const l_model_kind mlp_kind = {
 
 static const luaL_Reg mlp_methods[] = {
 	{ "apply", l_mlp_apply }, { "encode", l_mlp_encode }, { "decode", l_mlp_decode }, { "dims", l_mlp_dims },
-	{ NULL, NULL },
+	{ "gauss_loglik", l_mlp_gauss_loglik }, { NULL, NULL },
 };
 
 static const luaL_Reg mlp_funcs[] = {

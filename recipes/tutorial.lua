@@ -8,6 +8,8 @@
 --        sbirun recipes/tutorial.lua --set observation=my_data.csv
 --        sbirun recipes/tutorial.lua --set method=npe        (or nle, nre)
 --        sbirun recipes/tutorial.lua --set method=likelihood (the exact Gaussian likelihood + MCMC)
+--        sbirun recipes/tutorial.lua --set method=emulator   (a fitted mean, a fiducial covariance + MCMC;
+--                                    docs/emulator.md)
 --        sbirun recipes/tutorial.lua --set method=snpe --set rounds=10 --set simulations=10000
 --                                    (sequential: snpe, tsnpe, snle, snre; smc_abc; docs/sequential.md)
 --
@@ -58,10 +60,10 @@ end
 
 local method = sbi.param("method", "rejection_abc")
 local methods = { rejection_abc = true, npe = true, nle = true, nre = true, likelihood = true, snpe = true,
-                  tsnpe = true, snle = true, snre = true, smc_abc = true }
+                  tsnpe = true, snle = true, snre = true, smc_abc = true, emulator = true }
 if not methods[method] then
   error("unknown --set method=" .. tostring(method) .. " (available: rejection_abc, npe, nle, nre, likelihood, "
-        .. "snpe, tsnpe, snle, snre, smc_abc)", 0)
+        .. "snpe, tsnpe, snle, snre, smc_abc, emulator)", 0)
 end
 local sequential = { snpe = true, tsnpe = true, snle = true, snre = true }
 -- Declared whatever the method, so one command line serves every method.
@@ -96,6 +98,14 @@ elseif sequential[method] then
     truncate = method == "tsnpe" or nil, acquisition = method ~= "tsnpe" and acquisition or nil,
     warm_start = warm_start,
     num_samples = num_samples, seed = seed,
+  }
+elseif method == "emulator" then
+  -- The mean of the data emulated by a network fitted on `simulations`
+  -- draws from the prior, the covariance from 1000 simulations at the prior
+  -- mean (docs/emulator.md).
+  posterior = sbi.emulator {
+    prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
+    design = simulations, model = sbi.param("emulator_model", "mlp"), num_samples = num_samples, seed = seed,
   }
 elseif method == "smc_abc" then
   posterior = sbi.abc.smc {

@@ -7,6 +7,7 @@
  *   f64 out_mean[width[layers]], f64 out_std[width[layers]],
  *   u64 nparams, then per parameter: u64 rows, u64 cols, f32 values
  *   (W then b of each layer in order). */
+#include <gsl/gsl_cblas.h> /* cblas_dgemm: the binary's BLAS (OpenBLAS), as ad.c's cblas_sgemm */
 #include <gsl/gsl_multifit.h>
 #include <gsl/gsl_randist.h>
 #include <math.h>
@@ -376,6 +377,32 @@ sbi_mlp_decode(sbi_mlp *m, sbi_tape *t, const double *z, size_t n, double *out, 
 	if (m->cfg.code == 0)
 		return sbi_err_set(err, SBI_EINVAL, "decode: the network is not an autoencoder");
 	return run_layers(m, t, z, n, m->cfg.code, m->cfg.layers, out, err);
+}
+
+int
+sbi_mlp_gauss_loglik(sbi_mlp *m, sbi_tape *t, const double *theta, size_t n, const double *x, const double *W,
+    double *out, sbi_err *err)
+{
+	size_t d = m->cfg.width[m->cfg.layers];
+	double *r = sbi_malloc((n ? n : 1) * d * sizeof(double)), *z = sbi_malloc((n ? n : 1) * d * sizeof(double));
+	int rc = r && z ? sbi_mlp_apply(m, t, theta, n, r, err) : sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	if (rc == SBI_OK && n > 0) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < d; j++)
+				r[i * d + j] = x[j] - r[i * d + j];
+		/* z = r W^T: row i of z is W (x - f(theta_i)). */
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)d, (int)d, 1.0, r,
+		    (int)d, W, (int)d, 0.0, z, (int)d);
+		for (size_t i = 0; i < n; i++) {
+			double q = 0;
+			for (size_t j = 0; j < d; j++)
+				q += z[i * d + j] * z[i * d + j];
+			out[i] = -0.5 * q;
+		}
+	}
+	sbi_free(r);
+	sbi_free(z);
+	return rc;
 }
 
 /* ---- model files ---- */

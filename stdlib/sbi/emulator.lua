@@ -138,25 +138,6 @@ local function covariance_node(where, fsims)
   end)
 end
 
--- The emulated log-likelihood at theta: -|W (x_obs - mu(theta))|^2 / 2
--- (the constant log det C dropped). W is lower triangular.
-local function make_loglik(net, W, xobs, d)
-  local th = core.mat(1, net:dims())
-  local r, mu = {}, {}
-  return function(theta)
-    th:set_row(1, theta)
-    net:apply(th):row(1, mu)
-    for j = 1, d do r[j] = xobs[j] - mu[j] end
-    local q = 0
-    for i = 1, d do
-      local Wi, s = W[i], 0
-      for k = 1, i do s = s + Wi[k] * r[k] end
-      q = q + s * s
-    end
-    return -0.5 * q
-  end
-end
-
 local spec = P.merge({
   prior = { check.is(prior_mod.Prior, "a prior (sbi.prior.*)"), required = true },
   simulator = { check.any(check.func(), check.is(simulate.Simulator, "an sbi.simulator")), required = true },
@@ -198,9 +179,10 @@ function M.emulator(opts)
       local net = core.mlp_load(inp[1].model)
       local _, d = net:dims()
       P.check_observation(node.label, inp[3], d)
-      local W = {}
-      for i = 1, d do W[i] = inp[2].whiten:row(i) end
-      return { loglik = make_loglik(net, W, inp[3].x:row(1), d) }
+      -- The emulated log-likelihood -|W (x_obs - mu(theta))|^2 / 2, in C
+      -- (log det C, a constant, left out).
+      local W, x = inp[2].whiten, inp[3].x
+      return { loglik = function(theta) return net:gauss_loglik(theta, x, W) end }
     end)
   node.prior, node.emulator, node.covariance = p, fit, cov
   return node

@@ -83,6 +83,14 @@ int sbi_mlp_apply(sbi_mlp *m, sbi_tape *t, const double *x, size_t n, double *ou
 int sbi_mlp_encode(sbi_mlp *m, sbi_tape *t, const double *x, size_t n, double *out, sbi_err *err);
 int sbi_mlp_decode(sbi_mlp *m, sbi_tape *t, const double *z, size_t n, double *out, sbi_err *err);
 
+/* The Gaussian log-likelihood an emulator of the data's mean gives n raw
+ * rows of theta: out[i] = -|W (x - f(theta_i))|^2 / 2 for the data row x
+ * (width[layers] values) and the d x d whitening W (row-major: C^-1 =
+ * W^T W, e.g. the inverse of C's Cholesky factor); log det C is left out.
+ * The product by W is a cblas_dgemm. */
+int sbi_mlp_gauss_loglik(sbi_mlp *m, sbi_tape *t, const double *theta, size_t n, const double *x, const double *W,
+    double *out, sbi_err *err);
+
 /* Serialization (format in mlp.c); save returns a buffer the caller frees
  * with sbi_free. Loading checks the checksum, the shapes and the layout. */
 int sbi_mlp_save(const sbi_mlp *m, unsigned char **buf, size_t *len, sbi_err *err);
