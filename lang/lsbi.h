@@ -97,6 +97,7 @@ void sbi__open_stats(lua_State *L);      /* l_stats.c: summary, scales, ABC */
 void sbi__open_files(lua_State *L);      /* l_files.c: read_matrix, write_samples, ... */
 void sbi__open_flow(lua_State *L);       /* l_flow.c: sbi.Flow, flow_train */
 void sbi__open_classifier(lua_State *L); /* l_classifier.c: sbi.Classifier */
+void sbi__open_mlp(lua_State *L);        /* l_mlp.c: sbi.MLP, mlp_train, autoencoder_train */
 void sbi__open_mcmc(lua_State *L);       /* l_mcmc.c: core.mcmc */
 void sbi__open_summary(lua_State *L);    /* l_summary.c: linear_map, covariance, pca, moped_weights */
 

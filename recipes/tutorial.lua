@@ -8,6 +8,8 @@
 --        sbirun recipes/tutorial.lua --set observation=my_data.csv
 --        sbirun recipes/tutorial.lua --set method=npe        (or nle, nre)
 --        sbirun recipes/tutorial.lua --set method=likelihood (the exact Gaussian likelihood + MCMC)
+--        sbirun recipes/tutorial.lua --set method=emulator   (a fitted mean, a fiducial covariance + MCMC;
+--                                    docs/emulator.md)
 --        sbirun recipes/tutorial.lua --set method=snpe --set rounds=10 --set simulations=10000
 --                                    (sequential: snpe, tsnpe, snle, snre; smc_abc; docs/sequential.md)
 --        sbirun recipes/tutorial.lua --set summary=moped   (compress the 50 values first, any method:
@@ -50,20 +52,24 @@ local function simulator(theta, rng)
   return y
 end
 
+-- --set observation=FILE reads one; otherwise it is simulated at the true
+-- parameters below with the noise of seed obs_seed (other seeds give the
+-- benchmarks other observations of the same model).
 local obs_path = sbi.param("observation", "")
+local obs_seed = sbi.param("obs_seed", 2024)
 local observation
 if obs_path ~= "" then
   observation = sbi.observation(obs_path)
 else
-  observation = sbi.observation { simulator = simulator, theta = { 0.5, 0.6, 0.2, -0.2, 0.1 }, seed = 2024 }
+  observation = sbi.observation { simulator = simulator, theta = { 0.5, 0.6, 0.2, -0.2, 0.1 }, seed = obs_seed }
 end
 
 local method = sbi.param("method", "rejection_abc")
 local methods = { rejection_abc = true, npe = true, nle = true, nre = true, likelihood = true, snpe = true,
-                  tsnpe = true, snle = true, snre = true, smc_abc = true }
+                  tsnpe = true, snle = true, snre = true, smc_abc = true, emulator = true }
 if not methods[method] then
   error("unknown --set method=" .. tostring(method) .. " (available: rejection_abc, npe, nle, nre, likelihood, "
-        .. "snpe, tsnpe, snle, snre, smc_abc)", 0)
+        .. "snpe, tsnpe, snle, snre, smc_abc, emulator)", 0)
 end
 local sequential = { snpe = true, tsnpe = true, snle = true, snre = true }
 -- Declared whatever the method, so one command line serves every method.
@@ -82,28 +88,32 @@ local seed = sbi.param("seed", 1)
 -- (fiducial point: the prior's mean; derivatives and covariance from
 -- simulations); score: t = grad mu^T C^-1 (x - mu) with the model's mean
 -- function; pca: `components` principal components of simulations from
--- the prior (the method's own when it has them).
+-- the prior (the method's own when it has them); autoencoder: a
+-- `components`-wide code of an autoencoder fitted to those simulations;
+-- regression: an MLP regression of theta on x fitted to them (Fearnhead
+-- and Prangle's semi-automatic summaries: the predicted theta).
 local summary_kind = sbi.param("summary", "none")
 local components = sbi.param("components", 5)
 local covariance_sims = sbi.param("covariance_sims", 1000)
 local compressors = { none = true, moped = true, score = true, pca = true, autoencoder = true, regression = true }
 if not compressors[summary_kind] then
   error("unknown --set summary=" .. tostring(summary_kind)
-        .. " (available: none, moped, score, pca; autoencoder and regression are not yet available)", 0)
+        .. " (available: none, moped, score, pca, autoencoder, regression)", 0)
 end
 local function compressor(sims)
   if summary_kind == "none" then return nil end
   if summary_kind == "moped" or summary_kind == "score" then
     return sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = covariance_sims, seed = seed,
                                mean = summary_kind == "score" and mean_function or nil }
-  elseif summary_kind == "pca" then
-    sims = sims or sbi.simulate { prior = prior, simulator = sbi.simulator { fn = simulator, dim = N },
-                                  n = 10000, seed = seed }
-    return sbi.summary.pca { sims = sims, components = components }
   end
-  -- The hook for the learned compressors (sbi.summary.autoencoder,
-  -- sbi.summary.regression) once the engine trains them.
-  error("--set summary=" .. summary_kind .. ": not yet available (use none, moped, score or pca)", 0)
+  sims = sims or sbi.simulate { prior = prior, simulator = sbi.simulator { fn = simulator, dim = N },
+                                n = 10000, seed = seed }
+  if summary_kind == "pca" then
+    return sbi.summary.pca { sims = sims, components = components }
+  elseif summary_kind == "autoencoder" then
+    return sbi.summary.autoencoder { sims = sims, latent = components, seed = seed }
+  end
+  return sbi.summary.regression { sims = sims, seed = seed }
 end
 
 local posterior
@@ -132,6 +142,14 @@ elseif sequential[method] then
     truncate = method == "tsnpe" or nil, acquisition = method ~= "tsnpe" and acquisition or nil,
     warm_start = warm_start,
     num_samples = num_samples, seed = seed, summary = compressor(),
+  }
+elseif method == "emulator" then
+  -- The mean of the data emulated by a network fitted on `simulations`
+  -- draws from the prior, the covariance from 1000 simulations at the prior
+  -- mean (docs/emulator.md).
+  posterior = sbi.emulator {
+    prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
+    design = simulations, model = sbi.param("emulator_model", "mlp"), num_samples = num_samples, seed = seed,
   }
 elseif method == "smc_abc" then
   posterior = sbi.abc.smc {

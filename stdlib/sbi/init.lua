@@ -12,6 +12,7 @@ local neural = require "sbi.neural"
 local sequential = require "sbi.sequential"
 local summary = require "sbi.summary"
 local report = require "sbi.report"
+local emulator = require "sbi.emulator"
 
 local sbi = {
   version = core.version,
@@ -28,7 +29,9 @@ local sbi = {
   snpe = sequential.snpe,
   snle = sequential.snle,
   snre = sequential.snre,
-  summary = { pca = summary.pca, moped = summary.moped, user = summary.user },
+  summary = { pca = summary.pca, moped = summary.moped, user = summary.user, autoencoder = summary.autoencoder,
+              regression = summary.regression },
+  emulator = emulator.emulator,
   is_node = graph.is_node,
   _params = {},       -- name -> true, for every sbi.param call
   _param_values = {}, -- name -> value used (for run.json)
@@ -118,7 +121,7 @@ end
 for name, t in pairs { sbi = sbi, ["sbi.core"] = core, ["sbi.check"] = check, ["sbi.graph"] = graph,
                        ["sbi.prior"] = prior, ["sbi.simulate"] = simulate, ["sbi.observation"] = observation,
                        ["sbi.abc"] = abc, ["sbi.neural"] = neural, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc,
-                       ["sbi.summary"] = summary, ["sbi.summary.api"] = sbi.summary } do
+                       ["sbi.summary"] = summary, ["sbi.emulator"] = emulator, ["sbi.summary_nn"] = require "sbi.summary_nn", ["sbi.summary.api"] = sbi.summary } do
   core.register_library(t, name)
 end
 

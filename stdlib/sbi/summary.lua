@@ -113,7 +113,7 @@ local function apply_node(comp, v, what, where)
 end
 
 -- The option every method takes.
-M.option = { check.is(graph.Node, "a compressor (sbi.summary.pca, sbi.summary.moped, sbi.summary.user)") }
+M.option = { check.is(graph.Node, "a compressor (sbi.summary.pca, moped, user, autoencoder, regression)") }
 
 -- What a method sees: sims and obs (either may be nil) through the
 -- compressor comp, or unchanged without one. fname names the method in
@@ -167,6 +167,50 @@ function M.pca(opts)
                               x:cols(), 100 * explained, key.standardize and "standardized" or "total"))
     return { kind = "linear", w = w, offset = core.mat { offset }, variances = core.mat { var },
              explained = explained, dim_in = x:cols(), dim_out = key.components, method = "PCA" }
+  end)
+end
+
+-- ---- sbi.summary.autoencoder, sbi.summary.regression ----
+
+-- Learned compressors (stdlib/sbi/summary_nn.lua fits and applies them):
+-- an artifact of kind "nn" holds the engine's network.
+local nn = require "sbi.summary_nn"
+
+M.register_kind("nn", function(_, a, x)
+  return nn.apply(a, x)
+end)
+
+local function learned(fname, kind, opts, fit)
+  local spec = { sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
+                 seed = { check.integer(0) } }
+  for k, v in pairs(nn.spec[kind]) do spec[k] = v end
+  check.options(fname, opts, spec)
+  if opts.sims.kind ~= "simulate" then error(fname .. ": 'sims' must come from sbi.simulate", 3) end
+  if kind == "autoencoder" and opts.latent == nil then
+    error(fname .. ": option 'latent' (the number of summaries) is required", 3)
+  end
+  local key = nn.key(kind, opts)
+  key.seed = math.tointeger(opts.seed or 1)
+  return compressor_node("summary." .. kind, graph.where(3), key, { opts.sims }, function(node, inp)
+    local s = inp[1]
+    local a = fit(s, key, node.label)
+    a.kind, a.dim_in = "nn", s.x:cols()
+    a.dim_out = kind == "autoencoder" and key.latent or s.theta:cols()
+    return a
+  end)
+end
+
+-- sbi.summary.autoencoder{ sims =, latent = k, hidden =, ... }
+function M.autoencoder(opts)
+  return learned("sbi.summary.autoencoder", "autoencoder", opts, function(s, key, label)
+    return nn.autoencoder_fit(s.x, key, key.seed, label)
+  end)
+end
+
+-- sbi.summary.regression{ sims =, model = "mlp"|"linear", hidden =, ... }
+function M.regression(opts)
+  return learned("sbi.summary.regression", "regression", opts, function(s, key, label)
+    return nn.regression_fit(s.theta, s.x, key, key.seed, label)
   end)
 end
 

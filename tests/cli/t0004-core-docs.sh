@@ -1,7 +1,7 @@
 #!/bin/bash
 # docs/core.md, the reference of sbi.core and sbi.check: every function of
 # both modules and every method of their objects (Mat, Rng, Prior, Flow,
-# Classifier) has its entry, and every Lua example in it runs (they check
+# Classifier, MLP) has its entry, and every Lua example in it runs (they check
 # their claims with assert). The lists come from the binary, so a new
 # primitive fails this test until it is documented.
 . "$(dirname "$0")/lib.sh"
@@ -31,7 +31,8 @@ t.y = y
 local flow = core.flow_load(core.flow_train(t))
 t.theta, t.x, t.atoms = y, y, 2 -- atoms: a flow's would ask for the atomic loss
 local clsf = core.classifier_load(core.classifier_train(t))
-for prefix, obj in pairs { ["m:"] = core.mat(1, 1), ["rng:"] = core.rng(1), ["f:"] = flow, ["c:"] = clsf,
+local net = core.mlp_load(core.linear_train { x = y, y = y })
+for prefix, obj in pairs { ["m:"] = core.mat(1, 1), ["rng:"] = core.rng(1), ["f:"] = flow, ["c:"] = clsf, ["net:"] = net,
                            ["p:"] = core.prior("normal", { mean = { 0 }, std = { 1 } }) } do
   keys(prefix, debug.getmetatable(obj).__index) -- locked to recipes
 end
@@ -39,7 +40,7 @@ EOF2
 run lua names.lua
 expect_ok
 cp "$OUT" names.txt
-for n in core.mat core.flow_train check.options m:select_rows m:copy rng:normal p:filter f:log_prob c:log_ratio; do
+for n in core.mat core.flow_train check.options m:select_rows m:copy rng:normal p:filter f:log_prob c:log_ratio net:encode; do
 	grep -qx -- "$n" names.txt || fail "the list of names looks wrong ($n missing): $(tr '\n' ' ' < names.txt)"
 done
 while read -r n; do

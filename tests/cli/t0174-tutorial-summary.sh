@@ -3,7 +3,9 @@
 # exact likelihood declares the compressor and applies it to its
 # simulations and the observation (checked on `sbirun graph`); rejection ABC
 # on MOPED's 5 summaries is narrower than on the 50 raw values with the same
-# simulations; autoencoder and regression are a clear "not yet available";
+# simulations; autoencoder and regression add their compressor and its
+# applications and run; an unknown summary and method=likelihood with a
+# summary are clear errors;
 # without summary=, the recipe's graph has no summary steps; every recipe
 # example of docs/summaries.md runs and writes samples.
 . "$(dirname "$0")/lib.sh"
@@ -30,15 +32,22 @@ expect_ok
 read -r _ s_raw <<<"$(col_stats raw/posterior_samples.csv 5)"
 read -r _ s_moped <<<"$(col_stats moped/posterior_samples.csv 5)"
 in_range "$s_moped" 0 "$(awk -v s="$s_raw" 'BEGIN { print 0.7 * s }')" "b: MOPED's ABC posterior sd against raw data's ($s_raw)"
-run t.lua --quiet --set summary=autoencoder
-expect_fail
-expect_err "--set summary=autoencoder: not yet available"
-run t.lua --quiet --set summary=regression
-expect_fail
-expect_err "--set summary=regression: not yet available"
+for k in autoencoder regression; do
+	run graph t.lua --set method=npe --set summary=$k
+	expect_ok
+	expect_out "summary.$k"
+	expect_out "summary.apply"
+	expect_out "summary.obs"
+done
+# Regression summaries (the predicted theta) on the same 20,000
+# simulations: b's ABC posterior is narrower than raw data's too.
+run t.lua --quiet --set simulations=20000 --set summary=regression --out regression
+expect_ok
+read -r _ s_reg <<<"$(col_stats regression/posterior_samples.csv 5)"
+in_range "$s_reg" 0 "$(awk -v s="$s_raw" 'BEGIN { print 0.85 * s }')" "b: regression ABC posterior sd against raw data's ($s_raw)"
 run t.lua --quiet --set summary=fisher
 expect_fail
-expect_err "unknown --set summary=fisher (available: none, moped, score, pca"
+expect_err "unknown --set summary=fisher (available: none, moped, score, pca, autoencoder, regression)"
 run t.lua --quiet --set summary=pca --set method=likelihood
 expect_fail
 expect_err "method=likelihood uses the exact likelihood of the 50 values"
