@@ -43,12 +43,15 @@ local function as_input(v, what, where)
   return v
 end
 
--- The first n rows of m (all when it has fewer): the same rows as
--- tools/c2st.py --first --n n.
-local function first_rows(m, n)
-  if m:rows() <= n then return m end
+-- n rows of m spread evenly over it (rows 1 + floor((i - 1) N / n)), in
+-- their order; all of them when n = N. Not the first n: a rejection-ABC
+-- posterior lists its samples by distance, so its first rows are its
+-- closest ones.
+local function spread_rows(m, n)
+  local N = m:rows()
+  if N == n then return m end
   local idx = {}
-  for i = 1, n do idx[i] = i end
+  for i = 1, n do idx[i] = 1 + (i - 1) * N // n end
   return m:select_rows(idx)
 end
 
@@ -64,8 +67,9 @@ end
 -- sbi.diagnose.c2st{ a = step | "file", b = step | "file", samples = 10000, seed = 1, folds = 5 }:
 -- a step whose artifact holds the accuracy (`value`, `accuracy`) and a
 -- table of the folds (`table`, `columns`: fold, accuracy, epochs,
--- test_rows). a is the reference: its column means and standard
--- deviations z-score both sets.
+-- test_rows). It compares n rows of each set, spread evenly over it, n =
+-- min(samples, rows of a, rows of b). a is the reference: its column means and
+-- standard deviations z-score both sets.
 function M.node(opts)
   -- sbi.diagnose.c2st tail-calls this function: the recipe is level 2.
   local where = graph.where(2)
@@ -81,8 +85,11 @@ function M.node(opts)
                 seed = math.tointeger(opts.seed or M.DEFAULTS.seed),
                 folds = math.tointeger(opts.folds or M.DEFAULTS.folds) }
   return graph.node("diagnose.c2st", where, key, { a, b }, function(node, inp)
-    local ma = first_rows(samples_of(inp[1], node.label, "a"), key.samples)
-    local mb = first_rows(samples_of(inp[2], node.label, "b"), key.samples)
+    -- As many rows from each (sbibm compares 10,000 with 10,000): with
+    -- unequal sets, always guessing the larger one would beat 0.5.
+    local sa, sb = samples_of(inp[1], node.label, "a"), samples_of(inp[2], node.label, "b")
+    local n = math.min(key.samples, sa:rows(), sb:rows())
+    local ma, mb = spread_rows(sa, n), spread_rows(sb, n)
     if ma:cols() ~= mb:cols() then
       error(string.format("%s: a has %d parameters but b has %d", node.label, ma:cols(), mb:cols()), 0)
     end
