@@ -1,6 +1,6 @@
 /* Part of sbi.core: core.c2st, the classifier two-sample test
  * (engine/nn/c2st.c) over two sample matrices. */
-#include "lsbi.h"
+#include "lnn.h"
 #include "sbi/c2st.h"
 
 #include <string.h>
@@ -84,6 +84,7 @@ l_c2st(lua_State *L)
 	sbi_c2st_fold *folds = lua_newuserdatauv(L, o.folds * sizeof *folds, 0); /* [.., box] */
 	double acc = 0.0;
 	sbi_err err = { 0 };
+	sbi__blas_threads(); /* one BLAS thread: the folds are the parallel part */
 	if (sbi_c2st(a, b, &o, &acc, folds, &err) != SBI_OK)
 		return luaL_error(L, "core.c2st: %s", err.msg + (strncmp(err.msg, "c2st: ", 6) ? 0 : 6));
 	lua_pushnumber(L, acc);                 /* [.., box, acc] */
