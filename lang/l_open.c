@@ -21,6 +21,7 @@ luaopen_sbi_core(lua_State *L)
 	sbi__open_classifier(L);
 	sbi__open_summary(L);
 	sbi__open_mlp(L);
+	sbi__open_c2st(L);
 	sbi__open_ode(L);
 	sbi__open_console(L);
 	lua_pushstring(L, SBI_VERSION);

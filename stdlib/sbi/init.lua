@@ -13,6 +13,7 @@ local sequential = require "sbi.sequential"
 local summary = require "sbi.summary"
 local report = require "sbi.report"
 local emulator = require "sbi.emulator"
+local diagnose = require "sbi.diagnose"
 
 local sbi = {
   version = core.version,
@@ -32,6 +33,7 @@ local sbi = {
   summary = { pca = summary.pca, moped = summary.moped, user = summary.user, autoencoder = summary.autoencoder,
               regression = summary.regression },
   emulator = emulator.emulator,
+  diagnose = diagnose,
   is_node = graph.is_node,
   _params = {},       -- name -> true, for every sbi.param call
   _param_values = {}, -- name -> value used (for run.json)
@@ -121,7 +123,8 @@ end
 for name, t in pairs { sbi = sbi, ["sbi.core"] = core, ["sbi.check"] = check, ["sbi.graph"] = graph,
                        ["sbi.prior"] = prior, ["sbi.simulate"] = simulate, ["sbi.observation"] = observation,
                        ["sbi.abc"] = abc, ["sbi.neural"] = neural, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc,
-                       ["sbi.summary"] = summary, ["sbi.emulator"] = emulator, ["sbi.summary_nn"] = require "sbi.summary_nn", ["sbi.summary.api"] = sbi.summary } do
+                       ["sbi.summary"] = summary, ["sbi.emulator"] = emulator, ["sbi.summary_nn"] = require "sbi.summary_nn", ["sbi.summary.api"] = sbi.summary,
+                       ["sbi.diagnose"] = diagnose, ["sbi.c2st"] = require "sbi.c2st" } do
   core.register_library(t, name)
 end
 

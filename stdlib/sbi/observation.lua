@@ -25,6 +25,8 @@ local function resolve(path, recipe_dir)
   return nil, refused
 end
 
+M.resolve = resolve -- for other files of data (sbi.c2st)
+
 local function one_row(m, what)
   if m:rows() == 1 then return m end
   if m:cols() == 1 then
