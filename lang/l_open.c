@@ -20,6 +20,7 @@ luaopen_sbi_core(lua_State *L)
 	sbi__open_mcmc(L);
 	sbi__open_classifier(L);
 	sbi__open_ode(L);
+	sbi__open_plot(L);
 	sbi__open_console(L);
 	lua_pushstring(L, SBI_VERSION);
 	lua_setfield(L, -2, "version");
