@@ -107,7 +107,7 @@ axes(sbi_svg *s, const frame *f, int xticks, int yticks)
 		if (!(axis ? yticks : xticks))
 			continue;
 		double lo = axis ? f->ymin : f->xmin, hi = axis ? f->ymax : f->xmax;
-		double step = nice_step(hi - lo, f->w < 150 && !axis ? 3 : 4);
+		double step = nice_step(hi - lo, 4);
 		long k0 = (long)ceil(lo / step - 1e-9), k1 = (long)floor(hi / step + 1e-9);
 		for (long k = k0; k <= k1 && k - k0 < 50; k++) {
 			double v = (double)k * step;
