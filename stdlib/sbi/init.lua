@@ -105,10 +105,11 @@ function sbi._end()
 end
 
 -- outputs: list of { name =, node = } (the engine's, lang/l_graph.c);
--- arts: their artifacts, in order.
-function sbi._write_outputs(outputs, arts, dir, quiet)
+-- arts: their artifacts, in order; train: per output, the artifacts of its
+-- training inputs (for loss curves).
+function sbi._write_outputs(outputs, arts, dir, quiet, train)
   sbi._written = {} -- read by run.json
-  report.write_outputs(outputs, arts, dir, quiet, sbi._written)
+  report.write_outputs(outputs, arts, dir, quiet, sbi._written, train)
 end
 
 -- Library tables hash by name in cache keys (their code is versioned with
