@@ -460,7 +460,7 @@ corner_plots(report *r)
 			continue;
 		size_t np = 0;
 		sbi_svg cap = { 0 };
-		sbi_svg_puts(&cap, "Posteriors overlaid: ");
+		sbi_svg_puts(&cap, "Posterior samples: ");
 		for (size_t k = i; k < r->nf; k++) {
 			rfile *b = &r->f[k];
 			if (b->kind == F_POSTERIOR && !b->used && same_names(a, b)) {
@@ -470,6 +470,7 @@ corner_plots(report *r)
 				sbi_svg_printf(&cap, "%s%s", np > 1 ? ", " : "", b->output);
 			}
 		}
+		sbi_svg_puts(&cap, np > 1 ? ", overlaid" : "");
 		sbi_svg_puts(&cap, " (diagonal: marginal histograms; below: 50% and 90% highest-density contours)");
 		sbi_plot_corner_opts o = { .labels = (const char *const *)a->names, .names = names };
 		char *svg = NULL;

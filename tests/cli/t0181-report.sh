@@ -28,7 +28,7 @@ H=o1/report.html
 
 # ---- contents ----
 for s in '<h3>abc <small>' '<h3>exact <small>' '<h3>npe <small>' '>exact</text>' '>npe</text>' \
-	'Posteriors overlaid: abc, exact, npe' 'Loss curves of the estimator behind npe' '>validation</text>' \
+	'Posterior samples: abc, exact, npe, overlaid' 'Loss curves of the estimator behind npe' '>validation</text>' \
 	'Posterior predictive' 'points: the observation (output observation)' '<td class="l">likelihood.sample</td>' \
 	'No diagnostics in this run.' '<code>npe.loss.csv</code>'; do
 	grep -qF -- "$s" "$H" || fail "report.html lacks '$s'"
@@ -98,6 +98,13 @@ for s in '<td class="l">coverage npe</td><td>0.031</td><td>0.05</td><td class="p
 	'R-hat 1.35 &gt; 1.05 &lt;b&gt;</li>' '<li class="warn">ESS 48 &lt; 100</li>'; do
 	grep -qF -- "$s" o3/report.html || fail "report with diagnostics lacks '$s'"
 done
+
+# ---- the example of docs/report.md: a predictive over its observation ----
+mkdir ex && awk '/^```lua$/ { f = 1; next } /^```$/ { f = 0 } f' "$SRCDIR/docs/report.md" > ex/r.lua
+run ex/r.lua --quiet --out ex/o
+expect_ok
+expect_eq "$(grep -c '<circle' ex/o/report.html)" 10 "observed points in the docs example's predictive plot"
+grep -qF 'points: the observation (output observation)' ex/o/report.html || fail "the docs example has no predictive plot"
 
 # ---- bad use ----
 run report
