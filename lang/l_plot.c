@@ -186,6 +186,8 @@ l_plot_corner(lua_State *L)
 	o.grid = opt_count(L, 1, fn, "grid", 400);
 	o.scatter = opt_bool(L, 1, "scatter");
 	o.panel = opt_number(L, 1, fn, "panel", 0);
+	if (!(o.panel >= 0 && o.panel <= 2000))
+		return luaL_error(L, "%s: 'panel' must be a size in px from 0 (the default, 130) to 2000", fn);
 	o.lower = opt_numbers(L, 1, fn, "lower", &nl);
 	o.upper = opt_numbers(L, 1, fn, "upper", &nu);
 	if ((o.lower && nl != m[0]->ncol) || (o.upper && nu != m[0]->ncol) || (!o.lower != !o.upper))
@@ -248,6 +250,8 @@ l_plot_curve(lua_State *L)
 		.xmin = opt_number(L, 1, fn, "xmin", NAN), .xmax = opt_number(L, 1, fn, "xmax", NAN),
 		.ymin = opt_number(L, 1, fn, "ymin", NAN), .ymax = opt_number(L, 1, fn, "ymax", NAN),
 		.width = opt_number(L, 1, fn, "width", 0), .height = opt_number(L, 1, fn, "height", 0) };
+	if (!(o.width >= 0 && o.width <= 5000 && o.height >= 0 && o.height <= 5000))
+		return luaL_error(L, "%s: 'width' and 'height' must be sizes in px from 0 (the default) to 5000", fn);
 	char *svg;
 	sbi_err err = { 0 };
 	int rc = sbi_plot_curve(s, ns, &o, &svg, &err);

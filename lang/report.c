@@ -734,7 +734,7 @@ sbi_report_write(const char *out_dir, sbi_err *err)
 	r.run = sbi_fs_exists(path) ? json_load_file(path, 0, &je) : NULL;
 	if (r.run == NULL || !json_is_object(r.run)) {
 		int rc = sbi_err_set(err, SBI_EINVAL, "%s: %s (not the output folder of an sbirun run?)", path,
-		    sbi_fs_exists(path) ? je.text : "no such file");
+		    !sbi_fs_exists(path) ? "no such file" : r.run ? "not a JSON object" : je.text);
 		json_decref(r.run);
 		sbi_free(path);
 		return rc;

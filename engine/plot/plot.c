@@ -58,6 +58,10 @@ fix_range(double *lo, double *hi)
 		*lo = 0;
 		*hi = 1;
 	}
+	if (!isfinite(*hi - *lo)) { /* e.g. -1e308 .. 1e308: keep the frame's arithmetic finite */
+		*lo = fmax(*lo, -1e307);
+		*hi = fmin(*hi, 1e307);
+	}
 	if (*hi - *lo <= 1e-12 * (fabs(*lo) + fabs(*hi)) || *hi <= *lo) {
 		double pad = fabs(*lo) > 0 ? 0.1 * fabs(*lo) : 0.5;
 		*lo -= pad;
@@ -108,6 +112,8 @@ axes(sbi_svg *s, const frame *f, int xticks, int yticks)
 			continue;
 		double lo = axis ? f->ymin : f->xmin, hi = axis ? f->ymax : f->xmax;
 		double step = nice_step(hi - lo, 4);
+		if (!(step > 0) || !isfinite(step) || !isfinite(lo / step) || !isfinite(hi / step))
+			continue;
 		long k0 = (long)ceil(lo / step - 1e-9), k1 = (long)floor(hi / step + 1e-9);
 		for (long k = k0; k <= k1 && k - k0 < 50; k++) {
 			double v = (double)k * step;
@@ -194,8 +200,10 @@ bin_of(double v, double lo, double hi, size_t nb)
 {
 	if (!(v >= lo && v <= hi))
 		return -1;
-	long b = (long)((v - lo) / (hi - lo) * (double)nb);
-	return b >= (long)nb ? (long)nb - 1 : b;
+	double t = (v - lo) / (hi - lo) * (double)nb;
+	if (!(t >= 0)) /* NaN from an overflowing range */
+		return 0;
+	return t >= (double)nb ? (long)nb - 1 : (long)t;
 }
 
 /* Density histograms of column j of each posterior into dens[p * nb + b];

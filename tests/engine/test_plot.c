@@ -221,6 +221,17 @@ TEST(degenerate_data)
 	CHECK(sbi_plot_corner(post, 1, NULL, &s, NULL) == SBI_OK);
 	CHECK(s && balanced(s) && strstr(s, "nan") == NULL);
 	sbi_free(s);
+	/* A range that overflows (-1e308 .. 1e308) still gives a finite frame. */
+	for (size_t i = 0; i < 100; i++)
+		a->data[i] = i % 2 ? 1e308 : -1e308;
+	CHECK(sbi_plot_corner(post, 1, NULL, &s, NULL) == SBI_OK);
+	CHECK(s && balanced(s) && strstr(s, "nan") == NULL && strstr(s, "inf") == NULL);
+	sbi_free(s);
+	double y[3] = { -1e308, 0, 1e308 };
+	sbi_plot_series sr = { .y = y, .n = 3 };
+	CHECK(sbi_plot_curve(&sr, 1, NULL, &s, NULL) == SBI_OK);
+	CHECK(s && strstr(s, "nan") == NULL);
+	sbi_free(s);
 	sbi_mat_free(a);
 }
 
