@@ -417,7 +417,7 @@ sbi_plot_corner(const sbi_mat *const *post, size_t np, const sbi_plot_corner_opt
 	}
 	double *hi = lo + d;
 	for (size_t j = 0; j < d; j++) {
-		if (o->lower && o->upper && o->upper[j] > o->lower[j]) {
+		if (o->lower && o->upper && isfinite(o->lower[j]) && isfinite(o->upper[j]) && o->upper[j] > o->lower[j]) {
 			lo[j] = o->lower[j];
 			hi[j] = o->upper[j];
 		} else
