@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "report.h"
 #include "sbi/alloc.h"
@@ -38,8 +39,13 @@ typedef struct report {
 	rfile *f;      /* nf files (owned) */
 	size_t nf;
 	sbi_svg h;     /* the page */
+	sbi_svg notes; /* files left out, shown under Plots */
 	int nplots;
 } report;
+
+/* Output files larger than this are listed but not read: a recipe that
+ * outputs a million simulations should not wait for its report. */
+#define REPORT_MAX_FILE (64.0 * 1024 * 1024)
 
 static const char css[] =
     "body{font-family:sans-serif;margin:24px auto;max-width:1100px;color:#222;line-height:1.4}"
@@ -127,6 +133,15 @@ read_file(report *r, const char *output, const char *file, sbi_err *err)
 		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
 	rfile f = { 0 };
 	sbi_err e = { 0 };
+	struct stat st;
+	if (stat(path, &st) == 0 && (double)st.st_size > REPORT_MAX_FILE) {
+		sbi_svg_puts(&r->notes, "<p class=\"warn\"><code>");
+		sbi_svg_escape(&r->notes, file);
+		sbi_svg_printf(&r->notes, "</code>: not read for the report (%.0f MB, more than the %.0f MB it reads)</p>\n",
+		    (double)st.st_size / 1048576, REPORT_MAX_FILE / 1048576);
+		sbi_free(path);
+		return SBI_OK;
+	}
 	int rc = sbi_csv_read(path, &f.m, &f.names, &f.nnames, &e);
 	sbi_free(path);
 	if (rc != SBI_OK || f.nnames != f.m->ncol || f.m->nrow == 0) {
@@ -642,6 +657,8 @@ static void
 plots(report *r)
 {
 	sbi_svg_puts(&r->h, "<h2>Plots</h2>\n");
+	if (r->notes.buf)
+		sbi_svg_puts(&r->h, r->notes.buf);
 	corner_plots(r);
 	for (size_t i = 0; i < r->nf; i++) {
 		switch (r->f[i].kind) {
@@ -759,6 +776,7 @@ sbi_report_write(const char *out_dir, sbi_err *err)
 		sbi_free(out);
 	}
 	sbi_svg_clear(&r.h);
+	sbi_svg_clear(&r.notes);
 	for (size_t i = 0; i < r.nf; i++)
 		rfile_clear(&r.f[i]);
 	sbi_free(r.f);

@@ -90,8 +90,17 @@ j["diagnostics"] = [
 j["warnings"] = ["likelihood.sample: R-hat 1.35 > 1.05 <b>", {"message": "ESS 48 < 100"}]
 json.dump(j, open(sys.argv[1], "w"))
 EOF2
+truncate -s 70M o3/big.csv # sparse: larger than the report reads, never read
+python3 - o3/run.json <<'EOF2'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["outputs"].append({"name": "big", "files": {"big.csv": "0"}})
+json.dump(j, open(sys.argv[1], "w"))
+EOF2
 run report o3
 expect_ok
+grep -qF '<code>big.csv</code>: not read for the report (70 MB, more than the 64 MB it reads)' o3/report.html ||
+	fail "a 70 MB output was not left out of the report"
 for s in '<td class="l">coverage npe</td><td>0.031</td><td>0.05</td><td class="pass">pass</td><td class="l">direction = calibrated</td>' \
 	'<td class="l">sbc &lt;exact&gt;</td><td>0.001</td><td>0.01</td><td class="fail">FAIL</td>' \
 	'per_parameter = [0.5,0.001]' '<td class="l">c2st</td><td>0.52</td><td></td><td class=""></td>' \
