@@ -97,11 +97,14 @@ run_node(void *ud, sbi_graph *g, sbi_node *n, sbi_artifact **out, sbi_err *err)
 	return SBI_OK;
 }
 
+/* Observations, their summaries (a fitted compressor applied to a new
+ * observation: stdlib/sbi/summary.lua) and the sampling steps. */
 static int
 may_run_when_sampling(const char *kind)
 {
 	size_t n = strlen(kind);
-	return strcmp(kind, "observation") == 0 || (n > 7 && strcmp(kind + n - 7, ".sample") == 0);
+	return strcmp(kind, "observation") == 0 || strcmp(kind, "summary.obs") == 0
+	    || (n > 7 && strcmp(kind + n - 7, ".sample") == 0);
 }
 
 static void

@@ -99,6 +99,7 @@ void sbi__open_flow(lua_State *L);       /* l_flow.c: sbi.Flow, flow_train */
 void sbi__open_classifier(lua_State *L); /* l_classifier.c: sbi.Classifier */
 void sbi__open_mcmc(lua_State *L);       /* l_mcmc.c: core.mcmc */
 void sbi__open_plot(lua_State *L);       /* l_plot.c: plot_corner, plot_curve, ... */
+void sbi__open_summary(lua_State *L);    /* l_summary.c: linear_map, covariance, pca, moped_weights */
 
 /* l_ode.c: core.ode, ODE initial value problems for simulators. */
 void sbi__open_ode(lua_State *L);

@@ -10,6 +10,8 @@
 --        sbirun recipes/tutorial.lua --set method=likelihood (the exact Gaussian likelihood + MCMC)
 --        sbirun recipes/tutorial.lua --set method=snpe --set rounds=10 --set simulations=10000
 --                                    (sequential: snpe, tsnpe, snle, snre; smc_abc; docs/sequential.md)
+--        sbirun recipes/tutorial.lua --set summary=moped   (compress the 50 values first, any method:
+--                                    none, moped, score, pca; docs/summaries.md)
 --
 -- The lecture's comparison: with method=likelihood the recipe writes down
 -- the model's log-likelihood and samples it with the engine's MCMC; the
@@ -74,7 +76,41 @@ local epsilon_quantile = sbi.param("epsilon_quantile", 0.01)
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
+
+-- Summary compressors (docs/summaries.md): the method sees the 50 values
+-- through one when --set summary= names it. moped: 5 MOPED summaries
+-- (fiducial point: the prior's mean; derivatives and covariance from
+-- simulations); score: t = grad mu^T C^-1 (x - mu) with the model's mean
+-- function; pca: `components` principal components of simulations from
+-- the prior (the method's own when it has them).
+local summary_kind = sbi.param("summary", "none")
+local components = sbi.param("components", 5)
+local covariance_sims = sbi.param("covariance_sims", 1000)
+local compressors = { none = true, moped = true, score = true, pca = true, autoencoder = true, regression = true }
+if not compressors[summary_kind] then
+  error("unknown --set summary=" .. tostring(summary_kind)
+        .. " (available: none, moped, score, pca; autoencoder and regression are not yet available)", 0)
+end
+local function compressor(sims)
+  if summary_kind == "none" then return nil end
+  if summary_kind == "moped" or summary_kind == "score" then
+    return sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = covariance_sims, seed = seed,
+                               mean = summary_kind == "score" and mean_function or nil }
+  elseif summary_kind == "pca" then
+    sims = sims or sbi.simulate { prior = prior, simulator = sbi.simulator { fn = simulator, dim = N },
+                                  n = 10000, seed = seed }
+    return sbi.summary.pca { sims = sims, components = components }
+  end
+  -- The hook for the learned compressors (sbi.summary.autoencoder,
+  -- sbi.summary.regression) once the engine trains them.
+  error("--set summary=" .. summary_kind .. ": not yet available (use none, moped, score or pca)", 0)
+end
+
 local posterior
+if method == "likelihood" and summary_kind ~= "none" then
+  error("--set summary=" .. summary_kind .. ": method=likelihood uses the exact likelihood of the 50 values; "
+        .. "summaries apply to the simulation-based methods", 0)
+end
 if method == "likelihood" then
   -- The exact likelihood: independent Gaussians around the model's mean.
   posterior = sbi.likelihood {
@@ -95,13 +131,14 @@ elseif sequential[method] then
     rounds = rounds, simulations = simulations,
     truncate = method == "tsnpe" or nil, acquisition = method ~= "tsnpe" and acquisition or nil,
     warm_start = warm_start,
-    num_samples = num_samples, seed = seed,
+    num_samples = num_samples, seed = seed, summary = compressor(),
   }
 elseif method == "smc_abc" then
   posterior = sbi.abc.smc {
     prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
     simulations = simulations, populations = rounds,
     sims_per_population = math.min(sims_per_population, simulations), num_samples = num_samples, seed = seed,
+    summary = compressor(),
   }
 else
   local sims = sbi.simulate {
@@ -110,14 +147,17 @@ else
     n = simulations,
     seed = seed,
   }
+  local summary = compressor(sims)
   if method == "rejection_abc" then
     posterior = sbi.abc.rejection {
       sims = sims,
       observation = observation,
       quantile = epsilon_quantile,
+      summary = summary,
     }
   else
-    posterior = sbi[method] { sims = sims, observation = observation, num_samples = num_samples, seed = seed }
+    posterior = sbi[method] { sims = sims, observation = observation, num_samples = num_samples, seed = seed,
+                              summary = summary }
   end
 end
 

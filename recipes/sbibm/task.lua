@@ -18,10 +18,18 @@
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
+--   particles    smc_abc: population size (default a tenth of simulations / rounds)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
 --                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
 --                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
 --   sampler      nle/nre: slice (default) or ensemble
+--   summary      none (default), pca or moped: the method sees the data through a
+--                compressor (docs/summaries.md): pca, `components` principal
+--                components (default: the number of parameters) of the recipe's
+--                simulations (for the sequential methods and smc_abc an extra set of
+--                `simulations` prior simulations); moped, one MOPED summary per
+--                parameter at the prior's mean (`covariance_sims`, default 1000, plus
+--                2 x 100 per parameter)
 local sbi = require "sbi"
 
 local M = {}
@@ -58,6 +66,20 @@ function M.read_data(name, file)
   return m
 end
 
+-- The compressor chosen with --set summary= (nil for none).
+function M.summary(spec, sims, seed)
+  local kind = sbi.param("summary", "none")
+  local components = sbi.param("components", spec.prior:dim())
+  local covariance_sims = sbi.param("covariance_sims", 1000)
+  if kind == "none" then return nil end
+  if kind == "pca" then return sbi.summary.pca { sims = sims, components = components } end
+  if kind == "moped" then
+    return sbi.summary.moped { prior = spec.prior, simulator = spec.simulator, covariance_sims = covariance_sims,
+                               seed = seed, on_failure = spec.on_failure }
+  end
+  error("unknown --set summary=" .. tostring(kind) .. " (available: none, pca, moped)", 0)
+end
+
 -- task.run{ name =, prior =, simulator =, on_failure = "fail"|"drop" }
 function M.run(spec)
   local method = sbi.param("method", "rejection_abc")
@@ -78,10 +100,16 @@ function M.run(spec)
   density = density ~= "default" and density or nil -- nil: the method's own default
   local sampler = sbi.param("sampler", "slice")
   local quantile = sbi.param("quantile", math.min(1, 100 / n_sims))
+  local per_population = math.max(2, n_sims // rounds)
+  -- smc_abc: a tenth of each population (100 at 10,000 simulations, the
+  -- population size of sbibm's SMC-ABC): at 10,000 simulations, observation
+  -- 1, it gave a lower C2ST than half on 5 of the 7 tasks (docs/benchmarks-sequential.md).
+  local particles = sbi.param("particles", math.max(2, per_population // 10))
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
+  local summary = M.summary(spec, sims, seed)
   local common = { prior = spec.prior, simulator = spec.simulator, observation = observation, seed = seed,
-                   on_failure = spec.on_failure, num_samples = num_samples }
+                   on_failure = spec.on_failure, num_samples = num_samples, summary = summary }
   local function with(t)
     for k, v in pairs(common) do t[k] = v end
     if method ~= "smc_abc" then t.warm_start = warm_start end
@@ -103,19 +131,19 @@ function M.run(spec)
     -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
     -- `rounds` populations, each of simulations / rounds simulations.
     posterior = sbi.abc.smc(with { simulations = n_sims, populations = rounds,
-                                   sims_per_population = math.max(2, n_sims // rounds), kde = true })
+                                   sims_per_population = per_population, particles = particles, kde = true })
   elseif method == "rejection_abc" then
     posterior = sbi.abc.rejection { sims = sims, observation = observation,
-      quantile = quantile, num_samples = num_samples, kde = true, seed = seed }
+      quantile = quantile, num_samples = num_samples, kde = true, seed = seed, summary = summary }
   elseif method == "npe" then
     posterior = sbi.npe { sims = sims, observation = observation, density = density,
-                          num_samples = num_samples, seed = seed }
+                          num_samples = num_samples, seed = seed, summary = summary }
   elseif method == "nle" then
     posterior = sbi.nle { sims = sims, observation = observation, density = density,
-                          sampler = sampler, num_samples = num_samples, seed = seed }
+                          sampler = sampler, num_samples = num_samples, seed = seed, summary = summary }
   else
     posterior = sbi.nre { sims = sims, observation = observation, sampler = sampler,
-                          num_samples = num_samples, seed = seed }
+                          num_samples = num_samples, seed = seed, summary = summary }
   end
   sbi.output { posterior_samples = posterior }
   return posterior

@@ -7,6 +7,7 @@ local core = require "sbi.core"
 local check = require "sbi.check"
 local graph = require "sbi.graph"
 local simulate = require "sbi.simulate"
+local summary = require "sbi.summary"
 
 local M = {}
 
@@ -96,6 +97,7 @@ function M.rejection(opts)
     bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
     seed = { check.integer(0) },
     adjust = { check.one_of("none", "linear") },
+    summary = summary.option,
   })
   if opts.sims.kind ~= "simulate" then error("sbi.abc.rejection: 'sims' must come from sbi.simulate", 2) end
   if opts.observation.kind ~= "observation" then
@@ -112,8 +114,9 @@ function M.rejection(opts)
     bandwidth = opts.num_samples and opts.kde ~= false and (opts.bandwidth or "cv") or nil,
     adjust = opts.adjust == "linear" and "linear" or nil, -- absent by default: keys of unadjusted runs unchanged
   }
-  local sims = opts.sims
-  return graph.node("abc.rejection", graph.where(2), key_opts, { sims, opts.observation }, function(node, inp)
+  local where = graph.where(2)
+  local sims, obs = summary.inputs("sbi.abc.rejection", opts.summary, opts.sims, opts.observation, where, 2)
+  return graph.node("abc.rejection", where, key_opts, { sims, obs }, function(node, inp)
     local s, o = inp[1], inp[2]
     if s.x:rows() == 0 then
       error(node.label .. ": there are no simulations to compare with the observation", 0)
@@ -150,15 +153,20 @@ function M.rejection(opts)
   end)
 end
 
--- SMC-ABC (ABC population Monte Carlo, Beaumont et al. 2009). Population 0
--- is rejection ABC from the prior; population t proposes by drawing a
--- particle of population t-1 by weight and moving it with a Gaussian kernel
--- of covariance 2 x the weighted covariance of population t-1 (redrawn
--- until inside the prior's support), simulates, keeps the proposals within
--- epsilon_t (the quantile of population t-1's distances) and weights them
--- by prior(theta) / sum_j w_j K(theta | theta_j). Each population is three
--- steps (propose, simulate, population), declared when the recipe loads;
--- once a stopping rule fires, the later ones pass the result on unchanged.
+-- SMC-ABC: adaptive population Monte Carlo ABC (Lenormand, Jabot &
+-- Deffuant 2013), a fixed population of N = `particles` particles.
+-- Population 0 keeps the N of sims_per_population prior simulations
+-- nearest the observation (weights 1). Population t proposes
+-- sims_per_population thetas by drawing a particle of population t-1 by
+-- weight and moving it with a Gaussian kernel of covariance 2 x the
+-- weighted covariance of population t-1 (redrawn until inside the prior's
+-- support; Beaumont et al. 2009), simulates, and keeps the N nearest of
+-- population t-1's particles and the new simulations together: epsilon_t is
+-- the largest kept distance, so it never grows and the population never
+-- shrinks. A new particle weighs prior(theta) / sum_j w_j K(theta | theta_j);
+-- a retained one keeps its weight. Each population is three steps
+-- (propose, simulate, population), declared when the recipe loads; once a
+-- stopping rule fires, the later ones pass the result on unchanged.
 
 -- The Cholesky factor (lower, a table of rows) of 2 x the weighted
 -- covariance of the particles; a direction without spread gets variance
@@ -240,28 +248,29 @@ local function propose(prev, n, prior, seed, t, label)
   return out
 end
 
--- The importance weights of the accepted thetas given population prev,
--- normalized: prior(theta) / sum_j w_j K(theta | theta_j) (the kernel's
--- constant cancels; the O(n m) sums are in C, sbi_abc_smc_kernel_sums).
+-- The raw importance weights of the new particles given population prev:
+-- prior(theta) / sum_j w_j K(theta | theta_j), K the normalized Gaussian
+-- density of the kernel (its constant matters: retained particles keep the
+-- raw weights of the populations that made them, each with its own
+-- kernel; population 0's are prior / prior = 1). The O(n m) sums are in C
+-- (sbi_abc_smc_kernel_sums); the support truncation of the kernel is not
+-- corrected for, as in Lenormand et al.
 local function smc_weights(thetas, prev, prior)
   local p, d = prev.particles, prev.particles:cols()
   local l = kernel_factor(p, prev.weights)
-  local rows = {}
+  local rows, log_c = {}, -0.5 * d * math.log(2 * math.pi)
   for a = 1, d do
     rows[a] = {}
     for b = 1, d do rows[a][b] = b <= a and l[a][b] or 0 end
+    log_c = log_c - math.log(l[a][a])
   end
   local den = core.abc_smc_kernel_sums(thetas, p, prev.weights, core.mat(rows))
   local n = thetas:rows()
-  local w, th, total = core.mat(n, 1), {}, 0
+  local w, th = core.mat(n, 1), {}
   for i = 1, n do
     local di = den:get(i, 1)
-    local wi = di > 0 and math.exp(prior:log_density(thetas:row(i, th))) / di or 0
-    w:set(i, 1, wi)
-    total = total + wi
+    w:set(i, 1, di > 0 and math.exp(prior:log_density(thetas:row(i, th)) - math.log(di) - log_c) or 0)
   end
-  if not (total > 0 and total < math.huge) then error("the importance weights are degenerate", 0) end
-  for i = 1, n do w:set(i, 1, w:get(i, 1) / total) end
   return w
 end
 
@@ -271,7 +280,7 @@ local HISTORY = { "epsilon", "accepted", "simulations", "acceptance", "ess" }
 local function history_with(prev, eps, acc, nsim, w)
   local ess = 0
   for i = 1, w:rows() do ess = ess + w:get(i, 1) ^ 2 end
-  local row = { eps, acc, nsim, acc / nsim, 1 / ess }
+  local row = { eps, acc, nsim, nsim > 0 and acc / nsim or 0, 1 / ess }
   if prev == nil then return core.mat { row } end
   return core.vstack { prev.history, core.mat { row } }
 end
@@ -286,8 +295,28 @@ local function stop_reason(k, eps, rate, total)
   return ""
 end
 
+-- The indices (ascending) of the m smallest finite distances of d (ties:
+-- the lower index) and the largest of them; fewer if fewer are finite.
+local function closest(d, m, label)
+  local n = d:rows()
+  if n == 0 then error(label .. ": no simulation has a finite distance to the observation", 0) end
+  local ok, idx, eps = pcall(core.abc_select, d, math.min(1, m / n))
+  if not ok then error(label .. ": " .. tostring(idx), 0) end
+  return idx, eps
+end
+
+local function normalized(raw)
+  local n, total = raw:rows(), 0
+  for i = 1, n do total = total + raw:get(i, 1) end
+  if not (total > 0 and total < math.huge) then error("the importance weights are degenerate", 0) end
+  local w = core.mat(n, 1)
+  for i = 1, n do w:set(i, 1, raw:get(i, 1) / total) end
+  return w
+end
+
 -- Population t's result from its simulations s and population prev (nil
--- for t = 0).
+-- for t = 0): the k.particles closest of prev's particles and the new
+-- simulations (adaptive population Monte Carlo ABC, Lenormand et al. 2013).
 local function population(node, k, t, s, o, prev, prior)
   if s.x:rows() > 0 and o.x:cols() ~= s.x:cols() then
     error(string.format("%s: the observation has %d values but the simulator produces %d", node.label,
@@ -297,41 +326,30 @@ local function population(node, k, t, s, o, prev, prior)
   local total = (prev and prev.n_simulations or 0) + nsim
   local scales = prev and prev.scales or core.mat { core.scales(s.x, k.scale) }
   local d = core.abc_distances(s.x, o.x, scales:row(1))
-  local eps
+  local theta, raw, nold = s.theta, nil, 0
   if prev then
-    local _, e = core.abc_select(prev.distances, k.quantile)
-    eps = math.max(e, k.epsilon or 0)
-  end
-  local ok, idx, e = pcall(core.abc_select, d, eps == nil and k.quantile or 0, eps)
-  if not ok then
-    if prev == nil then error(node.label .. ": " .. tostring(idx), 0) end
-    -- Nothing accepted: the run ends with the previous population.
-    core.stderr(string.format("%s: no simulation within epsilon = %.4g; the result is population %d's\n",
-                              node.label, eps, t - 1))
-    local r = {}
-    for key, v in pairs(prev) do r[key] = v end
-    r.n_simulations, r.stop_reason = total, "min_acceptance"
-    r.history = history_with(prev, eps, 0, nsim, prev.weights)
-    return r
-  end
-  eps = eps or e
-  local particles = s.theta:select_rows(idx)
-  local w
-  if prev then
-    local wok, ww = pcall(smc_weights, particles, prev, prior)
+    local wok, ww = pcall(smc_weights, s.theta, prev, prior)
     if not wok then error(node.label .. ": " .. tostring(ww), 0) end
-    w = ww
+    nold = prev.particles:rows()
+    theta, raw = core.vstack { prev.particles, s.theta }, core.vstack { prev.raw_weights, ww }
+    d = core.vstack { prev.distances, d }
   else
-    w = core.mat(#idx, 1)
-    for i = 1, #idx do w:set(i, 1, 1 / #idx) end
+    raw = core.mat(s.theta:rows(), 1)
+    for i = 1, s.theta:rows() do raw:set(i, 1, 1) end
   end
-  local h = history_with(prev, eps, #idx, nsim, w)
-  core.stderr(string.format("%s: epsilon = %.4g, %d of %d simulations accepted, ESS %.0f\n",
-                            node.label, eps, #idx, nsim, h:get(h:rows(), 5)))
-  return { particles = particles, weights = w, distances = d:select_rows(idx), scales = scales,
-           names = s.names, epsilon = eps, population = t, n_simulations = total,
+  local idx, eps = closest(d, k.particles, node.label)
+  local new = 0
+  for _, i in ipairs(idx) do if i > nold then new = new + 1 end end
+  local r = raw:select_rows(idx)
+  local wok, w = pcall(normalized, r)
+  if not wok then error(node.label .. ": " .. tostring(w), 0) end
+  local h = history_with(prev, eps, new, nsim, w)
+  core.stderr(string.format("%s: epsilon = %.4g, %d particles, %d of %d new simulations kept, ESS %.0f\n",
+                            node.label, eps, #idx, new, nsim, h:get(h:rows(), 5)))
+  return { particles = theta:select_rows(idx), weights = w, raw_weights = r, distances = d:select_rows(idx),
+           scales = scales, names = s.names, epsilon = eps, population = t, n_simulations = total,
            history = h,
-           stop_reason = stop_reason(k, eps, #idx / nsim, total) }
+           stop_reason = stop_reason(k, eps, nsim > 0 and new / nsim or 0, total) }
 end
 
 -- The per-column KDE bandwidths of the final SMC population: factor x the
@@ -395,6 +413,7 @@ function M.smc(opts)
     sims_per_population = { check.integer(2, 1000000000) },
     populations = { check.integer(1, 1000) },
     quantile = { check.fraction() },
+    particles = { check.integer(2, 1000000000) },
     epsilon = { check.positive() },
     min_acceptance = { check.fraction() },
     simulations = { check.integer(1) },
@@ -404,6 +423,7 @@ function M.smc(opts)
     on_failure = { check.one_of("fail", "drop") },
     kde = { check.boolean() },
     bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
+    summary = summary.option,
   })
   if opts.observation.kind ~= "observation" then
     error("sbi.abc.smc: 'observation' must come from sbi.observation", 2)
@@ -411,18 +431,29 @@ function M.smc(opts)
   if opts.bandwidth and not opts.kde then
     error("sbi.abc.smc: 'bandwidth' only applies with kde = true", 2)
   end
+  if opts.quantile and opts.particles then
+    error("sbi.abc.smc: give either 'quantile' or 'particles', not both", 2)
+  end
+  local spp = math.tointeger(opts.sims_per_population or 1000)
   local k = {
-    sims_per_population = math.tointeger(opts.sims_per_population or 1000),
-    quantile = opts.quantile or 0.5,
+    -- "apmc" (Lenormand et al. 2013) is in every population's key: the
+    -- populations of the earlier algorithm are not reused.
+    algorithm = "apmc", sims_per_population = spp,
+    particles = math.tointeger(opts.particles or math.floor((opts.quantile or 0.5) * spp)),
     epsilon = opts.epsilon, min_acceptance = opts.min_acceptance,
     simulations = opts.simulations and math.tointeger(opts.simulations), scale = opts.scale or "std",
     seed = math.tointeger(opts.seed or 1),
   }
+  if k.particles < 2 or k.particles > spp then
+    error(string.format("sbi.abc.smc: 'particles' (%d%s) must be between 2 and 'sims_per_population' (%d)",
+                        k.particles, opts.particles and "" or ", from 'quantile'", spp), 2)
+  end
   if k.simulations and k.simulations < k.sims_per_population then
     error(string.format("sbi.abc.smc: 'simulations' (%d) is less than one population's %d simulations",
                         k.simulations, k.sims_per_population), 2)
   end
   local p, where = opts.prior, graph.where(2)
+  local _, obs = summary.inputs("sbi.abc.smc", opts.summary, nil, opts.observation, where, 2)
   -- A fresh option table per step: simulate's run reads it later.
   local function sim_opts(n, thetas, round)
     return { prior = p, simulator = opts.simulator, seed = k.seed, on_failure = opts.on_failure, n = n,
@@ -452,7 +483,7 @@ function M.smc(opts)
       end
     end
     graph.pair(sims, opts.observation)
-    local inputs = { sims, opts.observation, prev }
+    local inputs = { summary.inputs("sbi.abc.smc", opts.summary, sims, nil, at, 2), obs, prev }
     prev = graph.node("abc.smc.population", at, { population = t, keys = k, prior = p }, inputs, function(node, inp)
       if inp[3] and inp[3].stop_reason ~= "" then return inp[3] end
       return population(node, k, t, inp[1], inp[2], inp[3], p)

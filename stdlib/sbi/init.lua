@@ -10,6 +10,7 @@ local observation = require "sbi.observation"
 local abc = require "sbi.abc"
 local neural = require "sbi.neural"
 local sequential = require "sbi.sequential"
+local summary = require "sbi.summary"
 local report = require "sbi.report"
 
 local sbi = {
@@ -27,6 +28,7 @@ local sbi = {
   snpe = sequential.snpe,
   snle = sequential.snle,
   snre = sequential.snre,
+  summary = { pca = summary.pca, moped = summary.moped, user = summary.user },
   is_node = graph.is_node,
   _params = {},       -- name -> true, for every sbi.param call
   _param_values = {}, -- name -> value used (for run.json)
@@ -127,7 +129,8 @@ end
 -- the engine), so a simulator that captures `sbi` does not hash the graph.
 for name, t in pairs { sbi = sbi, ["sbi.core"] = core, ["sbi.check"] = check, ["sbi.graph"] = graph,
                        ["sbi.prior"] = prior, ["sbi.simulate"] = simulate, ["sbi.observation"] = observation,
-                       ["sbi.abc"] = abc, ["sbi.neural"] = neural, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc } do
+                       ["sbi.abc"] = abc, ["sbi.neural"] = neural, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc,
+                       ["sbi.summary"] = summary, ["sbi.summary.api"] = sbi.summary } do
   core.register_library(t, name)
 end
 

@@ -8,6 +8,7 @@ local check = require "sbi.check"
 local graph = require "sbi.graph"
 local prior_mod = require "sbi.prior"
 local simulate = require "sbi.simulate"
+local summary = require "sbi.summary"
 
 local M = {}
 
@@ -23,6 +24,7 @@ end
 local inputs_spec = {
   sims = { check.is(graph.Node, "the result of sbi.simulate"), required = true },
   observation = { check.is(graph.Node, "the result of sbi.observation"), required = true },
+  summary = summary.option,
 }
 
 -- Training options shared by every estimator (docs/neural.md explains each).
@@ -72,6 +74,12 @@ local function check_inputs(fname, opts)
     error(fname .. ": 'observation' must come from sbi.observation", 3)
   end
   graph.pair(opts.sims, opts.observation)
+end
+
+-- The simulations and the observation as the estimator sees them: through
+-- the compressor opts.summary when given (sbi.summary).
+local function estimator_inputs(fname, opts, where)
+  return summary.inputs(fname, opts.summary, opts.sims, opts.observation, where, 3)
 end
 
 -- The defaults of every option (also in docs/neural.md), and the only
@@ -335,11 +343,12 @@ function M.npe(opts)
   check.options("sbi.npe", opts, merge(inputs_spec, estimator_spec, sampling_spec))
   check_inputs("sbi.npe", opts)
   local where = graph.where(2)
-  local sims, prior = opts.sims, opts.sims.prior
+  local sims, obs = estimator_inputs("sbi.npe", opts, where)
+  local prior = opts.sims.prior
   local train = train_node("npe.train", where, { sims }, opts, "theta", "x", "auto")
   local key = { num_samples = math.tointeger(opts.num_samples or SAMPLING_DEFAULTS.num_samples),
                 seed = integer_seed(opts) }
-  local node = graph.node("npe.sample", where, key, { train, opts.observation }, function(node, inp)
+  local node = graph.node("npe.sample", where, key, { train, obs }, function(node, inp)
     local t, obs = inp[1], inp[2]
     local flow = core.flow_load(t.model)
     local _, dc = flow:dims()
@@ -388,9 +397,10 @@ function M.nle(opts)
   check.options("sbi.nle", opts, merge(inputs_spec, estimator_spec, sampling_spec, mcmc_spec))
   check_inputs("sbi.nle", opts)
   local where = graph.where(2)
-  local sims, prior = opts.sims, opts.sims.prior
+  local sims, obs = estimator_inputs("sbi.nle", opts, where)
+  local prior = opts.sims.prior
   local train = train_node("nle.train", where, { sims }, opts, "x", "theta", "maf")
-  local node = mcmc_node("nle.sample", where, { train, opts.observation }, mcmc_key(opts, prior.c:dim()), prior, "NLE",
+  local node = mcmc_node("nle.sample", where, { train, obs }, mcmc_key(opts, prior.c:dim()), prior, "NLE",
     function(node, inp)
       local flow = core.flow_load(inp[1].model)
       local dy = flow:dims()
@@ -461,9 +471,10 @@ function M.nre(opts)
     error("sbi.nre: 'atoms' only applies to loss = \"contrastive\"", 2)
   end
   local where = graph.where(2)
-  local sims, prior = opts.sims, opts.sims.prior
+  local sims, obs = estimator_inputs("sbi.nre", opts, where)
+  local prior = opts.sims.prior
   local train = classifier_train_node("nre.train", where, { sims }, opts)
-  local node = mcmc_node("nre.sample", where, { train, opts.observation }, mcmc_key(opts, prior.c:dim()), prior, "NRE",
+  local node = mcmc_node("nre.sample", where, { train, obs }, mcmc_key(opts, prior.c:dim()), prior, "NRE",
     function(node, inp)
       local c = core.classifier_load(inp[1].model)
       local _, dx = c:dims()

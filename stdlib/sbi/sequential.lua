@@ -16,6 +16,7 @@ local graph = require "sbi.graph"
 local prior_mod = require "sbi.prior"
 local simulate = require "sbi.simulate"
 local neural = require "sbi.neural"
+local summary = require "sbi.summary"
 
 local P = neural.parts
 local merge = P.merge
@@ -41,6 +42,7 @@ local sequential_spec = {
   warm_start = { check.boolean() },
   on_failure = { check.one_of("fail", "drop") },
   chunk_size = { check.integer(1) },
+  summary = summary.option,
 }
 
 -- The number of simulations of each round (a list, round 0 first):
@@ -274,6 +276,9 @@ end
 local function declare_rounds(fname, m, opts, key, hooks)
   local where = graph.where(3)
   local p, n = opts.prior, budgets(fname, opts, key.rounds)
+  -- With a compressor, every round's simulations and the observation go
+  -- through it (sbi.summary); obs is what the rounds see.
+  local _, obs = summary.inputs(fname, opts.summary, nil, opts.observation, where, 3)
   local sims_list, train = {}, nil
   for r = 0, key.rounds - 1 do
     local at = string.format("%s, round %d", where, r)
@@ -285,7 +290,7 @@ local function declare_rounds(fname, m, opts, key, hooks)
       local pkey = { round = r, n = n[r + 1], acquisition = key.acquisition, candidates = key.candidates,
                      truncation_quantile = key.truncation_quantile, seed = key.seed, prior = p,
                      mcmc = key.mcmc }
-      sopts.thetas = graph.node(m .. ".propose", at, pkey, { train, opts.observation }, function(node, inp)
+      sopts.thetas = graph.node(m .. ".propose", at, pkey, { train, obs }, function(node, inp)
         local est = hooks.estimator(node, inp[1], inp[2], r)
         local theta = acquire(node.label, pkey, est, p, pkey.n, r)
         core.stderr(string.format("%s: %d theta (%s)\n", node.label, theta:rows(),
@@ -295,10 +300,10 @@ local function declare_rounds(fname, m, opts, key, hooks)
     end
     local sims = simulate.declare(sopts, 3, at)
     graph.pair(sims, opts.observation)
-    sims_list[#sims_list + 1] = sims
+    sims_list[#sims_list + 1] = (summary.inputs(fname, opts.summary, sims, nil, at, 3))
     train = hooks.train(r, at, { table.unpack(sims_list) }, train)
   end
-  return train, where
+  return train, where, obs
 end
 
 -- The sequential key shared by the three methods (also what docs list).
@@ -347,7 +352,7 @@ function M.snpe(opts)
   local topts = merge(opts, { density = opts.density or "maf" })
   local atoms = not opts.truncate and math.tointeger(opts.atoms or DEFAULTS.atoms) or nil
   local fname = opts.truncate and "tsnpe" or "snpe"
-  local train, where = declare_rounds("sbi.snpe", fname, opts, key, {
+  local train, where, obs = declare_rounds("sbi.snpe", fname, opts, key, {
     train = function(r, at, sims, prev)
       -- Round 0's simulations are from the prior: the plain loss. Later
       -- rounds' mix proposals: the atomic loss (APT), unless truncated.
@@ -357,7 +362,7 @@ function M.snpe(opts)
     estimator = function(node, t, obs, r) return npe_estimator(node.label, t, obs, p, key.seed, r) end,
   })
   local skey = { num_samples = math.tointeger(opts.num_samples or P.SAMPLING_DEFAULTS.num_samples), seed = key.seed }
-  local node = graph.node(fname .. ".sample", where, skey, { train, opts.observation }, function(node, inp)
+  local node = graph.node(fname .. ".sample", where, skey, { train, obs }, function(node, inp)
     local est = npe_estimator(node.label, inp[1], inp[2], p, key.seed, 0)
     local samples = est.sample(skey.num_samples)
     core.stderr(string.format("%s: %d samples\n", node.label, skey.num_samples))
@@ -390,7 +395,7 @@ function M.snle(opts)
   check_density("sbi.snle", opts, key)
   local p, mkey, proposal_mcmc = opts.prior, mcmc_key_of(opts, opts.prior)
   key.mcmc = proposal_mcmc
-  local train, where = declare_rounds("sbi.snle", "snle", opts, key, {
+  local train, where, obs = declare_rounds("sbi.snle", "snle", opts, key, {
     train = function(r, at, sims, prev)
       return P.train_node("snle.train", at, sims, opts, "x", "theta", "maf", seq_of(key, r, prev))
     end,
@@ -401,7 +406,7 @@ function M.snle(opts)
         function(flow, thetas) return flow:log_prob(x, thetas) end)
     end,
   })
-  local node = P.mcmc_node("snle.sample", where, { train, opts.observation }, mkey, p, "SNLE",
+  local node = P.mcmc_node("snle.sample", where, { train, obs }, mkey, p, "SNLE",
     function(node, inp) return snle_target(node.label, inp[1], inp[2]) end)
   node.estimator, node.prior = train, p
   return node
@@ -422,7 +427,7 @@ function M.snre(opts)
     P.check_observation(label, obs, dx)
     return { classifier = c, x = P.scaled_observation(label, t, obs) }
   end
-  local train, where = declare_rounds("sbi.snre", "snre", opts, key, {
+  local train, where, obs = declare_rounds("sbi.snre", "snre", opts, key, {
     train = function(r, at, sims, prev)
       return P.classifier_train_node("snre.train", at, sims, opts, seq_of(key, r, prev))
     end,
@@ -433,7 +438,7 @@ function M.snre(opts)
         function(c, thetas) return c:log_ratio(thetas, x) end)
     end,
   })
-  local node = P.mcmc_node("snre.sample", where, { train, opts.observation }, mkey, p, "SNRE",
+  local node = P.mcmc_node("snre.sample", where, { train, obs }, mkey, p, "SNRE",
     function(node, inp) return target(node.label, inp[1], inp[2]) end)
   node.estimator, node.prior = train, p
   return node
