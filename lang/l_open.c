@@ -23,6 +23,7 @@ luaopen_sbi_core(lua_State *L)
 	sbi__open_mlp(L);
 	sbi__open_c2st(L);
 	sbi__open_ode(L);
+	sbi__open_plot(L);
 	sbi__open_console(L);
 	lua_pushstring(L, SBI_VERSION);
 	lua_setfield(L, -2, "version");

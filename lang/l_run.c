@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lsession.h"
+#include "report.h"
 #include "sbi/alloc.h"
 #include "sbi/fsutil.h"
 #include "sbi/progress.h"
@@ -150,6 +151,31 @@ materialize_outputs(sbi_session *s, sbi_executor *x)
 	return 0;
 }
 
+/* Pushes a list of the artifacts of output node id's training inputs
+ * (kinds *.train), for their loss curves: loaded, or read from the cache
+ * without the executor (no step runs and the run's counts stay as they
+ * are); a training step that is not cached is left out. [] -> [list] */
+static void
+push_train_inputs(sbi_session *s, size_t id)
+{
+	lua_State *L = s->L;
+	const sbi_node *n = &s->g->nodes[id];
+	lua_createtable(L, 0, 0);
+	for (size_t k = 0, j = 0; k < n->ninputs; k++) {
+		sbi_node *in = &s->g->nodes[n->inputs[k]];
+		size_t len = strlen(in->kind);
+		if (len < 6 || strcmp(in->kind + len - 6, ".train") != 0)
+			continue;
+		sbi_artifact *a = in->art;
+		if (a == NULL && (s->cache == NULL || sbi_cache_get(s->cache, &in->key, &a, NULL, NULL) != SBI_OK))
+			continue;
+		sbi__push_artifact(L, a); /* takes its own reference */
+		if (a != in->art)
+			sbi_artifact_free(a);
+		lua_rawseti(L, -2, (lua_Integer)++j);
+	}
+}
+
 /* Hands the materialized outputs to sbi._write_outputs. */
 static int
 write_outputs(sbi_session *s)
@@ -163,7 +189,24 @@ write_outputs(sbi_session *s)
 	}
 	lua_pushstring(L, s->out_dir);
 	lua_pushboolean(L, s->o.quiet);
-	return sbi__call_sbi(s, "_write_outputs", 4, 0);
+	lua_createtable(L, (int)s->g->noutputs, 0); /* [outputs, arts, dir, quiet, train] */
+	for (size_t i = 0; i < s->g->noutputs; i++) {
+		push_train_inputs(s, s->g->outputs[i].node);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	return sbi__call_sbi(s, "_write_outputs", 5, 0);
+}
+
+/* Writes report.html from the output folder (after run.json); a report
+ * that cannot be written is a warning: the analysis itself succeeded. */
+static void
+write_report(sbi_session *s)
+{
+	sbi_err err = { 0 };
+	if (sbi_report_write(s->out_dir, &err) != SBI_OK)
+		fprintf(stderr, "sbirun: warning: cannot write the report: %s\n", err.msg);
+	else if (!s->o.quiet)
+		fprintf(stderr, "wrote %s/report.html\n", s->out_dir);
 }
 
 /* Locks the output folder (an flock on the folder itself) while this run
@@ -289,9 +332,10 @@ sbi_session_run(sbi_session *s)
 		else
 			fprintf(stderr, "%zu nodes ran, %zu cache hits, %.2f s\n", x.nran, x.nhits, sbi_now() - s->t0);
 	}
-	if (made)
+	if (made) {
 		rc |= sbi__write_run_json(s, &x, rc == 0);
-	else if (rc == 0) {
+		write_report(s);
+	} else if (rc == 0) {
 		sbi__print_error(e2.msg);
 		rc = 1;
 	}

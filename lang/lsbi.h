@@ -99,6 +99,7 @@ void sbi__open_flow(lua_State *L);       /* l_flow.c: sbi.Flow, flow_train */
 void sbi__open_classifier(lua_State *L); /* l_classifier.c: sbi.Classifier */
 void sbi__open_mlp(lua_State *L);        /* l_mlp.c: sbi.MLP, mlp_train, autoencoder_train */
 void sbi__open_mcmc(lua_State *L);       /* l_mcmc.c: core.mcmc */
+void sbi__open_plot(lua_State *L);       /* l_plot.c: plot_corner, plot_curve, ... */
 void sbi__open_summary(lua_State *L);    /* l_summary.c: linear_map, covariance, pca, moped_weights */
 void sbi__open_c2st(lua_State *L);       /* l_c2st.c: core.c2st */
 

@@ -8,6 +8,7 @@
  *   sbirun bundle RECIPE -o FILE      write an analysis bundle (bundle_cmd.c)
  *   sbirun show|verify FILE, sbirun unpack FILE DIR
  *   sbirun replay FILE                re-run a bundle with an empty cache and compare
+ *   sbirun report OUTDIR              rewrite OUTDIR/report.html from the outputs (report.c)
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 
 #include "bundle_cmd.h"
 #include "lstate.h"
+#include "report.h"
 #include "sbi/alloc.h"
 #include "sbi_config.h"
 #include "session.h"
@@ -34,6 +36,7 @@ usage(FILE *f)
 	    "                     [options]\n"
 	    "       sbirun show FILE | verify FILE | unpack FILE DIR   [limits]\n"
 	    "       sbirun replay FILE [--trust] [--jobs N] [--out DIR] [--quiet] [limits]\n"
+	    "       sbirun report OUTDIR\n"
 	    "       sbirun --version | --help\n"
 	    "\n"
 	    "options:\n"
@@ -117,6 +120,22 @@ parse_limit(const char *a, const char *v, sbi_bundle_limits *lim)
 	if (to == NULL)
 		return 1;
 	return v && parse_size(v, to) == 0 ? 0 : -1;
+}
+
+/* sbirun report OUTDIR: report.html again from OUTDIR's run.json and
+ * outputs alone (no recipe, no cache). */
+static int
+report_cmd(int argc, char **argv)
+{
+	if (argc != 3 || argv[2][0] == '-')
+		return bad_usage("report expects one output folder (sbirun report OUTDIR)", argc > 3 ? argv[3] : NULL);
+	sbi_err err = { 0 };
+	if (sbi_report_write(argv[2], &err) != SBI_OK) {
+		fprintf(stderr, "sbirun: error: cannot write the report: %s\n", err.msg);
+		return 1;
+	}
+	fprintf(stderr, "wrote %s/report.html\n", argv[2]);
+	return 0;
 }
 
 /* sbirun show|verify FILE, sbirun unpack FILE DIR, with the limits. */
@@ -275,6 +294,8 @@ main(int argc, char **argv)
 	/* A file size limit (ulimit -f) makes writes fail with EFBIG, reported
 	 * like any write error, instead of killing the process. */
 	signal(SIGXFSZ, SIG_IGN);
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return report_cmd(argc, argv);
 	if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "verify") == 0 ||
 	    strcmp(argv[1], "unpack") == 0))
 		return bundle_reader(argc, argv);

@@ -73,6 +73,7 @@ function sbi.recipe_dir()
 end
 
 -- sbi.output{ name = node, ... }: what the run writes to the output folder.
+local output_names = {} -- name -> node, over every sbi.output call
 function sbi.output(opts)
   if type(opts) ~= "table" then error("sbi.output: expected { name = node, ... }", 2) end
   for _, name in ipairs(check.sorted_keys(opts)) do
@@ -84,7 +85,17 @@ function sbi.output(opts)
     if not name:match("^[%w_%-]+$") then
       error(string.format("sbi.output: the name '%s' may only use letters, digits, '_' and '-'", name), 2)
     end
-    graph.output(name, node)
+    -- Each output writes NAME.csv and NAME.npy: a name given twice would
+    -- overwrite the first output's files with the second's.
+    local prev = output_names[name]
+    if prev and prev ~= node then
+      error(string.format("sbi.output: the name '%s' is already used by another output (%s); give each "
+                          .. "output its own name: its files are %s.csv and %s.npy", name, prev.label, name, name), 2)
+    end
+    if not prev then
+      output_names[name] = node
+      graph.output(name, node)
+    end
   end
 end
 
@@ -112,10 +123,11 @@ function sbi._end()
 end
 
 -- outputs: list of { name =, node = } (the engine's, lang/l_graph.c);
--- arts: their artifacts, in order.
-function sbi._write_outputs(outputs, arts, dir, quiet)
+-- arts: their artifacts, in order; train: per output, the artifacts of its
+-- training inputs (for loss curves).
+function sbi._write_outputs(outputs, arts, dir, quiet, train)
   sbi._written = {} -- read by run.json
-  report.write_outputs(outputs, arts, dir, quiet, sbi._written)
+  report.write_outputs(outputs, arts, dir, quiet, sbi._written, train)
 end
 
 -- Library tables hash by name in cache keys (their code is versioned with

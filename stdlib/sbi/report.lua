@@ -51,24 +51,58 @@ local function simulations_as_samples(art)
   return { samples = m, names = names, method = "simulations" }
 end
 
--- outputs: list of { name = , node = }; arts: their artifacts, in order.
--- Appends to written one { name =, files = { [file] = content hash } } per
--- output written, or { name =, error = message } for the write that failed
--- (then raises): run.json records them.
-function M.write_outputs(outputs, arts, dir, quiet, written)
+-- An observation step's artifact as one row x[1] .. x[K] (for the
+-- report's predictive plot); nil for any other artifact.
+local function observation_as_row(art)
+  if art.samples or art.theta or not art.x or art.x:rows() ~= 1 then return nil end
+  local names = {}
+  for j = 1, art.x:cols() do names[j] = string.format("x[%d]", j) end
+  return { samples = art.x, names = names, observation = true }
+end
+
+-- The training curve (epoch, train, validation) of the first training
+-- input with one (an artifact's `losses`, epochs x 2), or nil.
+local function loss_curve(train)
+  for _, t in ipairs(train or {}) do
+    local l = t.losses
+    if l and l:rows() > 0 and l:cols() == 2 then
+      local m = core.mat(l:rows(), 3)
+      for e = 1, l:rows() do m:set_row(e, { e, l:get(e, 1), l:get(e, 2) }) end
+      return m
+    end
+  end
+end
+
+-- Writes name.csv and name.npy into files (name -> hash); raises after
+-- recording the error in written.
+local function write_pair(dir, name, out, m, names, files, written)
+  local ok, csv, npy = pcall(core.write_samples, dir, name, m, names)
+  if not ok then
+    written[#written + 1] = { name = out, error = tostring(csv) }
+    error(csv, 0)
+  end
+  files[name .. ".csv"], files[name .. ".npy"] = csv, npy
+end
+
+-- outputs: list of { name = , node = }; arts: their artifacts, in order;
+-- train: per output, the artifacts of its training inputs (a loss curve
+-- goes to NAME.loss.csv). Appends to written one { name =, files = {
+-- [file] = content hash } } per output written, or { name =, error =
+-- message } for the write that failed (then raises): run.json records them.
+function M.write_outputs(outputs, arts, dir, quiet, written, train)
   written = written or {}
   for i, o in ipairs(outputs) do
-    local art = simulations_as_samples(arts[i]) or arts[i]
+    local art = simulations_as_samples(arts[i]) or observation_as_row(arts[i]) or arts[i]
     if art.samples and art.names then
-      local ok, csv, npy = pcall(core.write_samples, dir, o.name, art.samples, art.names)
-      if not ok then
-        written[#written + 1] = { name = o.name, error = tostring(csv) }
-        error(csv, 0)
-      end
-      written[#written + 1] = { name = o.name, files = { [o.name .. ".csv"] = csv, [o.name .. ".npy"] = npy } }
-      M.summary(o.name, art)
+      local files = {}
+      write_pair(dir, o.name, o.name, art.samples, art.names, files, written)
+      local loss = loss_curve(train and train[i])
+      if loss then write_pair(dir, o.name .. ".loss", o.name, loss, { "epoch", "train", "validation" }, files, written) end
+      written[#written + 1] = { name = o.name, files = files }
+      if not art.observation then M.summary(o.name, art) end
       if not quiet then
-        core.stderr(string.format("wrote %s/%s.csv and %s.npy\n", dir, o.name, o.name))
+        core.stderr(string.format("wrote %s/%s.csv and %s.npy%s\n", dir, o.name, o.name,
+                                  loss and string.format(" (and %s.loss.csv)", o.name) or ""))
       end
     else
       core.stderr(string.format("sbirun: warning: output '%s' (%s) has no samples to write\n", o.name,

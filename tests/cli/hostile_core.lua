@@ -124,6 +124,19 @@ vals[#vals + 1] = clsf
 
 -- ---- targeted cases: each once a memory bug ----
 local function targeted(in_step)
+  -- plots: valid-looking option tables with hostile members
+  try(core.plot_corner, { samples = { m22, released_mat() } })
+  try(core.plot_corner, { samples = { m22 }, labels = garbage_list(2, true), names = erroring })
+  try(core.plot_corner, { samples = { m22, m13 } })
+  try(core.plot_corner, { samples = { m22 }, lower = { 0, 0 }, upper = { 0 / 0, math.huge } })
+  try(core.plot_corner, { samples = { m22 }, bins = 1000, grid = 400, scatter = true, panel = 1e308 })
+  try(core.plot_curve, { series = { { y = m22, x = lying_len(4), lo = erroring, hi = yielding } } })
+  try(core.plot_curve, { series = { { y = { 0 / 0, math.huge, -math.huge }, name = "a\0b" } }, xmin = 0 / 0 })
+  try(core.plot_ranks, { ranks = m22, max_rank = 1 << 62 })
+  try(core.plot_ranks, { ranks = m22, max_rank = 1e308, bins = 1000 })
+  try(core.plot_trace, { chains = { m22, m13 } })
+  try(core.plot_predictive, { predictive = m03 })
+  try(core.plot_predictive, { predictive = m22, observation = { 0 / 0, 1 }, x = { 1, 1 } })
   -- a joint prior with more blocks than a C function's guaranteed stack
   local blocks = {}
   for i = 1, 200 do blocks[i] = { kind = "uniform", params = { low = { 0 }, high = { 1 } } } end

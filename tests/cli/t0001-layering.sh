@@ -18,7 +18,7 @@ for f in "$SRCDIR"/engine/*.c "$SRCDIR"/engine/*/*.c "$SRCDIR"/engine/include/sb
 done
 # The engine's folders are layers (docs/architecture.md#the-engines-folders):
 # a module includes only headers of its own folder and of earlier ones.
-layers="base numerics store nn infer exec"
+layers="base numerics store nn infer exec plot"
 layer_of() { # NAME -> index of the folder holding engine/*/NAME.c
 	local i=0 l
 	for l in $layers; do
