@@ -98,6 +98,7 @@ void sbi__open_files(lua_State *L);      /* l_files.c: read_matrix, write_sample
 void sbi__open_flow(lua_State *L);       /* l_flow.c: sbi.Flow, flow_train */
 void sbi__open_classifier(lua_State *L); /* l_classifier.c: sbi.Classifier */
 void sbi__open_mcmc(lua_State *L);       /* l_mcmc.c: core.mcmc */
+void sbi__open_diagnose(lua_State *L);   /* l_diagnose.c: diagnose_ranks, binomial_band, ... */
 
 /* l_ode.c: core.ode, ODE initial value problems for simulators. */
 void sbi__open_ode(lua_State *L);

@@ -11,6 +11,8 @@ local abc = require "sbi.abc"
 local neural = require "sbi.neural"
 local sequential = require "sbi.sequential"
 local report = require "sbi.report"
+local diagnose = require "sbi.diagnose"
+local health = require "sbi.health"
 
 local sbi = {
   version = core.version,
@@ -28,6 +30,9 @@ local sbi = {
   snle = sequential.snle,
   snre = sequential.snre,
   is_node = graph.is_node,
+  diagnose = { coverage = diagnose.coverage, sbc = diagnose.sbc, tarp = diagnose.tarp, ppc = diagnose.ppc,
+               c2st = diagnose.c2st, gaussian = diagnose.gaussian, mcmc_health = diagnose.mcmc_health },
+  gate = diagnose.gate,
   _params = {},       -- name -> true, for every sbi.param call
   _param_values = {}, -- name -> value used (for run.json)
   _set = {},          -- --set name -> string
@@ -108,14 +113,33 @@ end
 -- arts: their artifacts, in order.
 function sbi._write_outputs(outputs, arts, dir, quiet)
   sbi._written = {} -- read by run.json
-  report.write_outputs(outputs, arts, dir, quiet, sbi._written)
+  sbi._diagnostics = {} -- read by run.json
+  sbi._warnings = health.warnings -- read by run.json
+  -- Diagnostics (sbi.diagnose.*) write their own tables; the rest go to
+  -- the report.
+  local plain_o, plain_a, diag = {}, {}, {}
+  for i, o in ipairs(outputs) do
+    if arts[i].diagnostic then
+      diag[#diag + 1] = i
+    else
+      plain_o[#plain_o + 1], plain_a[#plain_a + 1] = o, arts[i]
+      -- A cached MCMC posterior warns again.
+      if arts[i].max_rhat then health.record(o.node.label, arts[i].max_rhat, arts[i].min_ess) end
+    end
+  end
+  report.write_outputs(plain_o, plain_a, dir, quiet, sbi._written)
+  for _, i in ipairs(diag) do
+    diagnose.write(outputs[i].name, arts[i], dir, quiet, sbi._written, sbi._diagnostics)
+  end
+  sbi._gate_message = diagnose.finish(sbi._diagnostics)
 end
 
 -- Library tables hash by name in cache keys (their code is versioned with
 -- the engine), so a simulator that captures `sbi` does not hash the graph.
 for name, t in pairs { sbi = sbi, ["sbi.core"] = core, ["sbi.check"] = check, ["sbi.graph"] = graph,
                        ["sbi.prior"] = prior, ["sbi.simulate"] = simulate, ["sbi.observation"] = observation,
-                       ["sbi.abc"] = abc, ["sbi.neural"] = neural, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc } do
+                       ["sbi.abc"] = abc, ["sbi.neural"] = neural, ["sbi.report"] = report,
+                       ["sbi.diagnose"] = diagnose, ["sbi.health"] = health, ["sbi.diagnose.api"] = sbi.diagnose, ["sbi.abc.api"] = sbi.abc } do
   core.register_library(t, name)
 end
 
