@@ -560,9 +560,10 @@ function M.gate(opts)
 end
 
 -- The verdict of a diagnostic artifact without a gate: coverage and TARP
--- inside the band at every level, SBC and PPC p >= 0.01.
+-- inside the band at a fraction `confidence` of the levels or more (the
+-- band is pointwise), SBC and PPC p >= 0.01.
 local function default_pass(art)
-  if art.diagnostic == "coverage" or art.diagnostic == "tarp" then return art.inside == art.levels end
+  if art.diagnostic == "coverage" or art.diagnostic == "tarp" then return art.inside >= art.confidence * art.levels end
   return art.value >= 0.01
 end
 
