@@ -15,7 +15,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 sbirun=${SBIRUN:-$root/build/lang/sbirun}
+# shared/ sits beside the repository (or beside the folder of its worktrees).
 baselines=$root/../shared/benchmarks/BASELINES.md
+[ -f "$baselines" ] || baselines=$root/../../shared/benchmarks/BASELINES.md
 tests=${TESTS:-200}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,7 +32,7 @@ fi
 node_cpu() { # RUN_JSON KIND: cpu_seconds of the first node of KIND
 	python3 -c 'import json, sys
 j = json.load(open(sys.argv[1]))
-print(next(n["cpu_seconds"] for n in j["nodes"] if n["kind"] == sys.argv[2]))' "$1" "$2"
+print("%.1f" % next(n["cpu_seconds"] for n in j["nodes"] if n["kind"] == sys.argv[2]))' "$1" "$2"
 }
 
 printf "| method | MCMC | tests | train CPU s | coverage CPU s | per test point s | ref run_sbc per test point s | speed-up | max deviation |\n"
@@ -46,6 +48,7 @@ for run in "npe - 10 50" "nle defaults 10 50" "nle reference 20 200"; do
 		exit 1
 	}
 	train=$(node_cpu "$out/run.json" "$m.train")
+	[ "$(python3 -c 'import json, sys; print(next(n["state"] for n in json.load(open(sys.argv[1]))["nodes"] if n["kind"] == sys.argv[2]))' "$out/run.json" "$m.train")" = ran ] || train=cached
 	cov=$(node_cpu "$out/run.json" diagnose.ranks)
 	dev=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["diagnostics"][0]["value"])' "$out/run.json")
 	per=$(awk -v c="$cov" -v n="$tests" 'BEGIN { printf "%.4f", c / n }')
@@ -55,6 +58,6 @@ for run in "npe - 10 50" "nle defaults 10 50" "nle reference 20 200"; do
 		speed=$(awk -v r="$ref_nle" -v p="$per" 'BEGIN { printf "%.0fx", r / p }')
 	fi
 	mcmc=$([ "$m" = npe ] && echo "-" || echo "$chains chains, $warmup warm-up")
-	printf "| %s | %s | %s | %.1f | %.2f | %s | %s | %s | %.3f |\n" "$m" "$mcmc" "$tests" "$train" "$cov" "$per" "$ref" \
+	printf "| %s | %s | %s | %s | %.2f | %s | %s | %s | %.3f |\n" "$m" "$mcmc" "$tests" "$train" "$cov" "$per" "$ref" \
 		"$speed" "$dev"
 done
