@@ -232,10 +232,15 @@ local function ranks_step(fname, opts, where)
     end
   end
   local tests = math.tointeger(opts.tests or DEFAULTS.tests)
-  local memo = table.concat({ tostring(opts.posterior), tostring(opts.simulator), tests, key.n_samples, key.seed,
-                              tostring(key.chains), tostring(key.warmup), tostring(key.thin), tostring(key.candidates),
-                              opts.on_failure or "fail" }, "|")
-  if ranks_steps[memo] then return ranks_steps[memo], r end
+  -- Shared by the diagnostics of one posterior object and simulator
+  -- object with the same options.
+  local memo = table.concat({ tests, key.n_samples, key.seed, tostring(key.chains), tostring(key.warmup),
+                              tostring(key.thin), tostring(key.candidates), opts.on_failure or "fail" }, "|")
+  local by_post = ranks_steps[opts.posterior] or {}
+  ranks_steps[opts.posterior] = by_post
+  local by_sim = by_post[r.simulator] or {}
+  by_post[r.simulator] = by_sim
+  if by_sim[memo] then return by_sim[memo], r end
   local sims = simulate.declare({ prior = r.prior, simulator = r.simulator, n = tests, seed = key.seed,
                                   round = TEST_ROUND, on_failure = opts.on_failure }, 2,
                                 "test set of " .. where)
@@ -263,7 +268,7 @@ local function ranks_step(fname, opts, where)
     return { hpd = hpd, sbc = sbc, tarp = tarp, rhat = rhat, names = prior.names, n_samples = key.n_samples,
              method = r.kind }
   end)
-  ranks_steps[memo] = node
+  by_sim[memo] = node
   return node, r
 end
 
@@ -456,7 +461,10 @@ function M.ppc(opts)
   local prior = post.prior
   local sim = opts.simulator
   if sim == nil and post.estimator then sim = post.estimator.inputs[1].simulator end
-  if not prior or not sim then
+  if not prior then
+    error(string.format("sbi.diagnose.ppc: %s has no prior to simulate under", post.label), 2)
+  end
+  if not sim then
     error("sbi.diagnose.ppc: option 'simulator' is required (the posterior does not carry one)", 2)
   end
   local where = graph.where(2)
