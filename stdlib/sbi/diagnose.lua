@@ -16,7 +16,6 @@ local check = require "sbi.check"
 local graph = require "sbi.graph"
 local prior_mod = require "sbi.prior"
 local simulate = require "sbi.simulate"
-local neural = require "sbi.neural"
 local health = require "sbi.health"
 
 local M = {}

@@ -64,7 +64,7 @@ expect_eq "$(jget sbirun-out/two/run.json 'len([n for n in j["nodes"] if n["kind
 awk '/^```lua$/ { n++; f = sprintf("doc%02d.lua", n); inblock = 1; next }
 	/^```$/ && inblock { inblock = 0; close(f); next }
 	inblock { print > f }' "$SRCDIR/docs/diagnostics.md"
-awk '/^## Diagnostics: sbi.diagnose/ { on = 1 } /^## sbi.output/ { on = 0 }
+awk '/^## Diagnostics: sbi.diagnose/ { on = 1 } /^## Mat objects/ { on = 0 }
 	on && /^```lua$/ { inblock = 1; next } /^```$/ && inblock { inblock = 0; next }
 	on && inblock { print > "doc99.lua" }' "$SRCDIR/docs/recipes.md"
 count=0
