@@ -18,6 +18,7 @@ luaopen_sbi_core(lua_State *L)
 	sbi__open_hash(L);
 	sbi__open_flow(L);
 	sbi__open_mcmc(L);
+	sbi__open_diagnose(L);
 	sbi__open_classifier(L);
 	sbi__open_summary(L);
 	sbi__open_mlp(L);

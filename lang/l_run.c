@@ -341,6 +341,17 @@ sbi_session_run(sbi_session *s)
 	}
 	if (lockfd >= 0)
 		close(lockfd);
+	/* A failed gate (sbi.gate) ends the run with exit code 3, after every
+	 * output and run.json were written. */
+	const char *gate = rc == 0 ? sbi__gate_message(s->L) : NULL;
+	if (gate) {
+		for (const char *p = gate, *nl; *p; p = *nl ? nl + 1 : nl) { /* one line per failed gate */
+			nl = strchr(p, '\n');
+			nl = nl ? nl : p + strlen(p);
+			fprintf(stderr, "sbirun: error: %.*s\n", (int)(nl - p), p);
+		}
+		rc = SBI_EXIT_GATE;
+	}
 	return rc;
 }
 

@@ -131,6 +131,55 @@ outputs_json(lua_State *L)
 	return arr;
 }
 
+/* sbi._diagnostics (filled by sbi.diagnose.write and finish) as a JSON
+ * array: per diagnostic its name, kind, value, threshold (null without a
+ * gate), pass and summary. */
+static json_t *
+diagnostics_json(lua_State *L)
+{
+	json_t *arr = json_array();
+	sbi__push_sbi(L);
+	lua_getfield(L, -1, "_diagnostics"); /* [sbi, diagnostics?] */
+	lua_Integer n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i); /* [sbi, diagnostics, e] */
+		json_t *o = sbi__table_json(L, -1);
+		if (json_object_get(o, "threshold") == NULL)
+			json_object_set_new(o, "threshold", json_null());
+		lua_pop(L, 1);
+		json_array_append_new(arr, o);
+	}
+	lua_pop(L, 2);
+	return arr;
+}
+
+/* sbi._warnings (MCMC health, sbi.health) as a JSON array of strings. */
+static json_t *
+warnings_json(lua_State *L)
+{
+	json_t *arr = json_array();
+	sbi__push_sbi(L);
+	lua_getfield(L, -1, "_warnings"); /* [sbi, warnings?] */
+	lua_Integer n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, -1, i) == LUA_TSTRING)
+			json_array_append_new(arr, sbi__json_str(lua_tostring(L, -1)));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 2);
+	return arr;
+}
+
+const char *
+sbi__gate_message(lua_State *L)
+{
+	sbi__push_sbi(L);
+	lua_getfield(L, -1, "_gate_message"); /* [sbi, msg?] */
+	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	lua_pop(L, 2); /* sbi keeps the string alive */
+	return msg;
+}
+
 int
 sbi__write_run_json(sbi_session *s, const sbi_executor *x, int ok)
 {
@@ -144,6 +193,17 @@ sbi__write_run_json(sbi_session *s, const sbi_executor *x, int ok)
 	    "versions", versions_json(), "params", params, "nodes", nodes_json(s), "outputs", outputs_json(L),
 	    "ok", ok, "nodes_ran", (json_int_t)x->nran, "cache_hits", (json_int_t)x->nhits, "jobs", s->o.jobs,
 	    "seconds", sbi_now() - s->t0);
+	/* Only runs that declare diagnostics or see warnings get the new keys:
+	 * the run.json of every other run stays as it was. */
+	json_t *diags = diagnostics_json(L), *warns = warnings_json(L);
+	if (root && (json_array_size(diags) > 0 || json_array_size(warns) > 0)) {
+		json_object_set_new(root, "diagnostics", diags);
+		json_object_set_new(root, "warnings", warns);
+		json_object_set_new(root, "gates_passed", json_boolean(sbi__gate_message(L) == NULL));
+	} else {
+		json_decref(diags);
+		json_decref(warns);
+	}
 	char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
 	json_decref(root);
 	if (text == NULL) {

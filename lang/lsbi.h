@@ -102,6 +102,7 @@ void sbi__open_mcmc(lua_State *L);       /* l_mcmc.c: core.mcmc */
 void sbi__open_plot(lua_State *L);       /* l_plot.c: plot_corner, plot_curve, ... */
 void sbi__open_summary(lua_State *L);    /* l_summary.c: linear_map, covariance, pca, moped_weights */
 void sbi__open_c2st(lua_State *L);       /* l_c2st.c: core.c2st */
+void sbi__open_diagnose(lua_State *L);   /* l_diagnose.c: diagnose_ranks, binomial_band, ... */
 
 /* l_ode.c: core.ode, ODE initial value problems for simulators. */
 void sbi__open_ode(lua_State *L);

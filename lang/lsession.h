@@ -32,6 +32,11 @@ int sbi__call_sbi(sbi_session *s, const char *fname, int nargs, int nres);
 
 /* l_runjson.c: writes OUT/run.json; 1 after printing why it could not. */
 int sbi__write_run_json(sbi_session *s, const sbi_executor *x, int ok);
+/* The message of the gates that failed (sbi._gate_message, set when the
+ * outputs were written), or NULL. The string stays alive in sbi. */
+const char *sbi__gate_message(lua_State *L);
+/* The exit code of a run whose outputs were written but a gate failed. */
+#define SBI_EXIT_GATE 3
 /* Prints the graph with the nodes' states as text or as a dot digraph. */
 void sbi__print_graph(const sbi_graph *g, int dot);
 

@@ -180,3 +180,23 @@ else
 end
 
 sbi.output { posterior_samples = posterior }
+
+-- Expected coverage (docs/diagnostics.md): --set coverage=N draws N test
+-- points (theta_i, x_i) from the prior and simulator and checks the chosen
+-- method's posterior on each (writes coverage.csv); --set
+-- max_coverage_deviation=D fails the run (exit code 3) when the curve
+-- strays from the diagonal by more than D at any level.
+local coverage = sbi.param("coverage", 0)
+local max_coverage_deviation = sbi.param("max_coverage_deviation", 0)
+if coverage > 0 then
+  local amortized = { npe = true, nle = true, nre = true, likelihood = true }
+  if not amortized[method] then
+    error("--set coverage=" .. coverage .. ": the coverage diagnostic needs method npe, nle, nre or likelihood (got "
+          .. method .. ", whose posterior holds for one observation only)", 0)
+  end
+  sbi.diagnose.coverage { posterior = posterior, tests = coverage, seed = seed,
+                          simulator = sbi.simulator { fn = simulator, dim = N } }
+  if max_coverage_deviation > 0 then sbi.gate { coverage = { max_deviation = max_coverage_deviation } } end
+elseif max_coverage_deviation > 0 then
+  error("--set max_coverage_deviation needs --set coverage=N (N test points, e.g. 200)", 0)
+end

@@ -14,6 +14,7 @@ local summary = require "sbi.summary"
 local report = require "sbi.report"
 local emulator = require "sbi.emulator"
 local diagnose = require "sbi.diagnose"
+local health = require "sbi.health"
 
 local sbi = {
   version = core.version,
@@ -33,8 +34,10 @@ local sbi = {
   summary = { pca = summary.pca, moped = summary.moped, user = summary.user, autoencoder = summary.autoencoder,
               regression = summary.regression },
   emulator = emulator.emulator,
-  diagnose = diagnose,
   is_node = graph.is_node,
+  diagnose = { coverage = diagnose.coverage, sbc = diagnose.sbc, tarp = diagnose.tarp, ppc = diagnose.ppc,
+               c2st = diagnose.c2st, gaussian = diagnose.gaussian, mcmc_health = diagnose.mcmc_health },
+  gate = diagnose.gate,
   _params = {},       -- name -> true, for every sbi.param call
   _param_values = {}, -- name -> value used (for run.json)
   _set = {},          -- --set name -> string
@@ -127,7 +130,26 @@ end
 -- training inputs (for loss curves).
 function sbi._write_outputs(outputs, arts, dir, quiet, train)
   sbi._written = {} -- read by run.json
-  report.write_outputs(outputs, arts, dir, quiet, sbi._written, train)
+  sbi._diagnostics = {} -- read by run.json
+  sbi._warnings = health.warnings -- read by run.json
+  -- Diagnostics (sbi.diagnose.*) write their own tables; the rest go to
+  -- the report.
+  local plain_o, plain_a, plain_t, diag = {}, {}, {}, {}
+  for i, o in ipairs(outputs) do
+    if arts[i].diagnostic then
+      diag[#diag + 1] = i
+    else
+      plain_o[#plain_o + 1], plain_a[#plain_a + 1] = o, arts[i]
+      plain_t[#plain_o] = train and train[i]
+      -- A cached MCMC posterior warns again.
+      if arts[i].max_rhat then health.record(o.node.label, arts[i].max_rhat, arts[i].min_ess) end
+    end
+  end
+  report.write_outputs(plain_o, plain_a, dir, quiet, sbi._written, plain_t)
+  for _, i in ipairs(diag) do
+    diagnose.write(outputs[i].name, arts[i], dir, quiet, sbi._written, sbi._diagnostics)
+  end
+  sbi._gate_message = diagnose.finish(sbi._diagnostics)
 end
 
 -- Library tables hash by name in cache keys (their code is versioned with
@@ -136,7 +158,8 @@ for name, t in pairs { sbi = sbi, ["sbi.core"] = core, ["sbi.check"] = check, ["
                        ["sbi.prior"] = prior, ["sbi.simulate"] = simulate, ["sbi.observation"] = observation,
                        ["sbi.abc"] = abc, ["sbi.neural"] = neural, ["sbi.report"] = report, ["sbi.abc.api"] = sbi.abc,
                        ["sbi.summary"] = summary, ["sbi.emulator"] = emulator, ["sbi.summary_nn"] = require "sbi.summary_nn", ["sbi.summary.api"] = sbi.summary,
-                       ["sbi.diagnose"] = diagnose, ["sbi.c2st"] = require "sbi.c2st" } do
+                       ["sbi.diagnose"] = diagnose, ["sbi.c2st"] = require "sbi.c2st", ["sbi.health"] = health,
+                       ["sbi.diagnose.api"] = sbi.diagnose } do
   core.register_library(t, name)
 end
 

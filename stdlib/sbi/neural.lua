@@ -9,6 +9,7 @@ local graph = require "sbi.graph"
 local prior_mod = require "sbi.prior"
 local simulate = require "sbi.simulate"
 local summary = require "sbi.summary"
+local health = require "sbi.health"
 
 local M = {}
 
@@ -376,6 +377,7 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
     for _, e in ipairs(diag.ess) do min_ess = math.min(min_ess, e) end
     core.stderr(string.format("%s: %s sampling, %d chains, %d samples in %.2f s, max R-hat %.3f, min ESS %.0f\n",
                                   node.label, key.sampler, diag.chains, key.num_samples, diag.seconds, worst, min_ess))
+    health.record(node.label, worst, min_ess)
     -- No wall times in artifacts: they would make equal results hash differently
     -- (run.json has the seconds of every step).
     return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess, method = label_method,

@@ -25,6 +25,9 @@ enum sbi_stream {
 	SBI_STREAM_SIM = 2,    /* simulator noise */
 	SBI_STREAM_METHOD = 3, /* a method's own randomness (resampling, ...) */
 	SBI_STREAM_OBS = 4,    /* simulated observations */
+	/* 5: sbi.abc.smc's perturbations (stdlib/sbi/abc.lua) */
+	SBI_STREAM_DIAG = 6,   /* diagnostics' test-set posteriors (sbi/diagnose.h) */
+	SBI_STREAM_DIAG_REF = 7, /* diagnostics' TARP reference points */
 };
 
 /* Rounds of sequential inference have streams of their own: the purpose

@@ -1,0 +1,68 @@
+-- MCMC health: every MCMC-based step reports its worst split R-hat and
+-- smallest effective sample size here; those past the thresholds
+-- (sbi.diagnose.mcmc_health, docs/diagnostics.md#mcmc-health) give a
+-- warning on stderr and in run.json's `warnings`. Warnings only: they change
+-- no result and no cache key.
+local core = require "sbi.core"
+
+local M = {
+  thresholds = { max_rhat = 1.05, min_ess = 100 },
+  records = {},  -- label -> { max_rhat =, min_ess = } (min_ess nil when not measured)
+  warnings = {}, -- messages, in the order given
+  seen = {},     -- message -> true
+}
+
+-- Adds a warning (once) and prints it.
+function M.warn(msg)
+  if M.seen[msg] then return end
+  M.seen[msg] = true
+  M.warnings[#M.warnings + 1] = msg
+  core.stderr("sbirun: warning: " .. msg .. "\n")
+end
+
+-- Records the convergence figures of a step labelled label and warns
+-- when they pass the thresholds.
+function M.record(label, max_rhat, min_ess, what)
+  M.records[label] = { max_rhat = max_rhat, min_ess = min_ess }
+  local t, bad = M.thresholds, {}
+  if max_rhat ~= max_rhat or max_rhat > t.max_rhat then
+    bad[#bad + 1] = string.format("R-hat %.3f > %.3g", max_rhat, t.max_rhat)
+  end
+  if min_ess and (min_ess ~= min_ess or min_ess < t.min_ess) then
+    bad[#bad + 1] = string.format("ESS %.0f < %.0f", min_ess, t.min_ess)
+  end
+  if #bad > 0 then
+    M.warn(string.format("%s: %s may not have converged: %s (more warm-up or chains: docs/diagnostics.md#mcmc-health)",
+                         label, what or "MCMC", table.concat(bad, ", ")))
+  end
+end
+
+-- The largest R-hat recorded in this run, and the step it belongs to.
+function M.worst_rhat()
+  local worst, at = nil, nil
+  for _, label in ipairs((function()
+    local ks = {}
+    for k in pairs(M.records) do ks[#ks + 1] = k end
+    table.sort(ks)
+    return ks
+  end)()) do
+    local r = M.records[label].max_rhat
+    if worst == nil or r ~= r or r > worst then worst, at = r, label end
+  end
+  return worst, at
+end
+
+-- The smallest ESS recorded, and its step.
+function M.worst_ess()
+  local worst, at = nil, nil
+  local ks = {}
+  for k in pairs(M.records) do ks[#ks + 1] = k end
+  table.sort(ks)
+  for _, label in ipairs(ks) do
+    local e = M.records[label].min_ess
+    if e and (worst == nil or e ~= e or e < worst) then worst, at = e, label end
+  end
+  return worst, at
+end
+
+return M

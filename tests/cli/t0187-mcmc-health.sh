@@ -1,0 +1,64 @@
+#!/bin/bash
+# MCMC health: chains stuck in the two modes of a bimodal posterior give a
+# warning (R-hat and ESS past the thresholds) on stderr and in run.json's
+# `warnings`, again when the step is cached; sbi.diagnose.mcmc_health moves
+# the thresholds; sbi.gate{ rhat = R } fails the run with exit code 3 after
+# writing the samples. A converged run has no warning and no new run.json key.
+. "$(dirname "$0")/lib.sh"
+
+cat > health.lua <<'EOF2'
+local sbi = require "sbi"
+local prior = sbi.prior.uniform { low = { -3, -3 }, high = { 3, 3 } }
+local obs = sbi.observation { 0.5, 0.5 }
+local bimodal = sbi.param("bimodal", true)
+local post = sbi.likelihood { prior = prior, observation = obs, num_samples = 400, warmup = 5, chains = 4,
+  loglik = function(theta, x)
+    local a = -((theta[1] - 2) ^ 2 + (theta[2] - 2) ^ 2) / 0.02
+    if not bimodal then return -((theta[1] - x[1]) ^ 2 + (theta[2] - x[2]) ^ 2) / 2 end
+    local b = -((theta[1] + 2) ^ 2 + (theta[2] + 2) ^ 2) / 0.02
+    return math.max(a, b) + math.log(1 + math.exp(math.min(a, b) - math.max(a, b)))
+  end }
+sbi.output { posterior_samples = post }
+local g = sbi.param("gate", 0)
+if g > 0 then sbi.gate { rhat = g } end
+local t = sbi.param("max_rhat", 0)
+if t > 0 then sbi.diagnose.mcmc_health { max_rhat = t, min_ess = 1 } end
+EOF2
+
+run health.lua
+expect_ok
+expect_err "sbirun: warning: likelihood.sample (health.lua:5): MCMC may not have converged: R-hat"
+expect_err "docs/diagnostics.md#mcmc-health"
+expect_eq "$(jget sbirun-out/health/run.json 'len(j["warnings"])')" "1" "one warning in run.json"
+expect_eq "$(jget sbirun-out/health/run.json '"R-hat" in j["warnings"][0] and "ESS" in j["warnings"][0]')" "true" \
+	"the warning names R-hat and ESS"
+
+# Cached: the warning again; with a gate, exit 3 after the samples were written.
+rm sbirun-out/health/posterior_samples.csv
+run health.lua --set gate=1.05
+expect_fail 3
+expect_err "MCMC may not have converged"
+expect_err "sbirun: error: gate failed: rhat (rhat) ="
+expect_err "required <= 1.05"
+expect_eq "$(ran_nodes sbirun-out/health/run.json)" "0" "gate: nothing re-ran"
+[ -s sbirun-out/health/posterior_samples.csv ] || fail "gate: the samples are written before exit 3"
+expect_eq "$(jget sbirun-out/health/run.json 'j["diagnostics"][0]["pass"]')" "false" "gate: run.json records the failure"
+
+# Thresholds moved: no warning.
+run health.lua --set max_rhat=1000
+expect_ok
+grep -q "warning" "$ERR" && fail "max_rhat = 1000: unexpected warning: $(cat "$ERR")"
+
+# A unimodal posterior, sampled long enough: no warning, no new key.
+cat > ok.lua <<'EOF2'
+local sbi = require "sbi"
+local prior = sbi.prior.normal { mean = { 0, 0 }, std = { 1, 1 } }
+local post = sbi.likelihood { prior = prior, observation = sbi.observation { 0.5, 0.5 }, num_samples = 4000,
+  loglik = function(theta, x) return -((theta[1] - x[1]) ^ 2 + (theta[2] - x[2]) ^ 2) / 0.5 end }
+sbi.output { posterior_samples = post }
+EOF2
+run ok.lua
+expect_ok
+grep -q "warning" "$ERR" && fail "converged: unexpected warning: $(cat "$ERR")"
+expect_eq "$(jget sbirun-out/ok/run.json '"warnings" in j or "diagnostics" in j')" "false" "converged: run.json keys"
+finish
