@@ -536,12 +536,12 @@ M.gates = gates
 
 local gate_spec = {
   coverage = { check.table() }, tarp = { check.table() }, sbc = { check.table() }, ppc = { check.table() },
-  rhat = { check.positive() }, ess = { check.positive() },
+  c2st = { check.table() }, rhat = { check.positive() }, ess = { check.positive() },
 }
 -- kind -> { option name, value comparator }
 local GATE_RULES = {
   coverage = { "max_deviation", "max" }, tarp = { "max_deviation", "max" },
-  sbc = { "min_p", "min" }, ppc = { "min_p", "min" },
+  sbc = { "min_p", "min" }, ppc = { "min_p", "min" }, c2st = { "max_accuracy", "max" },
 }
 
 -- sbi.gate{ coverage = { max_deviation = D }, tarp = { max_deviation = D }, sbc = { min_p = P },
@@ -570,6 +570,7 @@ end
 -- inside the band at a fraction `confidence` of the levels or more (the
 -- band is pointwise), SBC and PPC p >= 0.01.
 local function default_pass(art)
+  if art.diagnostic == "c2st" then return nil end -- no verdict without a gate: what accuracy is good enough is the user's call
   if art.diagnostic == "coverage" or art.diagnostic == "tarp" then return art.inside >= art.confidence * art.levels end
   return art.value >= 0.01
 end
@@ -580,6 +581,9 @@ local function describe_result(name, art)
     return string.format("%s: %s over %d tests: largest deviation %.4f at level %.2f (%s), %d of %d levels inside "
                          .. "the %g%% band", name, d == "tarp" and "TARP coverage" or "expected coverage", art.tests,
                          art.value, art.at_level, art.direction, art.inside, art.levels, 100 * art.confidence)
+  elseif d == "c2st" then
+    return string.format("%s: C2ST accuracy %.4f (%d folds, %d against %d samples)", name, art.value, art.folds,
+                         art.samples_a, art.samples_b)
   elseif d == "sbc" then
     return string.format("%s: SBC over %d tests: smallest chi-square p-value %.4g (parameter %s)", name, art.tests,
                          art.value, art.parameter)
