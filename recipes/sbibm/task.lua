@@ -22,6 +22,10 @@
 --                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
 --                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
 --   sampler      nle/nre: slice (default) or ensemble
+--   embedding    npe, nre, snpe, tsnpe, snre: a learned embedding network of x trained with
+--                the estimator (docs/neural.md#learned-embeddings): none (default), mlp
+--                (hidden {64, 64}, 20 features) or a number of features K (hidden {64, 64});
+--                nle and snle refuse it (they model x itself)
 local sbi = require "sbi"
 
 local M = {}
@@ -78,6 +82,16 @@ function M.run(spec)
   density = density ~= "default" and density or nil -- nil: the method's own default
   local sampler = sbi.param("sampler", "slice")
   local quantile = sbi.param("quantile", math.min(1, 100 / n_sims))
+  local embedding = sbi.param("embedding", "none")
+  if embedding == "none" then
+    embedding = nil
+  elseif embedding == "mlp" then
+    embedding = true
+  elseif math.tointeger(tonumber(embedding)) and tonumber(embedding) >= 1 then
+    embedding = { out = math.tointeger(tonumber(embedding)) }
+  else
+    error(string.format("--set embedding=%s: expected none, mlp or a number of features", tostring(embedding)), 0)
+  end
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local common = { prior = spec.prior, simulator = spec.simulator, observation = observation, seed = seed,
@@ -92,13 +106,14 @@ function M.run(spec)
     -- The sbibm paper's SNPE used a neural spline flow (sbi.snpe's own
     -- default is the reference package's MAF).
     posterior = sbi.snpe(with { rounds = rounds, simulations = n_sims, density = density or "nsf",
-                                truncate = method == "tsnpe" or nil,
+                                truncate = method == "tsnpe" or nil, embedding = embedding,
                                 acquisition = method == "snpe" and acquisition or nil })
   elseif method == "snle" then
     posterior = sbi.snle(with { rounds = rounds, simulations = n_sims, density = density, sampler = sampler,
-                                acquisition = acquisition })
+                                acquisition = acquisition, embedding = embedding })
   elseif method == "snre" then
-    posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition })
+    posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition,
+                                embedding = embedding })
   elseif method == "smc_abc" then
     -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
     -- `rounds` populations, each of simulations / rounds simulations.
@@ -109,13 +124,13 @@ function M.run(spec)
       quantile = quantile, num_samples = num_samples, kde = true, seed = seed }
   elseif method == "npe" then
     posterior = sbi.npe { sims = sims, observation = observation, density = density,
-                          num_samples = num_samples, seed = seed }
+                          num_samples = num_samples, seed = seed, embedding = embedding }
   elseif method == "nle" then
     posterior = sbi.nle { sims = sims, observation = observation, density = density,
-                          sampler = sampler, num_samples = num_samples, seed = seed }
+                          sampler = sampler, num_samples = num_samples, seed = seed, embedding = embedding }
   else
     posterior = sbi.nre { sims = sims, observation = observation, sampler = sampler,
-                          num_samples = num_samples, seed = seed }
+                          num_samples = num_samples, seed = seed, embedding = embedding }
   end
   sbi.output { posterior_samples = posterior }
   return posterior
