@@ -24,8 +24,9 @@
 --   sampler      nle/nre: slice (default) or ensemble
 --   embedding    npe, nre, snpe, tsnpe, snre: a learned embedding network of x trained with
 --                the estimator (docs/neural.md#learned-embeddings): none (default), mlp
---                (hidden {64, 64}, 20 features) or a number of features K (hidden {64, 64});
---                nle and snle refuse it (they model x itself)
+--                (hidden {64, 64}, 20 features), a number of features K (hidden {64, 64}),
+--                or widths and K as 128x128x20; a suffix -tanh (-relu, -elu, -silu) sets
+--                the activation; nle and snle refuse it (they model x itself)
 local sbi = require "sbi"
 
 local M = {}
@@ -37,6 +38,31 @@ local function is_method(m)
     if v == m then return true end
   end
   return false
+end
+
+-- The embedding option of --set embedding=SPEC: none (nil), mlp (true: the
+-- defaults), K (K features), or W1xW2x...xK (hidden widths, then K
+-- features), optionally followed by -ACTIVATION (e.g. 128x128x20-tanh).
+function M.embedding(spec)
+  spec = tostring(spec)
+  if spec == "none" then return nil end
+  local body, act = spec:match("^(.-)%-(%a+)$")
+  body = body or spec
+  local e = body == "mlp" and {} or nil
+  if not e then
+    local nums = {}
+    for part in (body .. "x"):gmatch("(.-)x") do nums[#nums + 1] = math.tointeger(tonumber(part)) end
+    local ok = #nums >= 1
+    for _, v in ipairs(nums) do ok = ok and v ~= nil and v >= 1 end
+    if not ok then
+      error(string.format("--set embedding=%s: expected none, mlp, a number of features K, or widths and K "
+                          .. "as 64x64x10, optionally with -relu, -tanh, -elu or -silu", spec), 0)
+    end
+    e = { out = table.remove(nums) }
+    if #nums > 0 then e.hidden = nums end
+  end
+  e.activation = act
+  return e
 end
 
 -- The observation node: sbibm's obs<N> or a file.
@@ -82,16 +108,7 @@ function M.run(spec)
   density = density ~= "default" and density or nil -- nil: the method's own default
   local sampler = sbi.param("sampler", "slice")
   local quantile = sbi.param("quantile", math.min(1, 100 / n_sims))
-  local embedding = sbi.param("embedding", "none")
-  if embedding == "none" then
-    embedding = nil
-  elseif embedding == "mlp" then
-    embedding = true
-  elseif math.tointeger(tonumber(embedding)) and tonumber(embedding) >= 1 then
-    embedding = { out = math.tointeger(tonumber(embedding)) }
-  else
-    error(string.format("--set embedding=%s: expected none, mlp or a number of features", tostring(embedding)), 0)
-  end
+  local embedding = M.embedding(sbi.param("embedding", "none"))
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local common = { prior = spec.prior, simulator = spec.simulator, observation = observation, seed = seed,
