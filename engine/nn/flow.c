@@ -391,11 +391,11 @@ transform_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_
 
 static sbi_var mdn_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs);
 
-sbi_var
-sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
+/* log q(y | c) from standardized y and what the MADEs see of c: its
+ * z-scores, or their embedding. */
+static sbi_var
+log_prob_features(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
 {
-	if (f->emb && cs >= 0)
-		cs = sbi_embed_forward(f->emb, t, cs);
 	if (f->mdn)
 		return mdn_log_prob_std(f, t, ys, cs);
 	size_t D = f->cfg.dim;
@@ -408,6 +408,14 @@ sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
 	sbi_var base = sbi_ad_add_scalar(t, sbi_ad_scale(t, sbi_ad_sum_rows(t, sbi_ad_square(t, z)), -0.5f),
 	    (float)(-0.5 * (double)D * LOG_2PI - f->log_std_sum));
 	return sbi_ad_add(t, base, ld);
+}
+
+sbi_var
+sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
+{
+	if (f->emb && cs >= 0)
+		cs = sbi_embed_forward(f->emb, t, cs);
+	return log_prob_features(f, t, ys, cs);
 }
 
 /* Standardized rows for n points of y (which = 0) or c (which = 1),
@@ -429,13 +437,40 @@ std_rows(const sbi_flow *f, int which, const double *v, size_t n, int single)
 	return out;
 }
 
+/* What the MADEs (or the MDN) see of one raw context row c, repeated n
+ * times (n x ctx_width): its z-scores, through the embedding if there is
+ * one (computed once, on t without gradients). Caller frees; NULL when out
+ * of memory. */
+static float *
+context_rows(sbi_flow *f, sbi_tape *t, const double *c, size_t n)
+{
+	float *cs = std_rows(f, 1, c, n, 1);
+	if (cs == NULL || f->emb == NULL)
+		return cs;
+	size_t k = f->cfg.embed.out;
+	float *e = sbi_malloc(n * k * sizeof(float));
+	sbi_tape_reset(t);
+	sbi_tape_set_grad(t, 0);
+	sbi_var v = e ? sbi_embed_forward(f->emb, t, sbi_ad_const(t, cs, 1, f->cfg.context)) : -1;
+	if (e && !sbi_tape_failed(t))
+		for (size_t i = 0; i < n; i++)
+			memcpy(e + i * k, sbi_ad_value(t, v), k * sizeof(float));
+	else {
+		sbi_free(e);
+		e = NULL;
+	}
+	sbi_free(cs);
+	return e;
+}
+
 int
 sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const double *c, int crow,
     size_t n, double *out, sbi_err *err)
 {
 	size_t D = f->cfg.dim, C = f->cfg.context;
+	int once = f->emb && crow; /* one context row: embed it once, not n times */
 	float *ys = std_rows(f, 0, y, n, yrow);
-	float *cs = C ? std_rows(f, 1, c, n, crow) : NULL;
+	float *cs = !C ? NULL : once ? context_rows(f, t, c, n) : std_rows(f, 1, c, n, crow);
 	if (ys == NULL || (C && cs == NULL)) {
 		sbi_free(ys);
 		sbi_free(cs);
@@ -443,8 +478,9 @@ sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const dou
 	}
 	sbi_tape_reset(t);
 	sbi_tape_set_grad(t, 0);
-	sbi_var vy = sbi_ad_const(t, ys, n, D), vc = C ? sbi_ad_const(t, cs, n, C) : -1;
-	sbi_var lp = sbi_flow_log_prob_std(f, t, vy, vc);
+	size_t width = once ? ctx_width(&f->cfg) : C; /* of the rows in cs */
+	sbi_var vy = sbi_ad_const(t, ys, n, D), vc = C ? sbi_ad_const(t, cs, n, width) : -1;
+	sbi_var lp = once ? log_prob_features(f, t, vy, vc) : sbi_flow_log_prob_std(f, t, vy, vc);
 	int rc = SBI_OK;
 	if (sbi_tape_failed(t))
 		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory evaluating a flow");
@@ -507,31 +543,6 @@ transform_inverse(const sbi_flow *f, size_t k, sbi_tape *t, const float *z, cons
 
 static int mdn_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, double *out, sbi_err *err);
 
-/* What the MADEs (or the MDN) see of one raw context row c, repeated n
- * times (n x ctx_width): its z-scores, through the embedding if there is
- * one (computed once, on t without gradients). Caller frees; NULL when out
- * of memory. */
-static float *
-context_rows(sbi_flow *f, sbi_tape *t, const double *c, size_t n)
-{
-	float *cs = std_rows(f, 1, c, n, 1);
-	if (cs == NULL || f->emb == NULL)
-		return cs;
-	size_t k = f->cfg.embed.out;
-	float *e = sbi_malloc(n * k * sizeof(float));
-	sbi_tape_reset(t);
-	sbi_tape_set_grad(t, 0);
-	sbi_var v = e ? sbi_embed_forward(f->emb, t, sbi_ad_const(t, cs, 1, f->cfg.context)) : -1;
-	if (e && !sbi_tape_failed(t))
-		for (size_t i = 0; i < n; i++)
-			memcpy(e + i * k, sbi_ad_value(t, v), k * sizeof(float));
-	else {
-		sbi_free(e);
-		e = NULL;
-	}
-	sbi_free(cs);
-	return e;
-}
 
 int
 sbi_flow_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, double *out, sbi_err *err)
