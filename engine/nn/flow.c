@@ -543,7 +543,6 @@ transform_inverse(const sbi_flow *f, size_t k, sbi_tape *t, const float *z, cons
 
 static int mdn_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, double *out, sbi_err *err);
 
-
 int
 sbi_flow_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, double *out, sbi_err *err)
 {
