@@ -25,8 +25,9 @@
 --   embedding    npe, nre, snpe, tsnpe, snre: a learned embedding network of x trained with
 --                the estimator (docs/neural.md#learned-embeddings): none (default), mlp
 --                (hidden {64, 64}, 20 features), a number of features K (hidden {64, 64}),
---                or widths and K as 128x128x20; a suffix -tanh (-relu, -elu, -silu) sets
---                the activation; nle and snle refuse it (they model x itself)
+--                widths and K as 128x128x20, or linear:K (a linear map to K features); a
+--                suffix -tanh (-relu, -elu, -silu) sets the activation; nle and snle
+--                refuse it (they model x itself)
 local sbi = require "sbi"
 
 local M = {}
@@ -41,14 +42,17 @@ local function is_method(m)
 end
 
 -- The embedding option of --set embedding=SPEC: none (nil), mlp (true: the
--- defaults), K (K features), or W1xW2x...xK (hidden widths, then K
--- features), optionally followed by -ACTIVATION (e.g. 128x128x20-tanh).
+-- defaults), K (K features), W1xW2x...xK (hidden widths, then K features)
+-- or linear:K (no hidden layer), optionally followed by -ACTIVATION (e.g.
+-- 128x128x20-tanh).
 function M.embedding(spec)
   spec = tostring(spec)
   if spec == "none" then return nil end
   local body, act = spec:match("^(.-)%-(%a+)$")
   body = body or spec
   local e = body == "mlp" and {} or nil
+  local linear = math.tointeger(tonumber(body:match("^linear:(%d+)$")))
+  if linear and linear >= 1 then e = { hidden = {}, out = linear } end
   if not e then
     local nums = {}
     for part in (body .. "x"):gmatch("(.-)x") do nums[#nums + 1] = math.tointeger(tonumber(part)) end
