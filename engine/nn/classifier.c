@@ -304,7 +304,8 @@ sbi_classifier_load(const unsigned char *buf, size_t len, sbi_err *err)
 	sbi_blobr_bytes(&r, magic, 8);
 	uint32_t v = memcmp(magic, CLSF_MAGIC, 8) == 0 ? sbi_blobr_u32(&r) : 0;
 	if (v != CLSF_VERSION && v != CLSF_VERSION_EMBED) {
-		sbi_err_set(err, SBI_ECORRUPT, "not a version %d or %d classifier model", CLSF_VERSION, CLSF_VERSION_EMBED);
+		sbi_err_set(err, SBI_ECORRUPT, "not a version %d classifier model (nor a version %d, with an embedding)",
+		    CLSF_VERSION, CLSF_VERSION_EMBED);
 		return NULL;
 	}
 	sbi_classifier_config g = { 0 };
