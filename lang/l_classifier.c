@@ -24,6 +24,7 @@ l_classifier_train(lua_State *L)
 	cfg.act = sbi__activation(L, sbi__spec_str(L, 1, "activation"));
 	cfg.seed = (uint64_t)sbi__spec_int(L, 1, "seed", 0, LUA_MAXINTEGER);
 	cfg.residual = sbi__spec_bool(L, 1, "residual");
+	sbi__spec_embed(L, 1, &cfg.embed);
 	size_t atoms = (size_t)sbi__spec_int(L, 1, "atoms", 0, SBI_MAX_SMALL);
 	sbi_train_opts o;
 	sbi__train_opts(L, 1, &o, cfg.seed);

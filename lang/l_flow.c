@@ -120,6 +120,9 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 	cfg->bound = nsf ? sbi__spec_num(L, spec, "bound") : 3.0;
 	cfg->act = sbi__activation(L, sbi__spec_str(L, spec, "activation"));
 	cfg->seed = (uint64_t)sbi__spec_int(L, spec, "seed", 0, LUA_MAXINTEGER);
+	sbi__spec_embed(L, spec, &cfg->embed);
+	if (cfg->embed.out && c == NULL)
+		luaL_error(L, "option 'embedding' needs a context (it embeds the context)");
 	sbi__train_opts(L, spec, &j->o, cfg->seed);
 	if (c && c->nrow != y->nrow)
 		luaL_error(L, "y has %d rows but context has %d", (int)y->nrow, (int)c->nrow);

@@ -138,6 +138,39 @@ sbi__activation(lua_State *L, const char *name)
 }
 
 void
+sbi__spec_embed(lua_State *L, int spec, sbi_embed_config *e)
+{
+	memset(e, 0, sizeof *e);
+	luaL_checkstack(L, 4, "reading options");
+	int t = lua_getfield(L, spec, "embedding");
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (t != LUA_TTABLE)
+		luaL_error(L, "option 'embedding' must be a table, got %s", luaL_typename(L, -1));
+	int et = lua_gettop(L);
+	e->out = (size_t)sbi__spec_int(L, et, "out", 1, SBI_MAX_SHAPE);
+	e->act = sbi__activation(L, sbi__spec_str(L, et, "activation"));
+	if (lua_getfield(L, et, "hidden") != LUA_TTABLE)
+		luaL_error(L, "option 'embedding.hidden' must be a list of layer widths");
+	lua_Integer n = luaL_len(L, -1);
+	if (n < 0 || n > SBI_EMBED_MAX_LAYERS)
+		luaL_error(L, "option 'embedding.hidden' has %I layers, at most %d", n, SBI_EMBED_MAX_LAYERS);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_geti(L, -1, i);
+		int ok;
+		lua_Integer w = lua_tointegerx(L, -1, &ok);
+		if (!ok || w < 1 || w > SBI_MAX_SHAPE)
+			luaL_error(L, "option 'embedding.hidden' entry %I must be an integer in 1..%I", i, SBI_MAX_SHAPE);
+		e->hidden[i - 1] = (size_t)w;
+		lua_pop(L, 1);
+	}
+	e->layers = (size_t)n;
+	lua_pop(L, 3); /* hidden, activation, embedding */
+}
+
+void
 sbi__train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed)
 {
 	/* One statement each: the order of the checks is the order of errors. */

@@ -69,6 +69,10 @@ void sbi__check_cols(lua_State *L, const sbi_mat *m, const char *k);
 /* The sbi_act of an activation name; raises on an unknown name. */
 int sbi__activation(lua_State *L, const char *name);
 
+/* The optional option 'embedding' = { out = k, hidden = { widths },
+ * activation = name } into e (zeroed, no embedding, when nil). [..] -> [..] */
+void sbi__spec_embed(lua_State *L, int spec, sbi_embed_config *e);
+
 /* The training options common to every estimator, all required (seed:
  * the model's). Leaves the label on the stack. [..] -> [.., label] */
 void sbi__train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed);

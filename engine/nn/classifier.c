@@ -4,7 +4,10 @@
  *   "SBICLSF\0", u32 version, u64 dtheta, u64 dx, u64 hidden, u64 layers,
  *   u32 residual, u32 act, u64 seed,
  *   f64 theta_mean[dtheta], f64 theta_std[dtheta], f64 x_mean[dx], f64 x_std[dx],
- *   u64 nparams, then per parameter: u64 rows, u64 cols, f32 values. */
+ *   u64 nparams, then per parameter: u64 rows, u64 cols, f32 values.
+ * Version 2, a classifier with an embedding network: the same with the
+ * embedding's configuration (embed.h) after the seed and its weights after
+ * the MLP's. Classifiers without one are still written as version 1. */
 #include <gsl/gsl_randist.h>
 #include <math.h>
 #include <string.h>
@@ -18,11 +21,14 @@
 
 #define CLSF_MAGIC "SBICLSF"
 #define CLSF_VERSION 1
+#define CLSF_VERSION_EMBED 2
 
 struct sbi_classifier {
 	sbi_classifier_config cfg;
-	sbi_param **params; /* w_in, b_in, (w, b) x layers, w_out, b_out (owned) */
+	sbi_param **params; /* w_in, b_in, (w, b) x layers, w_out, b_out (owned), then emb's (borrowed) */
 	size_t nparams;
+	size_t nown;        /* the MLP's own parameters, the first in params */
+	sbi_embed *emb;     /* x's embedding network or NULL (owned) */
 	sbi_zscore t, x; /* the inputs' standardization (owned) */
 };
 
@@ -31,8 +37,9 @@ sbi_classifier_free(sbi_classifier *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < c->nparams; i++)
+	for (size_t i = 0; i < c->nown; i++)
 		sbi_param_free(c->params[i]);
+	sbi_embed_free(c->emb);
 	sbi_free(c->params);
 	sbi_zscore_clear(&c->t);
 	sbi_zscore_clear(&c->x);
@@ -47,18 +54,27 @@ classifier_new(const sbi_classifier_config *cfg, sbi_err *err)
 		sbi_err_set(err, SBI_EINVAL, "classifier: bad configuration");
 		return NULL;
 	}
+	if (cfg->embed.out && sbi_embed_check(&cfg->embed, cfg->dx, err) != SBI_OK)
+		return NULL;
 	sbi_classifier *c = sbi_calloc(1, sizeof *c);
 	if (c == NULL) {
 		sbi_err_set(err, SBI_ENOMEM, "out of memory");
 		return NULL;
 	}
 	c->cfg = *cfg;
-	size_t H = cfg->hidden, L = cfg->layers, n = 2 * L + 4;
-	c->params = sbi_calloc(n, sizeof *c->params);
-	int bad = !c->params || sbi_zscore_init(&c->t, cfg->dtheta) != 0 || sbi_zscore_init(&c->x, cfg->dx) != 0;
+	size_t H = cfg->hidden, L = cfg->layers, n = 2 * L + 4, ne = 0;
+	sbi_param **pe = NULL;
+	if (cfg->embed.out) {
+		sbi_err e2 = { 0 };
+		if ((c->emb = sbi_embed_new(&cfg->embed, cfg->dx, &e2)) != NULL)
+			pe = sbi_embed_params(c->emb, &ne);
+	}
+	c->params = sbi_calloc(n + ne, sizeof *c->params);
+	int bad = !c->params || (cfg->embed.out && !c->emb) || sbi_zscore_init(&c->t, cfg->dtheta) != 0 ||
+	    sbi_zscore_init(&c->x, cfg->dx) != 0;
 	size_t shapes[64][2];
 	size_t k = 0;
-	shapes[k][0] = cfg->dtheta + cfg->dx, shapes[k++][1] = H;
+	shapes[k][0] = cfg->dtheta + (cfg->embed.out ? cfg->embed.out : cfg->dx), shapes[k++][1] = H;
 	shapes[k][0] = 1, shapes[k++][1] = H;
 	for (size_t l = 0; l < L; l++) {
 		shapes[k][0] = H, shapes[k++][1] = H;
@@ -69,8 +85,10 @@ classifier_new(const sbi_classifier_config *cfg, sbi_err *err)
 	for (size_t i = 0; !bad && i < n; i++) {
 		c->params[i] = sbi_param_alloc(shapes[i][0], shapes[i][1]);
 		bad = c->params[i] == NULL;
-		c->nparams = i + 1;
+		c->nparams = c->nown = i + 1;
 	}
+	for (size_t i = 0; !bad && i < ne; i++)
+		c->params[c->nparams++] = pe[i];
 	if (bad) {
 		sbi_classifier_free(c);
 		sbi_err_set(err, SBI_ENOMEM, "out of memory for a classifier");
@@ -93,7 +111,7 @@ sbi_classifier_alloc(const sbi_classifier_config *cfg, sbi_err *err)
 	}
 	sbi_rng_set_stream(r, cfg->seed, SBI_STREAM_METHOD, 0x636c7366 /* "clsf" */);
 	/* PyTorch's default initialization: U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
-	for (size_t i = 0; i < c->nparams; i++) {
+	for (size_t i = 0; i < c->nown; i++) {
 		sbi_param *p = c->params[i];
 		size_t fan_in = p->rows == 1 ? c->params[i - 1]->rows : p->rows;
 		double b = 1.0 / sqrt((double)fan_in);
@@ -101,6 +119,11 @@ sbi_classifier_alloc(const sbi_classifier_config *cfg, sbi_err *err)
 			p->w[e] = (float)gsl_ran_flat(r, -b, b);
 	}
 	gsl_rng_free(r);
+	if (c->emb && sbi_embed_init(c->emb, cfg->seed) != 0) {
+		sbi_classifier_free(c);
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
 	return c;
 }
 
@@ -134,8 +157,9 @@ sbi_classifier_standardize(const sbi_classifier *c, const double *theta, const d
 		sbi_zscore_apply(&c->x, x, n, xs);
 }
 
-sbi_var
-sbi_classifier_logits_std(sbi_classifier *c, sbi_tape *t, sbi_var ts, sbi_var xs)
+/* The logits of standardized theta rows and x features (xs itself, or e(xs)). */
+static sbi_var
+logits_of_features(sbi_classifier *c, sbi_tape *t, sbi_var ts, sbi_var xs)
 {
 	sbi_param **p = c->params;
 	sbi_var in = sbi_ad_concat(t, ts, xs);
@@ -149,6 +173,19 @@ sbi_classifier_logits_std(sbi_classifier *c, sbi_tape *t, sbi_var ts, sbi_var xs
 	return sbi_ad_linear(t, h, sbi_ad_param(t, p[2 + 2 * L]), sbi_ad_param(t, p[3 + 2 * L]));
 }
 
+/* The features of standardized x rows. */
+static sbi_var
+features(sbi_classifier *c, sbi_tape *t, sbi_var xs)
+{
+	return c->emb ? sbi_embed_forward(c->emb, t, xs) : xs;
+}
+
+sbi_var
+sbi_classifier_logits_std(sbi_classifier *c, sbi_tape *t, sbi_var ts, sbi_var xs)
+{
+	return logits_of_features(c, t, ts, features(c, t, xs));
+}
+
 sbi_var
 sbi_classifier_loss(sbi_classifier *c, sbi_tape *t, const float *ts, const float *xs, size_t n,
     size_t atoms, float *scratch)
@@ -158,9 +195,10 @@ sbi_classifier_loss(sbi_classifier *c, sbi_tape *t, const float *ts, const float
 		/* Joint pairs and shifted (independent) pairs. */
 		for (size_t i = 0; i < n; i++)
 			memcpy(scratch + i * dt, ts + ((i + 1) % n) * dt, dt * sizeof(float));
-		sbi_var x = sbi_ad_const(t, xs, n, dx);
-		sbi_var lj = sbi_classifier_logits_std(c, t, sbi_ad_const(t, ts, n, dt), x);
-		sbi_var lm = sbi_classifier_logits_std(c, t, sbi_ad_const(t, scratch, n, dt), x);
+		/* x's features once for both kinds of pairs. */
+		sbi_var x = features(c, t, sbi_ad_const(t, xs, n, dx));
+		sbi_var lj = logits_of_features(c, t, sbi_ad_const(t, ts, n, dt), x);
+		sbi_var lm = logits_of_features(c, t, sbi_ad_const(t, scratch, n, dt), x);
 		sbi_var s = sbi_ad_add(t, sbi_ad_mean(t, sbi_ad_log_sigmoid(t, lj)),
 		    sbi_ad_mean(t, sbi_ad_log_sigmoid(t, sbi_ad_scale(t, lm, -1.0f))));
 		return sbi_ad_scale(t, s, -1.0f);
@@ -177,6 +215,25 @@ sbi_classifier_loss(sbi_classifier *c, sbi_tape *t, const float *ts, const float
 	sbi_var lk = sbi_ad_reshape(t, l, n, K);
 	sbi_var diff = sbi_ad_sub(t, sbi_ad_logsumexp_rows(t, lk), sbi_ad_cols(t, lk, 0, 1));
 	return sbi_ad_mean(t, diff);
+}
+
+/* e(x) of one standardized row xs, as a constant of n equal rows on t
+ * (the embedding runs once, not once per theta). -1 when out of memory. */
+static sbi_var
+embedded_row(sbi_classifier *c, sbi_tape *t, const float *xs, size_t n)
+{
+	size_t k = c->cfg.embed.out;
+	sbi_var e = sbi_embed_forward(c->emb, t, sbi_ad_const(t, xs, 1, c->cfg.dx));
+	float *rows = sbi_malloc((n ? n : 1) * k * sizeof(float));
+	if (rows == NULL || sbi_tape_failed(t)) {
+		sbi_free(rows);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(rows + i * k, sbi_ad_value(t, e), k * sizeof(float));
+	sbi_var v = sbi_ad_const(t, rows, n, k);
+	sbi_free(rows);
+	return v;
 }
 
 int
@@ -196,9 +253,10 @@ sbi_classifier_log_ratio(sbi_classifier *c, sbi_tape *t, const double *theta, co
 		memcpy(xs + i * dx, xs, dx * sizeof(float));
 	sbi_tape_reset(t);
 	sbi_tape_set_grad(t, 0);
-	sbi_var l = sbi_classifier_logits_std(c, t, sbi_ad_const(t, ts, n, dt), sbi_ad_const(t, xs, n, dx));
+	sbi_var xv = c->emb ? embedded_row(c, t, xs, n) : sbi_ad_const(t, xs, n, dx);
+	sbi_var l = xv < 0 ? -1 : logits_of_features(c, t, sbi_ad_const(t, ts, n, dt), xv);
 	int rc = SBI_OK;
-	if (sbi_tape_failed(t))
+	if (l < 0 || sbi_tape_failed(t))
 		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory evaluating a classifier");
 	else
 		for (size_t i = 0; i < n; i++)
@@ -214,7 +272,7 @@ sbi_classifier_save(const sbi_classifier *c, unsigned char **buf, size_t *len, s
 	sbi_blobw w = { 0 };
 	const sbi_classifier_config *g = &c->cfg;
 	sbi_blobw_bytes(&w, CLSF_MAGIC, 8);
-	sbi_blobw_u32(&w, CLSF_VERSION);
+	sbi_blobw_u32(&w, g->embed.out ? CLSF_VERSION_EMBED : CLSF_VERSION);
 	sbi_blobw_u64(&w, g->dtheta);
 	sbi_blobw_u64(&w, g->dx);
 	sbi_blobw_u64(&w, g->hidden);
@@ -222,6 +280,8 @@ sbi_classifier_save(const sbi_classifier *c, unsigned char **buf, size_t *len, s
 	sbi_blobw_u32(&w, (uint32_t)g->residual);
 	sbi_blobw_u32(&w, (uint32_t)g->act);
 	sbi_blobw_u64(&w, g->seed);
+	if (g->embed.out)
+		sbi_embed_write_config(&g->embed, &w);
 	sbi_zscore_write(&c->t, &w);
 	sbi_zscore_write(&c->x, &w);
 	sbi_params_write(&w, c->params, c->nparams);
@@ -242,11 +302,13 @@ sbi_classifier_load(const unsigned char *buf, size_t len, sbi_err *err)
 	}
 	char magic[8];
 	sbi_blobr_bytes(&r, magic, 8);
-	if (memcmp(magic, CLSF_MAGIC, 8) != 0 || sbi_blobr_u32(&r) != CLSF_VERSION) {
-		sbi_err_set(err, SBI_ECORRUPT, "not a version %d classifier model", CLSF_VERSION);
+	uint32_t v = memcmp(magic, CLSF_MAGIC, 8) == 0 ? sbi_blobr_u32(&r) : 0;
+	if (v != CLSF_VERSION && v != CLSF_VERSION_EMBED) {
+		sbi_err_set(err, SBI_ECORRUPT, "not a version %d classifier model (nor a version %d, with an embedding)",
+		    CLSF_VERSION, CLSF_VERSION_EMBED);
 		return NULL;
 	}
-	sbi_classifier_config g;
+	sbi_classifier_config g = { 0 };
 	g.dtheta = sbi_blobr_u64(&r);
 	g.dx = sbi_blobr_u64(&r);
 	g.hidden = sbi_blobr_u64(&r);
@@ -254,7 +316,9 @@ sbi_classifier_load(const unsigned char *buf, size_t len, sbi_err *err)
 	g.residual = (int)sbi_blobr_u32(&r);
 	g.act = (int)sbi_blobr_u32(&r);
 	g.seed = sbi_blobr_u64(&r);
-	if (r.bad || g.dtheta > 4096 || g.dx > (1u << 20)) {
+	if (v == CLSF_VERSION_EMBED)
+		sbi_embed_read_config(&g.embed, &r);
+	if (r.bad || g.dtheta > 4096 || g.dx > (1u << 20) || (v == CLSF_VERSION_EMBED && g.embed.out == 0)) {
 		sbi_err_set(err, SBI_ECORRUPT, "classifier model: bad header");
 		return NULL;
 	}

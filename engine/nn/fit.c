@@ -52,6 +52,8 @@ flow_config_match(const sbi_flow_config *a, const sbi_flow_config *b, sbi_err *e
 		return sbi_err_set(err, SBI_EINVAL, "init: the initial model's bound is %g, the fit's %g", a->bound, b->bound);
 	if (a->act != b->act)
 		return sbi_err_set(err, SBI_EINVAL, "init: the initial model's activation differs from the fit's");
+	if (!sbi_embed_same(&a->embed, &b->embed))
+		return sbi_err_set(err, SBI_EINVAL, "init: the initial model's embedding differs from the fit's");
 	return SBI_OK;
 }
 
@@ -89,6 +91,8 @@ clsf_config_match(const sbi_classifier_config *a, const sbi_classifier_config *b
 			    f[i].a, f[i].b);
 	if (a->act != b->act)
 		return sbi_err_set(err, SBI_EINVAL, "init: the initial model's activation differs from the fit's");
+	if (!sbi_embed_same(&a->embed, &b->embed))
+		return sbi_err_set(err, SBI_EINVAL, "init: the initial model's embedding differs from the fit's");
 	return SBI_OK;
 }
 

@@ -7,7 +7,12 @@
  *   f64 y_mean[dim], f64 y_std[dim], f64 c_mean[context], f64 c_std[context],
  *   u32 perm[transforms][dim],
  *   u64 nparams, then per parameter: u64 rows, u64 cols, f32 values (row-major).
- * Masks are not stored: they follow from the configuration. */
+ * Masks are not stored: they follow from the configuration.
+ * Version 3 (SBI_FLOW_FORMAT_EMBED), a flow with an embedding network: the
+ * same, with the embedding's configuration (embed.h) after the seed and
+ * its weights after the flow's in the parameter list. Flows without an
+ * embedding are still written as version 2, so their files and cache keys
+ * are unchanged; both versions load. */
 #include <gsl/gsl_randist.h>
 #include <math.h>
 #include <string.h>
@@ -45,9 +50,18 @@ struct sbi_flow {
 	int *inv_perm;
 	sbi_zscore y, c; /* the standardization of y and of the context (owned) */
 	double log_std_sum;
-	sbi_param **params; /* flat list (not owning: freed via mades) */
+	sbi_param **params; /* flat list (not owning: freed via mades and emb) */
 	size_t nparams;
+	size_t nflow_params; /* the first ones, the flow's own; then emb's */
+	sbi_embed *emb;      /* the context's embedding network or NULL (owned) */
 };
+
+/* Columns of the context the MADEs (or the MDN) see. */
+static size_t
+ctx_width(const sbi_flow_config *c)
+{
+	return c->embed.out ? c->embed.out : c->context;
+}
 
 /* Degrees of hidden units. nflows' MADE uses 1..D-1, which leaves the first
  * dimension of every transform connected to no hidden unit: its transform
@@ -103,7 +117,7 @@ add_param(sbi_flow *f, sbi_param **slot, size_t rows, size_t cols)
 static int
 alloc_made(sbi_flow *f, made *m)
 {
-	size_t D = f->cfg.dim, C = f->cfg.context, H = f->cfg.hidden, L = f->cfg.layers, O = D * f->out_per_dim;
+	size_t D = f->cfg.dim, C = ctx_width(&f->cfg), H = f->cfg.hidden, L = f->cfg.layers, O = D * f->out_per_dim;
 	m->mask_in = sbi_malloc(D * H * sizeof(float));
 	m->mask_h = sbi_malloc(H * H * sizeof(float));
 	m->mask_out = sbi_malloc(H * O * sizeof(float));
@@ -170,6 +184,7 @@ sbi_flow_free(sbi_flow *f)
 	sbi_free(f->inv_perm);
 	sbi_zscore_clear(&f->y);
 	sbi_zscore_clear(&f->c);
+	sbi_embed_free(f->emb);
 	sbi_free(f->params);
 	sbi_free(f);
 }
@@ -179,7 +194,7 @@ sbi_flow_free(sbi_flow *f)
 static void
 init_weights(sbi_flow *f, gsl_rng *r)
 {
-	for (size_t i = 0; i < f->nparams; i++) {
+	for (size_t i = 0; i < f->nflow_params; i++) {
 		sbi_param *p = f->params[i];
 		size_t fan_in = p->rows == 1 ? f->cfg.hidden : p->rows;
 		double bound = 1.0 / sqrt((double)fan_in);
@@ -206,7 +221,26 @@ check_config(const sbi_flow_config *c, sbi_err *err)
 		return sbi_err_set(err, SBI_EINVAL, "flow: NSF needs 2..64 bins and a positive bound");
 	if (!sbi_act_valid(c->act))
 		return sbi_err_set(err, SBI_EINVAL, "flow: unknown activation %d", c->act);
+	if (c->embed.out > 0)
+		return sbi_embed_check(&c->embed, c->context, err);
 	return SBI_OK;
+}
+
+/* Creates f's embedding network and appends its parameters to f's list. */
+static int
+add_embedding(sbi_flow *f, sbi_err *err)
+{
+	if ((f->emb = sbi_embed_new(&f->cfg.embed, f->cfg.context, err)) == NULL)
+		return -1;
+	size_t ne;
+	sbi_param **pe = sbi_embed_params(f->emb, &ne);
+	sbi_param **np = sbi_realloc(f->params, (f->nparams + ne) * sizeof *np);
+	if (np == NULL)
+		return -1;
+	f->params = np;
+	for (size_t i = 0; i < ne; i++)
+		f->params[f->nparams++] = pe[i];
+	return 0;
 }
 
 /* The structure (no weights yet). */
@@ -236,6 +270,9 @@ flow_new(const sbi_flow_config *cfg, sbi_err *err)
 		bad = alloc_mdn(f) != 0;
 	for (size_t i = 0; !bad && !mdn && i < T; i++)
 		bad = alloc_made(f, &f->mades[i]) != 0;
+	f->nflow_params = f->nparams;
+	if (!bad && cfg->embed.out > 0)
+		bad = add_embedding(f, err) != 0;
 	if (bad) {
 		sbi_flow_free(f);
 		sbi_err_set(err, SBI_ENOMEM, "out of memory for a flow");
@@ -276,6 +313,11 @@ sbi_flow_alloc(const sbi_flow_config *cfg, sbi_err *err)
 	}
 	set_inverse_perms(f);
 	gsl_rng_free(r);
+	if (f->emb && sbi_embed_init(f->emb, cfg->seed) != 0) {
+		sbi_flow_free(f);
+		sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return NULL;
+	}
 	return f;
 }
 
@@ -349,8 +391,10 @@ transform_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_
 
 static sbi_var mdn_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs);
 
-sbi_var
-sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
+/* log q(y | c) from standardized y and what the MADEs see of c: its
+ * z-scores, or their embedding. */
+static sbi_var
+log_prob_features(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
 {
 	if (f->mdn)
 		return mdn_log_prob_std(f, t, ys, cs);
@@ -364,6 +408,14 @@ sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
 	sbi_var base = sbi_ad_add_scalar(t, sbi_ad_scale(t, sbi_ad_sum_rows(t, sbi_ad_square(t, z)), -0.5f),
 	    (float)(-0.5 * (double)D * LOG_2PI - f->log_std_sum));
 	return sbi_ad_add(t, base, ld);
+}
+
+sbi_var
+sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
+{
+	if (f->emb && cs >= 0)
+		cs = sbi_embed_forward(f->emb, t, cs);
+	return log_prob_features(f, t, ys, cs);
 }
 
 /* Standardized rows for n points of y (which = 0) or c (which = 1),
@@ -385,13 +437,40 @@ std_rows(const sbi_flow *f, int which, const double *v, size_t n, int single)
 	return out;
 }
 
+/* What the MADEs (or the MDN) see of one raw context row c, repeated n
+ * times (n x ctx_width): its z-scores, through the embedding if there is
+ * one (computed once, on t without gradients). Caller frees; NULL when out
+ * of memory. */
+static float *
+context_rows(sbi_flow *f, sbi_tape *t, const double *c, size_t n)
+{
+	float *cs = std_rows(f, 1, c, n, 1);
+	if (cs == NULL || f->emb == NULL)
+		return cs;
+	size_t k = f->cfg.embed.out;
+	float *e = sbi_malloc(n * k * sizeof(float));
+	sbi_tape_reset(t);
+	sbi_tape_set_grad(t, 0);
+	sbi_var v = e ? sbi_embed_forward(f->emb, t, sbi_ad_const(t, cs, 1, f->cfg.context)) : -1;
+	if (e && !sbi_tape_failed(t))
+		for (size_t i = 0; i < n; i++)
+			memcpy(e + i * k, sbi_ad_value(t, v), k * sizeof(float));
+	else {
+		sbi_free(e);
+		e = NULL;
+	}
+	sbi_free(cs);
+	return e;
+}
+
 int
 sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const double *c, int crow,
     size_t n, double *out, sbi_err *err)
 {
 	size_t D = f->cfg.dim, C = f->cfg.context;
+	int once = f->emb && crow; /* one context row: embed it once, not n times */
 	float *ys = std_rows(f, 0, y, n, yrow);
-	float *cs = C ? std_rows(f, 1, c, n, crow) : NULL;
+	float *cs = !C ? NULL : once ? context_rows(f, t, c, n) : std_rows(f, 1, c, n, crow);
 	if (ys == NULL || (C && cs == NULL)) {
 		sbi_free(ys);
 		sbi_free(cs);
@@ -399,8 +478,9 @@ sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const dou
 	}
 	sbi_tape_reset(t);
 	sbi_tape_set_grad(t, 0);
-	sbi_var vy = sbi_ad_const(t, ys, n, D), vc = C ? sbi_ad_const(t, cs, n, C) : -1;
-	sbi_var lp = sbi_flow_log_prob_std(f, t, vy, vc);
+	size_t width = once ? ctx_width(&f->cfg) : C; /* of the rows in cs */
+	sbi_var vy = sbi_ad_const(t, ys, n, D), vc = C ? sbi_ad_const(t, cs, n, width) : -1;
+	sbi_var lp = once ? log_prob_features(f, t, vy, vc) : sbi_flow_log_prob_std(f, t, vy, vc);
 	int rc = SBI_OK;
 	if (sbi_tape_failed(t))
 		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory evaluating a flow");
@@ -417,7 +497,7 @@ sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const dou
 static int
 transform_inverse(const sbi_flow *f, size_t k, sbi_tape *t, const float *z, const float *cs, size_t n, float *y)
 {
-	size_t D = f->cfg.dim, C = f->cfg.context, P = f->out_per_dim;
+	size_t D = f->cfg.dim, C = ctx_width(&f->cfg), P = f->out_per_dim;
 	memset(y, 0, n * D * sizeof(float));
 	float *col = sbi_malloc(n * sizeof(float)), *prm = sbi_malloc(n * P * sizeof(float));
 	if (col == NULL || prm == NULL) {
@@ -470,7 +550,7 @@ sbi_flow_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r,
 		return mdn_sample(f, t, c, n, r, out, err);
 	size_t D = f->cfg.dim, C = f->cfg.context;
 	float *z = sbi_malloc(n * D * sizeof(float)), *y = sbi_malloc(n * D * sizeof(float));
-	float *cs = C ? std_rows(f, 1, c, n, 1) : NULL;
+	float *cs = C ? context_rows(f, t, c, n) : NULL;
 	int rc = (z && y && (!C || cs)) ? SBI_OK : SBI_ENOMEM;
 	for (size_t i = 0; rc == SBI_OK && i < n * D; i++)
 		z[i] = (float)gsl_ran_gaussian_ziggurat(r, 1.0);
@@ -511,7 +591,7 @@ static int
 alloc_mdn(sbi_flow *f)
 {
 	mdn_net *m = f->mdn;
-	size_t C = f->cfg.context, H = f->cfg.hidden, L = f->cfg.layers;
+	size_t C = ctx_width(&f->cfg), H = f->cfg.hidden, L = f->cfg.layers;
 	m->w_h = sbi_calloc(L ? L : 1, sizeof *m->w_h);
 	m->b_h = sbi_calloc(L ? L : 1, sizeof *m->b_h);
 	if (!m->w_h || !m->b_h || add_param(f, &m->w_in, C, H) || add_param(f, &m->b_in, 1, H))
@@ -582,13 +662,13 @@ mdn_sample(sbi_flow *f, sbi_tape *t, const double *c, size_t n, gsl_rng *r, doub
 {
 	const sbi_flow_config *cfg = &f->cfg;
 	size_t D = cfg->dim, K = cfg->bins, O = mdn_outputs(cfg);
-	float *cs = std_rows(f, 1, c, 1, 1), *o = sbi_malloc(O * sizeof(float));
+	float *cs = context_rows(f, t, c, 1), *o = sbi_malloc(O * sizeof(float));
 	double *w = sbi_malloc(K * sizeof(double)), *x = sbi_malloc(D * sizeof(double));
 	int rc = cs && o && w && x ? SBI_OK : SBI_ENOMEM;
 	if (rc == SBI_OK) {
 		sbi_tape_reset(t);
 		sbi_tape_set_grad(t, 0);
-		sbi_var v = mdn_forward(f, t, sbi_ad_const(t, cs, 1, cfg->context));
+		sbi_var v = mdn_forward(f, t, sbi_ad_const(t, cs, 1, ctx_width(cfg)));
 		if (sbi_tape_failed(t))
 			rc = SBI_ENOMEM;
 		else
@@ -632,7 +712,7 @@ sbi_flow_save(const sbi_flow *f, unsigned char **buf, size_t *len, sbi_err *err)
 	sbi_blobw w = { 0 };
 	const sbi_flow_config *c = &f->cfg;
 	sbi_blobw_bytes(&w, FLOW_MAGIC, 8);
-	sbi_blobw_u32(&w, FLOW_VERSION);
+	sbi_blobw_u32(&w, c->embed.out ? SBI_FLOW_FORMAT_EMBED : FLOW_VERSION);
 	sbi_blobw_u32(&w, (uint32_t)c->kind);
 	size_t sizes[6] = { c->dim, c->context, c->transforms, c->hidden, c->layers, c->bins };
 	for (int i = 0; i < 6; i++)
@@ -640,6 +720,8 @@ sbi_flow_save(const sbi_flow *f, unsigned char **buf, size_t *len, sbi_err *err)
 	sbi_blobw_f64(&w, c->bound);
 	sbi_blobw_u32(&w, (uint32_t)c->act);
 	sbi_blobw_u64(&w, c->seed);
+	if (c->embed.out)
+		sbi_embed_write_config(&c->embed, &w);
 	sbi_zscore_write(&f->y, &w);
 	sbi_zscore_write(&f->c, &w);
 	for (size_t i = 0; i < c->transforms * c->dim; i++)
@@ -660,8 +742,9 @@ read_header(sbi_blobr *r, sbi_flow_config *c, sbi_err *err)
 	if (memcmp(magic, FLOW_MAGIC, 8) != 0)
 		return sbi_err_set(err, SBI_ECORRUPT, "not a flow model (bad magic)");
 	uint32_t v = sbi_blobr_u32(r);
-	if (v != FLOW_VERSION)
-		return sbi_err_set(err, SBI_ECORRUPT, "flow model version %u, expected %u", v, FLOW_VERSION);
+	if (v != FLOW_VERSION && v != SBI_FLOW_FORMAT_EMBED)
+		return sbi_err_set(err, SBI_ECORRUPT, "flow model version %u, expected %u or %u", v, FLOW_VERSION,
+		    SBI_FLOW_FORMAT_EMBED);
 	c->kind = (int)sbi_blobr_u32(r);
 	c->dim = sbi_blobr_u64(r);
 	c->context = sbi_blobr_u64(r);
@@ -672,6 +755,12 @@ read_header(sbi_blobr *r, sbi_flow_config *c, sbi_err *err)
 	c->bound = sbi_blobr_f64(r);
 	c->act = (int)sbi_blobr_u32(r);
 	c->seed = sbi_blobr_u64(r);
+	c->embed = (sbi_embed_config){ 0 };
+	if (v == SBI_FLOW_FORMAT_EMBED) {
+		sbi_embed_read_config(&c->embed, r);
+		if (!r->bad && c->embed.out == 0)
+			return sbi_err_set(err, SBI_ECORRUPT, "flow model: version %u without an embedding", v);
+	}
 	return r->bad ? sbi_err_set(err, SBI_ECORRUPT, "flow model truncated") : SBI_OK;
 }
 

@@ -30,6 +30,12 @@
 --                `simulations` prior simulations); moped, one MOPED summary per
 --                parameter at the prior's mean (`covariance_sims`, default 1000, plus
 --                2 x 100 per parameter)
+--   embedding    npe, nre, snpe, tsnpe, snre: a learned embedding network of x trained with
+--                the estimator (docs/neural.md#learned-embeddings): none (default), mlp
+--                (hidden {64, 64}, 20 features), a number of features K (hidden {64, 64}),
+--                widths and K as 128x128x20, or linear:K (a linear map to K features); a
+--                suffix -tanh (-relu, -elu, -silu) sets the activation; nle and snle
+--                refuse it (they model x itself)
 local sbi = require "sbi"
 
 local M = {}
@@ -41,6 +47,34 @@ local function is_method(m)
     if v == m then return true end
   end
   return false
+end
+
+-- The embedding option of --set embedding=SPEC: none (nil), mlp (true: the
+-- defaults), K (K features), W1xW2x...xK (hidden widths, then K features)
+-- or linear:K (no hidden layer), optionally followed by -ACTIVATION (e.g.
+-- 128x128x20-tanh).
+function M.embedding(spec)
+  spec = tostring(spec)
+  if spec == "none" then return nil end
+  local body, act = spec:match("^(.-)%-(%a+)$")
+  body = body or spec
+  local e = body == "mlp" and {} or nil
+  local linear = math.tointeger(tonumber(body:match("^linear:(%d+)$")))
+  if linear and linear >= 1 then e = { hidden = {}, out = linear } end
+  if not e then
+    local nums = {}
+    for part in (body .. "x"):gmatch("(.-)x") do nums[#nums + 1] = math.tointeger(tonumber(part)) end
+    local ok = #nums >= 1
+    for _, v in ipairs(nums) do ok = ok and v ~= nil and v >= 1 end
+    if not ok then
+      error(string.format("--set embedding=%s: expected none, mlp, a number of features K, or widths and K "
+                          .. "as 64x64x10, optionally with -relu, -tanh, -elu or -silu", spec), 0)
+    end
+    e = { out = table.remove(nums) }
+    if #nums > 0 then e.hidden = nums end
+  end
+  e.activation = act
+  return e
 end
 
 -- The observation node: sbibm's obs<N> or a file.
@@ -105,6 +139,7 @@ function M.run(spec)
   -- population size of sbibm's SMC-ABC): at 10,000 simulations, observation
   -- 1, it gave a lower C2ST than half on 5 of the 7 tasks (docs/benchmarks-sequential.md).
   local particles = sbi.param("particles", math.max(2, per_population // 10))
+  local embedding = M.embedding(sbi.param("embedding", "none"))
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local summary = M.summary(spec, sims, seed)
@@ -120,13 +155,14 @@ function M.run(spec)
     -- The sbibm paper's SNPE used a neural spline flow (sbi.snpe's own
     -- default is the reference package's MAF).
     posterior = sbi.snpe(with { rounds = rounds, simulations = n_sims, density = density or "nsf",
-                                truncate = method == "tsnpe" or nil,
+                                truncate = method == "tsnpe" or nil, embedding = embedding,
                                 acquisition = method == "snpe" and acquisition or nil })
   elseif method == "snle" then
     posterior = sbi.snle(with { rounds = rounds, simulations = n_sims, density = density, sampler = sampler,
-                                acquisition = acquisition })
+                                acquisition = acquisition, embedding = embedding })
   elseif method == "snre" then
-    posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition })
+    posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition,
+                                embedding = embedding })
   elseif method == "smc_abc" then
     -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
     -- `rounds` populations, each of simulations / rounds simulations.
@@ -137,13 +173,16 @@ function M.run(spec)
       quantile = quantile, num_samples = num_samples, kde = true, seed = seed, summary = summary }
   elseif method == "npe" then
     posterior = sbi.npe { sims = sims, observation = observation, density = density,
-                          num_samples = num_samples, seed = seed, summary = summary }
+                          num_samples = num_samples, seed = seed, summary = summary,
+                          embedding = embedding }
   elseif method == "nle" then
     posterior = sbi.nle { sims = sims, observation = observation, density = density,
-                          sampler = sampler, num_samples = num_samples, seed = seed, summary = summary }
+                          sampler = sampler, num_samples = num_samples, seed = seed, summary = summary,
+                          embedding = embedding }
   else
     posterior = sbi.nre { sims = sims, observation = observation, sampler = sampler,
-                          num_samples = num_samples, seed = seed, summary = summary }
+                          num_samples = num_samples, seed = seed, summary = summary,
+                          embedding = embedding }
   end
   sbi.output { posterior_samples = posterior }
   return posterior

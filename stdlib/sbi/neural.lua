@@ -51,6 +51,69 @@ local estimator_spec = merge({
   activation = { check.one_of("tanh", "relu", "elu", "silu") },
 }, training_spec)
 
+-- A learned embedding network e(x), trained jointly with the estimator
+-- (NPE's flow sees e(x) as its context, NRE's classifier [theta, e(x)]):
+-- embedding = true (the defaults) or { hidden = { widths } or a width (with
+-- layers), layers =, out =, activation = } (docs/neural.md#learned-embeddings).
+-- NLE takes none: it models the density of x itself, and a jointly learned
+-- embedding of the modelled variable can collapse (a constant e(x) has an
+-- arbitrarily high density).
+local EMBEDDING_DEFAULTS = { hidden = { 64, 64 }, out = 20, activation = "relu", layers = 2 }
+local embedding_spec = {
+  embedding = { { test = function(v) return v == true or (type(v) == "table" and getmetatable(v) == nil) end,
+                  doc = "true or a table { hidden =, layers =, out =, activation = }" } },
+}
+local embedding_fields = {
+  hidden = { check.any(check.integer(1, 1 << 16), { test = function(v)
+    if type(v) ~= "table" or #v > 8 then return false end
+    for i = 1, #v do
+      if math.type(v[i]) ~= "integer" and not (type(v[i]) == "number" and v[i] == math.floor(v[i])) then
+        return false
+      end
+      if v[i] < 1 or v[i] > 1 << 16 then return false end
+    end
+    for k in pairs(v) do if math.type(k) ~= "integer" or k < 1 or k > #v then return false end end
+    return true
+  end, doc = "a list of at most 8 layer widths" }) },
+  layers = { check.integer(0, 8) },
+  out = { check.integer(1, 4096) },
+  activation = { check.one_of("tanh", "relu", "elu", "silu") },
+}
+
+-- The canonical form of a checked embedding option (every value filled, so
+-- writing a default does not retrain), or nil. fname names the caller in
+-- errors, which point at the recipe line (level).
+local function embedding_key(fname, v, level)
+  if v == nil then return nil end
+  if v == true then v = {} end
+  check.options(fname .. " embedding", v, embedding_fields, level + 1)
+  if v.layers and type(v.hidden) == "table" then
+    error(fname .. ": embedding: 'layers' goes with a single width (hidden = 64), not a list of widths", level)
+  end
+  local hidden = v.hidden or EMBEDDING_DEFAULTS.hidden
+  if type(hidden) ~= "table" then
+    local list = {}
+    for i = 1, math.tointeger(v.layers or EMBEDDING_DEFAULTS.layers) do list[i] = math.tointeger(hidden) end
+    hidden = list
+  elseif v.hidden == nil and v.layers then
+    hidden = {}
+    for i = 1, math.tointeger(v.layers) do hidden[i] = EMBEDDING_DEFAULTS.hidden[1] end
+  end
+  local widths = {}
+  for i, w in ipairs(hidden) do widths[i] = math.tointeger(w) end
+  return { hidden = widths, out = math.tointeger(v.out or EMBEDDING_DEFAULTS.out),
+           activation = v.activation or EMBEDDING_DEFAULTS.activation }
+end
+
+-- NLE and SNLE refuse an embedding, saying what to use instead.
+local function refuse_embedding(fname, opts)
+  if type(opts) == "table" and opts.embedding ~= nil then
+    error(fname .. ": 'embedding' is not available for likelihood estimation: NLE models the density of x "
+          .. "itself, and an embedding of x learned with it can collapse (a constant e(x) has unbounded density); "
+          .. "compress x with a fitted summary instead (summary = ...), or use sbi.npe / sbi.nre with embedding", 3)
+  end
+end
+
 local sampling_spec = {
   num_samples = { check.integer(1, 1 << 30) },
   seed = { check.integer(0) },
@@ -124,7 +187,7 @@ local function flow_spec(key, density, s, y_field, c_field, label)
     layers = key.layers, bins = nsf and key.bins or nil, bound = nsf and key.bound or nil,
     activation = key.activation or FLOW_ACTIVATION[density], batch_size = key.batch_size,
     learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
-    max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = label,
+    max_epochs = key.max_epochs, clip = key.clip, seed = key.seed, label = label, embedding = key.embedding,
   }
 end
 
@@ -245,6 +308,8 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density, se
   key.seed = integer_seed(opts)
   key.fit = y_field .. "|" .. c_field
   key.format = core.FLOW_FORMAT -- a new model format retrains instead of failing to load
+  -- Only present with an embedding, so keys without one are unchanged.
+  key.embedding = embedding_key(kind, opts.embedding, 4)
   local inputs = { table.unpack(sims) }
   if seq then
     key.round, key.atoms, key.warm_start, key.members = seq.round, seq.atoms, seq.warm_start, seq.members
@@ -341,8 +406,9 @@ end
 -- sbi.npe{ sims =, observation =, ...estimator and training options...,
 --          num_samples = 10000, seed = 1 }
 function M.npe(opts)
-  check.options("sbi.npe", opts, merge(inputs_spec, estimator_spec, sampling_spec))
+  check.options("sbi.npe", opts, merge(inputs_spec, estimator_spec, embedding_spec, sampling_spec))
   check_inputs("sbi.npe", opts)
+  embedding_key("sbi.npe", opts.embedding, 2)
   local where = graph.where(2)
   local sims, obs = estimator_inputs("sbi.npe", opts, where)
   local prior = opts.sims.prior
@@ -396,6 +462,7 @@ end
 
 -- sbi.nle{ sims =, observation =, ...estimator, training and MCMC options... }
 function M.nle(opts)
+  refuse_embedding("sbi.nle", opts)
   check.options("sbi.nle", opts, merge(inputs_spec, estimator_spec, sampling_spec, mcmc_spec))
   check_inputs("sbi.nle", opts)
   local where = graph.where(2)
@@ -430,6 +497,7 @@ local function classifier_train_node(kind, where, sims, opts, seq)
   key.seed = integer_seed(opts)
   key.loss = opts.loss or NRE_DEFAULTS.loss
   key.atoms = key.loss == "binary" and 0 or math.tointeger(opts.atoms or NRE_DEFAULTS.atoms)
+  key.embedding = embedding_key(kind, opts.embedding, 4) -- only present with an embedding
   local inputs = { table.unpack(sims) }
   if seq then
     key.round, key.warm_start, key.members = seq.round, seq.warm_start, seq.members
@@ -448,7 +516,7 @@ local function classifier_train_node(kind, where, sims, opts, seq)
         theta = s.theta, x = s.x, hidden = key.hidden, layers = key.layers, residual = key.residual,
         activation = key.activation, atoms = key.atoms, batch_size = key.batch_size,
         learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
-        max_epochs = key.max_epochs, clip = key.clip, seed = key.seed + k - 1, init = init,
+        max_epochs = key.max_epochs, clip = key.clip, seed = key.seed + k - 1, init = init, embedding = key.embedding,
         label = k == 1 and node.label or string.format("%s member %d", node.label, k),
       }
       core.stderr(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
@@ -467,8 +535,9 @@ end
 -- sbi.nre{ sims =, observation =, loss = "contrastive" (NRE-B, default) | "binary" (NRE-A),
 --          atoms = 10, ...classifier, training and MCMC options... }
 function M.nre(opts)
-  check.options("sbi.nre", opts, merge(inputs_spec, classifier_spec, sampling_spec, mcmc_spec))
+  check.options("sbi.nre", opts, merge(inputs_spec, classifier_spec, embedding_spec, sampling_spec, mcmc_spec))
   check_inputs("sbi.nre", opts)
+  embedding_key("sbi.nre", opts.embedding, 2)
   if opts.loss == "binary" and opts.atoms then
     error("sbi.nre: 'atoms' only applies to loss = \"contrastive\"", 2)
   end
@@ -512,7 +581,8 @@ end
 -- and sampling steps, with a round.
 M.parts = {
   merge = merge, estimator_spec = estimator_spec, classifier_spec = classifier_spec, sampling_spec = sampling_spec,
-  mcmc_spec = mcmc_spec, train_node = train_node, classifier_train_node = classifier_train_node,
+  mcmc_spec = mcmc_spec, embedding_spec = embedding_spec, embedding_key = embedding_key,
+  refuse_embedding = refuse_embedding, train_node = train_node, classifier_train_node = classifier_train_node,
   mcmc_node = mcmc_node, mcmc_key = mcmc_key, sample_flow_posterior = sample_flow_posterior,
   scaled_observation = scaled_observation, members_of = members_of, check_observation = check_observation, integer_seed = integer_seed,
   MCMC_DEFAULTS = MCMC_DEFAULTS, SAMPLING_DEFAULTS = SAMPLING_DEFAULTS,

@@ -336,9 +336,10 @@ end
 -- sbi.snpe{ prior =, simulator =, observation =, rounds = 10, simulations = N
 --           | simulations_per_round = n, truncate = false, atoms = 10, ... }
 function M.snpe(opts)
-  check.options("sbi.snpe", opts, merge(sequential_spec, P.estimator_spec, P.sampling_spec, {
+  check.options("sbi.snpe", opts, merge(sequential_spec, P.estimator_spec, P.embedding_spec, P.sampling_spec, {
     truncate = { check.boolean() }, atoms = { check.integer(2, 1000) },
   }))
+  P.embedding_key("sbi.snpe", opts.embedding, 2)
   local key = sequential_key("sbi.snpe", opts)
   if opts.truncate then
     if opts.acquisition and opts.acquisition ~= "truncated" then
@@ -390,6 +391,7 @@ end
 
 -- sbi.snle{ prior =, simulator =, observation =, rounds =, simulations =, ...MCMC options... }
 function M.snle(opts)
+  P.refuse_embedding("sbi.snle", opts)
   check.options("sbi.snle", opts, merge(sequential_spec, P.estimator_spec, P.sampling_spec, P.mcmc_spec))
   local key = sequential_key("sbi.snle", opts)
   check_density("sbi.snle", opts, key)
@@ -414,7 +416,9 @@ end
 
 -- sbi.snre{ prior =, simulator =, observation =, rounds =, simulations =, ...classifier and MCMC options... }
 function M.snre(opts)
-  check.options("sbi.snre", opts, merge(sequential_spec, P.classifier_spec, P.sampling_spec, P.mcmc_spec))
+  check.options("sbi.snre", opts, merge(sequential_spec, P.classifier_spec, P.embedding_spec, P.sampling_spec,
+                                        P.mcmc_spec))
+  P.embedding_key("sbi.snre", opts.embedding, 2)
   if opts.loss == "binary" and opts.atoms then
     error("sbi.snre: 'atoms' only applies to loss = \"contrastive\"", 2)
   end

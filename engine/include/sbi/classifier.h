@@ -5,7 +5,7 @@
  * Durkan et al. 2020). The network is an MLP on [theta, x] (both z-scored
  * at fit time): h = act(W_in [theta, x] + b), then `layers` blocks, each
  * h = act(h W + b) or, when residual, h = h + act(h W + b), then a linear
- * output to one logit.
+ * output to one logit. With an embedding, x is replaced by e(x) (embed.h).
  *
  * Losses, on a minibatch of n joint pairs (theta_i, x_i):
  *   binary (NRE-A):      -mean log sigma(f(theta_i, x_i))
@@ -21,6 +21,7 @@
 
 #include "sbi/act.h"
 #include "sbi/ad.h"
+#include "sbi/embed.h"
 #include "sbi/err.h"
 
 typedef struct sbi_classifier_config {
@@ -30,6 +31,10 @@ typedef struct sbi_classifier_config {
 	int residual;   /* 1: residual blocks */
 	int act;        /* sbi_act (act.h) */
 	uint64_t seed;
+	/* embed.out > 0: the MLP sees [theta, e(x)], e an embedding network
+	 * (embed.h) of the z-scored x trained with the classifier; dx stays
+	 * the dimension of the raw x. Zeroed: no embedding. */
+	sbi_embed_config embed;
 } sbi_classifier_config;
 
 typedef struct sbi_classifier sbi_classifier;

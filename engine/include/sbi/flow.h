@@ -26,10 +26,15 @@
 
 #include "sbi/act.h"
 #include "sbi/ad.h"
+#include "sbi/embed.h"
 #include "sbi/err.h"
 
-/* Version of the model format (sbi_flow_save); part of training cache keys. */
+/* Version of the model format (sbi_flow_save); part of training cache keys.
+ * A flow with an embedding is written as version SBI_FLOW_FORMAT_EMBED
+ * (the same layout with the embedding's configuration after the seed);
+ * flows without one keep version 2, byte for byte. */
 #define SBI_FLOW_FORMAT 2
+#define SBI_FLOW_FORMAT_EMBED 3
 
 typedef enum sbi_flow_kind { SBI_FLOW_MAF = 1, SBI_FLOW_NSF = 2, SBI_FLOW_MDN = 3 } sbi_flow_kind;
 
@@ -44,6 +49,10 @@ typedef struct sbi_flow_config {
 	double bound;      /* NSF tail bound */
 	int act;           /* sbi_act */
 	uint64_t seed;     /* initial weights and permutations */
+	/* embed.out > 0: the context is e(c), an embedding network (embed.h)
+	 * of the z-scored c trained with the flow; `context` stays the
+	 * dimension of the raw c. Zeroed: no embedding. */
+	sbi_embed_config embed;
 } sbi_flow_config;
 
 typedef struct sbi_flow sbi_flow;
@@ -53,7 +62,8 @@ sbi_flow *sbi_flow_alloc(const sbi_flow_config *cfg, sbi_err *err);
 void sbi_flow_free(sbi_flow *f); /* NULL is fine */
 const sbi_flow_config *sbi_flow_config_of(const sbi_flow *f);
 
-/* Trainable parameters (owned by the flow). */
+/* Trainable parameters (owned by the flow): the flow's, then its
+ * embedding's. */
 sbi_param **sbi_flow_params(sbi_flow *f, size_t *n);
 
 /* Sets the z-scoring of y and c from data (n rows, row-major doubles);
@@ -63,7 +73,8 @@ void sbi_flow_set_standardization(sbi_flow *f, const double *y, const double *c,
 /* Standardizes rows into float buffers (n x dim, n x context). */
 void sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, size_t n, float *ys, float *cs);
 
-/* log q(y | c) per row, on the tape, from standardized inputs (n x 1).
+/* log q(y | c) per row, on the tape, from standardized inputs (n x 1);
+ * cs is the z-scored raw context (the embedding, if any, is applied here).
  * The constant -sum(log std_y) is included, so values are densities of the
  * original y. */
 sbi_var sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs);
