@@ -29,7 +29,9 @@
 --                simulations (for the sequential methods and smc_abc an extra set of
 --                `simulations` prior simulations); moped, one MOPED summary per
 --                parameter at the prior's mean (`covariance_sims`, default 1000, plus
---                2 x 100 per parameter)
+--                2 x 100 per parameter); regression, the predicted theta of an MLP
+--                regression of theta on x (Fearnhead & Prangle); autoencoder, a
+--                `components`-wide autoencoder code; both fitted to the same simulations as pca
 --   embedding    npe, nre, snpe, tsnpe, snre: a learned embedding network of x trained with
 --                the estimator (docs/neural.md#learned-embeddings): none (default), mlp
 --                (hidden {64, 64}, 20 features), a number of features K (hidden {64, 64}),
@@ -111,7 +113,9 @@ function M.summary(spec, sims, seed)
     return sbi.summary.moped { prior = spec.prior, simulator = spec.simulator, covariance_sims = covariance_sims,
                                seed = seed, on_failure = spec.on_failure }
   end
-  error("unknown --set summary=" .. tostring(kind) .. " (available: none, pca, moped)", 0)
+  if kind == "regression" then return sbi.summary.regression { sims = sims, seed = seed } end
+  if kind == "autoencoder" then return sbi.summary.autoencoder { sims = sims, latent = components, seed = seed } end
+  error("unknown --set summary=" .. tostring(kind) .. " (available: none, pca, moped, regression, autoencoder)", 0)
 end
 
 -- task.run{ name =, prior =, simulator =, on_failure = "fail"|"drop" }
