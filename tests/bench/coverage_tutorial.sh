@@ -29,12 +29,13 @@ j = json.load(open(sys.argv[1]))
 d = next(d for d in j["diagnostics"] if d["summary"].startswith("coverage"))
 level = re.search(r"at level ([0-9.]+)", d["summary"]).group(1)
 inside = re.search(r"([0-9]+ of [0-9]+) levels inside", d["summary"]).group(1)
-cpu = next(n["cpu_seconds"] for n in j["nodes"] if n["kind"] == "diagnose.ranks")
+node = next(n for n in j["nodes"] if n["kind"] == "diagnose.ranks")
+cpu = "%.1f" % node["cpu_seconds"] if node["state"] == "ran" else "cached"
 rhat = "-"
 for w in j.get("warnings", []):
     r = re.search(r"test-set posteriors of coverage: .*R-hat ([0-9.]+)", w)
     if r: rhat = r.group(1)
-print("| %s | %s | %.3f | %s | %s | %s | %s | %.1f |" % (sys.argv[2].upper(), sys.argv[3], d["value"], level,
+print("| %s | %s | %.3f | %s | %s | %s | %s | %s |" % (sys.argv[2].upper(), sys.argv[3], d["value"], level,
       d["direction"], inside, rhat, cpu))
 PY
 }
