@@ -95,6 +95,14 @@ local seed = sbi.param("seed", 1)
 local summary_kind = sbi.param("summary", "none")
 local components = sbi.param("components", 5)
 local covariance_sims = sbi.param("covariance_sims", 1000)
+-- fiducial=pilot: MOPED's fiducial point is the mean of a pilot posterior,
+-- rejection ABC on the raw data (1% of the method's simulations, or of
+-- 10,000 from the prior for the methods that simulate as they go) instead of
+-- the prior's mean.
+local fiducial = sbi.param("fiducial", "prior_mean")
+if fiducial ~= "prior_mean" and fiducial ~= "pilot" then
+  error("unknown --set fiducial=" .. tostring(fiducial) .. " (available: prior_mean, pilot)", 0)
+end
 local compressors = { none = true, moped = true, score = true, pca = true, autoencoder = true, regression = true }
 if not compressors[summary_kind] then
   error("unknown --set summary=" .. tostring(summary_kind)
@@ -102,12 +110,17 @@ if not compressors[summary_kind] then
 end
 local function compressor(sims)
   if summary_kind == "none" then return nil end
-  if summary_kind == "moped" or summary_kind == "score" then
-    return sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = covariance_sims, seed = seed,
-                               mean = summary_kind == "score" and mean_function or nil }
+  local function prior_sims()
+    return sims or sbi.simulate { prior = prior, simulator = sbi.simulator { fn = simulator, dim = N },
+                                  n = 10000, seed = seed }
   end
-  sims = sims or sbi.simulate { prior = prior, simulator = sbi.simulator { fn = simulator, dim = N },
-                                n = 10000, seed = seed }
+  if summary_kind == "moped" or summary_kind == "score" then
+    local pilot = fiducial == "pilot"
+      and sbi.abc.rejection { sims = prior_sims(), observation = observation, quantile = 0.01 } or nil
+    return sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = covariance_sims, seed = seed,
+                               mean = summary_kind == "score" and mean_function or nil, fiducial = pilot }
+  end
+  sims = prior_sims()
   if summary_kind == "pca" then
     return sbi.summary.pca { sims = sims, components = components }
   elseif summary_kind == "autoencoder" then
