@@ -13,7 +13,9 @@
 --        sbirun recipes/tutorial.lua --set method=snpe --set rounds=10 --set simulations=10000
 --                                    (sequential: snpe, tsnpe, snle, snre; smc_abc; docs/sequential.md)
 --        sbirun recipes/tutorial.lua --set summary=moped   (compress the 50 values first, any method:
---                                    none, moped, score, pca; docs/summaries.md)
+--                                    none, moped, score, pca, autoencoder, regression;
+--                                    --set fiducial=pilot: MOPED at a pilot posterior's mean;
+--                                    docs/summaries.md)
 --
 -- The lecture's comparison: with method=likelihood the recipe writes down
 -- the model's log-likelihood and samples it with the engine's MCMC; the

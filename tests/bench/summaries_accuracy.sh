@@ -5,7 +5,8 @@
 # theta = (0.5, 0.6, 0.2, -0.2, 0.1) with noise seeds SEEDS (--set obs_seed=S).
 # For every observation:
 #   reference:  sbirun recipes/tutorial.lua --set method=likelihood --set num_samples=REF_SAMPLES
-#               (the exact likelihood sampled by the engine's MCMC)
+#               (the exact likelihood sampled by the engine's MCMC; 100,000 samples
+#               by default: at 10,000 its 20 chains are short, max R-hat up to 1.13)
 #   each VARIANT: sbirun recipes/tutorial.lua --set method=rejection_abc --set simulations=100000
 #               --set summary=... (default 1% accepted: 1,000 samples)
 # all sharing one --cache, so the 100,000 simulations (their seed does not
@@ -24,10 +25,13 @@
 # Environment (all optional):
 #   SEEDS        observation noise seeds (default "2024 2025 2026 2027 2028")
 #   VARIANTS     space-separated NAME=SETS, SETS a comma-separated list of
-#                recipe parameters (default: none, moped, moped at 0.1%,
-#                score, pca, autoencoder, regression, and MOPED with a pilot
-#                fiducial point at 1% and 0.1%)
-#   REF_SAMPLES  --set num_samples= of the reference (default 10000)
+#                recipe parameters, given after simulations=100000 (so they
+#                may override it). Default: none, moped, moped at 0.1%,
+#                score, pca, autoencoder, regression, MOPED with a pilot
+#                fiducial point (--set fiducial=pilot) at 1% and 0.1%, and
+#                MOPED with 1,000,000 simulations at 0.1% and 0.01% (how much
+#                of the error is the ABC tolerance's)
+#   REF_SAMPLES  --set num_samples= of the reference (default 100000)
 #   TARGET       the largest allowed |mean error| in prior sd (default 0.15)
 #   JOBS         sbirun --jobs (default 2)
 #   PARALLEL     C2ST processes at once (default 2; each single-threaded)
@@ -45,8 +49,10 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 SEEDS=${SEEDS:-2024 2025 2026 2027 2028}
 VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_0.1%=summary=moped,epsilon_quantile=0.001 \
 score=summary=score pca=summary=pca autoencoder=summary=autoencoder regression=summary=regression \
-moped_pilot=summary=moped,fiducial=pilot moped_pilot_0.1%=summary=moped,fiducial=pilot,epsilon_quantile=0.001}
-REF_SAMPLES=${REF_SAMPLES:-10000}
+moped_pilot=summary=moped,fiducial=pilot moped_pilot_0.1%=summary=moped,fiducial=pilot,epsilon_quantile=0.001 \
+moped_1M_0.1%=summary=moped,simulations=1000000,epsilon_quantile=0.001 \
+moped_1M_0.01%=summary=moped,simulations=1000000,epsilon_quantile=0.0001}
+REF_SAMPLES=${REF_SAMPLES:-100000}
 TARGET=${TARGET:-0.15}
 JOBS=${JOBS:-2}
 PARALLEL=${PARALLEL:-2}
@@ -65,7 +71,7 @@ fi
 
 WORKDIR=${WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/summaries-accuracy.XXXXXX")}
 mkdir -p "$WORKDIR"
-RUNS=$WORKDIR/runs.tsv     # variant seed dir cpu_seconds steps_ran
+RUNS=$WORKDIR/runs.tsv     # variant seed dir cpu_seconds steps_ran sets
 RESULTS=$WORKDIR/c2st.tsv  # variant seed c2st
 : >"$RUNS"
 : >"$RESULTS"
@@ -91,7 +97,7 @@ run() {
 d = json.load(open(sys.argv[1]))
 c = collections.Counter(n["kind"] for n in d["nodes"] if n["state"] == "ran")
 print(",".join(f"{k}x{v}" if v > 1 else k for k, v in c.items()) or "-")' "$out/run.json")
-	printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$seed" "$out" "$cpu" "$ran" >>"$RUNS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$seed" "$out" "$cpu" "$ran" "$*" >>"$RUNS"
 }
 
 # 1. Samples: the reference and every variant, sequentially.
@@ -117,7 +123,7 @@ c2st_one() { # NAME SEED DIR
 	echo "c2st $1 obs_seed=$2: $acc" >&2
 }
 running=0
-while IFS=$'\t' read -r name seed dir _ _; do
+while IFS=$'\t' read -r name seed dir _ _ _; do
 	[ "$name" = reference ] && continue
 	c2st_one "$name" "$seed" "$dir" &
 	running=$((running + 1))
@@ -150,8 +156,8 @@ def load(path):
 
 runs = collections.OrderedDict()
 for line in open(runs_path):
-    name, seed, d, cpu, ran = line.rstrip("\n").split("\t")
-    runs.setdefault(name, {})[seed] = (d, float(cpu), ran)
+    name, seed, d, cpu, ran, sets = line.rstrip("\n").split("\t")
+    runs.setdefault(name, {})[seed] = (d, float(cpu), ran, sets)
 c2st = collections.defaultdict(dict)
 for line in open(c2st_path):
     name, seed, acc = line.rstrip("\n").split("\t")
@@ -161,18 +167,22 @@ ref = {s: load(runs["reference"][s][0] + "/posterior_samples.csv") for s in seed
 ref_mean = {s: ref[s].mean(axis=0) for s in seeds}
 
 def extra_sims(name):
-    # The compressor's own simulations, from its step's report (printed when
-    # it ran; the first observation's run made it).
+    # The compressor's own simulations over all the observations, from its
+    # step's report (printed when it ran: once when it does not depend on
+    # the observation, once per observation with a pilot fiducial point).
+    total = 0
     for s in seeds:
         log = open(runs[name][s][0] + "/sbirun.log").read()
-        m = re.search(r"summary\.moped \(.*?\): .*?; (\d+) simulations", log)
-        if m:
-            return f"{int(m.group(1)):,}"
-    return "0"
+        total += sum(int(n) for n in re.findall(r"summary\.moped \(.*?\): .*?; (\d+) simulations", log))
+    return f"{total:,}"
 
-print(f"| summaries | samples | C2ST (mean of {len(seeds)}) | max \\|mean error\\| (prior sd) | "
-      f"within {target} on every observation | extra simulations | CPU s |")
-print("|---|---|---|---|---|---|---|")
+def budget(name):
+    m = re.findall(r"(?:^|\s)simulations=(\d+)", runs[name][seeds[0]][3])  # the last one given wins
+    return f"{int(m[-1]):,}" if m else "?"
+
+print(f"| summaries | simulations | samples | C2ST (mean of {len(seeds)}) | max \\|mean error\\| (prior sd) | "
+      f"within {target} on every observation | extra simulations ({len(seeds)} observations) | CPU s |")
+print("|---|---|---|---|---|---|---|---|")
 errs = {}
 for name, per in runs.items():
     if name == "reference":
@@ -185,7 +195,7 @@ for name, per in runs.items():
     mean_c2st = "—" if "fail" in accs else f"{np.mean([float(a) for a in accs]):.3f}"
     worst = np.unravel_index(np.argmax(e), e.shape)
     cpu = sum(per[s][1] for s in seeds)
-    print(f"| {name} | {n:,} | {mean_c2st} | {e.max():.2f} ({names[worst[1]]}, obs_seed {seeds[worst[0]]}) | "
+    print(f"| {name} | {budget(name)} | {n:,} | {mean_c2st} | {e.max():.2f} ({names[worst[1]]}, obs_seed {seeds[worst[0]]}) | "
           f"{'yes' if e.max() <= target else 'no'} | {extra_sims(name)} | {cpu:.0f} |")
 ref_cpu = sum(runs["reference"][s][1] for s in seeds)
 print(f"\nreference: method=likelihood, num_samples={ref_samples}, {ref_cpu:.0f} CPU s in all")
