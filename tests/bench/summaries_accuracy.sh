@@ -36,7 +36,7 @@
 #   JOBS         sbirun --jobs (default 2)
 #   PARALLEL     C2ST processes at once (default 2; each single-threaded)
 #   SBIRUN       the sbirun binary (default build/lang/sbirun in the source tree)
-#   C2ST         the C2ST script (default <source root>/../shared/tools/c2st.py)
+#   C2ST         the C2ST script (default tests/tools/c2st.py, else <source root>/../shared/tools/c2st.py)
 #   PYTHON       Python with numpy and scikit-learn (default /usr/bin/python3)
 #   WORKDIR      where the cache, samples and results go (default: a new
 #                temporary folder, kept and named at the end)
@@ -45,7 +45,9 @@ set -eu
 
 SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
 SBIRUN=${SBIRUN:-$SRCDIR/build/lang/sbirun}
-C2ST=${C2ST:-$SRCDIR/../shared/tools/c2st.py}
+C2ST_DEFAULT=$SRCDIR/tests/tools/c2st.py
+[ -e "$C2ST_DEFAULT" ] || C2ST_DEFAULT=$SRCDIR/../shared/tools/c2st.py
+C2ST=${C2ST:-$C2ST_DEFAULT}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SEEDS=${SEEDS:-2024 2025 2026 2027 2028}
 VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_0.1%=summary=moped,epsilon_quantile=0.001 \
