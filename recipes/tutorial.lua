@@ -71,11 +71,11 @@ else
 end
 
 local method = sbi.param("method", "compare")
-local methods = { compare = true, rejection_abc = true, npe = true, nle = true, nre = true, likelihood = true, snpe = true,
-                  tsnpe = true, snle = true, snre = true, smc_abc = true, emulator = true }
+local methods = { compare = true, rejection_abc = true, npe = true, nle = true, nre = true, likelihood = true,
+                  snpe = true, tsnpe = true, snle = true, snre = true, smc_abc = true, emulator = true }
 if not methods[method] then
-  error("unknown --set method=" .. tostring(method) .. " (available: compare, rejection_abc, npe, nle, nre, likelihood, "
-        .. "snpe, tsnpe, snle, snre, smc_abc, emulator)", 0)
+  error("unknown --set method=" .. tostring(method) .. " (available: compare, rejection_abc, npe, nle, nre, "
+        .. "likelihood, snpe, tsnpe, snle, snre, smc_abc, emulator)", 0)
 end
 local sequential = { snpe = true, tsnpe = true, snle = true, snre = true }
 -- Declared whatever the method, so one command line serves every method.

@@ -32,9 +32,10 @@ done
 H=$O/report.html
 n=$(grep -c '<svg' "$H")
 in_range "$n" 3 10 "plots in report.html"
-grep -q '<figcaption>Posterior samples: likelihood, npe, overlaid' "$H" || fail "one corner plot overlays likelihood and npe"
-grep -q '<figcaption>Output predictive (predictive.csv, 2000 predicted series).*the observation (output observation)' "$H" ||
-	fail "predictive plot with the observation"
+grep -q '<figcaption>Posterior samples: likelihood, npe, overlaid' "$H" ||
+	fail "one corner plot overlays likelihood and npe"
+P='<figcaption>Output predictive (predictive.csv, 2000 predicted series).*the observation (output observation)'
+grep -q "$P" "$H" || fail "predictive plot with the observation"
 grep -q '<figcaption>Expected coverage of coverage (coverage.csv)' "$H" || fail "coverage curve"
 
 # NPE against the exact posterior, per parameter: means within 1.5 of the
