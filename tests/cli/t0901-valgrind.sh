@@ -1,7 +1,7 @@
 #!/bin/bash
 # The tutorial recipe runs valgrind-clean: no invalid access, no leak. It runs
 # rejection ABC: the default (method=compare) trains NPE, far too slow under
-# valgrind for the suite (checked by hand: docs/testing.md).
+# valgrind for the suite (docs/testing.md).
 # Skipped (exit 77) for sanitizer builds, which valgrind cannot run.
 . "$(dirname "$0")/lib.sh"
 command -v valgrind >/dev/null || { echo "valgrind not installed"; exit 77; }
