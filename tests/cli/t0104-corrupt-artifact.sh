@@ -10,7 +10,7 @@ flip() { # flip FILE OFFSET
 		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
-run recipe.lua --set simulations=4000 --out ref --quiet
+run recipe.lua --set simulations=4000 --set method=rejection_abc --out ref --quiet
 expect_ok
 abc=$(artifact_of ref/run.json abc.rejection)
 sim=$(artifact_of ref/run.json simulate)
@@ -18,7 +18,7 @@ sim=$(artifact_of ref/run.json simulate)
 # Flip a byte in the middle of the posterior artifact.
 f=$(object_path "$abc")
 flip "$f" $(( $(stat -c %s "$f") / 2 ))
-run recipe.lua --set simulations=4000 --out out1
+run recipe.lua --set simulations=4000 --set method=rejection_abc --out out1
 expect_ok
 expect_err "corrupt"
 expect_eq "$(state_of out1/run.json abc.rejection)" ran "abc after corruption"
@@ -28,7 +28,7 @@ cmp -s out1/posterior_samples.csv ref/posterior_samples.csv || fail "recomputed 
 # Truncate the simulations; an ABC edit needs them: detected, recomputed from chunks.
 f=$(object_path "$sim")
 truncate -s $(( $(stat -c %s "$f") - 100 )) "$f"
-run recipe.lua --set simulations=4000 --set epsilon_quantile=0.02 --out out2
+run recipe.lua --set simulations=4000 --set method=rejection_abc --set epsilon_quantile=0.02 --out out2
 expect_ok
 expect_err "corrupt"
 expect_eq "$(state_of out2/run.json simulate)" ran "simulate after truncation"

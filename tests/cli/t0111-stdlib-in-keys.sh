@@ -9,16 +9,16 @@ cp "$SRCDIR/recipes/tutorial.lua" recipe.lua
 keys() { awk 'NR > 1 { print $3 }' "$OUT"; }
 states() { awk 'NR > 1 { print $4 }' "$OUT" | sort -u | tr '\n' ' '; }
 
-run recipe.lua --set simulations=3000 --out ref --quiet
+run recipe.lua --set simulations=3000 --set method=rejection_abc --out ref --quiet
 expect_ok
-run graph recipe.lua --set simulations=3000
+run graph recipe.lua --set simulations=3000 --set method=rejection_abc
 expect_ok
 builtin=$(keys)
 expect_eq "$(states)" "cached " "built-in stdlib"
 
 cp -r "$SRCDIR/stdlib" std
 export SBI_STDLIB_DIR="$T/std"
-run graph recipe.lua --set simulations=3000
+run graph recipe.lua --set simulations=3000 --set method=rejection_abc
 expect_ok
 expect_err "loading the stdlib from"
 expect_eq "$(keys)" "$builtin" "keys with an unchanged copy of the stdlib"
@@ -26,20 +26,20 @@ expect_eq "$(states)" "cached " "unchanged copy"
 
 # A comment in one file of the stdlib: every key changes.
 echo "-- an edit" >> std/sbi/abc.lua
-run graph recipe.lua --set simulations=3000
+run graph recipe.lua --set simulations=3000 --set method=rejection_abc
 expect_ok
 expect_eq "$(states)" "stale " "edited stdlib"
 for k in $(keys); do
 	if grep -qx "$k" <<<"$builtin"; then fail "key $k did not change with the stdlib"; fi
 done
-run recipe.lua --set simulations=3000 --out edited --quiet
+run recipe.lua --set simulations=3000 --set method=rejection_abc --out edited --quiet
 expect_ok
 expect_eq "$(ran_nodes edited/run.json)" 3 "nodes run with the edited stdlib"
 cmp -s edited/posterior_samples.csv ref/posterior_samples.csv || fail "a comment changed the result"
 
 # Back to the built-in stdlib: its results are still cached.
 unset SBI_STDLIB_DIR
-run recipe.lua --set simulations=3000 --out again --quiet
+run recipe.lua --set simulations=3000 --set method=rejection_abc --out again --quiet
 expect_ok
 expect_eq "$(ran_nodes again/run.json)" 0 "built-in stdlib after the edit"
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The tutorial's --set summary=none|moped|score|pca: every method but the
-# exact likelihood declares the compressor and applies it to its
+# exact likelihood (in method=compare: NPE) declares the compressor and applies it to its
 # simulations and the observation (checked on `sbirun graph`); rejection ABC
 # on MOPED's 5 summaries is narrower than on the 50 raw values with the same
 # simulations; autoencoder and regression add their compressor and its
@@ -10,7 +10,7 @@
 # example of docs/summaries.md runs and writes samples.
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/recipes/tutorial.lua" t.lua
-for m in rejection_abc npe nle nre snpe tsnpe snle snre smc_abc; do
+for m in compare rejection_abc npe nle nre snpe tsnpe snle snre smc_abc; do
 	run graph t.lua --set method=$m --set summary=moped
 	expect_ok
 	expect_out "summary.moped"
@@ -23,9 +23,9 @@ for m in rejection_abc npe nle nre snpe tsnpe snle snre smc_abc; do
 	expect_ok
 	if grep -q "summary" "$OUT"; then fail "$m without summary=: the graph has summary steps"; fi
 done
-run t.lua --quiet --set simulations=20000 --set summary=moped --out moped
+run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --out moped
 expect_ok
-run t.lua --quiet --set simulations=20000 --out raw
+run t.lua --quiet --set method=rejection_abc --set simulations=20000 --out raw
 expect_ok
 # Parameter b (the background's offset; the exact posterior sd is 0.023):
 # raw data leave it near its prior (sd 0.29), MOPED's summaries do not.
@@ -41,7 +41,7 @@ for k in autoencoder regression; do
 done
 # Regression summaries (the predicted theta) on the same 20,000
 # simulations: b's ABC posterior is narrower than raw data's too.
-run t.lua --quiet --set simulations=20000 --set summary=regression --out regression
+run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=regression --out regression
 expect_ok
 read -r _ s_reg <<<"$(col_stats regression/posterior_samples.csv 5)"
 in_range "$s_reg" 0 "$(awk -v s="$s_raw" 'BEGIN { print 0.85 * s }')" "b: regression ABC posterior sd against raw data's ($s_raw)"

@@ -3,7 +3,8 @@
 # level,coverage,lower,upper, 99 levels) beside the posterior samples, and
 # --set max_coverage_deviation=D gates it: exit code 3 when the curve strays
 # further, after writing every output. Coverage needs an amortized method;
-# the gate needs coverage. The default run writes no coverage.csv.
+# the gate needs coverage. Without --set coverage, only method=compare (the
+# default; t0183) writes coverage.csv.
 . "$(dirname "$0")/lib.sh"
 
 cp "$SRCDIR/recipes/tutorial.lua" .
@@ -32,9 +33,9 @@ run tutorial.lua --set method=npe --set simulations=1000 --set num_samples=500 -
 	--set max_coverage_deviation=0.9
 expect_ok
 
-run tutorial.lua --set coverage=10
+run tutorial.lua --set method=rejection_abc --set coverage=10
 expect_fail 1
-expect_err "needs method npe, nle, nre or likelihood (got rejection_abc"
+expect_err "needs method compare, npe, nle, nre or likelihood (got rejection_abc"
 run tutorial.lua --set method=npe --set max_coverage_deviation=0.1
 expect_fail 1
 expect_err "--set max_coverage_deviation needs --set coverage=N"
