@@ -447,7 +447,7 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
     -- No wall times in artifacts: they would make equal results hash differently
     -- (run.json has the seconds of every step).
     return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess, method = label_method,
-             rhat = key.round and diag.rhat or nil }
+             rhat = key.round and diag.rhat or nil, chains = diag.chains }
   end)
 end
 

@@ -73,6 +73,30 @@ local function loss_curve(train)
   end
 end
 
+-- The MCMC traces of an MCMC posterior's artifact (its samples interleave
+-- the chains: row t * chains + c is chain c's draw t, engine/infer/mcmc.c)
+-- as rows (chain, parameters...) grouped by chain, the first 4 chains:
+-- the report draws them (NAME.trace.csv); nil for other artifacts.
+local TRACE_CHAINS = 4
+local function mcmc_trace(art)
+  local nc = math.tointeger(art.chains or 0)
+  if not (art.samples and nc and nc > 1) or art.samples:rows() % nc ~= 0 then return nil end
+  local s, d = art.samples, art.samples:cols()
+  local niter, keep = s:rows() // nc, math.min(nc, TRACE_CHAINS)
+  local m, row, out = core.mat(keep * niter, d + 1), {}, { 0 }
+  for c = 1, keep do
+    for t = 1, niter do
+      s:row((t - 1) * nc + c, row)
+      out[1] = c
+      for j = 1, d do out[j + 1] = row[j] end
+      m:set_row((c - 1) * niter + t, out)
+    end
+  end
+  local names = { "chain" }
+  for j = 1, d do names[j + 1] = art.names[j] end
+  return m, names
+end
+
 -- Writes name.csv and name.npy into files (name -> hash); raises after
 -- recording the error in written.
 local function write_pair(dir, name, out, m, names, files, written)
@@ -98,6 +122,8 @@ function M.write_outputs(outputs, arts, dir, quiet, written, train)
       write_pair(dir, o.name, o.name, art.samples, art.names, files, written)
       local loss = loss_curve(train and train[i])
       if loss then write_pair(dir, o.name .. ".loss", o.name, loss, { "epoch", "train", "validation" }, files, written) end
+      local trace, tnames = mcmc_trace(art)
+      if trace then write_pair(dir, o.name .. ".trace", o.name, trace, tnames, files, written) end
       written[#written + 1] = { name = o.name, files = files }
       if not art.observation then M.summary(o.name, art) end
       if not quiet then

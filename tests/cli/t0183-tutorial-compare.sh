@@ -28,7 +28,8 @@ for f in likelihood npe; do
 done
 
 # The report: a corner plot of both posteriors, the predictive against the
-# observation, the coverage curve (and NPE's loss curves).
+# observation, the coverage curve, the likelihood's MCMC traces (and NPE's
+# loss curves).
 H=$O/report.html
 n=$(grep -c '<svg' "$H")
 in_range "$n" 3 10 "plots in report.html"
@@ -37,6 +38,12 @@ grep -q '<figcaption>Posterior samples: likelihood, npe, overlaid' "$H" ||
 P='<figcaption>Output predictive (predictive.csv, 2000 predicted series).*the observation (output observation)'
 grep -q "$P" "$H" || fail "predictive plot with the observation"
 grep -q '<figcaption>Expected coverage of coverage (coverage.csv)' "$H" || fail "coverage curve"
+# The exact likelihood's MCMC chains (the first 4 of 20, 100 draws each at
+# 2,000 samples) as traces.
+expect_eq "$(head -1 "$O/likelihood.trace.csv")" "chain,l,m,s,a,b" "likelihood.trace.csv header"
+expect_eq "$(awk 'END { print NR }' "$O/likelihood.trace.csv")" "401" "likelihood.trace.csv: 4 chains x 100 draws"
+grep -q '<figcaption>MCMC traces of likelihood (likelihood.trace.csv)' "$H" || fail "MCMC traces of likelihood"
+[ ! -e "$O/npe.trace.csv" ] || fail "npe (no MCMC) has no traces"
 
 # NPE against the exact posterior, per parameter: means within 1.5 of the
 # exact posterior's standard deviations, spreads within a factor 2. At 3,000
