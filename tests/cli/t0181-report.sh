@@ -30,10 +30,10 @@ H=o1/report.html
 for s in '<h3>abc <small>' '<h3>exact <small>' '<h3>npe <small>' '>exact</text>' '>npe</text>' \
 	'Posterior samples: abc, exact, npe, overlaid' 'Loss curves of the estimator behind npe' '>validation</text>' \
 	'Posterior predictive' 'points: the observation (output observation)' '<td class="l">likelihood.sample</td>' \
-	'No diagnostics in this run.' '<code>npe.loss.csv</code>'; do
+	'No diagnostics in this run.' '<code>npe.loss.csv</code>' 'MCMC traces of exact (exact.trace.csv)'; do
 	grep -qF -- "$s" "$H" || fail "report.html lacks '$s'"
 done
-expect_eq "$(grep -c '<svg' "$H")" 3 "plots in report.html (corner, loss, predictive)"
+expect_eq "$(grep -c '<svg' "$H")" 4 "plots in report.html (corner, loss, predictive, the exact posterior's MCMC traces)"
 # The summary numbers are those of the CSV files (mean, and the median by sorting).
 python3 - "$H" o1/exact.csv <<'EOF2' || fail "report.html's summary of exact disagrees with exact.csv"
 import re, sys
