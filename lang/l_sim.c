@@ -16,6 +16,7 @@
 #include "lsbi.h"
 #include "lstate.h"
 #include "sbi/alloc.h"
+#include "sbi/handoff.h"
 #include "sbi/pool.h"
 #include "sbi/progress.h"
 #include "sbi/rng.h"
@@ -44,6 +45,7 @@ typedef struct sim_job {
 	int quiet, inline_run;
 	sbi_progress progress;
 	uint64_t done_before; /* simulations in chunks finished earlier */
+	sbi_handoff *handoff; /* chunks finished in this call, for gather; NULL: read them from the cache (borrowed) */
 	/* Set while a chunk runs (in the protected call). */
 	size_t task;
 	sbi_pool_slot *slot;
@@ -320,6 +322,16 @@ store_chunk(sim_job *j, chunk_out *o)
 	return rc;
 }
 
+/* Gives a chunk without failures to gather through shared memory as well
+ * (the cache's copy serves resume). One with failures is read back from
+ * the cache, with its counts and first message. */
+static void
+hand_off(sim_job *j, const chunk_out *o)
+{
+	if (j->handoff != NULL && o->counts[1] + o->counts[2] + o->counts[3] == 0)
+		sbi_handoff_put(j->handoff, j->task, o->theta, o->x);
+}
+
 /* The chunk body, run under lua_pcall so no Lua error escapes (which in a
  * forked worker would unwind into the parent's code). */
 static int
@@ -369,6 +381,8 @@ run_chunk(void *ud, size_t task, sbi_pool_slot *slot)
 		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error object that is not a string");
 	lua_settop(L, top);
 	j->spec = outer_spec;
+	if (j->rc == SBI_OK)
+		hand_off(j, &o);
 	if (j->rc == SBI_OK)
 		j->rc = store_chunk(j, &o);
 	if (j->rc == SBI_OK && j->inline_run)
@@ -644,6 +658,27 @@ drop_chunks_when_stored(sim_job *j, size_t nchunks)
 	}
 }
 
+/* __gc and __close of the hand-off's box. [box] -> [box] */
+static int
+handoff_free(lua_State *L)
+{
+	sbi_handoff **h = lua_touserdata(L, 1);
+	sbi_handoff_free(*h);
+	*h = NULL;
+	return 0;
+}
+
+/* A hand-off for the chunks this call runs, in a box that frees it
+ * whatever raises; j borrows it (NULL when it cannot be mapped: gather
+ * then reads every chunk from the cache). [..] -> [.., box] */
+static void
+push_handoff(lua_State *L, sim_job *j, size_t nchunks)
+{
+	sbi_handoff **h = sbi__push_box(L, sizeof *h, "sbi.SimHandoff", handoff_free);
+	*h = sbi_handoff_alloc(nchunks, (size_t)j->chunk, j->dtheta, j->dx);
+	j->handoff = *h;
+}
+
 /* Concatenates all chunks; a chunk found corrupt is recomputed inline. */
 static void
 gather(lua_State *L, sim_job *j, size_t nchunks)
@@ -657,6 +692,12 @@ gather(lua_State *L, sim_job *j, size_t nchunks)
 	char first[1024] = "";
 	size_t row = 0;
 	for (size_t c = 0; c < nchunks; c++) {
+		size_t m;
+		if (j->handoff != NULL && sbi_handoff_take(j->handoff, c, theta, x, row, &m)) {
+			row += m; /* a chunk without failures: m kept */
+			counts[0] += (double)m;
+			continue;
+		}
 		sbi_err err = { 0 };
 		int rc = append_chunk(j, c, theta, x, &row, counts, first, sizeof first, &err);
 		if (rc == SBI_ECORRUPT || rc == SBI_ENOTFOUND) {
@@ -699,6 +740,8 @@ sbi__l_simulate(lua_State *L)
 		return luaL_error(L, "out of memory");
 	if (j.done_before > 0 && nmissing > 0 && !j.quiet)
 		fprintf(stderr, "%s: resuming: %zu of %zu chunks already done\n", j.label, nchunks - nmissing, nchunks);
+	if (nmissing > 0)
+		push_handoff(L, &j, nchunks); /* [.., box] */
 	sbi_progress_start(&j.progress, j.label, j.n, j.quiet || nmissing == 0);
 	sbi_progress_resume(&j.progress, j.done_before);
 	j.inline_run = ctx->jobs <= 1 || nmissing <= 1;

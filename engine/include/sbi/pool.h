@@ -1,11 +1,15 @@
 /* A pool of worker processes for independent tasks (chunks of simulations).
  *
- * With njobs > 1 each task runs in a forked child: it inherits the parent's
- * memory (including its Lua state) copy-on-write, so workers need no setup
- * and cannot corrupt each other or the parent. A task publishes its results
- * itself (into the cache) before returning. A child that dies (segfault,
- * OOM kill) is reported with the item it was working on; the tasks already
- * finished stay finished. With njobs == 1 tasks run in-process, in order. */
+ * With njobs > 1 (and more than one task) min(njobs, ntasks) workers are
+ * forked, once per call: they inherit the parent's memory (including its
+ * Lua state) copy-on-write, so they need no setup and cannot corrupt each
+ * other or the parent. Each is then fed task numbers over its own socket
+ * and answers each with the task's return code; the parent blocks in
+ * poll(), so a worker gets its next task as soon as it has answered. A
+ * task publishes its results itself (into the cache) before returning. A
+ * worker that dies (segfault, OOM kill) is reported with the task and item
+ * it was working on; the tasks already finished stay finished. With
+ * njobs == 1 tasks run in-process, in order. */
 #ifndef SBI_POOL_H
 #define SBI_POOL_H
 
