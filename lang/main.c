@@ -11,10 +11,14 @@
  *   sbirun report OUTDIR              rewrite OUTDIR/report.html from the outputs (report.c)
  */
 #include <errno.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bundle_cmd.h"
 #include "lstate.h"
@@ -43,7 +47,8 @@ usage(FILE *f)
 	    "  --set NAME=VALUE  set a recipe parameter declared with sbi.param (repeatable)\n"
 	    "  --cache DIR       artifact cache (default: .sbirun/ beside the recipe)\n"
 	    "  --out DIR         output folder (default: sbirun-out/<recipe name>/)\n"
-	    "  --jobs N          worker processes for simulations (default 1)\n"
+	    "  --jobs N          worker processes for simulations (default: the number of cores\n"
+	    "                    this process may run on; results do not depend on it)\n"
 	    "  --quiet           no progress output\n"
 	    "  --format FMT      graph output: text (default) or dot\n"
 	    "  -o, --output FILE bundle: the archive to write\n"
@@ -82,6 +87,23 @@ parse_jobs(const char *s, int *out)
 		return -1;
 	*out = (int)v;
 	return 0;
+}
+
+/* The default --jobs: the cores this process may run on (its affinity
+ * mask, which taskset, cgroups' cpusets and batch schedulers narrow), else
+ * the online cores; 1 to 256. */
+static int
+default_jobs(void)
+{
+	long n = 0;
+#ifdef __linux__
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		n = CPU_COUNT(&set);
+#endif
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
 /* A size: digits with an optional K, M, G or T (powers of 1024); -1 when
@@ -172,7 +194,7 @@ parse(int argc, char **argv, cli *c, const char **sets, const char **includes)
 	int i = 1;
 	c->cmd = "run";
 	c->format = "text";
-	c->o.jobs = 1;
+	c->o.jobs = default_jobs();
 	if (i < argc && (strcmp(argv[i], "run") == 0 || strcmp(argv[i], "graph") == 0 ||
 	    strcmp(argv[i], "clean") == 0 || strcmp(argv[i], "sample") == 0 || strcmp(argv[i], "bundle") == 0 ||
 	    strcmp(argv[i], "replay") == 0))
