@@ -17,6 +17,7 @@ struct sbi_handoff {
 	volatile size_t *count;   /* the header, at the map's start */
 	size_t bytes, head;       /* the map's size and the header's */
 	size_t released;          /* the rows' bytes below this offset are unmapped */
+	size_t next;              /* chunks below this one were taken or skipped */
 };
 
 static size_t
@@ -88,7 +89,7 @@ sbi_handoff_put(sbi_handoff *h, size_t c, const sbi_mat *a, const sbi_mat *b)
 int
 sbi_handoff_take(sbi_handoff *h, size_t c, sbi_mat *a, sbi_mat *b, size_t row, size_t *nrows)
 {
-	if (c >= h->nchunks || chunk_offset(h, c) < h->released || h->count[c] == 0)
+	if (c >= h->nchunks || c < h->next || h->count[c] == 0)
 		return 0;
 	size_t m = h->count[c] - 1;
 	if (row + m > a->nrow || row + m > b->nrow || a->ncol != h->na || b->ncol != h->nb)
@@ -102,6 +103,7 @@ sbi_handoff_take(sbi_handoff *h, size_t c, sbi_mat *a, sbi_mat *b, size_t row, s
 		munmap(h->map + h->released, end - h->released);
 		h->released = end;
 	}
+	h->next = c + 1;
 	*nrows = m;
 	return 1;
 }
