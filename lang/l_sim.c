@@ -670,13 +670,15 @@ handoff_free(lua_State *L)
 
 /* A hand-off for the chunks this call runs, in a box that frees it
  * whatever raises; j borrows it (NULL when it cannot be mapped: gather
- * then reads every chunk from the cache). [..] -> [.., box] */
-static void
+ * then reads every chunk from the cache). Returns the box's slot, which
+ * the caller may empty early. [..] -> [.., box] */
+static sbi_handoff **
 push_handoff(lua_State *L, sim_job *j, size_t nchunks)
 {
 	sbi_handoff **h = sbi__push_box(L, sizeof *h, "sbi.SimHandoff", handoff_free);
 	*h = sbi_handoff_alloc(nchunks, (size_t)j->chunk, j->dtheta, j->dx);
 	j->handoff = *h;
+	return h;
 }
 
 /* Concatenates all chunks; a chunk found corrupt is recomputed inline. */
@@ -740,8 +742,7 @@ sbi__l_simulate(lua_State *L)
 		return luaL_error(L, "out of memory");
 	if (j.done_before > 0 && nmissing > 0 && !j.quiet)
 		fprintf(stderr, "%s: resuming: %zu of %zu chunks already done\n", j.label, nchunks - nmissing, nchunks);
-	if (nmissing > 0)
-		push_handoff(L, &j, nchunks); /* [.., box] */
+	sbi_handoff **box = nmissing > 0 ? push_handoff(L, &j, nchunks) : NULL; /* [.., box] */
 	sbi_progress_start(&j.progress, j.label, j.n, j.quiet || nmissing == 0);
 	sbi_progress_resume(&j.progress, j.done_before);
 	j.inline_run = ctx->jobs <= 1 || nmissing <= 1;
@@ -754,5 +755,9 @@ sbi__l_simulate(lua_State *L)
 	j.progress.done = j.n;
 	sbi_progress_finish(&j.progress, "simulations");
 	gather(L, &j, nchunks);
+	if (box != NULL) { /* unmapped now rather than when collected */
+		sbi_handoff_free(*box);
+		*box = j.handoff = NULL;
+	}
 	return 1;
 }

@@ -182,15 +182,14 @@ dispatch(pool *p, int i, size_t task, sbi_err *err)
 	uint64_t t = task;
 	int status;
 	memset(&p->slots[i], 0, sizeof p->slots[i]); /* the worker is idle: not touching it */
-	if (w->pid != 0 && send_full(w->fd, &t, sizeof t) == 0)
-		goto sent;
-	if (w->pid != 0) /* died while idle: replace it */
-		retire(p, i, 1, &status);
-	if (spawn(p, i) != 0)
-		return sbi_err_set(err, SBI_ECHILD, "cannot start a worker: %s", strerror(errno));
-	if (send_full(w->fd, &t, sizeof t) != 0)
-		return sbi_err_set(err, SBI_ECHILD, "cannot reach a new worker: %s", strerror(errno));
-sent:
+	if (w->pid != 0 && send_full(w->fd, &t, sizeof t) != 0)
+		retire(p, i, 1, &status); /* it died while idle: replace it */
+	if (w->pid == 0) {
+		if (spawn(p, i) != 0)
+			return sbi_err_set(err, SBI_ECHILD, "cannot start a worker: %s", strerror(errno));
+		if (send_full(w->fd, &t, sizeof t) != 0)
+			return sbi_err_set(err, SBI_ECHILD, "cannot reach a new worker: %s", strerror(errno));
+	}
 	w->busy = 1;
 	w->task = task;
 	return SBI_OK;
