@@ -27,7 +27,8 @@ expect_out "default: the number of cores"
 
 run recipe.lua --cache c0 --out o0
 expect_ok
-expect_eq "$(jget o0/run.json 'j["jobs"]')" "$(nproc)" "default --jobs"
+# (nproc follows the affinity mask too, but also OMP_NUM_THREADS: unset here.)
+expect_eq "$(jget o0/run.json 'j["jobs"]')" "$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" "default --jobs"
 d0=$(drop_line "$ERR")
 n_drop=$(echo "$d0" | grep -o '^dropped [0-9]*' | grep -o '[0-9]*')
 # 24 chunks of 250, each simulation failing with probability 0.003: about
