@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bundle_cmd.h"
+#include "lmpi.h"
 #include "lstate.h"
 #include "report.h"
 #include "sbi/alloc.h"
@@ -277,6 +278,23 @@ run_script(int argc, char **argv)
 	return rc == LUA_OK ? 0 : 1;
 }
 
+/* A rank other than 0 under MPI (docs/cluster.md): `run` loads the same
+ * recipe, quietly, and serves rank 0's chunks; other commands leave the
+ * work to rank 0. */
+static int
+mpi_worker(cli *c)
+{
+	int code = 0;
+	if (strcmp(c->cmd, "run") == 0) {
+		c->o.quiet = 1;
+		sbi_session *s = sbi_session_load(&c->o, &code);
+		code = sbi__mpi_serve(s);
+		sbi_session_close(s);
+	}
+	sbi__mpi_finish();
+	return code;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -315,6 +333,17 @@ main(int argc, char **argv)
 		free(includes);
 		return code;
 	}
+	if (sbi__mpi_init(&argc, &argv) != 0) {
+		free(sets);
+		free(includes);
+		return 1;
+	}
+	if (sbi__mpi_rank() != 0) {
+		code = mpi_worker(&c);
+		free(sets);
+		free(includes);
+		return code;
+	}
 	sbi_session *s = sbi_session_load(&c.o, &code);
 	if (s != NULL) {
 		if (strcmp(c.cmd, "graph") == 0)
@@ -329,6 +358,7 @@ main(int argc, char **argv)
 			code = sbi_session_run(s);
 	}
 	sbi_session_close(s);
+	sbi__mpi_finish();
 	free(sets);
 	free(includes);
 	return code;
