@@ -26,6 +26,7 @@
 #include "lmpi.h"
 #include "lsession.h"
 #include "sbi/alloc.h"
+#include "sbi/fsutil.h"
 #include "sbi/progress.h"
 
 #ifdef SBI_HAVE_MPI
@@ -68,29 +69,37 @@ static struct {
 	job_msg job;
 } g_mpi;
 
-/* Rank 0's message when mpirun stops the job (a rank died): written from
- * the signal handler, so kept ready as plain bytes. */
+/* Rank 0's message when mpirun stops the job (it sends SIGTERM to the
+ * ranks left when one dies): written from the signal handler, so kept
+ * ready as plain bytes. Forked --jobs workers inherit the handler but
+ * stay silent (g_pid). */
 static char g_stop_msg[512];
+static pid_t g_pid;
 
 static void
 on_term(int sig)
 {
 	(void)sig;
-	if (g_stop_msg[0]) {
+	if (getpid() == g_pid) {
 		ssize_t w = write(2, g_stop_msg, strlen(g_stop_msg));
 		(void)w;
 	}
 	_exit(1);
 }
 
+/* label NULL: no simulation is being handed out. */
 static void
 set_stop_msg(const char *label, uint64_t stored, uint64_t total)
 {
-	snprintf(g_stop_msg, sizeof g_stop_msg,
-	    "sbirun: error: the MPI job was stopped (a rank died or was killed, or the job was cancelled) "
-	    "while %s ran on %d ranks; %llu of the %llu chunks it had to simulate are stored in the cache: run again (with any "
-	    "number of ranks) to resume\n", label, g_mpi.size, (unsigned long long)stored,
-	    (unsigned long long)total);
+	static const char head[] = "sbirun: error: the MPI job was stopped (a rank died or was killed, or the job "
+	    "was cancelled)";
+	if (label == NULL)
+		snprintf(g_stop_msg, sizeof g_stop_msg, "%s; the steps and chunks already done are kept in the cache: "
+		    "run again (with any number of ranks) to resume\n", head);
+	else
+		snprintf(g_stop_msg, sizeof g_stop_msg, "%s while %s ran on %d ranks; %llu of the %llu chunks it had "
+		    "to simulate are stored in the cache: run again (with any number of ranks) to resume\n", head,
+		    label, g_mpi.size, (unsigned long long)stored, (unsigned long long)total);
 }
 
 static void
@@ -186,6 +195,8 @@ sbi__mpi_init(int *argc, char ***argv)
 			fprintf(stderr, "sbirun: error: out of memory\n");
 			return 1;
 		}
+		g_pid = getpid();
+		set_stop_msg(NULL, 0, 0);
 		signal(SIGTERM, on_term);
 	}
 	return 0;
@@ -310,19 +321,37 @@ chunk_len(const sbi_mpi_sim *sim, size_t task)
 	return sim->n - first < sim->chunk ? sim->n - first : sim->chunk;
 }
 
+/* Rank 0 runs up to --jobs chunks itself; returns the simulations done. */
+static uint64_t
+run_here(const sbi_mpi_sim *sim, const size_t *tasks, size_t k, int *rc, sbi_pool_failure *fail, sbi_err *err)
+{
+	double t = sbi_now();
+	int lrc = sim->run_local(sim->ud, tasks, k, fail, err);
+	g_mpi.stats[0].seconds += sbi_now() - t;
+	if (lrc != SBI_OK) {
+		*rc = lrc;
+		return 0; /* (the chunks it finished are stored; the count only feeds progress) */
+	}
+	uint64_t sims = 0;
+	for (size_t i = 0; i < k; i++)
+		sims += chunk_len(sim, tasks[i]);
+	g_mpi.stats[0].chunks += k;
+	g_mpi.stats[0].sims += sims;
+	return sims;
+}
+
 int
 sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, sbi_pool_failure *fail,
     sbi_err *err)
 {
 	memset(fail, 0, sizeof *fail);
 	send_job(sim);
-	int size = g_mpi.size, rc = SBI_OK, *out = calloc((size_t)size, sizeof *out);
-	if (out == NULL)
-		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	int size = g_mpi.size, rc = SBI_OK, jobs = sim->jobs > 1 ? sim->jobs : 1;
 	size_t next = 0, outstanding = 0;
 	uint64_t done = 0, stored = 0, total = ntasks;
-	for (int k = 0; k < PREFETCH; k++)
-		for (int r = 1; r < size && next < ntasks; r++, out[r - 1]++, outstanding++)
+	/* Every rank runs the same command, so has the same --jobs. */
+	for (int k = 0; k < PREFETCH * jobs; k++)
+		for (int r = 1; r < size && next < ntasks; r++, outstanding++)
 			send_task(r, (int64_t)tasks[next++]);
 	int local = size <= LOCAL_RANKS;
 	set_stop_msg(sim->label, 0, total);
@@ -331,35 +360,25 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 		int flag = 0, naps = 0;
 		check(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st), "waiting for", -1);
 		if (!flag && local && rc == SBI_OK && next < ntasks) {
-			size_t task = tasks[next++];
-			sbi_pool_slot slot = { 0 };
-			double t = sbi_now();
-			int lrc = sim->run_local(sim->ud, task, &slot);
-			g_mpi.stats[0].seconds += sbi_now() - t;
-			if (lrc != SBI_OK) {
-				*fail = (sbi_pool_failure){ task, slot.current, slot.busy, 0 };
-				rc = sbi_err_set(err, lrc, "%s", slot.err.msg);
-			} else {
-				g_mpi.stats[0].chunks++;
-				g_mpi.stats[0].sims += chunk_len(sim, task);
-				done += chunk_len(sim, task);
-				stored++;
-				set_stop_msg(sim->label, stored, total);
-			}
+			size_t k = ntasks - next < (size_t)jobs ? ntasks - next : (size_t)jobs;
+			uint64_t sims = run_here(sim, tasks + next, k, &rc, fail, err);
+			next += k;
+			done += sims;
+			stored += rc == SBI_OK ? k : 0;
+			set_stop_msg(sim->label, stored, total);
+			if (sim->tick)
+				sim->tick(sim->ud, done);
 			continue;
 		}
-		if (!flag) {
-			while (!flag) {
-				nap(&naps);
-				check(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st), "waiting for", -1);
-			}
+		while (!flag) {
+			nap(&naps);
+			check(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st), "waiting for", -1);
 		}
 		double t = sbi_now();
 		int r = st.MPI_SOURCE;
 		unsigned char *buf = recv_result(&st);
 		if (buf == NULL && rc == SBI_OK)
 			rc = sbi_err_set(err, SBI_ENOMEM, "out of memory");
-		out[r]--;
 		outstanding--;
 		if (buf != NULL) {
 			result_msg h;
@@ -374,7 +393,6 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 		}
 		if (rc == SBI_OK && next < ntasks) {
 			send_task(r, (int64_t)tasks[next++]);
-			out[r]++;
 			outstanding++;
 		}
 		g_mpi.serve_seconds += sbi_now() - t;
@@ -385,8 +403,7 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 	}
 	for (int r = 1; r < size; r++)
 		send_task(r, -1);
-	free(out);
-	g_stop_msg[0] = '\0';
+	set_stop_msg(NULL, 0, 0);
 	return rc;
 }
 
@@ -402,25 +419,48 @@ sbi__mpi_job(size_t *dx, uint64_t *chunk)
 	return 1;
 }
 
-static void
-send_result(result_msg *h, const sbi_mpi_chunk *c, size_t dtheta, size_t dx)
+/* The result as one buffer: the header, then the theta and x rows (none
+ * when c is NULL). A new buffer (caller frees) of *bytes, or NULL. */
+static unsigned char *
+pack_result(const result_msg *h, const sbi_mpi_chunk *c, size_t dtheta, size_t dx, size_t *bytes)
 {
 	size_t nt = c ? h->nrows * dtheta : 0, nx = c ? h->nrows * dx : 0;
-	size_t bytes = sizeof *h + (nt + nx) * sizeof(double);
-	unsigned char *buf = sbi_malloc(bytes);
+	*bytes = sizeof *h + (nt + nx) * sizeof(double);
+	unsigned char *buf = sbi_malloc(*bytes);
+	if (buf == NULL)
+		return NULL;
+	memcpy(buf, h, sizeof *h);
+	if (nt)
+		memcpy(buf + sizeof *h, c->theta->data, nt * sizeof(double));
+	if (nx)
+		memcpy(buf + sizeof *h + nt * sizeof(double), c->x->data, nx * sizeof(double));
+	return buf;
+}
+
+static void
+send_result(const result_msg *h, const sbi_mpi_chunk *c, size_t dtheta, size_t dx)
+{
+	size_t bytes;
+	unsigned char *buf = pack_result(h, c, dtheta, dx, &bytes);
 	if (buf == NULL || bytes > (size_t)INT32_MAX) {
 		fprintf(stderr, "sbirun: error: rank %d: a chunk's result is too large to send (lower chunk_size)\n",
 		    g_mpi.rank);
 		MPI_Abort(MPI_COMM_WORLD, 1);
 		_exit(1);
 	}
-	memcpy(buf, h, sizeof *h);
-	if (nt)
-		memcpy(buf + sizeof *h, c->theta->data, nt * sizeof(double));
-	if (nx)
-		memcpy(buf + sizeof *h + nt * sizeof(double), c->x->data, nx * sizeof(double));
 	check(MPI_Send(buf, (int)bytes, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "sending a result to", 0);
 	sbi_free(buf);
+}
+
+/* Receives the next chunk index from rank 0 (-1: the job ends). */
+static int64_t
+recv_task(void)
+{
+	int64_t task;
+	MPI_Status st;
+	wait_msg(0, TAG_CHUNK, &st);
+	check(MPI_Recv(&task, 1, MPI_INT64_T, 0, TAG_CHUNK, MPI_COMM_WORLD, &st), "receiving from", 0);
+	return task;
 }
 
 /* Answers the job's chunks with an error: this rank cannot run it. */
@@ -428,10 +468,7 @@ static void
 refuse_job(const char *why)
 {
 	for (;;) {
-		int64_t task;
-		MPI_Status st;
-		wait_msg(0, TAG_CHUNK, &st);
-		check(MPI_Recv(&task, 1, MPI_INT64_T, 0, TAG_CHUNK, MPI_COMM_WORLD, &st), "receiving from", 0);
+		int64_t task = recv_task();
 		if (task < 0)
 			return;
 		result_msg h = { .task = task, .rc = SBI_EINVAL };
@@ -440,36 +477,136 @@ refuse_job(const char *why)
 	}
 }
 
+/* Computes one chunk in this process and sends its result. */
+static void
+work_one(const sbi_mpi_sim *sim, int64_t task)
+{
+	sbi_mpi_chunk c = { 0 };
+	sbi_pool_slot slot = { 0 };
+	double t = sbi_now();
+	int rc = sim->compute(sim->ud, (size_t)task, &c, &slot);
+	result_msg h = { .task = task, .rc = rc, .seconds = sbi_now() - t };
+	if (rc == SBI_OK) {
+		h.nrows = c.theta->nrow;
+		memcpy(h.counts, c.counts, sizeof h.counts);
+		memcpy(h.first, c.first, sizeof h.first);
+	} else {
+		h.current = slot.current;
+		h.has_current = slot.busy;
+		snprintf(h.msg, sizeof h.msg, "%s", slot.err.msg);
+	}
+	send_result(&h, rc == SBI_OK ? &c : NULL, sim->dtheta, sim->dx);
+	sbi_mat_free(c.theta);
+	sbi_mat_free(c.x);
+}
+
+/* --jobs on a rank: a batch of chunks runs on forked workers (sbi_pool_run),
+ * each writing its packed result to a file of a private folder, which
+ * this process then sends in order. */
+typedef struct batch {
+	const sbi_mpi_sim *sim;
+	char dir[256];
+} batch;
+
+static void
+batch_file(const batch *b, size_t task, char *path, size_t n)
+{
+	snprintf(path, n, "%s/%zu", b->dir, task);
+}
+
+static int
+batch_task(void *ud, size_t task, sbi_pool_slot *slot)
+{
+	batch *b = ud;
+	sbi_mpi_chunk c = { 0 };
+	double t = sbi_now();
+	int rc = b->sim->compute(b->sim->ud, task, &c, slot);
+	if (rc == SBI_OK) {
+		result_msg h = { .task = (int64_t)task, .rc = SBI_OK, .seconds = sbi_now() - t, .nrows = c.theta->nrow };
+		memcpy(h.counts, c.counts, sizeof h.counts);
+		memcpy(h.first, c.first, sizeof h.first);
+		size_t bytes;
+		unsigned char *buf = pack_result(&h, &c, b->sim->dtheta, b->sim->dx, &bytes);
+		char path[300];
+		batch_file(b, task, path, sizeof path);
+		rc = buf ? sbi_fs_write_atomic(path, buf, bytes, &slot->err) : sbi_err_set(&slot->err, SBI_ENOMEM,
+		    "out of memory");
+		sbi_free(buf);
+	}
+	sbi_mat_free(c.theta);
+	sbi_mat_free(c.x);
+	return rc;
+}
+
+static void
+work_batch(const sbi_mpi_sim *sim, const int64_t *tasks, size_t k)
+{
+	batch b = { .sim = sim };
+	const char *tmp = getenv("TMPDIR");
+	snprintf(b.dir, sizeof b.dir, "%s/sbirun-rank.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	size_t *t = sbi_malloc(k * sizeof *t);
+	if (t == NULL || mkdtemp(b.dir) == NULL) {
+		sbi_free(t);
+		for (size_t i = 0; i < k; i++)
+			work_one(sim, tasks[i]); /* one at a time, then */
+		return;
+	}
+	for (size_t i = 0; i < k; i++)
+		t[i] = (size_t)tasks[i];
+	sbi_pool_failure fail;
+	sbi_err err = { 0 };
+	int rc = sbi_pool_run(t, k, sim->jobs, batch_task, NULL, &b, &fail, &err);
+	for (size_t i = 0; i < k; i++) {
+		char path[300];
+		batch_file(&b, t[i], path, sizeof path);
+		char *data = NULL;
+		size_t n = 0;
+		sbi_err e = { 0 };
+		if (sbi_fs_read_all(path, &data, &n, &e) == SBI_OK && n >= sizeof(result_msg)) {
+			check(MPI_Send(data, (int)n, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "sending a result to", 0);
+		} else {
+			int failed = rc != SBI_OK && fail.task == t[i];
+			result_msg h = { .task = tasks[i], .rc = failed ? rc : SBI_EINVAL, .current = fail.current,
+				.has_current = failed && fail.has_current };
+			snprintf(h.msg, sizeof h.msg, "%s", failed || rc != SBI_OK ? err.msg : e.msg);
+			send_result(&h, NULL, 0, 0);
+		}
+		free(data);
+		unlink(path);
+	}
+	rmdir(b.dir);
+	sbi_free(t);
+}
+
 int
 sbi__mpi_work(const sbi_mpi_sim *sim, sbi_err *err)
 {
-	for (;;) {
-		int64_t task;
-		MPI_Status st;
-		wait_msg(0, TAG_CHUNK, &st);
-		check(MPI_Recv(&task, 1, MPI_INT64_T, 0, TAG_CHUNK, MPI_COMM_WORLD, &st), "receiving from", 0);
+	int jobs = sim->jobs > 1 ? sim->jobs : 1, end = 0;
+	int64_t *tasks = sbi_malloc((size_t)jobs * sizeof *tasks);
+	if (tasks == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	while (!end) {
+		size_t k = 0;
+		int64_t task = recv_task();
 		if (task < 0)
 			break;
-		sbi_mpi_chunk c = { 0 };
-		sbi_pool_slot slot = { 0 };
-		double t = sbi_now();
-		int rc = sim->compute(sim->ud, (size_t)task, &c, &slot);
-		result_msg h = { .task = task, .rc = rc, .seconds = sbi_now() - t };
-		if (rc == SBI_OK) {
-			h.nrows = c.theta->nrow;
-			memcpy(h.counts, c.counts, sizeof h.counts);
-			memcpy(h.first, c.first, sizeof h.first);
-		} else {
-			h.current = slot.current;
-			h.has_current = slot.busy;
-			snprintf(h.msg, sizeof h.msg, "%s", slot.err.msg);
+		tasks[k++] = task;
+		/* More chunks already queued join the batch, up to --jobs. */
+		for (int flag = 1; flag && k < (size_t)jobs;) {
+			MPI_Status st;
+			check(MPI_Iprobe(0, TAG_CHUNK, MPI_COMM_WORLD, &flag, &st), "waiting for", 0);
+			if (flag && (task = recv_task()) < 0)
+				end = 1, flag = 0;
+			else if (flag)
+				tasks[k++] = task;
 		}
-		send_result(&h, rc == SBI_OK ? &c : NULL, sim->dtheta, sim->dx);
-		sbi_mat_free(c.theta);
-		sbi_mat_free(c.x);
+		if (k == 1)
+			work_one(sim, tasks[0]);
+		else
+			work_batch(sim, tasks, k);
 	}
+	sbi_free(tasks);
 	g_mpi.job_done = 1;
-	(void)err;
 	return SBI_OK;
 }
 

@@ -711,12 +711,20 @@ mpi_compute(void *ud, size_t task, sbi_mpi_chunk *c, sbi_pool_slot *slot)
 	return rc;
 }
 
+/* Rank 0 runs its share of the chunks on its own --jobs workers. */
+static int
+mpi_run_local(void *ud, const size_t *tasks, size_t ntasks, sbi_pool_failure *fail, sbi_err *err)
+{
+	sim_job *j = ud;
+	return sbi_pool_run(tasks, ntasks, j->ctx->jobs, run_chunk, NULL, j, fail, err);
+}
+
 static sbi_mpi_sim
 mpi_sim(sim_job *j)
 {
 	return (sbi_mpi_sim){ .ud = j, .label = j->label, .node_id = j->ctx->node->id,
 		.node_key = j->ctx->node->key.b, .n = j->n, .chunk = j->chunk, .dtheta = j->dtheta, .dx = j->dx,
-		.thetas = j->thetas, .run_local = run_chunk, .store = mpi_store, .compute = mpi_compute,
+		.thetas = j->thetas, .jobs = j->ctx->jobs, .run_local = mpi_run_local, .store = mpi_store, .compute = mpi_compute,
 		.tick = tick_forked };
 }
 

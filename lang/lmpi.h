@@ -35,8 +35,9 @@ typedef struct sbi_mpi_sim {
 	uint64_t n, chunk;
 	size_t dtheta, dx;
 	const sbi_mat *thetas; /* spec.thetas or NULL (borrowed) */
-	/* Rank 0: runs chunk `task` itself and stores it. */
-	int (*run_local)(void *ud, size_t task, sbi_pool_slot *slot);
+	int jobs;              /* --jobs: chunks a rank runs at once (forked workers) */
+	/* Rank 0: runs chunks itself (on its --jobs workers) and stores them; like sbi_pool_run. */
+	int (*run_local)(void *ud, const size_t *tasks, size_t ntasks, sbi_pool_failure *fail, sbi_err *err);
 	/* Rank 0: stores a chunk another rank computed (takes c's matrices). */
 	int (*store)(void *ud, size_t task, sbi_mpi_chunk *c, sbi_err *err);
 	/* Other ranks: computes chunk `task` into c (caller frees c's matrices). */
