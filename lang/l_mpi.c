@@ -233,7 +233,7 @@ sbi__mpi_finish(void)
 int
 sbi__mpi_distributes(const sbi_runctx *ctx)
 {
-	if (!g_mpi.on || g_mpi.size < 2 || g_mpi.rank != 0 || ctx->in_simulator || ctx->node == NULL ||
+	if (!g_mpi.on || g_mpi.rank != 0 || ctx->in_simulator || ctx->node == NULL ||
 	    ctx->node == g_mpi.last_node)
 		return 0;
 	g_mpi.last_node = ctx->node; /* the node's later calls run here: the ranks serve its first only */

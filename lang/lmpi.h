@@ -58,9 +58,9 @@ void sbi__mpi_finish(void);
  * Returns the process exit code. */
 int sbi__mpi_serve(struct sbi_session *s);
 
-/* core.simulate on rank 0: 1 when this call's chunks go to the ranks (MPI
- * with more than one rank, the node's first simulate call, not inside a
- * simulator). */
+/* core.simulate on rank 0: 1 when this call's chunks go to the ranks (under
+ * MPI, even with one rank, so run.json counts its work; the node's first
+ * simulate call; not inside a simulator). */
 int sbi__mpi_distributes(const struct sbi_runctx *ctx); /* marks the node when 1 */
 /* Rank 0: runs tasks[0..ntasks-1] over all ranks; like sbi_pool_run. */
 int sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, sbi_pool_failure *fail,
