@@ -3,7 +3,7 @@
  * Rank 0 runs the graph as a single process would. When one of its steps
  * calls core.simulate, it sends every other rank a job (the node's id and
  * key, the data dimension, the chunk size and, for simulations at given
- * parameters, the theta matrix), then hands out chunk indices, two at a
+ * parameters, the theta matrix), then hands out chunk indices, three at a
  * time per rank so a rank never waits for its next chunk, one more each
  * time a rank returns a result (dynamic load balancing); rank 0 runs chunks
  * itself while no result waits. A rank runs a job by calling the node's
@@ -33,7 +33,7 @@
 #include <mpi.h>
 
 enum { TAG_JOB = 1, TAG_THETAS, TAG_CHUNK, TAG_RESULT, TAG_STOP };
-#define PREFETCH 2      /* chunks outstanding per rank */
+#define PREFETCH 3      /* chunks outstanding per rank (per --jobs worker) */
 #define LOCAL_RANKS 16  /* rank 0 runs chunks itself up to this many ranks */
 #define PIECE (1 << 26) /* doubles per message of a large matrix */
 

@@ -89,7 +89,7 @@ echo
 # each finishing a chunk every Tc seconds need (P - 1) / Tc services per
 # second, and rank 0 gives 1 / serve. Efficiency = min(1, Tc / ((P - 1) *
 # serve)), with rank 0 not computing beyond 16 ranks; the workers' own
-# per-chunk cost is hidden by the two chunks queued per rank.
+# per-chunk cost is hidden by the three chunks queued per rank.
 echo "projected efficiency (a projection from the figures above, not a measurement):"
 for tc_name in "1 ms simulator, chunks of 50 (Tc = 0.05 s):0.05" \
 	"1 ms simulator, chunks of 10000 (the default; Tc = 10 s):10" \
