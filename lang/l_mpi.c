@@ -538,6 +538,28 @@ batch_task(void *ud, size_t task, sbi_pool_slot *slot)
 	return rc;
 }
 
+/* Sends the result of task, from its file, or the batch's error. */
+static void
+send_batch_result(const batch *b, size_t task, int rc, const sbi_pool_failure *fail, const sbi_err *err)
+{
+	char path[300];
+	batch_file(b, task, path, sizeof path);
+	char *data = NULL;
+	size_t n = 0;
+	sbi_err e = { 0 };
+	if (sbi_fs_read_all(path, &data, &n, &e) == SBI_OK && n >= sizeof(result_msg) && n <= (size_t)INT32_MAX) {
+		check(MPI_Send(data, (int)n, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "sending a result to", 0);
+	} else {
+		int failed = rc != SBI_OK && fail->task == task;
+		result_msg h = { .task = (int64_t)task, .rc = failed ? rc : SBI_EINVAL,
+			.current = failed ? fail->current : 0, .has_current = failed && fail->has_current };
+		snprintf(h.msg, sizeof h.msg, "%s", rc != SBI_OK ? err->msg : e.msg);
+		send_result(&h, NULL, 0, 0);
+	}
+	sbi_free(data);
+	unlink(path);
+}
+
 static void
 work_batch(const sbi_mpi_sim *sim, const int64_t *tasks, size_t k)
 {
@@ -556,24 +578,11 @@ work_batch(const sbi_mpi_sim *sim, const int64_t *tasks, size_t k)
 	sbi_pool_failure fail;
 	sbi_err err = { 0 };
 	int rc = sbi_pool_run(t, k, sim->jobs, batch_task, NULL, &b, &fail, &err);
-	for (size_t i = 0; i < k; i++) {
-		char path[300];
-		batch_file(&b, t[i], path, sizeof path);
-		char *data = NULL;
-		size_t n = 0;
-		sbi_err e = { 0 };
-		if (sbi_fs_read_all(path, &data, &n, &e) == SBI_OK && n >= sizeof(result_msg)) {
-			check(MPI_Send(data, (int)n, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "sending a result to", 0);
-		} else {
-			int failed = rc != SBI_OK && fail.task == t[i];
-			result_msg h = { .task = tasks[i], .rc = failed ? rc : SBI_EINVAL, .current = fail.current,
-				.has_current = failed && fail.has_current };
-			snprintf(h.msg, sizeof h.msg, "%s", failed || rc != SBI_OK ? err.msg : e.msg);
-			send_result(&h, NULL, 0, 0);
-		}
-		free(data);
-		unlink(path);
-	}
+	/* The failing chunk's result goes first: rank 0 reports the first error it gets. */
+	for (size_t pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < k; i++)
+			if ((rc != SBI_OK && fail.task == t[i]) == (pass == 0))
+				send_batch_result(&b, t[i], rc, &fail, &err);
 	rmdir(b.dir);
 	sbi_free(t);
 }

@@ -44,4 +44,8 @@ expect_err "boom"
 grep -q 'simulate (failing.lua:[0-9]*): simulation [0-9]* at theta = (a = ' "$ERR" ||
 	fail "no step, simulation and theta in the MPI error: $(cat "$ERR")"
 grep -q 'sbirun: error' "$ERR" || fail "no sbirun error line: $(cat "$ERR")"
+mpi_run 2 failing.lua --set smc=false --cache f2 --out f2 --quiet --jobs 2
+expect_fail
+grep -q 'simulate (failing.lua:[0-9]*): simulation [0-9]* at theta = (a = .*boom' "$ERR" ||
+	fail "no step, simulation and theta in the MPI error with --jobs 2: $(cat "$ERR")"
 finish
