@@ -724,8 +724,8 @@ mpi_sim(sim_job *j)
 {
 	return (sbi_mpi_sim){ .ud = j, .label = j->label, .node_id = j->ctx->node->id,
 		.node_key = j->ctx->node->key.b, .n = j->n, .chunk = j->chunk, .dtheta = j->dtheta, .dx = j->dx,
-		.thetas = j->thetas, .jobs = j->ctx->jobs, .run_local = mpi_run_local, .store = mpi_store, .compute = mpi_compute,
-		.tick = tick_forked };
+		.thetas = j->thetas, .jobs = j->ctx->jobs, .run_local = mpi_run_local, .store = mpi_store,
+		.compute = mpi_compute, .tick = tick_forked };
 }
 
 /* A rank other than 0 inside a job: serves rank 0's chunks, then unwinds
@@ -748,6 +748,9 @@ sbi__l_simulate(lua_State *L)
 	size_t mpi_dx = 0;
 	uint64_t mpi_chunk = 0;
 	int mpi_worker = ctx != NULL && !ctx->in_simulator && ctx->node != NULL && sbi__mpi_job(&mpi_dx, &mpi_chunk);
+	if (ctx != NULL && ctx->cache == NULL && ctx->in_simulator && sbi__mpi_rank() != 0)
+		return luaL_error(L, "simulate: a simulator that runs core.simulate cannot run on MPI ranks other "
+		    "than 0 (they have no cache); run without mpirun");
 	if (ctx == NULL || (ctx->cache == NULL && !mpi_worker) || ctx->node == NULL)
 		return luaL_error(L, "simulate can only run inside a graph node");
 	sim_job j = { .L = L, .ctx = ctx, .spec = 1, .cache = ctx->cache, .node_key = ctx->node->key, .quiet = ctx->quiet };
