@@ -2,7 +2,8 @@
 # mpirun -n N sbirun RECIPE: 1, 2 and 3 ranks (oversubscribed), and 2 ranks
 # with --jobs 2 each, give byte-identical artifacts and output files to a
 # plain run; every rank did some of the work (run.json's "mpi"); a
-# simulator error on any rank is reported with its theta.
+# simulator error on any rank is reported with its theta; a rank whose
+# recipe differs refuses the work.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mpi_lib.sh"
 cp "$SRCDIR/tests/cli/mpi_recipe.lua" recipe.lua
@@ -48,4 +49,13 @@ mpi_run 2 failing.lua --set smc=false --cache f2 --out f2 --quiet --jobs 2
 expect_fail
 grep -q 'simulate (failing.lua:[0-9]*): simulation [0-9]* at theta = (a = .*boom' "$ERR" ||
 	fail "no step, simulation and theta in the MPI error with --jobs 2: $(cat "$ERR")"
+
+# A rank whose recipe loaded differently (here another --set value) refuses
+# the job, and the run says why.
+OUT="$T/mpmd.out" ERR="$T/mpmd.err"
+timeout 600 mpirun --oversubscribe --bind-to none -n 1 "$SBIRUN" recipe.lua --set smc=false --cache d --out d --quiet : \
+	-n 1 "$SBIRUN" recipe.lua --set smc=false --set n=7000 --cache d --out d --quiet >"$OUT" 2>"$ERR"
+RC=$?
+expect_fail
+expect_err "rank 1 cannot run this step: the recipe loaded differently on this rank"
 finish
