@@ -262,7 +262,7 @@ send_task(int r, int64_t task)
 /* Receives one result (already probed in st) into a new buffer (caller
  * frees); NULL when out of memory. */
 static unsigned char *
-recv_result(MPI_Status *st)
+recv_result(MPI_Status *st, size_t *nbytes)
 {
 	int bytes;
 	MPI_Get_count(st, MPI_BYTE, &bytes);
@@ -275,15 +275,22 @@ recv_result(MPI_Status *st)
 		fprintf(stderr, "sbirun: error: MPI: a malformed result from rank %d\n", st->MPI_SOURCE);
 		MPI_Abort(MPI_COMM_WORLD, 1);
 	}
+	*nbytes = (size_t)bytes;
 	return buf;
 }
 
 /* Stores the result in buf from rank r; the first failure sets rc. */
 static int
-take_result(const sbi_mpi_sim *sim, int r, unsigned char *buf, int rc, sbi_pool_failure *fail, sbi_err *err)
+take_result(const sbi_mpi_sim *sim, int r, unsigned char *buf, size_t bytes, int rc, sbi_pool_failure *fail,
+    sbi_err *err)
 {
 	result_msg h;
 	memcpy(&h, buf, sizeof h);
+	if (h.rc == SBI_OK && (h.nrows > sim->chunk || bytes != sizeof h + h.nrows * (sim->dtheta + sim->dx) *
+	    sizeof(double))) {
+		fprintf(stderr, "sbirun: error: MPI: a result of the wrong size from rank %d\n", r);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
 	if (h.rc != SBI_OK) {
 		if (rc == SBI_OK) {
 			*fail = (sbi_pool_failure){ (size_t)h.task, h.current, h.has_current, 0 };
@@ -376,7 +383,8 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 		}
 		double t = sbi_now();
 		int r = st.MPI_SOURCE;
-		unsigned char *buf = recv_result(&st);
+		size_t bytes = 0;
+		unsigned char *buf = recv_result(&st, &bytes);
 		if (buf == NULL && rc == SBI_OK)
 			rc = sbi_err_set(err, SBI_ENOMEM, "out of memory");
 		outstanding--;
@@ -384,7 +392,7 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 			result_msg h;
 			memcpy(&h, buf, sizeof h);
 			int before = rc;
-			rc = take_result(sim, r, buf, rc, fail, err);
+			rc = take_result(sim, r, buf, bytes, rc, fail, err);
 			if (rc == SBI_OK || (before != SBI_OK && h.rc == SBI_OK)) {
 				done += chunk_len(sim, (size_t)h.task);
 				stored++;
