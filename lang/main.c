@@ -56,6 +56,7 @@ usage(FILE *f)
 	    "  --max-manifest-size SIZE   largest manifest.json read (default 8M)\n"
 	    "  --max-unpacked-size SIZE   largest total of the entries (default 8G)\n"
 	    "\n"
+	    "Under mpirun (mpirun -n N sbirun RECIPE), run spreads simulations over the N ranks: docs/cluster.md.\n"
 	    "See docs/cli.md for details.\n");
 }
 
