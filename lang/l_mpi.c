@@ -190,7 +190,7 @@ sbi__mpi_init(int *argc, char ***argv)
 	MPI_Comm_size(MPI_COMM_WORLD, &g_mpi.size);
 	g_mpi.on = 1;
 	if (g_mpi.rank == 0) {
-		g_mpi.stats = calloc((size_t)g_mpi.size, sizeof *g_mpi.stats); /* freed at exit */
+		g_mpi.stats = calloc((size_t)g_mpi.size, sizeof *g_mpi.stats); /* freed by sbi__mpi_finish */
 		if (g_mpi.stats == NULL) {
 			fprintf(stderr, "sbirun: error: out of memory\n");
 			return 1;
