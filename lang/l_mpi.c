@@ -62,6 +62,7 @@ static struct {
 	int on, rank, size;
 	rank_stats *stats;  /* rank 0: per rank (owned) */
 	double serve_seconds; /* rank 0: receiving, storing and answering results */
+	double message_seconds; /* rank 0: the MPI calls alone of that */
 	uint64_t received;
 	const void *last_node; /* the node whose first simulate call was distributed */
 	/* Other ranks, during a job. */
@@ -385,6 +386,7 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 		int r = st.MPI_SOURCE;
 		size_t bytes = 0;
 		unsigned char *buf = recv_result(&st, &bytes);
+		g_mpi.message_seconds += sbi_now() - t;
 		if (buf == NULL && rc == SBI_OK)
 			rc = sbi_err_set(err, SBI_ENOMEM, "out of memory");
 		outstanding--;
@@ -400,8 +402,10 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 			sbi_free(buf);
 		}
 		if (rc == SBI_OK && next < ntasks) {
+			double ts = sbi_now();
 			send_task(r, (int64_t)tasks[next++]);
 			outstanding++;
+			g_mpi.message_seconds += sbi_now() - ts;
 		}
 		g_mpi.serve_seconds += sbi_now() - t;
 		g_mpi.received++;
@@ -727,8 +731,9 @@ sbi__mpi_json(void)
 		json_array_append_new(per, json_pack("{s:i, s:I, s:I, s:f}", "rank", r, "chunks",
 		    (json_int_t)g_mpi.stats[r].chunks, "simulations", (json_int_t)g_mpi.stats[r].sims,
 		    "seconds", g_mpi.stats[r].seconds));
-	return json_pack("{s:i, s:o, s:I, s:f}", "ranks", g_mpi.size, "per_rank", per, "results_received",
-	    (json_int_t)g_mpi.received, "serve_seconds", g_mpi.serve_seconds);
+	return json_pack("{s:i, s:o, s:I, s:f, s:f}", "ranks", g_mpi.size, "per_rank", per, "results_received",
+	    (json_int_t)g_mpi.received, "serve_seconds", g_mpi.serve_seconds, "message_seconds",
+	    g_mpi.message_seconds);
 }
 
 #else /* no MPI: a single process */
