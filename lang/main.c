@@ -280,18 +280,19 @@ run_script(int argc, char **argv)
 }
 
 /* A rank other than 0 under MPI (docs/cluster.md): `run` loads the same
- * recipe, quietly, and serves rank 0's chunks; other commands leave the
- * work to rank 0. */
+ * recipe, quietly, and serves rank 0's chunks; under other commands, which
+ * rank 0 runs alone, it only waits for rank 0's word to stop. */
 static int
 mpi_worker(cli *c)
 {
 	int code = 0;
+	sbi_session *s = NULL;
 	if (strcmp(c->cmd, "run") == 0) {
 		c->o.quiet = 1;
-		sbi_session *s = sbi_session_load(&c->o, &code);
-		code = sbi__mpi_serve(s);
-		sbi_session_close(s);
+		s = sbi_session_load(&c->o, &code);
 	}
+	code = sbi__mpi_serve(s);
+	sbi_session_close(s);
 	sbi__mpi_finish();
 	return code;
 }
