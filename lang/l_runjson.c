@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "lmpi.h"
 #include "lsession.h"
 #include "sbi/alloc.h"
 #include "sbi/bundle.h"
@@ -204,6 +205,12 @@ sbi__write_run_json(sbi_session *s, const sbi_executor *x, int ok)
 		json_decref(diags);
 		json_decref(warns);
 	}
+	/* Only MPI runs get "mpi": the ranks and what each did. */
+	json_t *mpi = sbi__mpi_json();
+	if (root && mpi)
+		json_object_set_new(root, "mpi", mpi);
+	else
+		json_decref(mpi);
 	char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
 	json_decref(root);
 	if (text == NULL) {

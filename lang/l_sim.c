@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lmpi.h"
 #include "lsbi.h"
 #include "lstate.h"
 #include "sbi/alloc.h"
@@ -50,6 +51,7 @@ typedef struct sim_job {
 	size_t task;
 	sbi_pool_slot *slot;
 	int rc;
+	struct sbi_mpi_chunk *mpi_out; /* set: run_chunk hands the chunk over instead of storing it */
 } sim_job;
 
 /* ---- one simulation ---- */
@@ -153,11 +155,9 @@ simulate_one(sim_job *j, int fn, int meta, int rng, const double *theta, double 
 
 /* ---- one chunk ---- */
 
-typedef struct chunk_out {
-	sbi_mat *theta, *x; /* owned until stored */
-	double counts[4];   /* kept, errors, NaN, wrong length */
-	char first[1024];   /* first failure message */
-} chunk_out;
+/* theta, x (owned until stored), counts (kept, errors, NaN, wrong
+ * length) and the first failure message: the form MPI ranks send too. */
+typedef sbi_mpi_chunk chunk_out;
 
 static void
 chunk_key(const sim_job *j, size_t c, sbi_key *out)
@@ -381,6 +381,10 @@ run_chunk(void *ud, size_t task, sbi_pool_slot *slot)
 		    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error object that is not a string");
 	lua_settop(L, top);
 	j->spec = outer_spec;
+	if (j->rc == SBI_OK && j->mpi_out != NULL) {
+		*j->mpi_out = o; /* the MPI backend sends it to rank 0 */
+		return SBI_OK;
+	}
 	if (j->rc == SBI_OK)
 		hand_off(j, &o);
 	if (j->rc == SBI_OK)
@@ -723,15 +727,82 @@ gather(lua_State *L, sim_job *j, size_t nchunks)
 	push_result(L, theta, x, counts, first);
 }
 
+/* ---- MPI (lang/l_mpi.c): the chunk distribution point ---- */
+
+/* Rank 0 stores a chunk another rank simulated. */
+static int
+mpi_store(void *ud, size_t task, sbi_mpi_chunk *c, sbi_err *err)
+{
+	sim_job *j = ud;
+	sbi_pool_slot slot = { 0 };
+	j->task = task;
+	j->slot = &slot;
+	int rc = store_chunk(j, c);
+	if (rc != SBI_OK)
+		*err = slot.err;
+	return rc;
+}
+
+/* Another rank simulates a chunk for rank 0. */
+static int
+mpi_compute(void *ud, size_t task, sbi_mpi_chunk *c, sbi_pool_slot *slot)
+{
+	sim_job *j = ud;
+	j->mpi_out = c;
+	int rc = run_chunk(j, task, slot);
+	j->mpi_out = NULL;
+	return rc;
+}
+
+/* Rank 0 runs its share of the chunks on its own --jobs workers. */
+static int
+mpi_run_local(void *ud, const size_t *tasks, size_t ntasks, sbi_pool_failure *fail, sbi_err *err)
+{
+	sim_job *j = ud;
+	return sbi_pool_run(tasks, ntasks, j->ctx->jobs, run_chunk, NULL, j, fail, err);
+}
+
+static sbi_mpi_sim
+mpi_sim(sim_job *j)
+{
+	return (sbi_mpi_sim){ .ud = j, .label = j->label, .node_id = j->ctx->node->id,
+		.node_key = j->ctx->node->key.b, .n = j->n, .chunk = j->chunk, .dtheta = j->dtheta, .dx = j->dx,
+		.thetas = j->thetas, .jobs = j->ctx->jobs, .run_local = mpi_run_local, .store = mpi_store,
+		.compute = mpi_compute, .tick = tick_forked };
+}
+
+/* A rank other than 0 inside a job: serves rank 0's chunks, then unwinds
+ * the node's run function (sbi__mpi_serve expects the error). */
+static int
+mpi_serve_chunks(lua_State *L, sim_job *j)
+{
+	sbi_mpi_sim sim = mpi_sim(j);
+	sbi_err err = { 0 };
+	if (sbi__mpi_work(&sim, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	return luaL_error(L, "(the MPI job ended)");
+}
+
 int
 sbi__l_simulate(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
 	sbi_runctx *ctx = sbi__runctx(L);
-	if (ctx == NULL || ctx->cache == NULL || ctx->node == NULL)
+	size_t mpi_dx = 0;
+	uint64_t mpi_chunk = 0;
+	int mpi_worker = ctx != NULL && !ctx->in_simulator && ctx->node != NULL && sbi__mpi_job(&mpi_dx, &mpi_chunk);
+	if (ctx != NULL && ctx->cache == NULL && ctx->in_simulator && sbi__mpi_rank() != 0)
+		return luaL_error(L, "simulate: a simulator that runs core.simulate cannot run on MPI ranks other "
+		    "than 0 (they have no cache); run without mpirun");
+	if (ctx == NULL || (ctx->cache == NULL && !mpi_worker) || ctx->node == NULL)
 		return luaL_error(L, "simulate can only run inside a graph node");
 	sim_job j = { .L = L, .ctx = ctx, .spec = 1, .cache = ctx->cache, .node_key = ctx->node->key, .quiet = ctx->quiet };
 	read_spec(L, &j);
+	if (mpi_worker) {
+		j.dx = mpi_dx; /* rank 0 inferred it */
+		j.chunk = mpi_chunk;
+		return mpi_serve_chunks(L, &j);
+	}
 	int declared = j.dx != 0;
 	if (!declared)
 		infer_dim(L, &j);
@@ -748,7 +819,13 @@ sbi__l_simulate(lua_State *L)
 	j.inline_run = ctx->jobs <= 1 || nmissing <= 1;
 	sbi_pool_failure fail;
 	sbi_err err = { 0 };
-	int rc = sbi_pool_run(tasks, nmissing, ctx->jobs, run_chunk, tick_forked, &j, &fail, &err);
+	int rc;
+	if (nmissing > 0 && sbi__mpi_distributes(ctx)) {
+		j.inline_run = 0; /* progress from the ticks */
+		sbi_mpi_sim sim = mpi_sim(&j);
+		rc = sbi__mpi_run_chunks(&sim, tasks, nmissing, &fail, &err);
+	} else
+		rc = sbi_pool_run(tasks, nmissing, ctx->jobs, run_chunk, tick_forked, &j, &fail, &err);
 	sbi_free(tasks);
 	if (rc != SBI_OK)
 		raise_failure(L, &j, &fail, &err);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bundle_cmd.h"
+#include "lmpi.h"
 #include "lstate.h"
 #include "report.h"
 #include "sbi/alloc.h"
@@ -60,6 +61,7 @@ usage(FILE *f)
 	    "  --max-manifest-size SIZE   largest manifest.json read (default 8M)\n"
 	    "  --max-unpacked-size SIZE   largest total of the entries (default 8G)\n"
 	    "\n"
+	    "Under mpirun (mpirun -n N sbirun RECIPE), run spreads simulations over the N ranks: docs/cluster.md.\n"
 	    "See docs/cli.md for details.\n");
 }
 
@@ -299,6 +301,24 @@ run_script(int argc, char **argv)
 	return rc == LUA_OK ? 0 : 1;
 }
 
+/* A rank other than 0 under MPI (docs/cluster.md): `run` loads the same
+ * recipe, quietly, and serves rank 0's chunks; under other commands, which
+ * rank 0 runs alone, it only waits for rank 0's word to stop. */
+static int
+mpi_worker(cli *c)
+{
+	int code = 0;
+	sbi_session *s = NULL;
+	if (strcmp(c->cmd, "run") == 0) {
+		c->o.quiet = 1;
+		s = sbi_session_load(&c->o, &code);
+	}
+	code = sbi__mpi_serve(s);
+	sbi_session_close(s);
+	sbi__mpi_finish();
+	return code;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -337,6 +357,17 @@ main(int argc, char **argv)
 		free(includes);
 		return code;
 	}
+	if (sbi__mpi_init(&argc, &argv) != 0) {
+		free(sets);
+		free(includes);
+		return 1;
+	}
+	if (sbi__mpi_rank() != 0) {
+		code = mpi_worker(&c);
+		free(sets);
+		free(includes);
+		return code;
+	}
 	sbi_session *s = sbi_session_load(&c.o, &code);
 	if (s != NULL) {
 		if (strcmp(c.cmd, "graph") == 0)
@@ -351,6 +382,7 @@ main(int argc, char **argv)
 			code = sbi_session_run(s);
 	}
 	sbi_session_close(s);
+	sbi__mpi_finish();
 	free(sets);
 	free(includes);
 	return code;

@@ -1,0 +1,812 @@
+/* The MPI backend (lmpi.h, docs/cluster.md).
+ *
+ * Rank 0 runs the graph as a single process would. When one of its steps
+ * calls core.simulate, it sends every other rank a job (the node's id and
+ * key, the data dimension, the chunk size and, for simulations at given
+ * parameters, the theta matrix), then hands out chunk indices, three at a
+ * time per rank so a rank never waits for its next chunk, one more each
+ * time a rank returns a result (dynamic load balancing); rank 0 runs chunks
+ * itself while no result waits. A rank runs a job by calling the node's
+ * own run function (so it builds the same spec with the same simulator
+ * closure as rank 0), whose core.simulate call serves the chunks instead
+ * of simulating them all. Results depend only on (seed, round, index), so
+ * who ran a chunk does not change a byte; rank 0 stores every chunk in the
+ * cache as it arrives, so a run that dies resumes from them.
+ *
+ * Waiting uses MPI_Iprobe and short sleeps, not a blocking receive (which
+ * spins in OpenMPI): idle ranks leave the CPU to rank 0's training and to
+ * oversubscribed ranks. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lmpi.h"
+#include "lsession.h"
+#include "sbi/alloc.h"
+#include "sbi/fsutil.h"
+#include "sbi/progress.h"
+
+#ifdef SBI_HAVE_MPI
+#include <mpi.h>
+
+enum { TAG_JOB = 1, TAG_THETAS, TAG_CHUNK, TAG_RESULT, TAG_STOP };
+#define PREFETCH 3      /* chunks outstanding per rank (per --jobs worker) */
+#define LOCAL_RANKS 16  /* rank 0 runs chunks itself up to this many ranks */
+#define PIECE (1 << 26) /* doubles per message of a large matrix */
+
+typedef struct job_msg {
+	uint64_t node_id, n, chunk, dtheta, dx, thetas_rows;
+	unsigned char key[32];
+} job_msg;
+
+/* The fixed part of a result; the theta and x rows follow it. */
+typedef struct result_msg {
+	int64_t task;
+	int32_t rc, has_current;
+	uint64_t nrows, current;
+	double counts[4];
+	double seconds; /* computing the chunk */
+	char first[1024];
+	char msg[1024]; /* the error when rc != SBI_OK */
+} result_msg;
+
+typedef struct rank_stats {
+	uint64_t chunks, sims;
+	double seconds;
+} rank_stats;
+
+static struct {
+	int on, rank, size;
+	rank_stats *stats;  /* rank 0: per rank (owned) */
+	double serve_seconds; /* rank 0: receiving, storing and answering results */
+	double message_seconds; /* rank 0: the MPI calls alone of that */
+	uint64_t received;
+	const void *last_node; /* the node whose first simulate call was distributed */
+	/* Other ranks, during a job. */
+	int in_job, job_done;
+	job_msg job;
+} g_mpi;
+
+/* Rank 0's message when mpirun stops the job (it sends SIGTERM to the
+ * ranks left when one dies): written from the signal handler, so kept
+ * ready as plain bytes. Forked --jobs workers inherit the handler but
+ * stay silent (g_pid). */
+static char g_stop_msg[512];
+static pid_t g_pid;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	if (getpid() == g_pid) {
+		ssize_t w = write(2, g_stop_msg, strlen(g_stop_msg));
+		(void)w;
+	}
+	_exit(1);
+}
+
+/* label NULL: no simulation is being handed out. */
+static void
+set_stop_msg(const char *label, uint64_t stored, uint64_t total)
+{
+	static const char head[] = "sbirun: error: the MPI job was stopped (a rank died or was killed, or the job "
+	    "was cancelled)";
+	if (label == NULL)
+		snprintf(g_stop_msg, sizeof g_stop_msg, "%s; the steps and chunks already done are kept in the cache: "
+		    "run again (with any number of ranks) to resume\n", head);
+	else
+		snprintf(g_stop_msg, sizeof g_stop_msg, "%s while %s ran on %d ranks; %llu of the %llu chunks it had "
+		    "to simulate are stored in the cache: run again (with any number of ranks) to resume\n", head,
+		    label, g_mpi.size, (unsigned long long)stored, (unsigned long long)total);
+}
+
+static void
+nap(int *k)
+{
+	struct timespec ts = { 0, (long)(*k < 10 ? 20000 : 1000000) }; /* 20 us, then 1 ms */
+	(*k)++;
+	nanosleep(&ts, NULL);
+}
+
+/* Prints what failed and ends the whole job: an MPI error means a rank is
+ * gone, and the others cannot go on without it. */
+static void
+fatal(int rc, const char *what, int peer)
+{
+	char s[MPI_MAX_ERROR_STRING];
+	int len = 0;
+	MPI_Error_string(rc, s, &len);
+	fprintf(stderr, "sbirun: error: MPI: %s rank %d failed (%s): the rank died or was killed; completed "
+	    "chunks are kept in the cache: run again (with any number of ranks) to resume\n", what, peer, s);
+	MPI_Abort(MPI_COMM_WORLD, 1);
+	_exit(1);
+}
+
+static void
+check(int rc, const char *what, int peer)
+{
+	if (rc != MPI_SUCCESS)
+		fatal(rc, what, peer);
+}
+
+/* Waits for a message from src (or any) with tag (or any); fills st. */
+static void
+wait_msg(int src, int tag, MPI_Status *st)
+{
+	int flag = 0, k = 0;
+	for (;;) {
+		check(MPI_Iprobe(src, tag, MPI_COMM_WORLD, &flag, st), "waiting for", src);
+		if (flag)
+			return;
+		nap(&k);
+	}
+}
+
+static void
+send_doubles(const double *p, size_t n, int dest, int tag)
+{
+	for (size_t k = 0; k < n; k += PIECE) {
+		int m = (int)(n - k < PIECE ? n - k : PIECE);
+		check(MPI_Send(p + k, m, MPI_DOUBLE, dest, tag, MPI_COMM_WORLD), "sending to", dest);
+	}
+}
+
+static void
+recv_doubles(double *p, size_t n, int src, int tag)
+{
+	for (size_t k = 0; k < n; k += PIECE) {
+		int m = (int)(n - k < PIECE ? n - k : PIECE);
+		MPI_Status st;
+		wait_msg(src, tag, &st);
+		check(MPI_Recv(p + k, m, MPI_DOUBLE, src, tag, MPI_COMM_WORLD, &st), "receiving from", src);
+	}
+}
+
+static int
+launched_by_mpi(void)
+{
+	static const char *vars[] = { "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE" };
+	for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+		if (getenv(vars[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+int
+sbi__mpi_init(int *argc, char ***argv)
+{
+	if (!launched_by_mpi())
+		return 0;
+	int provided;
+	if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+		fprintf(stderr, "sbirun: error: MPI could not start\n");
+		return 1;
+	}
+	/* Errors come back as codes, so a lost rank gets our message. */
+	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+	MPI_Comm_rank(MPI_COMM_WORLD, &g_mpi.rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &g_mpi.size);
+	g_mpi.on = 1;
+	if (g_mpi.rank == 0) {
+		g_mpi.stats = calloc((size_t)g_mpi.size, sizeof *g_mpi.stats); /* freed by sbi__mpi_finish */
+		if (g_mpi.stats == NULL) {
+			fprintf(stderr, "sbirun: error: out of memory\n");
+			return 1;
+		}
+		g_pid = getpid();
+		set_stop_msg(NULL, 0, 0);
+		signal(SIGTERM, on_term);
+	}
+	return 0;
+}
+
+int
+sbi__mpi_rank(void)
+{
+	return g_mpi.on ? g_mpi.rank : 0;
+}
+
+int
+sbi__mpi_size(void)
+{
+	return g_mpi.on ? g_mpi.size : 1;
+}
+
+void
+sbi__mpi_finish(void)
+{
+	if (!g_mpi.on)
+		return;
+	if (g_mpi.rank == 0)
+		for (int r = 1; r < g_mpi.size; r++)
+			check(MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, MPI_COMM_WORLD), "stopping", r);
+	MPI_Finalize();
+	free(g_mpi.stats);
+	g_mpi.stats = NULL;
+	g_mpi.on = 0;
+}
+
+/* ---- rank 0 ---- */
+
+int
+sbi__mpi_distributes(const sbi_runctx *ctx)
+{
+	if (!g_mpi.on || g_mpi.rank != 0 || ctx->in_simulator || ctx->node == NULL ||
+	    ctx->node == g_mpi.last_node)
+		return 0;
+	g_mpi.last_node = ctx->node; /* the node's later calls run here: the ranks serve its first only */
+	return 1;
+}
+
+static void
+send_job(const sbi_mpi_sim *sim)
+{
+	job_msg m = { .node_id = sim->node_id, .n = sim->n, .chunk = sim->chunk, .dtheta = sim->dtheta,
+		.dx = sim->dx, .thetas_rows = sim->thetas ? sim->thetas->nrow : 0 };
+	memcpy(m.key, sim->node_key, sizeof m.key);
+	for (int r = 1; r < g_mpi.size; r++) {
+		check(MPI_Send(&m, (int)sizeof m, MPI_BYTE, r, TAG_JOB, MPI_COMM_WORLD), "sending a job to", r);
+		if (sim->thetas)
+			send_doubles(sim->thetas->data, sim->thetas->nrow * sim->thetas->ncol, r, TAG_THETAS);
+	}
+}
+
+static void
+send_task(int r, int64_t task)
+{
+	check(MPI_Send(&task, 1, MPI_INT64_T, r, TAG_CHUNK, MPI_COMM_WORLD), "sending a chunk to", r);
+}
+
+/* Receives one result (already probed in st) into a new buffer (caller
+ * frees); NULL when out of memory. */
+static unsigned char *
+recv_result(MPI_Status *st, size_t *nbytes)
+{
+	int bytes;
+	MPI_Get_count(st, MPI_BYTE, &bytes);
+	unsigned char *buf = sbi_malloc(bytes > 0 ? (size_t)bytes : 1);
+	if (buf == NULL)
+		return NULL;
+	check(MPI_Recv(buf, bytes, MPI_BYTE, st->MPI_SOURCE, TAG_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+	    "receiving a result from", st->MPI_SOURCE);
+	if ((size_t)bytes < sizeof(result_msg)) {
+		fprintf(stderr, "sbirun: error: MPI: a malformed result from rank %d\n", st->MPI_SOURCE);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	*nbytes = (size_t)bytes;
+	return buf;
+}
+
+/* Stores the result in buf from rank r; the first failure sets rc. */
+static int
+take_result(const sbi_mpi_sim *sim, int r, unsigned char *buf, size_t bytes, int rc, sbi_pool_failure *fail,
+    sbi_err *err)
+{
+	result_msg h;
+	memcpy(&h, buf, sizeof h);
+	if (h.rc == SBI_OK && (h.nrows > sim->chunk || bytes != sizeof h + h.nrows * (sim->dtheta + sim->dx) *
+	    sizeof(double))) {
+		fprintf(stderr, "sbirun: error: MPI: a result of the wrong size from rank %d\n", r);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	if (h.rc != SBI_OK) {
+		if (rc == SBI_OK) {
+			*fail = (sbi_pool_failure){ (size_t)h.task, h.current, h.has_current, 0 };
+			rc = sbi_err_set(err, h.rc, "%s", h.msg);
+		}
+		return rc;
+	}
+	sbi_mpi_chunk c = { 0 };
+	c.theta = sbi_mat_alloc(h.nrows, sim->dtheta);
+	c.x = sbi_mat_alloc(h.nrows, sim->dx);
+	int src = SBI_OK;
+	if (c.theta == NULL || c.x == NULL)
+		src = sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	if (src == SBI_OK) {
+		const unsigned char *p = buf + sizeof h;
+		memcpy(c.theta->data, p, h.nrows * sim->dtheta * sizeof(double));
+		memcpy(c.x->data, p + h.nrows * sim->dtheta * sizeof(double), h.nrows * sim->dx * sizeof(double));
+		memcpy(c.counts, h.counts, sizeof c.counts);
+		memcpy(c.first, h.first, sizeof c.first);
+		c.first[sizeof c.first - 1] = '\0';
+		src = sim->store(sim->ud, (size_t)h.task, &c, err);
+	}
+	sbi_mat_free(c.theta);
+	sbi_mat_free(c.x);
+	g_mpi.stats[r].chunks++;
+	g_mpi.stats[r].sims += (uint64_t)(h.counts[0] + h.counts[1] + h.counts[2] + h.counts[3]);
+	g_mpi.stats[r].seconds += h.seconds;
+	return rc == SBI_OK ? src : rc;
+}
+
+static uint64_t
+chunk_len(const sbi_mpi_sim *sim, size_t task)
+{
+	uint64_t first = (uint64_t)task * sim->chunk;
+	return sim->n - first < sim->chunk ? sim->n - first : sim->chunk;
+}
+
+/* Rank 0 runs up to --jobs chunks itself; returns the simulations done. */
+static uint64_t
+run_here(const sbi_mpi_sim *sim, const size_t *tasks, size_t k, int *rc, sbi_pool_failure *fail, sbi_err *err)
+{
+	double t = sbi_now();
+	int lrc = sim->run_local(sim->ud, tasks, k, fail, err);
+	g_mpi.stats[0].seconds += sbi_now() - t;
+	if (lrc != SBI_OK) {
+		*rc = lrc;
+		return 0; /* (the chunks it finished are stored; the count only feeds progress) */
+	}
+	uint64_t sims = 0;
+	for (size_t i = 0; i < k; i++)
+		sims += chunk_len(sim, tasks[i]);
+	g_mpi.stats[0].chunks += k;
+	g_mpi.stats[0].sims += sims;
+	return sims;
+}
+
+int
+sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, sbi_pool_failure *fail,
+    sbi_err *err)
+{
+	memset(fail, 0, sizeof *fail);
+	send_job(sim);
+	int size = g_mpi.size, rc = SBI_OK, jobs = sim->jobs > 1 ? sim->jobs : 1;
+	size_t next = 0, outstanding = 0;
+	uint64_t done = 0, stored = 0, total = ntasks;
+	/* Every rank runs the same command, so has the same --jobs. */
+	for (int k = 0; k < PREFETCH * jobs; k++)
+		for (int r = 1; r < size && next < ntasks; r++, outstanding++)
+			send_task(r, (int64_t)tasks[next++]);
+	int local = size <= LOCAL_RANKS;
+	set_stop_msg(sim->label, 0, total);
+	while (outstanding > 0 || (rc == SBI_OK && next < ntasks)) {
+		MPI_Status st;
+		int flag = 0, naps = 0;
+		check(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st), "waiting for", -1);
+		if (!flag && local && rc == SBI_OK && next < ntasks) {
+			size_t k = ntasks - next < (size_t)jobs ? ntasks - next : (size_t)jobs;
+			uint64_t sims = run_here(sim, tasks + next, k, &rc, fail, err);
+			next += k;
+			done += sims;
+			stored += rc == SBI_OK ? k : 0;
+			set_stop_msg(sim->label, stored, total);
+			if (sim->tick)
+				sim->tick(sim->ud, done);
+			continue;
+		}
+		while (!flag) {
+			nap(&naps);
+			check(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st), "waiting for", -1);
+		}
+		double t = sbi_now();
+		int r = st.MPI_SOURCE;
+		size_t bytes = 0;
+		unsigned char *buf = recv_result(&st, &bytes);
+		g_mpi.message_seconds += sbi_now() - t;
+		if (buf == NULL && rc == SBI_OK)
+			rc = sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		outstanding--;
+		if (buf != NULL) {
+			result_msg h;
+			memcpy(&h, buf, sizeof h);
+			int before = rc;
+			rc = take_result(sim, r, buf, bytes, rc, fail, err);
+			if (rc == SBI_OK || (before != SBI_OK && h.rc == SBI_OK)) {
+				done += chunk_len(sim, (size_t)h.task);
+				stored++;
+			}
+			sbi_free(buf);
+		}
+		if (rc == SBI_OK && next < ntasks) {
+			double ts = sbi_now();
+			send_task(r, (int64_t)tasks[next++]);
+			outstanding++;
+			g_mpi.message_seconds += sbi_now() - ts;
+		}
+		g_mpi.serve_seconds += sbi_now() - t;
+		g_mpi.received++;
+		set_stop_msg(sim->label, stored, total);
+		if (sim->tick)
+			sim->tick(sim->ud, done);
+	}
+	for (int r = 1; r < size; r++)
+		send_task(r, -1);
+	set_stop_msg(NULL, 0, 0);
+	return rc;
+}
+
+/* ---- other ranks ---- */
+
+int
+sbi__mpi_job(size_t *dx, uint64_t *chunk)
+{
+	if (!g_mpi.on || !g_mpi.in_job)
+		return 0;
+	*dx = (size_t)g_mpi.job.dx;
+	*chunk = g_mpi.job.chunk;
+	return 1;
+}
+
+/* The result as one buffer: the header, then the theta and x rows (none
+ * when c is NULL). A new buffer (caller frees) of *bytes, or NULL. */
+static unsigned char *
+pack_result(const result_msg *h, const sbi_mpi_chunk *c, size_t dtheta, size_t dx, size_t *bytes)
+{
+	size_t nt = c ? h->nrows * dtheta : 0, nx = c ? h->nrows * dx : 0;
+	*bytes = sizeof *h + (nt + nx) * sizeof(double);
+	unsigned char *buf = sbi_malloc(*bytes);
+	if (buf == NULL)
+		return NULL;
+	memcpy(buf, h, sizeof *h);
+	if (nt)
+		memcpy(buf + sizeof *h, c->theta->data, nt * sizeof(double));
+	if (nx)
+		memcpy(buf + sizeof *h + nt * sizeof(double), c->x->data, nx * sizeof(double));
+	return buf;
+}
+
+static void
+send_result(const result_msg *h, const sbi_mpi_chunk *c, size_t dtheta, size_t dx)
+{
+	size_t bytes;
+	unsigned char *buf = pack_result(h, c, dtheta, dx, &bytes);
+	if (buf == NULL || bytes > (size_t)INT32_MAX) {
+		fprintf(stderr, "sbirun: error: rank %d: a chunk's result is too large to send (lower chunk_size)\n",
+		    g_mpi.rank);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+		_exit(1);
+	}
+	check(MPI_Send(buf, (int)bytes, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "sending a result to", 0);
+	sbi_free(buf);
+}
+
+/* Receives the next chunk index from rank 0 (-1: the job ends). */
+static int64_t
+recv_task(void)
+{
+	int64_t task;
+	MPI_Status st;
+	wait_msg(0, TAG_CHUNK, &st);
+	check(MPI_Recv(&task, 1, MPI_INT64_T, 0, TAG_CHUNK, MPI_COMM_WORLD, &st), "receiving from", 0);
+	return task;
+}
+
+/* Answers the job's chunks with an error: this rank cannot run it. */
+static void
+refuse_job(const char *why)
+{
+	for (;;) {
+		int64_t task = recv_task();
+		if (task < 0)
+			return;
+		result_msg h = { .task = task, .rc = SBI_EINVAL };
+		snprintf(h.msg, sizeof h.msg, "rank %d cannot run this step: %s", g_mpi.rank, why);
+		send_result(&h, NULL, 0, 0);
+	}
+}
+
+/* Computes one chunk in this process and sends its result. */
+static void
+work_one(const sbi_mpi_sim *sim, int64_t task)
+{
+	sbi_mpi_chunk c = { 0 };
+	sbi_pool_slot slot = { 0 };
+	double t = sbi_now();
+	int rc = sim->compute(sim->ud, (size_t)task, &c, &slot);
+	result_msg h = { .task = task, .rc = rc, .seconds = sbi_now() - t };
+	if (rc == SBI_OK) {
+		h.nrows = c.theta->nrow;
+		memcpy(h.counts, c.counts, sizeof h.counts);
+		memcpy(h.first, c.first, sizeof h.first);
+	} else {
+		h.current = slot.current;
+		h.has_current = slot.busy;
+		snprintf(h.msg, sizeof h.msg, "%s", slot.err.msg);
+	}
+	send_result(&h, rc == SBI_OK ? &c : NULL, sim->dtheta, sim->dx);
+	sbi_mat_free(c.theta);
+	sbi_mat_free(c.x);
+}
+
+/* --jobs on a rank: a batch of chunks runs on forked workers (sbi_pool_run),
+ * each writing its packed result to a file of a private folder, which
+ * this process then sends in order. */
+typedef struct batch {
+	const sbi_mpi_sim *sim;
+	char dir[256];
+} batch;
+
+static void
+batch_file(const batch *b, size_t task, char *path, size_t n)
+{
+	snprintf(path, n, "%s/%zu", b->dir, task);
+}
+
+static int
+batch_task(void *ud, size_t task, sbi_pool_slot *slot)
+{
+	batch *b = ud;
+	sbi_mpi_chunk c = { 0 };
+	double t = sbi_now();
+	int rc = b->sim->compute(b->sim->ud, task, &c, slot);
+	if (rc == SBI_OK) {
+		result_msg h = { .task = (int64_t)task, .rc = SBI_OK, .seconds = sbi_now() - t, .nrows = c.theta->nrow };
+		memcpy(h.counts, c.counts, sizeof h.counts);
+		memcpy(h.first, c.first, sizeof h.first);
+		size_t bytes;
+		unsigned char *buf = pack_result(&h, &c, b->sim->dtheta, b->sim->dx, &bytes);
+		char path[300];
+		batch_file(b, task, path, sizeof path);
+		rc = buf ? sbi_fs_write_atomic(path, buf, bytes, &slot->err) : sbi_err_set(&slot->err, SBI_ENOMEM,
+		    "out of memory");
+		sbi_free(buf);
+	}
+	sbi_mat_free(c.theta);
+	sbi_mat_free(c.x);
+	return rc;
+}
+
+/* Sends the result of task, from its file, or the batch's error. */
+static void
+send_batch_result(const batch *b, size_t task, int rc, const sbi_pool_failure *fail, const sbi_err *err)
+{
+	char path[300];
+	batch_file(b, task, path, sizeof path);
+	char *data = NULL;
+	size_t n = 0;
+	sbi_err e = { 0 };
+	if (sbi_fs_read_all(path, &data, &n, &e) == SBI_OK && n >= sizeof(result_msg) && n <= (size_t)INT32_MAX) {
+		check(MPI_Send(data, (int)n, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "sending a result to", 0);
+	} else {
+		int failed = rc != SBI_OK && fail->task == task;
+		result_msg h = { .task = (int64_t)task, .rc = failed ? rc : SBI_EINVAL,
+			.current = failed ? fail->current : 0, .has_current = failed && fail->has_current };
+		snprintf(h.msg, sizeof h.msg, "%s", rc != SBI_OK ? err->msg : e.msg);
+		send_result(&h, NULL, 0, 0);
+	}
+	sbi_free(data);
+	unlink(path);
+}
+
+static void
+work_batch(const sbi_mpi_sim *sim, const int64_t *tasks, size_t k)
+{
+	batch b = { .sim = sim };
+	const char *tmp = getenv("TMPDIR");
+	snprintf(b.dir, sizeof b.dir, "%s/sbirun-rank.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	size_t *t = sbi_malloc(k * sizeof *t);
+	if (t == NULL || mkdtemp(b.dir) == NULL) {
+		sbi_free(t);
+		for (size_t i = 0; i < k; i++)
+			work_one(sim, tasks[i]); /* one at a time, then */
+		return;
+	}
+	for (size_t i = 0; i < k; i++)
+		t[i] = (size_t)tasks[i];
+	sbi_pool_failure fail;
+	sbi_err err = { 0 };
+	int rc = sbi_pool_run(t, k, sim->jobs, batch_task, NULL, &b, &fail, &err);
+	/* The failing chunk's result goes first: rank 0 reports the first error it gets. */
+	for (size_t pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < k; i++)
+			if ((rc != SBI_OK && fail.task == t[i]) == (pass == 0))
+				send_batch_result(&b, t[i], rc, &fail, &err);
+	rmdir(b.dir);
+	sbi_free(t);
+}
+
+int
+sbi__mpi_work(const sbi_mpi_sim *sim, sbi_err *err)
+{
+	int jobs = sim->jobs > 1 ? sim->jobs : 1, end = 0;
+	int64_t *tasks = sbi_malloc((size_t)jobs * sizeof *tasks);
+	if (tasks == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	while (!end) {
+		size_t k = 0;
+		int64_t task = recv_task();
+		if (task < 0)
+			break;
+		tasks[k++] = task;
+		/* More chunks already queued join the batch, up to --jobs. */
+		for (int flag = 1; flag && k < (size_t)jobs;) {
+			MPI_Status st;
+			check(MPI_Iprobe(0, TAG_CHUNK, MPI_COMM_WORLD, &flag, &st), "waiting for", 0);
+			if (flag && (task = recv_task()) < 0)
+				end = 1, flag = 0;
+			else if (flag)
+				tasks[k++] = task;
+		}
+		if (k == 1)
+			work_one(sim, tasks[0]);
+		else
+			work_batch(sim, tasks, k);
+	}
+	sbi_free(tasks);
+	g_mpi.job_done = 1;
+	return SBI_OK;
+}
+
+/* Calls node.run(node, inputs) for the job; its core.simulate serves the
+ * chunks. The inputs are empty tables, except that the first is
+ * { theta = the job's matrix } when rank 0 sent one.
+ * [] -> [] */
+static int
+job_protected(lua_State *L)
+{
+	sbi_session *s = lua_touserdata(L, 1);
+	sbi_mat *thetas = lua_touserdata(L, 2);
+	sbi_node *n = &s->g->nodes[g_mpi.job.node_id];
+	sbi__push_node(L, n->id);                /* [.., node] */
+	lua_getfield(L, -1, "run");
+	lua_pushvalue(L, -2);                    /* [.., node, run, node] */
+	lua_createtable(L, (int)n->ninputs, 0);  /* [.., node, run, node, inputs] */
+	for (size_t i = 0; i < n->ninputs; i++) {
+		lua_newtable(L);
+		if (i == 0 && thetas != NULL) {
+			sbi__push_mat(L, thetas); /* the Mat owns it now */
+			lua_setfield(L, -2, "theta");
+		}
+		lua_seti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_call(L, 2, 0);
+	return 0;
+}
+
+static void
+run_job(sbi_session *s)
+{
+	job_msg *m = &g_mpi.job;
+	sbi_mat *thetas = NULL;
+	if (m->thetas_rows) {
+		thetas = sbi_mat_alloc(m->thetas_rows, m->dtheta);
+		if (thetas == NULL) {
+			fprintf(stderr, "sbirun: error: rank %d: out of memory\n", g_mpi.rank);
+			MPI_Abort(MPI_COMM_WORLD, 1);
+		}
+		recv_doubles(thetas->data, m->thetas_rows * m->dtheta, 0, TAG_THETAS);
+	}
+	const char *why = NULL;
+	if (s == NULL)
+		why = "the recipe did not load on this rank (its error is printed above)";
+	else if (m->node_id >= s->g->nnodes || memcmp(s->g->nodes[m->node_id].key.b, m->key, 32) != 0)
+		why = "the recipe loaded differently on this rank (another file, --set value or sbirun binary)";
+	if (why) {
+		sbi_mat_free(thetas);
+		refuse_job(why);
+		return;
+	}
+	lua_State *L = s->L;
+	g_mpi.in_job = 1;
+	g_mpi.job_done = 0;
+	s->ctx.node = &s->g->nodes[m->node_id];
+	lua_pushcfunction(L, job_protected);
+	lua_pushlightuserdata(L, s);
+	lua_pushlightuserdata(L, thetas);
+	int rc = sbi__pcall(L, 2, 0);
+	s->ctx.node = NULL;
+	g_mpi.in_job = 0;
+	if (rc != LUA_OK && !g_mpi.job_done) {
+		char msg[800];
+		snprintf(msg, sizeof msg, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "an error");
+		refuse_job(msg);
+	}
+	if (rc != LUA_OK)
+		lua_pop(L, 1);
+	lua_gc(L, LUA_GCCOLLECT);
+}
+
+int
+sbi__mpi_serve(sbi_session *s)
+{
+	for (;;) {
+		MPI_Status st;
+		wait_msg(0, MPI_ANY_TAG, &st);
+		if (st.MPI_TAG == TAG_STOP) {
+			check(MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_STOP, MPI_COMM_WORLD, &st), "receiving from", 0);
+			return 0;
+		}
+		if (st.MPI_TAG != TAG_JOB) {
+			fprintf(stderr, "sbirun: error: rank %d: unexpected message (tag %d) from rank 0\n", g_mpi.rank,
+			    st.MPI_TAG);
+			MPI_Abort(MPI_COMM_WORLD, 1);
+		}
+		check(MPI_Recv(&g_mpi.job, (int)sizeof g_mpi.job, MPI_BYTE, 0, TAG_JOB, MPI_COMM_WORLD, &st),
+		    "receiving a job from", 0);
+		run_job(s);
+	}
+}
+
+json_t *
+sbi__mpi_json(void)
+{
+	if (!g_mpi.on || g_mpi.rank != 0)
+		return NULL;
+	json_t *per = json_array();
+	for (int r = 0; r < g_mpi.size; r++)
+		json_array_append_new(per, json_pack("{s:i, s:I, s:I, s:f}", "rank", r, "chunks",
+		    (json_int_t)g_mpi.stats[r].chunks, "simulations", (json_int_t)g_mpi.stats[r].sims,
+		    "seconds", g_mpi.stats[r].seconds));
+	return json_pack("{s:i, s:o, s:I, s:f, s:f}", "ranks", g_mpi.size, "per_rank", per, "results_received",
+	    (json_int_t)g_mpi.received, "serve_seconds", g_mpi.serve_seconds, "message_seconds",
+	    g_mpi.message_seconds);
+}
+
+#else /* no MPI: a single process */
+
+int
+sbi__mpi_init(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	return 0;
+}
+
+int
+sbi__mpi_rank(void)
+{
+	return 0;
+}
+
+int
+sbi__mpi_size(void)
+{
+	return 1;
+}
+
+void
+sbi__mpi_finish(void)
+{
+}
+
+int
+sbi__mpi_serve(sbi_session *s)
+{
+	(void)s;
+	return 0;
+}
+
+int
+sbi__mpi_distributes(const sbi_runctx *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+int
+sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, sbi_pool_failure *fail,
+    sbi_err *err)
+{
+	(void)sim;
+	(void)tasks;
+	(void)ntasks;
+	(void)fail;
+	return sbi_err_set(err, SBI_EINVAL, "this sbirun was built without MPI");
+}
+
+int
+sbi__mpi_job(size_t *dx, uint64_t *chunk)
+{
+	(void)dx;
+	(void)chunk;
+	return 0;
+}
+
+int
+sbi__mpi_work(const sbi_mpi_sim *sim, sbi_err *err)
+{
+	(void)sim;
+	return sbi_err_set(err, SBI_EINVAL, "this sbirun was built without MPI");
+}
+
+json_t *
+sbi__mpi_json(void)
+{
+	return NULL;
+}
+
+#endif
