@@ -657,7 +657,7 @@ static void
 program_failed(sbi_native *nv, sbi_native_row *row, const char *why)
 {
 	char msg[256];
-	snprintf(msg, sizeof msg, "the program %s (it is restarted for the next simulation)", why);
+	snprintf(msg, sizeof msg, "the program %s", why);
 	row_fail(row, ROW_ERROR, msg);
 }
 

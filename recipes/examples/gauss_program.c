@@ -7,7 +7,8 @@
  * generator seeded with SEED (so the same SEED gives the same x), or
  * "error MESSAGE".
  *
- * Options: --sigma S (0.5); and, to exercise sbirun's handling of broken
+ * Options: --sigma S (0.5); --delay MS (sleep MS milliseconds per request,
+ * a stand-in for an expensive simulator); and, to exercise sbirun's handling of broken
  * programs (tests/cli), --fail MODE --above T: for theta_1 > T it does MODE:
  * crash (abort), hang (sleeps forever), malformed (answers a non-number),
  * length (answers one value too many), error (answers "error ..."),
@@ -71,11 +72,13 @@ fail_as(const char *mode, size_t d)
 int
 main(int argc, char **argv)
 {
-	double sigma = 0.5, above = INFINITY;
+	double sigma = 0.5, above = INFINITY, delay = 0;
 	const char *mode = NULL;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--sigma") == 0)
 			sigma = atof(argv[i + 1]);
+		else if (strcmp(argv[i], "--delay") == 0)
+			delay = atof(argv[i + 1]);
 		else if (strcmp(argv[i], "--fail") == 0)
 			mode = argv[i + 1];
 		else if (strcmp(argv[i], "--above") == 0)
@@ -97,6 +100,8 @@ main(int argc, char **argv)
 				break;
 			d++;
 		}
+		if (delay > 0)
+			usleep((useconds_t)(delay * 1000));
 		if (d == 0) {
 			printf("error expected a seed and parameters, got: %s", line);
 		} else if (mode != NULL && theta[0] > above) {

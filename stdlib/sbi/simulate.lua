@@ -37,7 +37,16 @@ local function native(opts)
   local dir = require("sbi.observation").recipe_dir or "."
   local kind = opts.plugin and "plugin" or "command"
   local file = opts.plugin or opts.command[1]
-  local real, hash = internal.native_file(file, dir, kind)
+  local ok, real, hash = pcall(internal.native_file, file, dir, kind)
+  if not ok then
+    local msg = tostring(real)
+    if msg:find("not found", 1, true) and opts.source then
+      local list = type(opts.source) == "table" and table.concat(opts.source, ", ") or opts.source
+      msg = msg .. "\n(a bundle carries a plugin's or program's source, not the binary: build it from " .. list
+        .. " into that path; docs/simulators.md#bundles)"
+    end
+    error(msg, 3)
+  end
   local run = { kind = kind, path = real, hash = hash, batch = opts.batch and math.tointeger(opts.batch) }
   local key = { kind = kind, hash = hash, sources = opts.source and source_hashes(opts.source, dir) or nil }
   if kind == "plugin" then
