@@ -7,6 +7,8 @@ local graph = require "sbi.graph"
 local prior = require "sbi.prior"
 
 local M = {}
+-- The plugins and programs declared, for bundles' manifests (lang/bundle_cmd.c).
+M.natives = {}
 local Simulator = { __name = "sbi.Simulator" }
 Simulator.__index = Simulator
 M.Simulator = Simulator
@@ -48,6 +50,10 @@ local function native(opts)
     error(msg, 3)
   end
   local run = { kind = kind, path = real, hash = hash, batch = opts.batch and math.tointeger(opts.batch) }
+  local sources = type(opts.source) == "table" and opts.source or { opts.source }
+  local seen = false
+  for _, e in ipairs(M.natives) do seen = seen or (e.path == file and e.blake2b == hash) end
+  if not seen then M.natives[#M.natives + 1] = { kind = kind, path = file, blake2b = hash, sources = sources } end
   local key = { kind = kind, hash = hash, sources = opts.source and source_hashes(opts.source, dir) or nil }
   if kind == "plugin" then
     run.symbol = opts.symbol or "simulate"

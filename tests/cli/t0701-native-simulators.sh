@@ -200,8 +200,12 @@ run gauss_native.lua --set simulations=20000 --quiet
 expect_ok
 run bundle gauss_native.lua --set simulations=20000 -o g.sbi --quiet
 expect_ok
+run show g.sbi
+expect_ok
+expect_out "native    plugin libgauss_plugin.so, blake2b $(b2sum -l 256 keep.so | cut -c1-12): not in the bundle (build it from: gauss_plugin.c)"
 run unpack g.sbi u
 expect_ok
+expect_err "its simulator plugin libgauss_plugin.so is not in the bundle"
 [ -f u/gauss_plugin.c ] || fail "the bundle does not carry the plugin's source"
 [ -e u/libgauss_plugin.so ] && fail "the bundle carries the plugin's binary"
 run u/gauss_native.lua --set simulations=20000 --quiet
