@@ -8,17 +8,17 @@
  * fork. Both are code from outside the recipe sandbox: they are refused
  * to a recipe from an unpacked bundle unless --allow-native
  * (docs/security.md), and a program is executed directly, never through a
- * shell. */
+ * shell, and dies with the process that started it. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,8 +32,6 @@
 #include "sbi/fsutil.h"
 #include "sbi/rng.h"
 #include "sbirun/plugin.h"
-
-extern char **environ;
 
 enum { NATIVE_PLUGIN = 1, NATIVE_COMMAND = 2 };
 enum { ROW_OK = 0, ROW_ERROR = 1, ROW_NAN = 2, ROW_LENGTH = 3, ROW_NOT_RUN = -1 };
@@ -253,7 +251,7 @@ static void
 check_hash(lua_State *L, sbi_native *nv, const char *label)
 {
 	lua_getfield(L, -1, "hash");
-	const char *want = lua_tostring(L, -1);
+	const char *want = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
 	char hex[SBI_KEY_HEX];
 	sbi_err err = { 0 };
 	if (want == NULL)
@@ -269,7 +267,9 @@ static void
 open_plugin(lua_State *L, sbi_native *nv, const char *label)
 {
 	lua_getfield(L, -1, "symbol");
-	const char *sym = luaL_optstring(L, -1, "simulate");
+	if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "%s: spec.native.symbol must be a string", label);
+	const char *sym = lua_isnil(L, -1) ? "simulate" : lua_tostring(L, -1);
 	nv->handle = dlopen(nv->path, RTLD_NOW | RTLD_LOCAL);
 	if (nv->handle == NULL)
 		luaL_error(L, "%s: cannot load plugin %s: %s", label, nv->path, dlerror());
@@ -291,8 +291,7 @@ static void
 open_command(lua_State *L, sbi_native *nv, const char *label)
 {
 	lua_getfield(L, -1, "argv");
-	luaL_checktype(L, -1, LUA_TTABLE);
-	size_t argc = (size_t)lua_rawlen(L, -1);
+	size_t argc = lua_istable(L, -1) ? (size_t)lua_rawlen(L, -1) : 0;
 	if (argc < 1 || argc > 4096)
 		luaL_error(L, "%s: spec.native.argv must list 1 to 4096 strings", label);
 	if ((nv->argv = sbi_calloc(argc + 1, sizeof *nv->argv)) == NULL)
@@ -308,10 +307,12 @@ open_command(lua_State *L, sbi_native *nv, const char *label)
 	}
 	lua_pop(L, 1);
 	lua_getfield(L, -1, "cwd");
-	if ((nv->cwd = sbi_strdup(luaL_optstring(L, -1, "."))) == NULL)
+	if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "%s: spec.native.cwd must be a string", label);
+	if ((nv->cwd = sbi_strdup(lua_isnil(L, -1) ? "." : lua_tostring(L, -1))) == NULL)
 		luaL_error(L, "out of memory");
 	lua_getfield(L, -2, "timeout");
-	nv->timeout = luaL_optnumber(L, -1, 0);
+	nv->timeout = lua_isnil(L, -1) ? 0 : lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
 	if (!(nv->timeout >= 0 && nv->timeout <= 1e6))
 		luaL_error(L, "%s: timeout must be from 0 (none) to 1e6 seconds", label);
 	lua_pop(L, 2);
@@ -324,22 +325,25 @@ sbi__native_open(lua_State *L, int spec, const char *label, size_t dtheta, size_
 		lua_pop(L, 1);
 		return NULL;
 	}
-	luaL_checktype(L, -1, LUA_TTABLE);                  /* [.., native] */
+	if (!lua_istable(L, -1))                            /* [.., native] */
+		luaL_error(L, "%s: spec.native must be a table (as sbi.simulator makes it)", label);
 	sbi_native *nv = sbi__push_box(L, sizeof *nv, "sbi.Native", native_free);
 	lua_insert(L, -2);                                  /* [.., box, native] */
 	lua_getfield(L, -1, "kind");
-	const char *kind = luaL_checkstring(L, -1);
+	const char *kind = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
 	nv->kind = strcmp(kind, "plugin") == 0 ? NATIVE_PLUGIN : strcmp(kind, "command") == 0 ? NATIVE_COMMAND : 0;
 	if (nv->kind == 0)
 		luaL_error(L, "%s: spec.native.kind must be \"plugin\" or \"command\"", label);
 	lua_getfield(L, -2, "path");
-	const char *path = luaL_checkstring(L, -1);
+	if (lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "%s: spec.native.path must be a string", label);
+	const char *path = lua_tostring(L, -1);
 	check_policy(L, kind, path);
 	if (!sbi__check_read(L, path))
 		luaL_error(L, "%s: %s", label, lua_tostring(L, -1));
 	snprintf(nv->path, sizeof nv->path, "%s", path);
 	lua_getfield(L, -3, "batch");
-	lua_Integer b = luaL_optinteger(L, -1, nv->kind == NATIVE_PLUGIN ? 256 : 1);
+	lua_Integer b = lua_isnil(L, -1) ? (nv->kind == NATIVE_PLUGIN ? 256 : 1) : lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
 	if (b < 1 || b > NATIVE_MAX_BATCH)
 		luaL_error(L, "%s: batch must be from 1 to %d", label, NATIVE_MAX_BATCH);
 	nv->batch = (size_t)b;
@@ -394,6 +398,34 @@ any_failed(const sbi_native_row *rows, size_t a, size_t b)
 	return 0;
 }
 
+/* One chunk's run (sbi__native_run's arguments). */
+typedef struct native_call {
+	const sbi_mat *theta;
+	sbi_mat *x;
+	uint64_t stream[3]; /* seed, purpose, index of row 0 */
+	sbi_native_row *rows;
+	sbi_pool_slot *slot;
+	int stop;
+	sbi_native_tick tick;
+	void *ud;
+	sbi_err *err;
+} native_call;
+
+/* Rows a..end-1 are done: progress, and whether to stop there (a failure
+ * with stop set; the rows after are marked not run). */
+static int
+batch_done(const native_call *c, size_t a, size_t end)
+{
+	c->slot->done = end;
+	if (c->tick)
+		c->tick(c->ud, end);
+	if (!c->stop || !any_failed(c->rows, a, end))
+		return 0;
+	for (size_t i = end; i < c->theta->nrow; i++)
+		c->rows[i].kind = ROW_NOT_RUN;
+	return 1;
+}
+
 /* ---- running: plugins ---- */
 
 typedef struct plugin_call {
@@ -419,9 +451,10 @@ free_rngs(gsl_rng **r, size_t n)
 }
 
 static int
-plugin_run(sbi_native *nv, const sbi_mat *theta, sbi_mat *x, uint64_t seed, uint64_t purpose, uint64_t first,
-    sbi_native_row *rows, sbi_pool_slot *slot, int stop, sbi_err *err)
+plugin_run(sbi_native *nv, const native_call *c)
 {
+	const sbi_mat *theta = c->theta;
+	sbi_native_row *rows = c->rows;
 	size_t m = theta->nrow, nb = nv->batch < m ? nv->batch : m;
 	gsl_rng **r = sbi_calloc(nb ? nb : 1, sizeof *r); /* freed below */
 	for (size_t i = 0; r && i < nb; i++)
@@ -430,39 +463,35 @@ plugin_run(sbi_native *nv, const sbi_mat *theta, sbi_mat *x, uint64_t seed, uint
 			r = NULL;
 		}
 	if (r == NULL)
-		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		return sbi_err_set(c->err, SBI_ENOMEM, "out of memory");
 	void *state = NULL;
 	char msg[512] = "";
 	if (nv->plugin->init && nv->plugin->init(&state, nv->dtheta, nv->dx, msg, sizeof msg) != 0) {
 		free_rngs(r, nb);
 		msg[sizeof msg - 1] = '\0';
-		return sbi_err_set(err, SBI_ESIM, "plugin %s: init failed: %s", nv->path, msg[0] ? msg : "(no message)");
+		return sbi_err_set(c->err, SBI_ESIM, "plugin %s: init failed: %s", nv->path, msg[0] ? msg : "(no message)");
 	}
 	for (size_t a = 0; a < m; a += nb) {
 		size_t n = m - a < nb ? m - a : nb;
 		for (size_t i = 0; i < n; i++)
-			sbi_rng_set_stream(r[i], seed, purpose, first + a + i);
-		plugin_call c = { rows + a };
+			sbi_rng_set_stream(r[i], c->stream[0], c->stream[1], c->stream[2] + a + i);
+		plugin_call pc = { rows + a };
 		sbirun_batch b = { .n = n, .dtheta = nv->dtheta, .dx = nv->dx, .theta = sbi_mat_row(theta, a),
-			.x = sbi_mat_row(x, a), .rng = (sbirun_rng *const *)(void *)r, .host = &host, .fail = plugin_fail,
-			.engine = &c };
-		slot->current = first + a;
-		slot->busy = 1;
+			.x = sbi_mat_row(c->x, a), .rng = (sbirun_rng *const *)(void *)r, .host = &host,
+			.fail = plugin_fail, .engine = &pc };
+		c->slot->current = c->stream[2] + a;
+		c->slot->busy = 1;
 		int rc = nv->plugin->simulate(state, &b);
 		if (rc != 0) {
 			snprintf(msg, sizeof msg, "the plugin's simulate returned %d for the batch of this row", rc);
 			for (size_t i = 0; i < n; i++)
 				row_fail(&rows[a + i], ROW_ERROR, msg);
 		}
-		check_finite(x, a, a + n, rows, "plugin");
-		slot->done = a + n;
-		if (stop && any_failed(rows, a, a + n)) {
-			for (size_t i = a + n; i < m; i++)
-				rows[i].kind = ROW_NOT_RUN;
+		check_finite(c->x, a, a + n, rows, "plugin");
+		if (batch_done(c, a, a + n))
 			break;
-		}
 	}
-	slot->busy = 0;
+	c->slot->busy = 0;
 	if (nv->plugin->free_state)
 		nv->plugin->free_state(state);
 	free_rngs(r, nb);
@@ -521,47 +550,78 @@ command_stop(sbi_native *nv)
 	command_end(nv, 0, NULL);
 }
 
+/* In the forked child: becomes the program, or writes errno to efd and
+ * exits. Only async-signal-safe calls: the parent may have threads. */
+static void
+child_exec(const sbi_native *nv, pid_t parent, int in, int out, int efd)
+{
+	/* Killed with the process that runs it (a worker SIGKILLed while the
+	 * program hangs must not leave the program behind). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(127);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	static const int reset[] = { SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD };
+	for (size_t i = 0; i < sizeof reset / sizeof *reset; i++)
+		signal(reset[i], SIG_DFL);
+	int e = 0;
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0)
+		e = errno;
+	/* Nothing else inherited (the pool's pipes, the cache's lock), but efd. */
+	if (e == 0 && efd > 3)
+		close_range(3, (unsigned)efd - 1, 0);
+	if (e == 0)
+		close_range((unsigned)efd + 1, ~0u, 0);
+	if (e == 0 && chdir(nv->cwd) != 0)
+		e = errno;
+	if (e == 0) {
+		execv(nv->path, nv->argv);
+		e = errno;
+	}
+	ssize_t w = write(efd, &e, sizeof e);
+	(void)w;
+	_exit(127);
+}
+
 /* Starts the program with its stdin on a socket (so writing to a program
- * that died gives EPIPE, not SIGPIPE) and its stdout on a pipe. */
+ * that died gives EPIPE, not SIGPIPE) and its stdout on a pipe; argv is
+ * executed directly, never through a shell. */
 static int
 command_start(sbi_native *nv, sbi_err *err)
 {
-	int sv[2], p[2];
+	int sv[2], p[2] = { -1, -1 }, e[2] = { -1, -1 };
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return sbi_err_set(err, SBI_EIO, "cannot start %s: %s", nv->path, strerror(errno));
-	if (pipe2(p, O_CLOEXEC) != 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return sbi_err_set(err, SBI_EIO, "cannot start %s: %s", nv->path, strerror(errno));
+	if (pipe2(p, O_CLOEXEC) != 0 || pipe2(e, O_CLOEXEC) != 0) {
+		int en = errno;
+		int fds[6] = { sv[0], sv[1], p[0], p[1], e[0], e[1] };
+		for (int i = 0; i < 6; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		return sbi_err_set(err, SBI_EIO, "cannot start %s: %s", nv->path, strerror(en));
 	}
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	posix_spawn_file_actions_addchdir_np(&fa, nv->cwd);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3); /* no pipe of the pool or lock of the cache */
-	posix_spawnattr_init(&at);
-	sigset_t none, def;
-	sigemptyset(&none);
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	sigaddset(&def, SIGINT);
-	sigaddset(&def, SIGTERM);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	int rc = posix_spawn(&nv->pid, nv->path, &fa, &at, nv->argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	pid_t parent = getpid(), pid = fork();
+	if (pid == 0)
+		child_exec(nv, parent, sv[1], p[1], e[1]);
+	int en = pid < 0 ? errno : 0;
 	close(sv[1]);
 	close(p[1]);
-	if (rc != 0) {
+	close(e[1]);
+	ssize_t r;
+	while (pid > 0 && (r = read(e[0], &en, sizeof en)) < 0 && errno == EINTR)
+		;
+	close(e[0]);
+	if (en != 0) { /* fork failed, or the child could not exec: it has exited */
 		close(sv[0]);
 		close(p[0]);
+		if (pid > 0)
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
 		nv->pid = 0;
-		return sbi_err_set(err, SBI_ESIM, "cannot start the program %s: %s", nv->path, strerror(rc));
+		return sbi_err_set(err, SBI_ESIM, "cannot start the program %s: %s", nv->path, strerror(en));
 	}
+	nv->pid = pid;
 	nv->to_fd = sv[0];
 	nv->from_fd = p[0];
 	fcntl(nv->to_fd, F_SETFL, fcntl(nv->to_fd, F_GETFL) | O_NONBLOCK);
@@ -749,35 +809,30 @@ exchange(sbi_native *nv, const char *req, size_t nreq, sbi_mat *x, size_t a, siz
 }
 
 static int
-command_run(sbi_native *nv, const sbi_mat *theta, sbi_mat *x, const uint64_t stream[3], sbi_native_row *rows,
-    sbi_pool_slot *slot, int stop, sbi_err *err)
+command_run(sbi_native *nv, const native_call *c)
 {
-	size_t m = theta->nrow, cap = 0, len = 0;
+	size_t m = c->theta->nrow, cap = 0, len = 0;
 	char *req = NULL; /* freed below */
 	gsl_rng *r = sbi_rng_alloc();
-	int rc = r ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	int rc = r ? SBI_OK : sbi_err_set(c->err, SBI_ENOMEM, "out of memory");
 	for (size_t a = 0; rc == SBI_OK && a < m;) {
 		size_t n = m - a < nv->batch ? m - a : nv->batch;
-		if (nv->pid == 0 && (rc = command_start(nv, err)) != SBI_OK)
+		if (nv->pid == 0 && (rc = command_start(nv, c->err)) != SBI_OK)
 			break;
-		if (format_requests(nv, theta, a, a + n, stream, r, &req, &cap, &len) != SBI_OK) {
-			rc = sbi_err_set(err, SBI_ENOMEM, "out of memory");
+		if (format_requests(nv, c->theta, a, a + n, c->stream, r, &req, &cap, &len) != SBI_OK) {
+			rc = sbi_err_set(c->err, SBI_ENOMEM, "out of memory");
 			break;
 		}
-		slot->current = stream[2] + a;
-		slot->busy = 1;
-		size_t k = exchange(nv, req, len, x, a, n, rows);
-		check_finite(x, a, a + k, rows, "program");
+		c->slot->current = c->stream[2] + a;
+		c->slot->busy = 1;
+		size_t k = exchange(nv, req, len, c->x, a, n, c->rows);
+		check_finite(c->x, a, a + k, c->rows, "program");
 		size_t end = a + (k < n ? k + 1 : n);
-		slot->done = end;
-		if (stop && any_failed(rows, a, end)) {
-			for (size_t i = end; i < m; i++)
-				rows[i].kind = ROW_NOT_RUN;
+		if (batch_done(c, a, end))
 			break;
-		}
 		a = end;
 	}
-	slot->busy = 0;
+	c->slot->busy = 0;
 	command_end(nv, 0, NULL);
 	sbi_free(req);
 	if (r)
@@ -786,15 +841,14 @@ command_run(sbi_native *nv, const sbi_mat *theta, sbi_mat *x, const uint64_t str
 }
 
 int
-sbi__native_run(sbi_native *nv, const sbi_mat *theta, sbi_mat *x, uint64_t seed, uint64_t purpose,
-    uint64_t first, sbi_native_row *rows, sbi_pool_slot *slot, int stop, sbi_err *err)
+sbi__native_run(sbi_native *nv, const sbi_mat *theta, sbi_mat *x, const uint64_t stream[3],
+    sbi_native_row *rows, sbi_pool_slot *slot, int stop, sbi_native_tick tick, void *ud, sbi_err *err)
 {
 	for (size_t i = 0; i < theta->nrow; i++)
 		rows[i].kind = ROW_OK;
 	for (size_t k = 0; k < theta->nrow * nv->dx; k++)
 		x->data[k] = NAN;
-	if (nv->kind == NATIVE_PLUGIN)
-		return plugin_run(nv, theta, x, seed, purpose, first, rows, slot, stop, err);
-	uint64_t stream[3] = { seed, purpose, first };
-	return command_run(nv, theta, x, stream, rows, slot, stop, err);
+	native_call c = { .theta = theta, .x = x, .stream = { stream[0], stream[1], stream[2] }, .rows = rows,
+		.slot = slot, .stop = stop, .tick = tick, .ud = ud, .err = err };
+	return nv->kind == NATIVE_PLUGIN ? plugin_run(nv, &c) : command_run(nv, &c);
 }

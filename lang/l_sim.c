@@ -237,6 +237,16 @@ run_rows(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rn
 	sbi_mat_truncate(o->x, kept);
 }
 
+/* Progress of a native chunk run in this process (forked workers report
+ * through their slot). */
+static void
+tick_native(void *ud, uint64_t done)
+{
+	sim_job *j = ud;
+	if (j->inline_run)
+		sbi_progress_update(&j->progress, j->done_before + done);
+}
+
 /* A plugin or a program (l_native.c) fills x; failed rows are dropped or
  * stop the run, as for a Lua simulator. */
 static void
@@ -247,7 +257,8 @@ run_native(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_
 		theta_at(j, prior_rng, first + i, sbi_mat_row(o->theta, i));
 	sbi_native_row *rows = lua_newuserdatauv(L, (m ? m : 1) * sizeof *rows, 0); /* collected with the frame */
 	j->slot->busy = 0;
-	j->rc = sbi__native_run(j->native, o->theta, o->x, j->seed, j->p_sim, first, rows, j->slot, !j->drop,
+	const uint64_t stream[3] = { j->seed, j->p_sim, first };
+	j->rc = sbi__native_run(j->native, o->theta, o->x, stream, rows, j->slot, !j->drop, tick_native, j,
 	    &j->slot->err);
 	if (j->rc != SBI_OK) {
 		char msg[sizeof j->slot->err.msg];
@@ -270,7 +281,6 @@ run_native(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_
 		memmove(sbi_mat_row(o->x, kept), sbi_mat_row(o->x, i), j->dx * sizeof(double));
 		kept++;
 	}
-	tick_inline(j, m);
 	o->counts[0] = (double)kept;
 	sbi_mat_truncate(o->theta, kept);
 	sbi_mat_truncate(o->x, kept);

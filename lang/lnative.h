@@ -30,14 +30,17 @@ typedef struct sbi_native_row {
  * [..] -> [.., box] | [..] */
 sbi_native *sbi__native_open(lua_State *L, int spec, const char *label, size_t dtheta, size_t dx);
 
+/* Reports the rows of the chunk finished so far (after each batch). */
+typedef void (*sbi_native_tick)(void *ud, uint64_t done);
+
 /* Runs the m rows of theta (simulations first .. first + m - 1, whose
  * random streams are (seed, purpose, index)) into the rows of x, with
- * their outcomes in rows[0..m-1]. Updates slot's progress. With stop set
- * it returns after the batch of the first failure. SBI_OK, or an error
- * that fails the whole chunk (a plugin's init, a program that cannot
- * start) with err set. */
-int sbi__native_run(sbi_native *nv, const sbi_mat *theta, sbi_mat *x, uint64_t seed, uint64_t purpose,
-    uint64_t first, sbi_native_row *rows, sbi_pool_slot *slot, int stop, sbi_err *err);
+ * their outcomes in rows[0..m-1]. Updates slot's progress and calls tick
+ * (ud) after each batch. With stop set it returns after the batch of the
+ * first failure. SBI_OK, or an error that fails the whole chunk (a
+ * plugin's init, a program that cannot start) with err set. */
+int sbi__native_run(sbi_native *nv, const sbi_mat *theta, sbi_mat *x, const uint64_t stream[3],
+    sbi_native_row *rows, sbi_pool_slot *slot, int stop, sbi_native_tick tick, void *ud, sbi_err *err);
 
 /* Adds internal.native_file to SBI_REG_INTERNAL (for sbi.simulator). */
 void sbi__open_native(lua_State *L);

@@ -78,6 +78,24 @@ cmp -s ok-filtered.csv o-hang/sims.csv || fail "hang + drop: the kept simulation
 # No program outlives its run.
 sleep 0.3
 pgrep -f "$T/gauss_program" >/dev/null && fail "a program outlived its run"
+# A hanging program dies with the run when the run is SIGKILLed (it gets
+# SIGKILL with its parent), with --jobs 1 and in a worker with --jobs 2.
+cat > h.lua <<'EOF2'
+local sbi = require "sbi"
+local prior = sbi.prior.normal { mean = { 0, 0 }, std = { 1, 1 }, names = { "a", "b" } }
+local sim = sbi.simulator { command = { "./gauss_program", "--fail", "hang", "--above", "-10" }, dim = 2, timeout = 100 }
+sbi.output { s = sbi.simulate { prior = prior, simulator = sim, n = 100, seed = 3, chunk_size = 50 } }
+EOF2
+for j in 1 2; do
+	"$SBIRUN" h.lua --quiet --cache hc --out ho --jobs $j >/dev/null 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do pgrep -f "$T/gauss_program --fail hang" >/dev/null && break; sleep 0.1; done
+	pgrep -f "$T/gauss_program --fail hang" >/dev/null || fail "--jobs $j: the hanging program did not start"
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	for _ in $(seq 20); do pgrep -f "$T/gauss_program --fail hang" >/dev/null || break; sleep 0.1; done
+	pgrep -f "$T/gauss_program --fail hang" >/dev/null && fail "--jobs $j: a hanging program outlived its killed run"
+done
 # A program that cannot start ends the run with its reason.
 cat > noexec.lua <<'EOF2'
 local sbi = require "sbi"
