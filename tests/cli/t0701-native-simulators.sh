@@ -169,7 +169,7 @@ expect_ok
 expect_err "dropped 28 of 2000 simulations (0 errors, 28 NaN/inf, 0 wrong length)"
 plug crashing fail 2
 expect_fail 1
-expect_err "was killed by signal 11"
+expect_err "was killed by signal 6"
 expect_err "at theta = "
 # Bad declarations.
 cat > bad.lua <<'EOF2'
