@@ -259,7 +259,8 @@ check_hash(lua_State *L, sbi_native *nv, const char *label)
 	if (hash_file(nv->path, hex, &err) != SBI_OK)
 		luaL_error(L, "%s: %s", label, err.msg);
 	if (strcmp(hex, want) != 0)
-		luaL_error(L, "%s: %s changed since the recipe was loaded; run again", label, nv->path);
+		luaL_error(L, "%s: %s does not have the content hash of the step's key (it changed since the recipe "
+		    "was loaded); run again", label, nv->path);
 	lua_pop(L, 1);
 }
 
