@@ -257,6 +257,37 @@ params_json(lua_State *L)
 	return o;
 }
 
+/* The plugins and programs the recipe's simulators run (stdlib/sbi/
+ * simulate.lua's natives), a new array: per file its kind, its path as the
+ * recipe wrote it, its blake2b (the binary itself is never bundled) and the
+ * sources the bundle carries for it. */
+static json_t *
+natives_json(lua_State *L)
+{
+	json_t *arr = json_array();
+	int top = lua_gettop(L);
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_getfield(L, -1, "sbi.simulate"); /* [.., loaded, simulate] */
+	lua_Integer n = lua_istable(L, -1) && lua_getfield(L, -1, "natives") == LUA_TTABLE
+				? (lua_Integer)lua_rawlen(L, -1) : 0;
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i);                      /* [.., natives, e] */
+		json_t *o = sbi__table_json(L, -1), *src = json_array();
+		lua_getfield(L, -1, "sources");             /* [.., natives, e, sources] */
+		for (lua_Integer k = 1; lua_istable(L, -1) && k <= (lua_Integer)lua_rawlen(L, -1); k++) {
+			lua_rawgeti(L, -1, k);
+			if (lua_type(L, -1) == LUA_TSTRING)
+				json_array_append_new(src, sbi__json_str(lua_tostring(L, -1)));
+			lua_pop(L, 1);
+		}
+		json_object_set_new(o, "sources", src);
+		json_array_append_new(arr, o);
+		lua_pop(L, 2);
+	}
+	lua_settop(L, top);
+	return arr;
+}
+
 /* Adds the cached artifacts of the graph's nodes (and the chunks of
  * simulate nodes); fills the manifest's nodes. */
 static int
@@ -368,6 +399,10 @@ sbi_bundle_cmd_create(sbi_session *s, const sbi_bundle_cmd_opts *o)
 	    "recipe", "path", so->recipe, "file", rname,
 	    "sets", sets, "params", params_json(sbi_session_lua(s)), "modules", modules, "data", data,
 	    "reads", reads, "without", without, "nodes", nodes, "compression", o->compression ? o->compression : "zstd");
+	json_t *natives = natives_json(sbi_session_lua(s));
+	if (m && json_array_size(natives) > 0) /* only then: other manifests stay as they were */
+		json_object_set(m, "native", natives);
+	json_decref(natives);
 	sbi_err err = { 0 };
 	if (!bad && m == NULL)
 		bad = errorf("%s%s", "cannot build the manifest", "");
@@ -425,6 +460,16 @@ sbi_bundle_cmd_show(const char *path, const sbi_bundle_limits *lim)
 	    (long long)bytes);
 	printf("restrict  once unpacked, the recipe runs restricted: it reads only files inside its folder "
 	    "and writes only to the output folder (--trust lifts this)\n");
+	json_array_foreach(json_object_get(m, "native"), i, v) {
+		printf("native    %s %s, blake2b %.12s: not in the bundle (build it from:", E(str_of(v, "kind")),
+		    E(str_of(v, "path")), E(str_of(v, "blake2b")));
+		size_t k;
+		json_t *src;
+		json_array_foreach(json_object_get(v, "sources"), k, src)
+			printf(" %s", E(json_string_value(src) ? json_string_value(src) : "?"));
+		printf("%s); it runs only with --allow-native\n", json_array_size(json_object_get(v, "sources")) ? ""
+		    : " no source given");
+	}
 	printf("\n%-4s %-18s %-12s %-12s %s\n", "id", "kind", "key", "artifact", "label");
 	json_array_foreach(json_object_get(m, "nodes"), i, v) {
 		const char *art = json_string_value(json_object_get(v, "artifact"));
@@ -503,6 +548,11 @@ sbi_bundle_cmd_unpack(const char *path, const char *dir, const sbi_bundle_limits
 	char *cmd = rerun_command(m, dir), *shown = cmd ? sbi_malloc(4 * strlen(cmd) + 8) : NULL;
 	fprintf(stderr, "unpacked %s into %s; to re-run it from the cache:\n  %s\n", E(path), E(dir),
 	    shown ? sbi_bundle_escape(cmd, shown, 4 * strlen(cmd) + 8) : "(out of memory)");
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(m, "native"), i, v) /* docs/simulators.md#bundles */
+		fprintf(stderr, "  (its simulator %s %s is not in the bundle: build it from its sources, check them, "
+		    "and add --allow-native)\n", E(str_of(v, "kind")), E(str_of(v, "path")));
 	sbi_free(shown);
 	sbi_free(cmd);
 	json_decref(m);

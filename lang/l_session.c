@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lnative.h"
 #include "lsession.h"
 #include "sbi/alloc.h"
 #include "sbi/bundle.h"
@@ -169,6 +170,10 @@ init_restriction(sbi_session *s)
 			sbi_free(folder);
 			return 1;
 		}
+	}
+	if (!s->o.allow_native) { /* even with --trust: native code leaves the sandbox (docs/security.md) */
+		lua_pushstring(s->L, folder);
+		lua_setfield(s->L, LUA_REGISTRYINDEX, SBI_REG_NATIVE_REFUSED);
 	}
 	if (s->o.trust) {
 		sbi_free(folder);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lmpi.h"
+#include "lnative.h"
 #include "lsbi.h"
 #include "lstate.h"
 #include "sbi/alloc.h"
@@ -33,6 +34,7 @@ typedef struct sim_job {
 	sbi_runctx *ctx;    /* L's: read once, not per simulation */
 	int spec;           /* stack index of the spec table */
 	sbi_prior *prior;
+	sbi_native *native; /* a plugin or program (l_native.c), or NULL: a Lua function */
 	const sbi_mat *thetas; /* row i is simulation i's theta; NULL: draw from the prior (borrowed) */
 	uint64_t p_prior, p_sim; /* stream purposes of this round */
 	int batched, drop;
@@ -237,6 +239,55 @@ run_rows(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rn
 	sbi_mat_truncate(o->x, kept);
 }
 
+/* Progress of a native chunk run in this process (forked workers report
+ * through their slot). */
+static void
+tick_native(void *ud, uint64_t done)
+{
+	sim_job *j = ud;
+	if (j->inline_run)
+		sbi_progress_update(&j->progress, j->done_before + done);
+}
+
+/* A plugin or a program (l_native.c) fills x; failed rows are dropped or
+ * stop the run, as for a Lua simulator. */
+static void
+run_native(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rng)
+{
+	lua_State *L = j->L;
+	for (uint64_t i = 0; i < m; i++)
+		theta_at(j, prior_rng, first + i, sbi_mat_row(o->theta, i));
+	sbi_native_row *rows = lua_newuserdatauv(L, (m ? m : 1) * sizeof *rows, 0); /* collected with the frame */
+	j->slot->busy = 0;
+	const uint64_t stream[3] = { j->seed, j->p_sim, first };
+	j->rc = sbi__native_run(j->native, o->theta, o->x, stream, rows, j->slot, !j->drop, tick_native, j,
+	    &j->slot->err);
+	if (j->rc != SBI_OK) {
+		char msg[sizeof j->slot->err.msg];
+		memcpy(msg, j->slot->err.msg, sizeof msg);
+		sbi_err_set(&j->slot->err, j->rc, "%s: %s", j->label, msg);
+		return;
+	}
+	size_t kept = 0;
+	for (uint64_t i = 0; i < m && rows[i].kind >= 0; i++) {
+		if (rows[i].kind != FAIL_NONE) {
+			lua_pushstring(L, rows[i].msg);
+			record_failure(j, o, rows[i].kind, first + i, sbi_mat_row(o->theta, i));
+			if (!j->drop) {
+				j->rc = sbi_err_set(&j->slot->err, SBI_ESIM, "%s: %s", j->label, o->first);
+				return;
+			}
+			continue;
+		}
+		memmove(sbi_mat_row(o->theta, kept), sbi_mat_row(o->theta, i), j->dtheta * sizeof(double));
+		memmove(sbi_mat_row(o->x, kept), sbi_mat_row(o->x, i), j->dx * sizeof(double));
+		kept++;
+	}
+	o->counts[0] = (double)kept;
+	sbi_mat_truncate(o->theta, kept);
+	sbi_mat_truncate(o->x, kept);
+}
+
 /* Batched form: fn(theta Mat, x Mat, rng) fills x; rows left with NaN fail. */
 static void
 run_batched(sim_job *j, chunk_out *o, uint64_t first, uint64_t m, gsl_rng *prior_rng, int fn, int rng)
@@ -353,7 +404,9 @@ chunk_protected(lua_State *L)
 	o->x = sbi_mat_alloc(m, j->dx);
 	if (o->theta == NULL || o->x == NULL)
 		return luaL_error(L, "out of memory for a chunk of %d simulations", (int)m);
-	if (j->batched)
+	if (j->native)
+		run_native(j, o, first, m, prior_rng);
+	else if (j->batched)
 		run_batched(j, o, first, m, prior_rng, fn, rng);
 	else
 		run_rows(j, o, first, m, prior_rng, fn, meta, rng);
@@ -463,8 +516,10 @@ read_spec(lua_State *L, sim_job *j)
 	j->prior = sbi__check_prior(L, -1);
 	j->dtheta = sbi_prior_dim(j->prior);
 	lua_getfield(L, j->spec, "simulator");
-	luaL_argcheck(L, lua_isfunction(L, -1), 1, "spec.simulator must be a function");
-	lua_pop(L, 1);
+	lua_getfield(L, j->spec, "native");
+	luaL_argcheck(L, lua_isfunction(L, -2) || lua_istable(L, -1), 1,
+	    "spec.simulator must be a function (or spec.native a table)");
+	lua_pop(L, 2);
 	static const char *ints[] = { "n", "seed", "chunk_size", "dim" };
 	lua_Integer v[4];
 	for (int k = 0; k < 4; k++) {
@@ -798,6 +853,7 @@ sbi__l_simulate(lua_State *L)
 		return luaL_error(L, "simulate can only run inside a graph node");
 	sim_job j = { .L = L, .ctx = ctx, .spec = 1, .cache = ctx->cache, .node_key = ctx->node->key, .quiet = ctx->quiet };
 	read_spec(L, &j);
+	j.native = sbi__native_open(L, j.spec, j.label, j.dtheta, j.dx); /* [.., box] when native */
 	if (mpi_worker) {
 		j.dx = mpi_dx; /* rank 0 inferred it */
 		j.chunk = mpi_chunk;

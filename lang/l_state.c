@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lnative.h"
 #include "lstate.h"
 #include "sbi/alloc.h"
 #include "sbi/fsutil.h"
@@ -348,6 +349,7 @@ sbi__state_new(sbi_runctx *ctx, int sandbox)
 	lua_setfield(L, LUA_REGISTRYINDEX, SBI_RUNCTX);
 	sbi__open_graph(L);
 	sbi__open_prov(L);
+	sbi__open_native(L);
 	if (sandbox)
 		strip_state(L);
 	return L;

@@ -40,7 +40,7 @@ usage(FILE *f)
 	    "       sbirun bundle RECIPE -o FILE [--compression C] [--without simulations] [--include PATH]\n"
 	    "                     [options]\n"
 	    "       sbirun show FILE | verify FILE | unpack FILE DIR   [limits]\n"
-	    "       sbirun replay FILE [--trust] [--jobs N] [--out DIR] [--quiet] [limits]\n"
+	    "       sbirun replay FILE [--trust] [--allow-native] [--jobs N] [--out DIR] [--quiet] [limits]\n"
 	    "       sbirun report OUTDIR\n"
 	    "       sbirun --version | --help\n"
 	    "\n"
@@ -57,6 +57,8 @@ usage(FILE *f)
 	    "  --without simulations  bundle: leave out simulate steps' artifacts\n"
 	    "  --include PATH    bundle: a file (or folder) outside the recipe's folder that steps read\n"
 	    "  --trust           run a recipe from a bundle unrestricted (see docs/bundles.md)\n"
+	    "  --allow-native    let a recipe from a bundle load its simulator plugins and programs\n"
+	    "                    (see docs/security.md)\n"
 	    "limits (show, verify, unpack, replay; SIZE in bytes, or with K, M, G, T):\n"
 	    "  --max-manifest-size SIZE   largest manifest.json read (default 8M)\n"
 	    "  --max-unpacked-size SIZE   largest total of the entries (default 8G)\n"
@@ -245,6 +247,9 @@ parse(int argc, char **argv, cli *c, const char **sets, const char **includes)
 			continue;
 		} else if (strcmp(a, "--trust") == 0) {
 			c->o.trust = 1;
+			continue;
+		} else if (strcmp(a, "--allow-native") == 0) {
+			c->o.allow_native = 1;
 			continue;
 		} else if (a[0] == '-' && a[1] != '\0')
 			return bad_usage("unknown option", a);

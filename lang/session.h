@@ -14,6 +14,7 @@ typedef struct sbi_session_opts {
 	int jobs;              /* worker processes for simulations */
 	int quiet;             /* no progress output */
 	int trust;             /* --trust: no restriction for recipes from bundles */
+	int allow_native;      /* --allow-native: a recipe from a bundle may load plugins and run programs */
 	int run_all;           /* run every step, not only those the outputs need (replay) */
 	int fresh_cache;       /* cache_dir is a new, private one (replay): a restricted recipe may use it */
 } sbi_session_opts;

@@ -87,6 +87,10 @@ local function from_simulation(spec, where)
   }, 4)
   local sim = simulate.as_simulator(spec.simulator)
   if sim.batched then error("sbi.observation: use a per-simulation (not batched) simulator", 3) end
+  if sim.native then
+    error("sbi.observation: a " .. sim.native.kind .. " simulator cannot simulate the observation here; simulate it "
+          .. "with sbi.simulate{ ..., thetas = ... } or give the data", 3)
+  end
   local opts = { simulator = sim.fn, theta = spec.theta, seed = math.tointeger(spec.seed or 0), names = spec.names }
   return graph.node("observation", where, opts, {}, function(node)
     local theta = {}

@@ -7,22 +7,111 @@ local graph = require "sbi.graph"
 local prior = require "sbi.prior"
 
 local M = {}
+-- The plugins and programs declared, for bundles' manifests (lang/bundle_cmd.c).
+M.natives = {}
 local Simulator = { __name = "sbi.Simulator" }
 Simulator.__index = Simulator
 M.Simulator = Simulator
 
+-- What only the stdlib may call, from the loader (lang/l_state.c).
+local internal = select(3, ...)
+
+-- The files of sbi.simulator's option `source` (a path or a list), from
+-- the recipe's folder: their hashes enter the key, and bundles carry them
+-- (as data files) so a plugin or program can be rebuilt from them.
+local function source_hashes(source, dir)
+  local list = type(source) == "table" and source or { source }
+  local hashes = {}
+  for i, path in ipairs(list) do
+    local found = path:sub(1, 1) == "/" and path or dir .. "/" .. path
+    local h, msg = core.file_hash(found)
+    if not h then error("sbi.simulator: source '" .. path .. "': " .. tostring(msg), 4) end
+    internal.data_file(path, found) -- provenance: bundles carry it
+    hashes[i] = h
+  end
+  return hashes
+end
+
+-- A plugin (a C shared library, docs/simulators.md) or a program: what the
+-- key hashes (the file's content hash, never its path) and what
+-- core.simulate gets (spec.native, read by lang/l_native.c).
+local function native(opts)
+  local dir = require("sbi.observation").recipe_dir or "."
+  local kind = opts.plugin and "plugin" or "command"
+  local file = opts.plugin or opts.command[1]
+  local ok, real, hash = pcall(internal.native_file, file, dir, kind)
+  if not ok then
+    local msg = tostring(real)
+    if msg:find("not found", 1, true) and opts.source then
+      local list = type(opts.source) == "table" and table.concat(opts.source, ", ") or opts.source
+      msg = msg .. "\n(a bundle carries a plugin's or program's source, not the binary: build it from " .. list
+        .. " into that path; docs/simulators.md#bundles)"
+    end
+    error(msg, 3)
+  end
+  local run = { kind = kind, path = real, hash = hash, batch = opts.batch and math.tointeger(opts.batch) }
+  local sources = type(opts.source) == "table" and opts.source or { opts.source }
+  local seen = false
+  for _, e in ipairs(M.natives) do seen = seen or (e.path == file and e.blake2b == hash) end
+  if not seen then M.natives[#M.natives + 1] = { kind = kind, path = file, blake2b = hash, sources = sources } end
+  local key = { kind = kind, hash = hash, sources = opts.source and source_hashes(opts.source, dir) or nil }
+  if kind == "plugin" then
+    run.symbol = opts.symbol or "simulate"
+    key.symbol = run.symbol
+  else
+    run.argv, key.args = {}, {}
+    for i, a in ipairs(opts.command) do
+      run.argv[i] = a
+      if i > 1 then key.args[i - 1] = a end
+    end
+    run.cwd, run.timeout = dir, opts.timeout
+  end
+  return run, key
+end
+
 -- sbi.simulator{ fn = f, dim = K, batched = false }
+-- sbi.simulator{ plugin = "libsim.so", symbol = "simulate", dim = K, batch = B, source = ... }
+-- sbi.simulator{ command = { "./sim", "--flag" }, dim = K, batch = B, timeout = S, source = ... }
 function M.simulator(opts)
   check.options("sbi.simulator", opts, {
-    fn = { check.func(), required = true },
+    fn = { check.func() },
+    plugin = { check.string() },
+    command = { check.strings() },
+    symbol = { check.string() },
+    batch = { check.integer(1, 100000) },
+    timeout = { check.positive() },
+    source = { check.any(check.string(), check.strings()) },
     dim = { check.integer(1) },
     batched = { check.boolean() },
   })
-  if opts.batched and not opts.dim then
-    error("sbi.simulator: a batched simulator needs 'dim' (the length of one simulation's data)", 2)
+  local given = (opts.fn and 1 or 0) + (opts.plugin and 1 or 0) + (opts.command and 1 or 0)
+  if given ~= 1 then
+    error("sbi.simulator: give exactly one of 'fn' (a Lua function), 'plugin' (a C shared library) or "
+          .. "'command' (a program and its arguments)", 2)
   end
-  return setmetatable({ fn = opts.fn, dim = opts.dim and math.tointeger(opts.dim), batched = opts.batched == true },
-                      Simulator)
+  if opts.fn then
+    for _, k in ipairs({ "symbol", "batch", "timeout", "source" }) do
+      if opts[k] ~= nil then error("sbi.simulator: option '" .. k .. "' is for plugin or command simulators", 2) end
+    end
+    if opts.batched and not opts.dim then
+      error("sbi.simulator: a batched simulator needs 'dim' (the length of one simulation's data)", 2)
+    end
+    return setmetatable({ fn = opts.fn, dim = opts.dim and math.tointeger(opts.dim), batched = opts.batched == true },
+                        Simulator)
+  end
+  local what = opts.plugin and "plugin" or "command"
+  if not opts.dim then
+    error("sbi.simulator: a " .. what .. " simulator needs 'dim' (the length of one simulation's data)", 2)
+  end
+  if opts.batched ~= nil then error("sbi.simulator: 'batched' is for Lua functions (a " .. what
+                                    .. " is always called in batches: see 'batch')", 2) end
+  if opts.plugin and opts.timeout then error("sbi.simulator: 'timeout' is for command simulators", 2) end
+  if opts.command and opts.symbol then error("sbi.simulator: 'symbol' is for plugin simulators", 2) end
+  if opts.command and #opts.command == 0 then
+    error("sbi.simulator: 'command' must list the program and its arguments, e.g. { \"./sim\", \"--fast\" }", 2)
+  end
+  local run, key = native(opts)
+  return setmetatable({ native = run, key = key, dim = math.tointeger(opts.dim), batched = false }, Simulator)
 end
 
 -- A plain function or a Simulator, as a Simulator.
@@ -101,7 +190,7 @@ local function declare(opts, level, where)
   local sim = M.as_simulator(opts.simulator)
   local p = opts.prior
   local key_opts = {
-    prior = p, simulator = sim.fn, dim = sim.dim, batched = sim.batched,
+    prior = p, simulator = sim.fn or sim.key, dim = sim.dim, batched = sim.batched,
     n = math.tointeger(opts.n), seed = math.tointeger(opts.seed or 1), on_failure = opts.on_failure or "fail",
   }
   -- Round 0 uses the streams of a single-round run: the same key too.
@@ -123,7 +212,7 @@ local function declare(opts, level, where)
     local ok, r = pcall(core.simulate, {
       thetas = thetas, round = round,
       expect_dim = expect and expect.dim, expect_label = expect and expect.label,
-      prior = p.c, simulator = sim.fn, batched = sim.batched, dim = sim.dim, n = key_opts.n,
+      prior = p.c, simulator = sim.fn, native = sim.native, batched = sim.batched, dim = sim.dim, n = key_opts.n,
       seed = key_opts.seed, chunk_size = chunk, on_failure = key_opts.on_failure,
       names = p.names, theta_meta = theta_meta(p.names), label = node.label,
     })

@@ -58,7 +58,7 @@ cat > unknown_sim.lua <<'EOF'
 local sbi = require "sbi"
 local s = sbi.simulator { fn = function(t) return t end, dimm = 3 }
 EOF
-bad 1 "unknown_sim.lua:2:" "sbi.simulator: unknown option 'dimm' (accepted: batched, dim, fn)" -- unknown_sim.lua
+bad 1 "unknown_sim.lua:2:" "sbi.simulator: unknown option 'dimm' (accepted: batch, batched, command, dim, fn, plugin, source, symbol, timeout)" -- unknown_sim.lua
 cat > unknown_obs.lua <<'EOF'
 local sbi = require "sbi"
 
