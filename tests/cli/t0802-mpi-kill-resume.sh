@@ -8,10 +8,12 @@
 cp "$SRCDIR/tests/cli/mpi_recipe.lua" recipe.lua
 args=(--set smc=false --set work=2000 --set n=8000 --set chunk=200)
 
-# rank_pid N: the pid of the sbirun process of rank N (from its environment).
+# rank_pid N: the pid of this test's sbirun process of rank N (from its
+# environment; its working folder tells it from other tests' ranks).
 rank_pid() {
 	local p
 	for p in $(pgrep -f "$SBIRUN recipe.lua"); do
+		[ "$(readlink "/proc/$p/cwd")" = "$(pwd -P)" ] || continue
 		tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$p"; return 0; }
 	done
 	return 1
