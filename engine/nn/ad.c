@@ -656,6 +656,37 @@ unary_df(int op, float x, float y, float s)
 	return NAN;
 }
 
+/* The flows' affine scale and base density (softplus, log, +s, s x, x^2)
+ * as one loop per operation instead of a switch per element: the same
+ * expressions as unary_f and unary_df, so the same results, but the
+ * arithmetic ones vectorize. 0 when op has no loop here. */
+static SBI_AD_VECTOR int
+unary_fast(int op, float *restrict o, const float *restrict x, float s, size_t n)
+{
+	switch (op) {
+	case OP_SCALE: for (size_t i = 0; i < n; i++) o[i] = s * x[i]; return 1;
+	case OP_ADDS: for (size_t i = 0; i < n; i++) o[i] = x[i] + s; return 1;
+	case OP_SQUARE: for (size_t i = 0; i < n; i++) o[i] = x[i] * x[i]; return 1;
+	case OP_LOG: for (size_t i = 0; i < n; i++) o[i] = logf(x[i]); return 1;
+	case OP_SOFTPLUS: for (size_t i = 0; i < n; i++) o[i] = softplus(x[i]); return 1;
+	}
+	return 0;
+}
+
+/* ga += gy f'(x) for the operations of unary_fast (unary_df's expressions). */
+static SBI_AD_VECTOR int
+unary_back_fast(int op, float *restrict ga, const float *restrict gy, const float *restrict x, float s, size_t n)
+{
+	switch (op) {
+	case OP_SCALE: for (size_t i = 0; i < n; i++) ga[i] += gy[i] * s; return 1;
+	case OP_ADDS: for (size_t i = 0; i < n; i++) ga[i] += gy[i] * 1.0f; return 1;
+	case OP_SQUARE: for (size_t i = 0; i < n; i++) ga[i] += gy[i] * (2 * x[i]); return 1;
+	case OP_LOG: for (size_t i = 0; i < n; i++) ga[i] += gy[i] * (1 / x[i]); return 1;
+	case OP_SOFTPLUS: for (size_t i = 0; i < n; i++) ga[i] += gy[i] * sigmoid(x[i]); return 1;
+	}
+	return 0;
+}
+
 static sbi_var
 unary(sbi_tape *t, int op, sbi_var a, float s)
 {
@@ -668,7 +699,7 @@ unary(sbi_tape *t, int op, sbi_var a, float s)
 	size_t n = ny->rows * ny->cols;
 	if (op == OP_TANH) /* the hot activation */
 		tanh_array(ny->v, na->v, n);
-	else
+	else if (!unary_fast(op, ny->v, na->v, s, n))
 		for (size_t i = 0; i < n; i++)
 			ny->v[i] = unary_f(op, na->v[i], s);
 	return y;
@@ -685,8 +716,9 @@ back_unary(sbi_tape *t, node *y)
 		tanh_back_array(a->g, y->g, y->v, n);
 	else {
 		float *ga = grad_add(a);
-		for (size_t i = 0; i < n; i++)
-			ga[i] += y->g[i] * unary_df(y->op, a->v[i], y->v[i], y->s);
+		if (!unary_back_fast(y->op, ga, y->g, a->v, y->s, n))
+			for (size_t i = 0; i < n; i++)
+				ga[i] += y->g[i] * unary_df(y->op, a->v[i], y->v[i], y->s);
 	}
 }
 
