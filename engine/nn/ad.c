@@ -21,7 +21,7 @@ enum op {
 	OP_CONST, OP_PARAM, OP_LINEAR, OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_SCALE, OP_ADDS,
 	OP_RELU, OP_TANH, OP_ELU, OP_SILU, OP_SOFTPLUS, OP_LOGSIG, OP_EXP, OP_LOG, OP_SQUARE,
 	OP_COLS, OP_CONCAT, OP_PERMUTE, OP_RESHAPE, OP_SUMROWS, OP_LSE, OP_MEAN, OP_RQS, OP_RQS_LOGDET,
-	OP_LINEAR_TANH,
+	OP_LINEAR_TANH, OP_ADD_REPEAT,
 };
 
 typedef struct node {
@@ -452,6 +452,38 @@ binary(sbi_tape *t, int op, sbi_var a, sbi_var b)
 		for (size_t i = 0; i < na->rows; i++)
 			binary_array(op, N(y)->v + i * m, na->v + i * m, nb->v, m);
 	return y;
+}
+
+sbi_var
+sbi_ad_add_repeat(sbi_tape *t, sbi_var a, sbi_var b, size_t rep)
+{
+	GUARD();
+	node *na = N(a), *nb = N(b);
+	SBI_ASSERT(rep >= 1 && na->cols == nb->cols && nb->rows * rep == na->rows);
+	sbi_var y = push(t, OP_ADD_REPEAT, na->rows, na->cols, a, b, -1, 0);
+	if (y < 0)
+		return -1;
+	na = N(a), nb = N(b);
+	N(y)->k = rep;
+	size_t m = na->cols;
+	for (size_t i = 0; i < na->rows; i++)
+		binary_array(OP_ADD, N(y)->v + i * m, na->v + i * m, nb->v + (i / rep) * m, m);
+	return y;
+}
+
+/* d(a + repeat(b)) = (dy, the sums of dy over each row's repeats). */
+static void
+back_add_repeat(sbi_tape *t, node *y)
+{
+	node *a = N(y->a), *b = N(y->b);
+	size_t m = y->cols, n = y->rows * m;
+	if (a->g && grad_begin(a, 1))
+		memcpy(a->g, y->g, n * sizeof(float));
+	else if (a->g)
+		add_into(a->g, y->g, n);
+	if (b->g)
+		for (size_t i = 0; i < y->rows; i++)
+			add_into(grad_add(b) + (i / y->k) * m, y->g + i * m, m);
 }
 
 sbi_var sbi_ad_add(sbi_tape *t, sbi_var a, sbi_var b) { return binary(t, OP_ADD, a, b); }
@@ -1169,6 +1201,7 @@ sbi_ad_backward(sbi_tape *t, sbi_var loss)
 		case OP_LINEAR_TANH: back_linear_tanh(t, y); break;
 		case OP_MATMUL: back_matmul(t, y); break;
 		case OP_ADD: case OP_SUB: case OP_MUL: back_binary(t, y); break;
+		case OP_ADD_REPEAT: back_add_repeat(t, y); break;
 		case OP_COLS: case OP_CONCAT: case OP_PERMUTE: case OP_RESHAPE: back_shape(t, y); break;
 		case OP_SUMROWS: case OP_LSE: case OP_MEAN:
 			if (N(y->a)->g)
