@@ -127,6 +127,23 @@ flow_loss(void *ud, sbi_tape *t, const size_t *idx, size_t n)
 	return sbi_ad_scale(t, sbi_ad_mean(t, sbi_flow_log_prob_std(F->f, t, y, c)), -1.0f);
 }
 
+/* The atomic loss's flow evaluations per tape chunk: at most this many
+ * (row, atom) pairs. A batch of 50 rows with 10 atoms is 500 pairs, whose
+ * 50 x 50 hidden products (M N K = 1.25e6) take OpenBLAS's packed GEMM
+ * path; chunks of 250 take its unpacked small-matrix kernels (M N K <=
+ * 1e6) and halve the working set of the tape (docs/benchmarks-sequential.md:
+ * about 10% less training time). The chunks' losses are summed, and their
+ * weight gradients accumulate, so the loss is the same function; only the
+ * floating-point summation order differs from one 500-row pass. */
+#define ATOMIC_CHUNK_PAIRS 250
+
+/* From this many context columns on, the atomic loss forms each batch
+ * row's context product once for its K atoms (sbi_flow_log_prob_std_rep):
+ * with 50 columns (the tutorial) that product is as large as a hidden
+ * layer's; with 2 (two_moons) repeating it in the GEMM is cheaper than the
+ * extra pass. */
+#define ATOMIC_SHARED_CONTEXT 8
+
 /* The atomic loss (fit.h) over the rows idx: batch row (i, k) pairs the
  * context of row i with the y of row (i + k) mod n, as
  * sbi_classifier_loss's contrastive loss pairs its atoms. */
@@ -135,19 +152,35 @@ flow_atomic_loss(void *ud, sbi_tape *t, const size_t *idx, size_t n)
 {
 	flow_fit *F = ud;
 	size_t K = F->atoms < n ? F->atoms : n, dy = F->dy, dc = F->dc;
+	/* A wide context (or an embedding) is evaluated once per batch row, not
+	 * once per atom; a narrow one is cheaper repeated in the product. */
+	int shared = sbi_flow_config_of(F->f)->kind != SBI_FLOW_MDN && dc >= ATOMIC_SHARED_CONTEXT;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < K; k++) {
-			size_t a = idx[(i + k) % n], r = i * K + k;
+			size_t a = idx[(i + k) % n], r = i * K + k, rc = shared ? i : r;
 			for (size_t j = 0; j < dy; j++)
 				F->yb[r * dy + j] = F->ys[a * dy + j];
 			for (size_t j = 0; j < dc; j++)
-				F->cb[r * dc + j] = F->cs[idx[i] * dc + j];
+				F->cb[rc * dc + j] = F->cs[idx[i] * dc + j];
 			F->lpb[r] = (float)F->log_prior[a];
 		}
-	sbi_var y = sbi_ad_const(t, F->yb, n * K, dy), c = sbi_ad_const(t, F->cb, n * K, dc);
-	sbi_var l = sbi_ad_sub(t, sbi_flow_log_prob_std(F->f, t, y, c), sbi_ad_const(t, F->lpb, n * K, 1));
-	sbi_var lk = sbi_ad_reshape(t, l, n, K);
-	return sbi_ad_mean(t, sbi_ad_sub(t, sbi_ad_logsumexp_rows(t, lk), sbi_ad_cols(t, lk, 0, 1)));
+	size_t per = ATOMIC_CHUNK_PAIRS / K ? ATOMIC_CHUNK_PAIRS / K : 1;
+	sbi_var loss = -1;
+	for (size_t s = 0; s < n; s += per) {
+		size_t m = n - s < per ? n - s : per, r0 = s * K;
+		sbi_var y = sbi_ad_const(t, F->yb + r0 * dy, m * K, dy), lp;
+		if (shared)
+			lp = sbi_flow_log_prob_std_rep(F->f, t, y, sbi_ad_const(t, F->cb + s * dc, m, dc), K);
+		else
+			lp = sbi_flow_log_prob_std(F->f, t, y, sbi_ad_const(t, F->cb + r0 * dc, m * K, dc));
+		sbi_var l = sbi_ad_sub(t, lp, sbi_ad_const(t, F->lpb + r0, m * K, 1));
+		sbi_var lk = sbi_ad_reshape(t, l, m, K);
+		sbi_var part = sbi_ad_mean(t, sbi_ad_sub(t, sbi_ad_logsumexp_rows(t, lk), sbi_ad_cols(t, lk, 0, 1)));
+		if (m < n)
+			part = sbi_ad_scale(t, part, (float)m / (float)n);
+		loss = loss < 0 ? part : sbi_ad_add(t, loss, part);
+	}
+	return loss;
 }
 
 /* The atoms' requirements: a context and a finite log prior per row. */

@@ -354,13 +354,20 @@ sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, size_t
 		sbi_zscore_apply(&f->c, c, n, cs);
 }
 
-/* The MADE's outputs for inputs y (n x D) and context c (n x C or -1). */
+/* The MADE's outputs for inputs y (n x D) and context c (n/rep x C, row i
+ * the context of rows i*rep .. i*rep+rep-1 of y; or -1). With rep > 1 the
+ * context's product is formed once per context row, not per y row. */
 static sbi_var
-made_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c)
+made_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c, size_t rep)
 {
 	int ctx = c >= 0 && m->w_ctx;
-	sbi_var h = sbi_ad_linear2(t, y, sbi_ad_param(t, m->w_in), ctx ? c : -1, ctx ? sbi_ad_param(t, m->w_ctx) : -1,
-	    sbi_ad_param(t, m->b_in));
+	sbi_var h;
+	if (ctx && rep > 1)
+		h = sbi_ad_add_repeat(t, sbi_ad_linear(t, y, sbi_ad_param(t, m->w_in), sbi_ad_param(t, m->b_in)),
+		    sbi_ad_matmul(t, c, sbi_ad_param(t, m->w_ctx)), rep);
+	else
+		h = sbi_ad_linear2(t, y, sbi_ad_param(t, m->w_in), ctx ? c : -1, ctx ? sbi_ad_param(t, m->w_ctx) : -1,
+		    sbi_ad_param(t, m->b_in));
 	for (size_t l = 0; l < f->cfg.layers; l++) {
 		sbi_var w = sbi_ad_param(t, m->w_h[l]), b = sbi_ad_param(t, m->b_h[l]);
 		h = f->cfg.act == SBI_ACT_TANH ? sbi_ad_linear_tanh(t, h, w, b)
@@ -372,10 +379,10 @@ made_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c
 /* One transform in the density direction: y -> z, accumulating log|det|
  * (n x 1) into *ld. */
 static sbi_var
-transform_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c, sbi_var *ld)
+transform_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_var c, size_t rep, sbi_var *ld)
 {
 	size_t D = f->cfg.dim;
-	sbi_var out = made_forward(f, m, t, y, c), z, l;
+	sbi_var out = made_forward(f, m, t, y, c, rep), z, l;
 	if (f->cfg.kind == SBI_FLOW_MAF) {
 		sbi_var scale = sbi_ad_add_scalar(t, sbi_ad_softplus(t, sbi_ad_cols(t, out, 0, D)), 1e-3f);
 		z = sbi_ad_add(t, sbi_ad_mul(t, y, scale), sbi_ad_cols(t, out, D, D));
@@ -392,16 +399,16 @@ transform_forward(const sbi_flow *f, const made *m, sbi_tape *t, sbi_var y, sbi_
 static sbi_var mdn_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs);
 
 /* log q(y | c) from standardized y and what the MADEs see of c: its
- * z-scores, or their embedding. */
+ * z-scores, or their embedding; rep as for made_forward (1 for an MDN). */
 static sbi_var
-log_prob_features(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
+log_prob_features(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs, size_t rep)
 {
 	if (f->mdn)
 		return mdn_log_prob_std(f, t, ys, cs);
 	size_t D = f->cfg.dim;
 	sbi_var z = ys, ld = -1;
 	for (size_t k = 0; k < f->cfg.transforms; k++) {
-		z = transform_forward(f, &f->mades[k], t, z, cs, &ld);
+		z = transform_forward(f, &f->mades[k], t, z, cs, rep, &ld);
 		z = sbi_ad_permute_cols(t, z, f->perm + k * D);
 	}
 	/* log N(z; 0, I) + log|det| - sum log std_y */
@@ -415,7 +422,16 @@ sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs)
 {
 	if (f->emb && cs >= 0)
 		cs = sbi_embed_forward(f->emb, t, cs);
-	return log_prob_features(f, t, ys, cs);
+	return log_prob_features(f, t, ys, cs, 1);
+}
+
+sbi_var
+sbi_flow_log_prob_std_rep(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs, size_t rep)
+{
+	SBI_ASSERT(f->mdn == NULL && cs >= 0 && rep >= 1);
+	if (f->emb)
+		cs = sbi_embed_forward(f->emb, t, cs);
+	return log_prob_features(f, t, ys, cs, rep);
 }
 
 /* Standardized rows for n points of y (which = 0) or c (which = 1),
@@ -480,7 +496,7 @@ sbi_flow_log_prob(sbi_flow *f, sbi_tape *t, const double *y, int yrow, const dou
 	sbi_tape_set_grad(t, 0);
 	size_t width = once ? ctx_width(&f->cfg) : C; /* of the rows in cs */
 	sbi_var vy = sbi_ad_const(t, ys, n, D), vc = C ? sbi_ad_const(t, cs, n, width) : -1;
-	sbi_var lp = once ? log_prob_features(f, t, vy, vc) : sbi_flow_log_prob_std(f, t, vy, vc);
+	sbi_var lp = once ? log_prob_features(f, t, vy, vc, 1) : sbi_flow_log_prob_std(f, t, vy, vc);
 	int rc = SBI_OK;
 	if (sbi_tape_failed(t))
 		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory evaluating a flow");
@@ -509,7 +525,7 @@ transform_inverse(const sbi_flow *f, size_t k, sbi_tape *t, const float *z, cons
 	for (size_t i = 0; i < D; i++) {
 		sbi_tape_reset(t);
 		sbi_var vy = sbi_ad_const(t, y, n, D), vc = C ? sbi_ad_const(t, cs, n, C) : -1;
-		sbi_var out = made_forward(f, &f->mades[k], t, vy, vc);
+		sbi_var out = made_forward(f, &f->mades[k], t, vy, vc, 1);
 		if (sbi_tape_failed(t))
 			break;
 		const float *o = sbi_ad_value(t, out);

@@ -89,6 +89,9 @@ sbi_var sbi_ad_matmul(sbi_tape *t, sbi_var a, sbi_var b);
 
 /* Elementwise; b may also be a 1 x cols row, broadcast over rows. */
 sbi_var sbi_ad_add(sbi_tape *t, sbi_var a, sbi_var b);
+/* a + b with row i of b added to rows i*rep .. i*rep+rep-1 of a (b has
+ * rows(a)/rep rows): one context row shared by several rows. */
+sbi_var sbi_ad_add_repeat(sbi_tape *t, sbi_var a, sbi_var b, size_t rep);
 sbi_var sbi_ad_sub(sbi_tape *t, sbi_var a, sbi_var b);
 sbi_var sbi_ad_mul(sbi_tape *t, sbi_var a, sbi_var b);
 sbi_var sbi_ad_scale(sbi_tape *t, sbi_var a, float s);     /* s a */

@@ -78,6 +78,10 @@ void sbi_flow_standardize(const sbi_flow *f, const double *y, const double *c, s
  * The constant -sum(log std_y) is included, so values are densities of the
  * original y. */
 sbi_var sbi_flow_log_prob_std(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs);
+/* sbi_flow_log_prob_std where rows i*rep .. i*rep+rep-1 of ys share the
+ * context row i of cs (rows(ys)/rep rows): the context's products (and
+ * embedding) run once per context row. MAF and NSF only (not an MDN). */
+sbi_var sbi_flow_log_prob_std_rep(sbi_flow *f, sbi_tape *t, sbi_var ys, sbi_var cs, size_t rep);
 
 /* log q(y_i | c_i) for n raw rows; yrow = 1 (crow = 1) means y (c) is one
  * row used for every i. out has n entries. */
