@@ -16,7 +16,8 @@
 --                                    (sequential: snpe, tsnpe, snle, snre; smc_abc; docs/sequential.md)
 --        sbirun recipes/tutorial.lua --set summary=moped   (compress the 50 values first, any method:
 --                                    none, moped, score, pca, autoencoder, regression;
---                                    --set fiducial=pilot: MOPED at a pilot posterior's mean;
+--                                    --set fiducial=prior_mean|pilot|moped_pilot: MOPED's fiducial point;
+--                                    --set adjust=none|linear: rejection ABC's regression adjustment;
 --                                    docs/summaries.md)
 --
 -- The lecture's comparison: with method=likelihood the recipe writes down
