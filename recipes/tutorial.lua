@@ -90,9 +90,12 @@ local sims_per_population = sbi.param("sims_per_population", 10000)
 -- Rejection ABC on MOPED's summaries keeps 0.2% by default (with the
 -- regression adjustment below; docs/benchmarks-summaries.md), every other
 -- rejection ABC 1%.
-local epsilon_quantile = sbi.param("epsilon_quantile",
-                                   method == "rejection_abc" and sbi.param("summary", "none") == "moped" and 0.002
-                                   or 0.01)
+local epsilon_quantile
+if method == "rejection_abc" and sbi.param("summary", "none") == "moped" then
+  epsilon_quantile = sbi.param("epsilon_quantile", 0.002)
+else
+  epsilon_quantile = sbi.param("epsilon_quantile", 0.01)
+end
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
