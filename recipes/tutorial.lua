@@ -121,7 +121,7 @@ local covariance_sims = sbi.param("covariance_sims", 1000)
 -- then MOPED again at that point. adjust=linear: rejection ABC corrects its
 -- accepted parameters by a local linear regression on the summaries
 -- (Beaumont et al. 2002). Rejection ABC on MOPED's summaries defaults to the
--- configuration that meets the accuracy benchmark
+-- configuration closest to the exact posterior in the accuracy benchmark
 -- (docs/benchmarks-summaries.md): moped_pilot, linear and 0.2% accepted;
 -- every other combination defaults to prior_mean and none.
 local moped_abc = method == "rejection_abc" and summary_kind == "moped"
