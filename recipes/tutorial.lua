@@ -16,7 +16,8 @@
 --                                    (sequential: snpe, tsnpe, snle, snre; smc_abc; docs/sequential.md)
 --        sbirun recipes/tutorial.lua --set summary=moped   (compress the 50 values first, any method:
 --                                    none, moped, score, pca, autoencoder, regression;
---                                    --set fiducial=pilot: MOPED at a pilot posterior's mean;
+--                                    --set fiducial=prior_mean|pilot|moped_pilot: MOPED's fiducial point;
+--                                    --set adjust=none|linear: rejection ABC's regression adjustment;
 --                                    docs/summaries.md)
 --
 -- The lecture's comparison: with method=likelihood the recipe writes down
@@ -86,7 +87,15 @@ local rounds = sbi.param("rounds", 10)
 local acquisition = sbi.param("acquisition", "posterior")
 local warm_start = sbi.param("warm_start", true)
 local sims_per_population = sbi.param("sims_per_population", 10000)
-local epsilon_quantile = sbi.param("epsilon_quantile", 0.01)
+-- Rejection ABC on MOPED's summaries keeps 0.2% by default (with the
+-- regression adjustment below; docs/benchmarks-summaries.md), every other
+-- rejection ABC 1%.
+local epsilon_quantile
+if method == "rejection_abc" and sbi.param("summary", "none") == "moped" then
+  epsilon_quantile = sbi.param("epsilon_quantile", 0.002)
+else
+  epsilon_quantile = sbi.param("epsilon_quantile", 0.01)
+end
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
@@ -103,13 +112,30 @@ local seed = sbi.param("seed", 1)
 local summary_kind = sbi.param("summary", "none")
 local components = sbi.param("components", 5)
 local covariance_sims = sbi.param("covariance_sims", 1000)
--- fiducial=pilot: MOPED's fiducial point is the mean of a pilot posterior,
--- rejection ABC on the raw data (1% of the method's simulations, or of
--- 10,000 from the prior for the methods that simulate as they go) instead of
--- the prior's mean.
-local fiducial = sbi.param("fiducial", "prior_mean")
-if fiducial ~= "prior_mean" and fiducial ~= "pilot" then
-  error("unknown --set fiducial=" .. tostring(fiducial) .. " (available: prior_mean, pilot)", 0)
+-- MOPED's fiducial point (summary=moped or score): prior_mean, the prior's
+-- mean; pilot, the mean of a pilot posterior, rejection ABC on the raw data
+-- (1% of the method's simulations, or of 10,000 from the prior for the
+-- methods that simulate as they go); moped_pilot, two stages: the mean of
+-- rejection ABC on the summaries of a MOPED at the prior's mean (the
+-- method's quantile and adjustment, or 1% and none for the other methods),
+-- then MOPED again at that point. adjust=linear: rejection ABC corrects its
+-- accepted parameters by a local linear regression on the summaries
+-- (Beaumont et al. 2002). Rejection ABC on MOPED's summaries defaults to the
+-- configuration closest to the exact posterior in the accuracy benchmark
+-- (docs/benchmarks-summaries.md): moped_pilot, linear and 0.2% accepted;
+-- every other combination defaults to prior_mean and none.
+local moped_abc = method == "rejection_abc" and summary_kind == "moped"
+local fiducial = sbi.param("fiducial", moped_abc and "moped_pilot" or "prior_mean")
+local fiducials = { prior_mean = true, pilot = true, moped_pilot = true }
+if not fiducials[fiducial] then
+  error("unknown --set fiducial=" .. tostring(fiducial) .. " (available: prior_mean, pilot, moped_pilot)", 0)
+end
+local adjust = sbi.param("adjust", moped_abc and "linear" or "none")
+if adjust ~= "none" and adjust ~= "linear" then
+  error("unknown --set adjust=" .. tostring(adjust) .. " (available: none, linear)", 0)
+end
+if adjust ~= "none" and method ~= "rejection_abc" then
+  error("--set adjust=" .. adjust .. ": the regression adjustment applies to method=rejection_abc only", 0)
 end
 local compressors = { none = true, moped = true, score = true, pca = true, autoencoder = true, regression = true }
 if not compressors[summary_kind] then
@@ -123,10 +149,19 @@ local function compressor(sims)
                                   n = 10000, seed = seed }
   end
   if summary_kind == "moped" or summary_kind == "score" then
-    local pilot = fiducial == "pilot"
-      and sbi.abc.rejection { sims = prior_sims(), observation = observation, quantile = 0.01 } or nil
+    local mean = summary_kind == "score" and mean_function or nil
+    local pilot
+    if fiducial == "pilot" then
+      pilot = sbi.abc.rejection { sims = prior_sims(), observation = observation, quantile = 0.01 }
+    elseif fiducial == "moped_pilot" then
+      local first = sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = covariance_sims,
+                                        seed = seed, mean = mean }
+      pilot = sbi.abc.rejection { sims = prior_sims(), observation = observation, summary = first,
+                                  quantile = method == "rejection_abc" and epsilon_quantile or 0.01,
+                                  adjust = adjust ~= "none" and adjust or nil }
+    end
     return sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = covariance_sims, seed = seed,
-                               mean = summary_kind == "score" and mean_function or nil, fiducial = pilot }
+                               mean = mean, fiducial = pilot }
   end
   sims = prior_sims()
   if summary_kind == "pca" then
@@ -220,6 +255,7 @@ else
       observation = observation,
       quantile = epsilon_quantile,
       summary = summary,
+      adjust = adjust ~= "none" and adjust or nil,
     }
   else
     posterior = sbi[method] { sims = sims, observation = observation, num_samples = num_samples, seed = seed,

@@ -8,7 +8,8 @@
 #               (the exact likelihood sampled by the engine's MCMC; 100,000 samples
 #               by default: at 10,000 its 20 chains are short, max R-hat up to 1.13)
 #   each VARIANT: sbirun recipes/tutorial.lua --set method=rejection_abc --set simulations=100000
-#               --set summary=... (default 1% accepted: 1,000 samples)
+#               --set summary=... (the recipe's quantile: 1% accepted, 1,000 samples;
+#               0.2%, 200 samples, for summary=moped)
 # all sharing one --cache, so the 100,000 simulations (their seed does not
 # depend on the observation) and every fitted compressor are made once.
 # Per (variant, observation): C2ST against the reference (shared/tools/c2st.py,
@@ -26,11 +27,15 @@
 #   SEEDS        observation noise seeds (default "2024 2025 2026 2027 2028")
 #   VARIANTS     space-separated NAME=SETS, SETS a comma-separated list of
 #                recipe parameters, given after simulations=100000 (so they
-#                may override it). Default: none, moped, moped at 0.1%,
-#                score, pca, autoencoder, regression, MOPED with a pilot
-#                fiducial point (--set fiducial=pilot) at 1% and 0.1%, and
-#                MOPED with 1,000,000 simulations at 0.1% and 0.01% (how much
-#                of the error is the ABC tolerance's)
+#                may override it). Default: none; moped (the tutorial's
+#                default for rejection ABC on MOPED: a two-stage pilot
+#                fiducial point, the linear regression adjustment, 0.2%
+#                accepted) and the same at 1% and 0.1%, and with the
+#                simulation seeds 2 to 5 (other 100,000 simulations and
+#                MOPED simulations: how much the figure varies); MOPED at
+#                the prior's mean without adjustment at 1% (the plain
+#                form); score, pca, autoencoder, regression (1%, no
+#                adjustment)
 #   REF_SAMPLES  --set num_samples= of the reference (default 100000)
 #   TARGET       the largest allowed |mean error| in prior sd (default 0.15)
 #   JOBS         sbirun --jobs (default 2)
@@ -50,11 +55,11 @@ C2ST_DEFAULT=$SRCDIR/tests/tools/c2st.py
 C2ST=${C2ST:-$C2ST_DEFAULT}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SEEDS=${SEEDS:-2024 2025 2026 2027 2028}
-VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_0.1%=summary=moped,epsilon_quantile=0.001 \
-score=summary=score pca=summary=pca autoencoder=summary=autoencoder regression=summary=regression \
-moped_pilot=summary=moped,fiducial=pilot moped_pilot_0.1%=summary=moped,fiducial=pilot,epsilon_quantile=0.001 \
-moped_1M_0.1%=summary=moped,simulations=1000000,epsilon_quantile=0.001 \
-moped_1M_0.01%=summary=moped,simulations=1000000,epsilon_quantile=0.0001}
+VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_1%=summary=moped,epsilon_quantile=0.01 \
+moped_0.1%=summary=moped,epsilon_quantile=0.001 moped_seed2=summary=moped,seed=2 moped_seed3=summary=moped,seed=3 \
+moped_seed4=summary=moped,seed=4 moped_seed5=summary=moped,seed=5 \
+moped_plain=summary=moped,fiducial=prior_mean,adjust=none,epsilon_quantile=0.01 \
+score=summary=score pca=summary=pca autoencoder=summary=autoencoder regression=summary=regression}
 REF_SAMPLES=${REF_SAMPLES:-100000}
 TARGET=${TARGET:-0.15}
 JOBS=${JOBS:-2}

@@ -6,7 +6,9 @@
 # simulations; autoencoder and regression add their compressor and its
 # applications and run; an unknown summary and method=likelihood with a
 # summary are clear errors;
-# without summary=, the recipe's graph has no summary steps; every recipe
+# rejection ABC on MOPED's default configuration (a two-stage pilot
+# fiducial point, the linear adjustment, 0.2%) and the options that change
+# it; without summary=, the recipe's graph has no summary steps; every recipe
 # example of docs/summaries.md runs and writes samples.
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/recipes/tutorial.lua" t.lua
@@ -45,6 +47,36 @@ run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summa
 expect_ok
 read -r _ s_reg <<<"$(col_stats regression/posterior_samples.csv 5)"
 in_range "$s_reg" 0 "$(awk -v s="$s_raw" 'BEGIN { print 0.85 * s }')" "b: regression ABC posterior sd against raw data's ($s_raw)"
+# Rejection ABC on MOPED defaults to a two-stage pilot fiducial point, the
+# linear adjustment and 0.2% (docs/tutorial.md): two MOPED compressors, a
+# pilot ABC step on the first one's summaries, and an adjusted final step
+# keeping 40 of the 20,000 simulations; giving the three options restores
+# plain MOPED at the prior's mean (one compressor, 1%: 200 samples).
+run graph t.lua --set method=rejection_abc --set summary=moped
+expect_ok
+expect_eq "$(grep -c 'summary.moped ' "$OUT")" 2 "summary=moped with rejection ABC: MOPED compressors in the graph"
+expect_eq "$(grep -c 'abc.rejection ' "$OUT")" 2 "summary=moped with rejection ABC: the pilot and the final ABC steps"
+expect_eq "$(($(wc -l <moped/posterior_samples.csv) - 1))" 40 "summary=moped: 0.2% of 20,000 accepted"
+run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --out moped
+expect_ok
+expect_out "(rejection ABC, linear adjustment, 40 of 20000 simulations accepted"
+run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --set fiducial=prior_mean \
+	--set adjust=none --set epsilon_quantile=0.01 --out plain
+expect_ok
+expect_eq "$(($(wc -l <plain/posterior_samples.csv) - 1))" 200 "summary=moped, plain: 1% of 20,000 accepted"
+expect_eq "$(grep -c '"kind": "summary.moped"' plain/run.json)" 1 "summary=moped, plain: one MOPED compressor"
+run graph t.lua --set method=npe --set summary=moped --set fiducial=moped_pilot
+expect_ok
+expect_eq "$(grep -c 'summary.moped ' "$OUT")" 2 "fiducial=moped_pilot with NPE: MOPED compressors in the graph"
+run t.lua --quiet --set method=npe --set adjust=linear
+expect_fail
+expect_err "--set adjust=linear: the regression adjustment applies to method=rejection_abc only"
+run t.lua --quiet --set fiducial=exact
+expect_fail
+expect_err "unknown --set fiducial=exact (available: prior_mean, pilot, moped_pilot)"
+run t.lua --quiet --set method=rejection_abc --set adjust=quadratic
+expect_fail
+expect_err "unknown --set adjust=quadratic (available: none, linear)"
 run t.lua --quiet --set summary=fisher
 expect_fail
 expect_err "unknown --set summary=fisher (available: none, moped, score, pca, autoencoder, regression)"
