@@ -407,17 +407,47 @@ local function kde_draw(particles, cum, bw, prior, rng, row)
   return particles:row(i, row)
 end
 
+-- The data columns that vary over the particles of positive weight, with
+-- the observation's and the scales' entries: a constant column (e.g. sir's
+-- first count, 0 in every simulation) carries no information and would
+-- make the regression singular. All columns when none is constant.
+local function varying_columns(x, obs, scales, w)
+  local keep, row = {}, {}
+  for j = 1, x:cols() do
+    local lo, hi = math.huge, -math.huge
+    for i = 1, x:rows() do
+      if w:get(i, 1) > 0 then
+        local v = x:get(i, j)
+        lo, hi = math.min(lo, v), math.max(hi, v)
+      end
+    end
+    if lo ~= hi then keep[#keep + 1] = j end
+  end
+  if #keep == x:cols() or #keep == 0 then return x, obs, scales end
+  local rows, o, sc = {}, {}, {}
+  for i = 1, x:rows() do
+    x:row(i, row)
+    local r = {}
+    for k, j in ipairs(keep) do r[k] = row[j] end
+    rows[i] = r
+  end
+  for k, j in ipairs(keep) do o[k], sc[k] = obs[j], scales[j] end
+  return core.mat(rows), o, sc
+end
+
 -- The final population with its particles moved by the linear regression
 -- adjustment (Beaumont et al. 2002) weighted by the importance weights, as
 -- the reference package's SMC-ABC with lra = True (no kernel: every particle
--- is already within epsilon); the weights are kept. Returns the population
+-- is already within epsilon), on the data columns that vary; the weights
+-- are kept. Returns the population
 -- and the count of adjusted particles outside the prior's support (kept).
 local function smc_adjusted(a, o, prior, label)
   if o.x:cols() ~= a.x:cols() then
     error(string.format("%s: the observation has %d values but the simulator produces %d", label, o.x:cols(),
                         a.x:cols()), 0)
   end
-  local ok, adj = pcall(core.abc_adjust_linear_weighted, a.particles, a.x, o.x, a.scales:row(1), a.weights)
+  local x, obs, scales = varying_columns(a.x, o.x:row(1), a.scales:row(1), a.weights)
+  local ok, adj = pcall(core.abc_adjust_linear_weighted, a.particles, x, obs, scales, a.weights)
   if not ok then error(string.format("%s: adjust = \"linear\": %s", label, tostring(adj)), 0) end
   local outside, row = 0, {}
   for i = 1, adj:rows() do
