@@ -138,6 +138,19 @@ expect_ok
 read -r mu su <<<"$(col_stats sbirun-out/adj/posterior_samples.csv 1)"
 awk -v a="$mw" -v b="$mu" 'BEGIN { d = a - b; exit !(d > 0.03 || d < -0.03) }' ||
 	fail "weighted = false did not change the result ($mw against $mu)"
+# A data column constant in every simulation is left out of the regression
+# (without that, the fit is singular and the run fails).
+cat > const.lua <<'EOF2'
+local sbi = require "sbi"
+local post = sbi.abc.smc { prior = sbi.prior.normal { mean = { 0 }, std = { 1 } }, seed = 11,
+  observation = sbi.observation { 1.0, 0 }, sims_per_population = 8000, populations = 1, adjust = "linear",
+  simulator = function(theta, rng) return { theta[1] + 0.5 * rng:normal(), 0 } end }
+sbi.output { posterior_samples = post }
+EOF2
+run const.lua --quiet
+expect_ok
+read -r mc sc <<<"$(col_stats sbirun-out/const/posterior_samples.csv 1)"
+within "$sc" 0.447 0.06 "adjusted sd with a constant data column"
 run adj.lua --quiet --set adjust=quadratic
 expect_fail
 expect_err "adjust"
