@@ -21,6 +21,9 @@
 --   particles    smc_abc: population size (default a tenth of simulations / rounds)
 --   adjust       smc_abc: none (default, as the sbibm paper's SMC-ABC) or linear: the
 --                final population moved by a weighted linear regression adjustment
+--   weighted     smc_abc: true (default) or false: final draws ignore the importance
+--                weights, as the sbibm paper's KDE did
+--   kernel_scale smc_abc: proposal covariance / population covariance (default 2)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
 --                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
 --                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
