@@ -21,8 +21,8 @@
 --   particles    smc_abc: population size (default a tenth of simulations / rounds)
 --   adjust       smc_abc: none (default, as the sbibm paper's SMC-ABC) or linear: the
 --                final population moved by a weighted linear regression adjustment
---   weighted     smc_abc: true (default) or false: final draws ignore the importance
---                weights, as the sbibm paper's KDE did
+--   weighted     smc_abc: false (default, as the sbibm paper: final draws ignore the
+--                importance weights) or true
 --   kernel_scale smc_abc: proposal covariance / population covariance (default 2)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
 --                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
@@ -150,7 +150,7 @@ function M.run(spec)
   local particles = sbi.param("particles", math.max(2, per_population // 10))
   local embedding = M.embedding(sbi.param("embedding", "none"))
   local adjust = sbi.param("adjust", "none")
-  local weighted = sbi.param("weighted", true)
+  local weighted = sbi.param("weighted", false)
   local kernel_scale = sbi.param("kernel_scale", 2)
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
