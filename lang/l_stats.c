@@ -1,7 +1,8 @@
 /* Part of sbi.core: statistics of sample matrices (engine/numerics/stats.c)
  * and the rejection-ABC primitives over them (engine/infer/abc.c):
  * core.summary, core.scales, core.log_candidates, core.abc_distances,
- * core.abc_select, core.kde_bandwidth_cv, core.abc_adjust_linear. */
+ * core.abc_select, core.kde_bandwidth_cv, core.abc_adjust_linear,
+ * core.abc_adjust_linear_weighted. */
 #include "lsbi.h"
 #include "sbi/abc.h"
 #include "sbi/alloc.h"
@@ -219,11 +220,38 @@ l_abc_adjust_linear(lua_State *L)
 	return 2;
 }
 
+/* core.abc_adjust_linear_weighted(theta, x, obs, scale, w) -> adjusted, beta:
+ * the same adjustment with given weights (sbi_abc_adjust_linear_weighted).
+ * [theta, x, obs, scale, w] -> [.., o, s, w, adjusted, beta] */
+static int
+l_abc_adjust_linear_weighted(lua_State *L)
+{
+	size_t n = sbi__check_mat(L, 1)->m->nrow, k = sbi__check_mat(L, 2)->m->ncol;
+	lua_settop(L, 5);
+	double *obs = sbi__to_vector(L, 3, k, "the observation"); /* [.., o] */
+	double *scale = sbi__to_vector(L, 4, k, "the scale");     /* [.., o, s] */
+	double *w = sbi__to_vector(L, 5, n, "the weights");       /* [.., o, s, w] */
+	sbi_mat *theta = sbi__check_mat(L, 1)->m, *x = sbi__check_mat(L, 2)->m; /* again: metamethods ran */
+	if (theta->nrow != n || x->ncol != k)
+		return luaL_error(L, "the matrices changed while reading the vectors");
+	if (x->nrow != n)
+		return luaL_error(L, "theta has %d rows but x has %d", (int)n, (int)x->nrow);
+	sbi_mat *adj = sbi__push_new_mat(L, n, theta->ncol);  /* [.., adjusted] */
+	sbi_mat *beta = sbi__push_new_mat(L, k, theta->ncol); /* [.., adjusted, beta] */
+	if (n > 0 && theta->ncol > 0)
+		memcpy(adj->data, theta->data, n * theta->ncol * sizeof *adj->data);
+	sbi_err err = { 0 };
+	if (sbi_abc_adjust_linear_weighted(adj, x, obs, scale, w, beta, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	return 2;
+}
+
 static const luaL_Reg stats_funcs[] = {
 	{ "summary", l_summary }, { "scales", l_scales }, { "log_candidates", l_log_candidates },
 	{ "abc_distances", l_abc_distances }, { "abc_smc_kernel_sums", l_abc_smc_kernel_sums },
 	{ "abc_select", l_abc_select },
 	{ "kde_bandwidth_cv", l_kde_bandwidth_cv }, { "abc_adjust_linear", l_abc_adjust_linear },
+	{ "abc_adjust_linear_weighted", l_abc_adjust_linear_weighted },
 	{ NULL, NULL },
 };
 

@@ -205,24 +205,34 @@ sbi_abc_kde_cv(const sbi_mat *x, const double *std, double *factor, double *logl
 	return SBI_OK;
 }
 
-/* The checks of sbi_abc_adjust_linear that need no fit: finite inputs, a
- * positive width, K + 1 rows of positive weight (w, n values, receives the
- * weights), and no column constant over them. */
+/* The Epanechnikov weights w_i = max(0, 1 - (dist_i / h)^2) of
+ * sbi_abc_adjust_linear (0 for a NaN distance), after checking h. */
 static int
-adjust_check(const sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
-    const double *dist, double h, double *w, sbi_err *err)
+adjust_kernel_weights(const double *dist, size_t n, double h, double *w, sbi_err *err)
 {
-	size_t n = x->nrow, k = x->ncol, pos = 0;
 	if (!(h > 0) || !isfinite(h))
 		return sbi_err_set(err, SBI_EINVAL, "the kernel width must be positive and finite, got %g "
 		    "(every accepted simulation matches the observation exactly?)", h);
+	for (size_t i = 0; i < n; i++) {
+		double u = dist[i] / h;
+		w[i] = u < 1 ? 1 - u * u : 0; /* also 0 for a NaN distance */
+	}
+	return SBI_OK;
+}
+
+/* The checks of the linear adjustment that need no fit: finite inputs,
+ * K + 1 rows of positive weight w (n values), and no column constant over
+ * them. */
+static int
+adjust_check(const sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale, const double *w,
+    sbi_err *err)
+{
+	size_t n = x->nrow, k = x->ncol, pos = 0;
 	for (size_t j = 0; j < k; j++)
 		if (!(scale[j] > 0) || !isfinite(scale[j]) || !isfinite(obs[j]))
 			return sbi_err_set(err, SBI_EINVAL, "summary %zu: the observation and the scale must be "
 			    "finite, the scale positive", j + 1);
 	for (size_t i = 0; i < n; i++) {
-		double u = dist[i] / h;
-		w[i] = u < 1 ? 1 - u * u : 0; /* also 0 for a NaN distance */
 		pos += w[i] > 0;
 		for (size_t j = 0; j < k; j++)
 			if (!isfinite(sbi_mat_row(x, i)[j]))
@@ -305,26 +315,18 @@ adjust_design(const sbi_mat *x, const double *obs, const double *scale, const do
 	}
 }
 
-/* The regression runs on the scaled summaries z (columns of comparable
- * size, a better-conditioned design); the adjustment itself does not
- * depend on per-column scaling. */
-int
-sbi_abc_adjust_linear(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
-    const double *dist, double h, sbi_mat *beta, sbi_err *err)
+/* The fit and the adjustment with the weights w (checked). The
+ * regression runs on the scaled summaries z (columns of comparable size, a
+ * better-conditioned design); the adjustment itself does not depend on
+ * per-column scaling. */
+static int
+adjust_with(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale, const double *w,
+    sbi_mat *beta, sbi_err *err)
 {
 	size_t n = x->nrow, k = x->ncol, dim = theta->ncol;
-	if (theta->nrow != n)
-		return sbi_err_set(err, SBI_EINVAL, "%zu parameter rows but %zu summary rows", theta->nrow, n);
-	if (beta && (beta->nrow != k || beta->ncol != dim))
-		return sbi_err_set(err, SBI_EINVAL, "beta must be %zu x %zu", k, dim);
-	double *w = sbi_malloc((n ? n : 1) * sizeof *w);
-	if (w == NULL)
-		return sbi_err_set(err, SBI_ENOMEM, "out of memory for the linear adjustment");
-	int rc = adjust_check(theta, x, obs, scale, dist, h, w, err);
-	if (rc != SBI_OK || k == 0 || dim == 0) { /* nothing to regress on or to adjust */
-		sbi_free(w);
+	int rc = adjust_check(theta, x, obs, scale, w, err);
+	if (rc != SBI_OK || k == 0 || dim == 0) /* nothing to regress on or to adjust */
 		return rc;
-	}
 	gsl_error_handler_t *old = gsl_set_error_handler_off(); /* errors are return codes here */
 	gsl_matrix *Z = gsl_matrix_alloc(n, k), *X = gsl_matrix_alloc(n, k + 1), *b = gsl_matrix_alloc(k, dim);
 	if (Z == NULL || X == NULL || b == NULL)
@@ -347,6 +349,48 @@ sbi_abc_adjust_linear(sbi_mat *theta, const sbi_mat *x, const double *obs, const
 		gsl_matrix_free(X);
 	if (b)
 		gsl_matrix_free(b);
+	return rc;
+}
+
+/* Checks the shapes shared by both entry points. */
+static int
+adjust_shapes(const sbi_mat *theta, const sbi_mat *x, const sbi_mat *beta, sbi_err *err)
+{
+	if (theta->nrow != x->nrow)
+		return sbi_err_set(err, SBI_EINVAL, "%zu parameter rows but %zu summary rows", theta->nrow, x->nrow);
+	if (beta && (beta->nrow != x->ncol || beta->ncol != theta->ncol))
+		return sbi_err_set(err, SBI_EINVAL, "beta must be %zu x %zu", x->ncol, theta->ncol);
+	return SBI_OK;
+}
+
+int
+sbi_abc_adjust_linear(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
+    const double *dist, double h, sbi_mat *beta, sbi_err *err)
+{
+	size_t n = x->nrow;
+	int rc = adjust_shapes(theta, x, beta, err);
+	if (rc != SBI_OK)
+		return rc;
+	double *w = sbi_malloc((n ? n : 1) * sizeof *w); /* freed here */
+	if (w == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory for the linear adjustment");
+	rc = adjust_kernel_weights(dist, n, h, w, err);
+	if (rc == SBI_OK)
+		rc = adjust_with(theta, x, obs, scale, w, beta, err);
 	sbi_free(w);
 	return rc;
+}
+
+int
+sbi_abc_adjust_linear_weighted(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
+    const double *w, sbi_mat *beta, sbi_err *err)
+{
+	int rc = adjust_shapes(theta, x, beta, err);
+	if (rc != SBI_OK)
+		return rc;
+	for (size_t i = 0; i < x->nrow; i++)
+		if (!(w[i] >= 0) || !isfinite(w[i]))
+			return sbi_err_set(err, SBI_EINVAL, "weight %zu is %g: the weights must be finite and "
+			    "non-negative", i + 1, w[i]);
+	return adjust_with(theta, x, obs, scale, w, beta, err);
 }

@@ -19,6 +19,11 @@
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
 --   particles    smc_abc: population size (default a tenth of simulations / rounds)
+--   adjust       smc_abc: none (default, as the sbibm paper's SMC-ABC) or linear: the
+--                final population moved by a weighted linear regression adjustment
+--   weighted     smc_abc: false (default, as the sbibm paper: final draws ignore the
+--                importance weights) or true
+--   kernel_scale smc_abc: proposal covariance / population covariance (default 2)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
 --                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
 --                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
@@ -144,6 +149,9 @@ function M.run(spec)
   -- 1, it gave a lower C2ST than half on 5 of the 7 tasks (docs/benchmarks-sequential.md).
   local particles = sbi.param("particles", math.max(2, per_population // 10))
   local embedding = M.embedding(sbi.param("embedding", "none"))
+  local adjust = sbi.param("adjust", "none")
+  local weighted = sbi.param("weighted", false)
+  local kernel_scale = sbi.param("kernel_scale", 2)
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local summary = M.summary(spec, sims, seed)
@@ -171,7 +179,9 @@ function M.run(spec)
     -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
     -- `rounds` populations, each of simulations / rounds simulations.
     posterior = sbi.abc.smc(with { simulations = n_sims, populations = rounds,
-                                   sims_per_population = per_population, particles = particles, kde = true })
+                                   sims_per_population = per_population, particles = particles, kde = true,
+                                   adjust = adjust, weighted = weighted,
+                                   kernel_scale = kernel_scale ~= 2 and kernel_scale or nil })
   elseif method == "rejection_abc" then
     posterior = sbi.abc.rejection { sims = sims, observation = observation,
       quantile = quantile, num_samples = num_samples, kde = true, seed = seed, summary = summary }

@@ -171,7 +171,7 @@ end
 -- The Cholesky factor (lower, a table of rows) of 2 x the weighted
 -- covariance of the particles; a direction without spread gets variance
 -- 1e-12 so that the factor exists.
-local function kernel_factor(p, w)
+local function kernel_factor(p, w, scale)
   local n, d = p:rows(), p:cols()
   local mean, row = {}, {}
   for j = 1, d do mean[j] = 0 end
@@ -186,7 +186,7 @@ local function kernel_factor(p, w)
     p:row(i, row)
     local wi = w:get(i, 1)
     for a = 1, d do
-      for b = 1, a do c[a][b] = c[a][b] + 2 * wi * (row[a] - mean[a]) * (row[b] - mean[b]) end
+      for b = 1, a do c[a][b] = c[a][b] + scale * wi * (row[a] - mean[a]) * (row[b] - mean[b]) end
     end
   end
   local l = {}
@@ -221,9 +221,9 @@ end
 
 -- The proposals of population t from population prev: n rows, stream
 -- (seed, 5, t).
-local function propose(prev, n, prior, seed, t, label)
+local function propose(prev, n, prior, seed, t, label, kscale)
   local p, d = prev.particles, prev.particles:cols()
-  local l = kernel_factor(p, prev.weights)
+  local l = kernel_factor(p, prev.weights, kscale)
   local cum = cumulative(prev.weights)
   local rng = core.rng(seed, 5, t)
   local out, row, z = core.mat(n, d), {}, {}
@@ -255,9 +255,9 @@ end
 -- kernel; population 0's are prior / prior = 1). The O(n m) sums are in C
 -- (sbi_abc_smc_kernel_sums); the support truncation of the kernel is not
 -- corrected for, as in Lenormand et al.
-local function smc_weights(thetas, prev, prior)
+local function smc_weights(thetas, prev, prior, kscale)
   local p, d = prev.particles, prev.particles:cols()
-  local l = kernel_factor(p, prev.weights)
+  local l = kernel_factor(p, prev.weights, kscale)
   local rows, log_c = {}, -0.5 * d * math.log(2 * math.pi)
   for a = 1, d do
     rows[a] = {}
@@ -326,12 +326,13 @@ local function population(node, k, t, s, o, prev, prior)
   local total = (prev and prev.n_simulations or 0) + nsim
   local scales = prev and prev.scales or core.mat { core.scales(s.x, k.scale) }
   local d = core.abc_distances(s.x, o.x, scales:row(1))
-  local theta, raw, nold = s.theta, nil, 0
+  local theta, xs, raw, nold = s.theta, s.x, nil, 0
   if prev then
-    local wok, ww = pcall(smc_weights, s.theta, prev, prior)
+    local wok, ww = pcall(smc_weights, s.theta, prev, prior, k.kernel_scale or 2)
     if not wok then error(node.label .. ": " .. tostring(ww), 0) end
     nold = prev.particles:rows()
     theta, raw = core.vstack { prev.particles, s.theta }, core.vstack { prev.raw_weights, ww }
+    xs = core.vstack { prev.x, s.x }
     d = core.vstack { prev.distances, d }
   else
     raw = core.mat(s.theta:rows(), 1)
@@ -346,7 +347,9 @@ local function population(node, k, t, s, o, prev, prior)
   local h = history_with(prev, eps, new, nsim, w)
   core.stderr(string.format("%s: epsilon = %.4g, %d particles, %d of %d new simulations kept, ESS %.0f\n",
                             node.label, eps, #idx, new, nsim, h:get(h:rows(), 5)))
-  return { particles = theta:select_rows(idx), weights = w, raw_weights = r, distances = d:select_rows(idx),
+  -- x: the particles' data (summaries), for adjust = "linear".
+  return { particles = theta:select_rows(idx), x = xs:select_rows(idx), weights = w, raw_weights = r,
+           distances = d:select_rows(idx),
            scales = scales, names = s.names, epsilon = eps, population = t, n_simulations = total,
            history = h,
            stop_reason = stop_reason(k, eps, nsim > 0 and new / nsim or 0, total) }
@@ -404,6 +407,69 @@ local function kde_draw(particles, cum, bw, prior, rng, row)
   return particles:row(i, row)
 end
 
+-- The data columns that vary over the particles of positive weight, with
+-- the observation's and the scales' entries: a constant column (e.g. sir's
+-- first count, 0 in every simulation) carries no information and would
+-- make the regression singular. All columns when none is constant.
+local function varying_columns(x, obs, scales, w)
+  local keep, row = {}, {}
+  for j = 1, x:cols() do
+    local lo, hi = math.huge, -math.huge
+    for i = 1, x:rows() do
+      if w:get(i, 1) > 0 then
+        local v = x:get(i, j)
+        lo, hi = math.min(lo, v), math.max(hi, v)
+      end
+    end
+    if lo ~= hi then keep[#keep + 1] = j end
+  end
+  if #keep == x:cols() or #keep == 0 then return x, obs, scales end
+  local rows, o, sc = {}, {}, {}
+  for i = 1, x:rows() do
+    x:row(i, row)
+    local r = {}
+    for k, j in ipairs(keep) do r[k] = row[j] end
+    rows[i] = r
+  end
+  for k, j in ipairs(keep) do o[k], sc[k] = obs[j], scales[j] end
+  return core.mat(rows), o, sc
+end
+
+-- The final population with its particles moved by the linear regression
+-- adjustment (Beaumont et al. 2002) weighted by the importance weights, as
+-- the reference package's SMC-ABC with lra = True (no kernel: every particle
+-- is already within epsilon), on the data columns that vary; the weights
+-- are kept. Returns the population
+-- and the count of adjusted particles outside the prior's support (kept).
+local function smc_adjusted(a, o, prior, label)
+  if o.x:cols() ~= a.x:cols() then
+    error(string.format("%s: the observation has %d values but the simulator produces %d", label, o.x:cols(),
+                        a.x:cols()), 0)
+  end
+  local x, obs, scales = varying_columns(a.x, o.x:row(1), a.scales:row(1), a.weights)
+  local ok, adj = pcall(core.abc_adjust_linear_weighted, a.particles, x, obs, scales, a.weights)
+  if not ok then error(string.format("%s: adjust = \"linear\": %s", label, tostring(adj)), 0) end
+  local outside, row = 0, {}
+  for i = 1, adj:rows() do
+    if not prior:in_support(adj:row(i, row)) then outside = outside + 1 end
+  end
+  local out = {}
+  for k, v in pairs(a) do out[k] = v end
+  out.particles = adj
+  return out, outside
+end
+
+-- The final population with equal weights (weighted = false): the KDE and
+-- the adjustment treat every particle alike, as sbibm's SMC-ABC KDE did
+-- (its kde_sample_weights = False).
+local function equally_weighted(a)
+  local out, n = {}, a.weights:rows()
+  for k, v in pairs(a) do out[k] = v end
+  out.weights = core.mat(n, 1)
+  for i = 1, n do out.weights:set(i, 1, 1 / n) end
+  return out
+end
+
 -- sbi.abc.smc{ prior =, simulator =, observation =, ... }
 function M.smc(opts)
   check.options("sbi.abc.smc", opts, {
@@ -423,6 +489,9 @@ function M.smc(opts)
     on_failure = { check.one_of("fail", "drop") },
     kde = { check.boolean() },
     bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
+    adjust = { check.one_of("none", "linear") },
+    weighted = { check.boolean() },
+    kernel_scale = { check.positive() },
     summary = summary.option,
   })
   if opts.observation.kind ~= "observation" then
@@ -443,6 +512,7 @@ function M.smc(opts)
     epsilon = opts.epsilon, min_acceptance = opts.min_acceptance,
     simulations = opts.simulations and math.tointeger(opts.simulations), scale = opts.scale or "std",
     seed = math.tointeger(opts.seed or 1),
+    kernel_scale = opts.kernel_scale, -- nil (2) by default: the keys of earlier runs unchanged
   }
   if k.particles < 2 or k.particles > spp then
     error(string.format("sbi.abc.smc: 'particles' (%d%s) must be between 2 and 'sims_per_population' (%d)",
@@ -469,7 +539,7 @@ function M.smc(opts)
       local key = { population = t, keys = k, prior = p }
       local prop = graph.node("abc.smc.propose", at, key, { prev }, function(node, inp)
         if inp[1].stop_reason ~= "" then return { theta = core.mat(0, p:dim()) } end
-        return { theta = propose(inp[1], k.sims_per_population, p, k.seed, t, node.label) }
+        return { theta = propose(inp[1], k.sims_per_population, p, k.seed, t, node.label, k.kernel_scale or 2) }
       end)
       sims = simulate.declare(sim_opts(nil, prop, t), 2, at)
       -- A stopped run simulates nothing.
@@ -492,8 +562,16 @@ function M.smc(opts)
   local num = math.tointeger(opts.num_samples or 1000)
   local key = { num_samples = num, seed = k.seed }
   if opts.kde then key.kde, key.bandwidth = true, opts.bandwidth or "cv" end
-  return graph.node("abc.smc", where, key, { prev, opts.observation }, function(node, inp)
-    local a = inp[1]
+  -- adjust is absent from the key by default: unadjusted runs keep their keys.
+  local adjust = opts.adjust == "linear"
+  if adjust then key.adjust = "linear" end
+  if opts.weighted == false then key.weighted = false end
+  -- The adjustment regresses on the data the distances saw: the summarized
+  -- observation when there is a summary.
+  return graph.node("abc.smc", where, key, { prev, adjust and obs or opts.observation }, function(node, inp)
+    local a, outside = inp[1], nil
+    if key.weighted == false then a = equally_weighted(a) end
+    if adjust then a, outside = smc_adjusted(a, inp[2], p, node.label) end
     local cum, rng = cumulative(a.weights), core.rng(k.seed, 3, 0)
     local out, row = core.mat(num, a.particles:cols()), {}
     local bw = key.kde and smc_kde_bandwidths(a, cum, key.bandwidth, k.seed, node.label)
@@ -509,8 +587,8 @@ function M.smc(opts)
              epsilon = a.epsilon, history = h,
              history_columns = HISTORY, n_accepted = a.particles:rows(), n_simulations = a.n_simulations,
              populations = h:rows(), stop_reason = a.stop_reason ~= "" and a.stop_reason or "populations",
-             kde_bandwidths = bw and core.mat { bw } or nil,
-             method = "SMC-ABC" }
+             kde_bandwidths = bw and core.mat { bw } or nil, n_outside_support = outside,
+             method = adjust and "SMC-ABC, linear adjustment" or "SMC-ABC" }
   end)
 end
 

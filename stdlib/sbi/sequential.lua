@@ -192,12 +192,87 @@ local function truncated_sir(est, prior, n, threshold, factor, rng)
   return cand:select_rows(pick)
 end
 
+-- The lower Cholesky factor (a table of rows) of c x the sample covariance
+-- of the rows of m; a direction without spread gets variance 1e-12.
+local function scaled_chol(m, c)
+  local n, d = m:rows(), m:cols()
+  local mean, row = {}, {}
+  for j = 1, d do mean[j] = 0 end
+  for i = 1, n do
+    m:row(i, row)
+    for j = 1, d do mean[j] = mean[j] + row[j] / n end
+  end
+  local cov = {}
+  for a = 1, d do cov[a] = {} for b = 1, d do cov[a][b] = 0 end end
+  for i = 1, n do
+    m:row(i, row)
+    for a = 1, d do
+      for b = 1, a do cov[a][b] = cov[a][b] + c * (row[a] - mean[a]) * (row[b] - mean[b]) / math.max(1, n - 1) end
+    end
+  end
+  local l = {}
+  for a = 1, d do
+    l[a] = {}
+    for b = 1, a do
+      local v = cov[a][b]
+      for k = 1, b - 1 do v = v - l[a][k] * l[b][k] end
+      if a == b then l[a][a] = math.sqrt(math.max(v, 1e-12)) else l[a][b] = v / l[b][b] end
+    end
+  end
+  return l
+end
+
+-- Moves the rows of start (draws of the prior restricted to { log_prob >=
+-- threshold }, approximately: importance-resampled, so with repeats) by
+-- `steps` sweeps of random-walk Metropolis whose target is that restricted
+-- prior: one chain per row, all chains a batch per sweep; a Gaussian step
+-- of covariance 2.38^2 / d x the covariance of start; a move is accepted
+-- with probability prior(new) / prior(old) if it stays in the prior's
+-- support and in the region. The target is invariant, so the chains keep
+-- the resampled draws' distribution (or improve it) and separate repeats.
+local function truncated_mcmc(est, prior, start, threshold, steps, rng)
+  local n, d = start:rows(), start:cols()
+  local l = scaled_chol(start, 2.38 ^ 2 / d)
+  local cur, lp, row, z = {}, {}, {}, {}
+  for i = 1, n do
+    cur[i] = start:row(i)
+    lp[i] = prior.c:log_density(cur[i])
+  end
+  local moved = 0
+  for _ = 1, steps do
+    local prop, ok = {}, {}
+    for i = 1, n do
+      for a = 1, d do z[a] = rng:normal(0, 1) end
+      local p = {}
+      for a = 1, d do
+        local v = 0
+        for b = 1, a do v = v + l[a][b] * z[b] end
+        p[a] = cur[i][a] + v
+      end
+      prop[i], ok[i] = p, prior.c:in_support(p)
+      if not ok[i] then prop[i] = cur[i] end -- evaluated but never accepted
+    end
+    local q = est.log_prob(core.mat(prop))
+    for i = 1, n do
+      local u = rng:uniform()
+      if ok[i] and q:get(i, 1) >= threshold then
+        local lpn = prior.c:log_density(prop[i])
+        if math.log(u) < lpn - lp[i] then cur[i], lp[i], moved = prop[i], lpn, moved + 1 end
+      end
+    end
+  end
+  for i = 1, n do row[i] = cur[i] end
+  return core.mat(row), moved / (n * steps)
+end
+
 -- The prior restricted to { theta : log_prob(theta) >= threshold }, where
 -- the threshold is the q-quantile of log_prob over draws of the current
 -- posterior (the highest-density region holding 1 - q of its mass;
 -- Deistler et al. 2022): n draws by rejection from the prior, or, when
 -- that region holds too little of the prior for rejection (fewer than n
--- kept out of 200,000 draws), by sampling-importance-resampling.
+-- kept out of 200,000 draws), by sampling-importance-resampling of
+-- posterior draws followed by 20 sweeps of random-walk Metropolis on the
+-- restricted prior, which turn the resampling's repeats into distinct draws.
 local function truncated_prior(label, est, prior, n, draws, q, seed, round, factor)
   local lp = est.log_prob(draws)
   local v = {}
@@ -223,10 +298,13 @@ local function truncated_prior(label, est, prior, n, draws, q, seed, round, fact
                               label, threshold, 100 * got / drawn))
     return core.vstack(parts, n)
   end
+  local start = truncated_sir(est, prior, n, threshold, factor, rng)
+  local out, rate = truncated_mcmc(est, prior, start, threshold, 20, rng)
   core.stderr(string.format("%s: truncated prior: log density threshold %.4g holds %.3g%% of the prior; "
-                            .. "sampling it by importance resampling of %d posterior draws\n", label, threshold,
-                            100 * got / drawn, n * factor))
-  return truncated_sir(est, prior, n, threshold, factor, rng)
+                            .. "sampling it by importance resampling of %d posterior draws and 20 Metropolis "
+                            .. "sweeps (%.0f%% of moves accepted)\n", label, threshold, 100 * got / drawn,
+                            n * factor, 100 * rate))
+  return out
 end
 
 -- The theta of round r's simulations: n of them (a user function chooses

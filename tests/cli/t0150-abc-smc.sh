@@ -107,6 +107,63 @@ run both.lua --quiet
 expect_fail
 expect_err "give either 'quantile' or 'particles', not both"
 
+# adjust = "linear": theta | x is N(0.8 x, 0.2) here, so the weighted
+# regression adjustment of population 0 alone (sd about 0.64 unadjusted)
+# recovers the posterior N(0.8, 0.4472^2) whatever epsilon; a broken or
+# absent adjustment leaves the sd near 0.64. Tolerances: 5 standard errors
+# of 1000 draws from 4000 particles.
+sed -e 's/seed = 11,/seed = 11, adjust = sbi.param("adjust", "none"), weighted = sbi.param("weighted", true),/' \
+	smc.lua > adj.lua
+run adj.lua --quiet --set T=1 --set adjust=linear
+expect_ok
+expect_out "SMC-ABC, linear adjustment"
+read -r ma sa <<<"$(col_stats sbirun-out/adj/posterior_samples.csv 1)"
+within "$ma" 0.8 0.08 "adjusted population 0's mean"
+within "$sa" 0.447 0.06 "adjusted population 0's sd"
+cp sbirun-out/adj/posterior_samples.csv adj1.csv
+# weighted = false: population 0's weights are already equal (same bytes);
+# after 5 populations the particles are drawn without their importance
+# weights, which moves the result (here the mean to about 0.94: the
+# proposal's bias that the weights correct).
+run adj.lua --quiet --set T=1 --set adjust=linear --set weighted=false
+expect_ok
+cmp -s sbirun-out/adj/posterior_samples.csv adj1.csv || fail "weighted = false changed population 0's result"
+run adj.lua --quiet --set adjust=linear
+expect_ok
+read -r mw sw <<<"$(col_stats sbirun-out/adj/posterior_samples.csv 1)"
+within "$mw" 0.8 0.08 "adjusted mean after 5 populations"
+within "$sw" 0.447 0.06 "adjusted sd after 5 populations"
+run adj.lua --quiet --set adjust=linear --set weighted=false
+expect_ok
+read -r mu su <<<"$(col_stats sbirun-out/adj/posterior_samples.csv 1)"
+awk -v a="$mw" -v b="$mu" 'BEGIN { d = a - b; exit !(d > 0.03 || d < -0.03) }' ||
+	fail "weighted = false did not change the result ($mw against $mu)"
+# A data column constant in every simulation is left out of the regression
+# (without that, the fit is singular and the run fails).
+cat > const.lua <<'EOF2'
+local sbi = require "sbi"
+local post = sbi.abc.smc { prior = sbi.prior.normal { mean = { 0 }, std = { 1 } }, seed = 11,
+  observation = sbi.observation { 1.0, 0 }, sims_per_population = 8000, populations = 1, adjust = "linear",
+  simulator = function(theta, rng) return { theta[1] + 0.5 * rng:normal(), 0 } end }
+sbi.output { posterior_samples = post }
+EOF2
+run const.lua --quiet
+expect_ok
+read -r mc sc <<<"$(col_stats sbirun-out/const/posterior_samples.csv 1)"
+within "$sc" 0.447 0.06 "adjusted sd with a constant data column"
+run adj.lua --quiet --set adjust=quadratic
+expect_fail
+expect_err "adjust"
+# kernel_scale: a step of 0.5 x the population's covariance instead of 2 x
+# still finds the posterior.
+sed -e 's/seed = 11,/seed = 11, kernel_scale = 0.5,/' smc.lua > ks.lua
+run ks.lua --quiet
+expect_ok
+read -r mk sk <<<"$(col_stats sbirun-out/ks/posterior_samples.csv 1)"
+within "$mk" 0.8 0.08 "kernel_scale = 0.5 mean"
+within "$sk" 0.452 0.06 "kernel_scale = 0.5 sd"
+cmp -s sbirun-out/ks/posterior_samples.csv first.csv && fail "kernel_scale = 0.5 gave the default's samples"
+
 run smc.lua --set budget=100
 expect_fail
 expect_err "'simulations' (100) is less than one population's 8000 simulations"

@@ -196,4 +196,27 @@ echo "likely: mean $lm sd $ls; posterior: mean $pm sd $ps" >&2
 within "$lm" 0.5 0.15 "mean of the theta \"likely\" acquires"
 in_range "$ls" 0 0.06 "sd of the theta \"likely\" acquires"
 in_range "$ps" 0.2 0.4 "sd of the theta \"posterior\" acquires"
+
+# TSNPE when the truncated region is too small for rejection from the
+# prior (round 2: under 0.1% of a 200 x 200 box): importance resampling of
+# posterior draws, then random-walk Metropolis sweeps on the truncated
+# prior, which must move (a rate of 0 would leave SIR's repeats; here about
+# 36%) and keep the posterior at the observation.
+cat > trunc.lua <<'LUA'
+local sbi = require "sbi"
+local prior = sbi.prior.uniform { low = { -100, -100 }, high = { 100, 100 } }
+local post = sbi.snpe { prior = prior, observation = sbi.observation { 0.3, -0.2 },
+  simulator = function(theta, rng) return { theta[1] + 0.1 * rng:normal(), theta[2] + 0.1 * rng:normal() } end,
+  rounds = 3, simulations_per_round = 300, seed = 3, truncate = true,
+  density = "maf", hidden = 20, transforms = 2, max_epochs = 100, num_samples = 1000 }
+sbi.output { posterior_samples = post }
+LUA
+run trunc.lua --jobs 1
+expect_ok
+expect_err "round 2): truncated prior: log density threshold"
+rate=$(grep -o 'Metropolis sweeps ([0-9]*% of moves accepted)' "$ERR" | grep -o '[0-9]*%' | tr -d '%')
+[ -n "$rate" ] || fail "round 2 did not use the Metropolis sweeps: $(grep 'truncated prior' "$ERR")"
+in_range "$rate" 10 90 "Metropolis acceptance on the truncated prior (%)"
+read -r tm ts <<<"$(col_stats sbirun-out/trunc/posterior_samples.csv 1)"
+within "$tm" 0.3 0.5 "TSNPE mean after the Metropolis fallback"
 finish

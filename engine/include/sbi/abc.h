@@ -65,4 +65,11 @@ int sbi_abc_kde_cv(const sbi_mat *x, const double *std, double *factor, double *
 int sbi_abc_adjust_linear(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
     const double *dist, double h, sbi_mat *beta, sbi_err *err);
 
+/* sbi_abc_adjust_linear with given weights w (n finite values >= 0, e.g.
+ * an SMC-ABC population's importance weights; borrowed) instead of the
+ * Epanechnikov kernel: the same fit, adjustment, beta and errors, and
+ * SBI_EINVAL naming a negative or non-finite weight. */
+int sbi_abc_adjust_linear_weighted(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
+    const double *w, sbi_mat *beta, sbi_err *err);
+
 #endif
