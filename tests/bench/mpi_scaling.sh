@@ -7,7 +7,8 @@
 #   bash tests/bench/mpi_scaling.sh [SBIRUN]
 #
 # Seconds are the simulate step's, from run.json, best of 3 (the machine
-# may be shared). Needs an sbirun built with MPI and mpirun.
+# may be shared). Every run has --jobs 1 (one process per rank), so the
+# ranks are what scales. Needs an sbirun built with MPI and mpirun.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 sbirun=${1:-$here/../../build/lang/sbirun}
@@ -22,7 +23,7 @@ once() {
 	local n=$1
 	shift
 	rm -rf "$tmp/cache" "$tmp/out"
-	local cmd=("$sbirun" "$here/mpi_recipe.lua" --cache "$tmp/cache" --out "$tmp/out" --quiet "$@")
+	local cmd=("$sbirun" "$here/mpi_recipe.lua" --cache "$tmp/cache" --out "$tmp/out" --quiet --jobs 1 "$@")
 	if [ "$n" -eq 0 ]; then "${cmd[@]}" >/dev/null; else
 		mpirun --oversubscribe --bind-to none -n "$n" "${cmd[@]}" >/dev/null; fi
 	awk '/"kind": "simulate"/ { f = 1 } f && /"seconds"/ && !s { gsub(/,/, "", $2); s = $2 }
