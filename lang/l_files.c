@@ -86,23 +86,6 @@ l_read_matrix(lua_State *L)
 	return 2;
 }
 
-/* The content hash of the file at path (core.file_hash; write_samples
- * reads its files back for run.json). */
-static int
-hash_file(const char *path, char *hex, sbi_err *err)
-{
-	char *data;
-	size_t n;
-	int rc = sbi_fs_read_all(path, &data, &n, err);
-	if (rc != SBI_OK)
-		return rc;
-	sbi_key k;
-	sbi_hash_buffer(data, n, &k);
-	sbi_free(data);
-	sbi_key_hex(&k, hex);
-	return SBI_OK;
-}
-
 /* core.write_samples(dir, name, Mat, names) writes name.csv and name.npy;
  * returns the content hashes of the two files as written. */
 static int
@@ -136,7 +119,7 @@ l_write_samples(lua_State *L)
 		rc = sbi_npy_write(npy, m, &err);
 	char hex[2][SBI_KEY_HEX];
 	for (int i = 0; i < 2 && rc == SBI_OK; i++)
-		rc = hash_file(i ? npy : csv, hex[i], &err);
+		rc = sbi_hash_file_hex(i ? npy : csv, hex[i], &err);
 	if (rc != SBI_OK) {
 		/* No position: the caller is the stdlib, not the recipe. */
 		lua_pushfstring(L, "cannot write output '%s' to the output folder %s (choose another with --out DIR): %s",
@@ -157,7 +140,7 @@ l_file_hash(lua_State *L)
 		return 2; /* [.., nil, msg] */
 	char hex[SBI_KEY_HEX];
 	sbi_err err = { 0 };
-	if (hash_file(path, hex, &err) != SBI_OK)
+	if (sbi_hash_file_hex(path, hex, &err) != SBI_OK)
 		return push_failure(L, err.msg);
 	sbi__prov_read(L, lua_tostring(L, 1), path);
 	lua_pushstring(L, hex);

@@ -86,22 +86,6 @@ search_path(const char *name, char *buf, size_t n)
 	return 0;
 }
 
-/* The content hash of path as hex, into hex (65 bytes). */
-static int
-hash_file(const char *path, char *hex, sbi_err *err)
-{
-	char *data;
-	size_t n;
-	int rc = sbi_fs_read_all(path, &data, &n, err);
-	if (rc != SBI_OK)
-		return rc;
-	sbi_key k;
-	sbi_hash_buffer(data, n, &k);
-	sbi_free(data);
-	sbi_key_hex(&k, hex);
-	return SBI_OK;
-}
-
 /* internal.native_file(path, recipe_dir, what) -> real path, content hash.
  * what is "plugin" or "command": a relative path is taken from the
  * recipe's folder; a command's bare name (no '/') is looked up on PATH.
@@ -137,7 +121,7 @@ l_native_file(lua_State *L)
 		return luaL_error(L, "sbi.simulator: command '%s' (%s) is not executable", path, lua_tostring(L, -1));
 	char hex[SBI_KEY_HEX];
 	sbi_err err = { 0 };
-	if (hash_file(lua_tostring(L, -1), hex, &err) != SBI_OK)
+	if (sbi_hash_file_hex(lua_tostring(L, -1), hex, &err) != SBI_OK)
 		return luaL_error(L, "sbi.simulator: %s '%s': %s", what, path, err.msg);
 	lua_pushstring(L, hex);
 	return 2;
@@ -256,7 +240,7 @@ check_hash(lua_State *L, sbi_native *nv, const char *label)
 	sbi_err err = { 0 };
 	if (want == NULL)
 		luaL_error(L, "%s: spec.native.hash is missing", label);
-	if (hash_file(nv->path, hex, &err) != SBI_OK)
+	if (sbi_hash_file_hex(nv->path, hex, &err) != SBI_OK)
 		luaL_error(L, "%s: %s", label, err.msg);
 	if (strcmp(hex, want) != 0)
 		luaL_error(L, "%s: %s does not have the content hash of the step's key (it changed since the recipe "

@@ -192,6 +192,35 @@ l_kde_bandwidth_cv(lua_State *L)
 	return 2;
 }
 
+/* The arguments both regression adjustments share: theta, x, obs, scale
+ * and a per-row vector (what) at 1-5; adj is a copy of theta to adjust.
+ * [theta, x, obs, scale, v, ...] -> [.., o, s, v, adjusted, beta] */
+typedef struct adjust_args {
+	sbi_mat *x, *adj, *beta;
+	double *obs, *scale, *v;
+} adjust_args;
+
+static adjust_args
+push_adjust_args(lua_State *L, const char *what)
+{
+	size_t n = sbi__check_mat(L, 1)->m->nrow, k = sbi__check_mat(L, 2)->m->ncol;
+	adjust_args a;
+	a.obs = sbi__to_vector(L, 3, k, "the observation"); /* [.., o] */
+	a.scale = sbi__to_vector(L, 4, k, "the scale");     /* [.., o, s] */
+	a.v = sbi__to_vector(L, 5, n, what);                /* [.., o, s, v] */
+	sbi_mat *theta = sbi__check_mat(L, 1)->m; /* again: metamethods ran */
+	a.x = sbi__check_mat(L, 2)->m;
+	if (theta->nrow != n || a.x->ncol != k)
+		luaL_error(L, "the matrices changed while reading the vectors");
+	if (a.x->nrow != n)
+		luaL_error(L, "theta has %d rows but x has %d", (int)n, (int)a.x->nrow);
+	a.adj = sbi__push_new_mat(L, n, theta->ncol);  /* [.., adjusted] */
+	a.beta = sbi__push_new_mat(L, k, theta->ncol); /* [.., adjusted, beta] */
+	if (n > 0 && theta->ncol > 0)
+		memcpy(a.adj->data, theta->data, n * theta->ncol * sizeof *a.adj->data);
+	return a;
+}
+
 /* core.abc_adjust_linear(theta, x, obs, scale, dist, h) -> adjusted, beta:
  * the regression adjustment of Beaumont et al. (2002) (sbi_abc_adjust_linear)
  * on copies; theta and x are not changed.
@@ -199,23 +228,11 @@ l_kde_bandwidth_cv(lua_State *L)
 static int
 l_abc_adjust_linear(lua_State *L)
 {
-	size_t n = sbi__check_mat(L, 1)->m->nrow, k = sbi__check_mat(L, 2)->m->ncol;
 	double h = luaL_checknumber(L, 6);
 	lua_settop(L, 6);
-	double *obs = sbi__to_vector(L, 3, k, "the observation"); /* [.., o] */
-	double *scale = sbi__to_vector(L, 4, k, "the scale");     /* [.., o, s] */
-	double *dist = sbi__to_vector(L, 5, n, "the distances");  /* [.., o, s, d] */
-	sbi_mat *theta = sbi__check_mat(L, 1)->m, *x = sbi__check_mat(L, 2)->m; /* again: metamethods ran */
-	if (theta->nrow != n || x->ncol != k)
-		return luaL_error(L, "the matrices changed while reading the vectors");
-	if (x->nrow != n)
-		return luaL_error(L, "theta has %d rows but x has %d", (int)n, (int)x->nrow);
-	sbi_mat *adj = sbi__push_new_mat(L, n, theta->ncol);   /* [.., adjusted] */
-	sbi_mat *beta = sbi__push_new_mat(L, k, theta->ncol);  /* [.., adjusted, beta] */
-	if (n > 0 && theta->ncol > 0)
-		memcpy(adj->data, theta->data, n * theta->ncol * sizeof *adj->data);
+	adjust_args a = push_adjust_args(L, "the distances");
 	sbi_err err = { 0 };
-	if (sbi_abc_adjust_linear(adj, x, obs, scale, dist, h, beta, &err) != SBI_OK)
+	if (sbi_abc_adjust_linear(a.adj, a.x, a.obs, a.scale, a.v, h, a.beta, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
 	return 2;
 }
@@ -226,22 +243,10 @@ l_abc_adjust_linear(lua_State *L)
 static int
 l_abc_adjust_linear_weighted(lua_State *L)
 {
-	size_t n = sbi__check_mat(L, 1)->m->nrow, k = sbi__check_mat(L, 2)->m->ncol;
 	lua_settop(L, 5);
-	double *obs = sbi__to_vector(L, 3, k, "the observation"); /* [.., o] */
-	double *scale = sbi__to_vector(L, 4, k, "the scale");     /* [.., o, s] */
-	double *w = sbi__to_vector(L, 5, n, "the weights");       /* [.., o, s, w] */
-	sbi_mat *theta = sbi__check_mat(L, 1)->m, *x = sbi__check_mat(L, 2)->m; /* again: metamethods ran */
-	if (theta->nrow != n || x->ncol != k)
-		return luaL_error(L, "the matrices changed while reading the vectors");
-	if (x->nrow != n)
-		return luaL_error(L, "theta has %d rows but x has %d", (int)n, (int)x->nrow);
-	sbi_mat *adj = sbi__push_new_mat(L, n, theta->ncol);  /* [.., adjusted] */
-	sbi_mat *beta = sbi__push_new_mat(L, k, theta->ncol); /* [.., adjusted, beta] */
-	if (n > 0 && theta->ncol > 0)
-		memcpy(adj->data, theta->data, n * theta->ncol * sizeof *adj->data);
+	adjust_args a = push_adjust_args(L, "the weights");
 	sbi_err err = { 0 };
-	if (sbi_abc_adjust_linear_weighted(adj, x, obs, scale, w, beta, &err) != SBI_OK)
+	if (sbi_abc_adjust_linear_weighted(a.adj, a.x, a.obs, a.scale, a.v, a.beta, &err) != SBI_OK)
 		return luaL_error(L, "%s", err.msg);
 	return 2;
 }

@@ -1,7 +1,9 @@
 /* BLAKE2b-256 keys (see hash.h). */
 #include <string.h>
 
+#include "sbi/alloc.h"
 #include "sbi/err.h"
+#include "sbi/fsutil.h"
 #include "sbi/hash.h"
 
 enum { TAG_U64 = 1, TAG_F64 = 2, TAG_STR = 3, TAG_KEY = 4 };
@@ -70,6 +72,21 @@ sbi_hash_buffer(const void *p, size_t n, sbi_key *out)
 	sbi_hash_init(&h);
 	sbi_hash_bytes(&h, p, n);
 	sbi_hash_final(&h, out);
+}
+
+int
+sbi_hash_file_hex(const char *path, char hex[SBI_KEY_HEX], sbi_err *err)
+{
+	char *data; /* owned, freed here */
+	size_t n;
+	int rc = sbi_fs_read_all(path, &data, &n, err);
+	if (rc != SBI_OK)
+		return rc;
+	sbi_key k;
+	sbi_hash_buffer(data, n, &k);
+	sbi_free(data);
+	sbi_key_hex(&k, hex);
+	return SBI_OK;
 }
 
 void

@@ -35,6 +35,11 @@ void sbi_hash_final(sbi_hasher *h, sbi_key *out);
 /* The hash of one buffer. */
 void sbi_hash_buffer(const void *p, size_t n, sbi_key *out);
 
+struct sbi_err;
+/* The hash of a file's content, as lower-case hex (SBI_KEY_HEX bytes);
+ * SBI_OK or the read error. */
+int sbi_hash_file_hex(const char *path, char hex[SBI_KEY_HEX], struct sbi_err *err);
+
 /* Lower-case hex, NUL-terminated (SBI_KEY_HEX bytes). */
 void sbi_key_hex(const sbi_key *k, char out[SBI_KEY_HEX]);
 /* Parses 64 hex digits; SBI_OK or SBI_EINVAL. */
