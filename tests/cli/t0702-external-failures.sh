@@ -78,7 +78,8 @@ awk -F, 'NR == 1 || $1 <= 2.5' ok/sims.csv >ok-filtered.csv
 cmp -s ok-filtered.csv o-crash/sims.csv || fail "crash + drop: the kept simulations differ from a working program's"
 cmp -s ok-filtered.csv o-hang/sims.csv || fail "hang + drop: the kept simulations differ from a working program's"
 # No program outlives its run.
-sleep 0.3
+# (A dying program may take a moment to go: wait for it, up to 10 s.)
+for _ in $(seq 100); do pgrep -f "$T/gauss_program" >/dev/null || break; sleep 0.1; done
 pgrep -f "$T/gauss_program" >/dev/null && fail "a program outlived its run"
 # A hanging program dies with the run when the run is SIGKILLed (it gets
 # SIGKILL with its parent), with --jobs 1 and in a worker with --jobs 2.
@@ -95,7 +96,7 @@ for j in 1 2; do
 	pgrep -f "$T/gauss_program --fail hang" >/dev/null || fail "--jobs $j: the hanging program did not start"
 	kill -9 "$pid"
 	wait "$pid" 2>/dev/null
-	for _ in $(seq 20); do pgrep -f "$T/gauss_program --fail hang" >/dev/null || break; sleep 0.1; done
+	for _ in $(seq 100); do pgrep -f "$T/gauss_program --fail hang" >/dev/null || break; sleep 0.1; done
 	pgrep -f "$T/gauss_program --fail hang" >/dev/null && fail "--jobs $j: a hanging program outlived its killed run"
 done
 # A program that cannot start ends the run with its reason.
