@@ -1,14 +1,16 @@
 /* Part of sbi.core: the calibration diagnostics' heavy parts
  * (engine/infer/diagnose.c): core.diagnose_ranks samples the test-set
  * posteriors of a trained NPE, NLE or NRE estimator on min(--jobs, tests)
- * threads; core.binomial_band, core.chi2_uniform_p and core.ks_uniform_p
+ * threads, and under MPI over the ranks too (lang/l_mpi.c); core.binomial_band, core.chi2_uniform_p and core.ks_uniform_p
  * are the tests over them. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
+#include "lmpi.h"
 #include "lnn.h"
+#include "sbi/alloc.h"
 #include "sbi/diagnose.h"
 
 #define SBI_MAX_DIAG_THREADS 64
@@ -78,6 +80,96 @@ run_threads(diag_run *r, size_t threads)
 		pthread_join(tid[i], NULL);
 }
 
+/* ---- MPI (lang/l_mpi.c): test points spread over the ranks ----
+ *
+ * A block's result: per test point hpd, tarp, rhat and its d SBC ranks. */
+
+static int
+diag_compute(void *ud, size_t lo, size_t hi, unsigned char **out, size_t *bytes, size_t *failed, sbi_err *err)
+{
+	diag_run *r = ud;
+	size_t d = r->spec.d, row = 3 + d;
+	*failed = lo;
+	double *buf = sbi_malloc((hi - lo) * row * sizeof(double));
+	if (buf == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory");
+	sbi_diag_worker *w = sbi_diag_worker_alloc(&r->spec, err);
+	if (w == NULL) {
+		sbi_free(buf);
+		return err->code;
+	}
+	int rc = SBI_OK;
+	for (size_t i = lo; i < hi && rc == SBI_OK; i++) {
+		double *o = buf + (i - lo) * row;
+		sbi_diag_point p = { .sbc = o + 3 };
+		if ((rc = sbi_diag_test_point(w, i, &p, err)) != SBI_OK)
+			*failed = i;
+		o[0] = p.hpd, o[1] = p.tarp, o[2] = p.rhat;
+	}
+	sbi_diag_worker_free(w);
+	if (rc != SBI_OK) {
+		sbi_free(buf);
+		return rc;
+	}
+	*out = (unsigned char *)buf;
+	*bytes = (hi - lo) * row * sizeof(double);
+	return SBI_OK;
+}
+
+static int
+diag_take(void *ud, size_t lo, size_t hi, const unsigned char *buf, size_t bytes, sbi_err *err)
+{
+	diag_run *r = ud;
+	size_t d = r->spec.d, row = 3 + d;
+	if (bytes != (hi - lo) * row * sizeof(double))
+		return sbi_err_set(err, SBI_EINVAL, "test points %zu to %zu: a result of the wrong size", lo + 1, hi);
+	for (size_t i = lo; i < hi; i++) {
+		double o[3];
+		const unsigned char *p = buf + (i - lo) * row * sizeof(double);
+		memcpy(o, p, sizeof o);
+		r->hpd[i] = o[0], r->tarp[i] = o[1], r->rhat[i] = o[2];
+		memcpy(r->sbc + i * d, p + sizeof o, d * sizeof(double));
+	}
+	return SBI_OK;
+}
+
+/* Test points in blocks: about 8 per rank and thread, so a slow rank
+ * holds few back, and at most 64 points, so a block's message stays small. */
+static sbi_mpi_tasks
+diag_tasks(diag_run *r, int jobs)
+{
+	size_t per = (size_t)sbi__mpi_size() * (size_t)(jobs > 1 ? jobs : 1) * 8;
+	size_t block = r->spec.ntests / per;
+	block = block < 1 ? 1 : block > 64 ? 64 : block;
+	return (sbi_mpi_tasks){ .ud = r, .what = SBI_MPI_DIAG, .ntasks = r->spec.ntests, .block = block,
+		.prefetch = 2, .threads = jobs, .compute = diag_compute, .take = diag_take };
+}
+
+/* Runs every test point: on this process's threads, or over the MPI ranks
+ * (a rank other than 0 serves rank 0's blocks, then unwinds the step). */
+static void
+run_points(lua_State *L, diag_run *r)
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	int jobs = ctx && ctx->jobs > 1 ? ctx->jobs : 1;
+	sbi_err err = { 0 };
+	if (ctx && ctx->node && !ctx->in_simulator && sbi__mpi_in_job(SBI_MPI_DIAG)) {
+		sbi_mpi_tasks t = diag_tasks(r, jobs);
+		if (sbi__mpi_serve_tasks(&t, &err) != SBI_OK)
+			luaL_error(L, "%s", err.msg);
+		luaL_error(L, "(the MPI job ended)");
+	}
+	if (ctx && sbi__mpi_distributes(ctx)) {
+		sbi_mpi_tasks t = diag_tasks(r, jobs);
+		if (sbi__mpi_run_tasks(ctx, &t, &err) != SBI_OK) {
+			r->fail_at = 0;
+			r->err = err;
+		}
+		return;
+	}
+	run_threads(r, (size_t)jobs);
+}
+
 /* A matrix option of n rows and cols columns. [..] -> [.., m] */
 static const double *
 spec_rows(lua_State *L, int spec, const char *k, size_t n, size_t cols)
@@ -137,9 +229,8 @@ l_diagnose_ranks(lua_State *L)
 	atomic_init(&r->next, 0);
 	r->fail_at = s.ntests;
 	pthread_mutex_init(&r->mu, NULL);
-	sbi_runctx *ctx = sbi__runctx(L);
 	sbi__blas_threads();
-	run_threads(r, ctx && ctx->jobs > 1 ? (size_t)ctx->jobs : 1);
+	run_points(L, r);
 	pthread_mutex_destroy(&r->mu);
 	if (r->fail_at < s.ntests || r->err.code != SBI_OK)
 		return luaL_error(L, "%s", r->err.msg);

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "lmpi.h"
 #include "lnn.h"
 #include "sbi/fit.h"
 #include "sbi/rng.h"
@@ -202,10 +203,61 @@ run_flow_jobs(flow_job *jobs, size_t n, size_t threads)
 		pthread_join(tid[i], NULL);
 }
 
+/* ---- MPI (lang/l_mpi.c): the flows spread over the ranks, one a task ---- */
+
+static int
+train_compute(void *ud, size_t lo, size_t hi, unsigned char **out, size_t *bytes, size_t *failed, sbi_err *err)
+{
+	flow_job *j = &((flow_jobs *)ud)->job[lo];
+	(void)hi; /* blocks of one */
+	*failed = lo;
+	run_flow_job(j);
+	if (j->rc != SBI_OK) {
+		*err = j->err;
+		return j->rc;
+	}
+	*out = sbi__trained_pack(&j->out, bytes);
+	sbi__trained_free(&j->out);
+	return *out ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
+}
+
+static int
+train_take(void *ud, size_t lo, size_t hi, const unsigned char *buf, size_t bytes, sbi_err *err)
+{
+	flow_job *j = &((flow_jobs *)ud)->job[lo];
+	(void)hi;
+	sbi__trained_free(&j->out);
+	int rc = sbi__trained_unpack(buf, bytes, &j->out);
+	return rc == SBI_OK ? SBI_OK : sbi_err_set(err, rc, "flow %zu: a malformed result from an MPI rank", lo + 1);
+}
+
+/* Trains the jobs: on this process's threads, or over the MPI ranks (a
+ * rank other than 0 serves rank 0's flows, then unwinds the step). */
+static void
+train_jobs(lua_State *L, flow_jobs *js)
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	int jobs = ctx && ctx->jobs > 1 ? ctx->jobs : 1;
+	sbi_mpi_tasks t = { .ud = js, .what = SBI_MPI_TRAIN, .ntasks = js->n, .block = 1, .prefetch = 1,
+		.threads = jobs, .compute = train_compute, .take = train_take };
+	sbi_err err = { 0 };
+	if (ctx && ctx->node && !ctx->in_simulator && sbi__mpi_in_job(SBI_MPI_TRAIN)) {
+		if (sbi__mpi_serve_tasks(&t, &err) != SBI_OK)
+			luaL_error(L, "%s", err.msg);
+		luaL_error(L, "(the MPI job ended)");
+	}
+	if (ctx && sbi__mpi_distributes(ctx)) {
+		if (sbi__mpi_run_tasks(ctx, &t, &err) != SBI_OK)
+			luaL_error(L, "%s", err.msg);
+		return;
+	}
+	run_flow_jobs(js->job, js->n, (size_t)jobs);
+}
+
 /* core.flow_train_each({ spec, ... }) -> { { model =, report = }, ... }:
  * trains several flows, min(--jobs, #specs) at a time in threads. Each
  * flow is trained exactly as by core.flow_train, so the results do not
- * depend on --jobs. */
+ * depend on --jobs (nor, under MPI, on the ranks that trained them). */
 static int
 l_flow_train_each(lua_State *L)
 {
@@ -220,9 +272,8 @@ l_flow_train_each(lua_State *L)
 			    luaL_typename(L, -1)));
 		read_flow_job(L, lua_gettop(L), &js->job[i]); /* leaves the values it keeps on the stack */
 	}
-	sbi_runctx *ctx = sbi__runctx(L);
 	sbi__blas_threads();
-	run_flow_jobs(js->job, js->n, ctx && ctx->jobs > 1 ? (size_t)ctx->jobs : 1);
+	train_jobs(L, js);
 	for (size_t i = 0; i < js->n; i++) /* the first failure; the box frees every result */
 		if (js->job[i].rc != SBI_OK)
 			return luaL_error(L, "%s", js->job[i].err.msg);

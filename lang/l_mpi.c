@@ -13,6 +13,14 @@
  * who ran a chunk does not change a byte; rank 0 stores every chunk in the
  * cache as it arrives, so a run that dies resumes from them.
  *
+ * core.diagnose_ranks (test points) and core.flow_train_each (the flows
+ * of a training step: ensemble members, auto's candidates) hand out tasks
+ * the same way, in blocks of task indices: rank 0 sends the job with the
+ * node's input artifacts, so a rank's run of the node's function builds
+ * the same call, which then computes the blocks rank 0 sends; rank 0's
+ * --jobs threads take blocks from the same counter while its main thread
+ * serves the ranks (MPI calls stay on the main thread).
+ *
  * Waiting uses MPI_Iprobe and short sleeps, not a blocking receive (which
  * spins in OpenMPI): idle ranks leave the CPU to rank 0's training and to
  * oversubscribed ranks. */
@@ -31,16 +39,33 @@
 
 #ifdef SBI_HAVE_MPI
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
-enum { TAG_JOB = 1, TAG_THETAS, TAG_CHUNK, TAG_RESULT, TAG_STOP };
+#include "sbi/artifact.h"
+
+enum { TAG_JOB = 1, TAG_THETAS, TAG_CHUNK, TAG_RESULT, TAG_STOP, TAG_INPUTS, TAG_TASK_RESULT };
 #define PREFETCH 3      /* chunks outstanding per rank (per --jobs worker) */
 #define LOCAL_RANKS 16  /* rank 0 runs chunks itself up to this many ranks */
 #define PIECE (1 << 26) /* doubles per message of a large matrix */
+#define BYTE_PIECE (1 << 29) /* bytes per message of the input artifacts */
+#define MAX_TASK_THREADS 64
 
 typedef struct job_msg {
 	uint64_t node_id, n, chunk, dtheta, dx, thetas_rows;
+	uint64_t what;                  /* SBI_MPI_SIM, SBI_MPI_DIAG, SBI_MPI_TRAIN */
+	uint64_t ntasks, block, inputs; /* tasks: their count, block size, input artifacts' bytes */
 	unsigned char key[32];
 } job_msg;
+
+/* The fixed part of a block's result (tasks); its bytes follow. */
+typedef struct task_msg {
+	int64_t block;
+	int32_t rc, pad;
+	uint64_t failed; /* the task that failed when rc != SBI_OK */
+	double seconds;  /* computing the block */
+	char msg[1024];  /* the error when rc != SBI_OK */
+} task_msg;
 
 /* The fixed part of a result; the theta and x rows follow it. */
 typedef struct result_msg {
@@ -56,6 +81,8 @@ typedef struct result_msg {
 typedef struct rank_stats {
 	uint64_t chunks, sims;
 	double seconds;
+	uint64_t test_points, models; /* tasks of core.diagnose_ranks, core.flow_train_each */
+	double test_point_seconds, training_seconds;
 } rank_stats;
 
 static struct {
@@ -245,7 +272,7 @@ static void
 send_job(const sbi_mpi_sim *sim)
 {
 	job_msg m = { .node_id = sim->node_id, .n = sim->n, .chunk = sim->chunk, .dtheta = sim->dtheta,
-		.dx = sim->dx, .thetas_rows = sim->thetas ? sim->thetas->nrow : 0 };
+		.dx = sim->dx, .thetas_rows = sim->thetas ? sim->thetas->nrow : 0, .what = SBI_MPI_SIM };
 	memcpy(m.key, sim->node_key, sizeof m.key);
 	for (int r = 1; r < g_mpi.size; r++) {
 		check(MPI_Send(&m, (int)sizeof m, MPI_BYTE, r, TAG_JOB, MPI_COMM_WORLD), "sending a job to", r);
@@ -419,12 +446,424 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 	return rc;
 }
 
+/* ---- the input artifacts of a task job ----
+ *
+ * Packed in host order (every rank runs the same binary): a count, then
+ * per artifact its fields in order, each as type, name and value. */
+
+typedef struct pbuf {
+	unsigned char *p; /* owned */
+	size_t n, cap;
+	int oom;
+} pbuf;
+
+static void
+pb_put(pbuf *b, const void *src, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->n + n)
+			cap *= 2;
+		unsigned char *p = sbi_realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p, b->cap = cap;
+	}
+	memcpy(b->p + b->n, src, n);
+	b->n += n;
+}
+
+static void
+pb_u64(pbuf *b, uint64_t v)
+{
+	pb_put(b, &v, sizeof v);
+}
+
+static void
+pack_field(pbuf *b, const sbi_field *f)
+{
+	pb_u64(b, (uint64_t)f->type);
+	pb_u64(b, strlen(f->name));
+	pb_put(b, f->name, strlen(f->name));
+	switch (f->type) {
+	case SBI_FIELD_MAT:
+		pb_u64(b, f->mat->nrow);
+		pb_u64(b, f->mat->ncol);
+		pb_put(b, f->mat->data, f->mat->nrow * f->mat->ncol * sizeof(double));
+		break;
+	case SBI_FIELD_STR:
+		pb_u64(b, f->len);
+		pb_put(b, f->str, f->len);
+		break;
+	case SBI_FIELD_NUM:
+		pb_put(b, &f->num, sizeof f->num);
+		break;
+	default: /* SBI_FIELD_STRS */
+		pb_u64(b, f->len);
+		for (size_t i = 0; i < f->len; i++) {
+			pb_u64(b, f->lens[i]);
+			pb_put(b, f->strs[i], f->lens[i]);
+		}
+	}
+}
+
+/* The artifacts of node's inputs, packed into b (b->oom when out of memory). */
+static void
+pack_inputs(const sbi_graph *g, const sbi_node *node, pbuf *b)
+{
+	pb_u64(b, node->ninputs);
+	for (size_t i = 0; i < node->ninputs; i++) {
+		const sbi_artifact *a = g->nodes[node->inputs[i]].art;
+		pb_u64(b, a ? a->nfields : 0);
+		for (size_t k = 0; a && k < a->nfields; k++)
+			pack_field(b, &a->fields[k]);
+	}
+}
+
+typedef struct preader {
+	const unsigned char *p;
+	size_t left;
+	int bad;
+} preader;
+
+/* The next n bytes, or NULL (and r->bad) past the end. */
+static const unsigned char *
+pr_get(preader *r, size_t n)
+{
+	if (r->bad || n > r->left) {
+		r->bad = 1;
+		return NULL;
+	}
+	const unsigned char *p = r->p;
+	r->p += n, r->left -= n;
+	return p;
+}
+
+static uint64_t
+pr_u64(preader *r)
+{
+	uint64_t v = 0;
+	const unsigned char *p = pr_get(r, sizeof v);
+	if (p)
+		memcpy(&v, p, sizeof v);
+	return v;
+}
+
+/* Reads one field into a; 0, or -1 when malformed or out of memory. */
+static int
+unpack_field(preader *r, sbi_artifact *a)
+{
+	uint64_t type = pr_u64(r), len = pr_u64(r);
+	const unsigned char *np = pr_get(r, len);
+	char name[256];
+	if (np == NULL || len >= sizeof name)
+		return -1;
+	memcpy(name, np, len);
+	name[len] = '\0';
+	if (type == SBI_FIELD_MAT) {
+		uint64_t nrow = pr_u64(r), ncol = pr_u64(r);
+		const unsigned char *d = ncol && nrow > r->left / sizeof(double) / ncol ? NULL :
+		    pr_get(r, nrow * ncol * sizeof(double));
+		sbi_mat *m = d ? sbi_mat_alloc(nrow, ncol) : NULL;
+		if (m == NULL)
+			return -1;
+		memcpy(m->data, d, nrow * ncol * sizeof(double));
+		return sbi_artifact_set_mat(a, name, m) == SBI_OK ? 0 : -1;
+	}
+	if (type == SBI_FIELD_STR) {
+		uint64_t n = pr_u64(r);
+		const unsigned char *d = pr_get(r, n);
+		return d && sbi_artifact_set_str(a, name, (const char *)d, n) == SBI_OK ? 0 : -1;
+	}
+	if (type == SBI_FIELD_NUM) {
+		double v;
+		const unsigned char *d = pr_get(r, sizeof v);
+		if (d == NULL)
+			return -1;
+		memcpy(&v, d, sizeof v);
+		return sbi_artifact_set_num(a, name, v) == SBI_OK ? 0 : -1;
+	}
+	if (type != SBI_FIELD_STRS)
+		return -1;
+	uint64_t n = pr_u64(r);
+	if (n > r->left / sizeof(uint64_t))
+		return -1;
+	const char **v = sbi_calloc(n ? n : 1, sizeof *v);
+	size_t *lens = sbi_calloc(n ? n : 1, sizeof *lens);
+	int rc = v && lens ? 0 : -1;
+	for (uint64_t i = 0; i < n && rc == 0; i++) {
+		lens[i] = pr_u64(r);
+		v[i] = (const char *)pr_get(r, lens[i]);
+		rc = v[i] ? 0 : -1;
+	}
+	if (rc == 0 && sbi_artifact_set_strs(a, name, v, lens, n) != SBI_OK)
+		rc = -1;
+	sbi_free(v);
+	sbi_free(lens);
+	return rc;
+}
+
+/* The artifacts packed in p (a new array of *n, caller frees each and the
+ * array), or NULL when malformed or out of memory. */
+static sbi_artifact **
+unpack_inputs(const unsigned char *p, size_t bytes, size_t *n)
+{
+	preader r = { .p = p, .left = bytes };
+	uint64_t count = pr_u64(&r);
+	if (r.bad || count > 1024)
+		return NULL;
+	sbi_artifact **arts = sbi_calloc(count ? count : 1, sizeof *arts);
+	int bad = arts == NULL;
+	for (uint64_t i = 0; i < count && !bad; i++) {
+		uint64_t nfields = pr_u64(&r);
+		arts[i] = r.bad || nfields > 1u << 20 ? NULL : sbi_artifact_alloc();
+		bad = arts[i] == NULL;
+		for (uint64_t k = 0; k < nfields && !bad; k++)
+			bad = unpack_field(&r, arts[i]) != 0;
+	}
+	if (bad || r.left != 0) {
+		for (uint64_t i = 0; arts && i < count; i++)
+			sbi_artifact_free(arts[i]);
+		sbi_free(arts);
+		return NULL;
+	}
+	*n = (size_t)count;
+	return arts;
+}
+
+static void
+send_bytes(const unsigned char *p, size_t n, int dest, int tag)
+{
+	for (size_t k = 0; k < n; k += BYTE_PIECE) {
+		int m = (int)(n - k < BYTE_PIECE ? n - k : BYTE_PIECE);
+		check(MPI_Send(p + k, m, MPI_BYTE, dest, tag, MPI_COMM_WORLD), "sending to", dest);
+	}
+}
+
+static void
+recv_bytes(unsigned char *p, size_t n, int src, int tag)
+{
+	for (size_t k = 0; k < n; k += BYTE_PIECE) {
+		int m = (int)(n - k < BYTE_PIECE ? n - k : BYTE_PIECE);
+		MPI_Status st;
+		wait_msg(src, tag, &st);
+		check(MPI_Recv(p + k, m, MPI_BYTE, src, tag, MPI_COMM_WORLD, &st), "receiving from", src);
+	}
+}
+
+/* ---- rank 0: tasks ---- */
+
+typedef struct task_run {
+	const sbi_mpi_tasks *t;
+	size_t block, nblocks;
+	atomic_size_t next;
+	atomic_int stop;
+	pthread_mutex_t mu; /* the failure and rank 0's stats */
+	int rc;
+	size_t fail_at;
+	sbi_err err;
+} task_run;
+
+/* The next block to run, or nblocks when none is left (or a task failed). */
+static size_t
+claim(task_run *r)
+{
+	if (atomic_load(&r->stop))
+		return r->nblocks;
+	size_t b = atomic_fetch_add(&r->next, 1);
+	return b < r->nblocks ? b : r->nblocks;
+}
+
+static void
+block_range(size_t block, size_t size, size_t ntasks, size_t *lo, size_t *hi)
+{
+	*lo = block * size;
+	*hi = ntasks - *lo < size ? ntasks : *lo + size;
+}
+
+/* Keeps the failure of the lowest failing task (its message does not
+ * depend on who ran what) and stops handing out blocks. */
+static void
+record_failure(task_run *r, int rc, size_t at, const char *msg)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->rc == SBI_OK || at < r->fail_at) {
+		r->rc = rc;
+		r->fail_at = at;
+		sbi_err_set(&r->err, rc, "%s", msg);
+	}
+	atomic_store(&r->stop, 1);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Counts a block of rank r (callers on rank 0's threads hold run->mu). */
+static void
+count_block(int r, int what, size_t tasks, double seconds)
+{
+	rank_stats *st = &g_mpi.stats[r];
+	if (what == SBI_MPI_DIAG) {
+		st->test_points += tasks;
+		st->test_point_seconds += seconds;
+	} else {
+		st->models += tasks;
+		st->training_seconds += seconds;
+	}
+}
+
+/* A thread of rank 0: runs blocks until none is left. */
+static void *
+local_tasks(void *arg)
+{
+	task_run *r = arg;
+	const sbi_mpi_tasks *t = r->t;
+	for (size_t b; (b = claim(r)) < r->nblocks;) {
+		size_t lo, hi, bytes = 0, failed = 0;
+		block_range(b, r->block, t->ntasks, &lo, &hi);
+		unsigned char *buf = NULL;
+		sbi_err e = { 0 };
+		double t0 = sbi_now();
+		int rc = t->compute(t->ud, lo, hi, &buf, &bytes, &failed, &e);
+		if (rc == SBI_OK && (rc = t->take(t->ud, lo, hi, buf, bytes, &e)) != SBI_OK)
+			failed = lo;
+		sbi_free(buf);
+		if (rc != SBI_OK) {
+			record_failure(r, rc, failed, e.msg);
+			break;
+		}
+		pthread_mutex_lock(&r->mu);
+		count_block(0, t->what, hi - lo, sbi_now() - t0);
+		pthread_mutex_unlock(&r->mu);
+	}
+	return NULL;
+}
+
+static void
+send_task_job(const sbi_runctx *ctx, const sbi_mpi_tasks *t, size_t block)
+{
+	pbuf in = { 0 };
+	pack_inputs(ctx->g, ctx->node, &in);
+	if (in.oom) {
+		fprintf(stderr, "sbirun: error: out of memory packing the inputs of %s for the MPI ranks\n",
+		    ctx->node->label);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+		_exit(1);
+	}
+	job_msg m = { .node_id = ctx->node->id, .what = (uint64_t)t->what, .ntasks = t->ntasks, .block = block,
+		.inputs = in.n };
+	memcpy(m.key, ctx->node->key.b, sizeof m.key);
+	for (int r = 1; r < g_mpi.size; r++) {
+		check(MPI_Send(&m, (int)sizeof m, MPI_BYTE, r, TAG_JOB, MPI_COMM_WORLD), "sending a job to", r);
+		send_bytes(in.p, in.n, r, TAG_INPUTS);
+	}
+	sbi_free(in.p);
+}
+
+/* Receives one block's result (probed in st) and takes it. */
+static void
+take_task_result(task_run *r, MPI_Status *st)
+{
+	int bytes, src = st->MPI_SOURCE;
+	MPI_Get_count(st, MPI_BYTE, &bytes);
+	unsigned char *buf = sbi_malloc(bytes > 0 ? (size_t)bytes : 1);
+	if (buf == NULL) {
+		fprintf(stderr, "sbirun: error: out of memory\n");
+		MPI_Abort(MPI_COMM_WORLD, 1);
+		_exit(1);
+	}
+	check(MPI_Recv(buf, bytes, MPI_BYTE, src, TAG_TASK_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+	    "receiving a result from", src);
+	task_msg h;
+	if ((size_t)bytes < sizeof h) {
+		fprintf(stderr, "sbirun: error: MPI: a malformed result from rank %d\n", src);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	memcpy(&h, buf, sizeof h);
+	h.msg[sizeof h.msg - 1] = '\0';
+	size_t lo, hi;
+	if (h.block < 0 || (size_t)h.block >= r->nblocks) {
+		fprintf(stderr, "sbirun: error: MPI: a result for an unknown block from rank %d\n", src);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	block_range((size_t)h.block, r->block, r->t->ntasks, &lo, &hi);
+	int rc = h.rc;
+	sbi_err e = { 0 };
+	if (rc == SBI_OK && (rc = r->t->take(r->t->ud, lo, hi, buf + sizeof h, (size_t)bytes - sizeof h, &e)) != SBI_OK)
+		record_failure(r, rc, lo, e.msg);
+	else if (rc != SBI_OK)
+		record_failure(r, rc, (size_t)h.failed, h.msg);
+	else
+		count_block(src, r->t->what, hi - lo, h.seconds);
+	sbi_free(buf);
+}
+
+int
+sbi__mpi_run_tasks(const sbi_runctx *ctx, const sbi_mpi_tasks *t, sbi_err *err)
+{
+	int threads = t->threads < 1 ? 1 : t->threads > MAX_TASK_THREADS ? MAX_TASK_THREADS : t->threads;
+	task_run r = { .t = t, .block = t->block ? t->block : 1, .rc = SBI_OK };
+	r.nblocks = (t->ntasks + r.block - 1) / r.block;
+	atomic_init(&r.next, 0);
+	atomic_init(&r.stop, 0);
+	pthread_mutex_init(&r.mu, NULL);
+	send_task_job(ctx, t, r.block);
+	int size = g_mpi.size;
+	size_t outstanding = 0;
+	for (int k = 0; k < (t->prefetch > 0 ? t->prefetch : 1) * threads; k++)
+		for (int rk = 1; rk < size; rk++) {
+			size_t b = claim(&r);
+			if (b >= r.nblocks)
+				break;
+			send_task(rk, (int64_t)b);
+			outstanding++;
+		}
+	/* Rank 0's threads take the rest as they go (up to LOCAL_RANKS ranks). */
+	pthread_t tid[MAX_TASK_THREADS];
+	int started = 0;
+	if (size <= LOCAL_RANKS || size == 1)
+		for (; started < threads; started++)
+			if (pthread_create(&tid[started], NULL, local_tasks, &r) != 0)
+				break;
+	if (started == 0 && size == 1)
+		local_tasks(&r); /* no thread could start */
+	while (outstanding > 0) {
+		MPI_Status st;
+		int flag = 0, naps = 0;
+		while (!flag) {
+			check(MPI_Iprobe(MPI_ANY_SOURCE, TAG_TASK_RESULT, MPI_COMM_WORLD, &flag, &st), "waiting for", -1);
+			if (!flag)
+				nap(&naps);
+		}
+		double t0 = sbi_now();
+		take_task_result(&r, &st);
+		outstanding--;
+		size_t b = claim(&r);
+		if (b < r.nblocks) {
+			send_task(st.MPI_SOURCE, (int64_t)b);
+			outstanding++;
+		}
+		g_mpi.serve_seconds += sbi_now() - t0;
+		g_mpi.received++;
+	}
+	for (int rk = 1; rk < size; rk++)
+		send_task(rk, -1);
+	for (int i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	pthread_mutex_destroy(&r.mu);
+	if (r.rc != SBI_OK)
+		return sbi_err_set(err, r.rc, "%s", r.err.msg);
+	return SBI_OK;
+}
+
 /* ---- other ranks ---- */
 
 int
 sbi__mpi_job(size_t *dx, uint64_t *chunk)
 {
-	if (!g_mpi.on || !g_mpi.in_job)
+	if (!g_mpi.on || !g_mpi.in_job || g_mpi.job.what != SBI_MPI_SIM)
 		return 0;
 	*dx = (size_t)g_mpi.job.dx;
 	*chunk = g_mpi.job.chunk;
@@ -475,7 +914,118 @@ recv_task(void)
 	return task;
 }
 
-/* Answers the job's chunks with an error: this rank cannot run it. */
+/* ---- other ranks: tasks ---- */
+
+int
+sbi__mpi_in_job(int what)
+{
+	return g_mpi.on && g_mpi.in_job && g_mpi.job.what == (uint64_t)what;
+}
+
+static void
+send_task_result(const task_msg *h, const unsigned char *payload, size_t n)
+{
+	unsigned char *buf = sbi_malloc(sizeof *h + n);
+	if (buf == NULL || sizeof *h + n > (size_t)INT32_MAX) {
+		fprintf(stderr, "sbirun: error: rank %d: a result is too large to send\n", g_mpi.rank);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+		_exit(1);
+	}
+	memcpy(buf, h, sizeof *h);
+	if (n)
+		memcpy(buf + sizeof *h, payload, n);
+	check(MPI_Send(buf, (int)(sizeof *h + n), MPI_BYTE, 0, TAG_TASK_RESULT, MPI_COMM_WORLD),
+	    "sending a result to", 0);
+	sbi_free(buf);
+}
+
+/* One block on this rank: run on a thread of its own. */
+typedef struct task_block {
+	const sbi_mpi_tasks *t;
+	int64_t block;
+	size_t lo, hi, bytes, failed;
+	unsigned char *out; /* owned */
+	int rc;
+	double seconds;
+	sbi_err err;
+} task_block;
+
+static void *
+run_block(void *arg)
+{
+	task_block *b = arg;
+	double t0 = sbi_now();
+	b->rc = b->t->compute(b->t->ud, b->lo, b->hi, &b->out, &b->bytes, &b->failed, &b->err);
+	b->seconds = sbi_now() - t0;
+	return NULL;
+}
+
+/* Runs the k blocks at once (one thread each) and sends their results. */
+static void
+work_blocks(task_block *bs, size_t k)
+{
+	pthread_t tid[MAX_TASK_THREADS];
+	size_t started = 0;
+	for (size_t i = 1; i < k; i++)
+		if (pthread_create(&tid[started], NULL, run_block, &bs[i]) == 0)
+			started++;
+		else
+			run_block(&bs[i]);
+	run_block(&bs[0]);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	for (size_t i = 0; i < k; i++) {
+		task_msg h = { .block = bs[i].block, .rc = bs[i].rc, .failed = bs[i].failed, .seconds = bs[i].seconds };
+		if (bs[i].rc != SBI_OK)
+			snprintf(h.msg, sizeof h.msg, "%s", bs[i].err.msg);
+		send_task_result(&h, bs[i].rc == SBI_OK ? bs[i].out : NULL, bs[i].rc == SBI_OK ? bs[i].bytes : 0);
+		sbi_free(bs[i].out);
+	}
+}
+
+int
+sbi__mpi_serve_tasks(const sbi_mpi_tasks *t, sbi_err *err)
+{
+	const job_msg *m = &g_mpi.job;
+	if (t->ntasks != m->ntasks)
+		return sbi_err_set(err, SBI_EINVAL, "this rank has %zu tasks where rank 0 has %llu", t->ntasks,
+		    (unsigned long long)m->ntasks);
+	size_t threads = t->threads < 1 ? 1 : t->threads > MAX_TASK_THREADS ? MAX_TASK_THREADS : (size_t)t->threads;
+	size_t block = m->block ? (size_t)m->block : 1, nblocks = (t->ntasks + block - 1) / block;
+	task_block bs[MAX_TASK_THREADS];
+	int end = 0;
+	while (!end) {
+		size_t k = 0;
+		int64_t b = recv_task();
+		if (b < 0)
+			break;
+		/* More blocks already queued join, up to --jobs. */
+		for (int flag = 1;;) {
+			if (b >= 0 && (size_t)b >= nblocks) {
+				fprintf(stderr, "sbirun: error: rank %d: an unknown block from rank 0\n", g_mpi.rank);
+				MPI_Abort(MPI_COMM_WORLD, 1);
+			}
+			bs[k] = (task_block){ .t = t, .block = b };
+			block_range((size_t)b, block, t->ntasks, &bs[k].lo, &bs[k].hi);
+			k++;
+			if (k == threads)
+				break;
+			MPI_Status st;
+			check(MPI_Iprobe(0, TAG_CHUNK, MPI_COMM_WORLD, &flag, &st), "waiting for", 0);
+			if (!flag)
+				break;
+			if ((b = recv_task()) < 0) {
+				end = 1;
+				break;
+			}
+		}
+		work_blocks(bs, k);
+	}
+	g_mpi.job_done = 1;
+	return SBI_OK;
+}
+
+/* Answers the job's chunks (or blocks) with an error: this rank cannot run it. */
 static void
 refuse_job(const char *why)
 {
@@ -483,6 +1033,14 @@ refuse_job(const char *why)
 		int64_t task = recv_task();
 		if (task < 0)
 			return;
+		if (g_mpi.job.what != SBI_MPI_SIM) {
+			size_t lo, hi, block = g_mpi.job.block ? (size_t)g_mpi.job.block : 1;
+			block_range((size_t)task, block, (size_t)g_mpi.job.ntasks, &lo, &hi);
+			task_msg h = { .block = task, .rc = SBI_EINVAL, .failed = lo };
+			snprintf(h.msg, sizeof h.msg, "rank %d cannot run this step: %s", g_mpi.rank, why);
+			send_task_result(&h, NULL, 0);
+			continue;
+		}
 		result_msg h = { .task = task, .rc = SBI_EINVAL };
 		snprintf(h.msg, sizeof h.msg, "rank %d cannot run this step: %s", g_mpi.rank, why);
 		send_result(&h, NULL, 0, 0);
@@ -631,23 +1189,39 @@ sbi__mpi_work(const sbi_mpi_sim *sim, sbi_err *err)
 	return SBI_OK;
 }
 
+/* What a job's node runs with: simulations get empty inputs (and the
+ * theta matrix rank 0 sent), tasks the input artifacts rank 0 sent. */
+typedef struct job_inputs {
+	sbi_mat *thetas;     /* handed to a Mat */
+	sbi_artifact **arts; /* borrowed */
+	size_t narts;
+} job_inputs;
+
 /* Calls node.run(node, inputs) for the job; its core.simulate serves the
- * chunks. The inputs are empty tables, except that the first is
+ * chunks (core.diagnose_ranks or core.flow_train_each the tasks). The
+ * inputs of a simulation job are empty tables, except that the first is
  * { theta = the job's matrix } when rank 0 sent one.
  * [] -> [] */
 static int
 job_protected(lua_State *L)
 {
 	sbi_session *s = lua_touserdata(L, 1);
-	sbi_mat *thetas = lua_touserdata(L, 2);
+	job_inputs *in = lua_touserdata(L, 2);
 	sbi_node *n = &s->g->nodes[g_mpi.job.node_id];
 	sbi__push_node(L, n->id);                /* [.., node] */
 	lua_getfield(L, -1, "run");
 	lua_pushvalue(L, -2);                    /* [.., node, run, node] */
 	lua_createtable(L, (int)n->ninputs, 0);  /* [.., node, run, node, inputs] */
 	for (size_t i = 0; i < n->ninputs; i++) {
+		if (i < in->narts) {
+			sbi__push_artifact(L, in->arts[i]); /* takes its own reference */
+			lua_seti(L, -2, (lua_Integer)i + 1);
+			continue;
+		}
 		lua_newtable(L);
-		if (i == 0 && thetas != NULL) {
+		if (i == 0 && in->thetas != NULL) {
+			sbi_mat *thetas = in->thetas;
+			in->thetas = NULL;
 			sbi__push_mat(L, thetas); /* the Mat owns it now */
 			lua_setfield(L, -2, "theta");
 		}
@@ -657,11 +1231,40 @@ job_protected(lua_State *L)
 	return 0;
 }
 
+/* Receives a task job's input artifacts (a new array of *n, caller frees
+ * each and the array); NULL when they cannot be read. */
+static sbi_artifact **
+recv_inputs(size_t *n)
+{
+	unsigned char *buf = sbi_malloc(g_mpi.job.inputs ? (size_t)g_mpi.job.inputs : 1);
+	if (buf == NULL) {
+		fprintf(stderr, "sbirun: error: rank %d: out of memory\n", g_mpi.rank);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+		_exit(1);
+	}
+	recv_bytes(buf, (size_t)g_mpi.job.inputs, 0, TAG_INPUTS);
+	sbi_artifact **arts = unpack_inputs(buf, (size_t)g_mpi.job.inputs, n);
+	sbi_free(buf);
+	return arts;
+}
+
+static void
+free_inputs(sbi_artifact **arts, size_t n)
+{
+	for (size_t i = 0; arts && i < n; i++)
+		sbi_artifact_free(arts[i]);
+	sbi_free(arts);
+}
+
 static void
 run_job(sbi_session *s)
 {
 	job_msg *m = &g_mpi.job;
 	sbi_mat *thetas = NULL;
+	job_inputs in = { 0 };
+	int task_job = m->what != SBI_MPI_SIM;
+	if (task_job)
+		in.arts = recv_inputs(&in.narts);
 	if (m->thetas_rows) {
 		thetas = sbi_mat_alloc(m->thetas_rows, m->dtheta);
 		if (thetas == NULL) {
@@ -675,19 +1278,25 @@ run_job(sbi_session *s)
 		why = "the recipe did not load on this rank (its error is printed above)";
 	else if (m->node_id >= s->g->nnodes || memcmp(s->g->nodes[m->node_id].key.b, m->key, 32) != 0)
 		why = "the recipe loaded differently on this rank (another file, --set value or sbirun binary)";
+	else if (task_job && (in.arts == NULL || in.narts != s->g->nodes[m->node_id].ninputs))
+		why = "the step's inputs from rank 0 could not be read";
 	if (why) {
 		sbi_mat_free(thetas);
+		free_inputs(in.arts, in.narts);
 		refuse_job(why);
 		return;
 	}
+	in.thetas = thetas;
 	lua_State *L = s->L;
 	g_mpi.in_job = 1;
 	g_mpi.job_done = 0;
 	s->ctx.node = &s->g->nodes[m->node_id];
 	lua_pushcfunction(L, job_protected);
 	lua_pushlightuserdata(L, s);
-	lua_pushlightuserdata(L, thetas);
+	lua_pushlightuserdata(L, &in);
 	int rc = sbi__pcall(L, 2, 0);
+	sbi_mat_free(in.thetas); /* when the call failed before taking it */
+	free_inputs(in.arts, in.narts);
 	s->ctx.node = NULL;
 	g_mpi.in_job = 0;
 	if (rc != LUA_OK && !g_mpi.job_done) {
@@ -728,9 +1337,11 @@ sbi__mpi_json(void)
 		return NULL;
 	json_t *per = json_array();
 	for (int r = 0; r < g_mpi.size; r++)
-		json_array_append_new(per, json_pack("{s:i, s:I, s:I, s:f}", "rank", r, "chunks",
+		json_array_append_new(per, json_pack("{s:i, s:I, s:I, s:f, s:I, s:f, s:I, s:f}", "rank", r, "chunks",
 		    (json_int_t)g_mpi.stats[r].chunks, "simulations", (json_int_t)g_mpi.stats[r].sims,
-		    "seconds", g_mpi.stats[r].seconds));
+		    "seconds", g_mpi.stats[r].seconds, "test_points", (json_int_t)g_mpi.stats[r].test_points,
+		    "test_point_seconds", g_mpi.stats[r].test_point_seconds, "models_trained",
+		    (json_int_t)g_mpi.stats[r].models, "training_seconds", g_mpi.stats[r].training_seconds));
 	return json_pack("{s:i, s:o, s:I, s:f, s:f}", "ranks", g_mpi.size, "per_rank", per, "results_received",
 	    (json_int_t)g_mpi.received, "serve_seconds", g_mpi.serve_seconds, "message_seconds",
 	    g_mpi.message_seconds);
@@ -800,6 +1411,28 @@ int
 sbi__mpi_work(const sbi_mpi_sim *sim, sbi_err *err)
 {
 	(void)sim;
+	return sbi_err_set(err, SBI_EINVAL, "this sbirun was built without MPI");
+}
+
+int
+sbi__mpi_run_tasks(const sbi_runctx *ctx, const sbi_mpi_tasks *t, sbi_err *err)
+{
+	(void)ctx;
+	(void)t;
+	return sbi_err_set(err, SBI_EINVAL, "this sbirun was built without MPI");
+}
+
+int
+sbi__mpi_in_job(int what)
+{
+	(void)what;
+	return 0;
+}
+
+int
+sbi__mpi_serve_tasks(const sbi_mpi_tasks *t, sbi_err *err)
+{
+	(void)t;
 	return sbi_err_set(err, SBI_EINVAL, "this sbirun was built without MPI");
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lmpi.h"
 #include "lnative.h"
 #include "lstate.h"
 #include "sbi/alloc.h"
@@ -417,6 +418,8 @@ l_write_stream(lua_State *L)
 {
 	FILE *f = lua_touserdata(L, lua_upvalueindex(1));
 	int n = lua_gettop(L);
+	if (f == stderr && sbi__mpi_rank() != 0)
+		return 0; /* MPI ranks other than 0 rerun steps' code for rank 0: it reports */
 	for (int i = 1; i <= n; i++) {
 		size_t len;
 		const char *s = luaL_checklstring(L, i, &len);

@@ -1,7 +1,8 @@
 /* The MPI backend (lang/l_mpi.c; docs/cluster.md): under `mpirun -n N
  * sbirun run RECIPE` rank 0 runs the graph and owns the cache, the other
- * ranks load the same recipe and run chunks of core.simulate that rank 0
- * hands out. Built when meson finds MPI (option `mpi`); otherwise every
+ * ranks load the same recipe and run what rank 0 hands out: chunks of
+ * core.simulate, test points of core.diagnose_ranks and the flows of
+ * core.flow_train_each (ensemble members). Built when meson finds MPI (option `mpi`); otherwise every
  * function here is a stub that reports a single process, so callers need
  * no #ifdef. */
 #ifndef SBI_LMPI_H
@@ -45,6 +46,28 @@ typedef struct sbi_mpi_sim {
 	void (*tick)(void *ud, uint64_t done); /* rank 0: simulations finished in this call */
 } sbi_mpi_sim;
 
+/* What one distributed call hands out (the job's kind). */
+enum { SBI_MPI_SIM, SBI_MPI_DIAG, SBI_MPI_TRAIN };
+
+/* What core.diagnose_ranks and core.flow_train_each give the backend to
+ * spread tasks 0..ntasks-1 (test points, flows) over the ranks, `block`
+ * at a time. Each task's result depends only on the call's inputs and the
+ * task's index, so who ran it does not change a byte. */
+typedef struct sbi_mpi_tasks {
+	void *ud;
+	int what;             /* SBI_MPI_DIAG or SBI_MPI_TRAIN */
+	size_t ntasks, block;
+	int prefetch;         /* blocks outstanding per rank and thread */
+	int threads;          /* --jobs: blocks a rank runs at once (threads) */
+	/* Any rank, any thread: runs tasks [lo, hi) into a new buffer *out
+	 * (caller frees with sbi_free) of *bytes; on failure the task that
+	 * failed in *failed and its message in err. */
+	int (*compute)(void *ud, size_t lo, size_t hi, unsigned char **out, size_t *bytes, size_t *failed,
+	    sbi_err *err);
+	/* Rank 0, any thread, never twice for one block: takes the result of [lo, hi). */
+	int (*take)(void *ud, size_t lo, size_t hi, const unsigned char *buf, size_t bytes, sbi_err *err);
+} sbi_mpi_tasks;
+
 /* Process level (main.c). Starts MPI when the process was launched by an
  * MPI launcher (mpirun, srun; found from its environment), else does
  * nothing. 0, or 1 after printing why MPI could not start. */
@@ -72,6 +95,19 @@ int sbi__mpi_job(size_t *dx, uint64_t *chunk);
  * job ends (SBI_OK; core.simulate then unwinds the node's run function
  * with an error that sbi__mpi_serve expects), or an MPI error. */
 int sbi__mpi_work(const sbi_mpi_sim *sim, sbi_err *err);
+
+/* Rank 0: runs the tasks over all ranks (the others get the job with the
+ * node's input artifacts, so its run function builds the same call) and
+ * this rank's --jobs threads. SBI_OK, or the failure of the lowest failing
+ * task (in err). */
+int sbi__mpi_run_tasks(const struct sbi_runctx *ctx, const sbi_mpi_tasks *t, sbi_err *err);
+/* Other ranks: 1 inside a job of kind `what` (core.diagnose_ranks,
+ * core.flow_train_each then serve it with sbi__mpi_serve_tasks), else 0. */
+int sbi__mpi_in_job(int what);
+/* Other ranks, inside a job: computes the blocks rank 0 sends until the
+ * job ends (SBI_OK; the caller then unwinds the node's run function with an
+ * error, as core.simulate does), or an error. */
+int sbi__mpi_serve_tasks(const sbi_mpi_tasks *t, sbi_err *err);
 
 /* run.json's "mpi" object (new reference), or NULL without MPI. */
 json_t *sbi__mpi_json(void);

@@ -88,6 +88,12 @@ typedef struct l_trained {
 /* Frees what tr holds and empties it; may run twice. */
 void sbi__trained_free(l_trained *tr);
 
+/* tr packed into a new buffer (caller frees with sbi_free) of *bytes, or
+ * NULL when out of memory; and back into an empty tr (SBI_EINVAL when
+ * malformed). What an MPI rank sends rank 0 (core.flow_train_each). */
+unsigned char *sbi__trained_pack(const l_trained *tr, size_t *bytes);
+int sbi__trained_unpack(const unsigned char *p, size_t bytes, l_trained *tr);
+
 /* A new, empty box owning one l_trained. [..] -> [.., box] */
 l_trained *sbi__push_trained_box(lua_State *L);
 
