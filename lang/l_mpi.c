@@ -13,8 +13,9 @@
  * who ran a chunk does not change a byte; rank 0 stores every chunk in the
  * cache as it arrives, so a run that dies resumes from them.
  *
- * core.diagnose_ranks (test points) and core.flow_train_each (the flows
- * of a training step: ensemble members, auto's candidates) hand out tasks
+ * core.diagnose_ranks (test points) and core.flow_train_each and
+ * core.classifier_train_each (the networks of a training step: ensemble
+ * members, auto's candidates) hand out tasks
  * the same way, in blocks of task indices: rank 0 sends the job with the
  * node's input artifacts, so a rank's run of the node's function builds
  * the same call, which then computes the blocks rank 0 sends; rank 0's
@@ -81,7 +82,7 @@ typedef struct result_msg {
 typedef struct rank_stats {
 	uint64_t chunks, sims;
 	double seconds;
-	uint64_t test_points, models; /* tasks of core.diagnose_ranks, core.flow_train_each */
+	uint64_t test_points, models; /* tasks of core.diagnose_ranks, core.*_train_each */
 	double test_point_seconds, training_seconds;
 } rank_stats;
 
@@ -1198,7 +1199,7 @@ typedef struct job_inputs {
 } job_inputs;
 
 /* Calls node.run(node, inputs) for the job; its core.simulate serves the
- * chunks (core.diagnose_ranks or core.flow_train_each the tasks). The
+ * chunks (core.diagnose_ranks or core.*_train_each the tasks). The
  * inputs of a simulation job are empty tables, except that the first is
  * { theta = the job's matrix } when rank 0 sent one.
  * [] -> [] */

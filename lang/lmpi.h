@@ -1,9 +1,10 @@
 /* The MPI backend (lang/l_mpi.c; docs/cluster.md): under `mpirun -n N
  * sbirun run RECIPE` rank 0 runs the graph and owns the cache, the other
  * ranks load the same recipe and run what rank 0 hands out: chunks of
- * core.simulate, test points of core.diagnose_ranks and the flows of
- * core.flow_train_each (ensemble members). Built when meson finds MPI (option `mpi`); otherwise every
- * function here is a stub that reports a single process, so callers need
+ * core.simulate, test points of core.diagnose_ranks and the networks of
+ * core.flow_train_each and core.classifier_train_each (ensemble members).
+ * Built when meson finds MPI (option `mpi`); otherwise every function
+ * here is a stub that reports a single process, so callers need
  * no #ifdef. */
 #ifndef SBI_LMPI_H
 #define SBI_LMPI_H
@@ -49,8 +50,8 @@ typedef struct sbi_mpi_sim {
 /* What one distributed call hands out (the job's kind). */
 enum { SBI_MPI_SIM, SBI_MPI_DIAG, SBI_MPI_TRAIN };
 
-/* What core.diagnose_ranks and core.flow_train_each give the backend to
- * spread tasks 0..ntasks-1 (test points, flows) over the ranks, `block`
+/* What core.diagnose_ranks and core.*_train_each give the backend to
+ * spread tasks 0..ntasks-1 (test points, networks) over the ranks, `block`
  * at a time. Each task's result depends only on the call's inputs and the
  * task's index, so who ran it does not change a byte. */
 typedef struct sbi_mpi_tasks {
@@ -102,7 +103,7 @@ int sbi__mpi_work(const sbi_mpi_sim *sim, sbi_err *err);
  * task (in err). */
 int sbi__mpi_run_tasks(const struct sbi_runctx *ctx, const sbi_mpi_tasks *t, sbi_err *err);
 /* Other ranks: 1 inside a job of kind `what` (core.diagnose_ranks,
- * core.flow_train_each then serve it with sbi__mpi_serve_tasks), else 0. */
+ * core.*_train_each then serve it with sbi__mpi_serve_tasks), else 0. */
 int sbi__mpi_in_job(int what);
 /* Other ranks, inside a job: computes the blocks rank 0 sends until the
  * job ends (SBI_OK; the caller then unwinds the node's run function with an

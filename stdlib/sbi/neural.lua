@@ -509,16 +509,23 @@ local function classifier_train_node(kind, where, sims, opts, seq)
     local s, log_cols = scaled_simulations(node.label, joined({ table.unpack(inp, 1, nsims) }), key.x_transform,
                                            prev and (prev.log_columns and prev.log_columns:row(1) or {}))
     local members = key.members or 1
-    local models, first = {}, nil
+    local specs = {}
     for k = 1, members do
       local init = key.warm_start and prev and members_of(prev)[k] or nil
-      local model, report = core.classifier_train {
+      specs[k] = {
         theta = s.theta, x = s.x, hidden = key.hidden, layers = key.layers, residual = key.residual,
         activation = key.activation, atoms = key.atoms, batch_size = key.batch_size,
         learning_rate = key.learning_rate, validation_fraction = key.validation_fraction, patience = key.patience,
         max_epochs = key.max_epochs, clip = key.clip, seed = key.seed + k - 1, init = init, embedding = key.embedding,
         label = k == 1 and node.label or string.format("%s member %d", node.label, k),
       }
+    end
+    -- Members train in parallel threads with --jobs 2 or more (over the
+    -- ranks under MPI); each as it would alone, so the result is the same.
+    local fits = core.classifier_train_each(specs)
+    local models, first = {}, nil
+    for k = 1, members do
+      local model, report = fits[k].model, fits[k].report
       core.stderr(string.format("%s: %d epochs (best %d), validation loss %.4f, %.2f s\n", node.label,
                                     report.epochs, report.best_epoch, report.best_val_loss, report.seconds))
       models[k] = model

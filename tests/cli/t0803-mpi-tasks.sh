@@ -2,10 +2,10 @@
 # Diagnostics' test points and ensemble members over MPI ranks: an NPE
 # with expected coverage and SBC (48 test points) and an SNPE whose
 # "uncertainty" acquisition trains an ensemble of 3 flows in each of its 2
-# rounds, run plain and on 1, 2 and 3 ranks (oversubscribed) and on 2
+# rounds, and an SNRE with an ensemble of 2 classifiers, run plain and on 1, 2 and 3 ranks (oversubscribed) and on 2
 # ranks with --jobs 2: byte-identical artifacts and output files;
-# run.json's "mpi" counts every test point and every trained flow once,
-# and ranks other than 0 did some of both.
+# run.json's "mpi" counts every test point and every trained network
+# once, and ranks other than 0 did some of both.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mpi_lib.sh"
 cp "$SRCDIR/tests/cli/mpi_tasks_recipe.lua" recipe.lua
@@ -29,21 +29,21 @@ for v in "1" "2" "3" "2 --jobs 2"; do
 	mpi_run "$n" recipe.lua --cache "c$tag" --out "o$tag" --quiet "$@"
 	expect_ok
 	expect_eq "$(artifacts "o$tag/run.json")" "$(artifacts o0/run.json)" "artifacts with $n ranks $*"
-	for f in npe snpe coverage sbc; do
+	for f in npe snpe snre coverage sbc; do
 		for e in csv npy; do
 			cmp -s "o0/$f.$e" "o$tag/$f.$e" || fail "$f.$e differs with $n ranks $*"
 		done
 	done
-	# One test-point step of 48 points (coverage and SBC share it); 7
-	# flows: NPE's, and 3 members in each of SNPE's 2 rounds.
+	# One test-point step of 48 points (coverage and SBC share it); 11
+	# networks: NPE's flow, 3 in each of SNPE's 2 rounds, 2 in SNRE's.
 	expect_eq "$(rank_sum "o$tag/run.json" test_points)" 48 "test points over the ranks ($n ranks $*)"
-	expect_eq "$(rank_sum "o$tag/run.json" models_trained)" 7 "flows trained over the ranks ($n ranks $*)"
+	expect_eq "$(rank_sum "o$tag/run.json" models_trained)" 11 "networks trained over the ranks ($n ranks $*)"
 	if [ "$n" -ge 2 ]; then
 		for r in $(seq 1 $((n - 1))); do
 			[ "$(rank_sum "o$tag/run.json" test_points "^$r\$")" -ge 1 ] ||
 				fail "rank $r did no test point ($n ranks $*): $(grep -A60 '"mpi"' "o$tag/run.json")"
 			[ "$(rank_sum "o$tag/run.json" models_trained "^$r\$")" -ge 1 ] ||
-				fail "rank $r trained no flow ($n ranks $*): $(grep -A60 '"mpi"' "o$tag/run.json")"
+				fail "rank $r trained no network ($n ranks $*): $(grep -A60 '"mpi"' "o$tag/run.json")"
 		done
 	fi
 done
