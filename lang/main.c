@@ -63,7 +63,8 @@ usage(FILE *f)
 	    "  --max-manifest-size SIZE   largest manifest.json read (default 8M)\n"
 	    "  --max-unpacked-size SIZE   largest total of the entries (default 8G)\n"
 	    "\n"
-	    "Under mpirun (mpirun -n N sbirun RECIPE), run spreads simulations over the N ranks: docs/cluster.md.\n"
+	    "Under mpirun (mpirun -n N sbirun RECIPE), run spreads simulations, diagnostics' test points and\n"
+	    "ensemble members over the N ranks: docs/cluster.md.\n"
 	    "See docs/cli.md for details.\n");
 }
 
