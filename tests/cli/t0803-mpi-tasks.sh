@@ -5,7 +5,8 @@
 # rounds, and an SNRE with an ensemble of 2 classifiers, run plain and on 1, 2 and 3 ranks (oversubscribed) and on 2
 # ranks with --jobs 2: byte-identical artifacts and output files;
 # run.json's "mpi" counts every test point and every trained network
-# once, and ranks other than 0 did some of both.
+# once, and ranks other than 0 did some of both. A member that fails on
+# another rank fails the run with a single process's message.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mpi_lib.sh"
 cp "$SRCDIR/tests/cli/mpi_tasks_recipe.lua" recipe.lua
@@ -48,4 +49,17 @@ for v in "1" "2" "3" "2 --jobs 2"; do
 	fi
 done
 
+# A network that fails to train on another rank fails the step with the
+# message of the lowest failing member, as in a single process (here every
+# member fails: too few validation rows; member 1 goes to rank 1 first).
+sed 's/max_epochs = 20, num_samples = 200 }/max_epochs = 20, num_samples = 200, validation_fraction = 0.001 }/' \
+	recipe.lua > failing.lua
+grep -q 'validation_fraction' failing.lua || fail "the failing recipe was not made"
+run failing.lua --cache f0 --out f0 --quiet
+expect_fail
+msg=$(grep 'sbirun: error' "$ERR")
+expect_eq "$msg" "sbirun: error: snpe.train (failing.lua:18, round 0): need at least 2 rows and a validation fraction that leaves rows on both sides (300 rows, fraction 0.001)" "the plain run's error"
+mpi_run 3 failing.lua --cache f3 --out f3 --quiet
+expect_fail
+expect_eq "$(grep 'sbirun: error' "$ERR")" "$msg" "the error on 3 ranks"
 finish
