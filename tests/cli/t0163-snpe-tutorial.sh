@@ -50,4 +50,9 @@ done
 in_range "$(awk -v t="$sum_z2" 'BEGIN { printf "%.3f", sqrt(t / 5) }')" 0 0.2 \
 	"rms over the parameters of TSNPE's mean minus the exact mean, in exact posterior sd"
 in_range "$(awk -v t="$sum_ratio" 'BEGIN { printf "%.3f", t / 5 }')" 0 0.9 "average sd ratio TSNPE / NPE"
+
+# --set density names the methods it applies to.
+run tutorial.lua --out bad --set method=nre --set density=maf --quiet
+expect_fail
+expect_err "--set density=maf: applies to methods npe, nle, snpe, tsnpe and snle (got nre)"
 finish
