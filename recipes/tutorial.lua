@@ -99,6 +99,16 @@ end
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
+-- --set density=maf|nsf|mdn|auto: the flow of npe, nle, snpe, tsnpe and
+-- snle (default: each method's own, docs/neural.md); e.g. density=maf
+-- gives NPE the sequential methods' MAF, for a like-for-like comparison.
+local density = sbi.param("density", "")
+local flow_methods = { npe = true, nle = true, snpe = true, tsnpe = true, snle = true }
+if density ~= "" and not flow_methods[method] then
+  error("--set density=" .. tostring(density) .. ": applies to methods npe, nle, snpe, tsnpe and snle (got "
+        .. method .. ")", 0)
+end
+density = density ~= "" and density or nil
 
 -- Summary compressors (docs/summaries.md): the method sees the 50 values
 -- through one when --set summary= names it. moped: 5 MOPED summaries
@@ -223,7 +233,7 @@ elseif sequential[method] then
     prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
     rounds = rounds, simulations = simulations,
     truncate = method == "tsnpe" or nil, acquisition = method ~= "tsnpe" and acquisition or nil,
-    warm_start = warm_start,
+    warm_start = warm_start, density = density,
     num_samples = num_samples, seed = seed, summary = compressor(),
   }
 elseif method == "emulator" then
@@ -259,7 +269,7 @@ else
     }
   else
     posterior = sbi[method] { sims = sims, observation = observation, num_samples = num_samples, seed = seed,
-                              summary = summary }
+                              summary = summary, density = density }
   end
 end
 

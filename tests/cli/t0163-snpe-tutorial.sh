@@ -1,45 +1,60 @@
 #!/bin/bash
-# SNPE on the tutorial model, 5 rounds of 1,000 simulations: its posterior
-# is tighter than single-round NPE's with the same 5,000 simulations and
-# agrees with the exact-likelihood posterior (method=likelihood).
+# Sequential NPE on the tutorial model agrees with the exact-likelihood
+# posterior (method=likelihood) and is tighter than single-round NPE with
+# the same budget and flow: TSNPE (sbi.snpe{ truncate = true }, the
+# tutorial's method=tsnpe) in 10 rounds of 1,000 simulations against NPE
+# on 10,000 prior simulations, both a MAF with the default network and
+# training options, seed 1.
 #
 # Tolerances (measured, docs/benchmarks-sequential.md "The tutorial
-# model"): the Monte Carlo error of the compared means is small (10,000
-# independent SNPE draws: 0.01 exact sd; two MCMC runs of the exact
-# posterior differ by at most 0.03 sd), so what the bound must hold is the
-# estimator's own error at 5,000 simulations, which varies with the seed:
-# seed 1 gives means 0.06-0.54 exact sd from the exact means (sd ratios
-# 0.82-1.04), seed 2 0.36-0.49 (1.07-1.16); 10 rounds of 1,000 bring it to
-# 0.21, 5 rounds of 2,000 do not (0.49). The issue's 0.1 sd is not
-# reachable at a CI budget. Single-round NPE's mean of s is 1.07 sd off and
-# its sd of m 1.25 times the exact. The bounds (means within 0.6 sd, sd
-# ratios 0.75-1.25, the average sd ratio SNPE/NPE at most 0.95) hold for
-# SNPE and NPE fails the first, as would SNPE trained without the atomic
-# loss (it learns the proposal posterior, too narrow: sd ratios 0.55-0.73
-# measured with 3 rounds of 1,000).
+# model"): z = (mean - exact mean) / exact sd. The Monte Carlo part of z
+# is small (10,000 flow draws: 0.01; the test's 10,000 MCMC draws of the
+# exact posterior against 100,000: at most 0.035); the rest is the
+# estimator's error, which a change of seed (or of the training's
+# numerics) redraws. Over seeds 1-5 this configuration's 25 z have an rms
+# of 0.10 (largest 0.23) and each seed's rms over the five parameters is
+# 0.07-0.13: the issue's 0.1 sd is the typical error, not a bound that
+# every parameter of every seed meets. The test asserts: every |z| <= 0.4
+# (4 x the rms 0.10, which covers the Monte Carlo part), the rms of the
+# five z <= 0.2 (the worst seed 0.13; NPE here: 0.27), every sd ratio to the
+# exact sd in 0.7-1.15 (measured 0.78-1.02: TSNPE is slightly narrow) and
+# the average sd ratio TSNPE / NPE <= 0.9 (measured 0.76). Sequential NPE
+# trained with the plain loss on untruncated posterior proposals learns
+# the proposal posterior, too narrow (sd ratios 0.55-0.73, measured with 3
+# rounds of 1,000 for the previous version of this test), and so does
+# TSNPE without warm starts (0.68-0.73 at 5 x 1,000): the band catches both.
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/recipes/tutorial.lua" tutorial.lua
-common=(--set simulations=5000 --set num_samples=10000 --quiet)
+common=(--set simulations=10000 --set num_samples=10000 --quiet)
 run tutorial.lua --out lik --set method=likelihood "${common[@]}"
 expect_ok
-run tutorial.lua --out snpe --set method=snpe --set rounds=5 "${common[@]}"
+run tutorial.lua --out tsnpe --set method=tsnpe --set rounds=10 "${common[@]}"
 expect_ok
-run tutorial.lua --out npe --set method=npe "${common[@]}"
+run tutorial.lua --out npe --set method=npe --set density=maf "${common[@]}"
 expect_ok
 
-sum_ratio=0
+sum_ratio=0 sum_z2=0
 names=(l m s a b)
 for c in 1 2 3 4 5; do
 	read -r ml sl <<<"$(col_stats lik/posterior_samples.csv "$c")"
-	read -r ms ss <<<"$(col_stats snpe/posterior_samples.csv "$c")"
+	read -r ms ss <<<"$(col_stats tsnpe/posterior_samples.csv "$c")"
 	read -r mn sn <<<"$(col_stats npe/posterior_samples.csv "$c")"
 	numbers "posterior statistics of ${names[c - 1]}" "$ml" "$sl" "$ms" "$ss" "$mn" "$sn" || continue
 	z=$(awk -v a="$ms" -v b="$ml" -v s="$sl" 'BEGIN { printf "%.3f", (a - b) / s }')
-	in_range "$z" -0.6 0.6 "SNPE mean of ${names[c - 1]} minus the exact mean, in exact posterior sd"
-	in_range "$(awk -v a="$ss" -v b="$sl" 'BEGIN { printf "%.3f", a / b }')" 0.75 1.25 \
-		"SNPE sd of ${names[c - 1]} / the exact sd"
+	zn=$(awk -v a="$mn" -v b="$ml" -v s="$sl" 'BEGIN { printf "%.3f", (a - b) / s }')
+	in_range "$z" -0.4 0.4 "TSNPE mean of ${names[c - 1]} minus the exact mean, in exact posterior sd"
+	in_range "$(awk -v a="$ss" -v b="$sl" 'BEGIN { printf "%.3f", a / b }')" 0.7 1.15 \
+		"TSNPE sd of ${names[c - 1]} / the exact sd"
 	sum_ratio=$(awk -v t="$sum_ratio" -v a="$ss" -v b="$sn" 'BEGIN { printf "%.4f", t + a / b }')
-	echo "${names[c - 1]}: exact $ml ($sl), SNPE $ms ($ss, $z sd off), NPE $mn ($sn)"
+	sum_z2=$(awk -v t="$sum_z2" -v z="$z" 'BEGIN { printf "%.6f", t + z * z }')
+	echo "${names[c - 1]}: exact $ml ($sl), TSNPE $ms ($ss, $z sd off), NPE $mn ($sn, $zn sd off)"
 done
-in_range "$(awk -v t="$sum_ratio" 'BEGIN { printf "%.3f", t / 5 }')" 0 0.95 "average sd ratio SNPE / NPE"
+in_range "$(awk -v t="$sum_z2" 'BEGIN { printf "%.3f", sqrt(t / 5) }')" 0 0.2 \
+	"rms over the parameters of TSNPE's mean minus the exact mean, in exact posterior sd"
+in_range "$(awk -v t="$sum_ratio" 'BEGIN { printf "%.3f", t / 5 }')" 0 0.9 "average sd ratio TSNPE / NPE"
+
+# --set density names the methods it applies to.
+run tutorial.lua --out bad --set method=nre --set density=maf --quiet
+expect_fail
+expect_err "--set density=maf: applies to methods npe, nle, snpe, tsnpe and snle (got nre)"
 finish
