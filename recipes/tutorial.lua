@@ -131,8 +131,9 @@ if not fiducials[fiducial] then
   error("unknown --set fiducial=" .. tostring(fiducial) .. " (available: prior_mean, pilot, moped_pilot)", 0)
 end
 local adjust = sbi.param("adjust", moped_abc and "linear" or "none")
-if adjust ~= "none" and adjust ~= "linear" then
-  error("unknown --set adjust=" .. tostring(adjust) .. " (available: none, linear)", 0)
+local adjusts = { none = true, linear = true, quadratic = true, neural = true }
+if not adjusts[adjust] then
+  error("unknown --set adjust=" .. tostring(adjust) .. " (available: none, linear, quadratic, neural)", 0)
 end
 if adjust ~= "none" and method ~= "rejection_abc" then
   error("--set adjust=" .. adjust .. ": the regression adjustment applies to method=rejection_abc only", 0)
