@@ -95,10 +95,33 @@ local function mlp_fit(x, y, seed, label, what)
   return core.mlp_load(model)
 end
 
-local function adjust_neural(samples, x, obs, seed, label)
+-- The average of the predictions at x and at obs of `networks` MLPs fitted
+-- to (x, y) with the seeds seed, seed + 2, ... (an ensemble, as Blum &
+-- Francois average theirs: less variance from the training).
+local function mlp_average(x, y, obs, seed, networks, label, what)
+  local fit, at_obs
+  for k = 1, networks do
+    local net = mlp_fit(x, y, seed + 2 * (k - 1), label, what)
+    local f, o = net:apply(x), net:apply(obs)
+    if k == 1 then
+      fit, at_obs = f, o
+    else
+      for i = 1, f:rows() do
+        for j = 1, f:cols() do fit:set(i, j, fit:get(i, j) + f:get(i, j)) end
+      end
+      for j = 1, o:cols() do at_obs:set(1, j, at_obs:get(1, j) + o:get(1, j)) end
+    end
+  end
+  for i = 1, fit:rows() do
+    for j = 1, fit:cols() do fit:set(i, j, fit:get(i, j) / networks) end
+  end
+  for j = 1, at_obs:cols() do at_obs:set(1, j, at_obs:get(1, j) / networks) end
+  return fit, at_obs:row(1)
+end
+
+local function adjust_neural(samples, x, obs, seed, networks, label)
   local n, d = samples:rows(), samples:cols()
-  local mean = mlp_fit(x, samples, seed, label, "mean")
-  local fit, m_obs = mean:apply(x), mean:apply(obs):row(1)
+  local fit, m_obs = mlp_average(x, samples, obs, seed, networks, label, "mean")
   local logsq, row = core.mat(n, d), {}
   for i = 1, n do
     for j = 1, d do
@@ -106,8 +129,7 @@ local function adjust_neural(samples, x, obs, seed, label)
       logsq:set(i, j, math.log(e * e + 1e-300))
     end
   end
-  local scale = mlp_fit(x, logsq, seed + 1, label, "log residual scale")
-  local g, g_obs = scale:apply(x), scale:apply(obs):row(1)
+  local g, g_obs = mlp_average(x, logsq, obs, seed + 1, networks, label, "log residual scale")
   local adj = core.mat(n, d)
   for i = 1, n do
     for j = 1, d do
@@ -118,10 +140,10 @@ local function adjust_neural(samples, x, obs, seed, label)
   return adj
 end
 
-local function adjust_samples(samples, x, obs, scale, dist, h, prior, label, how, seed)
+local function adjust_samples(samples, x, obs, scale, dist, h, prior, label, how, seed, networks)
   local ok, adj
   if how == "neural" then
-    ok, adj = true, adjust_neural(samples, x, obs, seed, label)
+    ok, adj = true, adjust_neural(samples, x, obs, seed, networks, label)
   else
     ok, adj = pcall(how == "quadratic" and core.abc_adjust_quadratic or core.abc_adjust_linear, samples, x, obs,
                     scale, dist, h)
@@ -147,6 +169,7 @@ function M.rejection(opts)
     bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
     seed = { check.integer(0) },
     adjust = { check.one_of("none", "linear", "quadratic", "neural") },
+    networks = { check.integer(1, 100) },
     summary = summary.option,
   })
   if opts.sims.kind ~= "simulate" then error("sbi.abc.rejection: 'sims' must come from sbi.simulate", 2) end
@@ -156,6 +179,9 @@ function M.rejection(opts)
   if opts.quantile and opts.epsilon then
     error("sbi.abc.rejection: give either 'quantile' or 'epsilon', not both", 2)
   end
+  if opts.networks and opts.adjust ~= "neural" then
+    error("sbi.abc.rejection: 'networks' applies to adjust = \"neural\" only", 2)
+  end
   graph.pair(opts.sims, opts.observation)
   local key_opts = {
     quantile = opts.epsilon == nil and (opts.quantile or 0.01) or nil, epsilon = opts.epsilon,
@@ -163,6 +189,7 @@ function M.rejection(opts)
     kde = opts.kde ~= false, seed = math.tointeger(opts.seed or 1),
     bandwidth = opts.num_samples and opts.kde ~= false and (opts.bandwidth or "cv") or nil,
     adjust = opts.adjust ~= "none" and opts.adjust or nil, -- absent by default: keys of unadjusted runs unchanged
+    networks = opts.adjust == "neural" and math.tointeger(opts.networks or 1) or nil,
   }
   local where = graph.where(2)
   local sims, obs = summary.inputs("sbi.abc.rejection", opts.summary, opts.sims, opts.observation, where, 2)
@@ -192,7 +219,7 @@ function M.rejection(opts)
     if key_opts.adjust then
       samples, outside = adjust_samples(samples, s.x:select_rows(idx), o.x, scales or core.scales(s.x, key_opts.scale),
                                         d:select_rows(idx), key_opts.epsilon or eps, sims.prior, node.label,
-                                        key_opts.adjust, key_opts.seed)
+                                        key_opts.adjust, key_opts.seed, key_opts.networks)
     end
     if key_opts.num_samples then
       samples = resample(samples, key_opts.num_samples, key_opts.kde, key_opts.bandwidth, sims.prior, key_opts.seed,
