@@ -9,7 +9,8 @@
 #               by default: at 10,000 its 20 chains are short, max R-hat up to 1.13)
 #   each VARIANT: sbirun recipes/tutorial.lua --set method=rejection_abc --set simulations=100000
 #               --set summary=... (the recipe's quantile: 1% accepted, 1,000 samples;
-#               0.2%, 200 samples, for summary=moped)
+#               20%, 20,000 samples, for summary=moped with its default neural
+#               adjustment, 0.2% with another adjustment)
 # all sharing one --cache, so the 100,000 simulations (their seed does not
 # depend on the observation) and every fitted compressor are made once.
 # Per (variant, observation): C2ST against the reference (shared/tools/c2st.py,
@@ -29,10 +30,10 @@
 #                recipe parameters, given after simulations=100000 (so they
 #                may override it). Default: none; moped (the tutorial's
 #                default for rejection ABC on MOPED: a two-stage pilot
-#                fiducial point, the linear regression adjustment, 0.2%
-#                accepted) and the same at 1% and 0.1%, and with the
-#                simulation seeds 2 to 5 (other 100,000 simulations and
-#                MOPED simulations: how much the figure varies); MOPED at
+#                fiducial point, the neural adjustment with 5 networks,
+#                20% accepted); moped_linear (the previous default: the
+#                linear adjustment, 0.2%) and the same at 1% and 0.1%;
+#                moped_quadratic (the quadratic adjustment at 1%); MOPED at
 #                the prior's mean without adjustment at 1% (the plain
 #                form); score, pca, autoencoder, regression (1%, no
 #                adjustment)
@@ -62,9 +63,10 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 SEEDS=${SEEDS:-2024 2025 2026 2027 2028}
 SIM_SEEDS=${SIM_SEEDS:-1}
 C2ST_N=${C2ST_N:-}
-VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_1%=summary=moped,epsilon_quantile=0.01 \
-moped_0.1%=summary=moped,epsilon_quantile=0.001 moped_seed2=summary=moped,seed=2 moped_seed3=summary=moped,seed=3 \
-moped_seed4=summary=moped,seed=4 moped_seed5=summary=moped,seed=5 \
+VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_linear=summary=moped,adjust=linear \
+moped_linear_1%=summary=moped,adjust=linear,epsilon_quantile=0.01 \
+moped_linear_0.1%=summary=moped,adjust=linear,epsilon_quantile=0.001 \
+moped_quadratic=summary=moped,adjust=quadratic,epsilon_quantile=0.01 \
 moped_plain=summary=moped,fiducial=prior_mean,adjust=none,epsilon_quantile=0.01 \
 score=summary=score pca=summary=pca autoencoder=summary=autoencoder regression=summary=regression}
 REF_SAMPLES=${REF_SAMPLES:-100000}
