@@ -239,8 +239,9 @@ adjust_terms(const adjust_form *form, size_t k)
 	return form->quadratic ? k + k * (k + 1) / 2 : k;
 }
 
-/* The checks of the linear adjustment that need no fit: finite inputs,
- * K + 1 rows of positive weight w (n values), and no column constant over
+/* The checks of an adjustment of the given form that need no fit: finite
+ * inputs, as many rows of positive weight w (n values) as the fit has
+ * coefficients (K + 1 for the linear form), and no column constant over
  * them. */
 static int
 adjust_check(const sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale, const double *w,
