@@ -115,8 +115,8 @@ local covariance_sims = sbi.param("covariance_sims", 1000)
 -- linear regression on the summaries (Beaumont et al. 2002), quadratic by a
 -- local quadratic one (Blum 2010), neural by Blum & Francois (2010)'s
 -- networks (`networks` of each kind, averaged). Rejection ABC on MOPED's
--- summaries defaults to the configuration that meets the accuracy
--- benchmark's target (docs/benchmarks-summaries.md): moped_pilot, neural
+-- summaries defaults to the configuration closest to the exact posterior in
+-- the accuracy benchmark (docs/benchmarks-summaries.md): moped_pilot, neural
 -- with 5 networks and 20% accepted (0.2% with another adjustment); every
 -- other combination defaults to prior_mean and none.
 local moped_abc = method == "rejection_abc" and summary_kind == "moped"
