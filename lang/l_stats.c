@@ -2,7 +2,7 @@
  * and the rejection-ABC primitives over them (engine/infer/abc.c):
  * core.summary, core.scales, core.log_candidates, core.abc_distances,
  * core.abc_select, core.kde_bandwidth_cv, core.abc_adjust_linear,
- * core.abc_adjust_linear_weighted. */
+ * core.abc_adjust_linear_weighted, core.abc_adjust_quadratic. */
 #include "lsbi.h"
 #include "sbi/abc.h"
 #include "sbi/alloc.h"
@@ -251,12 +251,30 @@ l_abc_adjust_linear_weighted(lua_State *L)
 	return 2;
 }
 
+/* core.abc_adjust_quadratic(theta, x, obs, scale, dist, h) -> adjusted:
+ * the quadratic regression adjustment (sbi_abc_adjust_quadratic) on a copy;
+ * theta and x are not changed.
+ * [theta, x, obs, scale, dist, h] -> [.., o, s, d, adjusted] */
+static int
+l_abc_adjust_quadratic(lua_State *L)
+{
+	double h = luaL_checknumber(L, 6);
+	lua_settop(L, 6);
+	adjust_args a = push_adjust_args(L, "the distances"); /* its beta is not used */
+	sbi_err err = { 0 };
+	if (sbi_abc_adjust_quadratic(a.adj, a.x, a.obs, a.scale, a.v, h, &err) != SBI_OK)
+		return luaL_error(L, "%s", err.msg);
+	lua_pop(L, 1); /* [.., o, s, d, adjusted] */
+	return 1;
+}
+
 static const luaL_Reg stats_funcs[] = {
 	{ "summary", l_summary }, { "scales", l_scales }, { "log_candidates", l_log_candidates },
 	{ "abc_distances", l_abc_distances }, { "abc_smc_kernel_sums", l_abc_smc_kernel_sums },
 	{ "abc_select", l_abc_select },
 	{ "kde_bandwidth_cv", l_kde_bandwidth_cv }, { "abc_adjust_linear", l_abc_adjust_linear },
 	{ "abc_adjust_linear_weighted", l_abc_adjust_linear_weighted },
+	{ "abc_adjust_quadratic", l_abc_adjust_quadratic },
 	{ NULL, NULL },
 };
 

@@ -17,7 +17,8 @@
 --        sbirun recipes/tutorial.lua --set summary=moped   (compress the 50 values first, any method:
 --                                    none, moped, score, pca, autoencoder, regression;
 --                                    --set fiducial=prior_mean|pilot|moped_pilot: MOPED's fiducial point;
---                                    --set adjust=none|linear: rejection ABC's regression adjustment;
+--                                    --set adjust=none|linear|quadratic|neural: rejection ABC's
+--                                    regression adjustment (--set networks=N for neural);
 --                                    docs/summaries.md)
 --
 -- The lecture's comparison: with method=likelihood the recipe writes down
@@ -87,15 +88,6 @@ local rounds = sbi.param("rounds", 10)
 local acquisition = sbi.param("acquisition", "posterior")
 local warm_start = sbi.param("warm_start", true)
 local sims_per_population = sbi.param("sims_per_population", 10000)
--- Rejection ABC on MOPED's summaries keeps 0.2% by default (with the
--- regression adjustment below; docs/benchmarks-summaries.md), every other
--- rejection ABC 1%.
-local epsilon_quantile
-if method == "rejection_abc" and sbi.param("summary", "none") == "moped" then
-  epsilon_quantile = sbi.param("epsilon_quantile", 0.002)
-else
-  epsilon_quantile = sbi.param("epsilon_quantile", 0.01)
-end
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
@@ -127,23 +119,32 @@ local covariance_sims = sbi.param("covariance_sims", 1000)
 -- (1% of the method's simulations, or of 10,000 from the prior for the
 -- methods that simulate as they go); moped_pilot, two stages: the mean of
 -- rejection ABC on the summaries of a MOPED at the prior's mean (the
--- method's quantile and adjustment, or 1% and none for the other methods),
--- then MOPED again at that point. adjust=linear: rejection ABC corrects its
--- accepted parameters by a local linear regression on the summaries
--- (Beaumont et al. 2002). Rejection ABC on MOPED's summaries defaults to the
--- configuration closest to the exact posterior in the accuracy benchmark
--- (docs/benchmarks-summaries.md): moped_pilot, linear and 0.2% accepted;
--- every other combination defaults to prior_mean and none.
+-- method's quantile and adjustment, or 1% and none for the other methods;
+-- with adjust=neural 0.2% and linear), then MOPED again at that point.
+-- adjust (rejection ABC): linear corrects the accepted parameters by a local
+-- linear regression on the summaries (Beaumont et al. 2002), quadratic by a
+-- local quadratic one (Blum 2010), neural by Blum & Francois (2010)'s
+-- networks (`networks` of each kind, averaged). Rejection ABC on MOPED's
+-- summaries defaults to the configuration closest to the exact posterior in
+-- the accuracy benchmark (docs/benchmarks-summaries.md): moped_pilot, neural
+-- with 5 networks and 20% accepted (0.2% with another adjustment); every
+-- other combination defaults to prior_mean and none.
 local moped_abc = method == "rejection_abc" and summary_kind == "moped"
 local fiducial = sbi.param("fiducial", moped_abc and "moped_pilot" or "prior_mean")
 local fiducials = { prior_mean = true, pilot = true, moped_pilot = true }
 if not fiducials[fiducial] then
   error("unknown --set fiducial=" .. tostring(fiducial) .. " (available: prior_mean, pilot, moped_pilot)", 0)
 end
-local adjust = sbi.param("adjust", moped_abc and "linear" or "none")
-if adjust ~= "none" and adjust ~= "linear" then
-  error("unknown --set adjust=" .. tostring(adjust) .. " (available: none, linear)", 0)
+local adjust = sbi.param("adjust", moped_abc and "neural" or "none")
+local adjusts = { none = true, linear = true, quadratic = true, neural = true }
+if not adjusts[adjust] then
+  error("unknown --set adjust=" .. tostring(adjust) .. " (available: none, linear, quadratic, neural)", 0)
 end
+local networks = sbi.param("networks", 5)
+-- Rejection ABC keeps 1% by default; with the neural adjustment 20% (the
+-- networks need pairs to learn from), on MOPED's summaries otherwise 0.2%
+-- (docs/benchmarks-summaries.md).
+local epsilon_quantile = sbi.param("epsilon_quantile", adjust == "neural" and 0.2 or moped_abc and 0.002 or 0.01)
 if adjust ~= "none" and method ~= "rejection_abc" then
   error("--set adjust=" .. adjust .. ": the regression adjustment applies to method=rejection_abc only", 0)
 end
@@ -166,9 +167,12 @@ local function compressor(sims)
     elseif fiducial == "moped_pilot" then
       local first = sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = covariance_sims,
                                         seed = seed, mean = mean }
+      -- The pilot only places the fiducial point: with adjust=neural it
+      -- keeps 0.2% with the linear adjustment (cheap, and as close).
+      local neural = adjust == "neural"
       pilot = sbi.abc.rejection { sims = prior_sims(), observation = observation, summary = first,
-                                  quantile = method == "rejection_abc" and epsilon_quantile or 0.01,
-                                  adjust = adjust ~= "none" and adjust or nil }
+                                  quantile = neural and 0.002 or method == "rejection_abc" and epsilon_quantile or 0.01,
+                                  adjust = neural and "linear" or adjust ~= "none" and adjust or nil }
     end
     return sbi.summary.moped { prior = prior, simulator = simulator, covariance_sims = covariance_sims, seed = seed,
                                mean = mean, fiducial = pilot }
@@ -266,6 +270,7 @@ else
       quantile = epsilon_quantile,
       summary = summary,
       adjust = adjust ~= "none" and adjust or nil,
+      networks = adjust == "neural" and networks or nil,
     }
   else
     posterior = sbi[method] { sims = sims, observation = observation, num_samples = num_samples, seed = seed,

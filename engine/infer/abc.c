@@ -220,12 +220,32 @@ adjust_kernel_weights(const double *dist, size_t n, double h, double *w, sbi_err
 	return SBI_OK;
 }
 
-/* The checks of the linear adjustment that need no fit: finite inputs,
- * K + 1 rows of positive weight w (n values), and no column constant over
+/* The regression of an adjustment: linear in the scaled summaries z, or
+ * quadratic (z, and every product z_j z_k, j <= k). */
+typedef struct adjust_form {
+	int quadratic;
+	const char *name;  /* in messages */
+	const char *count; /* how the number of coefficients is counted, in messages */
+} adjust_form;
+
+static const adjust_form adjust_linear_form = { 0, "linear", "the number of summaries + 1" };
+static const adjust_form adjust_quadratic_form = { 1, "quadratic",
+	"1 + K + K(K+1)/2 for K summaries: the intercept, the linear and the quadratic terms" };
+
+/* The number of regressors besides the intercept for k summaries. */
+static size_t
+adjust_terms(const adjust_form *form, size_t k)
+{
+	return form->quadratic ? k + k * (k + 1) / 2 : k;
+}
+
+/* The checks of an adjustment of the given form that need no fit: finite
+ * inputs, as many rows of positive weight w (n values) as the fit has
+ * coefficients (K + 1 for the linear form), and no column constant over
  * them. */
 static int
 adjust_check(const sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale, const double *w,
-    sbi_err *err)
+    const adjust_form *form, sbi_err *err)
 {
 	size_t n = x->nrow, k = x->ncol, pos = 0;
 	for (size_t j = 0; j < k; j++)
@@ -243,10 +263,11 @@ adjust_check(const sbi_mat *theta, const sbi_mat *x, const double *obs, const do
 				return sbi_err_set(err, SBI_EINVAL, "parameter %zu of accepted simulation %zu is not "
 				    "finite", j + 1, i + 1);
 	}
-	if (pos < k + 1)
-		return sbi_err_set(err, SBI_EINVAL, "the linear adjustment needs at least %zu accepted "
-		    "simulations with a positive weight (the number of summaries + 1), got %zu; accept more "
-		    "simulations", k + 1, pos);
+	size_t p = 1 + adjust_terms(form, k);
+	if (pos < p)
+		return sbi_err_set(err, SBI_EINVAL, "the %s adjustment needs at least %zu accepted "
+		    "simulations with a positive weight (%s), got %zu; accept more "
+		    "simulations", form->name, p, form->count, pos);
 	for (size_t j = 0; j < k; j++) {
 		double lo = INFINITY, hi = -INFINITY;
 		for (size_t i = 0; i < n; i++)
@@ -324,7 +345,7 @@ adjust_with(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *s
     sbi_mat *beta, sbi_err *err)
 {
 	size_t n = x->nrow, k = x->ncol, dim = theta->ncol;
-	int rc = adjust_check(theta, x, obs, scale, w, err);
+	int rc = adjust_check(theta, x, obs, scale, w, &adjust_linear_form, err);
 	if (rc != SBI_OK || k == 0 || dim == 0) /* nothing to regress on or to adjust */
 		return rc;
 	gsl_error_handler_t *old = gsl_set_error_handler_off(); /* errors are return codes here */
@@ -393,4 +414,95 @@ sbi_abc_adjust_linear_weighted(sbi_mat *theta, const sbi_mat *x, const double *o
 			return sbi_err_set(err, SBI_EINVAL, "weight %zu is %g: the weights must be finite and "
 			    "non-negative", i + 1, w[i]);
 	return adjust_with(theta, x, obs, scale, w, beta, err);
+}
+
+/* Z (n x K): the scaled summaries z_ij = (x_ij - obs_j) / scale_j. */
+static void
+quadratic_scaled(const sbi_mat *x, const double *obs, const double *scale, gsl_matrix *Z)
+{
+	for (size_t i = 0; i < x->nrow; i++)
+		for (size_t j = 0; j < x->ncol; j++)
+			gsl_matrix_set(Z, i, j, (sbi_mat_row(x, i)[j] - obs[j]) / scale[j]);
+}
+
+/* F (n x q): the regressors u_j = z_j / r_j and u_j u_k (j <= k), r_j the
+ * largest |z_ij| over the rows of positive weight (not 0: adjust_check
+ * rejected constant columns), so that every regressor lies in [-1, 1] there
+ * (the squares of small z would otherwise make a badly conditioned design;
+ * the fitted values do not depend on the scaling). X (n x q+1): rows
+ * sqrt(w_i) [1, F_i]. r: K values of scratch. */
+static void
+quadratic_design(const gsl_matrix *Z, const double *w, double *r, gsl_matrix *F, gsl_matrix *X)
+{
+	size_t n = Z->size1, k = Z->size2;
+	for (size_t j = 0; j < k; j++) {
+		r[j] = 0;
+		for (size_t i = 0; i < n; i++)
+			if (w[i] > 0)
+				r[j] = fmax(r[j], fabs(gsl_matrix_get(Z, i, j)));
+	}
+	for (size_t i = 0; i < n; i++) {
+		double sw = sqrt(w[i]);
+		size_t c = k;
+		gsl_matrix_set(X, i, 0, sw);
+		for (size_t j = 0; j < k; j++) {
+			double u = gsl_matrix_get(Z, i, j) / r[j];
+			gsl_matrix_set(F, i, j, u);
+			for (size_t l = 0; l <= j; l++)
+				gsl_matrix_set(F, i, c++, u * gsl_matrix_get(F, i, l));
+		}
+		for (size_t j = 0; j < F->size2; j++)
+			gsl_matrix_set(X, i, j + 1, sw * gsl_matrix_get(F, i, j));
+	}
+}
+
+/* The quadratic fit and adjustment with the weights w (checked here). */
+static int
+adjust_quadratic_with(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale, const double *w,
+    sbi_err *err)
+{
+	size_t n = x->nrow, k = x->ncol, dim = theta->ncol, q = adjust_terms(&adjust_quadratic_form, k);
+	int rc = adjust_check(theta, x, obs, scale, w, &adjust_quadratic_form, err);
+	if (rc != SBI_OK || k == 0 || dim == 0) /* nothing to regress on or to adjust */
+		return rc;
+	gsl_error_handler_t *old = gsl_set_error_handler_off(); /* errors are return codes here */
+	gsl_matrix *Z = gsl_matrix_alloc(n, k), *F = gsl_matrix_alloc(n, q), *X = gsl_matrix_alloc(n, q + 1);
+	gsl_matrix *b = gsl_matrix_alloc(q, dim);
+	double *r = sbi_malloc(k * sizeof *r); /* freed here */
+	if (Z == NULL || F == NULL || X == NULL || b == NULL || r == NULL)
+		rc = sbi_err_set(err, SBI_ENOMEM, "out of memory for the quadratic adjustment");
+	if (rc == SBI_OK) {
+		quadratic_scaled(x, obs, scale, Z);
+		quadratic_design(Z, w, r, F, X);
+		rc = adjust_fit(theta, w, X, b, err);
+	}
+	if (rc == SBI_OK) { /* theta -= F b: the fitted mean at z_i minus the one at the observation */
+		gsl_matrix_view t = gsl_matrix_view_array(theta->data, n, dim);
+		gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, -1.0, F, b, 1.0, &t.matrix);
+	}
+	gsl_set_error_handler(old);
+	sbi_free(r);
+	gsl_matrix *all[] = { Z, F, X, b };
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		if (all[i])
+			gsl_matrix_free(all[i]);
+	return rc;
+}
+
+int
+sbi_abc_adjust_quadratic(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
+    const double *dist, double h, sbi_err *err)
+{
+	size_t n = x->nrow;
+	int rc = adjust_shapes(theta, x, NULL, err);
+	if (rc != SBI_OK)
+		return rc;
+	double *w = sbi_malloc((n ? n : 1) * sizeof *w); /* freed here */
+	if (w == NULL)
+		return sbi_err_set(err, SBI_ENOMEM, "out of memory for the quadratic adjustment");
+	rc = adjust_kernel_weights(dist, n, h, w, err);
+	if (rc == SBI_OK)
+		rc = adjust_quadratic_with(theta, x, obs, scale, w, err);
+	sbi_free(w);
+	return rc;
 }

@@ -2,12 +2,14 @@
 -- whose data lie nearest the observation (Pritchard et al. 1999); distances
 -- are Euclidean on data standardized per column, unless a distance function
 -- is given. With adjust = "linear", the accepted parameters are corrected
--- by a local linear regression on the data (Beaumont et al. 2002).
+-- by a local linear regression on the data (Beaumont et al. 2002), with
+-- "quadratic" by a local quadratic one (Blum 2010).
 local core = require "sbi.core"
 local check = require "sbi.check"
 local graph = require "sbi.graph"
 local simulate = require "sbi.simulate"
 local summary = require "sbi.summary"
+local summary_nn = require "sbi.summary_nn"
 
 local M = {}
 
@@ -73,10 +75,80 @@ end
 -- (engine/infer/abc.c, sbi_abc_adjust_linear): Epanechnikov weights with
 -- width h (the acceptance threshold), regression on the summaries scaled by
 -- scale, the result kept even outside the prior's support (counted).
--- Returns the adjusted samples and that count.
-local function adjust_linear(samples, x, obs, scale, dist, h, prior, label)
-  local ok, adj = pcall(core.abc_adjust_linear, samples, x, obs, scale, dist, h)
-  if not ok then error(string.format("%s: adjust = \"linear\": %s", label, tostring(adj)), 0) end
+-- Returns the adjusted samples and that count. adjust = "quadratic" adds
+-- the squares and products of the summaries to the regression (Blum 2010;
+-- sbi_abc_adjust_quadratic).
+-- adjust = "neural": the neural-network adjustment of Blum & Francois
+-- (2010). Two MLPs (sbi.summary's default network, summary_nn.DEFAULTS,
+-- trained by core.mlp_train on the accepted rows, unweighted: core.mlp_train
+-- takes no weights): m(x) for the mean of theta and g(x) for the log of
+-- the squared residuals e_i = theta_i - m(x_i); then
+-- theta_i <- m(obs) + e_i exp((g(obs) - g(x_i)) / 2), so residuals from
+-- where theta given x spreads more are shrunk to the spread at obs.
+local function mlp_fit(x, y, seed, label, what)
+  local spec = { x = x, y = y, seed = seed, label = label .. ": " .. what }
+  for k, v in pairs(summary_nn.DEFAULTS) do spec[k] = v end
+  local ok, model, report = pcall(core.mlp_train, spec)
+  if not ok then error(string.format("%s: adjust = \"neural\": %s", label, tostring(model)), 0) end
+  core.stderr(string.format("%s: %s network, %d epochs (best %d), validation MSE %.4f (z-scored)\n", label, what,
+                            report.epochs, report.best_epoch, report.best_val_loss))
+  return core.mlp_load(model)
+end
+
+-- The average of the predictions at x and at obs of `networks` MLPs fitted
+-- to (x, y) with the seeds seed, seed + 2, ... (an ensemble, as Blum &
+-- Francois average theirs: less variance from the training).
+local function mlp_average(x, y, obs, seed, networks, label, what)
+  local fit, at_obs
+  for k = 1, networks do
+    local net = mlp_fit(x, y, seed + 2 * (k - 1), label, what)
+    local f, o = net:apply(x), net:apply(obs)
+    if k == 1 then
+      fit, at_obs = f, o
+    else
+      for i = 1, f:rows() do
+        for j = 1, f:cols() do fit:set(i, j, fit:get(i, j) + f:get(i, j)) end
+      end
+      for j = 1, o:cols() do at_obs:set(1, j, at_obs:get(1, j) + o:get(1, j)) end
+    end
+  end
+  for i = 1, fit:rows() do
+    for j = 1, fit:cols() do fit:set(i, j, fit:get(i, j) / networks) end
+  end
+  for j = 1, at_obs:cols() do at_obs:set(1, j, at_obs:get(1, j) / networks) end
+  return fit, at_obs:row(1)
+end
+
+local function adjust_neural(samples, x, obs, seed, networks, label)
+  local n, d = samples:rows(), samples:cols()
+  local fit, m_obs = mlp_average(x, samples, obs, seed, networks, label, "mean")
+  local logsq, row = core.mat(n, d), {}
+  for i = 1, n do
+    for j = 1, d do
+      local e = samples:get(i, j) - fit:get(i, j)
+      logsq:set(i, j, math.log(e * e + 1e-300))
+    end
+  end
+  local g, g_obs = mlp_average(x, logsq, obs, seed + 1, networks, label, "log residual scale")
+  local adj = core.mat(n, d)
+  for i = 1, n do
+    for j = 1, d do
+      row[j] = m_obs[j] + (samples:get(i, j) - fit:get(i, j)) * math.exp((g_obs[j] - g:get(i, j)) / 2)
+    end
+    adj:set_row(i, row)
+  end
+  return adj
+end
+
+local function adjust_samples(samples, x, obs, scale, dist, h, prior, label, how, seed, networks)
+  local ok, adj
+  if how == "neural" then
+    ok, adj = true, adjust_neural(samples, x, obs, seed, networks, label)
+  else
+    ok, adj = pcall(how == "quadratic" and core.abc_adjust_quadratic or core.abc_adjust_linear, samples, x, obs,
+                    scale, dist, h)
+  end
+  if not ok then error(string.format("%s: adjust = \"%s\": %s", label, how, tostring(adj)), 0) end
   local outside, row = 0, {}
   for i = 1, adj:rows() do
     if not prior:in_support(adj:row(i, row)) then outside = outside + 1 end
@@ -96,7 +168,8 @@ function M.rejection(opts)
     kde = { check.boolean() },
     bandwidth = { check.any(check.positive(), check.one_of("cv", "scott")) },
     seed = { check.integer(0) },
-    adjust = { check.one_of("none", "linear") },
+    adjust = { check.one_of("none", "linear", "quadratic", "neural") },
+    networks = { check.integer(1, 100) },
     summary = summary.option,
   })
   if opts.sims.kind ~= "simulate" then error("sbi.abc.rejection: 'sims' must come from sbi.simulate", 2) end
@@ -106,13 +179,17 @@ function M.rejection(opts)
   if opts.quantile and opts.epsilon then
     error("sbi.abc.rejection: give either 'quantile' or 'epsilon', not both", 2)
   end
+  if opts.networks and opts.adjust ~= "neural" then
+    error("sbi.abc.rejection: 'networks' applies to adjust = \"neural\" only", 2)
+  end
   graph.pair(opts.sims, opts.observation)
   local key_opts = {
     quantile = opts.epsilon == nil and (opts.quantile or 0.01) or nil, epsilon = opts.epsilon,
     distance = opts.distance, scale = opts.scale or "std", num_samples = opts.num_samples,
     kde = opts.kde ~= false, seed = math.tointeger(opts.seed or 1),
     bandwidth = opts.num_samples and opts.kde ~= false and (opts.bandwidth or "cv") or nil,
-    adjust = opts.adjust == "linear" and "linear" or nil, -- absent by default: keys of unadjusted runs unchanged
+    adjust = opts.adjust ~= "none" and opts.adjust or nil, -- absent by default: keys of unadjusted runs unchanged
+    networks = opts.adjust == "neural" and math.tointeger(opts.networks or 1) or nil,
   }
   local where = graph.where(2)
   local sims, obs = summary.inputs("sbi.abc.rejection", opts.summary, opts.sims, opts.observation, where, 2)
@@ -140,8 +217,9 @@ function M.rejection(opts)
     local samples = s.theta:select_rows(idx)
     local outside
     if key_opts.adjust then
-      samples, outside = adjust_linear(samples, s.x:select_rows(idx), o.x, scales or core.scales(s.x, key_opts.scale),
-                                       d:select_rows(idx), key_opts.epsilon or eps, sims.prior, node.label)
+      samples, outside = adjust_samples(samples, s.x:select_rows(idx), o.x, scales or core.scales(s.x, key_opts.scale),
+                                        d:select_rows(idx), key_opts.epsilon or eps, sims.prior, node.label,
+                                        key_opts.adjust, key_opts.seed, key_opts.networks)
     end
     if key_opts.num_samples then
       samples = resample(samples, key_opts.num_samples, key_opts.kde, key_opts.bandwidth, sims.prior, key_opts.seed,
@@ -149,7 +227,7 @@ function M.rejection(opts)
     end
     return { samples = samples, names = s.names, epsilon = eps, n_accepted = #idx,
              n_simulations = s.x:rows(), n_outside_support = outside,
-             method = key_opts.adjust and "rejection ABC, linear adjustment" or "rejection ABC" }
+             method = key_opts.adjust and "rejection ABC, " .. key_opts.adjust .. " adjustment" or "rejection ABC" }
   end)
 end
 

@@ -9,7 +9,8 @@
 #               by default: at 10,000 its 20 chains are short, max R-hat up to 1.13)
 #   each VARIANT: sbirun recipes/tutorial.lua --set method=rejection_abc --set simulations=100000
 #               --set summary=... (the recipe's quantile: 1% accepted, 1,000 samples;
-#               0.2%, 200 samples, for summary=moped)
+#               20%, 20,000 samples, for summary=moped with its default neural
+#               adjustment, 0.2% with another adjustment)
 # all sharing one --cache, so the 100,000 simulations (their seed does not
 # depend on the observation) and every fitted compressor are made once.
 # Per (variant, observation): C2ST against the reference (shared/tools/c2st.py,
@@ -29,13 +30,18 @@
 #                recipe parameters, given after simulations=100000 (so they
 #                may override it). Default: none; moped (the tutorial's
 #                default for rejection ABC on MOPED: a two-stage pilot
-#                fiducial point, the linear regression adjustment, 0.2%
-#                accepted) and the same at 1% and 0.1%, and with the
-#                simulation seeds 2 to 5 (other 100,000 simulations and
-#                MOPED simulations: how much the figure varies); MOPED at
+#                fiducial point, the neural adjustment with 5 networks,
+#                20% accepted); moped_linear (the previous default: the
+#                linear adjustment, 0.2%) and the same at 1% and 0.1%;
+#                moped_quadratic (the quadratic adjustment at 1%); MOPED at
 #                the prior's mean without adjustment at 1% (the plain
 #                form); score, pca, autoencoder, regression (1%, no
 #                adjustment)
+#   SIM_SEEDS    simulation seeds: every variant is run with --set seed=S for
+#                each (default "1"); a variant's rows for seed S > 1 are
+#                named NAME_seedS
+#   C2ST_N       the most samples C2ST compares (--n = the smaller of it and
+#                the variant's sample count; default: no limit)
 #   REF_SAMPLES  --set num_samples= of the reference (default 100000)
 #   TARGET       the largest allowed |mean error| in prior sd (default 0.15)
 #   JOBS         sbirun --jobs (default 2)
@@ -55,16 +61,28 @@ C2ST_DEFAULT=$SRCDIR/tests/tools/c2st.py
 C2ST=${C2ST:-$C2ST_DEFAULT}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SEEDS=${SEEDS:-2024 2025 2026 2027 2028}
-VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_1%=summary=moped,epsilon_quantile=0.01 \
-moped_0.1%=summary=moped,epsilon_quantile=0.001 moped_seed2=summary=moped,seed=2 moped_seed3=summary=moped,seed=3 \
-moped_seed4=summary=moped,seed=4 moped_seed5=summary=moped,seed=5 \
+SIM_SEEDS=${SIM_SEEDS:-1}
+C2ST_N=${C2ST_N:-}
+VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_linear=summary=moped,adjust=linear \
+moped_linear_1%=summary=moped,adjust=linear,epsilon_quantile=0.01 \
+moped_linear_0.1%=summary=moped,adjust=linear,epsilon_quantile=0.001 \
+moped_quadratic=summary=moped,adjust=quadratic,epsilon_quantile=0.01 \
 moped_plain=summary=moped,fiducial=prior_mean,adjust=none,epsilon_quantile=0.01 \
 score=summary=score pca=summary=pca autoencoder=summary=autoencoder regression=summary=regression}
 REF_SAMPLES=${REF_SAMPLES:-100000}
 TARGET=${TARGET:-0.15}
 JOBS=${JOBS:-2}
 PARALLEL=${PARALLEL:-2}
-RECIPE=$SRCDIR/recipes/tutorial.lua
+# sbirun runs from the source tree with the recipe's relative path, as the
+# documented command lines do: a cache's keys depend on the recipe's path,
+# so runs of those commands with the same --cache are re-used.
+# (Paths given relative to the caller's directory are made absolute first.)
+RECIPE=recipes/tutorial.lua
+absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+SBIRUN=$(absolute "$SBIRUN")
+C2ST=$(absolute "$C2ST")
+[ -z "${WORKDIR:-}" ] || WORKDIR=$(absolute "$WORKDIR")
+cd "$SRCDIR"
 
 for f in "$SBIRUN" "$C2ST" "$RECIPE"; do
 	if [ ! -e "$f" ]; then
@@ -113,9 +131,15 @@ print(",".join(f"{k}x{v}" if v > 1 else k for k, v in c.items()) or "-")' "$out/
 for seed in $SEEDS; do
 	run reference "$seed" "$WORKDIR/reference/$seed" method=likelihood num_samples="$REF_SAMPLES"
 	for v in $VARIANTS; do
-		name=${v%%=*}
-		IFS=, read -r -a sets <<<"${v#*=}"
-		run "$name" "$seed" "$WORKDIR/$name/$seed" method=rejection_abc simulations=100000 "${sets[@]}"
+		for sim_seed in $SIM_SEEDS; do
+			name=${v%%=*}
+			IFS=, read -r -a sets <<<"${v#*=}"
+			if [ "$sim_seed" != 1 ]; then
+				name=${name}_seed$sim_seed
+				sets+=(seed="$sim_seed")
+			fi
+			run "$name" "$seed" "$WORKDIR/$name/$seed" method=rejection_abc simulations=100000 "${sets[@]}"
+		done
 	done
 done
 
@@ -124,6 +148,7 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 c2st_one() { # NAME SEED DIR
 	local ref=$WORKDIR/reference/$2/posterior_samples.csv samples=$3/posterior_samples.csv n acc
 	n=$(($(wc -l <"$samples") - 1))
+	if [ -n "$C2ST_N" ] && [ "$n" -gt "$C2ST_N" ]; then n=$C2ST_N; fi
 	if ! acc=$("$PYTHON" "$C2ST" "$ref" "$samples" --n "$n" --seed 1 2>"$3/c2st.err"); then
 		echo "c2st failed for $1 obs_seed=$2: $(tail -3 "$3/c2st.err")" >&2
 		acc=fail

@@ -23,7 +23,8 @@ expect_eq "$(state_of out3/run.json abc.rejection)" ran "ABC edit: abc state"
 expect_out "posterior_samples: 100 samples"
 
 # Edit the ABC call in the recipe text itself: same effect.
-sed 's/quantile = sbi.param("epsilon_quantile", 0.01)/quantile = sbi.param("epsilon_quantile", 0.03)/' recipe.lua > r2.lua
+sed 's/moped_abc and 0.002 or 0.01)/moped_abc and 0.002 or 0.03)/' recipe.lua > r2.lua
+cmp -s r2.lua recipe.lua && fail "the edit did not change the recipe"
 mv r2.lua recipe.lua
 run recipe.lua --set simulations=5000 --set method=rejection_abc --out out4
 expect_ok

@@ -7,8 +7,8 @@
 # applications and run; an unknown summary and method=likelihood with a
 # summary are clear errors;
 # rejection ABC on MOPED's default configuration (a two-stage pilot
-# fiducial point, the linear adjustment, 0.2%) and the options that change
-# it; without summary=, the recipe's graph has no summary steps; every recipe
+# fiducial point, the neural adjustment with 5 networks, 20%) and the
+# options that change it; without summary=, the recipe's graph has no summary steps; every recipe
 # example of docs/summaries.md runs and writes samples.
 . "$(dirname "$0")/lib.sh"
 cp "$SRCDIR/recipes/tutorial.lua" t.lua
@@ -25,8 +25,10 @@ for m in compare rejection_abc npe nle nre snpe tsnpe snle snre smc_abc; do
 	expect_ok
 	if grep -q "summary" "$OUT"; then fail "$m without summary=: the graph has summary steps"; fi
 done
-run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --out moped
+run t.lua --set method=rejection_abc --set simulations=20000 --set summary=moped --out moped
 expect_ok
+expect_eq "$(grep -c 'mean network' "$ERR")" 5 "summary=moped: 5 mean networks"
+expect_eq "$(grep -c 'log residual scale network' "$ERR")" 5 "summary=moped: 5 scale networks"
 run t.lua --quiet --set method=rejection_abc --set simulations=20000 --out raw
 expect_ok
 # Parameter b (the background's offset; the exact posterior sd is 0.023):
@@ -48,16 +50,21 @@ expect_ok
 read -r _ s_reg <<<"$(col_stats regression/posterior_samples.csv 5)"
 in_range "$s_reg" 0 "$(awk -v s="$s_raw" 'BEGIN { print 0.85 * s }')" "b: regression ABC posterior sd against raw data's ($s_raw)"
 # Rejection ABC on MOPED defaults to a two-stage pilot fiducial point, the
-# linear adjustment and 0.2% (docs/tutorial.md): two MOPED compressors, a
-# pilot ABC step on the first one's summaries, and an adjusted final step
-# keeping 40 of the 20,000 simulations; giving the three options restores
-# plain MOPED at the prior's mean (one compressor, 1%: 200 samples).
+# neural adjustment (5 networks) and 20% (docs/tutorial.md): two MOPED
+# compressors, a pilot ABC step on the first one's summaries (linear
+# adjustment, 0.2%), and an adjusted final step keeping 4,000 of the
+# 20,000 simulations; adjust=linear keeps the previous default's 0.2%;
+# giving the three options restores plain MOPED at the prior's mean (one
+# compressor, 1%: 200 samples).
 run graph t.lua --set method=rejection_abc --set summary=moped
 expect_ok
 expect_eq "$(grep -c 'summary.moped ' "$OUT")" 2 "summary=moped with rejection ABC: MOPED compressors in the graph"
 expect_eq "$(grep -c 'abc.rejection ' "$OUT")" 2 "summary=moped with rejection ABC: the pilot and the final ABC steps"
-expect_eq "$(($(wc -l <moped/posterior_samples.csv) - 1))" 40 "summary=moped: 0.2% of 20,000 accepted"
+expect_eq "$(($(wc -l <moped/posterior_samples.csv) - 1))" 4000 "summary=moped: 20% of 20,000 accepted"
 run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --out moped
+expect_ok
+expect_out "(rejection ABC, neural adjustment, 4000 of 20000 simulations accepted"
+run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --set adjust=linear --out lin
 expect_ok
 expect_out "(rejection ABC, linear adjustment, 40 of 20000 simulations accepted"
 run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --set fiducial=prior_mean \
@@ -74,9 +81,12 @@ expect_err "--set adjust=linear: the regression adjustment applies to method=rej
 run t.lua --quiet --set fiducial=exact
 expect_fail
 expect_err "unknown --set fiducial=exact (available: prior_mean, pilot, moped_pilot)"
-run t.lua --quiet --set method=rejection_abc --set adjust=quadratic
+run t.lua --quiet --set method=rejection_abc --set adjust=cubic
 expect_fail
-expect_err "unknown --set adjust=quadratic (available: none, linear)"
+expect_err "unknown --set adjust=cubic (available: none, linear, quadratic, neural)"
+run t.lua --quiet --set method=rejection_abc --set summary=moped --set networks=0
+expect_fail
+expect_err "networks"
 run t.lua --quiet --set summary=fisher
 expect_fail
 expect_err "unknown --set summary=fisher (available: none, moped, score, pca, autoencoder, regression)"

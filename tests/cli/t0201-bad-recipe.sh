@@ -51,7 +51,7 @@ local post = sbi.abc.rejection { sims = sims, observation = obs, quantil = 0.1 }
 sbi.output { post = post }
 EOF
 bad 1 "unknown_abc.lua:5:" "sbi.abc.rejection: unknown option 'quantil'" \
-	"accepted: adjust, bandwidth, distance, epsilon, kde, num_samples, observation, quantile, scale, seed, sims" -- unknown_abc.lua
+	"accepted: adjust, bandwidth, distance, epsilon, kde, networks, num_samples, observation, quantile, scale, seed, sims" -- unknown_abc.lua
 
 # 6. Misspelled option in sbi.simulator and in sbi.observation{ simulator = }.
 cat > unknown_sim.lua <<'EOF'

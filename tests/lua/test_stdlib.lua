@@ -220,4 +220,36 @@ H.test("linear regression adjustment: errors name the problem", function()
            "the distances has 1 values, expected 50")
 end)
 
+H.test("quadratic regression adjustment: an exact quadratic model becomes constant", function()
+  -- theta = a + (s - obs) B + 0.8 s_1^2 without noise: its value at the
+  -- observation is a + 0.8 * 0.3^2. The linear adjustment leaves the
+  -- curvature (its adjusted values spread by about 0.8 var(s_1) = 0.8).
+  local th, x, obs, scale, dist, h, a = regression_data(400, 0, 0.8)
+  local adj = core.abc_adjust_quadratic(th, x, obs, scale, dist, h)
+  local lin = core.abc_adjust_linear(th, x, obs, scale, dist, h)
+  H.check(adj:rows() == 400 and adj:cols() == 2, "shapes")
+  local spread = 0
+  for i = 1, 400 do
+    for d = 1, 2 do
+      H.check(math.abs(adj:get(i, d) - (a[d] + 0.8 * 0.09)) < 1e-8, "adjusted theta = its value at s_obs")
+      spread = math.max(spread, math.abs(lin:get(i, d) - (a[d] + 0.8 * 0.09)))
+    end
+  end
+  H.check(spread > 0.5, "the linear adjustment leaves the curvature: " .. spread)
+  H.check(th:get(1, 1) ~= adj:get(1, 1), "the input is not changed")
+end)
+
+H.test("quadratic regression adjustment: errors name the problem", function()
+  local th, x, obs, scale, dist, h = regression_data(50, 0.5, 0)
+  -- 3 summaries: 1 + 3 + 6 = 10 coefficients
+  local nine = {}
+  for i = 1, 9 do nine[i] = i end
+  H.raises(function() core.abc_adjust_quadratic(th:select_rows(nine), x:select_rows(nine), obs, scale,
+                                                 dist:select_rows(nine), h) end,
+           "the quadratic adjustment needs at least 10 accepted simulations with a positive weight")
+  H.raises(function() core.abc_adjust_quadratic(th, x, obs, scale, dist, -1) end, "the kernel width must be positive")
+  H.raises(function() core.abc_adjust_quadratic(th, x, obs, scale, dist:select_rows { 1 }, h) end,
+           "the distances has 1 values, expected 50")
+end)
+
 H.done()

@@ -72,4 +72,19 @@ int sbi_abc_adjust_linear(sbi_mat *theta, const sbi_mat *x, const double *obs, c
 int sbi_abc_adjust_linear_weighted(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
     const double *w, sbi_mat *beta, sbi_err *err);
 
+/* The quadratic regression adjustment (Blum 2010, "Approximate Bayesian
+ * computation: a nonparametric perspective", JASA 105: the local
+ * regression of Beaumont et al. (2002) with the quadratic terms added):
+ * sbi_abc_adjust_linear's inputs, weights and checks, but the weighted
+ * least-squares fit is theta_i = alpha + u_i^T b + (u_i (x) u_i)^T c + e_i
+ * (u_ij = z_ij / r_j, r_j the largest |z_ij| over the rows of positive
+ * weight; the K(K+1)/2 products u_ij u_ik, j <= k) and theta_i is set to
+ * alpha + e_i: the fitted mean at its summaries is replaced by the one at
+ * the observation. It removes a bias the linear adjustment leaves when
+ * E[theta | x] bends over the accepted region. It needs
+ * 1 + K + K(K+1)/2 rows of positive weight (21 for K = 5); SBI_EINVAL
+ * otherwise, naming the count, and as sbi_abc_adjust_linear; SBI_ENOMEM. */
+int sbi_abc_adjust_quadratic(sbi_mat *theta, const sbi_mat *x, const double *obs, const double *scale,
+    const double *dist, double h, sbi_err *err);
+
 #endif
