@@ -24,6 +24,6 @@ end
 local t0 = os.clock()
 local _, rep = core.flow_train { kind = "maf", y = core.mat(th), context = core.mat(x), transforms = 5, hidden = 50,
   layers = 2, activation = "tanh", batch_size = 50, learning_rate = 5e-4, validation_fraction = 0.1,
-  patience = 30, max_epochs = 30, clip = 5, seed = 1, label = "atomic_step", atoms = 10, prior = prior.c }
+  patience = 1000, max_epochs = tonumber(os.getenv("EPOCHS") or 30), clip = 5, seed = 1, label = "atomic_step", atoms = 10, prior = prior.c }
 local cpu = os.clock() - t0
 print(string.format("context %d: %d steps, %.2f CPU s, %.3f ms per step", dc, rep.steps, cpu, 1000 * cpu / rep.steps))
