@@ -3,7 +3,8 @@
 -- 50, 10 atoms) trained for a fixed 30 epochs on 2,000 synthetic rows, so
 -- two builds do the same work whatever their summation order (early
 -- stopping would otherwise change the epoch count). DC context columns
--- (2 as two_moons, 50 as the tutorial). Prints CPU ms per step.
+-- (2 as two_moons, 50 as the tutorial), EPOCHS epochs (30). Prints CPU ms
+-- per step.
 --
 --   DC=2 build/lang/sbirun lua tests/bench/atomic_step.lua
 --   DC=50 build/lang/sbirun lua tests/bench/atomic_step.lua
