@@ -12,12 +12,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 sbirun=${SBIRUN:-$root/build/lang/sbirun}
-shared=$root/../shared
+shared=${SHARED:-$root/../shared} # SHARED=/work/shared from a worktree
 ref=$shared/benchmarks/sbibm/two_moons/obs1/reference_posterior_samples.csv
 # A variant is METHOD[:NAME=VALUE,...], e.g. snpe:density=maf. The
 # reference runs used a MAF; the sbibm recipes' SNPE default is an NSF (the
 # paper's), so the like-for-like SNPE variant names density=maf.
 variants=${VARIANTS:-snpe:density=maf snpe:density=maf,warm_start=false snpe snle snle:warm_start=false}
+export OPENBLAS_NUM_THREADS=1 # sbirun sets one BLAS thread itself; this also keeps OpenBLAS from starting its pool
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 baseline() { # method -> "CPU-s C2ST" of the reference package

@@ -67,6 +67,12 @@ void sbi_tape_reset(sbi_tape *t);
 /* With on = 0 the tape records no gradients (inference: no gradient
  * buffers are allocated or cleared, parameters are read only); 1 by default. */
 void sbi_tape_set_grad(sbi_tape *t, int on);
+/* With on = 1 the tape may take faster paths whose float results differ
+ * from the default ones in the last bits (products' input gradients
+ * through a transposed weight; vectorized exp and log in softplus, log and
+ * softplus's gradient, accurate to a few ulp): SNPE's atomic loss trains
+ * on one. 0 by default, so every other result is unchanged; reset keeps it. */
+void sbi_tape_set_fast(sbi_tape *t, int on);
 /* 1 when an allocation failed since the last reset; values are then garbage
  * and the caller must report out of memory. */
 int sbi_tape_failed(const sbi_tape *t);
