@@ -147,11 +147,23 @@ function M.run(spec)
   -- smc_abc: a tenth of each population (100 at 10,000 simulations, the
   -- population size of sbibm's SMC-ABC): at 10,000 simulations, observation
   -- 1, it gave a lower C2ST than half on 5 of the 7 tasks (docs/benchmarks-sequential.md).
-  local particles = sbi.param("particles", math.max(2, per_population // 10))
+  -- smc_abc: scheme sbi (default) is the reference package's SMC-ABC that
+  -- the sbibm paper ran, with sbibm's settings (docs/sequential.md); apmc
+  -- the adaptive population Monte Carlo ABC of sbi.abc.smc's default.
+  local scheme = sbi.param("scheme", "sbi")
+  if scheme ~= "sbi" and scheme ~= "apmc" then
+    error(string.format("--set scheme=%s: expected sbi or apmc", tostring(scheme)), 0)
+  end
+  local sbi_scheme = scheme == "sbi"
+  local particles = sbi.param("particles", sbi_scheme and math.min(n_sims > 10000 and 1000 or 100, n_sims)
+                                           or math.max(2, per_population // 10))
   local embedding = M.embedding(sbi.param("embedding", "none"))
   local adjust = sbi.param("adjust", "none")
   local weighted = sbi.param("weighted", false)
-  local kernel_scale = sbi.param("kernel_scale", 2)
+  local kernel_scale = sbi.param("kernel_scale", sbi_scheme and 0.5 or 2)
+  local epsilon_decay = sbi.param("epsilon_decay", 0.2)
+  local ess_min = sbi.param("ess_min", 0)
+  local initial_round_factor = sbi.param("initial_round_factor", 5)
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local summary = M.summary(spec, sims, seed)
@@ -175,6 +187,15 @@ function M.run(spec)
   elseif method == "snre" then
     posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition,
                                 embedding = embedding })
+  elseif method == "smc_abc" and sbi_scheme then
+    if adjust ~= "none" then error("--set adjust applies to --set scheme=apmc only", 0) end
+    -- sbibm's "SMC-ABC (ours) 100 .5 .2 KDE": its KDE of the final
+    -- particles without their weights; the budget, not `rounds`, sets the
+    -- number of populations.
+    posterior = sbi.abc.smc(with { scheme = "sbi", simulations = n_sims, particles = particles, kde = true,
+                                   weighted = weighted, kernel_scale = kernel_scale, epsilon_decay = epsilon_decay,
+                                   ess_min = ess_min > 0 and ess_min or nil,
+                                   initial_round_factor = initial_round_factor })
   elseif method == "smc_abc" then
     -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
     -- `rounds` populations, each of simulations / rounds simulations.
