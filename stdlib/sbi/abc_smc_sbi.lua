@@ -629,6 +629,7 @@ function M.declare(opts, k, final, where)
       core.stderr(string.format("%s: the %d declared steps ended before the budget; raise 'populations'\n",
                                 node.label, 3 * k.populations))
     end
+    core.stderr(string.format("%s: %d populations, stopped by '%s'\n", node.label, st.history:rows(), reason))
     local samples, h = final_draws(st, final, p, k.seed)
     if h then core.stderr(string.format("%s: KDE bandwidth %.4g (%s)\n", node.label, h, tostring(final.bandwidth))) end
     local h_row = nil
