@@ -164,6 +164,7 @@ function M.run(spec)
   local epsilon_decay = sbi.param("epsilon_decay", 0.2)
   local ess_min = sbi.param("ess_min", 0)
   local initial_round_factor = sbi.param("initial_round_factor", 5)
+  local use_last_pop_samples = sbi.param("use_last_pop_samples", true)
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local summary = M.summary(spec, sims, seed)
@@ -195,7 +196,8 @@ function M.run(spec)
     posterior = sbi.abc.smc(with { scheme = "sbi", simulations = n_sims, particles = particles, kde = true,
                                    weighted = weighted, kernel_scale = kernel_scale, epsilon_decay = epsilon_decay,
                                    ess_min = ess_min > 0 and ess_min or nil,
-                                   initial_round_factor = initial_round_factor })
+                                   initial_round_factor = initial_round_factor,
+                                   use_last_pop_samples = use_last_pop_samples })
   elseif method == "smc_abc" then
     -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
     -- `rounds` populations, each of simulations / rounds simulations.

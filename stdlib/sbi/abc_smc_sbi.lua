@@ -309,12 +309,13 @@ end
 local function propose_block(node, k, st, p, step)
   if st.stop_reason ~= "" then return { theta = core.mat(0, p:dim()) } end
   local d = p:dim()
-  local t, eps, l, acc, used_pop, rate
+  local t, eps, l, acc, m
   if st.cur_t then
     t, eps, l = st.cur_t, st.cur_epsilon, factor_table(st.cur_factor)
-    acc, used_pop = st.cur_theta:rows(), st.cur_used
-    -- The rate seen so far, with a margin; none yet: four times as many.
-    rate = acc > 0 and acc / used_pop / 1.2 or 0.25 / used_pop
+    acc = st.cur_theta and st.cur_theta:rows() or 0
+    -- The rate seen so far, with a margin; none accepted yet: four times
+    -- the simulations so far.
+    m = acc > 0 and math.ceil(1.2 * (k.particles - acc) * st.cur_used / acc) or 4 * st.cur_used
   else
     t = st.pop_t + 1
     eps = k.distance_based_decay and next_epsilon(st.pop_distances, k.epsilon_decay)
@@ -325,13 +326,10 @@ local function propose_block(node, k, st, p, step)
       core.stderr(string.format("%s: the particles' covariance is singular; the kernel uses the identity\n",
                                 node.label))
     end
-    acc, used_pop = 0, 0
-    rate = k.particles / st.pop_used -- the previous population's rate
+    acc = 0
+    m = st.pop_used -- the previous population's rate
   end
-  local need = k.particles - acc
-  local m = math.ceil(need / rate)
-  m = math.max(need, math.min(m, k.simulations - st.used))
-  m = math.min(m, k.simulations - st.used)
+  m = math.min(math.max(k.particles - acc, m), k.simulations - st.used)
   local theta = propose(st.pop_particles, st.pop_weights, l, m, p, core.rng(k.seed, PURPOSE, step), node.label)
   return { theta = theta, epsilon = eps, population = t, factor = factor_mat(l, d) }
 end
