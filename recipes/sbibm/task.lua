@@ -18,12 +18,20 @@
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
---   particles    smc_abc: population size (default a tenth of simulations / rounds)
---   adjust       smc_abc: none (default, as the sbibm paper's SMC-ABC) or linear: the
---                final population moved by a weighted linear regression adjustment
+--   scheme       smc_abc: sbi (default: the reference package's SMC-ABC with sbibm's
+--                settings, the sbibm paper's "SMC-ABC (ours) 100 .5 .2 KDE"; populations
+--                until the budget is spent, `rounds` unused) or apmc (sbi.abc.smc's
+--                default scheme, `rounds` populations of simulations / rounds)
+--   particles    smc_abc: population size (sbi: 100, 1000 above 10000 simulations;
+--                apmc: a tenth of simulations / rounds)
+--   adjust       smc_abc, apmc: none (default, as the sbibm paper's SMC-ABC) or linear:
+--                the final population moved by a weighted linear regression adjustment
 --   weighted     smc_abc: false (default, as the sbibm paper: final draws ignore the
 --                importance weights) or true
---   kernel_scale smc_abc: proposal covariance / population covariance (default 2)
+--   kernel_scale smc_abc: proposal covariance / population covariance (default sbi 0.5,
+--                apmc 2)
+--   epsilon_decay, ess_min (0: none), initial_round_factor, use_last_pop_samples
+--                smc_abc, sbi: as sbi.abc.smc (defaults 0.2, 0, 5, true, sbibm's)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
 --                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
 --                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
