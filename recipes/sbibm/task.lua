@@ -18,12 +18,20 @@
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
---   particles    smc_abc: population size (default a tenth of simulations / rounds)
---   adjust       smc_abc: none (default, as the sbibm paper's SMC-ABC) or linear: the
---                final population moved by a weighted linear regression adjustment
+--   scheme       smc_abc: sbi (default: the reference package's SMC-ABC with sbibm's
+--                settings, the sbibm paper's "SMC-ABC (ours) 100 .5 .2 KDE"; populations
+--                until the budget is spent, `rounds` unused) or apmc (sbi.abc.smc's
+--                default scheme, `rounds` populations of simulations / rounds)
+--   particles    smc_abc: population size (sbi: 100, 1000 above 10000 simulations;
+--                apmc: a tenth of simulations / rounds)
+--   adjust       smc_abc, apmc: none (default, as the sbibm paper's SMC-ABC) or linear:
+--                the final population moved by a weighted linear regression adjustment
 --   weighted     smc_abc: false (default, as the sbibm paper: final draws ignore the
 --                importance weights) or true
---   kernel_scale smc_abc: proposal covariance / population covariance (default 2)
+--   kernel_scale smc_abc: proposal covariance / population covariance (default sbi 0.5,
+--                apmc 2)
+--   epsilon_decay, ess_min (0: none), initial_round_factor, use_last_pop_samples
+--                smc_abc, sbi: as sbi.abc.smc (defaults 0.2, 0, 5, true, sbibm's)
 --   density      npe: auto (default: a MAF and an NSF, the one with the lower
 --                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
 --                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
@@ -147,11 +155,24 @@ function M.run(spec)
   -- smc_abc: a tenth of each population (100 at 10,000 simulations, the
   -- population size of sbibm's SMC-ABC): at 10,000 simulations, observation
   -- 1, it gave a lower C2ST than half on 5 of the 7 tasks (docs/benchmarks-sequential.md).
-  local particles = sbi.param("particles", math.max(2, per_population // 10))
+  -- smc_abc: scheme sbi (default) is the reference package's SMC-ABC that
+  -- the sbibm paper ran, with sbibm's settings (docs/sequential.md); apmc
+  -- the adaptive population Monte Carlo ABC of sbi.abc.smc's default.
+  local scheme = sbi.param("scheme", "sbi")
+  if scheme ~= "sbi" and scheme ~= "apmc" then
+    error(string.format("--set scheme=%s: expected sbi or apmc", tostring(scheme)), 0)
+  end
+  local sbi_scheme = scheme == "sbi"
+  local particles = sbi.param("particles", sbi_scheme and math.min(n_sims > 10000 and 1000 or 100, n_sims)
+                                           or math.max(2, per_population // 10))
   local embedding = M.embedding(sbi.param("embedding", "none"))
   local adjust = sbi.param("adjust", "none")
   local weighted = sbi.param("weighted", false)
-  local kernel_scale = sbi.param("kernel_scale", 2)
+  local kernel_scale = sbi.param("kernel_scale", sbi_scheme and 0.5 or 2)
+  local epsilon_decay = sbi.param("epsilon_decay", 0.2)
+  local ess_min = sbi.param("ess_min", 0)
+  local initial_round_factor = sbi.param("initial_round_factor", 5)
+  local use_last_pop_samples = sbi.param("use_last_pop_samples", true)
   local sims = sbi.simulate { prior = spec.prior, simulator = spec.simulator, n = n_sims, seed = seed,
                               on_failure = spec.on_failure }
   local summary = M.summary(spec, sims, seed)
@@ -175,6 +196,16 @@ function M.run(spec)
   elseif method == "snre" then
     posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition,
                                 embedding = embedding })
+  elseif method == "smc_abc" and sbi_scheme then
+    if adjust ~= "none" then error("--set adjust applies to --set scheme=apmc only", 0) end
+    -- sbibm's "SMC-ABC (ours) 100 .5 .2 KDE": its KDE of the final
+    -- particles without their weights; the budget, not `rounds`, sets the
+    -- number of populations.
+    posterior = sbi.abc.smc(with { scheme = "sbi", simulations = n_sims, particles = particles, kde = true,
+                                   weighted = weighted, kernel_scale = kernel_scale, epsilon_decay = epsilon_decay,
+                                   ess_min = ess_min > 0 and ess_min or nil,
+                                   initial_round_factor = initial_round_factor,
+                                   use_last_pop_samples = use_last_pop_samples })
   elseif method == "smc_abc" then
     -- Like the sbibm paper's SMC-ABC, a KDE of the final population; here
     -- `rounds` populations, each of simulations / rounds simulations.

@@ -548,6 +548,51 @@ local function equally_weighted(a)
   return out
 end
 
+-- The options of scheme = "sbi" alone, and those it refuses.
+local SBI_ONLY = { "initial_round_factor", "epsilon_decay", "distance_based_decay", "ess_min",
+                   "use_last_pop_samples" }
+local APMC_ONLY = { "sims_per_population", "quantile", "adjust" }
+
+-- scheme = "sbi": the reference package's SMC-ABC (stdlib/sbi/abc_smc_sbi.lua).
+-- Every option's default is sbibm's (its sbibm/algorithms/sbi/smcabc.py).
+local function smc_sbi(opts)
+  for _, name in ipairs(APMC_ONLY) do
+    if opts[name] ~= nil then
+      error(string.format("sbi.abc.smc: '%s' does not apply with scheme = \"sbi\"", name), 3)
+    end
+  end
+  if opts.simulations == nil then
+    error("sbi.abc.smc: scheme = \"sbi\" needs 'simulations' (the simulation budget)", 3)
+  end
+  if opts.bandwidth and not opts.kde then
+    error("sbi.abc.smc: 'bandwidth' only applies with kde = true", 3)
+  end
+  local budget = math.tointeger(opts.simulations)
+  -- sbibm: 100 particles up to 10,000 simulations, 1,000 above.
+  local n = math.min(math.tointeger(opts.particles or (budget > 10000 and 1000 or 100)), budget)
+  if n < 2 then error(string.format("sbi.abc.smc: 'simulations' (%d) leaves fewer than 2 particles", budget), 3) end
+  local factor = math.tointeger(opts.initial_round_factor or 5)
+  local k = {
+    algorithm = "sbi", particles = n, simulations = budget,
+    initial = math.floor(math.min(math.max(factor * n, n), math.max(0.5 * budget, n))),
+    epsilon_decay = opts.epsilon_decay or 0.2, distance_based_decay = opts.distance_based_decay ~= false,
+    kernel_scale = opts.kernel_scale or 0.5, ess_min = opts.ess_min,
+    use_last_pop_samples = opts.use_last_pop_samples ~= false, scale = opts.scale or "none",
+    epsilon = opts.epsilon, min_acceptance = opts.min_acceptance,
+    populations = math.tointeger(opts.populations or 30), seed = math.tointeger(opts.seed or 1),
+  }
+  if k.distance_based_decay and k.epsilon_decay > 1 then
+    error(string.format("sbi.abc.smc: 'epsilon_decay' (%g) is a fraction of the distances with "
+                        .. "distance_based_decay = true: at most 1", k.epsilon_decay), 3)
+  end
+  local kde = opts.kde == true
+  local final = { num_samples = math.tointeger(opts.num_samples or 1000), kde = kde,
+                  bandwidth = kde and (opts.bandwidth or "cv") or nil,
+                  -- sbibm's KDE ignores the weights; sbi's own draws use them.
+                  weighted = opts.weighted == nil and not kde or opts.weighted == true }
+  return require("sbi.abc_smc_sbi").declare(opts, k, final, graph.where(3))
+end
+
 -- sbi.abc.smc{ prior =, simulator =, observation =, ... }
 function M.smc(opts)
   check.options("sbi.abc.smc", opts, {
@@ -562,7 +607,7 @@ function M.smc(opts)
     min_acceptance = { check.fraction() },
     simulations = { check.integer(1) },
     num_samples = { check.integer(1) },
-    scale = { check.one_of("std", "mad") },
+    scale = { check.one_of("std", "mad", "none") },
     seed = { check.integer(0) },
     on_failure = { check.one_of("fail", "drop") },
     kde = { check.boolean() },
@@ -571,10 +616,26 @@ function M.smc(opts)
     weighted = { check.boolean() },
     kernel_scale = { check.positive() },
     summary = summary.option,
+    scheme = { check.one_of("apmc", "sbi") },
+    initial_round_factor = { check.integer(1) },
+    epsilon_decay = { check.positive() },
+    distance_based_decay = { check.boolean() },
+    ess_min = { check.fraction() },
+    use_last_pop_samples = { check.boolean() },
   })
   if opts.observation.kind ~= "observation" then
     error("sbi.abc.smc: 'observation' must come from sbi.observation", 2)
   end
+  if opts.scheme == "sbi" then
+    local node = smc_sbi(opts) -- not a tail call: the levels count this frame
+    return node
+  end
+  for _, name in ipairs(SBI_ONLY) do
+    if opts[name] ~= nil then
+      error(string.format("sbi.abc.smc: '%s' only applies with scheme = \"sbi\"", name), 2)
+    end
+  end
+  if opts.scale == "none" then error("sbi.abc.smc: scale = \"none\" only applies with scheme = \"sbi\"", 2) end
   if opts.bandwidth and not opts.kde then
     error("sbi.abc.smc: 'bandwidth' only applies with kde = true", 2)
   end

@@ -21,5 +21,5 @@ for f in seq*.lua rec*.lua; do
 		fail "example $f failed: $(head -c 1500 "dir-$f/err")"
 	[ -n "$(ls "dir-$f/sbirun-out/x/"*.csv 2>/dev/null)" ] || fail "example $f wrote no samples"
 done
-expect_eq "$count" 5 "examples found (4 in sequential.md, 1 in recipes.md)"
+expect_eq "$count" 6 "examples found (5 in sequential.md, 1 in recipes.md)"
 finish

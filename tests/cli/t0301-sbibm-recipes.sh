@@ -97,6 +97,24 @@ run "$R/two_moons.lua" --cache cache --out bad --set method=smc
 expect_fail
 expect_err "unknown --set method=smc (available: rejection_abc, npe, nle, nre, snpe, tsnpe, snle, snre, smc_abc)"
 
+# method=smc_abc: the reference package's SMC-ABC by default (sbibm's 100
+# particles, 500 of the 1,000 simulations in population 0, a KDE); the
+# other scheme with --set scheme=apmc; adjust only with apmc.
+run "$R/two_moons.lua" --cache cache --out smc --set method=smc_abc --set simulations=1000 --set num_samples=500
+expect_ok
+expect_out "500 samples (SMC-ABC (sbi scheme), 100 of 1000 simulations accepted"
+expect_err "population 0: epsilon = "
+run "$R/two_moons.lua" --cache cache --out smc --set method=smc_abc --set simulations=1000 --set num_samples=500 \
+	--set scheme=apmc --set rounds=2
+expect_ok
+expect_out "500 samples (SMC-ABC, "
+run "$R/two_moons.lua" --cache cache --out bad --set method=smc_abc --set scheme=pmc
+expect_fail
+expect_err "--set scheme=pmc: expected sbi or apmc"
+run "$R/two_moons.lua" --cache cache --out bad --set method=smc_abc --set adjust=linear
+expect_fail
+expect_err "--set adjust applies to --set scheme=apmc only"
+
 # Observations are 1..10.
 run "$R/slcp.lua" --cache cache --out bad --set observation=11
 expect_fail

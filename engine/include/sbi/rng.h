@@ -28,6 +28,7 @@ enum sbi_stream {
 	/* 5: sbi.abc.smc's perturbations (stdlib/sbi/abc.lua) */
 	SBI_STREAM_DIAG = 6,   /* diagnostics' test-set posteriors (sbi/diagnose.h) */
 	SBI_STREAM_DIAG_REF = 7, /* diagnostics' TARP reference points */
+	/* 8: sbi.abc.smc{ scheme = "sbi" }'s proposals and resampling (stdlib/sbi/abc_smc_sbi.lua) */
 };
 
 /* Rounds of sequential inference have streams of their own: the purpose
