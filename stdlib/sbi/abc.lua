@@ -10,6 +10,7 @@ local graph = require "sbi.graph"
 local simulate = require "sbi.simulate"
 local summary = require "sbi.summary"
 local summary_nn = require "sbi.summary_nn"
+local linalg = require "sbi.linalg"
 
 local M = {}
 
@@ -267,16 +268,7 @@ local function kernel_factor(p, w, scale)
       for b = 1, a do c[a][b] = c[a][b] + scale * wi * (row[a] - mean[a]) * (row[b] - mean[b]) end
     end
   end
-  local l = {}
-  for a = 1, d do
-    l[a] = {}
-    for b = 1, a do
-      local v = c[a][b]
-      for k = 1, b - 1 do v = v - l[a][k] * l[b][k] end
-      if a == b then l[a][a] = math.sqrt(math.max(v, 1e-12)) else l[a][b] = v / l[b][b] end
-    end
-  end
-  return l
+  return linalg.cholesky(c, d, 1e-12)
 end
 
 -- Draws rows from the particles by weight (cumulative weights and

@@ -41,6 +41,7 @@ local core = require "sbi.core"
 local graph = require "sbi.graph"
 local simulate = require "sbi.simulate"
 local summary = require "sbi.summary"
+local linalg = require "sbi.linalg"
 
 local M = {}
 
@@ -71,26 +72,6 @@ local function column(values)
   return m
 end
 
--- Lower Cholesky factor (a table of rows) of the d x d table c, or nil
--- when c is not positive definite.
-local function cholesky(c, d)
-  local l = {}
-  for a = 1, d do
-    l[a] = {}
-    for b = 1, a do
-      local v = c[a][b]
-      for k = 1, b - 1 do v = v - l[a][k] * l[b][k] end
-      if a == b then
-        if not (v > 0 and v < math.huge) then return nil end
-        l[a][a] = math.sqrt(v)
-      else
-        l[a][b] = v / l[b][b]
-      end
-    end
-  end
-  return l
-end
-
 -- The proposal kernel's Cholesky factor: kernel_scale x the weighted
 -- covariance of the particles with numpy's aweights normalization
 -- (sum w (x - m)(x - m)' / (v1 - v2 / v1), v1 = sum w, v2 = sum w^2),
@@ -117,7 +98,7 @@ local function kernel_factor(p, w, scale)
   end
   local norm = v1 - v2 / v1
   for a = 1, d do for b = 1, a do c[a][b] = scale * c[a][b] / norm; c[b][a] = c[a][b] end end
-  local l = cholesky(c, d)
+  local l = linalg.cholesky(c, d)
   if l then return l, false end
   l = {}
   for a = 1, d do

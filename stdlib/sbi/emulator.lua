@@ -19,6 +19,7 @@ local prior_mod = require "sbi.prior"
 local simulate = require "sbi.simulate"
 local neural = require "sbi.neural"
 local nn = require "sbi.summary_nn"
+local linalg = require "sbi.linalg"
 
 local M = {}
 local P = neural.parts
@@ -55,25 +56,6 @@ local function fiducial_node(where, f, m)
     for i = 1, m do t:set_row(i, f) end
     return { theta = t }
   end)
-end
-
--- Cholesky factor L (lower, as rows of a Lua table) of the d x d matrix c;
--- nil when c is not positive definite.
-local function cholesky(c, d)
-  local L = {}
-  for i = 1, d do L[i] = {} end
-  for j = 1, d do
-    local s = c[j][j]
-    for k = 1, j - 1 do s = s - L[j][k] * L[j][k] end
-    if not (s > 0) then return nil end
-    L[j][j] = math.sqrt(s)
-    for i = j + 1, d do
-      local t = c[i][j]
-      for k = 1, j - 1 do t = t - L[i][k] * L[j][k] end
-      L[i][j] = t / L[j][j]
-    end
-  end
-  return L
 end
 
 -- W = L^-1 (lower triangular) for C = L L^T, so that (x - mu)^T C^-1 (x - mu) = |W (x - mu)|^2.
@@ -124,7 +106,7 @@ local function covariance_node(where, fsims)
     for j = 1, d do
       for k = 1, j do c[j][k] = c[j][k] / (m - 1); c[k][j] = c[j][k] end
     end
-    local L = cholesky(c, d)
+    local L = linalg.cholesky(c, d)
     if not L then
       error(string.format("%s: the covariance of the %d fiducial simulations is singular (a value that does not "
                           .. "vary at the fiducial point?)", node.label, m), 0)

@@ -17,6 +17,7 @@ local prior_mod = require "sbi.prior"
 local simulate = require "sbi.simulate"
 local neural = require "sbi.neural"
 local summary = require "sbi.summary"
+local linalg = require "sbi.linalg"
 
 local P = neural.parts
 local merge = P.merge
@@ -210,16 +211,7 @@ local function scaled_chol(m, c)
       for b = 1, a do cov[a][b] = cov[a][b] + c * (row[a] - mean[a]) * (row[b] - mean[b]) / math.max(1, n - 1) end
     end
   end
-  local l = {}
-  for a = 1, d do
-    l[a] = {}
-    for b = 1, a do
-      local v = cov[a][b]
-      for k = 1, b - 1 do v = v - l[a][k] * l[b][k] end
-      if a == b then l[a][a] = math.sqrt(math.max(v, 1e-12)) else l[a][b] = v / l[b][b] end
-    end
-  end
-  return l
+  return linalg.cholesky(cov, d, 1e-12)
 end
 
 -- Moves the rows of start (draws of the prior restricted to { log_prob >=
