@@ -172,27 +172,20 @@ task_take(void *ud, size_t lo, size_t hi, const unsigned char *buf, size_t bytes
 	    lo + 1);
 }
 
-/* Trains the jobs: on this process's threads, or over the MPI ranks (a
- * rank other than 0 serves rank 0's classifiers, then unwinds the step). */
+static void
+run_here(void *ud, size_t threads)
+{
+	clsf_jobs *js = ud;
+	run_jobs(js->job, js->n, threads);
+}
+
+/* Trains the jobs: on this process's threads, or over the MPI ranks. */
 static void
 train_jobs(lua_State *L, clsf_jobs *js)
 {
-	sbi_runctx *ctx = sbi__runctx(L);
-	int jobs = ctx && ctx->jobs > 1 ? ctx->jobs : 1;
 	sbi_mpi_tasks t = { .ud = js, .what = SBI_MPI_TRAIN, .ntasks = js->n, .block = 1, .prefetch = 1,
-		.threads = jobs, .compute = task_compute, .take = task_take };
-	sbi_err err = { 0 };
-	if (ctx && ctx->node && !ctx->in_simulator && sbi__mpi_in_job(SBI_MPI_TRAIN)) {
-		if (sbi__mpi_serve_tasks(&t, &err) != SBI_OK)
-			luaL_error(L, "%s", err.msg);
-		luaL_error(L, "(the MPI job ended)");
-	}
-	if (ctx && sbi__mpi_distributes(ctx)) {
-		if (sbi__mpi_run_tasks(ctx, &t, &err) != SBI_OK)
-			luaL_error(L, "%s", err.msg);
-		return;
-	}
-	run_jobs(js->job, js->n, (size_t)jobs);
+		.compute = task_compute, .take = task_take };
+	sbi__train_tasks(L, &t, run_here);
 }
 
 /* core.classifier_train_each({ spec, ... }) -> { { model =, report = }, ... }:

@@ -231,27 +231,20 @@ train_take(void *ud, size_t lo, size_t hi, const unsigned char *buf, size_t byte
 	return rc == SBI_OK ? SBI_OK : sbi_err_set(err, rc, "flow %zu: a malformed result from an MPI rank", lo + 1);
 }
 
-/* Trains the jobs: on this process's threads, or over the MPI ranks (a
- * rank other than 0 serves rank 0's flows, then unwinds the step). */
+static void
+run_here(void *ud, size_t threads)
+{
+	flow_jobs *js = ud;
+	run_flow_jobs(js->job, js->n, threads);
+}
+
+/* Trains the jobs: on this process's threads, or over the MPI ranks. */
 static void
 train_jobs(lua_State *L, flow_jobs *js)
 {
-	sbi_runctx *ctx = sbi__runctx(L);
-	int jobs = ctx && ctx->jobs > 1 ? ctx->jobs : 1;
 	sbi_mpi_tasks t = { .ud = js, .what = SBI_MPI_TRAIN, .ntasks = js->n, .block = 1, .prefetch = 1,
-		.threads = jobs, .compute = train_compute, .take = train_take };
-	sbi_err err = { 0 };
-	if (ctx && ctx->node && !ctx->in_simulator && sbi__mpi_in_job(SBI_MPI_TRAIN)) {
-		if (sbi__mpi_serve_tasks(&t, &err) != SBI_OK)
-			luaL_error(L, "%s", err.msg);
-		luaL_error(L, "(the MPI job ended)");
-	}
-	if (ctx && sbi__mpi_distributes(ctx)) {
-		if (sbi__mpi_run_tasks(ctx, &t, &err) != SBI_OK)
-			luaL_error(L, "%s", err.msg);
-		return;
-	}
-	run_flow_jobs(js->job, js->n, (size_t)jobs);
+		.compute = train_compute, .take = train_take };
+	sbi__train_tasks(L, &t, run_here);
 }
 
 /* core.flow_train_each({ spec, ... }) -> { { model =, report = }, ... }:

@@ -1444,3 +1444,23 @@ sbi__mpi_json(void)
 }
 
 #endif
+
+void
+sbi__train_tasks(lua_State *L, sbi_mpi_tasks *t, void (*train_here)(void *ud, size_t threads))
+{
+	sbi_runctx *ctx = sbi__runctx(L);
+	int jobs = ctx && ctx->jobs > 1 ? ctx->jobs : 1;
+	sbi_err err = { 0 };
+	t->threads = jobs;
+	if (ctx && ctx->node && !ctx->in_simulator && sbi__mpi_in_job(t->what)) {
+		if (sbi__mpi_serve_tasks(t, &err) != SBI_OK)
+			luaL_error(L, "%s", err.msg);
+		luaL_error(L, "(the MPI job ended)");
+	}
+	if (ctx && sbi__mpi_distributes(ctx)) {
+		if (sbi__mpi_run_tasks(ctx, t, &err) != SBI_OK)
+			luaL_error(L, "%s", err.msg);
+		return;
+	}
+	train_here(t->ud, (size_t)jobs);
+}

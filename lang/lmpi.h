@@ -110,6 +110,15 @@ int sbi__mpi_in_job(int what);
  * error, as core.simulate does), or an error. */
 int sbi__mpi_serve_tasks(const sbi_mpi_tasks *t, sbi_err *err);
 
+/* The one dispatch of core.flow_train_each and core.classifier_train_each:
+ * sets t->threads to --jobs; a rank other than 0 inside an MPI job serves
+ * rank 0's tasks and then unwinds the step (raises); rank 0 of a
+ * distributing run hands them out over the ranks; otherwise
+ * train_here(t->ud, threads) trains them on this process's threads. Raises
+ * the first error. (l_mpi.c) */
+struct lua_State;
+void sbi__train_tasks(struct lua_State *L, sbi_mpi_tasks *t, void (*train_here)(void *ud, size_t threads));
+
 /* run.json's "mpi" object (new reference), or NULL without MPI. */
 json_t *sbi__mpi_json(void);
 
