@@ -11,6 +11,7 @@ local simulate = require "sbi.simulate"
 local summary = require "sbi.summary"
 local summary_nn = require "sbi.summary_nn"
 local linalg = require "sbi.linalg"
+local sbi_scheme = require "sbi.abc_smc_sbi"
 
 local M = {}
 
@@ -292,30 +293,10 @@ end
 -- The proposals of population t from population prev: n rows, stream
 -- (seed, 5, t).
 local function propose(prev, n, prior, seed, t, label, kscale)
-  local p, d = prev.particles, prev.particles:cols()
+  local p = prev.particles
   local l = kernel_factor(p, prev.weights, kscale)
   local cum = cumulative(prev.weights)
-  local rng = core.rng(seed, 5, t)
-  local out, row, z = core.mat(n, d), {}, {}
-  for i = 1, n do
-    local ok = false
-    for _ = 1, 1000 do
-      p:row(pick(cum, rng:uniform()), row)
-      for a = 1, d do z[a] = rng:normal(0, 1) end
-      for a = 1, d do
-        local v = 0
-        for b = 1, a do v = v + l[a][b] * z[b] end
-        row[a] = row[a] + v
-      end
-      ok = prior:in_support(row)
-      if ok then break end
-    end
-    if not ok then
-      error(label .. ": 1000 perturbed particles in a row fell outside the prior's support", 0)
-    end
-    out:set_row(i, row)
-  end
-  return out
+  return sbi_scheme.perturb(p, function(u) return pick(cum, u) end, l, n, prior, core.rng(seed, 5, t), label)
 end
 
 -- The raw importance weights of the new particles given population prev:
@@ -582,7 +563,7 @@ local function smc_sbi(opts)
                   bandwidth = kde and (opts.bandwidth or "cv") or nil,
                   -- sbibm's KDE ignores the weights; sbi's own draws use them.
                   weighted = opts.weighted == nil and not kde or opts.weighted == true }
-  return require("sbi.abc_smc_sbi").declare(opts, k, final, graph.where(3))
+  return sbi_scheme.declare(opts, k, final, graph.where(3))
 end
 
 -- sbi.abc.smc{ prior =, simulator =, observation =, ... }

@@ -144,16 +144,17 @@ local function pick(cum, u)
   return lo
 end
 
--- m proposals from population (particles p, weights w) and kernel factor
--- l: a particle drawn by weight plus l z, both redrawn until inside the
--- prior's support.
-local function propose(p, w, l, m, prior, rng, label)
-  local d, cum = p:cols(), cumulative(w)
+-- m proposals from the particles p and kernel factor l: the particle
+-- draw(u) picks for a uniform u, plus l z, both redrawn until inside the
+-- prior's support. Both SMC-ABC schemes perturb this way (each with its
+-- own categorical draw).
+function M.perturb(p, draw, l, m, prior, rng, label)
+  local d = p:cols()
   local out, row, z = core.mat(m, d), {}, {}
   for i = 1, m do
     local ok = false
     for _ = 1, 1000 do
-      p:row(pick(cum, rng:uniform()), row)
+      p:row(draw(rng:uniform()), row)
       for a = 1, d do z[a] = rng:normal(0, 1) end
       for a = 1, d do
         local v = 0
@@ -169,6 +170,12 @@ local function propose(p, w, l, m, prior, rng, label)
     out:set_row(i, row)
   end
   return out
+end
+
+-- m proposals from population (particles p, weights w) and kernel factor l.
+local function propose(p, w, l, m, prior, rng, label)
+  local cum = cumulative(w)
+  return M.perturb(p, function(u) return pick(cum, u) end, l, m, prior, rng, label)
 end
 
 -- The normalized importance weights of thetas, proposed from population
