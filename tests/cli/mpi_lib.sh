@@ -6,6 +6,12 @@ command -v mpirun >/dev/null || { echo "skip: mpirun is not installed"; exit 77;
 if [ "$(id -u)" -eq 0 ]; then
 	export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
+# Every mpirun keeps its session files under /tmp/ompi.HOST.UID, which
+# OpenMPI 4 creates and removes without a lock: two tests starting and
+# ending mpirun at once failed with "mkdir ... File exists". Each test has
+# its own.
+export OMPI_MCA_orte_tmpdir_base="$T/ompi"
+mkdir -p "$OMPI_MCA_orte_tmpdir_base"
 # Under AddressSanitizer, libmpi's own allocations that it never frees
 # (OpenMPI keeps them to exit) are reported as leaks: leak checking is off
 # for these tests; ASan's other checks stay on.
