@@ -1,60 +1,29 @@
 /* sbi.Classifier for Lua, the NRE ratio classifiers:
  * core.classifier_train, core.classifier_train_each, core.classifier_load
  * and the Classifier methods (log_ratio, dims). */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 
-#include "lmpi.h"
 #include "lnn.h"
 #include "sbi/fit.h"
-
-#define MAX_THREADS 64
 
 /* One classifier to train: read from a Lua spec, then trained without
  * touching Lua (so several can train in threads at once). */
 typedef struct clsf_job {
+	l_train_job t; /* first: the result (l_train_jobs.c) */
 	sbi_classifier_config cfg;
 	size_t atoms;
 	sbi_train_opts o;
 	const sbi_mat *th, *x; /* borrowed from the spec, whose values stay on the stack */
 	const char *init;      /* the warm start's model file (on the stack) or NULL */
 	size_t init_len;
-	l_trained out;         /* owned by the jobs' box */
-	sbi_err err;
-	int rc;
 } clsf_job;
-
-/* Jobs in a box, which frees their results when collected or closed. */
-typedef struct clsf_jobs {
-	size_t n;
-	clsf_job job[];
-} clsf_jobs;
-
-/* __gc and __close of the jobs' box. [box] -> [box] */
-static int
-jobs_free(lua_State *L)
-{
-	clsf_jobs *js = lua_touserdata(L, 1);
-	for (size_t i = 0; i < js->n; i++)
-		sbi__trained_free(&js->job[i].out);
-	return 0;
-}
-
-/* [..] -> [.., box] */
-static clsf_jobs *
-push_jobs(lua_State *L, size_t n)
-{
-	clsf_jobs *js = sbi__push_box(L, sizeof *js + n * sizeof js->job[0], "sbi.ClassifierJobs", jobs_free);
-	js->n = n;
-	return js;
-}
 
 /* Reads j from the spec at index spec; every option is required (the
  * stdlib fills the defaults). [..] -> [.., values kept alive while j is used] */
 static void
-read_job(lua_State *L, int spec, clsf_job *j)
+read_job(lua_State *L, int spec, void *job)
 {
+	clsf_job *j = job;
 	sbi_mat *th = sbi__spec_mat(L, spec, "theta", 1), *x = sbi__spec_mat(L, spec, "x", 1);
 	sbi__check_cols(L, th, "theta");
 	sbi__check_cols(L, x, "x");
@@ -74,153 +43,43 @@ read_job(lua_State *L, int spec, clsf_job *j)
 	j->th = th, j->x = x;
 }
 
-/* Trains j into j->out: no Lua calls, no shared state, so jobs may run in
+/* Trains j into j->t: no Lua calls, no shared state, so jobs may run in
  * parallel threads. */
 static void
-run_job(clsf_job *j)
+run_job(void *job)
 {
+	clsf_job *j = job;
+	l_train_job *t = &j->t;
 	sbi_err e = { 0 };
 	sbi_classifier *init = j->init ? sbi_classifier_load((const unsigned char *)j->init, j->init_len, &e) : NULL,
 		       *c = NULL;
 	if (j->init && init == NULL) {
-		j->rc = sbi_err_set(&j->err, e.code, "option 'init': %s", e.msg);
+		t->rc = sbi_err_set(&t->err, e.code, "option 'init': %s", e.msg);
 		return;
 	}
-	j->rc = sbi_fit_classifier_ex(&j->cfg, j->atoms, init, &j->o, j->th->data, j->x->data, j->th->nrow, &c,
-	    &j->out.rep, &j->err);
+	t->rc = sbi_fit_classifier_ex(&j->cfg, j->atoms, init, &j->o, j->th->data, j->x->data, j->th->nrow, &c,
+	    &t->out.rep, &t->err);
 	sbi_classifier_free(init);
-	if (j->rc == SBI_OK)
-		j->rc = sbi_classifier_save(c, &j->out.blob, &j->out.len, &j->err);
+	if (t->rc == SBI_OK)
+		t->rc = sbi_classifier_save(c, &t->out.blob, &t->out.len, &t->err);
 	sbi_classifier_free(c);
 }
 
-/* core.classifier_train(spec) -> model blob, report
- * [spec] -> [spec, box, values read, model, report] */
+static const l_train_kind clsf_kind = { "classifier", sizeof(clsf_job), read_job, run_job };
+
+/* core.classifier_train(spec) -> model blob, report */
 static int
 l_classifier_train(lua_State *L)
 {
-	luaL_checktype(L, 1, LUA_TTABLE);
-	clsf_job *j = &push_jobs(L, 1)->job[0];
-	read_job(L, 1, j);
-	sbi__blas_threads();
-	run_job(j);
-	if (j->rc != SBI_OK)
-		return luaL_error(L, "%s", j->err.msg);
-	sbi__push_trained(L, &j->out);
-	return 2;
-}
-
-/* ---- several at once: threads, or the MPI ranks (lang/l_mpi.c) ---- */
-
-typedef struct job_queue {
-	clsf_job *jobs;
-	size_t n;
-	atomic_size_t next;
-} job_queue;
-
-static void *
-queue_worker(void *arg)
-{
-	job_queue *q = arg;
-	for (size_t i; (i = atomic_fetch_add(&q->next, 1)) < q->n;)
-		run_job(&q->jobs[i]);
-	return NULL;
-}
-
-/* Runs the jobs on up to `threads` threads (this one included). */
-static void
-run_jobs(clsf_job *jobs, size_t n, size_t threads)
-{
-	job_queue q = { .jobs = jobs, .n = n };
-	atomic_init(&q.next, 0);
-	pthread_t tid[MAX_THREADS];
-	size_t started = 0;
-	threads = threads < n ? threads : n;
-	threads = threads < MAX_THREADS ? threads : MAX_THREADS;
-	for (size_t i = 1; i < threads; i++)
-		if (pthread_create(&tid[started], NULL, queue_worker, &q) == 0)
-			started++;
-	queue_worker(&q);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
-}
-
-static int
-task_compute(void *ud, size_t lo, size_t hi, unsigned char **out, size_t *bytes, size_t *failed, sbi_err *err)
-{
-	clsf_job *j = &((clsf_jobs *)ud)->job[lo];
-	(void)hi; /* blocks of one */
-	*failed = lo;
-	run_job(j);
-	if (j->rc != SBI_OK) {
-		*err = j->err;
-		return j->rc;
-	}
-	*out = sbi__trained_pack(&j->out, bytes);
-	sbi__trained_free(&j->out);
-	return *out ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
-}
-
-static int
-task_take(void *ud, size_t lo, size_t hi, const unsigned char *buf, size_t bytes, sbi_err *err)
-{
-	clsf_job *j = &((clsf_jobs *)ud)->job[lo];
-	(void)hi;
-	sbi__trained_free(&j->out);
-	int rc = sbi__trained_unpack(buf, bytes, &j->out);
-	return rc == SBI_OK ? SBI_OK : sbi_err_set(err, rc, "classifier %zu: a malformed result from an MPI rank",
-	    lo + 1);
-}
-
-static void
-run_here(void *ud, size_t threads)
-{
-	clsf_jobs *js = ud;
-	run_jobs(js->job, js->n, threads);
-}
-
-/* Trains the jobs: on this process's threads, or over the MPI ranks. */
-static void
-train_jobs(lua_State *L, clsf_jobs *js)
-{
-	sbi_mpi_tasks t = { .ud = js, .what = SBI_MPI_TRAIN, .ntasks = js->n, .block = 1, .prefetch = 1,
-		.compute = task_compute, .take = task_take };
-	sbi__train_tasks(L, &t, run_here);
+	return sbi__train_one(L, &clsf_kind);
 }
 
 /* core.classifier_train_each({ spec, ... }) -> { { model =, report = }, ... }:
- * trains several classifiers, min(--jobs, #specs) at a time in threads
- * (or over the MPI ranks); each exactly as by core.classifier_train, so
- * the results do not depend on --jobs or the ranks.
- * [specs] -> [specs, box, values read, list] */
+ * several classifiers in threads or over the MPI ranks (l_train_jobs.c). */
 static int
 l_classifier_train_each(lua_State *L)
 {
-	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_Integer n = luaL_len(L, 1);
-	luaL_argcheck(L, n >= 1 && n <= 64, 1, "expected 1 to 64 classifier specifications");
-	clsf_jobs *js = push_jobs(L, (size_t)n); /* [specs, box] */
-	for (lua_Integer i = 0; i < n; i++) {
-		luaL_checkstack(L, 2, "reading classifier specifications");
-		if (lua_geti(L, 1, i + 1) != LUA_TTABLE)
-			luaL_argerror(L, 1, lua_pushfstring(L, "element %I must be a table, got %s", i + 1,
-			    luaL_typename(L, -1)));
-		read_job(L, lua_gettop(L), &js->job[i]); /* leaves the values it keeps on the stack */
-	}
-	sbi__blas_threads();
-	train_jobs(L, js);
-	for (size_t i = 0; i < js->n; i++) /* the first failure; the box frees every result */
-		if (js->job[i].rc != SBI_OK)
-			return luaL_error(L, "%s", js->job[i].err.msg);
-	lua_createtable(L, (int)n, 0);                  /* [.., list] */
-	for (size_t i = 0; i < js->n; i++) {
-		lua_createtable(L, 0, 2);               /* [.., list, e] */
-		sbi__push_trained(L, &js->job[i].out);  /* [.., list, e, model, report] */
-		lua_setfield(L, -3, "report");
-		lua_setfield(L, -2, "model");           /* [.., list, e] */
-		lua_rawseti(L, -2, (lua_Integer)i + 1); /* [.., list] */
-	}
-	return 1;
+	return sbi__train_each(L, &clsf_kind);
 }
 
 /* core.classifier_load(blob) -> Classifier */

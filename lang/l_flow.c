@@ -1,58 +1,25 @@
 /* sbi.Flow for Lua, the conditional density estimators:
  * core.flow_train, core.flow_train_each, core.flow_load and the Flow
  * methods (sample, log_prob, dims). */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 
-#include "lmpi.h"
 #include "lnn.h"
 #include "sbi/fit.h"
 #include "sbi/rng.h"
-
-#define SBI_MAX_TRAIN_THREADS 64
 
 /* ---- training ---- */
 
 /* One flow to train: read from a Lua spec, then trained without touching
  * Lua (so several can train in threads at once). */
 typedef struct flow_job {
+	l_train_job t; /* first: the result (l_train_jobs.c) */
 	sbi_flow_config cfg;
 	sbi_train_opts o;
 	const sbi_mat *y, *c; /* borrowed from the spec, whose values stay on the stack */
 	sbi_flow_fit_opts fo; /* atoms and log_prior (a Mat on the stack); init set while training */
 	const char *init;     /* the warm start's model file (on the stack) or NULL */
 	size_t init_len;
-	l_trained out;      /* owned by the jobs' box */
-	sbi_err err;
-	int rc;
 } flow_job;
-
-/* Flow jobs in a box, which frees their results when collected or closed,
- * so an error at any point leaks nothing. */
-typedef struct flow_jobs {
-	size_t n;
-	flow_job job[];
-} flow_jobs;
-
-/* __gc and __close of the jobs' box. [box] -> [box] */
-static int
-jobs_free(lua_State *L)
-{
-	flow_jobs *js = lua_touserdata(L, 1);
-	for (size_t i = 0; i < js->n; i++)
-		sbi__trained_free(&js->job[i].out);
-	return 0;
-}
-
-/* [..] -> [.., box] */
-static flow_jobs *
-push_jobs(lua_State *L, size_t n)
-{
-	flow_jobs *js = sbi__push_box(L, sizeof *js + n * sizeof js->job[0], "sbi.FlowJobs", jobs_free);
-	js->n = n;
-	return js;
-}
 
 /* log p(y_i) under the spec's prior, for the atomic loss. Computed now:
  * Lua code that runs later (another spec's metamethods) could release the
@@ -96,8 +63,9 @@ read_flow_extras(lua_State *L, int spec, flow_job *j)
  * stdlib fills the defaults), except those the kind does not use.
  * [..] -> [.., values kept alive while j is used] */
 static void
-read_flow_job(lua_State *L, int spec, flow_job *j)
+read_flow_job(lua_State *L, int spec, void *job)
 {
+	flow_job *j = job;
 	const sbi_mat *y = sbi__spec_mat(L, spec, "y", 1), *c = sbi__spec_mat(L, spec, "context", 0);
 	sbi__check_cols(L, y, "y");
 	sbi__check_cols(L, c, "context");
@@ -134,151 +102,41 @@ read_flow_job(lua_State *L, int spec, flow_job *j)
 /* Trains j and saves the model into j->blob: no Lua calls, no shared
  * state, so jobs may run in parallel threads. */
 static void
-run_flow_job(flow_job *j)
+run_flow_job(void *job)
 {
+	flow_job *j = job;
+	l_train_job *t = &j->t;
 	sbi_err e = { 0 };
 	sbi_flow *init = j->init ? sbi_flow_load((const unsigned char *)j->init, j->init_len, &e) : NULL, *f;
 	if (j->init && init == NULL) {
-		j->rc = sbi_err_set(&j->err, e.code, "option 'init': %s", e.msg);
+		t->rc = sbi_err_set(&t->err, e.code, "option 'init': %s", e.msg);
 		return;
 	}
 	j->fo.init = init;
-	j->rc = sbi_fit_flow_ex(&j->cfg, &j->fo, &j->o, j->y->data, j->c ? j->c->data : NULL, j->y->nrow, &f,
-	    &j->out.rep, &j->err);
+	t->rc = sbi_fit_flow_ex(&j->cfg, &j->fo, &j->o, j->y->data, j->c ? j->c->data : NULL, j->y->nrow, &f,
+	    &t->out.rep, &t->err);
 	j->fo.init = NULL;
 	sbi_flow_free(init);
-	if (j->rc == SBI_OK)
-		j->rc = sbi_flow_save(f, &j->out.blob, &j->out.len, &j->err);
+	if (t->rc == SBI_OK)
+		t->rc = sbi_flow_save(f, &t->out.blob, &t->out.len, &t->err);
 	sbi_flow_free(f);
 }
 
-/* core.flow_train(spec) -> model blob (string), report
- * [spec] -> [spec, box, values read, model, report] */
+static const l_train_kind flow_kind = { "flow", sizeof(flow_job), read_flow_job, run_flow_job };
+
+/* core.flow_train(spec) -> model blob (string), report */
 static int
 l_flow_train(lua_State *L)
 {
-	luaL_checktype(L, 1, LUA_TTABLE);
-	flow_jobs *js = push_jobs(L, 1);
-	flow_job *j = &js->job[0];
-	read_flow_job(L, 1, j);
-	sbi__blas_threads();
-	run_flow_job(j);
-	if (j->rc != SBI_OK)
-		return luaL_error(L, "%s", j->err.msg);
-	sbi__push_trained(L, &j->out);
-	return 2;
-}
-
-typedef struct job_queue {
-	flow_job *jobs;
-	size_t n;
-	atomic_size_t next;
-} job_queue;
-
-static void *
-job_worker(void *arg)
-{
-	job_queue *q = arg;
-	for (size_t i; (i = atomic_fetch_add(&q->next, 1)) < q->n;)
-		run_flow_job(&q->jobs[i]);
-	return NULL;
-}
-
-/* Runs the jobs on up to `threads` threads (this one included); a thread
- * that cannot be started leaves its share to the others. */
-static void
-run_flow_jobs(flow_job *jobs, size_t n, size_t threads)
-{
-	job_queue q = { .jobs = jobs, .n = n };
-	atomic_init(&q.next, 0);
-	pthread_t tid[SBI_MAX_TRAIN_THREADS];
-	size_t started = 0;
-	threads = threads < n ? threads : n;
-	threads = threads < SBI_MAX_TRAIN_THREADS ? threads : SBI_MAX_TRAIN_THREADS;
-	for (size_t i = 1; i < threads; i++)
-		if (pthread_create(&tid[started], NULL, job_worker, &q) == 0)
-			started++;
-	job_worker(&q);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
-}
-
-/* ---- MPI (lang/l_mpi.c): the flows spread over the ranks, one a task ---- */
-
-static int
-train_compute(void *ud, size_t lo, size_t hi, unsigned char **out, size_t *bytes, size_t *failed, sbi_err *err)
-{
-	flow_job *j = &((flow_jobs *)ud)->job[lo];
-	(void)hi; /* blocks of one */
-	*failed = lo;
-	run_flow_job(j);
-	if (j->rc != SBI_OK) {
-		*err = j->err;
-		return j->rc;
-	}
-	*out = sbi__trained_pack(&j->out, bytes);
-	sbi__trained_free(&j->out);
-	return *out ? SBI_OK : sbi_err_set(err, SBI_ENOMEM, "out of memory");
-}
-
-static int
-train_take(void *ud, size_t lo, size_t hi, const unsigned char *buf, size_t bytes, sbi_err *err)
-{
-	flow_job *j = &((flow_jobs *)ud)->job[lo];
-	(void)hi;
-	sbi__trained_free(&j->out);
-	int rc = sbi__trained_unpack(buf, bytes, &j->out);
-	return rc == SBI_OK ? SBI_OK : sbi_err_set(err, rc, "flow %zu: a malformed result from an MPI rank", lo + 1);
-}
-
-static void
-run_here(void *ud, size_t threads)
-{
-	flow_jobs *js = ud;
-	run_flow_jobs(js->job, js->n, threads);
-}
-
-/* Trains the jobs: on this process's threads, or over the MPI ranks. */
-static void
-train_jobs(lua_State *L, flow_jobs *js)
-{
-	sbi_mpi_tasks t = { .ud = js, .what = SBI_MPI_TRAIN, .ntasks = js->n, .block = 1, .prefetch = 1,
-		.compute = train_compute, .take = train_take };
-	sbi__train_tasks(L, &t, run_here);
+	return sbi__train_one(L, &flow_kind);
 }
 
 /* core.flow_train_each({ spec, ... }) -> { { model =, report = }, ... }:
- * trains several flows, min(--jobs, #specs) at a time in threads. Each
- * flow is trained exactly as by core.flow_train, so the results do not
- * depend on --jobs (nor, under MPI, on the ranks that trained them). */
+ * several flows in threads or over the MPI ranks (l_train_jobs.c). */
 static int
 l_flow_train_each(lua_State *L)
 {
-	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_Integer n = luaL_len(L, 1);
-	luaL_argcheck(L, n >= 1 && n <= 64, 1, "expected 1 to 64 flow specifications");
-	flow_jobs *js = push_jobs(L, (size_t)n); /* [specs, box] */
-	for (lua_Integer i = 0; i < n; i++) {
-		luaL_checkstack(L, 2, "reading flow specifications");
-		if (lua_geti(L, 1, i + 1) != LUA_TTABLE)
-			luaL_argerror(L, 1, lua_pushfstring(L, "element %I must be a table, got %s", i + 1,
-			    luaL_typename(L, -1)));
-		read_flow_job(L, lua_gettop(L), &js->job[i]); /* leaves the values it keeps on the stack */
-	}
-	sbi__blas_threads();
-	train_jobs(L, js);
-	for (size_t i = 0; i < js->n; i++) /* the first failure; the box frees every result */
-		if (js->job[i].rc != SBI_OK)
-			return luaL_error(L, "%s", js->job[i].err.msg);
-	lua_createtable(L, (int)n, 0);                 /* [.., list] */
-	for (size_t i = 0; i < js->n; i++) {
-		lua_createtable(L, 0, 2);              /* [.., list, e] */
-		sbi__push_trained(L, &js->job[i].out); /* [.., list, e, model, report] */
-		lua_setfield(L, -3, "report");
-		lua_setfield(L, -2, "model");          /* [.., list, e] */
-		lua_rawseti(L, -2, (lua_Integer)i + 1); /* [.., list] */
-	}
-	return 1;
+	return sbi__train_each(L, &flow_kind);
 }
 
 /* ---- loaded flows ---- */

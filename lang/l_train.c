@@ -221,62 +221,6 @@ sbi__trained_free(l_trained *tr)
 	sbi_train_report_free(&tr->rep);
 }
 
-/* The packed form: the report's sizes and numbers, the model's length,
- * the per-epoch losses, then the model (host order: MPI ranks run one
- * binary). */
-typedef struct packed_head {
-	uint64_t epochs, best_epoch, steps, ntrain, nval, len;
-	double best_val_loss, seconds;
-} packed_head;
-
-unsigned char *
-sbi__trained_pack(const l_trained *tr, size_t *bytes)
-{
-	packed_head h = { tr->rep.epochs, tr->rep.best_epoch, tr->rep.steps, tr->rep.ntrain, tr->rep.nval, tr->len,
-		tr->rep.best_val_loss, tr->rep.seconds };
-	size_t losses = tr->rep.epochs * sizeof(double);
-	*bytes = sizeof h + 2 * losses + tr->len;
-	unsigned char *p = sbi_malloc(*bytes);
-	if (p == NULL)
-		return NULL;
-	memcpy(p, &h, sizeof h);
-	if (losses) {
-		memcpy(p + sizeof h, tr->rep.train_loss, losses);
-		memcpy(p + sizeof h + losses, tr->rep.val_loss, losses);
-	}
-	memcpy(p + sizeof h + 2 * losses, tr->blob, tr->len);
-	return p;
-}
-
-int
-sbi__trained_unpack(const unsigned char *p, size_t bytes, l_trained *tr)
-{
-	packed_head h;
-	if (bytes < sizeof h)
-		return SBI_EINVAL;
-	memcpy(&h, p, sizeof h);
-	if (h.epochs > bytes / sizeof(double) || h.len > bytes ||
-	    bytes != sizeof h + 2 * h.epochs * sizeof(double) + h.len)
-		return SBI_EINVAL;
-	size_t losses = (size_t)h.epochs * sizeof(double);
-	memset(tr, 0, sizeof *tr);
-	tr->rep = (sbi_train_report){ .epochs = (size_t)h.epochs, .best_epoch = (size_t)h.best_epoch,
-		.steps = (size_t)h.steps, .ntrain = (size_t)h.ntrain, .nval = (size_t)h.nval,
-		.best_val_loss = h.best_val_loss, .seconds = h.seconds };
-	tr->rep.train_loss = sbi_malloc(losses + sizeof(double));
-	tr->rep.val_loss = sbi_malloc(losses + sizeof(double));
-	tr->blob = sbi_malloc(h.len ? (size_t)h.len : 1);
-	if (tr->rep.train_loss == NULL || tr->rep.val_loss == NULL || tr->blob == NULL) {
-		sbi__trained_free(tr);
-		return SBI_ENOMEM;
-	}
-	memcpy(tr->rep.train_loss, p + sizeof h, losses);
-	memcpy(tr->rep.val_loss, p + sizeof h + losses, losses);
-	memcpy(tr->blob, p + sizeof h + 2 * losses, (size_t)h.len);
-	tr->len = (size_t)h.len;
-	return SBI_OK;
-}
-
 /* __gc and __close of a trained box. [box] -> [box] */
 static int
 trained_box_free(lua_State *L)

@@ -1,5 +1,6 @@
 /* Internal declarations shared by the bindings of the neural estimators:
- * l_train.c (options and results of training, loaded models), l_flow.c (sbi.Flow),
+ * l_train.c (options and results of training, loaded models), l_train_jobs.c
+ * (training in threads or over the MPI ranks), l_flow.c (sbi.Flow),
  * l_classifier.c (sbi.Classifier) and l_mcmc.c (core.mcmc). */
 #ifndef SBI_LNN_H
 #define SBI_LNN_H
@@ -88,18 +89,43 @@ typedef struct l_trained {
 /* Frees what tr holds and empties it; may run twice. */
 void sbi__trained_free(l_trained *tr);
 
-/* tr packed into a new buffer (caller frees with sbi_free) of *bytes, or
- * NULL when out of memory; and back into an empty tr (SBI_EINVAL when
- * malformed). What an MPI rank sends rank 0 (core.flow_train_each). */
-unsigned char *sbi__trained_pack(const l_trained *tr, size_t *bytes);
-int sbi__trained_unpack(const unsigned char *p, size_t bytes, l_trained *tr);
-
 /* A new, empty box owning one l_trained. [..] -> [.., box] */
 l_trained *sbi__push_trained_box(lua_State *L);
 
 /* Pushes the model (a string) and the report of tr; tr keeps what it owns.
  * [..] -> [.., model, report] */
 void sbi__push_trained(lua_State *L, const l_trained *tr);
+
+/* ---- l_train_jobs.c: training in threads or over the MPI ranks ---- */
+
+/* The first member of every kind's job: what its training leaves. */
+typedef struct l_train_job {
+	l_trained out; /* owned by the jobs' box */
+	sbi_err err;
+	int rc;
+} l_train_job;
+
+/* A kind of model trained as jobs (l_flow.c, l_classifier.c): read from
+ * a Lua spec, then trained without touching Lua, so that several train at
+ * once in threads or on MPI ranks. */
+typedef struct l_train_kind {
+	const char *name; /* "flow": in messages */
+	size_t size;      /* of one job, which begins with an l_train_job */
+	/* Reads a zeroed job from the table at index spec; raises on bad
+	 * options. [..] -> [.., values kept alive while the job is used] */
+	void (*read)(lua_State *L, int spec, void *job);
+	/* Trains the job into its l_train_job: no Lua calls, no shared state. */
+	void (*run)(void *job);
+} l_train_kind;
+
+/* core.X_train(spec) -> model, report.
+ * [spec] -> [spec, box, values read, model, report] */
+int sbi__train_one(lua_State *L, const l_train_kind *k);
+/* core.X_train_each({ spec, ... }) -> { { model =, report = }, ... }: trains
+ * min(--jobs, #specs) at a time in threads, or over the MPI ranks; each
+ * exactly as by sbi__train_one, so results depend on neither.
+ * [specs] -> [specs, box, values read, list] */
+int sbi__train_each(lua_State *L, const l_train_kind *k);
 
 /* ---- l_train.c: loaded models ---- */
 
