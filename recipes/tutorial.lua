@@ -91,6 +91,14 @@ local sims_per_population = sbi.param("sims_per_population", 10000)
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
+-- --set max_epochs=E caps the training of npe, nle, nre and compare's NPE
+-- (default: each method's own, 2000 with early stopping): a quick look,
+-- or the default path under valgrind (tests/cli/t0901-valgrind.sh).
+local max_epochs = sbi.param("max_epochs", nil)
+if max_epochs ~= nil and not ({ compare = true, npe = true, nle = true, nre = true })[method] then
+  error("--set max_epochs=" .. tostring(max_epochs) .. ": applies to methods compare, npe, nle and nre (got "
+        .. method .. ")", 0)
+end
 -- --set density=maf|nsf|mdn|auto: the flow of npe, nle, snpe, tsnpe and
 -- snle (default: each method's own, docs/neural.md); e.g. density=maf
 -- gives NPE the sequential methods' MAF, for a like-for-like comparison.
@@ -221,7 +229,7 @@ if method == "compare" then
     seed = seed,
   }
   posterior = sbi.npe { sims = sims, observation = observation, num_samples = num_samples, seed = seed,
-                        density = "maf", summary = compressor(sims) }
+                        density = "maf", summary = compressor(sims), max_epochs = max_epochs }
   -- The posterior predictive: one simulation at every NPE draw (seed + 1:
   -- other noise than the training simulations'), drawn against the
   -- observation in report.html.
@@ -274,7 +282,7 @@ else
     }
   else
     posterior = sbi[method] { sims = sims, observation = observation, num_samples = num_samples, seed = seed,
-                              summary = summary, density = density }
+                              summary = summary, density = density, max_epochs = max_epochs }
   end
 end
 
