@@ -121,7 +121,6 @@ density = density ~= "" and density or nil
 -- and Prangle's semi-automatic summaries: the predicted theta).
 local summary_kind = sbi.param("summary", "none")
 local components = sbi.param("components", 5)
-local covariance_sims = sbi.param("covariance_sims", 1000)
 -- MOPED's fiducial point (summary=moped or score): prior_mean, the prior's
 -- mean; pilot, the mean of a pilot posterior, rejection ABC on the raw data
 -- (1% of the method's simulations, or of 10,000 from the prior for the
@@ -135,8 +134,9 @@ local covariance_sims = sbi.param("covariance_sims", 1000)
 -- networks (`networks` of each kind, averaged). Rejection ABC on MOPED's
 -- summaries defaults to the configuration closest to the exact posterior in
 -- the accuracy benchmark (docs/benchmarks-summaries.md): moped_pilot, neural
--- with 5 networks and 20% accepted (0.2% with another adjustment); every
--- other combination defaults to prior_mean and none.
+-- with 5 networks and 20% accepted (0.2% with another adjustment), 10,000
+-- covariance simulations (below); every other combination defaults to
+-- prior_mean and none.
 local moped_abc = method == "rejection_abc" and summary_kind == "moped"
 local fiducial = sbi.param("fiducial", moped_abc and "moped_pilot" or "prior_mean")
 local fiducials = { prior_mean = true, pilot = true, moped_pilot = true }
@@ -149,6 +149,13 @@ if not adjusts[adjust] then
   error("unknown --set adjust=" .. tostring(adjust) .. " (available: none, linear, quadratic, neural)", 0)
 end
 local networks = sbi.param("networks", 5)
+-- covariance_sims: MOPED's simulations at its fiducial point, 1000 by
+-- default; 10,000 (in each of the two stages) for rejection ABC on MOPED
+-- with the neural adjustment: with 1,000, the sample covariance's error
+-- alone moves the posterior given the 5 summaries by up to 0.2 prior sd,
+-- more than the neural adjustment leaves (docs/benchmarks-summaries.md).
+-- (With another adjustment its own error dominates: 1000.)
+local covariance_sims = sbi.param("covariance_sims", moped_abc and adjust == "neural" and 10000 or 1000)
 -- Rejection ABC keeps 1% by default; with the neural adjustment 20% (the
 -- networks need pairs to learn from), on MOPED's summaries otherwise 0.2%
 -- (docs/benchmarks-summaries.md).

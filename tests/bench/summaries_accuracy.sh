@@ -10,7 +10,8 @@
 #   each VARIANT: sbirun recipes/tutorial.lua --set method=rejection_abc --set simulations=100000
 #               --set summary=... (the recipe's quantile: 1% accepted, 1,000 samples;
 #               20%, 20,000 samples, for summary=moped with its default neural
-#               adjustment, 0.2% with another adjustment)
+#               adjustment and 10,000 covariance simulations, 0.2% with another
+#               adjustment)
 # all sharing one --cache, so the 100,000 simulations (their seed does not
 # depend on the observation) and every fitted compressor are made once.
 # Per (variant, observation): C2ST against the reference (shared/tools/c2st.py,
@@ -31,8 +32,10 @@
 #                may override it). Default: none; moped (the tutorial's
 #                default for rejection ABC on MOPED: a two-stage pilot
 #                fiducial point, the neural adjustment with 5 networks,
-#                20% accepted); moped_linear (the previous default: the
-#                linear adjustment, 0.2%) and the same at 1% and 0.1%;
+#                20% accepted, MOPED's covariance from 10,000 simulations);
+#                moped_cov1k (the same with 1,000: the previous default);
+#                moped_linear (the linear adjustment, 0.2%, 1,000
+#                covariance simulations) and the same at 1% and 0.1%;
 #                moped_quadratic (the quadratic adjustment at 1%); MOPED at
 #                the prior's mean without adjustment at 1% (the plain
 #                form); score, pca, autoencoder, regression (1%, no
@@ -63,7 +66,8 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 SEEDS=${SEEDS:-2024 2025 2026 2027 2028}
 SIM_SEEDS=${SIM_SEEDS:-1}
 C2ST_N=${C2ST_N:-}
-VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_linear=summary=moped,adjust=linear \
+VARIANTS=${VARIANTS:-none=summary=none moped=summary=moped moped_cov1k=summary=moped,covariance_sims=1000 \
+moped_linear=summary=moped,adjust=linear \
 moped_linear_1%=summary=moped,adjust=linear,epsilon_quantile=0.01 \
 moped_linear_0.1%=summary=moped,adjust=linear,epsilon_quantile=0.001 \
 moped_quadratic=summary=moped,adjust=quadratic,epsilon_quantile=0.01 \

@@ -7,7 +7,8 @@
 # applications and run; an unknown summary and method=likelihood with a
 # summary are clear errors;
 # rejection ABC on MOPED's default configuration (a two-stage pilot
-# fiducial point, the neural adjustment with 5 networks, 20%) and the
+# fiducial point, the neural adjustment with 5 networks, 20%, 10,000
+# covariance simulations per MOPED) and the
 # options that change it; without summary=, the recipe's graph has no summary steps; every recipe
 # example of docs/summaries.md runs and writes samples.
 . "$(dirname "$0")/lib.sh"
@@ -29,6 +30,10 @@ run t.lua --set method=rejection_abc --set simulations=20000 --set summary=moped
 expect_ok
 expect_eq "$(grep -c 'mean network' "$ERR")" 5 "summary=moped: 5 mean networks"
 expect_eq "$(grep -c 'log residual scale network' "$ERR")" 5 "summary=moped: 5 scale networks"
+# ... and 10,000 covariance simulations in each of its two MOPED stages
+# (a 1,000-simulation covariance loses up to 0.2 prior sd: docs/benchmarks-summaries.md)
+expect_eq "$(grep -c 'MOPED compression of 50 values to 5; 11000 simulations (10000 at the fiducial point' "$ERR")" 2 \
+	"summary=moped: 10,000 covariance simulations per MOPED stage"
 run t.lua --quiet --set method=rejection_abc --set simulations=20000 --out raw
 expect_ok
 # Parameter b (the background's offset; the exact posterior sd is 0.023):
@@ -64,9 +69,17 @@ expect_eq "$(($(wc -l <moped/posterior_samples.csv) - 1))" 4000 "summary=moped: 
 run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --out moped
 expect_ok
 expect_out "(rejection ABC, neural adjustment, 4000 of 20000 simulations accepted"
-run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --set adjust=linear --out lin
+run t.lua --set method=rejection_abc --set simulations=20000 --set summary=moped --set adjust=linear --out lin
 expect_ok
 expect_out "(rejection ABC, linear adjustment, 40 of 20000 simulations accepted"
+expect_eq "$(grep -c '2000 simulations (1000 at the fiducial point' "$ERR")" 2 "adjust=linear: 1,000 covariance simulations"
+run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --set covariance_sims=1000 \
+	--out moped1k
+expect_ok
+expect_out "(rejection ABC, neural adjustment, 4000 of 20000 simulations accepted"
+if cmp -s moped/posterior_samples.csv moped1k/posterior_samples.csv; then
+	fail "summary=moped: covariance_sims=1000 gave the same samples as the default (10,000)"
+fi
 run t.lua --quiet --set method=rejection_abc --set simulations=20000 --set summary=moped --set fiducial=prior_mean \
 	--set adjust=none --set epsilon_quantile=0.01 --out plain
 expect_ok
