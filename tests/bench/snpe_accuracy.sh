@@ -7,26 +7,26 @@
 # the CPU seconds (docs/benchmarks-sequential.md, "The tutorial model").
 #
 #   bash tests/bench/snpe_accuracy.sh > table.md
-#   MODELS=linear RUNS="snpe snpe:nested_validation=false" SEEDS="1 2" bash tests/bench/snpe_accuracy.sh
+#   MODELS=linear RUNS="snpe snpe:nested_validation=true" SEEDS="1 2" bash tests/bench/snpe_accuracy.sh
 #
 # A run is METHOD[:NAME=VALUE,...]; the names are the recipes' --set
 # parameters (the tutorial's: warm_start, acquisition, density; both:
-# seed is set here), and nested_validation=false, which this script
+# seed is set here), and nested_validation=true, which this script
 # passes to sbi.snpe through a copy of the recipe.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 sbirun=${SBIRUN:-$root/build/lang/sbirun}
 models=${MODELS:-tutorial linear}
-runs=${RUNS:-npe tsnpe snpe snpe:nested_validation=false snpe:warm_start=false}
+runs=${RUNS:-npe tsnpe snpe snpe:nested_validation=true snpe:warm_start=false}
 seeds=${SEEDS:-1 2 3 4 5}
 export OPENBLAS_NUM_THREADS=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# The recipes, with nested_validation passed through when --set nested=0.
-sed "s/    warm_start = warm_start, density = density,/&\n    nested_validation = ({ [0] = false })[sbi.param('nested', 1)],/" \
+# The recipes, with nested_validation = true passed through by --set nested=1.
+sed "s/    warm_start = warm_start, density = density,/&\n    nested_validation = sbi.param('nested', 0) == 1 or nil,/" \
 	"$root/recipes/tutorial.lua" >"$tmp/tutorial.lua"
-sed "s/    warm_start = warm_start, num_samples = num_samples, seed = seed,/&\n    nested_validation = ({ [0] = false })[sbi.param('nested', 1)],/" \
+sed "s/    warm_start = warm_start, num_samples = num_samples, seed = seed,/&\n    nested_validation = sbi.param('nested', 0) == 1 or nil,/" \
 	"$here/snpe_linear_gaussian.lua" >"$tmp/linear.lua"
 stats() { # CSV -> "mean sd mean sd ..." per column
 	awk -F, 'NR > 1 { for (c = 1; c <= NF; c++) { s[c] += $c; ss[c] += $c * $c }; n++; nc = NF }
@@ -48,7 +48,7 @@ for model in $models; do
 		if [ "$run" != "$m" ]; then
 			IFS=, read -r -a kv <<<"${run#*:}"
 			for s in "${kv[@]}"; do
-				[ "$s" = nested_validation=false ] && s=nested=0
+				[ "$s" = nested_validation=true ] && s=nested=1
 				sets+=(--set "$s")
 			done
 		fi
