@@ -181,6 +181,10 @@ sbi__train_opts(lua_State *L, int spec, sbi_train_opts *o, uint64_t seed)
 	o->lr = sbi__spec_num(L, spec, "learning_rate");
 	o->val_fraction = sbi__spec_num(L, spec, "validation_fraction");
 	o->clip = sbi__spec_num(L, spec, "clip");
+	/* Optional (false when absent): specs without it keep their split. */
+	int t = lua_getfield(L, spec, "nested_split");
+	lua_pop(L, 1);
+	o->nested_split = t == LUA_TNIL ? 0 : sbi__spec_bool(L, spec, "nested_split");
 	o->seed = seed;
 	o->label = sbi__spec_str(L, spec, "label");
 	sbi_runctx *ctx = sbi__runctx(L);

@@ -203,6 +203,26 @@ run_epochs(loop *L, sbi_train_report *rep, sbi_err *err)
 	return SBI_OK;
 }
 
+/* The nested split (train.h): the training rows in order, then the nval
+ * held-out rows in a seeded order (so a validation batch mixes the rounds
+ * as a training batch does). Row i is held out when floor((i + 1) f) >
+ * floor(i f): floor(n f) of the first n rows for every n, always the same
+ * ones. A sequential round's warm start thus never selects its weights on
+ * rows the previous round trained on. */
+static void
+nested_split(size_t *order, size_t n, double f, size_t nval, gsl_rng *r)
+{
+	size_t a = 0, b = n - nval;
+	for (size_t i = 0; i < n; i++) {
+		int held = floor((double)(i + 1) * f) > floor((double)i * f);
+		if (held && b < n)
+			order[b++] = i;
+		else
+			order[a++] = i;
+	}
+	gsl_ran_shuffle(r, order + (n - nval), nval, sizeof *order);
+}
+
 int
 sbi_train(const sbi_trainable *m, size_t ndata, const sbi_train_opts *o, sbi_train_report *rep,
     sbi_err *err)
@@ -228,9 +248,13 @@ sbi_train(const sbi_trainable *m, size_t ndata, const sbi_train_opts *o, sbi_tra
 	else {
 		/* One fixed split: a seeded permutation, the last rows held out. */
 		sbi_rng_set_stream(L.r, o->seed, SBI_STREAM_METHOD, 0x747261696e /* "train" */);
-		for (size_t i = 0; i < ndata; i++)
-			L.order[i] = i;
-		gsl_ran_shuffle(L.r, L.order, ndata, sizeof *L.order);
+		if (o->nested_split)
+			nested_split(L.order, ndata, o->val_fraction, nval, L.r);
+		else {
+			for (size_t i = 0; i < ndata; i++)
+				L.order[i] = i;
+			gsl_ran_shuffle(L.r, L.order, ndata, sizeof *L.order);
+		}
 		rep->ntrain = L.ntrain;
 		rep->nval = nval;
 		for (size_t i = 0; i < m->nparams; i++)

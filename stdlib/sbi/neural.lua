@@ -314,6 +314,7 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density, se
   if seq then
     key.round, key.atoms, key.warm_start, key.members = seq.round, seq.atoms, seq.warm_start, seq.members
     if seq.atoms then key.prior = seq.prior end
+    key.nested_split = seq.nested_split
     if seq.prev then inputs[#inputs + 1] = seq.prev end
   end
   local nsims = #sims
@@ -333,6 +334,7 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density, se
     end
     for i, spec in ipairs(specs) do
       if key.atoms then spec.atoms, spec.prior = key.atoms, seq.prior.c end
+      spec.nested_split = key.nested_split
       if key.warm_start and prev then
         local pm = members_of(prev)[i]
         if pm and prev.density == (candidates[i] or key.density) then spec.init = pm end

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Every recipe example (5) of docs/sequential.md and the sequential section of
+# Every recipe example (6) of docs/sequential.md and the sequential section of
 # docs/recipes.md runs and writes its outputs.
 . "$(dirname "$0")/lib.sh"
 extract() { # FILE PREFIX [FROM_HEADING TO_HEADING]
@@ -21,5 +21,5 @@ for f in seq*.lua rec*.lua; do
 		fail "example $f failed: $(head -c 1500 "dir-$f/err")"
 	[ -n "$(ls "dir-$f/sbirun-out/x/"*.csv 2>/dev/null)" ] || fail "example $f wrote no samples"
 done
-expect_eq "$count" 6 "examples found (5 in sequential.md, 1 in recipes.md)"
+expect_eq "$count" 7 "examples found (6 in sequential.md, 1 in recipes.md)"
 finish

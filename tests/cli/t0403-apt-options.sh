@@ -1,5 +1,6 @@
 #!/bin/bash
-# core.flow_train's atomic loss (atoms, prior) and the warm starts (init) of
+# core.flow_train's atomic loss (atoms, prior), the nested validation split
+# (nested_split) and the warm starts (init) of
 # core.flow_train, flow_train_each and classifier_train from Lua: they run,
 # flow_train_each gives what flow_train does, and bad uses fail with
 # messages that name the option. The statistics are tests/engine/test_apt.c's.
@@ -79,8 +80,26 @@ c.init = plain
 fails(core.classifier_train, c, "option 'init': not a version 1 classifier model")
 c.init, c.layers = clsf, 2
 fails(core.classifier_train, c, "init: the initial model's layers is 1, the fit's 2")
+
+-- nested_split (sequential rounds' validation rows): false is the default
+-- split, true another one; a non-boolean names the option.
+assert(core.flow_train(spec { nested_split = false }) == plain)
+local nested = core.flow_train(spec { nested_split = true, atoms = 10, prior = prior.c })
+assert(type(nested) == "string" and nested ~= apt)
+fails(core.flow_train, spec { nested_split = 1 }, "option 'nested_split' must be a boolean, got number")
 print("ok")
 EOF2
+
+# sbi.snpe's nested_validation takes a boolean.
+cat > bad.lua <<'EOF2'
+local sbi = require "sbi"
+local prior = sbi.prior.uniform { low = { -1 }, high = { 1 } }
+sbi.output { p = sbi.snpe { prior = prior, observation = sbi.observation { 0 }, rounds = 2, simulations = 100,
+  nested_validation = "yes", simulator = function(theta, rng) return { theta[1] + rng:normal() } end } }
+EOF2
+run bad.lua --quiet
+expect_fail
+expect_err "nested_validation"
 
 run lua apt.lua
 expect_ok

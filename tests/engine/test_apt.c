@@ -12,6 +12,7 @@
 #include "sbi/alloc.h"
 #include "sbi/fit.h"
 #include "sbi/rng.h"
+#include "sbi/train.h"
 
 /* The model: theta ~ N(0, 1) (the prior), x | theta ~ N(theta, 0.5^2); the
  * training thetas come from the proposal N(1, 0.4^2). At x_o the posterior
@@ -237,4 +238,76 @@ TEST(classifier_warm_start)
 	sbi_train_report_free(&ra), sbi_train_report_free(&rb);
 	sbi_classifier_free(a), sbi_classifier_free(b), sbi_classifier_free(c);
 	free(theta), free(x);
+}
+
+/* ---- the nested validation split (sbi_train_opts.nested_split) ---- */
+
+/* A trainable whose loss records the rows it is given: with one epoch,
+ * the first ntrain rows recorded are the training rows, the rest the
+ * validation rows. */
+typedef struct rows_seen {
+	sbi_param *p;
+	size_t *rows, n;
+} rows_seen;
+
+static sbi_var
+record_rows(void *ud, sbi_tape *t, const size_t *idx, size_t n)
+{
+	rows_seen *s = ud;
+	for (size_t i = 0; i < n; i++)
+		s->rows[s->n++] = idx[i];
+	return sbi_ad_mean(t, sbi_ad_square(t, sbi_ad_param(t, s->p)));
+}
+
+/* held[i] = 1 when row i of n was a validation row of a nested split. */
+static void
+nested_held(size_t n, double f, uint64_t seed, unsigned char *held, size_t *nval)
+{
+	sbi_err err = { 0 };
+	sbi_param *p = sbi_param_alloc(1, 1);
+	CHECK(p != NULL);
+	rows_seen s = { p, malloc(2 * n * sizeof(size_t)), 0 };
+	sbi_trainable m = { &s.p, 1, record_rows, &s };
+	sbi_train_opts o = { .batch = 7, .max_epochs = 1, .patience = 1, .lr = 1e-3, .val_fraction = f, .clip = 5,
+		.nested_split = 1, .seed = seed, .quiet = 1, .label = "nested" };
+	sbi_train_report rep;
+	CHECK(sbi_train(&m, n, &o, &rep, &err) == SBI_OK);
+	CHECK(s.n == n);
+	*nval = rep.nval;
+	for (size_t i = 0; i < n; i++)
+		held[i] = 0;
+	for (size_t k = rep.ntrain; k < n; k++)
+		held[s.rows[k]]++;
+	for (size_t k = 0; k < rep.ntrain; k++)
+		CHECK(held[s.rows[k]] == 0);
+	sbi_train_report_free(&rep);
+	sbi_param_free(p);
+	free(s.rows);
+}
+
+/* floor(n f) rows held out, each once; the split of the first n rows is
+ * the split of the first n rows of a longer data set (a later round), so
+ * the rows a round trained on are never the next round's validation rows;
+ * and it does not depend on the seed (only the validation batches' order
+ * does). */
+TEST(nested_split_is_stable_as_rounds_append_rows)
+{
+	const size_t n1 = 1000, n2 = 2500;
+	unsigned char *h1 = malloc(n1), *h2 = malloc(n2), *h3 = malloc(n2);
+	size_t v1, v2, v3;
+	nested_held(n1, 0.1, 5, h1, &v1);
+	nested_held(n2, 0.1, 5, h2, &v2);
+	nested_held(n2, 0.1, 6, h3, &v3);
+	CHECK(v1 == 100 && v2 == 250 && v3 == 250);
+	size_t c1 = 0, c2 = 0;
+	for (size_t i = 0; i < n2; i++) {
+		CHECK(h2[i] <= 1 && h2[i] == h3[i]);
+		c2 += h2[i];
+		if (i < n1) {
+			CHECK(h1[i] == h2[i]);
+			c1 += h1[i];
+		}
+	}
+	CHECK(c1 == v1 && c2 == v2);
+	free(h1), free(h2), free(h3);
 }

@@ -21,6 +21,9 @@ typedef struct sbi_train_opts {
 	double lr;            /* Adam learning rate */
 	double val_fraction;  /* held out for validation */
 	double clip;          /* max gradient norm, <= 0 disables */
+	int nested_split;     /* 0: a seeded random split; 1: row i is held out when floor((i + 1) f) >
+	                       * floor(i f), f = val_fraction: the split of the first n rows stays the split
+	                       * of any longer data set with those rows first (sequential rounds) */
 	uint64_t seed;
 	int quiet;            /* no progress lines */
 	const char *label;    /* for progress lines (borrowed) */
