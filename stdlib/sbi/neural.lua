@@ -336,7 +336,9 @@ local function train_node(kind, where, sims, opts, y_field, c_field, density, se
       if key.atoms then spec.atoms, spec.prior = key.atoms, seq.prior.c end
       spec.nested_split = key.nested_split
       if key.warm_start and prev then
-        local pm = members_of(prev)[i]
+        -- "auto" kept one flow last round (its model, of prev.density): it
+        -- continues the candidate of the same density, MAF or NSF.
+        local pm = #candidates > 1 and prev.model or members_of(prev)[i]
         if pm and prev.density == (candidates[i] or key.density) then spec.init = pm end
       end
     end
