@@ -32,11 +32,9 @@
 --                apmc 2)
 --   epsilon_decay, ess_min (0: none), initial_round_factor, use_last_pop_samples
 --                smc_abc, sbi: as sbi.abc.smc (defaults 0.2, 0, 5, true, sbibm's)
---   density      npe, snpe, tsnpe, snle: auto (default: a MAF and an NSF, the one
---                with the lower validation loss, chosen again every round), maf, nsf
---                or mdn (with acquisition=uncertainty, whose ensemble needs one
---                density, snpe defaults to nsf as in the sbibm paper and snle to maf);
---                nle: maf (default), nsf, mdn or auto
+--   density      npe: auto (default: a MAF and an NSF, the one with the lower
+--                validation loss), maf, nsf or mdn; nle, snle: maf (default), nsf, mdn
+--                or auto; snpe, tsnpe: nsf (default, as in the sbibm paper), maf, mdn
 --   sampler      nle/nre: slice (default) or ensemble
 --   summary      none (default), pca or moped: the method sees the data through a
 --                compressor (docs/summaries.md): pca, `components` principal
@@ -188,23 +186,12 @@ function M.run(spec)
   local posterior
   if method == "snpe" or method == "tsnpe" then
     -- The sbibm paper's SNPE used a neural spline flow (sbi.snpe's own
-    -- default is the reference package's MAF); the recipes train both every
-    -- round and keep the one with the lower validation loss ("auto"), unless
-    -- an ensemble needs one density (then the paper's NSF): the NSF's
-    -- identity tails beyond +-3 z-scored units are too heavy for
-    -- gaussian_linear's posterior (docs/benchmarks-sequential.md).
-    local snpe_density = density or ((acquisition == "uncertainty" and method == "snpe") and "nsf" or "auto")
-    posterior = sbi.snpe(with { rounds = rounds, simulations = n_sims, density = snpe_density,
+    -- default is the reference package's MAF).
+    posterior = sbi.snpe(with { rounds = rounds, simulations = n_sims, density = density or "nsf",
                                 truncate = method == "tsnpe" or nil, embedding = embedding,
                                 acquisition = method == "snpe" and acquisition or nil })
   elseif method == "snle" then
-    -- SNLE selects its flow by validation loss every round ("auto": a MAF
-    -- and an NSF), unless an ensemble needs one density: the paper's MAF
-    -- cannot fit gaussian_mixture's scale mixture of likelihoods
-    -- (docs/benchmarks-sequential.md); where the MAF has the lower loss in
-    -- every round the result is the MAF's.
-    local snle_density = density or (acquisition == "uncertainty" and "maf" or "auto")
-    posterior = sbi.snle(with { rounds = rounds, simulations = n_sims, density = snle_density, sampler = sampler,
+    posterior = sbi.snle(with { rounds = rounds, simulations = n_sims, density = density, sampler = sampler,
                                 acquisition = acquisition, embedding = embedding })
   elseif method == "snre" then
     posterior = sbi.snre(with { rounds = rounds, simulations = n_sims, sampler = sampler, acquisition = acquisition,

@@ -3,8 +3,8 @@
 # (no ../shared beside it: their observations and simulator constants ship
 # in recipes/sbibm/data) on small budgets and write the expected posterior
 # samples; the shipped data is complete; gaussian_linear's simulator is
-# checked against the analytic posterior mean; the sequential methods'
-# default density; bad --set values fail with clear messages.
+# checked against the analytic posterior mean; bad --set values fail with
+# clear messages.
 . "$(dirname "$0")/lib.sh"
 # A clone's recipes/, alone in a fresh folder: nothing beside it to fall back on.
 mkdir clone
@@ -114,23 +114,6 @@ expect_err "--set scheme=pmc: expected sbi or apmc"
 run "$R/two_moons.lua" --cache cache --out bad --set method=smc_abc --set adjust=linear
 expect_fail
 expect_err "--set adjust applies to --set scheme=apmc only"
-
-# The sequential flows: density=auto by default for snle, snpe and tsnpe (a
-# MAF and an NSF every round, the one with the lower validation loss kept);
-# with acquisition=uncertainty (an ensemble, one density) snle's MAF.
-run "$R/gaussian_mixture.lua" --cache cache --out seq --set method=snle --set rounds=2 --set simulations=400 \
-	--set num_samples=200
-expect_ok
-expect_eq "$(grep -c "snle.train.*: kept the \(maf\|nsf\) (lower validation loss)" "$ERR")" 2 "snle rounds that chose a flow"
-run "$R/gaussian_mixture.lua" --cache cache --out seq --set method=tsnpe --set rounds=2 --set simulations=400 \
-	--set num_samples=200
-expect_ok
-expect_eq "$(grep -c "tsnpe.train.*: kept the \(maf\|nsf\) (lower validation loss)" "$ERR")" 2 "tsnpe rounds that chose a flow"
-run "$R/gaussian_mixture.lua" --cache cache --out seq --set method=snle --set rounds=2 --set simulations=400 \
-	--set num_samples=200 --set acquisition=uncertainty
-expect_ok
-expect_err "snle.train ("
-if grep -q "kept the" "$ERR" || ! grep -q ": maf, " "$ERR"; then fail "snle with acquisition=uncertainty: not one MAF"; fi
 
 # Observations are 1..10.
 run "$R/slcp.lua" --cache cache --out bad --set observation=11
