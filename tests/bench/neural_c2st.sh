@@ -30,9 +30,10 @@ for task in $tasks; do for m in $methods; do for b in $budgets; do for o in $obs
 	if grep -q "^$task $m $b $o " "$results"; then continue; fi
 	out=$tmp/out
 	start=$(date +%s.%N)
-	# A method may name its density: npe_nsf = NPE with a neural spline flow.
+	# A method may name its density: npe_nsf = NPE with a neural spline flow,
+	# snle_auto = SNLE with density=auto.
 	extra=() method=$m
-	case $m in *_maf | *_nsf | *_mdn) extra=(--set density=${m##*_}) method=${m%_*} ;; esac
+	case $m in *_maf | *_nsf | *_mdn | *_auto) extra=(--set density=${m##*_}) method=${m%_*} ;; esac
 	# SETS: more --set NAME=VALUE for every run (e.g. "rounds=10 warm_start=true").
 	for s in ${SETS:-}; do extra+=(--set "$s"); done
 	if ! "$sbirun" "$root/recipes/sbibm/$task.lua" --set method=$method "${extra[@]}" --set simulations=$b --set observation=$o \
@@ -69,10 +70,10 @@ awk '!seen[$1 " " $2 " " $3 " " $4]++ { k = $1 " " $2 " " $3; n[k]++; s[k] += $5
 		printf "%s %d %.3f %.3f %.0f\n", k, n[k], m, (v > 0 ? sqrt(v) : 0), t[k] } }' \
 	"$results" | sort -k1,1 -k3,3n -k2,2 | while read -r task m b n mean sd secs; do
 	base=$m
-	case $m in *_maf | *_nsf | *_mdn) base=${m%_*} ;; esac
+	case $m in *_maf | *_nsf | *_mdn | *_auto) base=${m%_*} ;; esac
 	read -r pub best <<<"$(published "$task" "$base" "$b")"
 	met="-"
-	if [ "$b" = 10000 ] && [ -n "$pub" ] && [ "$base" = "$m" ]; then
+	if [ "$b" = 10000 ] && [ -n "$pub" ]; then
 		met=$(awk -v x="$mean" -v p="$pub" 'BEGIN { print (x <= p + 0.02) ? "yes" : "**no**" }')
 	fi
 	minus="-"
