@@ -21,6 +21,16 @@ local function sorted_keys(t)
 end
 M.sorted_keys = sorted_keys
 
+-- merge(a, b, ...): a new table with every key of the arguments, later
+-- ones winning; how option specs are built from shared parts.
+function M.merge(...)
+  local out = {}
+  for _, t in ipairs { ... } do
+    for k, v in pairs(t) do out[k] = v end
+  end
+  return out
+end
+
 -- Rules: each is { test = function(v) -> bool, doc = "what is expected" }.
 function M.number() return { test = function(v) return type(v) == "number" and v == v end, doc = "a number" } end
 function M.positive()

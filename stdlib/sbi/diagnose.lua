@@ -350,11 +350,7 @@ local common_spec = {
   name = { check.string() },
 }
 
-local function merge(...)
-  local out = {}
-  for _, t in ipairs { ... } do for k, v in pairs(t) do out[k] = v end end
-  return out
-end
+local merge = check.merge
 
 local function numbers_rule()
   return check.numbers()

@@ -13,13 +13,7 @@ local health = require "sbi.health"
 
 local M = {}
 
-local function merge(...)
-  local out = {}
-  for _, t in ipairs { ... } do
-    for k, v in pairs(t) do out[k] = v end
-  end
-  return out
-end
+local merge = check.merge
 
 -- The inputs of every estimator: simulations and the observation.
 local inputs_spec = {

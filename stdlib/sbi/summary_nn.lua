@@ -40,13 +40,7 @@ local training_spec = {
   clip = { check.number() },
 }
 
-local function merge(...)
-  local out = {}
-  for _, t in ipairs { ... } do
-    for k, v in pairs(t) do out[k] = v end
-  end
-  return out
-end
+local merge = check.merge
 
 -- The options of each compressor, for check.options: latent is the
 -- autoencoder's code width; model the regression's form.
