@@ -15,6 +15,10 @@
 --                likely, uncertainty
 --   warm_start   sequential neural methods: start each round's training from the
 --                previous round's weights (default true)
+--   nested_validation  snpe, tsnpe: false (default: the validation rows are redrawn from
+--                all rounds' rows each round) or true (each round's validation rows are
+--                the earlier rounds' plus a tenth of its own, never rows a warm-started
+--                round's starting weights trained on; docs/sequential.md#validation-rows)
 --   seed         seed of simulations, training and sampling (default 1)
 --   num_samples  posterior samples written (default 10000)
 --   quantile     rejection_abc: fraction accepted (default 100/simulations, then a KDE)
@@ -143,6 +147,7 @@ function M.run(spec)
   local rounds = sbi.param("rounds", 10)
   local acquisition = sbi.param("acquisition", "posterior")
   local warm_start = sbi.param("warm_start", true)
+  local nested_validation = sbi.param("nested_validation", false)
   local seed = sbi.param("seed", 1)
   local num_samples = sbi.param("num_samples", 10000)
   -- Every parameter is declared whatever the method, so one command line
@@ -189,7 +194,8 @@ function M.run(spec)
     -- default is the reference package's MAF).
     posterior = sbi.snpe(with { rounds = rounds, simulations = n_sims, density = density or "nsf",
                                 truncate = method == "tsnpe" or nil, embedding = embedding,
-                                acquisition = method == "snpe" and acquisition or nil })
+                                acquisition = method == "snpe" and acquisition or nil,
+                                nested_validation = nested_validation or nil })
   elseif method == "snle" then
     posterior = sbi.snle(with { rounds = rounds, simulations = n_sims, density = density, sampler = sampler,
                                 acquisition = acquisition, embedding = embedding })

@@ -115,6 +115,26 @@ run "$R/two_moons.lua" --cache cache --out bad --set method=smc_abc --set adjust
 expect_fail
 expect_err "--set adjust applies to --set scheme=apmc only"
 
+# --set nested_validation=true reaches sbi.snpe (methods tsnpe and snpe):
+# the training steps' keys and the samples change; false is the default
+# (the same bytes); anything else is refused.
+tsnpe=(--set method=tsnpe --set rounds=2 --set simulations=600 --set num_samples=300)
+run "$R/two_moons.lua" --cache cache --out ts "${tsnpe[@]}"
+expect_ok
+expect_out "300 samples (TSNPE"
+run "$R/two_moons.lua" --cache cache --out ts_nested "${tsnpe[@]}" --set nested_validation=true
+expect_ok
+[ "$(key_of ts/run.json tsnpe.train)" != "$(key_of ts_nested/run.json tsnpe.train)" ] ||
+	fail "nested_validation=true: round 0's training key is the default's"
+cmp -s ts/posterior_samples.csv ts_nested/posterior_samples.csv && fail "nested_validation=true: the default's samples"
+run "$R/two_moons.lua" --cache cache --out ts_false "${tsnpe[@]}" --set nested_validation=false
+expect_ok
+expect_eq "$(key_of ts_false/run.json tsnpe.train)" "$(key_of ts/run.json tsnpe.train)" "nested_validation=false: key"
+cmp -s ts/posterior_samples.csv ts_false/posterior_samples.csv || fail "nested_validation=false: not the default's samples"
+run "$R/two_moons.lua" --cache cache --out bad "${tsnpe[@]}" --set nested_validation=yes
+expect_fail
+expect_err "--set nested_validation=yes: expected true or false"
+
 # Observations are 1..10.
 run "$R/slcp.lua" --cache cache --out bad --set observation=11
 expect_fail
