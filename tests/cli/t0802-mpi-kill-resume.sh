@@ -18,7 +18,9 @@ rank_pid() {
 	done
 	return 1
 }
-chunks() { find cache/objects -type f 2>/dev/null | wc -l; }
+# Stored chunks: a rank stopped mid-write leaves its temporary file
+# (.tmp-*), which is not a chunk (the next run removes it).
+chunks() { find cache/objects -type f ! -name '.tmp-*' 2>/dev/null | wc -l; }
 
 mpirun --oversubscribe --bind-to none -n 3 "$SBIRUN" recipe.lua "${args[@]}" --cache cache --out out --quiet \
 	>"$T/kill.out" 2>"$T/kill.err" &
