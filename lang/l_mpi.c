@@ -98,21 +98,51 @@ static struct {
 	job_msg job;
 } g_mpi;
 
-/* Rank 0's message when mpirun stops the job (it sends SIGTERM to the
- * ranks left when one dies): written from the signal handler, so kept
- * ready as plain bytes. Forked --jobs workers inherit the handler but
- * stay silent (g_pid). */
+/* Rank 0's message when the job is stopped, kept ready as plain bytes for
+ * a signal handler. Two ways end rank 0 when another rank dies: mpirun's
+ * SIGTERM to the ranks left (on_term), and Open MPI itself, which exits the
+ * process when it cannot read a message from a rank that died while sending
+ * it ("Read -1, expected N, errno = 3"; an exit, so atexit handlers run).
+ * The message is said once, by rank 0 only: forked --jobs workers inherit
+ * the handlers but stay silent (g_pid), and sbirun's own MPI errors
+ * (abort_job) say what failed instead. */
 static char g_stop_msg[512];
 static pid_t g_pid;
+static volatile sig_atomic_t g_stop_said;
+static volatile sig_atomic_t g_handing_out; /* rank 0 is handing out chunks */
+
+static void
+say_stop(void)
+{
+	if (getpid() == g_pid && !g_stop_said) {
+		g_stop_said = 1;
+		ssize_t w = write(2, g_stop_msg, strlen(g_stop_msg));
+		(void)w;
+	}
+}
 
 static void
 on_term(int sig)
 {
 	(void)sig;
-	if (getpid() == g_pid) {
-		ssize_t w = write(2, g_stop_msg, strlen(g_stop_msg));
-		(void)w;
-	}
+	say_stop();
+	_exit(1);
+}
+
+/* Exits other than sbirun's own end only happen inside Open MPI. */
+static void
+stop_at_exit(void)
+{
+	if (g_handing_out)
+		say_stop();
+}
+
+/* Ends the whole job after sbirun printed why. */
+static _Noreturn void
+abort_job(void)
+{
+	g_stop_said = 1;
+	MPI_Abort(MPI_COMM_WORLD, 1);
 	_exit(1);
 }
 
@@ -149,8 +179,7 @@ fatal(int rc, const char *what, int peer)
 	MPI_Error_string(rc, s, &len);
 	fprintf(stderr, "sbirun: error: MPI: %s rank %d failed (%s): the rank died or was killed; completed "
 	    "chunks are kept in the cache: run again (with any number of ranks) to resume\n", what, peer, s);
-	MPI_Abort(MPI_COMM_WORLD, 1);
-	_exit(1);
+	abort_job();
 }
 
 static void
@@ -227,6 +256,7 @@ sbi__mpi_init(int *argc, char ***argv)
 		g_pid = getpid();
 		set_stop_msg(NULL, 0, 0);
 		signal(SIGTERM, on_term);
+		atexit(stop_at_exit);
 	}
 	return 0;
 }
@@ -302,7 +332,7 @@ recv_result(MPI_Status *st, size_t *nbytes)
 	    "receiving a result from", st->MPI_SOURCE);
 	if ((size_t)bytes < sizeof(result_msg)) {
 		fprintf(stderr, "sbirun: error: MPI: a malformed result from rank %d\n", st->MPI_SOURCE);
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 	}
 	*nbytes = (size_t)bytes;
 	return buf;
@@ -318,7 +348,7 @@ take_result(const sbi_mpi_sim *sim, int r, unsigned char *buf, size_t bytes, int
 	if (h.rc == SBI_OK && (h.nrows > sim->chunk || bytes != sizeof h + h.nrows * (sim->dtheta + sim->dx) *
 	    sizeof(double))) {
 		fprintf(stderr, "sbirun: error: MPI: a result of the wrong size from rank %d\n", r);
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 	}
 	if (h.rc != SBI_OK) {
 		if (rc == SBI_OK) {
@@ -391,6 +421,7 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 			send_task(r, (int64_t)tasks[next++]);
 	int local = size <= LOCAL_RANKS;
 	set_stop_msg(sim->label, 0, total);
+	g_handing_out = 1;
 	while (outstanding > 0 || (rc == SBI_OK && next < ntasks)) {
 		MPI_Status st;
 		int flag = 0, naps = 0;
@@ -443,6 +474,7 @@ sbi__mpi_run_chunks(const sbi_mpi_sim *sim, const size_t *tasks, size_t ntasks, 
 	}
 	for (int r = 1; r < size; r++)
 		send_task(r, -1);
+	g_handing_out = 0;
 	set_stop_msg(NULL, 0, 0);
 	return rc;
 }
@@ -750,7 +782,7 @@ send_task_job(const sbi_runctx *ctx, const sbi_mpi_tasks *t, size_t block)
 	if (in.oom) {
 		fprintf(stderr, "sbirun: error: out of memory packing the inputs of %s for the MPI ranks\n",
 		    ctx->node->label);
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 		_exit(1);
 	}
 	job_msg m = { .node_id = ctx->node->id, .what = (uint64_t)t->what, .ntasks = t->ntasks, .block = block,
@@ -772,7 +804,7 @@ take_task_result(task_run *r, MPI_Status *st)
 	unsigned char *buf = sbi_malloc(bytes > 0 ? (size_t)bytes : 1);
 	if (buf == NULL) {
 		fprintf(stderr, "sbirun: error: out of memory\n");
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 		_exit(1);
 	}
 	check(MPI_Recv(buf, bytes, MPI_BYTE, src, TAG_TASK_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
@@ -780,14 +812,14 @@ take_task_result(task_run *r, MPI_Status *st)
 	task_msg h;
 	if ((size_t)bytes < sizeof h) {
 		fprintf(stderr, "sbirun: error: MPI: a malformed result from rank %d\n", src);
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 	}
 	memcpy(&h, buf, sizeof h);
 	h.msg[sizeof h.msg - 1] = '\0';
 	size_t lo, hi;
 	if (h.block < 0 || (size_t)h.block >= r->nblocks) {
 		fprintf(stderr, "sbirun: error: MPI: a result for an unknown block from rank %d\n", src);
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 	}
 	block_range((size_t)h.block, r->block, r->t->ntasks, &lo, &hi);
 	int rc = h.rc;
@@ -897,7 +929,7 @@ send_result(const result_msg *h, const sbi_mpi_chunk *c, size_t dtheta, size_t d
 	if (buf == NULL || bytes > (size_t)INT32_MAX) {
 		fprintf(stderr, "sbirun: error: rank %d: a chunk's result is too large to send (lower chunk_size)\n",
 		    g_mpi.rank);
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 		_exit(1);
 	}
 	check(MPI_Send(buf, (int)bytes, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "sending a result to", 0);
@@ -929,7 +961,7 @@ send_task_result(const task_msg *h, const unsigned char *payload, size_t n)
 	unsigned char *buf = sbi_malloc(sizeof *h + n);
 	if (buf == NULL || sizeof *h + n > (size_t)INT32_MAX) {
 		fprintf(stderr, "sbirun: error: rank %d: a result is too large to send\n", g_mpi.rank);
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 		_exit(1);
 	}
 	memcpy(buf, h, sizeof *h);
@@ -1004,7 +1036,7 @@ sbi__mpi_serve_tasks(const sbi_mpi_tasks *t, sbi_err *err)
 		for (int flag = 1;;) {
 			if (b >= 0 && (size_t)b >= nblocks) {
 				fprintf(stderr, "sbirun: error: rank %d: an unknown block from rank 0\n", g_mpi.rank);
-				MPI_Abort(MPI_COMM_WORLD, 1);
+				abort_job();
 			}
 			bs[k] = (task_block){ .t = t, .block = b };
 			block_range((size_t)b, block, t->ntasks, &bs[k].lo, &bs[k].hi);
@@ -1240,7 +1272,7 @@ recv_inputs(size_t *n)
 	unsigned char *buf = sbi_malloc(g_mpi.job.inputs ? (size_t)g_mpi.job.inputs : 1);
 	if (buf == NULL) {
 		fprintf(stderr, "sbirun: error: rank %d: out of memory\n", g_mpi.rank);
-		MPI_Abort(MPI_COMM_WORLD, 1);
+		abort_job();
 		_exit(1);
 	}
 	recv_bytes(buf, (size_t)g_mpi.job.inputs, 0, TAG_INPUTS);
@@ -1270,7 +1302,7 @@ run_job(sbi_session *s)
 		thetas = sbi_mat_alloc(m->thetas_rows, m->dtheta);
 		if (thetas == NULL) {
 			fprintf(stderr, "sbirun: error: rank %d: out of memory\n", g_mpi.rank);
-			MPI_Abort(MPI_COMM_WORLD, 1);
+			abort_job();
 		}
 		recv_doubles(thetas->data, m->thetas_rows * m->dtheta, 0, TAG_THETAS);
 	}
@@ -1323,7 +1355,7 @@ sbi__mpi_serve(sbi_session *s)
 		if (st.MPI_TAG != TAG_JOB) {
 			fprintf(stderr, "sbirun: error: rank %d: unexpected message (tag %d) from rank 0\n", g_mpi.rank,
 			    st.MPI_TAG);
-			MPI_Abort(MPI_COMM_WORLD, 1);
+			abort_job();
 		}
 		check(MPI_Recv(&g_mpi.job, (int)sizeof g_mpi.job, MPI_BYTE, 0, TAG_JOB, MPI_COMM_WORLD, &st),
 		    "receiving a job from", 0);
