@@ -5,10 +5,11 @@
 # raising `rounds` runs only the new rounds and the final sampling.
 . "$(dirname "$0")/lib.sh"
 
-# A slow simulator (a busy loop; about 0.5 s a round of 200 on one core) in
-# chunks of 10, so that round 4's chunks reach the cache one by one; the
-# training runs every epoch (patience above max_epochs), about 0.5 s in
-# round 4 (1000 simulations), so a kill lands inside it.
+# A slow simulator (a busy loop; about 0.5-0.8 s a round of 200 on one
+# core) in chunks of 10, so that round 4's chunks reach the cache one by
+# one; the training runs every epoch (patience above max_epochs), 1-2 s in
+# round 4 (1000 simulations), so a kill lands inside it (the test polls
+# every 20 ms and checks that the killed step had not finished).
 cat > seq.lua <<'LUA'
 local sbi = require "sbi"
 local prior = sbi.prior.uniform { low = { -2, -2 }, high = { 2, 2 } }
@@ -20,16 +21,22 @@ local function simulator(theta, rng)
 end
 local post = sbi.snpe { prior = prior, simulator = simulator, observation = sbi.observation { 0.5, -0.3 },
   rounds = sbi.param("rounds", 5), simulations_per_round = 200, chunk_size = 10, seed = 5,
-  hidden = 20, transforms = 2, max_epochs = 600, patience = 1000, num_samples = 500 }
+  hidden = 20, transforms = 2, max_epochs = 200, patience = 1000, num_samples = 500 }
 sbi.output { posterior_samples = post }
 LUA
 SIM4="running simulate (seq.lua:9, round 4)"
 TRAIN4="running snpe.train (seq.lua:9, round 4)"
 
-# Reference: uninterrupted, in its own cache.
+# Rounds 0-3 run once: every run below starts from a copy of this cache
+# (raising rounds re-uses the completed rounds), so it runs round 4 only.
+run seq.lua --cache base --out base-out --quiet --set rounds=4
+expect_ok
+expect_eq "$(ran_nodes base-out/run.json)" 13 "steps of 4 rounds (3 propose, 4 simulate, 4 train, sample, observation)"
+# Reference: round 4 uninterrupted.
+cp -r base ref-cache
 run seq.lua --cache ref-cache --out ref --quiet --jobs 2
 expect_ok
-expect_eq "$(ran_nodes ref/run.json)" 16 "steps of 5 rounds (4 propose, 5 simulate, 5 train, sample, observation)"
+expect_eq "$(ran_nodes ref/run.json)" 4 "steps of round 4 after rounds 0-3 (propose, simulate, train, sample)"
 
 # wait_log LOG TEXT PID: polls until LOG contains TEXT while PID runs.
 wait_log() {
@@ -62,6 +69,7 @@ for jobs in 1 2; do
 	# (1) killed once round 4's simulate step has stored a chunk: the
 	# re-run reuses rounds 0-3 and the chunks, and completes.
 	c=sim$jobs
+	cp -r base "$c"
 	start_bg "$c" "$jobs" "$c.log"
 	if wait_log "$c.log" "$SIM4" "$pid"; then
 		wait_refs "$c" $(($(refs_count "$c") + 1)) "$pid"
@@ -79,6 +87,7 @@ for jobs in 1 2; do
 
 	# (2) killed during round 4's training: the re-run trains round 4 again.
 	c=train$jobs
+	cp -r base "$c"
 	start_bg "$c" "$jobs" "$c.log"
 	wait_log "$c.log" "$TRAIN4" "$pid"
 	kill_now
