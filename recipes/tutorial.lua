@@ -91,13 +91,15 @@ local sims_per_population = sbi.param("sims_per_population", 10000)
 
 local num_samples = sbi.param("num_samples", 10000)
 local seed = sbi.param("seed", 1)
--- --set max_epochs=E caps the training of npe, nle, nre and compare's NPE
--- (default: each method's own, 2000 with early stopping): a quick look,
--- or the default path under valgrind (tests/cli/t0901-valgrind.sh).
+-- --set max_epochs=E caps the training of npe, nle, nre, compare's NPE and
+-- every round of snpe, tsnpe, snle and snre (default: each method's own,
+-- 2000 with early stopping): a quick look, or the default path under
+-- valgrind (tests/cli/t0901-valgrind.sh).
 local max_epochs = sbi.param("max_epochs", nil)
-if max_epochs ~= nil and not ({ compare = true, npe = true, nle = true, nre = true })[method] then
-  error("--set max_epochs=" .. tostring(max_epochs) .. ": applies to methods compare, npe, nle and nre (got "
-        .. method .. ")", 0)
+if max_epochs ~= nil and not ({ compare = true, npe = true, nle = true, nre = true, snpe = true, tsnpe = true,
+                                snle = true, snre = true })[method] then
+  error("--set max_epochs=" .. tostring(max_epochs) .. ": applies to methods compare, npe, nle, nre, snpe, "
+        .. "tsnpe, snle and snre (got " .. method .. ")", 0)
 end
 -- --set density=maf|nsf|mdn|auto: the flow of npe, nle, snpe, tsnpe and
 -- snle (default: each method's own, docs/neural.md); e.g. density=maf
@@ -252,7 +254,7 @@ elseif sequential[method] then
     prior = prior, simulator = sbi.simulator { fn = simulator, dim = N }, observation = observation,
     rounds = rounds, simulations = simulations,
     truncate = method == "tsnpe" or nil, acquisition = method ~= "tsnpe" and acquisition or nil,
-    warm_start = warm_start, density = density,
+    warm_start = warm_start, density = density, max_epochs = max_epochs,
     num_samples = num_samples, seed = seed, summary = compressor(),
   }
 elseif method == "emulator" then
