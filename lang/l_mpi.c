@@ -783,7 +783,6 @@ send_task_job(const sbi_runctx *ctx, const sbi_mpi_tasks *t, size_t block)
 		fprintf(stderr, "sbirun: error: out of memory packing the inputs of %s for the MPI ranks\n",
 		    ctx->node->label);
 		abort_job();
-		_exit(1);
 	}
 	job_msg m = { .node_id = ctx->node->id, .what = (uint64_t)t->what, .ntasks = t->ntasks, .block = block,
 		.inputs = in.n };
@@ -805,7 +804,6 @@ take_task_result(task_run *r, MPI_Status *st)
 	if (buf == NULL) {
 		fprintf(stderr, "sbirun: error: out of memory\n");
 		abort_job();
-		_exit(1);
 	}
 	check(MPI_Recv(buf, bytes, MPI_BYTE, src, TAG_TASK_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
 	    "receiving a result from", src);
@@ -930,7 +928,6 @@ send_result(const result_msg *h, const sbi_mpi_chunk *c, size_t dtheta, size_t d
 		fprintf(stderr, "sbirun: error: rank %d: a chunk's result is too large to send (lower chunk_size)\n",
 		    g_mpi.rank);
 		abort_job();
-		_exit(1);
 	}
 	check(MPI_Send(buf, (int)bytes, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "sending a result to", 0);
 	sbi_free(buf);
@@ -962,7 +959,6 @@ send_task_result(const task_msg *h, const unsigned char *payload, size_t n)
 	if (buf == NULL || sizeof *h + n > (size_t)INT32_MAX) {
 		fprintf(stderr, "sbirun: error: rank %d: a result is too large to send\n", g_mpi.rank);
 		abort_job();
-		_exit(1);
 	}
 	memcpy(buf, h, sizeof *h);
 	if (n)
@@ -1273,7 +1269,6 @@ recv_inputs(size_t *n)
 	if (buf == NULL) {
 		fprintf(stderr, "sbirun: error: rank %d: out of memory\n", g_mpi.rank);
 		abort_job();
-		_exit(1);
 	}
 	recv_bytes(buf, (size_t)g_mpi.job.inputs, 0, TAG_INPUTS);
 	sbi_artifact **arts = unpack_inputs(buf, (size_t)g_mpi.job.inputs, n);
