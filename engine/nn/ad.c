@@ -298,6 +298,17 @@ sbi_ad_param(sbi_tape *t, sbi_param *p)
 
 /* ---- linear algebra ---- */
 
+/* Every product writes C = A B as cblas_sgemm's C = 1 A B + 1 C on a C
+ * cleared here (for gradients, by grad_begin): with beta = 0 OpenBLAS
+ * first zeroes C in its sgemm_beta pass, whose scalar stores were 10% of
+ * SNPE's training time on a Zen 3 CPU; memset costs a fraction of that.
+ * The kernel adds its sums to the zeros, so the results are the same. */
+static void
+clear_out(float *c, size_t len)
+{
+	memset(c, 0, len * sizeof(float));
+}
+
 /* The bias b (1 x m) in each of n rows of out: one loop rather than n
  * memcpy calls of a few hundred bytes. */
 static SBI_AD_VECTOR void
@@ -331,9 +342,11 @@ sbi_ad_linear2(sbi_tape *t, sbi_var x, sbi_var w, sbi_var x2, sbi_var w2, sbi_va
 	float *out = N(y)->v;
 	if (b >= 0)
 		bias_rows(out, N(b)->v, n, m);
+	else
+		clear_out(out, n * m);
 	/* Masked weights are kept zero by the optimizer, so W is used as is. */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(x)->v,
-	    (int)k, N(w)->v, (int)m, b >= 0 ? 1.0f : 0.0f, out, (int)m);
+	    (int)k, N(w)->v, (int)m, 1.0f, out, (int)m);
 	if (x2 >= 0)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)N(x2)->cols, 1.0f,
 		    N(x2)->v, (int)N(x2)->cols, N(w2)->v, (int)m, 1.0f, out, (int)m);
@@ -355,8 +368,9 @@ sbi_ad_matmul(sbi_tape *t, sbi_var a, sbi_var b)
 	sbi_var y = push(t, OP_MATMUL, n, m, a, b, -1, 0);
 	if (y < 0)
 		return -1;
+	clear_out(N(y)->v, n * m);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(a)->v,
-	    (int)k, N(b)->v, (int)m, 0.0f, N(y)->v, (int)m);
+	    (int)k, N(b)->v, (int)m, 1.0f, N(y)->v, (int)m);
 	return y;
 }
 
@@ -425,7 +439,7 @@ transpose(float *restrict b, const float *restrict a, size_t rows, size_t cols)
  * rounding differs from the packed kernel's in the last bits, hence
  * only on a fast tape. 1 when it ran. */
 static int
-grad_input_nn(sbi_tape *t, node *y, node *x, node *w, float beta)
+grad_input_nn(sbi_tape *t, node *y, node *x, node *w)
 {
 	size_t n = x->rows, k = x->cols, m = w->cols;
 	if (!t->fast || (double)n * (double)k * (double)m > 1e6 || n * k <= 1200)
@@ -444,7 +458,7 @@ grad_input_nn(sbi_tape *t, node *y, node *x, node *w, float beta)
 			t->wts[t->nwts].w = w->v, t->wts[t->nwts++].wt = wt;
 	}
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m, wt,
-	    (int)k, beta, x->g, (int)k);
+	    (int)k, 1.0f, x->g, (int)k);
 	return 1;
 }
 
@@ -455,14 +469,14 @@ back_product(sbi_tape *t, node *y, node *x, node *w)
 {
 	size_t n = x->rows, k = x->cols, m = w->cols;
 	if (x->g) {
-		float beta = grad_begin(x, 1) ? 0.0f : 1.0f;
-		if (!grad_input_nn(t, y, x, w, beta))
+		grad_add(x);
+		if (!grad_input_nn(t, y, x, w))
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
-			    w->v, (int)m, beta, x->g, (int)k);
+			    w->v, (int)m, 1.0f, x->g, (int)k);
 	}
 	if (w->g) {
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, x->v, (int)k,
-		    y->g, (int)m, grad_begin(w, 1) ? 0.0f : 1.0f, w->g, (int)m);
+		    y->g, (int)m, 1.0f, grad_add(w), (int)m);
 		if (w->p && w->p->mask)
 			mul_into(w->g, w->p->mask, k * m);
 	}
@@ -477,10 +491,9 @@ block_sum_into(float *restrict acc, const float *restrict g, size_t blocks, size
 			acc[e] += g[i * len + e];
 }
 
-/* o (1 x m) += the column sums of g (n x m). On a fast tape, as
- * bias_tanh_grouped does, in groups of 16 rows (whole vectors): 16 partial
- * sums per column, then added in row order, which rounds differently from
- * one sum per column. */
+/* o (1 x m) += the column sums of g (n x m). On a fast tape in groups of
+ * 16 rows (whole vectors): 16 partial sums per column, then added in row
+ * order, which rounds differently from one sum per column. */
 static void
 bias_grad(sbi_tape *t, float *o, const float *g, size_t n, size_t m)
 {
@@ -515,10 +528,10 @@ back_matmul(sbi_tape *t, node *y)
 	size_t n = a->rows, k = a->cols, m = b->cols;
 	if (a->g)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)k, (int)m, 1.0f, y->g, (int)m,
-		    b->v, (int)m, grad_begin(a, 1) ? 0.0f : 1.0f, a->g, (int)k);
+		    b->v, (int)m, 1.0f, grad_add(a), (int)k);
 	if (b->g)
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)m, (int)n, 1.0f, a->v, (int)k,
-		    y->g, (int)m, grad_begin(b, 1) ? 0.0f : 1.0f, b->g, (int)m);
+		    y->g, (int)m, 1.0f, grad_add(b), (int)m);
 }
 
 /* ---- elementwise binary (b may be a broadcast row) ---- */
@@ -810,40 +823,12 @@ tanh_back_set(float *restrict ga, const float *restrict gy, const float *restric
 		ga[i] = gy[i] * (1 - y[i] * y[i]);
 }
 
-/* v = tanh(v + b) in place, v n x m, b 1 x m. */
+/* v = tanh(v) in place: one flat loop, whole vectors but the last few. */
 static SBI_AD_VECTOR void
-bias_tanh(float *restrict v, const float *restrict b, size_t n, size_t m)
+tanh_inplace(float *restrict v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < m; j++)
-			v[i * m + j] = fast_tanh(v[i * m + j] + b[j]);
-}
-
-/* v = tanh(v + tile) in place over len elements. */
-static SBI_AD_VECTOR void
-tanh_tiled(float *restrict v, const float *restrict tile, size_t len)
-{
-	for (size_t e = 0; e < len; e++)
-		v[e] = fast_tanh(v[e] + tile[e]);
-}
-
-/* bias_tanh in groups of 16 rows: a group is 16 m elements, a whole
- * number of vectors for any m, run as one flat loop against the bias
- * repeated 16 times, so no row leaves a scalar remainder (with m = 50,
- * 2 of every 50 elements went through scalar code: a third of the
- * loop's time). The same expression per element, so the same results. */
-static void
-bias_tanh_grouped(sbi_tape *t, float *v, const float *b, size_t n, size_t m)
-{
-	float *tile = n >= 16 ? arena(t, 16 * m) : NULL;
-	size_t done = 0;
-	if (tile) {
-		bias_rows(tile, b, 16, m);
-		for (; done + 16 <= n; done += 16)
-			tanh_tiled(v + done * m, tile, 16 * m);
-	}
-	t->failed = 0; /* no tile is no failure: the rows below do it all */
-	bias_tanh(v + done * m, b, n - done, m);
+		v[i] = fast_tanh(v[i]);
 }
 
 /* g *= 1 - y^2 in place: tanh's gradient, turned into its input's. */
@@ -854,9 +839,9 @@ tanh_grad_inplace(float *restrict g, const float *restrict y, size_t n)
 		g[i] *= 1 - y[i] * y[i];
 }
 
-/* tanh(x W + b) as one node: the product goes straight into the output
- * and the bias joins in tanh's pass, saving a node and two passes over
- * the hidden units (the MADE's hidden blocks). */
+/* tanh(x W + b) as one node: the product adds straight onto the bias
+ * rows in the output, then tanh runs in place, saving a node and two
+ * passes over the hidden units (the MADE's hidden blocks). */
 sbi_var
 sbi_ad_linear_tanh(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
 {
@@ -866,9 +851,10 @@ sbi_ad_linear_tanh(sbi_tape *t, sbi_var x, sbi_var w, sbi_var b)
 	sbi_var y = push(t, OP_LINEAR_TANH, n, m, x, w, b, 0);
 	if (y < 0)
 		return -1;
+	bias_rows(N(y)->v, N(b)->v, n, m);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)k, 1.0f, N(x)->v,
-	    (int)k, N(w)->v, (int)m, 0.0f, N(y)->v, (int)m);
-	bias_tanh_grouped(t, N(y)->v, N(b)->v, n, m);
+	    (int)k, N(w)->v, (int)m, 1.0f, N(y)->v, (int)m);
+	tanh_inplace(N(y)->v, n * m);
 	return y;
 }
 
