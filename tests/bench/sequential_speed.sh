@@ -8,6 +8,11 @@
 #
 #   bash tests/bench/sequential_speed.sh
 #   VARIANTS="snpe:warm_start=false snle" bash tests/bench/sequential_speed.sh
+#
+# SEEDS="1 2 3" runs each variant with each seed. BEFORE=/path/to/sbirun
+# times another build side by side (each run right after this build's, so
+# both see the same machine), e.g. the build before a speed change:
+#   BEFORE=/tmp/old/sbirun SEEDS="1 2 3" VARIANTS="snpe:density=maf snle" bash tests/bench/sequential_speed.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -18,30 +23,37 @@ ref=$shared/benchmarks/sbibm/two_moons/obs1/reference_posterior_samples.csv
 # reference runs used a MAF; the sbibm recipes' SNPE default is an NSF (the
 # paper's), so the like-for-like SNPE variant names density=maf.
 variants=${VARIANTS:-snpe:density=maf snpe:density=maf,warm_start=false snpe snle snle:warm_start=false}
+seeds=${SEEDS:-1}
+builds="$sbirun${BEFORE:+ $BEFORE}"
 export OPENBLAS_NUM_THREADS=1 # sbirun sets one BLAS thread itself; this also keeps OpenBLAS from starting its pool
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 baseline() { # method -> "CPU-s C2ST" of the reference package
 	case $1 in snpe*) echo "624.6 0.595" ;; snle*) echo "256.4 0.539" ;; *) echo "- -" ;; esac
 }
-echo "| variant | CPU s | wall s | ref CPU s | CPU speed-up | C2ST | ref C2ST |"
-echo "|---|---|---|---|---|---|---|"
+echo "| variant | seed | build | CPU s | wall s | ref CPU s | CPU speed-up | C2ST | ref C2ST |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for v in $variants; do
 	m=${v%%:*} sets=()
 	if [ "$v" != "$m" ]; then
 		IFS=, read -r -a kv <<<"${v#*:}"
 		for s in "${kv[@]}"; do sets+=(--set "$s"); done
 	fi
-	rm -rf "$tmp/cache" "$tmp/out"
-	/usr/bin/time -f "%U %S %e" -o "$tmp/time" "$sbirun" "$root/recipes/sbibm/two_moons.lua" --set method="$m" \
-		--set rounds=10 --set simulations=10000 --set observation=1 --set seed=1 "${sets[@]}" \
-		--cache "$tmp/cache" --out "$tmp/out" --quiet >/dev/null 2>"$tmp/err" || { echo "$v failed: $(tail -1 "$tmp/err")" >&2; continue; }
-	read -r u s e <"$tmp/time"
-	cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.1f", u + s }')
-	read -r rcpu rc2st <<<"$(baseline "$v")"
-	up=$(awk -v r="$rcpu" -v c="$cpu" 'BEGIN { if (r == "-") print "-"; else printf "%.1fx", r / c }')
-	c2st=$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$shared/tools/c2st.py" "$ref" "$tmp/out/posterior_samples.csv" 2>/dev/null || echo -)
-	echo "| $v | $cpu | $e | $rcpu | $up | $c2st | $rc2st |"
+	for seed in $seeds; do
+		for b in $builds; do
+			label=this; [ "$b" = "$sbirun" ] || label=before
+			rm -rf "$tmp/cache" "$tmp/out"
+			/usr/bin/time -f "%U %S %e" -o "$tmp/time" "$b" "$root/recipes/sbibm/two_moons.lua" --set method="$m" \
+				--set rounds=10 --set simulations=10000 --set observation=1 --set seed="$seed" "${sets[@]}" \
+				--cache "$tmp/cache" --out "$tmp/out" --quiet >/dev/null 2>"$tmp/err" || { echo "$v ($b) failed: $(tail -1 "$tmp/err")" >&2; continue; }
+			read -r u s e <"$tmp/time"
+			cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.1f", u + s }')
+			read -r rcpu rc2st <<<"$(baseline "$v")"
+			up=$(awk -v r="$rcpu" -v c="$cpu" 'BEGIN { if (r == "-") print "-"; else printf "%.1fx", r / c }')
+			c2st=$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$shared/tools/c2st.py" "$ref" "$tmp/out/posterior_samples.csv" 2>/dev/null || echo -)
+			echo "| $v | $seed | $label | $cpu | $e | $rcpu | $up | $c2st | $rc2st |"
+		done
+	done
 done
 echo
-echo "reproduce: VARIANTS=\"$variants\" bash tests/bench/sequential_speed.sh"
+echo "reproduce: VARIANTS=\"$variants\" SEEDS=\"$seeds\"${BEFORE:+ BEFORE=$BEFORE} bash tests/bench/sequential_speed.sh"
