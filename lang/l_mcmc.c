@@ -197,8 +197,20 @@ l_mcmc(lua_State *L)
 	size_t niter = sbi_mcmc_draws_by_chain(samples, r.nsamples, r.chains, r.d, draws);
 	sbi_mcmc_rhat(draws, r.chains, niter, r.d, rhat);
 	sbi_mcmc_ess(draws, r.chains, niter, r.d, ess);
+	/* Chains in separate modes (sbi_mcmc_modes): the chains per mode. */
+	size_t *mode = lua_newuserdatauv(L, r.chains * sizeof *mode, 0);
+	double rhat_within, *per_mode = sbi__scratch(L, r.chains);
+	size_t nmodes = sbi_mcmc_modes(draws, r.chains, niter, r.d, mode, &rhat_within);
+	for (size_t k = 0; k < nmodes; k++)
+		per_mode[k] = 0;
+	for (size_t c = 0; c < r.chains && nmodes > 0; c++)
+		per_mode[mode[c]]++;
 	lua_pushvalue(L, outi);
-	lua_createtable(L, 0, 6);
+	lua_createtable(L, 0, 9);
+	sbi__push_numbers(L, per_mode, nmodes);
+	lua_setfield(L, -2, "mode_chains");
+	lua_pushnumber(L, rhat_within);
+	lua_setfield(L, -2, "rhat_within");
 	sbi__push_numbers(L, rhat, r.d);
 	lua_setfield(L, -2, "rhat");
 	sbi__push_numbers(L, ess, r.d);

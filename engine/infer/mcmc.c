@@ -718,3 +718,98 @@ sbi_mcmc_ess(const double *draws, size_t nchains, size_t niter, size_t d, double
 		ess[j] = total / fmax(-1 + 2 * sum, 1 / log10(total));
 	}
 }
+
+/* ---- modes ---- */
+
+/* Chains a and b of the means and variances (nchains x d each) are linked
+ * when every dimension's means lie within SBI_MCMC_MODE_GAP pooled
+ * standard deviations. */
+static int
+chains_linked(const double *mean, const double *var, size_t d, size_t a, size_t b)
+{
+	for (size_t j = 0; j < d; j++) {
+		double s = sqrt((var[a * d + j] + var[b * d + j]) / 2);
+		if (!(fabs(mean[a * d + j] - mean[b * d + j]) <= SBI_MCMC_MODE_GAP * s))
+			return 0;
+	}
+	return 1;
+}
+
+/* Each chain's mean and variance per dimension. */
+static void
+chain_moments(const double *draws, size_t nchains, size_t niter, size_t d, double *mean, double *var)
+{
+	for (size_t c = 0; c < nchains; c++)
+		for (size_t j = 0; j < d; j++) {
+			const double *x = draws + c * niter * d + j;
+			double m = 0, v = 0;
+			for (size_t t = 0; t < niter; t++)
+				m += x[t * d];
+			m /= (double)niter;
+			for (size_t t = 0; t < niter; t++)
+				v += (x[t * d] - m) * (x[t * d] - m);
+			mean[c * d + j] = m;
+			var[c * d + j] = niter > 1 ? v / (double)(niter - 1) : 0;
+		}
+}
+
+/* Labels the connected sets of linked chains; returns their number. queue
+ * has nchains entries. */
+static size_t
+label_modes(const double *mean, const double *var, size_t nchains, size_t d, size_t *mode, size_t *queue)
+{
+	size_t nmodes = 0;
+
+	for (size_t c = 0; c < nchains; c++)
+		mode[c] = SIZE_MAX;
+	for (size_t c = 0; c < nchains; c++) {
+		if (mode[c] != SIZE_MAX)
+			continue;
+		size_t head = 0, tail = 0;
+		mode[c] = nmodes;
+		queue[tail++] = c;
+		while (head < tail) {
+			size_t a = queue[head++];
+			for (size_t b = 0; b < nchains; b++)
+				if (mode[b] == SIZE_MAX && chains_linked(mean, var, d, a, b)) {
+					mode[b] = nmodes;
+					queue[tail++] = b;
+				}
+		}
+		nmodes++;
+	}
+	return nmodes;
+}
+
+size_t
+sbi_mcmc_modes(const double *draws, size_t nchains, size_t niter, size_t d, size_t *mode,
+    double *rhat_within)
+{
+	/* Owned here: the moments, one mode's draws gathered, a queue. */
+	double *mean = sbi_malloc(2 * nchains * d * sizeof *mean);
+	double *sub = sbi_malloc(nchains * niter * d * sizeof *sub), *rhat = sbi_malloc(d * sizeof *rhat);
+	size_t *queue = sbi_malloc(nchains * sizeof *queue), nmodes = 0;
+
+	*rhat_within = NAN;
+	if (mean == NULL || sub == NULL || rhat == NULL || queue == NULL)
+		goto out;
+	chain_moments(draws, nchains, niter, d, mean, mean + nchains * d);
+	nmodes = label_modes(mean, mean + nchains * d, nchains, d, mode, queue);
+	double worst = 0;
+	for (size_t k = 0; k < nmodes; k++) {
+		size_t n = 0;
+		for (size_t c = 0; c < nchains; c++)
+			if (mode[c] == k)
+				memcpy(sub + n++ * niter * d, draws + c * niter * d, niter * d * sizeof *sub);
+		sbi_mcmc_rhat(sub, n, niter, d, rhat);
+		for (size_t j = 0; j < d; j++)
+			worst = isnan(rhat[j]) || isnan(worst) ? NAN : fmax(worst, rhat[j]);
+	}
+	*rhat_within = worst;
+out:
+	sbi_free(queue);
+	sbi_free(rhat);
+	sbi_free(sub);
+	sbi_free(mean);
+	return nmodes;
+}

@@ -20,9 +20,24 @@ function M.warn(msg)
   core.stderr("sbirun: warning: " .. msg .. "\n")
 end
 
+-- Chains in separate modes, from core.mcmc's diagnostics: nil unless the chains sit in two or more modes, else
+-- e.g. "2 modes (12 + 8 of 20 chains), R-hat within modes 1.004" and
+-- whether every mode mixed (R-hat within the modes under the threshold).
+function M.modes(diag)
+  local mc, within = diag.mode_chains, diag.rhat_within
+  if not mc or #mc < 2 then return nil end
+  local counts, n = {}, 0
+  for k, c in ipairs(mc) do counts[k], n = string.format("%d", c), n + c end
+  local list = #mc <= 5 and " (" .. table.concat(counts, " + ") .. string.format(" of %d chains)", n) or ""
+  return string.format("%d modes%s, R-hat within modes %.3f", #mc, list, within),
+         within == within and within <= M.thresholds.max_rhat
+end
+
 -- Records the convergence figures of a step labelled label and warns
--- when they pass the thresholds.
-function M.record(label, max_rhat, min_ess, what)
+-- when they pass the thresholds. modes (M.modes, when every mode mixed)
+-- explains a large R-hat by chains that each stay in one mode of a
+-- multimodal density.
+function M.record(label, max_rhat, min_ess, what, modes)
   M.records[label] = { max_rhat = max_rhat, min_ess = min_ess }
   local t, bad = M.thresholds, {}
   if max_rhat ~= max_rhat or max_rhat > t.max_rhat then
@@ -31,7 +46,13 @@ function M.record(label, max_rhat, min_ess, what)
   if min_ess and (min_ess ~= min_ess or min_ess < t.min_ess) then
     bad[#bad + 1] = string.format("ESS %.0f < %.0f", min_ess, t.min_ess)
   end
-  if #bad > 0 then
+  if #bad == 0 then return end
+  if modes and bad[1]:find("^R%-hat") then
+    M.warn(string.format("%s: %s may not have converged: %s; the chains sit in %s: the sampler does not move " ..
+                         "between modes, so their weights come from the chains' starting points (more chains " ..
+                         "weigh them finer: docs/diagnostics.md#mcmc-health)",
+                         label, what or "MCMC", table.concat(bad, ", "), modes))
+  else
     M.warn(string.format("%s: %s may not have converged: %s (more warm-up or chains: docs/diagnostics.md#mcmc-health)",
                          label, what or "MCMC", table.concat(bad, ", ")))
   end

@@ -142,7 +142,10 @@ function sbi._write_outputs(outputs, arts, dir, quiet, train)
       plain_o[#plain_o + 1], plain_a[#plain_a + 1] = o, arts[i]
       plain_t[#plain_o] = train and train[i]
       -- A cached MCMC posterior warns again.
-      if arts[i].max_rhat then health.record(o.node.label, arts[i].max_rhat, arts[i].min_ess) end
+      if arts[i].max_rhat then
+        local a = arts[i]
+        health.record(o.node.label, a.max_rhat, a.min_ess, nil, a.modes_mixed == 1 and a.modes or nil)
+      end
     end
   end
   report.write_outputs(plain_o, plain_a, dir, quiet, sbi._written, plain_t)

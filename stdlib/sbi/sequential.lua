@@ -18,6 +18,7 @@ local simulate = require "sbi.simulate"
 local neural = require "sbi.neural"
 local summary = require "sbi.summary"
 local linalg = require "sbi.linalg"
+local health = require "sbi.health"
 
 local P = neural.parts
 local merge = P.merge
@@ -124,7 +125,9 @@ local function mcmc_estimator(method, label, t, prior, key, round, load, target,
     local samples, diag = core.mcmc(spec)
     local worst = 0
     for _, r in ipairs(diag.rhat) do worst = math.max(worst, r) end
-    core.stderr(string.format("%s: %s sampling, %d draws, max R-hat %.3f\n", label, key.sampler, n, worst))
+    local modes = health.modes(diag)
+    core.stderr(string.format("%s: %s sampling, %d draws, max R-hat %.3f%s\n", label, key.sampler, n, worst,
+                              modes and "; " .. modes or ""))
     return samples
   end
   return { method = method, members = members, log_prob = members[1], sample = sample }

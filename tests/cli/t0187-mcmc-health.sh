@@ -1,7 +1,8 @@
 #!/bin/bash
 # MCMC health: chains stuck in the two modes of a bimodal posterior give a
 # warning (R-hat and ESS past the thresholds) on stderr and in run.json's
-# `warnings`, again when the step is cached; sbi.diagnose.mcmc_health moves
+# `warnings`, again when the step is cached; the warning says the chains
+# sit in 2 modes, 2 chains each, and mix within them; sbi.diagnose.mcmc_health moves
 # the thresholds; sbi.gate{ rhat = R } fails the run with exit code 3 after
 # writing the samples. A converged run has no warning and no new run.json key.
 . "$(dirname "$0")/lib.sh"
@@ -29,6 +30,9 @@ run health.lua
 expect_ok
 expect_err "sbirun: warning: likelihood.sample (health.lua:5): MCMC may not have converged: R-hat"
 expect_err "docs/diagnostics.md#mcmc-health"
+expect_err "; 2 modes (2 + 2 of 4 chains), R-hat within modes 1.0"
+expect_err "the chains sit in 2 modes (2 + 2 of 4 chains), R-hat within modes 1.0"
+expect_err "their weights come from the chains' starting points"
 expect_eq "$(jget sbirun-out/health/run.json 'len(j["warnings"])')" "1" "one warning in run.json"
 expect_eq "$(jget sbirun-out/health/run.json '"R-hat" in j["warnings"][0] and "ESS" in j["warnings"][0]')" "true" \
 	"the warning names R-hat and ESS"
@@ -38,6 +42,7 @@ rm sbirun-out/health/posterior_samples.csv
 run health.lua --set gate=1.05
 expect_fail 3
 expect_err "MCMC may not have converged"
+expect_err "the chains sit in 2 modes (2 + 2 of 4 chains)"
 expect_err "sbirun: error: gate failed: rhat (rhat) ="
 expect_err "required <= 1.05"
 expect_eq "$(ran_nodes sbirun-out/health/run.json)" "0" "gate: nothing re-ran"
@@ -60,5 +65,6 @@ EOF2
 run ok.lua
 expect_ok
 grep -q "warning" "$ERR" && fail "converged: unexpected warning: $(cat "$ERR")"
+grep -q "modes" "$ERR" && fail "converged: chains in modes: $(cat "$ERR")"
 expect_eq "$(jget sbirun-out/ok/run.json '"warnings" in j or "diagnostics" in j')" "false" "converged: run.json keys"
 finish

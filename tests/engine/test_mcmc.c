@@ -452,6 +452,46 @@ TEST(diagnostics_layout)
 	free(ab);
 }
 
+/* Chains in separate modes: 3 chains near 0 and 2 near 8 (unit sd) form
+ * two modes whose own R-hat is near 1 while the pooled R-hat is huge;
+ * chains 0.5 sd apart form one mode, with the pooled R-hat; a drifting
+ * chain in a mode of its own is not mixed. */
+TEST(modes_of_chains)
+{
+	enum { NI = 4000 };
+	size_t mode[5];
+	double within, rhat;
+	double *x = ar1(5, NI, 0.5, 0, 51);
+
+	for (size_t t = 0; t < NI; t++) /* chains 1 and 3 in the far mode */
+		x[1 * NI + t] += 8, x[3 * NI + t] += 8;
+	sbi_mcmc_rhat(x, 5, NI, 1, &rhat);
+	size_t n = sbi_mcmc_modes(x, 5, NI, 1, mode, &within);
+	printf("mcmc: modes %zu (%zu %zu %zu %zu %zu), pooled R-hat %.3f, within %.4f\n", n, mode[0], mode[1],
+	    mode[2], mode[3], mode[4], rhat, within);
+	CHECK(n == 2 && mode[0] == 0 && mode[1] == 1 && mode[2] == 0 && mode[3] == 1 && mode[4] == 0);
+	CHECK(rhat > 3 && within > 0.99 && within < 1.02);
+	free(x);
+
+	x = ar1(4, NI, 0, 0.5, 52);
+	sbi_mcmc_rhat(x, 4, NI, 1, &rhat);
+	n = sbi_mcmc_modes(x, 4, NI, 1, mode, &within);
+	printf("mcmc: chains 0.5 sd apart: modes %zu, within %.4f = pooled %.4f\n", n, within, rhat);
+	CHECK(n == 1 && within == rhat);
+	free(x);
+
+	/* Two dimensions: apart in the second only; chain 2 drifts. */
+	double *a = ar1(3, NI, 0, 0, 53), *b = ar1(3, NI, 0, 0, 54), *ab = malloc(3 * NI * 2 * sizeof *ab);
+	for (size_t i = 0; i < 3 * NI; i++)
+		ab[2 * i] = a[i], ab[2 * i + 1] = b[i] + (i >= 2 * NI ? 10 + 4.0 * (double)(i - 2 * NI) / NI : 0);
+	n = sbi_mcmc_modes(ab, 3, NI, 2, mode, &within);
+	printf("mcmc: a drifting chain apart: modes %zu, within %.3f\n", n, within);
+	CHECK(n == 2 && mode[0] == 0 && mode[1] == 0 && mode[2] == 1 && within > 1.1);
+	free(a);
+	free(b);
+	free(ab);
+}
+
 TEST(draws_by_chain_layout)
 {
 	/* 3 chains, d = 2, 7 rows: sweeps 0 and 1 complete, row 6 dropped. */

@@ -149,4 +149,22 @@ void sbi_mcmc_rhat(const double *draws, size_t nchains, size_t niter, size_t d, 
  * 4 iterations or when a dimension is constant. */
 void sbi_mcmc_ess(const double *draws, size_t nchains, size_t niter, size_t d, double *ess);
 
+/* Chains that sit in separate modes. A sampler that does not move between
+ * the modes of a multimodal density leaves each chain in one of them: the
+ * split R-hat over all chains is then large whatever the warm-up, while
+ * the chains of each mode agree. This groups the chains of draws (chains x
+ * iterations x d) into modes: two chains are linked when in every
+ * dimension their means differ by at most SBI_MCMC_MODE_GAP pooled
+ * within-chain standard deviations, and a mode is a set of chains
+ * connected by links. mode[c] (nchains entries) is chain c's mode,
+ * numbered from 0 in order of each mode's first chain. Returns the
+ * number of modes, and sets *rhat_within to the largest split R-hat over
+ * the modes and dimensions, each mode's chains taken alone (the two halves
+ * of a mode's single chain); NaN when one is undefined (fewer than 4
+ * iterations, a constant dimension). 0 with *rhat_within NaN when out of
+ * memory. */
+#define SBI_MCMC_MODE_GAP 3.0
+size_t sbi_mcmc_modes(const double *draws, size_t nchains, size_t niter, size_t d, size_t *mode,
+    double *rhat_within);
+
 #endif
