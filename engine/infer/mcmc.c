@@ -793,6 +793,12 @@ sbi_mcmc_modes(const double *draws, size_t nchains, size_t niter, size_t d, size
 	*rhat_within = NAN;
 	if (mean == NULL || sub == NULL || rhat == NULL || queue == NULL)
 		goto out;
+	if (niter < 4) { /* too few draws to tell chains apart: one mode */
+		for (size_t c = 0; c < nchains; c++)
+			mode[c] = 0;
+		nmodes = 1;
+		goto out;
+	}
 	chain_moments(draws, nchains, niter, d, mean, mean + nchains * d);
 	nmodes = label_modes(mean, mean + nchains * d, nchains, d, mode, queue);
 	double worst = 0;

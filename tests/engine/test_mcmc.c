@@ -487,6 +487,17 @@ TEST(modes_of_chains)
 	n = sbi_mcmc_modes(ab, 3, NI, 2, mode, &within);
 	printf("mcmc: a drifting chain apart: modes %zu, within %.3f\n", n, within);
 	CHECK(n == 2 && mode[0] == 0 && mode[1] == 0 && mode[2] == 1 && within > 1.1);
+
+	/* Too few iterations to tell: one mode. Out of memory: 0, nothing leaks. */
+	n = sbi_mcmc_modes(ab, 3, 3, 2, mode, &within);
+	CHECK(n == 1 && mode[0] == 0 && mode[2] == 0 && isnan(within));
+	long live = sbi_test_live_blocks();
+	for (long k = 0; k < 4; k++) {
+		sbi_test_fail_alloc_after(k);
+		n = sbi_mcmc_modes(ab, 3, NI, 2, mode, &within);
+		sbi_test_fail_alloc_after(-1);
+		CHECK(n == 0 && isnan(within) && sbi_test_live_blocks() == live);
+	}
 	free(a);
 	free(b);
 	free(ab);

@@ -161,8 +161,8 @@ void sbi_mcmc_ess(const double *draws, size_t nchains, size_t niter, size_t d, d
  * number of modes, and sets *rhat_within to the largest split R-hat over
  * the modes and dimensions, each mode's chains taken alone (the two halves
  * of a mode's single chain); NaN when one is undefined (fewer than 4
- * iterations, a constant dimension). 0 with *rhat_within NaN when out of
- * memory. */
+ * iterations, a constant dimension). With fewer than 4 iterations every
+ * chain is in mode 0. 0 with *rhat_within NaN when out of memory. */
 #define SBI_MCMC_MODE_GAP 3.0
 size_t sbi_mcmc_modes(const double *draws, size_t nchains, size_t niter, size_t d, size_t *mode,
     double *rhat_within);
