@@ -20,22 +20,26 @@ function M.warn(msg)
   core.stderr("sbirun: warning: " .. msg .. "\n")
 end
 
--- Chains in separate modes, from core.mcmc's diagnostics: nil unless the chains sit in two or more modes, else
--- e.g. "2 modes (12 + 8 of 20 chains), R-hat within modes 1.004" and
--- whether every mode mixed (R-hat within the modes under the threshold).
+-- Chains in separate modes, from core.mcmc's diagnostics: nil unless
+-- the chains sit in two or more modes, else e.g. "2 modes (12 + 8 of 20
+-- chains), R-hat within modes 1.004".
 function M.modes(diag)
-  local mc, within = diag.mode_chains, diag.rhat_within
+  local mc = diag.mode_chains
   if not mc or #mc < 2 then return nil end
   local counts, n = {}, 0
   for k, c in ipairs(mc) do counts[k], n = string.format("%d", c), n + c end
   local list = #mc <= 5 and " (" .. table.concat(counts, " + ") .. string.format(" of %d chains)", n) or ""
-  return string.format("%d modes%s, R-hat within modes %.3f", #mc, list, within),
-         within == within and within <= M.thresholds.max_rhat
+  return string.format("%d modes%s, R-hat within modes %.3f", #mc, list, diag.rhat_within)
+end
+
+-- modes when every mode mixed (rhat_within, the R-hat within the modes,
+-- under the threshold), else nil: what M.record explains a large R-hat by.
+function M.mixed_modes(modes, rhat_within)
+  return modes and rhat_within == rhat_within and rhat_within <= M.thresholds.max_rhat and modes or nil
 end
 
 -- Records the convergence figures of a step labelled label and warns
--- when they pass the thresholds. modes (M.modes, when every mode mixed)
--- explains a large R-hat by chains that each stay in one mode of a
+-- when they pass the thresholds. modes (M.mixed_modes) explains a large R-hat by chains that each stay in one mode of a
 -- multimodal density.
 function M.record(label, max_rhat, min_ess, what, modes)
   M.records[label] = { max_rhat = max_rhat, min_ess = min_ess }

@@ -439,15 +439,15 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
     for _, r in ipairs(diag.rhat) do worst = math.max(worst, r) end
     local min_ess = math.huge
     for _, e in ipairs(diag.ess) do min_ess = math.min(min_ess, e) end
-    local modes, mixed = health.modes(diag)
+    local modes = health.modes(diag)
     core.stderr(string.format("%s: %s sampling, %d chains, %d samples in %.2f s, max R-hat %.3f, min ESS %.0f%s\n",
                               node.label, key.sampler, diag.chains, key.num_samples, diag.seconds, worst, min_ess,
                               modes and "; " .. modes or ""))
-    health.record(node.label, worst, min_ess, nil, mixed and modes or nil)
+    health.record(node.label, worst, min_ess, nil, health.mixed_modes(modes, diag.rhat_within))
     -- No wall times in artifacts: they would make equal results hash differently
     -- (run.json has the seconds of every step).
     return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess, method = label_method,
-             modes = modes, modes_mixed = modes and (mixed and 1 or 0) or nil,
+             modes = modes, rhat_within = modes and diag.rhat_within or nil,
              rhat = key.round and diag.rhat or nil, chains = diag.chains }
   end)
 end

@@ -49,6 +49,15 @@ expect_eq "$(ran_nodes sbirun-out/health/run.json)" "0" "gate: nothing re-ran"
 [ -s sbirun-out/health/posterior_samples.csv ] || fail "gate: the samples are written before exit 3"
 expect_eq "$(jget sbirun-out/health/run.json 'j["diagnostics"][0]["pass"]')" "false" "gate: run.json records the failure"
 
+# A threshold under the R-hat within the modes (1.00x), on the cached
+# posterior: the modes no longer explain the R-hat.
+run health.lua --set max_rhat=1.0001
+expect_ok
+expect_err "MCMC may not have converged: R-hat"
+expect_err "(more warm-up or chains: docs/diagnostics.md#mcmc-health)"
+grep -q "the chains sit in" "$ERR" && fail "max_rhat = 1.0001: modes called mixed: $(cat "$ERR")"
+expect_eq "$(ran_nodes sbirun-out/health/run.json)" "0" "max_rhat = 1.0001: nothing re-ran"
+
 # Thresholds moved: no warning.
 run health.lua --set max_rhat=1000
 expect_ok
