@@ -113,6 +113,13 @@ no_temp_files() {
 	fi
 }
 
+# sanitized: true in the sanitizer build (tests/meson.build sets
+# SBI_SANITIZE). Statistical tests then run a smaller budget through the
+# same code and leave their accuracy checks to the normal build.
+sanitized() {
+	[ "${SBI_SANITIZE:-none}" != none ]
+}
+
 # is_number V: V is one finite decimal number ("1", "-0.5", "2e-3"); NaN, inf,
 # empty and anything else are not (awk would read "nan" or "" as a number).
 is_number() {

@@ -72,7 +72,10 @@ expect_eq "$(state_of o6/run.json simulate)" cached "simulate after a training c
 expect_eq "$(state_of o6/run.json npe.train)" ran "npe.train after a training change"
 # Bit-identical trained models and samples whatever --jobs is (BLAS is pinned).
 artifacts() { grep '"artifact"' "$1" | tr -d ' ,'; }
-for m in npe nre; do
+# (Under the sanitizers NRE only, to save time; the normal build checks both.)
+jobs_methods="npe nre"
+sanitized && jobs_methods=nre
+for m in $jobs_methods; do
 	run model.lua --set method=$m --jobs 1 --cache j1 --out j1-$m --quiet
 	expect_ok
 	run model.lua --set method=$m --jobs 2 --cache j2 --out j2-$m --quiet
