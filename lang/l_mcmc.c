@@ -117,6 +117,29 @@ mcmc_box_free(lua_State *L)
 	return 0;
 }
 
+/* Pushes the number of chains in each mode (sbi_mcmc_modes) as a list and
+ * returns the R-hat within the modes. Raises on out of memory. */
+static double
+push_mode_chains(lua_State *L, const double *draws, size_t chains, size_t niter, size_t d)
+{
+	size_t *mode = lua_newuserdatauv(L, chains * sizeof *mode, 0); /* owned by Lua */
+	double within;
+	size_t nmodes = sbi_mcmc_modes(draws, chains, niter, d, mode, &within);
+
+	if (nmodes == 0)
+		luaL_error(L, "core.mcmc: out of memory");
+	lua_createtable(L, (int)nmodes, 0);
+	for (size_t k = 0; k < nmodes; k++) {
+		lua_Integer n = 0;
+		for (size_t c = 0; c < chains; c++)
+			n += mode[c] == k;
+		lua_pushinteger(L, n);
+		lua_rawseti(L, -2, (lua_Integer)k + 1);
+	}
+	lua_remove(L, -2); /* the labels */
+	return within;
+}
+
 /* core.mcmc{ prior =, flow = Flow, posterior =, x = row | classifier =, x = row
  *   | loglik = fn, kind, num_samples, chains, warmup, thin, seed, candidates [, round] }
  *   -> samples Mat, diagnostics */
@@ -197,17 +220,10 @@ l_mcmc(lua_State *L)
 	size_t niter = sbi_mcmc_draws_by_chain(samples, r.nsamples, r.chains, r.d, draws);
 	sbi_mcmc_rhat(draws, r.chains, niter, r.d, rhat);
 	sbi_mcmc_ess(draws, r.chains, niter, r.d, ess);
-	/* Chains in separate modes (sbi_mcmc_modes): the chains per mode. */
-	size_t *mode = lua_newuserdatauv(L, r.chains * sizeof *mode, 0);
-	double rhat_within, *per_mode = sbi__scratch(L, r.chains);
-	size_t nmodes = sbi_mcmc_modes(draws, r.chains, niter, r.d, mode, &rhat_within);
-	for (size_t k = 0; k < nmodes; k++)
-		per_mode[k] = 0;
-	for (size_t c = 0; c < r.chains && nmodes > 0; c++)
-		per_mode[mode[c]]++;
+	luaL_checkstack(L, 6, "core.mcmc");
 	lua_pushvalue(L, outi);
-	lua_createtable(L, 0, 9);
-	sbi__push_numbers(L, per_mode, nmodes);
+	lua_createtable(L, 0, 8);
+	double rhat_within = push_mode_chains(L, draws, r.chains, niter, r.d);
 	lua_setfield(L, -2, "mode_chains");
 	lua_pushnumber(L, rhat_within);
 	lua_setfield(L, -2, "rhat_within");

@@ -781,17 +781,49 @@ label_modes(const double *mean, const double *var, size_t nchains, size_t d, siz
 	return nmodes;
 }
 
+/* The largest split R-hat over the d dimensions of draws (rhat: d
+ * scratch entries); NaN when one is undefined. */
+static double
+largest_rhat(const double *draws, size_t nchains, size_t niter, size_t d, double *rhat)
+{
+	double worst = 0;
+
+	sbi_mcmc_rhat(draws, nchains, niter, d, rhat);
+	for (size_t j = 0; j < d; j++)
+		worst = isnan(rhat[j]) || isnan(worst) ? NAN : fmax(worst, rhat[j]);
+	return worst;
+}
+
+/* The largest split R-hat over the modes, each mode's chains gathered
+ * into sub alone. */
+static double
+within_rhat(const double *draws, size_t nchains, size_t niter, size_t d, const size_t *mode,
+    size_t nmodes, double *sub, double *rhat)
+{
+	double worst = 0;
+
+	for (size_t k = 0; k < nmodes; k++) {
+		size_t n = 0;
+		for (size_t c = 0; c < nchains; c++)
+			if (mode[c] == k)
+				memcpy(sub + n++ * niter * d, draws + c * niter * d, niter * d * sizeof *sub);
+		double r = largest_rhat(sub, n, niter, d, rhat);
+		worst = isnan(r) || isnan(worst) ? NAN : fmax(worst, r);
+	}
+	return worst;
+}
+
 size_t
 sbi_mcmc_modes(const double *draws, size_t nchains, size_t niter, size_t d, size_t *mode,
     double *rhat_within)
 {
-	/* Owned here: the moments, one mode's draws gathered, a queue. */
-	double *mean = sbi_malloc(2 * nchains * d * sizeof *mean);
-	double *sub = sbi_malloc(nchains * niter * d * sizeof *sub), *rhat = sbi_malloc(d * sizeof *rhat);
+	/* Owned here: the moments, a queue, one mode's R-hats and, with two
+	 * or more modes, one mode's draws gathered. */
+	double *mean = sbi_malloc(2 * nchains * d * sizeof *mean), *rhat = sbi_malloc(d * sizeof *rhat), *sub = NULL;
 	size_t *queue = sbi_malloc(nchains * sizeof *queue), nmodes = 0;
 
 	*rhat_within = NAN;
-	if (mean == NULL || sub == NULL || rhat == NULL || queue == NULL)
+	if (mean == NULL || rhat == NULL || queue == NULL)
 		goto out;
 	if (niter < 4) { /* too few draws to tell chains apart: one mode */
 		for (size_t c = 0; c < nchains; c++)
@@ -801,21 +833,16 @@ sbi_mcmc_modes(const double *draws, size_t nchains, size_t niter, size_t d, size
 	}
 	chain_moments(draws, nchains, niter, d, mean, mean + nchains * d);
 	nmodes = label_modes(mean, mean + nchains * d, nchains, d, mode, queue);
-	double worst = 0;
-	for (size_t k = 0; k < nmodes; k++) {
-		size_t n = 0;
-		for (size_t c = 0; c < nchains; c++)
-			if (mode[c] == k)
-				memcpy(sub + n++ * niter * d, draws + c * niter * d, niter * d * sizeof *sub);
-		sbi_mcmc_rhat(sub, n, niter, d, rhat);
-		for (size_t j = 0; j < d; j++)
-			worst = isnan(rhat[j]) || isnan(worst) ? NAN : fmax(worst, rhat[j]);
-	}
-	*rhat_within = worst;
+	if (nmodes == 1) /* the pooled R-hat, without a copy */
+		*rhat_within = largest_rhat(draws, nchains, niter, d, rhat);
+	else if ((sub = sbi_malloc(nchains * niter * d * sizeof *sub)) != NULL)
+		*rhat_within = within_rhat(draws, nchains, niter, d, mode, nmodes, sub, rhat);
+	else
+		nmodes = 0;
 out:
 	sbi_free(queue);
-	sbi_free(rhat);
 	sbi_free(sub);
+	sbi_free(rhat);
 	sbi_free(mean);
 	return nmodes;
 }

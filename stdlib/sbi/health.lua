@@ -21,25 +21,27 @@ function M.warn(msg)
 end
 
 -- Chains in separate modes, from core.mcmc's diagnostics: nil unless
--- the chains sit in two or more modes, else e.g. "2 modes (12 + 8 of 20
+-- the chains sit in two or more modes and mix within each (the R-hat
+-- within the modes under the threshold: chains that merely have not
+-- mixed also fall apart into groups), else e.g. "2 modes (12 + 8 of 20
 -- chains), R-hat within modes 1.004".
 function M.modes(diag)
-  local mc = diag.mode_chains
-  if not mc or #mc < 2 then return nil end
+  local mc, within = diag.mode_chains, diag.rhat_within
+  if not mc or #mc < 2 or not M.mixed(within) then return nil end
   local counts, n = {}, 0
   for k, c in ipairs(mc) do counts[k], n = string.format("%d", c), n + c end
   local list = #mc <= 5 and " (" .. table.concat(counts, " + ") .. string.format(" of %d chains)", n) or ""
-  return string.format("%d modes%s, R-hat within modes %.3f", #mc, list, diag.rhat_within)
+  return string.format("%d modes%s, R-hat within modes %.3f", #mc, list, within)
 end
 
--- modes when every mode mixed (rhat_within, the R-hat within the modes,
--- under the threshold), else nil: what M.record explains a large R-hat by.
-function M.mixed_modes(modes, rhat_within)
-  return modes and rhat_within == rhat_within and rhat_within <= M.thresholds.max_rhat and modes or nil
+-- Whether an R-hat within modes is under this run's threshold (a cached
+-- artifact's modes are judged again by it).
+function M.mixed(rhat_within)
+  return rhat_within ~= nil and rhat_within == rhat_within and rhat_within <= M.thresholds.max_rhat
 end
 
 -- Records the convergence figures of a step labelled label and warns
--- when they pass the thresholds. modes (M.mixed_modes) explains a large R-hat by chains that each stay in one mode of a
+-- when they pass the thresholds. modes (M.modes) explains a large R-hat by chains that each stay in one mode of a
 -- multimodal density.
 function M.record(label, max_rhat, min_ess, what, modes)
   M.records[label] = { max_rhat = max_rhat, min_ess = min_ess }
@@ -53,8 +55,8 @@ function M.record(label, max_rhat, min_ess, what, modes)
   if #bad == 0 then return end
   if modes and bad[1]:find("^R%-hat") then
     M.warn(string.format("%s: %s may not have converged: %s; the chains sit in %s: the sampler does not move " ..
-                         "between modes, so their weights come from the chains' starting points (more chains " ..
-                         "weigh them finer: docs/diagnostics.md#mcmc-health)",
+                         "between modes, so their weights come from the chains' starting points, not from MCMC, " ..
+                         "and are rough (docs/diagnostics.md#mcmc-health)",
                          label, what or "MCMC", table.concat(bad, ", "), modes))
   else
     M.warn(string.format("%s: %s may not have converged: %s (more warm-up or chains: docs/diagnostics.md#mcmc-health)",

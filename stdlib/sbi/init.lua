@@ -144,7 +144,7 @@ function sbi._write_outputs(outputs, arts, dir, quiet, train)
       -- A cached MCMC posterior warns again.
       if arts[i].max_rhat then
         local a = arts[i]
-        health.record(o.node.label, a.max_rhat, a.min_ess, nil, health.mixed_modes(a.modes, a.rhat_within))
+        health.record(o.node.label, a.max_rhat, a.min_ess, nil, health.mixed(a.rhat_within) and a.modes or nil)
       end
     end
   end

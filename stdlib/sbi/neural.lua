@@ -443,7 +443,7 @@ local function mcmc_node(kind, where, inputs, key, prior, label_method, make_tar
     core.stderr(string.format("%s: %s sampling, %d chains, %d samples in %.2f s, max R-hat %.3f, min ESS %.0f%s\n",
                               node.label, key.sampler, diag.chains, key.num_samples, diag.seconds, worst, min_ess,
                               modes and "; " .. modes or ""))
-    health.record(node.label, worst, min_ess, nil, health.mixed_modes(modes, diag.rhat_within))
+    health.record(node.label, worst, min_ess, nil, modes)
     -- No wall times in artifacts: they would make equal results hash differently
     -- (run.json has the seconds of every step).
     return { samples = samples, names = prior.names, max_rhat = worst, min_ess = min_ess, method = label_method,

@@ -58,6 +58,25 @@ expect_err "(more warm-up or chains: docs/diagnostics.md#mcmc-health)"
 grep -q "the chains sit in" "$ERR" && fail "max_rhat = 1.0001: modes called mixed: $(cat "$ERR")"
 expect_eq "$(ran_nodes sbirun-out/health/run.json)" "0" "max_rhat = 1.0001: nothing re-ran"
 
+# Chains that have not mixed (a Gaussian with correlation 0.99 between 5
+# parameters, 50 draws a chain) fall apart into groups too, each unmixed:
+# those are not called modes (seed 2: 3 groups, R-hat within them 2.98).
+cat > corr.lua <<'EOF2'
+local core, health, sbi = require "sbi.core", require "sbi.health", require "sbi"
+local prior = sbi.prior.uniform { low = { -5, -5, -5, -5, -5 }, high = { 5, 5, 5, 5, 5 } }
+local function loglik(t)
+  local s, q = 0, 0
+  for j = 1, 5 do s, q = s + t[j], q + t[j] * t[j] end
+  return -0.5 * (q - 0.99 / (1 + 4 * 0.99) * s * s) / (1 - 0.99)
+end
+local _, diag = core.mcmc { prior = prior.c, loglik = loglik, kind = "slice", chains = 20, warmup = 200, thin = 1,
+  num_samples = 1000, seed = 2, candidates = 10000 }
+print(#diag.mode_chains, diag.rhat_within > 1.5, health.modes(diag))
+EOF2
+run lua corr.lua
+expect_ok
+expect_eq "$(cat "$OUT")" "$(printf '3\ttrue\tnil')" "unmixed groups of chains: count, R-hat within, not called modes"
+
 # Thresholds moved: no warning.
 run health.lua --set max_rhat=1000
 expect_ok
