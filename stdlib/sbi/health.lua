@@ -41,8 +41,8 @@ function M.mixed(rhat_within)
 end
 
 -- Records the convergence figures of a step labelled label and warns
--- when they pass the thresholds. modes (M.modes) explains a large R-hat by chains that each stay in one mode of a
--- multimodal density.
+-- when they pass the thresholds. modes (M.modes) explains a large
+-- R-hat by chains that each stay in one mode of a multimodal density.
 function M.record(label, max_rhat, min_ess, what, modes)
   M.records[label] = { max_rhat = max_rhat, min_ess = min_ess }
   local t, bad = M.thresholds, {}

@@ -37,6 +37,7 @@ baseline() { # method -> "CPU-s C2ST" of the reference package
 }
 perf=()
 if [ -n "${PERF:-}" ]; then
+	command -v perf >/dev/null || { echo "PERF=1 needs perf (Debian's linux-perf)" >&2; exit 2; }
 	perf=(perf record -q -F 300 -o "$tmp/perf.data" --)
 	echo "| variant | seed | build | CPU s | wall s | ref CPU s | CPU speed-up | C2ST | ref C2ST | OpenBLAS share | OpenBLAS CPU s |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"

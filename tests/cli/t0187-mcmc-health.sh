@@ -2,8 +2,9 @@
 # MCMC health: chains stuck in the two modes of a bimodal posterior give a
 # warning (R-hat and ESS past the thresholds) on stderr and in run.json's
 # `warnings`, again when the step is cached; the warning says the chains
-# sit in 2 modes, 2 chains each, and mix within them; sbi.diagnose.mcmc_health moves
-# the thresholds; sbi.gate{ rhat = R } fails the run with exit code 3 after
+# sit in 2 modes, 2 chains each, and mix within them (unmixed groups of
+# chains are not called modes); sbi.diagnose.mcmc_health moves the
+# thresholds; sbi.gate{ rhat = R } fails the run with exit code 3 after
 # writing the samples. A converged run has no warning and no new run.json key.
 . "$(dirname "$0")/lib.sh"
 
